@@ -1,0 +1,172 @@
+# kinfer — plain Makefile, out-of-tree build in $(BUILD)/.
+#
+#   make                  library, examples, bench programs
+#   make test             every test suite (model tests run when models/ has them)
+#   make test-asan        the same under AddressSanitizer + UBSan (build/asan/)
+#   make fuzz             the GGUF parser's libFuzzer target for FUZZ_TIME seconds
+#   make models           fetch the test models into models/
+#   make demo             build, fetch the default model, run it
+#   make install PREFIX=/usr/local
+#
+# KINFER_CUDA=1|0 forces the CUDA backend on or off; by default it is on when
+# nvcc is found.  CUDA_ARCHS narrows the GPU list for a faster local build.
+
+VERSION := 0.1.0
+SOVERSION := 0
+
+PREFIX ?= /usr/local
+BUILD ?= build
+CC ?= cc
+NVCC ?= $(or $(shell command -v nvcc 2>/dev/null),$(wildcard /usr/local/cuda/bin/nvcc))
+CUDA_HOME ?= $(patsubst %/bin/nvcc,%,$(NVCC))
+CUDA_ARCHS ?= 80 86 89 90 120
+MODELS_DIR ?= models
+FUZZ_TIME ?= 60
+SANITIZE ?= 0
+
+ifeq ($(origin KINFER_CUDA),undefined)
+KINFER_CUDA := $(if $(NVCC),1,0)
+endif
+
+ARCH := $(shell uname -m)
+.SECONDEXPANSION:
+
+OPENBLAS_CFLAGS := $(shell pkg-config --cflags openblas 2>/dev/null)
+OPENBLAS_LIBS := $(or $(shell pkg-config --libs openblas 2>/dev/null),-lopenblas)
+PCRE2_LIBS := $(or $(shell pkg-config --libs libpcre2-8 2>/dev/null),-lpcre2-8)
+CHECK_LIBS := $(or $(shell pkg-config --libs check 2>/dev/null),-lcheck -lsubunit -lrt -lm)
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter -Wno-format-truncation
+CFLAGS_BASE := -std=c11 -O2 -g -fPIC -pthread $(WARN) -D_GNU_SOURCE \
+	-Iinclude -Ilib -Ikernels $(OPENBLAS_CFLAGS) -MMD -MP
+LDLIBS := $(OPENBLAS_LIBS) $(PCRE2_LIBS) -lpthread -lm
+
+ifeq ($(SANITIZE),1)
+CFLAGS_BASE += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+LDFLAGS += -fsanitize=address,undefined
+endif
+
+ifeq ($(KINFER_CUDA),1)
+CFLAGS_BASE += -DKINFER_CUDA=1 -I$(CUDA_HOME)/include
+LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart
+NVCCFLAGS := -O2 -std=c++17 -Xcompiler -fPIC -Iinclude -Ilib -Ikernels -MMD -MP \
+	-Werror all-warnings \
+	$(foreach a,$(CUDA_ARCHS),-gencode arch=compute_$(a),code=sm_$(a)) \
+	-gencode arch=compute_$(lastword $(CUDA_ARCHS)),code=compute_$(lastword $(CUDA_ARCHS))
+endif
+CFLAGS ?=
+CFLAGS_ALL = $(CFLAGS_BASE) $(CFLAGS)
+
+# ------------------------------------------------------------------ sources
+LIB_SRC := $(wildcard lib/*.c) $(wildcard kernels/*.c) $(wildcard kernels/cpu/*.c)
+# SIMD variants are compiled with their own flags and picked at run time.
+ifeq ($(ARCH),x86_64)
+LIB_SRC += $(wildcard kernels/cpu/x86/*.c)
+endif
+ifneq ($(filter aarch64 arm64,$(ARCH)),)
+LIB_SRC += $(wildcard kernels/cpu/arm/*.c)
+endif
+CUDA_SRC := $(if $(filter 1,$(KINFER_CUDA)),$(wildcard kernels/cuda/*.cu))
+
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/obj/%.o) $(CUDA_SRC:%.cu=$(BUILD)/obj/%.o)
+
+FLAGS_avx2 := -mavx2 -mfma -mf16c
+FLAGS_avx512 := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mfma -mf16c
+simd_flags = $(if $(findstring _avx512,$1),$(FLAGS_avx512),$(if $(findstring _avx2,$1),$(FLAGS_avx2)))
+
+EXAMPLES := $(notdir $(wildcard examples/*))
+EXAMPLE_BIN := $(EXAMPLES:%=$(BUILD)/bin/kinfer-%)
+BENCH_SRC := $(wildcard bench/*.c)
+BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bin/%)
+TEST_SRC := $(wildcard tests/test_*.c)
+TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+TEST_UTIL := $(BUILD)/obj/tests/testutil.o
+
+STATIC_LIB := $(BUILD)/lib/libkinfer.a
+# (a function, so a pattern rule's % substitution cannot touch its %)
+objects_of = $(patsubst %.c,$(BUILD)/obj/%.o,$1)
+SHARED_LIB := $(BUILD)/lib/libkinfer.so.$(VERSION)
+
+.PHONY: all lib examples tests test test-asan fuzz models demo install uninstall clean
+all: lib examples $(BENCH_BIN) tests
+lib: $(STATIC_LIB) $(SHARED_LIB)
+examples: $(EXAMPLE_BIN)
+tests: $(TEST_BIN)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) $(call simd_flags,$*) -c $< -o $@
+
+$(BUILD)/obj/%.o: %.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -c $< -o $@
+
+$(STATIC_LIB): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	rm -f $@ && $(AR) rcs $@ $^
+
+$(SHARED_LIB): $(LIB_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) -shared -Wl,-soname,libkinfer.so.$(SOVERSION) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+	ln -sf libkinfer.so.$(VERSION) $(BUILD)/lib/libkinfer.so.$(SOVERSION)
+	ln -sf libkinfer.so.$(SOVERSION) $(BUILD)/lib/libkinfer.so
+
+# Programs link the static library so they run from the build tree.
+$(BUILD)/bin/kinfer-%: $$(call objects_of,$$(wildcard examples/$$*/*.c)) $(STATIC_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/bin/%: $(BUILD)/obj/bench/%.o $(STATIC_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+$(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TEST_UTIL) $(STATIC_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(LDLIBS)
+
+# ------------------------------------------------------------------- tests
+test: $(TEST_BIN)
+	@KINFER_MODELS_DIR=$(MODELS_DIR) BUILD=$(BUILD) sh tests/run.sh $(TEST_BIN)
+
+test-asan:
+	$(MAKE) BUILD=build/asan SANITIZE=1 KINFER_CUDA=0 test
+
+FUZZ_BIN := $(BUILD)/fuzz/fuzz_gguf
+FUZZ_SRC := tests/fuzz_gguf.c lib/gguf.c kernels/types.c kernels/cpu/ref.c kernels/cpu/ref_kquants.c
+fuzz: $(FUZZ_BIN)
+	@mkdir -p $(BUILD)/fuzz/corpus
+	$(FUZZ_BIN) -max_total_time=$(FUZZ_TIME) -max_len=65536 -print_final_stats=1 \
+		$(BUILD)/fuzz/corpus tests/fuzz_seeds 2>&1 | tail -n 25
+
+$(FUZZ_BIN): $(FUZZ_SRC) lib/gguf.h kernels/quant.h include/kinfer.h
+	@mkdir -p $(dir $@)
+	clang -std=c11 -g -O1 -D_GNU_SOURCE -Iinclude -Ilib -Ikernels \
+		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -o $@ $(FUZZ_SRC) -lm
+
+models:
+	bash scripts/fetch-models.sh $(MODELS_DIR)
+
+# Build, fetch the default model, and run the main job on it.
+demo: all models
+	$(BUILD)/bin/kinfer-inspect $(MODELS_DIR)/SmolLM2-135M-Instruct.Q4_1.gguf
+
+# ----------------------------------------------------------------- install
+install: lib
+	install -d $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig $(DESTDIR)$(PREFIX)/bin
+	install -m 644 include/kinfer.h $(DESTDIR)$(PREFIX)/include/
+	install -m 644 $(STATIC_LIB) $(DESTDIR)$(PREFIX)/lib/
+	install -m 755 $(SHARED_LIB) $(DESTDIR)$(PREFIX)/lib/
+	ln -sf libkinfer.so.$(VERSION) $(DESTDIR)$(PREFIX)/lib/libkinfer.so.$(SOVERSION)
+	ln -sf libkinfer.so.$(SOVERSION) $(DESTDIR)$(PREFIX)/lib/libkinfer.so
+	for b in $(EXAMPLE_BIN); do [ -f $$b ] && install -m 755 $$b $(DESTDIR)$(PREFIX)/bin/ || true; done
+	sed -e 's|@PREFIX@|$(PREFIX)|' -e 's|@VERSION@|$(VERSION)|' \
+		-e 's|@LIBS_PRIVATE@|$(LDLIBS)|' kinfer.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/kinfer.pc
+
+uninstall:
+	rm -f $(DESTDIR)$(PREFIX)/include/kinfer.h $(DESTDIR)$(PREFIX)/lib/libkinfer.* \
+		$(DESTDIR)$(PREFIX)/lib/pkgconfig/kinfer.pc $(EXAMPLES:%=$(DESTDIR)$(PREFIX)/bin/kinfer-%)
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -1,0 +1,322 @@
+/*
+ * model.c — the model handle: the GGUF image (mapped, read, or the caller's),
+ * its parsed tables, and read access to metadata and tensors.
+ */
+#include "model.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define STR_(x) #x
+#define STR(x) STR_(x)
+
+const char *kinfer_version(void)
+{
+    return STR(KINFER_VERSION_MAJOR) "." STR(KINFER_VERSION_MINOR) "." STR(KINFER_VERSION_PATCH);
+}
+
+const char *kinfer_status_str(kinfer_status status)
+{
+    switch (status) {
+    case KINFER_OK: return "KINFER_OK";
+    case KINFER_E_IO: return "KINFER_E_IO";
+    case KINFER_E_FORMAT: return "KINFER_E_FORMAT";
+    case KINFER_E_TRUNCATED: return "KINFER_E_TRUNCATED";
+    case KINFER_E_UNSUPPORTED: return "KINFER_E_UNSUPPORTED";
+    case KINFER_E_NOMEM: return "KINFER_E_NOMEM";
+    case KINFER_E_DEVICE: return "KINFER_E_DEVICE";
+    case KINFER_E_CONTEXT_FULL: return "KINFER_E_CONTEXT_FULL";
+    case KINFER_E_ABORTED: return "KINFER_E_ABORTED";
+    case KINFER_E_INVALID_ARG: return "KINFER_E_INVALID_ARG";
+    case KINFER_E_NOT_FOUND: return "KINFER_E_NOT_FOUND";
+    case KINFER_E_TYPE_MISMATCH: return "KINFER_E_TYPE_MISMATCH";
+    }
+    return "KINFER_E_UNKNOWN";
+}
+
+const char *kinfer_value_type_name(int type)
+{
+    static const char *const names[GGUF_NTYPES] = {
+        "u8", "i8", "u16", "i16", "u32", "i32", "f32", "bool", "string", "array", "u64", "i64", "f64",
+    };
+    return type >= 0 && type < GGUF_NTYPES ? names[type] : NULL;
+}
+
+kinfer_status model_fail(kinfer_model *model, kinfer_status status, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(model->errmsg, sizeof model->errmsg, fmt, ap);
+    va_end(ap);
+    return status;
+}
+
+kinfer_model_params kinfer_model_default_params(void)
+{
+    kinfer_model_params p = {0};
+    p.use_mmap = true;
+    return p;
+}
+
+static int report_progress(const kinfer_model_params *p, float progress)
+{
+    return !p->progress || p->progress(progress, p->progress_user_data);
+}
+
+/* Parse the image and everything built from it. */
+static kinfer_status model_finish_load(kinfer_model *model, const kinfer_model_params *params)
+{
+    kinfer_status st = gguf_parse(model->image, model->image_size, &model->gguf, model->errmsg,
+                                  sizeof model->errmsg);
+    if (st) return st;
+    if (!report_progress(params, 1.0f))
+        return model_fail(model, KINFER_E_ABORTED, "load cancelled by the progress callback");
+    model->errmsg[0] = '\0';
+    return KINFER_OK;
+}
+
+/* Read a whole file into memory, reporting progress between chunks. */
+static kinfer_status read_file(kinfer_model *model, int fd, const char *path, size_t size,
+                               const kinfer_model_params *params)
+{
+    uint8_t *buf = malloc(size ? size : 1);
+    if (!buf) return model_fail(model, KINFER_E_NOMEM, "%s: out of memory for %zu bytes", path, size);
+    model->image = buf;
+    model->owned = 1;
+    const size_t chunk = 64u << 20;
+    for (size_t done = 0; done < size;) {
+        size_t want = size - done < chunk ? size - done : chunk;
+        ssize_t n = read(fd, buf + done, want);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0) return model_fail(model, KINFER_E_IO, "%s: read: %s", path, strerror(errno));
+        if (n == 0) return model_fail(model, KINFER_E_IO, "%s: file shrank while reading", path);
+        done += (size_t)n;
+        if (!report_progress(params, 0.9f * (float)done / (float)size))
+            return model_fail(model, KINFER_E_ABORTED, "load cancelled by the progress callback");
+    }
+    return KINFER_OK;
+}
+
+kinfer_status kinfer_model_load(const char *path, const kinfer_model_params *params,
+                                kinfer_model **out)
+{
+    kinfer_model_params defaults = kinfer_model_default_params();
+    if (!params) params = &defaults;
+    if (!out) return KINFER_E_INVALID_ARG;
+    kinfer_model *model = *out = calloc(1, sizeof(*model));
+    if (!model) return KINFER_E_NOMEM;
+    if (!path) return model_fail(model, KINFER_E_INVALID_ARG, "path is NULL");
+
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return model_fail(model, KINFER_E_IO, "%s: %s", path, strerror(errno));
+    struct stat sb;
+    kinfer_status st = KINFER_OK;
+    if (fstat(fd, &sb) != 0) {
+        st = model_fail(model, KINFER_E_IO, "%s: fstat: %s", path, strerror(errno));
+    } else if (!S_ISREG(sb.st_mode)) {
+        st = model_fail(model, KINFER_E_IO, "%s: not a regular file", path);
+    } else if ((uint64_t)sb.st_size > SIZE_MAX) {
+        st = model_fail(model, KINFER_E_UNSUPPORTED, "%s: too large for this address space", path);
+    } else {
+        model->image_size = (size_t)sb.st_size;
+        if (params->use_mmap && model->image_size > 0) {
+            void *p = mmap(NULL, model->image_size, PROT_READ, MAP_PRIVATE, fd, 0);
+            if (p == MAP_FAILED)
+                st = model_fail(model, KINFER_E_IO, "%s: mmap: %s", path, strerror(errno));
+            else
+                model->image = p, model->mapped = 1;
+        } else {
+            st = read_file(model, fd, path, model->image_size, params);
+        }
+    }
+    close(fd);
+    if (st) return st;
+    st = model_finish_load(model, params);
+    if (st && strncmp(model->errmsg, path, strlen(path)) != 0) {
+        /* Prefix the file name so the message stands on its own. */
+        char msg[sizeof model->errmsg];
+        snprintf(msg, sizeof msg, "%s: %s", path, model->errmsg);
+        memcpy(model->errmsg, msg, sizeof msg);
+    }
+    return st;
+}
+
+kinfer_status kinfer_model_load_from_buffer(const void *data, size_t size,
+                                            const kinfer_model_params *params,
+                                            kinfer_model **out)
+{
+    kinfer_model_params defaults = kinfer_model_default_params();
+    if (!params) params = &defaults;
+    if (!out) return KINFER_E_INVALID_ARG;
+    kinfer_model *model = *out = calloc(1, sizeof(*model));
+    if (!model) return KINFER_E_NOMEM;
+    if (!data && size) return model_fail(model, KINFER_E_INVALID_ARG, "buffer is NULL");
+    model->image = data;
+    model->image_size = size;
+    return model_finish_load(model, params);
+}
+
+void kinfer_model_free(kinfer_model *model)
+{
+    if (!model) return;
+    gguf_free(model->gguf);
+    if (model->mapped) munmap((void *)model->image, model->image_size);
+    if (model->owned) free((void *)model->image);
+    free(model);
+}
+
+const char *kinfer_model_errmsg(const kinfer_model *model)
+{
+    return model ? model->errmsg : "model is NULL";
+}
+
+uint32_t kinfer_model_gguf_version(const kinfer_model *model)
+{
+    return model && model->gguf ? model->gguf->version : 0;
+}
+
+/* ---------------------------------------------------------------- metadata */
+
+static const gguf_kv *kv_at(const kinfer_model *model, int64_t i)
+{
+    if (!model || !model->gguf || i < 0 || (uint64_t)i >= model->gguf->n_kv) return NULL;
+    return &model->gguf->kv[i];
+}
+
+int64_t kinfer_meta_count(const kinfer_model *model)
+{
+    return model && model->gguf ? (int64_t)model->gguf->n_kv : 0;
+}
+
+const char *kinfer_meta_key(const kinfer_model *model, int64_t i)
+{
+    const gguf_kv *kv = kv_at(model, i);
+    return kv ? kv->key : NULL;
+}
+
+int64_t kinfer_meta_find(const kinfer_model *model, const char *key)
+{
+    if (!model || !model->gguf || !key) return -1;
+    return gguf_find_key(model->gguf, key);
+}
+
+kinfer_status kinfer_meta_type(const kinfer_model *model, int64_t i, kinfer_value_type *type,
+                               kinfer_value_type *elem_type, uint64_t *n_elems)
+{
+    const gguf_kv *kv = kv_at(model, i);
+    if (!kv) return KINFER_E_NOT_FOUND;
+    if (type) *type = (kinfer_value_type)kv->type;
+    if (elem_type) *elem_type = (kinfer_value_type)(kv->type == GGUF_ARR ? kv->elem_type : kv->type);
+    if (n_elems) *n_elems = kv->type == GGUF_ARR ? kv->n_elems : 1;
+    return KINFER_OK;
+}
+
+static const gguf_kv *kv_by_key(const kinfer_model *model, const char *key)
+{
+    return kv_at(model, kinfer_meta_find(model, key));
+}
+
+kinfer_status kinfer_meta_get_int(const kinfer_model *model, const char *key, int64_t *out)
+{
+    const gguf_kv *kv = kv_by_key(model, key);
+    return kv ? gguf_kv_int(kv, out) : KINFER_E_NOT_FOUND;
+}
+
+kinfer_status kinfer_meta_get_uint(const kinfer_model *model, const char *key, uint64_t *out)
+{
+    const gguf_kv *kv = kv_by_key(model, key);
+    return kv ? gguf_kv_uint(kv, out) : KINFER_E_NOT_FOUND;
+}
+
+kinfer_status kinfer_meta_get_float(const kinfer_model *model, const char *key, double *out)
+{
+    const gguf_kv *kv = kv_by_key(model, key);
+    return kv ? gguf_kv_float(kv, out) : KINFER_E_NOT_FOUND;
+}
+
+kinfer_status kinfer_meta_get_bool(const kinfer_model *model, const char *key, bool *out)
+{
+    const gguf_kv *kv = kv_by_key(model, key);
+    if (!kv) return KINFER_E_NOT_FOUND;
+    int b;
+    kinfer_status st = gguf_kv_bool(kv, &b);
+    if (!st) *out = b != 0;
+    return st;
+}
+
+kinfer_status kinfer_meta_get_str(const kinfer_model *model, const char *key, const char **out)
+{
+    const gguf_kv *kv = kv_by_key(model, key);
+    if (!kv) return KINFER_E_NOT_FOUND;
+    if (kv->type != GGUF_STR) return KINFER_E_TYPE_MISMATCH;
+    *out = kv->str;
+    return KINFER_OK;
+}
+
+kinfer_status kinfer_meta_array_int(const kinfer_model *model, int64_t i, uint64_t j,
+                                    int64_t *out)
+{
+    const gguf_kv *kv = kv_at(model, i);
+    return kv ? gguf_arr_int(kv, j, out) : KINFER_E_NOT_FOUND;
+}
+
+kinfer_status kinfer_meta_array_float(const kinfer_model *model, int64_t i, uint64_t j,
+                                      double *out)
+{
+    const gguf_kv *kv = kv_at(model, i);
+    return kv ? gguf_arr_float(kv, j, out) : KINFER_E_NOT_FOUND;
+}
+
+kinfer_status kinfer_meta_array_str(const kinfer_model *model, int64_t i, uint64_t j,
+                                    const char **out, size_t *len)
+{
+    const gguf_kv *kv = kv_at(model, i);
+    return kv ? gguf_arr_str(kv, j, out, len) : KINFER_E_NOT_FOUND;
+}
+
+int64_t kinfer_meta_format(const kinfer_model *model, int64_t i, uint64_t max_elems, char *buf,
+                           size_t size)
+{
+    const gguf_kv *kv = kv_at(model, i);
+    if (!kv) {
+        if (buf && size) buf[0] = '\0';
+        return 0;
+    }
+    if (!buf) size = 0;
+    return gguf_kv_format(kv, max_elems, buf, size);
+}
+
+/* ------------------------------------------------------------------ tensors */
+
+int64_t kinfer_tensor_count(const kinfer_model *model)
+{
+    return model && model->gguf ? (int64_t)model->gguf->n_tensors : 0;
+}
+
+int64_t kinfer_tensor_find(const kinfer_model *model, const char *name)
+{
+    if (!model || !model->gguf || !name) return -1;
+    return gguf_find_tensor(model->gguf, name);
+}
+
+kinfer_status kinfer_tensor_get_info(const kinfer_model *model, int64_t i, kinfer_tensor_info *out)
+{
+    if (!model || !model->gguf || i < 0 || (uint64_t)i >= model->gguf->n_tensors)
+        return KINFER_E_NOT_FOUND;
+    if (!out) return KINFER_E_INVALID_ARG;
+    const gguf_tensor *t = &model->gguf->tensors[i];
+    out->name = t->name;
+    out->type = (kinfer_type)t->type;
+    out->n_dims = t->n_dims;
+    memcpy(out->ne, t->ne, sizeof out->ne);
+    out->n_elements = t->n_elements;
+    out->offset = model->gguf->data_offset + t->offset;
+    out->size = t->size;
+    return KINFER_OK;
+}

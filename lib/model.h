@@ -1,0 +1,23 @@
+/* model.h — the model handle's insides (internal). */
+#ifndef KINFER_MODEL_H
+#define KINFER_MODEL_H
+
+#include <stdarg.h>
+
+#include "gguf.h"
+#include "kinfer.h"
+
+struct kinfer_model {
+    gguf_file *gguf;          /* metadata and tensor table; NULL after a failed load */
+    const uint8_t *image;     /* the GGUF bytes: mapped, read, or the caller's */
+    size_t image_size;
+    int mapped;               /* image is an mmap to munmap */
+    int owned;                /* image is a malloc to free */
+    char errmsg[512];
+};
+
+/* Record a failure message on the model and return status. printf-style. */
+kinfer_status model_fail(kinfer_model *model, kinfer_status status, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+#endif /* KINFER_MODEL_H */

@@ -1,0 +1,32 @@
+/* fuzz_gguf.c — libFuzzer target for the GGUF parser: any bytes in, a status
+ * out, never a crash or a read outside the input. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "gguf.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    char err[256];
+    gguf_file *gf = NULL;
+    if (gguf_parse(data, size, &gf, err, sizeof err) != KINFER_OK) return 0;
+    /* Walk what was accepted, the way a caller would. */
+    char buf[256];
+    for (uint64_t i = 0; i < gf->n_kv; i++) {
+        gguf_kv_format(&gf->kv[i], 4, buf, sizeof buf);
+        if (gf->kv[i].type == GGUF_ARR && gf->kv[i].n_elems > 0) {
+            const char *s;
+            size_t len;
+            int64_t v;
+            if (gguf_arr_str(&gf->kv[i], gf->kv[i].n_elems - 1, &s, &len) == KINFER_OK && len)
+                (void)s[len - 1];
+            gguf_arr_int(&gf->kv[i], 0, &v);
+        }
+    }
+    for (uint64_t i = 0; i < gf->n_tensors; i++)
+        if (gf->tensors[i].size) (void)((const uint8_t *)gf->tensors[i].data)[gf->tensors[i].size - 1];
+    gguf_free(gf);
+    return 0;
+}

@@ -1,0 +1,142 @@
+/*
+ * kernels.h — the CPU kernels the forward pass calls (internal).
+ *
+ * Quantized kernels come in variants (scalar reference, AVX2, AVX-512/VNNI);
+ * the best one the CPU supports is chosen once, at first use, and the rest of
+ * the program sees one table per type.  Everything here is thread-safe and
+ * keeps no mutable state besides that one-time choice.
+ *
+ * Shapes: rows are contiguous; "n" counts elements (not blocks or bytes).
+ */
+#ifndef KINFER_CPU_KERNELS_H
+#define KINFER_CPU_KERNELS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kinfer.h"
+#include "quant.h"
+
+struct kinfer_threadpool;
+
+/* ------------------------------------------------------ per-type kernels */
+
+typedef enum kinfer_cpu_level {
+    KINFER_CPU_SCALAR = 0,
+    KINFER_CPU_AVX2 = 1,   /* AVX2 + FMA + F16C */
+    KINFER_CPU_AVX512 = 2, /* AVX-512 F/BW/VL/DQ + VNNI */
+    KINFER_CPU_LEVEL_COUNT
+} kinfer_cpu_level;
+
+typedef struct kinfer_cpu_kernels {
+    kinfer_to_float_fn to_float;     /* dequantize a row */
+    kinfer_from_float_fn from_float; /* quantize a row (activations: fast path) */
+    kinfer_vec_dot_fn vec_dot;       /* weight row . activation row in vec_dot_type */
+    int vec_dot_type;
+} kinfer_cpu_kernels;
+
+/* Kernels of a type at the best level this CPU has; NULL for a type we have
+ * no kernels for.  Fields may be NULL (e.g. vec_dot of Q8_K, which only ever
+ * is an activation type). */
+const kinfer_cpu_kernels *kinfer_cpu_kernels_get(int type);
+
+/* Same at a given level, or NULL when this CPU (or build) lacks that level.
+ * A level fills in what it does not implement from the level below, so the
+ * table is always complete.  For tests and benchmarks. */
+const kinfer_cpu_kernels *kinfer_cpu_kernels_at(int type, kinfer_cpu_level level);
+
+/* Level chosen for this CPU and its name ("avx512", "avx2", "scalar"). */
+kinfer_cpu_level kinfer_cpu_best_level(void);
+const char *kinfer_cpu_level_name(kinfer_cpu_level level);
+
+/*
+ * Checked entry points.  KINFER_E_UNSUPPORTED for a type without that
+ * kernel, KINFER_E_INVALID_ARG when n is negative or not a multiple of the
+ * type's block size, or a pointer is NULL (with n > 0).
+ */
+kinfer_status kinfer_dequantize_row(int type, const void *src, float *dst, int64_t n);
+kinfer_status kinfer_quantize_row(int type, const float *src, void *dst, int64_t n);
+/* *out = w . a, with a already in the type's vec_dot_type. */
+kinfer_status kinfer_vec_dot(int type, int64_t n, const void *w, const void *a, float *out);
+
+/* ------------------------------------------------------------- matmul */
+
+/*
+ * y = W x for a batch of tokens:
+ *   w: (n_rows, n_cols) in `type`, rows contiguous, row stride
+ *      kinfer_row_size(type, n_cols)
+ *   x: (n_tokens, n_cols) f32          y: (n_tokens, n_rows) f32
+ * Each x row is quantized once to the type's vec_dot_type, then weight rows
+ * are split across the pool's threads (pool may be NULL: calling thread
+ * only).  For many tokens it either tiles the quantized dot products or
+ * dequantizes panels of W and calls OpenBLAS, whichever measured faster.
+ *
+ * scratch must hold kinfer_matmul_scratch_size(...) bytes (64-byte aligned
+ * is best); it is only used during the call.
+ * KINFER_E_UNSUPPORTED: no kernels for type.  KINFER_E_INVALID_ARG: bad
+ * shape (n_cols not a multiple of the block size, negative counts) or
+ * scratch too small.
+ */
+size_t kinfer_matmul_scratch_size(int type, int64_t n_cols, int64_t n_tokens, int n_threads);
+kinfer_status kinfer_matmul(struct kinfer_threadpool *pool, void *scratch, size_t scratch_size,
+                            int type, const void *w, int64_t n_rows, int64_t n_cols,
+                            const float *x, int64_t n_tokens, float *y);
+
+/* How kinfer_matmul does many tokens; AUTO picks by measured crossover.
+ * The others are for tests and benchmarks. */
+typedef enum kinfer_matmul_path {
+    KINFER_MATMUL_AUTO = 0,
+    KINFER_MATMUL_QUANT = 1, /* quantized dot products, tiled */
+    KINFER_MATMUL_BLAS = 2   /* dequantize panels + cblas_sgemm */
+} kinfer_matmul_path;
+
+kinfer_status kinfer_matmul_ex(struct kinfer_threadpool *pool, void *scratch, size_t scratch_size,
+                               int type, const void *w, int64_t n_rows, int64_t n_cols,
+                               const float *x, int64_t n_tokens, float *y,
+                               kinfer_matmul_path path);
+
+/* --------------------------------------------------------- elementwise */
+
+/* out = x / sqrt(mean(x^2) + eps) * w over n elements (w may be NULL for no
+ * weight; Gemma's (1 + w) is a different w).  out may alias x. */
+void kinfer_rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps);
+
+typedef struct kinfer_rope_params {
+    bool neox;                  /* rotate pairs (i, i + n_rot/2), not (2i, 2i+1) */
+    int n_rot;                  /* leading dims of each head that rotate (even) */
+    float freq_base;            /* theta base, e.g. 10000 */
+    float freq_scale;           /* linear position scale (1 = none) */
+    float attn_factor;          /* multiplies cos and sin (1 = none) */
+    const float *freq_factors;  /* n_rot/2 divisors of each frequency, or NULL
+                                 * (Llama 3.1 "rope_freqs") */
+} kinfer_rope_params;
+
+/* Rotate, in place, x: (n_tokens, n_heads, head_dim), token t at position
+ * pos[t]: angle of pair i is pos * freq_scale * base^(-2i/n_rot) / ff[i]. */
+void kinfer_rope(float *x, int64_t n_tokens, int64_t n_heads, int64_t head_dim,
+                 const int32_t *pos, const kinfer_rope_params *p);
+
+/* In place, numerically stable (max subtracted). */
+void kinfer_softmax(float *x, int64_t n);
+
+/* out = silu(g) * u, silu(g) = g / (1 + e^-g).  out may alias g or u. */
+void kinfer_silu_gate(float *out, const float *g, const float *u, int64_t n);
+
+/* out = gelu(g) * u with ggml's tanh approximation
+ * gelu(g) = 0.5 g (1 + tanh(sqrt(2/pi) (g + 0.044715 g^3))). */
+void kinfer_gelu_gate(float *out, const float *g, const float *u, int64_t n);
+
+/* out = a + b; out may alias either. */
+void kinfer_add(float *out, const float *a, const float *b, int64_t n);
+
+/* x *= s */
+void kinfer_scale(float *x, float s, int64_t n);
+
+/* Embedding lookup: out row i = row ids[i] of table (n_rows_table rows of
+ * n_cols elements of type), as f32.  KINFER_E_INVALID_ARG for an id out of
+ * range or a bad row length; KINFER_E_UNSUPPORTED for a type we cannot read. */
+kinfer_status kinfer_get_rows(int type, const void *table, int64_t n_rows_table, int64_t n_cols,
+                              const int32_t *ids, int64_t n_ids, float *out);
+
+#endif /* KINFER_CPU_KERNELS_H */

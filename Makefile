@@ -112,11 +112,12 @@ $(SHARED_LIB): $(LIB_OBJ)
 	ln -sf libkinfer.so.$(SOVERSION) $(BUILD)/lib/libkinfer.so
 
 # Programs link the static library so they run from the build tree.
-$(BUILD)/bin/kinfer-%: $$(call objects_of,$$(wildcard examples/$$*/*.c)) $(STATIC_LIB)
+# (static pattern rules: bench/kinfer-bench.c must not match the examples' rule)
+$(EXAMPLE_BIN): $(BUILD)/bin/kinfer-%: $$(call objects_of,$$(wildcard examples/$$*/*.c)) $(STATIC_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
-$(BUILD)/bin/%: $(BUILD)/obj/bench/%.o $(STATIC_LIB)
+$(BENCH_BIN): $(BUILD)/bin/%: $(BUILD)/obj/bench/%.o $(STATIC_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -126,7 +127,7 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TEST_UTIL) $(STATIC_LIB)
 
 # ------------------------------------------------------------------- tests
 test: $(TEST_BIN)
-	@KINFER_MODELS_DIR=$(MODELS_DIR) BUILD=$(BUILD) sh tests/run.sh $(TEST_BIN)
+	@KINFER_MODELS_DIR=$(MODELS_DIR) KINFER_TEST_QUICK=$(SANITIZE) sh tests/run.sh $(TEST_BIN)
 
 test-asan:
 	$(MAKE) BUILD=build/asan SANITIZE=1 KINFER_CUDA=0 test
@@ -168,5 +169,7 @@ uninstall:
 
 clean:
 	rm -rf $(BUILD)
+
+.SECONDARY:
 
 -include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

@@ -227,6 +227,310 @@ int64_t kinfer_tensor_find(const kinfer_model *model, const char *name);
 /* KINFER_E_NOT_FOUND when i is out of range. */
 kinfer_status kinfer_tensor_get_info(const kinfer_model *model, int64_t i, kinfer_tensor_info *out);
 
+/* ------------------------------------------------------------- model info */
+
+/* Hyperparameters of a model whose architecture kinfer runs; 0 otherwise. */
+int32_t kinfer_model_n_layer(const kinfer_model *model);
+int32_t kinfer_model_n_embd(const kinfer_model *model);
+int32_t kinfer_model_n_vocab(const kinfer_model *model);   /* rows of the output matrix */
+int32_t kinfer_model_n_ctx_train(const kinfer_model *model);
+
+/* One line describing the model ("llama 135M Q4_1, 30 layers"), into buf;
+ * returns the length, negated when it did not fit. */
+int64_t kinfer_model_desc(const kinfer_model *model, char *buf, size_t size);
+
+/* --------------------------------------------------------------- contexts */
+
+typedef int32_t kinfer_token;
+typedef int32_t kinfer_pos;
+typedef int32_t kinfer_seq_id;
+
+#define KINFER_MAX_SEQ 256 /* sequence ids are 0 .. n_seq_max-1 <= this */
+
+typedef struct kinfer_context kinfer_context;
+
+/* Checked between layers while decoding; return true to stop, which makes
+ * kinfer_decode fail with KINFER_E_ABORTED and leave the KV cache as it was
+ * before the call. */
+typedef bool (*kinfer_abort_fn)(void *user_data);
+
+typedef struct kinfer_context_params {
+    uint32_t n_ctx;        /* KV cache cells; 0 = the model's training context */
+    uint32_t n_batch;      /* most tokens one kinfer_decode may carry (default 512) */
+    uint32_t n_seq_max;    /* distinct sequence ids (default 1) */
+    int32_t n_threads;     /* 0 = one per online core */
+    kinfer_type type_k;    /* KV cache types: F16 (default), Q8_0 or F32 */
+    kinfer_type type_v;
+    int32_t n_gpu_layers;  /* llama.cpp's meaning; -1 = as many as fit; 0 = CPU only */
+    kinfer_abort_fn abort_callback;
+    void *abort_user_data;
+} kinfer_context_params;
+
+kinfer_context_params kinfer_context_default_params(void);
+
+/* A context holds the KV cache, scratch and threads for one decoding stream
+ * on a model; it belongs to one thread at a time.  Different contexts on one
+ * model may run in parallel.  The model must outlive its contexts.  On
+ * failure *out follows kinfer_model_load's rule (free it either way). */
+kinfer_status kinfer_context_new(const kinfer_model *model, const kinfer_context_params *params,
+                                 kinfer_context **out);
+void kinfer_context_free(kinfer_context *ctx);
+const char *kinfer_context_errmsg(const kinfer_context *ctx);
+uint32_t kinfer_context_n_ctx(const kinfer_context *ctx);
+
+/* What a model would need with these context params, before anything is
+ * allocated.  params NULL = defaults. */
+typedef struct kinfer_estimate {
+    uint64_t weights_host_bytes;   /* weights read from host memory (mmapped file pages) */
+    uint64_t weights_device_bytes; /* weights copied to the GPU */
+    uint64_t kv_host_bytes, kv_device_bytes;
+    uint64_t compute_host_bytes, compute_device_bytes; /* scratch */
+    uint64_t host_bytes, device_bytes; /* totals */
+    int32_t n_gpu_layers;          /* layers that would go to the GPU */
+} kinfer_estimate;
+
+kinfer_status kinfer_model_estimate(const kinfer_model *model, const kinfer_context_params *params,
+                                    kinfer_estimate *out);
+
+/* ----------------------------------------------------------------- decode */
+
+/*
+ * A batch of tokens to add to the KV cache.  All arrays have n_tokens
+ * entries and are only read during kinfer_decode.  Token i sits at position
+ * pos[i] of sequence seq_id[i] (seq_id NULL = all sequence 0).  logits[i]
+ * nonzero asks for that token's logits; logits NULL = the last token only.
+ */
+typedef struct kinfer_batch {
+    int32_t n_tokens;
+    const kinfer_token *token;
+    const kinfer_pos *pos;
+    const kinfer_seq_id *seq_id;
+    const int8_t *logits;
+} kinfer_batch;
+
+/* Run the model over a batch.  n_tokens may exceed n_batch (split inside).
+ * KINFER_E_CONTEXT_FULL when the cache has no room (nothing is written);
+ * KINFER_E_INVALID_ARG for a token outside the vocabulary, a position that
+ * is negative or not after the sequence's last one, a bad sequence id, or an
+ * empty batch. */
+kinfer_status kinfer_decode(kinfer_context *ctx, const kinfer_batch *batch);
+
+/* Logits (n_vocab floats) of token i of the last decoded batch, NULL when
+ * that token did not ask for them.  Valid until the next decode on ctx. */
+const float *kinfer_get_logits(kinfer_context *ctx, int32_t i);
+
+/* ------------------------------------------------------------- KV cache */
+
+/* Positions are half-open ranges [p0, p1); p1 < 0 means "to the end". */
+kinfer_status kinfer_kv_clear(kinfer_context *ctx);
+kinfer_status kinfer_kv_seq_rm(kinfer_context *ctx, kinfer_seq_id seq, kinfer_pos p0, kinfer_pos p1);
+/* Make dst share src's cells in [p0, p1) (a common prompt prefix). */
+kinfer_status kinfer_kv_seq_cp(kinfer_context *ctx, kinfer_seq_id src, kinfer_seq_id dst,
+                               kinfer_pos p0, kinfer_pos p1);
+/* Drop every sequence but seq. */
+kinfer_status kinfer_kv_seq_keep(kinfer_context *ctx, kinfer_seq_id seq);
+/* Add delta to the positions in [p0, p1) of seq (context shift); the keys
+ * are re-rotated.  Cells moved below position 0 are removed. */
+kinfer_status kinfer_kv_seq_add(kinfer_context *ctx, kinfer_seq_id seq, kinfer_pos p0,
+                                kinfer_pos p1, kinfer_pos delta);
+/* Smallest and largest position held for seq; KINFER_E_NOT_FOUND if none. */
+kinfer_status kinfer_kv_seq_pos_range(const kinfer_context *ctx, kinfer_seq_id seq,
+                                      kinfer_pos *min, kinfer_pos *max);
+
+/* --------------------------------------------------------------- sampling */
+
+typedef struct kinfer_sampler kinfer_sampler;
+
+/* The chain, in order: penalties -> top-k -> top-p -> min-p -> temperature
+ * -> seeded draw.  temperature <= 0 is greedy (argmax after penalties). */
+typedef struct kinfer_sampler_params {
+    float temperature;       /* default 0.8 */
+    int32_t top_k;           /* 0 = off; default 40 */
+    float top_p;             /* 1 = off; default 0.95 */
+    float min_p;             /* 0 = off; default 0.05 */
+    float repeat_penalty;    /* 1 = off (default) */
+    float frequency_penalty; /* 0 = off (default) */
+    float presence_penalty;  /* 0 = off (default) */
+    int32_t penalty_last_n;  /* tokens of history the penalties see; default 64 */
+    uint64_t seed;           /* the same seed gives the same draws; default 0 */
+} kinfer_sampler_params;
+
+kinfer_sampler_params kinfer_sampler_default_params(void);
+kinfer_status kinfer_sampler_new(const kinfer_sampler_params *params, kinfer_sampler **out);
+void kinfer_sampler_free(kinfer_sampler *sampler);
+
+/* Pick a token from n_vocab logits (not modified).  Returns the token id, or
+ * a negative kinfer_status (KINFER_E_INVALID_ARG for n_vocab <= 0). */
+kinfer_token kinfer_sampler_sample(kinfer_sampler *sampler, const float *logits, int32_t n_vocab);
+/* Record a token in the penalty history (prompt tokens and sampled ones). */
+void kinfer_sampler_accept(kinfer_sampler *sampler, kinfer_token token);
+/* Forget the history and reseed. */
+void kinfer_sampler_reset(kinfer_sampler *sampler);
+
+/* --------------------------------------------------------------- tokenizer */
+
+/*
+ * The vocabulary is built when the model loads (from tokenizer.ggml.*) and is
+ * immutable: every function here may be called from any number of threads.
+ * Tokenization matches llama.cpp token for token.  A model whose file has no
+ * tokenizer.ggml.model has no vocabulary: kinfer_vocab_n_tokens() is 0, the
+ * token getters return KINFER_TOKEN_NULL and kinfer_tokenize() fails with
+ * KINFER_E_UNSUPPORTED.
+ */
+
+#define KINFER_TOKEN_NULL (-1)
+
+/* Status and message of a call that has no handle of its own to keep them
+ * (the model is shared between threads).  Owned by the caller. */
+typedef struct kinfer_error {
+    kinfer_status status;
+    char message[256];
+} kinfer_error;
+
+/*
+ * Text (text_len bytes, any bytes including NUL and invalid UTF-8) to tokens.
+ * add_special adds BOS/EOS as the vocabulary asks (tokenizer.ggml.add_bos_token
+ * ...).  parse_special turns the text of control tokens ("<|im_start|>") into
+ * their ids: on for templates you wrote, off for untrusted text (user-defined
+ * tokens are always recognized, as in llama.cpp).
+ * Returns the number of tokens, written to tokens when it is <= n_tokens_max;
+ * when it is larger nothing useful is written and the count is returned
+ * negated.  On failure returns 0 and fills *error (may be NULL):
+ * KINFER_E_UNSUPPORTED (no vocabulary), KINFER_E_INVALID_ARG, KINFER_E_NOMEM.
+ */
+int64_t kinfer_tokenize(const kinfer_model *model, const char *text, size_t text_len,
+                        kinfer_token *tokens, int64_t n_tokens_max, bool add_special,
+                        bool parse_special, kinfer_error *error);
+
+/*
+ * The text of one token, as llama.cpp's llama_token_to_piece with lstrip 0:
+ * SPM "▁" becomes a space, byte tokens <0xXX> their byte, BPE tokens are
+ * byte-decoded.  Control and unknown tokens give "" unless special is true.
+ * Not NUL-terminated; may be a fragment of a UTF-8 character.  Returns the
+ * length, negated when size is too small; 0 for an id outside the vocabulary.
+ */
+int32_t kinfer_token_to_piece(const kinfer_model *model, kinfer_token token, char *buf,
+                              int32_t size, bool special);
+
+/*
+ * Tokens back to text, as llama.cpp's llama_detokenize: remove_special drops
+ * a leading BOS / trailing EOS the vocabulary adds; unparse_special renders
+ * control tokens.  Ids outside the vocabulary render as nothing.  Returns the
+ * length (a NUL follows when there is room), negated when size is too small.
+ */
+int64_t kinfer_detokenize(const kinfer_model *model, const kinfer_token *tokens, int64_t n_tokens,
+                          char *buf, int64_t size, bool remove_special, bool unparse_special);
+
+int32_t kinfer_vocab_n_tokens(const kinfer_model *model);
+/* "spm", "bpe", or "none".  Static storage. */
+const char *kinfer_vocab_type(const kinfer_model *model);
+/* Whether tokenizing with add_special adds BOS / EOS. */
+bool kinfer_vocab_add_bos(const kinfer_model *model);
+bool kinfer_vocab_add_eos(const kinfer_model *model);
+
+/* Special token ids; KINFER_TOKEN_NULL when the vocabulary has none. */
+kinfer_token kinfer_token_bos(const kinfer_model *model);
+kinfer_token kinfer_token_eos(const kinfer_model *model);
+kinfer_token kinfer_token_eot(const kinfer_model *model);  /* end of turn */
+kinfer_token kinfer_token_eom(const kinfer_model *model);  /* end of message */
+kinfer_token kinfer_token_unk(const kinfer_model *model);
+kinfer_token kinfer_token_sep(const kinfer_model *model);
+kinfer_token kinfer_token_pad(const kinfer_model *model);
+kinfer_token kinfer_token_nl(const kinfer_model *model);   /* newline */
+kinfer_token kinfer_token_fim_pre(const kinfer_model *model);
+kinfer_token kinfer_token_fim_suf(const kinfer_model *model);
+kinfer_token kinfer_token_fim_mid(const kinfer_model *model);
+kinfer_token kinfer_token_fim_pad(const kinfer_model *model);
+kinfer_token kinfer_token_fim_rep(const kinfer_model *model);
+kinfer_token kinfer_token_fim_sep(const kinfer_model *model);
+
+/* Whether the token ends generation (EOS, EOT, <|im_end|>, ...). */
+bool kinfer_token_is_eog(const kinfer_model *model, kinfer_token token);
+/* Whether it is a control token (rendered only on request). */
+bool kinfer_token_is_control(const kinfer_model *model, kinfer_token token);
+/* Raw vocabulary entry: NUL-terminated text (valid for the model's life, NULL
+ * for a bad id), score, and attribute bits (llama.cpp's llama_token_attr). */
+const char *kinfer_token_text(const kinfer_model *model, kinfer_token token);
+float kinfer_token_score(const kinfer_model *model, kinfer_token token);
+uint32_t kinfer_token_attr(const kinfer_model *model, kinfer_token token);
+
+/*
+ * Streaming detokenizer: push tokens one at a time as they are generated and
+ * get text that never ends inside a UTF-8 character (an incomplete character
+ * is held back until the rest arrives).  The concatenated output equals
+ * kinfer_detokenize(tokens, remove_special = false, unparse_special = special)
+ * for vocabularies without llama.cpp's clean_spaces rule (SPM, and BPE
+ * pre-tokenizers that turn it off, e.g. smollm, qwen2, llama3 does not).
+ * Belongs to one thread at a time; the model must outlive it.
+ */
+typedef struct kinfer_detok kinfer_detok;
+
+kinfer_status kinfer_detok_new(const kinfer_model *model, bool special, kinfer_detok **out);
+/* Appends the text completed by this token to buf; returns its length, or its
+ * length negated when size is too small (then the token is not consumed:
+ * push it again with a larger buffer). */
+int32_t kinfer_detok_push(kinfer_detok *detok, kinfer_token token, char *buf, int32_t size);
+/* Emits any held-back bytes (an unfinished character) and resets; same
+ * return convention. */
+int32_t kinfer_detok_flush(kinfer_detok *detok, char *buf, int32_t size);
+void kinfer_detok_free(kinfer_detok *detok);
+
+/* ------------------------------------------------------------ chat template */
+
+typedef struct kinfer_chat_message {
+    const char *role;     /* "system", "user", "assistant", ... */
+    const char *content;
+} kinfer_chat_message;
+
+/*
+ * Family name ("chatml", "llama3", "gemma", "mistral-v7", ...) of a Jinja chat
+ * template or family name, detected as llama.cpp's llm_chat_detect_template
+ * does; NULL when unknown.  Static storage.
+ */
+const char *kinfer_chat_template_family(const char *tmpl);
+
+/* The model's tokenizer.chat_template, or NULL.  Valid for the model's life. */
+const char *kinfer_model_chat_template(const kinfer_model *model);
+
+/*
+ * Render messages with a chat template, as llama.cpp's
+ * llama_chat_apply_template: tmpl is a family name or template text; NULL uses
+ * the model's tokenizer.chat_template (and "chatml" when the model has none
+ * or model is NULL).  add_generation_prompt appends the assistant header.
+ * Returns the length of the text (a NUL follows when there is room), negated
+ * when size is too small.  On failure returns 0 and fills *error (may be
+ * NULL): KINFER_E_NOT_FOUND for a template no family matches,
+ * KINFER_E_UNSUPPORTED for a family kinfer does not render (both name it),
+ * KINFER_E_INVALID_ARG, KINFER_E_NOMEM.
+ */
+int64_t kinfer_chat_apply_template(const kinfer_model *model, const char *tmpl,
+                                   const kinfer_chat_message *messages, size_t n_messages,
+                                   bool add_generation_prompt, char *buf, int64_t size,
+                                   kinfer_error *error);
+
+/* --------------------------------------------------------------- quantize */
+
+typedef struct kinfer_quantize_params {
+    const char *ftype;          /* "Q4_K_M" (default), "Q8_0", ... see below */
+    int32_t n_threads;          /* 0 = one per online core */
+    kinfer_progress_fn progress; /* optional, per tensor written; false cancels */
+    void *progress_user_data;
+} kinfer_quantize_params;
+
+kinfer_quantize_params kinfer_quantize_default_params(void);
+
+/* The i-th supported ftype name ("F16", "Q8_0", "Q4_K_M", ...), NULL past the end. */
+const char *kinfer_quantize_ftype_name(int i);
+
+/*
+ * Write in_path's model to out_path with its weights converted to an ftype,
+ * choosing per-tensor types as llama-quantize does for that ftype.  Quantized
+ * inputs are dequantized first (requantizing loses some quality).  On failure
+ * nothing is left at out_path and err (may be NULL) receives the message.
+ */
+kinfer_status kinfer_quantize(const char *in_path, const char *out_path,
+                              const kinfer_quantize_params *params, char *err, size_t err_size);
+
 /* ------------------------------------------------------------------ devices */
 
 /* Number of usable CUDA devices: 0 when the library was built without CUDA,

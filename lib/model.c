@@ -3,6 +3,7 @@
  * its parsed tables, and read access to metadata and tensors.
  */
 #include "model.h"
+#include "tokenizer.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -74,6 +75,10 @@ static kinfer_status model_finish_load(kinfer_model *model, const kinfer_model_p
 {
     kinfer_status st = gguf_parse(model->image, model->image_size, &model->gguf, model->errmsg,
                                   sizeof model->errmsg);
+    if (st) return st;
+    st = model_bind(model);
+    if (st) return st;
+    st = vocab_load(model, &model->vocab);
     if (st) return st;
     if (!report_progress(params, 1.0f))
         return model_fail(model, KINFER_E_ABORTED, "load cancelled by the progress callback");
@@ -165,6 +170,8 @@ kinfer_status kinfer_model_load_from_buffer(const void *data, size_t size,
 void kinfer_model_free(kinfer_model *model)
 {
     if (!model) return;
+    model_unbind(model);
+    vocab_free(model->vocab);
     gguf_free(model->gguf);
     if (model->mapped) munmap((void *)model->image, model->image_size);
     if (model->owned) free((void *)model->image);

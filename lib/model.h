@@ -6,6 +6,7 @@
 
 #include "gguf.h"
 #include "kinfer.h"
+#include "weights.h"
 
 struct kinfer_model {
     gguf_file *gguf;          /* metadata and tensor table; NULL after a failed load */
@@ -14,6 +15,8 @@ struct kinfer_model {
     int mapped;               /* image is an mmap to munmap */
     int owned;                /* image is a malloc to free */
     char errmsg[512];
+    model_weights w;          /* architecture, hyperparameters, weights (weights.c) */
+    struct kinfer_vocab *vocab; /* tokenizer (tokenizer.c); NULL when the file has none */
 };
 
 /* Record a failure message on the model and return status. printf-style. */

@@ -3,6 +3,7 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 const char *test_model_path(const char *file)
@@ -42,4 +43,10 @@ int test_run_suite(Suite *suite)
     int failed = srunner_ntests_failed(sr);
     srunner_free(sr);
     return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
+
+int test_quick(void)
+{
+    const char *q = getenv("KINFER_TEST_QUICK");
+    return q && *q && strcmp(q, "0") != 0;
 }

@@ -17,6 +17,9 @@ const char *test_model_path(const char *file);
 /* Read a whole file; NULL if it cannot be read. The caller frees. */
 unsigned char *test_read_file(const char *path, size_t *size);
 
+/* True when tests should do less (sanitizer builds set KINFER_TEST_QUICK). */
+int test_quick(void);
+
 /* Run a suite with Check's runner; returns the process exit status. */
 int test_run_suite(Suite *suite);
 

@@ -1,0 +1,667 @@
+/*
+ * kinfer-cli — generate text with a model, or chat with it.
+ *
+ *   kinfer-cli -m model.gguf -p "The capital of France is" -n 64 --temp 0
+ *   kinfer-cli -m model.gguf -i                 (chat: one user turn per line)
+ *
+ * Flags are llama.cpp's (llama-completion / llama-cli) where they mean the
+ * same thing; run with -h for the list.  Text goes to stdout as it is
+ * generated; loading progress, information and timings go to stderr.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "kinfer.h"
+
+/* ------------------------------------------------------------ arguments */
+
+typedef struct cli_args {
+    const char *model_path;
+    const char *prompt;         /* -p, or the text of -f */
+    char *prompt_file_text;
+    const char *system_prompt;  /* chat mode */
+    const char *chat_template;  /* a family name or template text */
+    int32_t n_predict;          /* -1 = until end of generation or a full context */
+    int32_t n_keep;             /* tokens of the prompt a context shift keeps; -1 = all */
+    bool chat, context_shift, ignore_eos, display_prompt, verbose_prompt;
+    kinfer_context_params cparams;
+    kinfer_sampler_params sparams;
+    int64_t seed;               /* -1 = random */
+} cli_args;
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: kinfer-cli -m MODEL [options]\n"
+            "  -m, --model FILE            GGUF model\n"
+            "  -p, --prompt TEXT           prompt (in chat mode: the system prompt)\n"
+            "  -f, --file FILE             read the prompt from a file\n"
+            "  -sys, --system-prompt TEXT  system prompt for chat mode\n"
+            "  -i, -cnv, --chat            interactive chat, one user message per line of stdin\n"
+            "  --chat-template NAME        chat template family or text (chatml, llama3, gemma, ...)\n"
+            "  -n, --n-predict N           tokens to generate (default -1: until end of text)\n"
+            "  -c, --ctx-size N            KV cache size (default 4096, 0 = the model's)\n"
+            "  -b, --batch-size N          tokens per decode step (default 512)\n"
+            "  -t, --threads N             threads (default: online cores)\n"
+            "  -s, --seed N                sampling seed (default -1: random)\n"
+            "  --temp T                    temperature, 0 = greedy (default 0.8)\n"
+            "  --top-k N                   (default 40, 0 = off)\n"
+            "  --top-p P                   (default 0.95, 1 = off)\n"
+            "  --min-p P                   (default 0.05, 0 = off)\n"
+            "  --repeat-penalty X          (default 1.0 = off)\n"
+            "  --repeat-last-n N           history the penalties see (default 64, -1 = context)\n"
+            "  --presence-penalty X        (default 0)\n"
+            "  --frequency-penalty X       (default 0)\n"
+            "  -ngl, --n-gpu-layers N      layers on the GPU (-1 = as many as fit, 0 = none)\n"
+            "  -ctk, --cache-type-k T      KV key type: f16 (default), q8_0, f32\n"
+            "  -ctv, --cache-type-v T      KV value type\n"
+            "  --context-shift             when the context is full, drop the older half and go on\n"
+            "  --keep N                    prompt tokens a context shift keeps (-1 = all)\n"
+            "  --ignore-eos                do not stop at end-of-generation tokens\n"
+            "  --no-display-prompt         do not echo the prompt\n"
+            "  --verbose-prompt            print the prompt's tokens on stderr\n");
+}
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void die(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fputs("kinfer-cli: ", stderr);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+    exit(1);
+}
+
+static long long parse_ll(const char *flag, const char *s, long long lo, long long hi)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end || v < lo || v > hi)
+        die("%s: '%s' is not an integer in [%lld, %lld]", flag, s, lo, hi);
+    return v;
+}
+
+static float parse_f(const char *flag, const char *s)
+{
+    char *end;
+    errno = 0;
+    float v = strtof(s, &end);
+    if (errno || end == s || *end) die("%s: '%s' is not a number", flag, s);
+    return v;
+}
+
+static kinfer_type parse_kv_type(const char *flag, const char *s)
+{
+    if (!strcasecmp(s, "f16")) return KINFER_TYPE_F16;
+    if (!strcasecmp(s, "f32")) return KINFER_TYPE_F32;
+    if (!strcasecmp(s, "q8_0")) return KINFER_TYPE_Q8_0;
+    die("%s: unknown KV cache type '%s' (f16, q8_0, f32)", flag, s);
+}
+
+static char *read_text_file(const char *path)
+{
+    FILE *f = fopen(path, "rb");
+    if (!f) die("%s: %s", path, strerror(errno));
+    size_t cap = 4096, n = 0;
+    char *buf = malloc(cap);
+    if (!buf) die("out of memory");
+    size_t got;
+    while ((got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
+        n += got;
+        if (cap - n - 1 == 0) {
+            cap *= 2;
+            buf = realloc(buf, cap);
+            if (!buf) die("out of memory");
+        }
+    }
+    if (ferror(f)) die("%s: read error", path);
+    fclose(f);
+    buf[n] = '\0';
+    return buf;
+}
+
+static void parse_args(int argc, char **argv, cli_args *a)
+{
+    memset(a, 0, sizeof *a);
+    a->n_predict = -1;
+    a->display_prompt = true;
+    a->seed = -1;
+    a->cparams = kinfer_context_default_params();
+    a->cparams.n_ctx = 4096;
+    a->sparams = kinfer_sampler_default_params();
+    int repeat_last_n = a->sparams.penalty_last_n;
+
+    for (int i = 1; i < argc; i++) {
+        const char *f = argv[i];
+#define IS(x) (!strcmp(f, x))
+        if (IS("-h") || IS("--help")) {
+            usage(stdout);
+            exit(0);
+        }
+        if (IS("-i") || IS("-cnv") || IS("--chat") || IS("--interactive") || IS("--conversation")) {
+            a->chat = true;
+            continue;
+        }
+        if (IS("--context-shift")) { a->context_shift = true; continue; }
+        if (IS("--no-context-shift")) { a->context_shift = false; continue; }
+        if (IS("--ignore-eos")) { a->ignore_eos = true; continue; }
+        if (IS("--no-display-prompt")) { a->display_prompt = false; continue; }
+        if (IS("--verbose-prompt")) { a->verbose_prompt = true; continue; }
+        if (i + 1 >= argc) die("%s needs a value (see -h)", f);
+        const char *v = argv[++i];
+        if (IS("-m") || IS("--model")) a->model_path = v;
+        else if (IS("-p") || IS("--prompt")) a->prompt = v;
+        else if (IS("-f") || IS("--file")) {
+            free(a->prompt_file_text);
+            a->prompt = a->prompt_file_text = read_text_file(v);
+        } else if (IS("-sys") || IS("--system-prompt")) a->system_prompt = v;
+        else if (IS("--chat-template")) a->chat_template = v;
+        else if (IS("-n") || IS("--n-predict")) a->n_predict = (int32_t)parse_ll(f, v, -1, INT32_MAX);
+        else if (IS("-c") || IS("--ctx-size")) a->cparams.n_ctx = (uint32_t)parse_ll(f, v, 0, INT32_MAX);
+        else if (IS("-b") || IS("--batch-size")) a->cparams.n_batch = (uint32_t)parse_ll(f, v, 1, INT32_MAX);
+        else if (IS("-t") || IS("--threads")) a->cparams.n_threads = (int32_t)parse_ll(f, v, -1, 4096);
+        else if (IS("-s") || IS("--seed")) a->seed = parse_ll(f, v, -1, INT64_MAX);
+        else if (IS("--temp")) a->sparams.temperature = parse_f(f, v);
+        else if (IS("--top-k")) a->sparams.top_k = (int32_t)parse_ll(f, v, 0, INT32_MAX);
+        else if (IS("--top-p")) a->sparams.top_p = parse_f(f, v);
+        else if (IS("--min-p")) a->sparams.min_p = parse_f(f, v);
+        else if (IS("--repeat-penalty")) a->sparams.repeat_penalty = parse_f(f, v);
+        else if (IS("--repeat-last-n")) repeat_last_n = (int)parse_ll(f, v, -1, INT32_MAX);
+        else if (IS("--presence-penalty")) a->sparams.presence_penalty = parse_f(f, v);
+        else if (IS("--frequency-penalty")) a->sparams.frequency_penalty = parse_f(f, v);
+        else if (IS("-ngl") || IS("--n-gpu-layers") || IS("--gpu-layers"))
+            a->cparams.n_gpu_layers = (int32_t)parse_ll(f, v, -1, INT32_MAX);
+        else if (IS("-ctk") || IS("--ctk") || IS("--cache-type-k")) a->cparams.type_k = parse_kv_type(f, v);
+        else if (IS("-ctv") || IS("--ctv") || IS("--cache-type-v")) a->cparams.type_v = parse_kv_type(f, v);
+        else if (IS("--keep")) a->n_keep = (int32_t)parse_ll(f, v, -1, INT32_MAX);
+        else die("unknown option %s (see -h)", f);
+#undef IS
+    }
+    if (!a->model_path) {
+        usage(stderr);
+        die("no model given (-m)");
+    }
+    if (a->cparams.n_threads < 0) a->cparams.n_threads = 0;
+    /* -1 = the whole context, resolved once the context exists */
+    a->sparams.penalty_last_n = repeat_last_n;
+}
+
+/* -------------------------------------------------------------- session */
+
+static volatile sig_atomic_t g_interrupted;
+
+static void on_sigint(int sig)
+{
+    (void)sig;
+    if (g_interrupted) _exit(130);   /* a second Ctrl-C leaves at once */
+    g_interrupted = 1;
+}
+
+static bool abort_on_interrupt(void *user_data)
+{
+    (void)user_data;
+    return g_interrupted != 0;
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+typedef struct session {
+    kinfer_model *model;
+    kinfer_context *ctx;
+    kinfer_sampler *sampler;
+    kinfer_detok *detok;
+    const cli_args *args;
+    int32_t n_vocab;
+    int32_t n_ctx;
+    kinfer_pos n_past;        /* tokens in the KV cache (positions 0 .. n_past-1) */
+    int32_t n_keep;           /* kept by a context shift */
+    int32_t last_batch;       /* tokens of the last decode: logits are of its last one */
+    /* statistics */
+    int64_t n_prompt_tokens, n_gen_tokens, n_shifts;
+    uint64_t t_prompt_ns, t_gen_ns, t_sample_ns;
+} session;
+
+static void ctx_die(const session *s, kinfer_status st, const char *what)
+{
+    die("%s: %s: %s", what, kinfer_status_str(st), kinfer_context_errmsg(s->ctx));
+}
+
+/* llama.cpp's context shift: keep the first n_keep tokens, drop the older
+ * half of the rest, slide the newer half down. */
+static bool context_shift(session *s)
+{
+    int32_t n_left = s->n_past - s->n_keep;
+    int32_t n_discard = n_left / 2;
+    if (n_discard <= 0) return false;
+    kinfer_status st = kinfer_kv_seq_rm(s->ctx, 0, s->n_keep, s->n_keep + n_discard);
+    if (st != KINFER_OK) ctx_die(s, st, "context shift (remove)");
+    st = kinfer_kv_seq_add(s->ctx, 0, s->n_keep + n_discard, s->n_past, -n_discard);
+    if (st != KINFER_OK) ctx_die(s, st, "context shift (move)");
+    s->n_past -= n_discard;
+    s->n_shifts++;
+    return true;
+}
+
+/* Decode n tokens after what is in the cache.  Returns KINFER_OK, or
+ * KINFER_E_CONTEXT_FULL when they do not fit (and shifting is off or cannot
+ * help), or KINFER_E_ABORTED on Ctrl-C; other failures end the program. */
+static kinfer_status eval(session *s, const kinfer_token *tokens, int32_t n, bool is_prompt)
+{
+    while (s->n_past + n > s->n_ctx) {
+        if (!s->args->context_shift || n > s->n_ctx - s->n_keep - 1 || !context_shift(s))
+            return KINFER_E_CONTEXT_FULL;
+    }
+    kinfer_pos *pos = malloc((size_t)n * sizeof *pos);
+    if (!pos) die("out of memory");
+    for (int32_t i = 0; i < n; i++) pos[i] = s->n_past + i;
+    kinfer_batch batch = {.n_tokens = n, .token = tokens, .pos = pos};
+    uint64_t t0 = now_ns();
+    kinfer_status st = kinfer_decode(s->ctx, &batch);
+    uint64_t dt = now_ns() - t0;
+    free(pos);
+    if (st == KINFER_E_ABORTED) return st;
+    if (st != KINFER_OK) ctx_die(s, st, "decode");
+    s->n_past += n;
+    s->last_batch = n;
+    if (is_prompt) {
+        s->n_prompt_tokens += n;
+        s->t_prompt_ns += dt;
+    } else {
+        s->n_gen_tokens += n;
+        s->t_gen_ns += dt;
+    }
+    return KINFER_OK;
+}
+
+/* Text buffers; emit() writes streamed text to stdout and, when collect is
+ * given, appends it there too. */
+typedef struct text_buf {
+    char *p;
+    size_t n, cap;
+} text_buf;
+
+static void emit_to(text_buf *b, const char *text, size_t n)
+{
+    if (b->n + n + 1 > b->cap) {
+        b->cap = (b->n + n + 1) * 2;
+        b->p = realloc(b->p, b->cap);
+        if (!b->p) die("out of memory");
+    }
+    memcpy(b->p + b->n, text, n);
+    b->n += n;
+    b->p[b->n] = '\0';
+}
+
+static void emit(const char *text, int32_t n, text_buf *collect)
+{
+    if (n <= 0) return;
+    fwrite(text, 1, (size_t)n, stdout);
+    fflush(stdout);
+    if (collect) emit_to(collect, text, (size_t)n);
+}
+
+static void detok_emit(session *s, kinfer_token t, bool flush, text_buf *collect)
+{
+    char small[256];
+    char *buf = small;
+    int32_t size = sizeof small;
+    for (;;) {
+        int32_t n = flush ? kinfer_detok_flush(s->detok, buf, size)
+                          : kinfer_detok_push(s->detok, t, buf, size);
+        if (n >= 0) {
+            emit(buf, n, collect);
+            break;
+        }
+        size = -n;
+        if (buf != small) free(buf);
+        buf = malloc((size_t)size);
+        if (!buf) die("out of memory");
+    }
+    if (buf != small) free(buf);
+}
+
+/* Sample and decode until end of generation, n_max tokens (-1 = no limit),
+ * a full context, or Ctrl-C.  The cache must hold the prompt, with the
+ * logits of its last token.  Returns why it stopped, for the caller. */
+typedef enum stop_reason { STOP_EOG, STOP_LIMIT, STOP_FULL, STOP_INTERRUPT } stop_reason;
+
+static stop_reason generate(session *s, int32_t n_max, text_buf *collect)
+{
+    stop_reason why = STOP_LIMIT;
+    for (int32_t i = 0; n_max < 0 || i < n_max; i++) {
+        if (g_interrupted) {
+            why = STOP_INTERRUPT;
+            break;
+        }
+        const float *logits = kinfer_get_logits(s->ctx, s->last_batch - 1);
+        if (!logits) die("no logits after decode");
+        uint64_t t0 = now_ns();
+        kinfer_token t = kinfer_sampler_sample(s->sampler, logits, s->n_vocab);
+        s->t_sample_ns += now_ns() - t0;
+        if (t < 0) die("sampling: %s", kinfer_status_str((kinfer_status)t));
+        kinfer_sampler_accept(s->sampler, t);
+        if (!s->args->ignore_eos && kinfer_token_is_eog(s->model, t)) {
+            why = STOP_EOG;
+            break;
+        }
+        detok_emit(s, t, false, collect);
+        kinfer_status st = eval(s, &t, 1, false);
+        if (st == KINFER_E_CONTEXT_FULL) {
+            why = STOP_FULL;
+            break;
+        }
+        if (st == KINFER_E_ABORTED) {
+            why = STOP_INTERRUPT;
+            break;
+        }
+    }
+    detok_emit(s, 0, true, collect);
+    return why;
+}
+
+/* Tokenize text; *n gets the count.  The caller frees. */
+static kinfer_token *tokenize(const session *s, const char *text, bool add_special, int32_t *n)
+{
+    size_t len = strlen(text);
+    int64_t cap = (int64_t)len + 8;
+    kinfer_token *toks = malloc((size_t)cap * sizeof *toks);
+    if (!toks) die("out of memory");
+    kinfer_error err = {0};
+    int64_t got = kinfer_tokenize(s->model, text, len, toks, cap, add_special, true, &err);
+    if (got < 0) {
+        cap = -got;
+        toks = realloc(toks, (size_t)cap * sizeof *toks);
+        if (!toks) die("out of memory");
+        got = kinfer_tokenize(s->model, text, len, toks, cap, add_special, true, &err);
+    }
+    if (got == 0 && err.status != KINFER_OK)
+        die("tokenize: %s: %s", kinfer_status_str(err.status), err.message);
+    if (got > INT32_MAX) die("prompt too long");
+    *n = (int32_t)got;
+    return toks;
+}
+
+static void print_tokens(const session *s, const kinfer_token *toks, int32_t n)
+{
+    fprintf(stderr, "prompt: %d tokens\n", n);
+    for (int32_t i = 0; i < n; i++) {
+        char piece[128];
+        int32_t len = kinfer_token_to_piece(s->model, toks[i], piece, sizeof piece - 1, true);
+        if (len < 0) len = 0;
+        piece[len] = '\0';
+        fprintf(stderr, "%6d -> '%s'\n", toks[i], piece);
+    }
+}
+
+/* -------------------------------------------------------------- modes */
+
+static void run_completion(session *s)
+{
+    const cli_args *a = s->args;
+    const char *prompt = a->prompt ? a->prompt : "";
+    int32_t n = 0;
+    kinfer_token *toks = tokenize(s, prompt, true, &n);
+    if (n == 0) die("the prompt is empty and the model adds no BOS token");
+    if (a->verbose_prompt) print_tokens(s, toks, n);
+    if (n > s->n_ctx - 4) die("the prompt (%d tokens) does not fit the context (%d)", n, s->n_ctx);
+
+    /* what a context shift keeps: --keep N prompt tokens plus the BOS */
+    int32_t keep = a->n_keep;
+    bool bos = kinfer_vocab_add_bos(s->model);
+    if (keep < 0 || keep > n) keep = n;
+    else keep += bos ? 1 : 0;
+    if (keep > n) keep = n;
+    s->n_keep = keep;
+
+    for (int32_t i = 0; i < n; i++) kinfer_sampler_accept(s->sampler, toks[i]);
+    if (a->display_prompt) {
+        fputs(prompt, stdout);
+        fflush(stdout);
+    }
+    kinfer_status st = eval(s, toks, n, true);
+    free(toks);
+    if (st == KINFER_E_ABORTED) {
+        fprintf(stderr, "\n[interrupted]\n");
+        return;
+    }
+    if (st != KINFER_OK) die("the prompt does not fit the context");
+
+    stop_reason why = generate(s, a->n_predict, NULL);
+    fputc('\n', stdout);
+    fflush(stdout);
+    if (why == STOP_EOG) fprintf(stderr, "[end of text]\n");
+    if (why == STOP_FULL) fprintf(stderr, "[context full (%d tokens); --context-shift goes on]\n", s->n_ctx);
+    if (why == STOP_INTERRUPT) fprintf(stderr, "[interrupted]\n");
+}
+
+typedef struct chat_history {
+    kinfer_chat_message *msgs;
+    size_t n;
+} chat_history;
+
+static void chat_push(chat_history *h, const char *role, const char *content)
+{
+    h->msgs = realloc(h->msgs, (h->n + 1) * sizeof *h->msgs);
+    if (!h->msgs) die("out of memory");
+    h->msgs[h->n].role = strdup(role);
+    h->msgs[h->n].content = strdup(content);
+    if (!h->msgs[h->n].role || !h->msgs[h->n].content) die("out of memory");
+    h->n++;
+}
+
+/* The conversation rendered with the template; the caller frees. */
+static char *chat_render(const session *s, const char *tmpl, const chat_history *h, bool add_gen)
+{
+    kinfer_error err = {0};
+    int64_t need = kinfer_chat_apply_template(s->model, tmpl, h->msgs, h->n, add_gen, NULL, 0, &err);
+    if (need == 0 && err.status != KINFER_OK)
+        die("chat template: %s: %s", kinfer_status_str(err.status), err.message);
+    if (need < 0) need = -need;
+    char *buf = malloc((size_t)need + 1);
+    if (!buf) die("out of memory");
+    int64_t got = kinfer_chat_apply_template(s->model, tmpl, h->msgs, h->n, add_gen, buf, need + 1, &err);
+    if (got < 0 || (got == 0 && err.status != KINFER_OK))
+        die("chat template: %s: %s", kinfer_status_str(err.status), err.message);
+    buf[got] = '\0';
+    return buf;
+}
+
+/* The template to use: --chat-template, else the model's, else one known
+ * from the architecture (Gemma files ship without one), else chatml. */
+static const char *chat_template_for(const session *s)
+{
+    if (s->args->chat_template) return s->args->chat_template;
+    if (kinfer_model_chat_template(s->model)) return NULL;
+    const char *arch = NULL;
+    if (kinfer_meta_get_str(s->model, "general.architecture", &arch) == KINFER_OK &&
+        !strncmp(arch, "gemma", 5))
+        return "gemma";
+    return "chatml";
+}
+
+static void run_chat(session *s)
+{
+    const cli_args *a = s->args;
+    const char *tmpl = chat_template_for(s);
+    const char *family = tmpl ? kinfer_chat_template_family(tmpl)
+                              : kinfer_chat_template_family(kinfer_model_chat_template(s->model));
+    fprintf(stderr, "chat template: %s; one message per line, Ctrl-D or /exit to quit\n",
+            family ? family : "(unrecognized)");
+
+    chat_history h = {0};
+    const char *sys = a->system_prompt ? a->system_prompt : a->prompt;
+    if (sys && *sys) chat_push(&h, "system", sys);
+    s->n_keep = 0;
+
+    /* fed: the text now in the KV cache (the last rendering and the reply
+     * generated after it); valid while no context shift has cut into it */
+    text_buf fed = {0};
+    int64_t fed_shifts = 0;
+    char *line = NULL;
+    size_t line_cap = 0;
+    for (;;) {
+        fputs("\n> ", stdout);
+        fflush(stdout);
+        g_interrupted = 0;
+        ssize_t len = getline(&line, &line_cap, stdin);
+        if (len < 0) break;
+        while (len > 0 && (line[len - 1] == '\n' || line[len - 1] == '\r')) line[--len] = '\0';
+        if (len == 0) continue;
+        if (!strcmp(line, "/exit") || !strcmp(line, "/quit")) break;
+        chat_push(&h, "user", line);
+
+        /* Feed only what the cache lacks: a new rendering usually extends
+         * the text fed so far (closing the last reply, opening the new
+         * turn).  When it does not, or a shift cut into the cache, start
+         * the cache over with the whole conversation. */
+        char *rendered = chat_render(s, tmpl, &h, true);
+        const char *delta = rendered;
+        if (fed.n && fed_shifts == s->n_shifts && !strncmp(rendered, fed.p, fed.n)) {
+            delta = rendered + fed.n;
+        } else if (s->n_past > 0) {
+            kinfer_kv_clear(s->ctx);
+            s->n_past = 0;
+        }
+        int32_t n = 0;
+        kinfer_token *toks = tokenize(s, delta, s->n_past == 0, &n);
+        if (a->verbose_prompt) print_tokens(s, toks, n);
+        for (int32_t i = 0; i < n; i++) kinfer_sampler_accept(s->sampler, toks[i]);
+        kinfer_status st = n ? eval(s, toks, n, true) : KINFER_OK;
+        free(toks);
+        if (st != KINFER_OK) {
+            fprintf(stderr, st == KINFER_E_ABORTED ? "[interrupted]\n"
+                                                   : "[context full: the conversation ends]\n");
+            free(rendered);
+            break;
+        }
+
+        text_buf reply = {0};
+        stop_reason why = generate(s, a->n_predict, &reply);
+        fputc('\n', stdout);
+        if (why == STOP_FULL) fprintf(stderr, "[context full: the conversation ends]\n");
+        if (why == STOP_INTERRUPT) fprintf(stderr, "[interrupted]\n");
+        fed.n = 0;
+        emit_to(&fed, rendered, strlen(rendered));
+        emit_to(&fed, reply.p ? reply.p : "", reply.n);
+        fed_shifts = s->n_shifts;
+        chat_push(&h, "assistant", reply.p ? reply.p : "");
+        free(reply.p);
+        free(rendered);
+        if (why == STOP_FULL) break;
+    }
+    free(line);
+    free(fed.p);
+    for (size_t i = 0; i < h.n; i++) {
+        free((char *)h.msgs[i].role);
+        free((char *)h.msgs[i].content);
+    }
+    free(h.msgs);
+}
+
+/* ----------------------------------------------------------------- main */
+
+static bool load_progress(float progress, void *user_data)
+{
+    int *last = user_data;
+    int pct = (int)(progress * 100.0f + 0.5f);
+    if (pct == *last) return true;
+    *last = pct;
+    int bar = pct * 30 / 100;
+    fprintf(stderr, "\rloading [%.*s%*s] %3d%%", bar, "##############################", 30 - bar,
+            "", pct);
+    if (pct >= 100) fputc('\n', stderr);
+    return g_interrupted == 0;
+}
+
+static void print_rate(const char *what, int64_t n, uint64_t ns)
+{
+    double ms = (double)ns / 1e6;
+    fprintf(stderr, "kinfer: %-10s %6lld tokens in %9.2f ms = %8.2f tokens/s\n", what,
+            (long long)n, ms, ms > 0 ? (double)n * 1000.0 / ms : 0.0);
+}
+
+int main(int argc, char **argv)
+{
+    cli_args a;
+    parse_args(argc, argv, &a);
+
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_sigint;   /* no SA_RESTART: Ctrl-C interrupts getline */
+    sigaction(SIGINT, &sa, NULL);
+
+    session s;
+    memset(&s, 0, sizeof s);
+    s.args = &a;
+
+    /* model */
+    int last_pct = -1;
+    kinfer_model_params mp = kinfer_model_default_params();
+    mp.progress = load_progress;
+    mp.progress_user_data = &last_pct;
+    uint64_t t0 = now_ns();
+    kinfer_status st = kinfer_model_load(a.model_path, &mp, &s.model);
+    if (last_pct >= 0 && last_pct < 100) fputc('\n', stderr);
+    if (st != KINFER_OK)
+        die("%s: %s: %s", a.model_path, kinfer_status_str(st), kinfer_model_errmsg(s.model));
+    uint64_t t_load = now_ns() - t0;
+    s.n_vocab = kinfer_model_n_vocab(s.model);
+    if (kinfer_vocab_n_tokens(s.model) == 0) die("%s: the file has no tokenizer", a.model_path);
+
+    /* context */
+    a.cparams.abort_callback = abort_on_interrupt;
+    if (a.cparams.n_ctx > 0 && kinfer_model_n_ctx_train(s.model) > 0 &&
+        a.cparams.n_ctx > (uint32_t)kinfer_model_n_ctx_train(s.model))
+        a.cparams.n_ctx = (uint32_t)kinfer_model_n_ctx_train(s.model);
+    st = kinfer_context_new(s.model, &a.cparams, &s.ctx);
+    if (st != KINFER_OK) die("context: %s: %s", kinfer_status_str(st), kinfer_context_errmsg(s.ctx));
+    s.n_ctx = (int32_t)kinfer_context_n_ctx(s.ctx);
+
+    /* sampler */
+    if (a.sparams.penalty_last_n < 0) a.sparams.penalty_last_n = s.n_ctx;
+    if (a.seed < 0) a.seed = (int64_t)((uint64_t)time(NULL) ^ ((uint64_t)getpid() << 16)) & INT32_MAX;
+    a.sparams.seed = (uint64_t)a.seed;
+    st = kinfer_sampler_new(&a.sparams, &s.sampler);
+    if (st != KINFER_OK) die("sampler: %s: bad sampling parameters", kinfer_status_str(st));
+    st = kinfer_detok_new(s.model, false, &s.detok);
+    if (st != KINFER_OK) die("detokenizer: %s", kinfer_status_str(st));
+
+    char desc[256];
+    if (kinfer_model_desc(s.model, desc, sizeof desc) < 0) snprintf(desc, sizeof desc, "?");
+    fprintf(stderr, "kinfer %s: %s; n_ctx %d, seed %lld, temp %.2f, top-k %d, top-p %.2f, min-p %.2f\n",
+            kinfer_version(), desc, s.n_ctx, (long long)a.seed, a.sparams.temperature,
+            a.sparams.top_k, a.sparams.top_p, a.sparams.min_p);
+
+    if (a.chat)
+        run_chat(&s);
+    else
+        run_completion(&s);
+
+    fprintf(stderr, "kinfer: load       %9.2f ms\n", (double)t_load / 1e6);
+    print_rate("prompt", s.n_prompt_tokens, s.t_prompt_ns);
+    print_rate("generation", s.n_gen_tokens, s.t_gen_ns);
+    fprintf(stderr, "kinfer: sampling   %9.2f ms%s\n", (double)s.t_sample_ns / 1e6,
+            s.n_shifts ? " (context shifted)" : "");
+
+    kinfer_detok_free(s.detok);
+    kinfer_sampler_free(s.sampler);
+    kinfer_context_free(s.ctx);
+    kinfer_model_free(s.model);
+    free(a.prompt_file_text);
+    return 0;
+}

@@ -1,0 +1,207 @@
+/*
+ * matmul.c — y = W x on the CPU for any weight type.
+ *
+ * Quantized path: each token's activation row is quantized once to the
+ * weight type's vec_dot_type, then every thread takes a contiguous range of
+ * weight rows.  With several tokens the loops are tiled so a few weight rows
+ * stay in L1 while a block of activation rows (in L2) streams past them:
+ * each weight byte is read from memory once per token block, not per token.
+ *
+ * BLAS path: dequantize panels of weight rows to f32 and multiply them with
+ * cblas_sgemm (OpenBLAS, with its own threads).  It wins once there are
+ * enough tokens; the crossover is measured by bench/bench_kernels.
+ *
+ * Every output element is one vec_dot call whatever the thread count, so
+ * results do not depend on how rows were split.
+ */
+#include <cblas.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "cpu/kernels.h"
+#include "threadpool.h"
+
+/* Weight rows dequantized per sgemm call in the BLAS path. */
+#define BLAS_PANEL_ROWS 128
+/* Tiles of the quantized path: weight rows kept in L1, tokens in L2. */
+#define TILE_ROWS 4
+#define TILE_TOKENS 32
+
+/*
+ * Token count from which AUTO uses OpenBLAS, per weight type.  Measured with
+ * bench_kernels on the development machine (2-core Zen, AVX-512): below it
+ * the quantized dot products are faster.  INT64_MAX: never.
+ */
+static int64_t blas_min_tokens(int type)
+{
+    switch (type) {
+    case KINFER_TYPE_F32:
+    case KINFER_TYPE_F16:
+    case KINFER_TYPE_BF16:
+        return 8;
+    default:
+        return 32;
+    }
+}
+
+static size_t align_up(size_t n)
+{
+    return (n + 63) & ~(size_t)63;
+}
+
+size_t kinfer_matmul_scratch_size(int type, int64_t n_cols, int64_t n_tokens, int n_threads)
+{
+    const kinfer_type_traits *tt = kinfer_type_traits_get(type);
+    if (tt == NULL || tt->vec_dot_type < 0 || n_cols < 0 || n_tokens < 0)
+        return 0;
+    (void)n_threads;
+    const size_t act = kinfer_row_size(tt->vec_dot_type, n_cols);
+    const size_t quant = align_up(act * (size_t)n_tokens);
+    const size_t blas = align_up((size_t)BLAS_PANEL_ROWS * (size_t)n_cols * sizeof(float));
+    return 64 + quant + blas;
+}
+
+typedef struct matmul_job {
+    const kinfer_cpu_kernels *k;   /* weight type */
+    const kinfer_cpu_kernels *ka;  /* activation type */
+    const uint8_t *w;
+    size_t w_row_bytes;
+    int64_t n_rows, n_cols, n_tokens;
+    const float *x;
+    float *y;
+    uint8_t *xq;                   /* (n_tokens, act_row_bytes) */
+    size_t act_row_bytes;
+} matmul_job;
+
+static void range_of(int64_t n, int ith, int nth, int64_t *lo, int64_t *hi)
+{
+    *lo = n * ith / nth;
+    *hi = n * (ith + 1) / nth;
+}
+
+static void quantize_task(void *p, int ith, int nth)
+{
+    const matmul_job *job = p;
+    int64_t t0, t1;
+    range_of(job->n_tokens, ith, nth, &t0, &t1);
+    for (int64_t t = t0; t < t1; t++)
+        job->ka->from_float(job->x + t * job->n_cols, job->xq + (size_t)t * job->act_row_bytes,
+                            job->n_cols);
+}
+
+static void dot_task(void *p, int ith, int nth)
+{
+    const matmul_job *job = p;
+    int64_t r0, r1;
+    range_of(job->n_rows, ith, nth, &r0, &r1);
+    const kinfer_vec_dot_fn dot = job->k->vec_dot;
+    const int64_t n = job->n_cols;
+    if (job->n_tokens == 1) {
+        for (int64_t r = r0; r < r1; r++)
+            job->y[r] = dot(n, job->w + (size_t)r * job->w_row_bytes, job->xq);
+        return;
+    }
+    for (int64_t tb = 0; tb < job->n_tokens; tb += TILE_TOKENS) {
+        const int64_t te = tb + TILE_TOKENS < job->n_tokens ? tb + TILE_TOKENS : job->n_tokens;
+        for (int64_t rb = r0; rb < r1; rb += TILE_ROWS) {
+            const int64_t re = rb + TILE_ROWS < r1 ? rb + TILE_ROWS : r1;
+            for (int64_t t = tb; t < te; t++) {
+                const uint8_t *a = job->xq + (size_t)t * job->act_row_bytes;
+                float *yt = job->y + t * job->n_rows;
+                for (int64_t r = rb; r < re; r++)
+                    yt[r] = dot(n, job->w + (size_t)r * job->w_row_bytes, a);
+            }
+        }
+    }
+}
+
+static void matmul_quant(kinfer_threadpool *pool, matmul_job *job)
+{
+    if (job->n_tokens == 1)
+        quantize_task(job, 0, 1); /* a few microseconds: not worth a barrier */
+    else
+        kinfer_threadpool_run(pool, quantize_task, job);
+    kinfer_threadpool_run(pool, dot_task, job);
+}
+
+typedef struct dequant_job {
+    const kinfer_cpu_kernels *k;
+    const uint8_t *w;
+    size_t w_row_bytes;
+    int64_t r0, n, n_cols;
+    float *panel;
+} dequant_job;
+
+static void dequant_task(void *p, int ith, int nth)
+{
+    const dequant_job *job = p;
+    int64_t i0, i1;
+    range_of(job->n, ith, nth, &i0, &i1);
+    for (int64_t i = i0; i < i1; i++)
+        job->k->to_float(job->w + (size_t)(job->r0 + i) * job->w_row_bytes,
+                         job->panel + i * job->n_cols, job->n_cols);
+}
+
+static void matmul_blas(kinfer_threadpool *pool, const matmul_job *job, float *panel)
+{
+    for (int64_t r0 = 0; r0 < job->n_rows; r0 += BLAS_PANEL_ROWS) {
+        const int64_t nr = job->n_rows - r0 < BLAS_PANEL_ROWS ? job->n_rows - r0 : BLAS_PANEL_ROWS;
+        dequant_job dj = {job->k, job->w, job->w_row_bytes, r0, nr, job->n_cols, panel};
+        kinfer_threadpool_run(pool, dequant_task, &dj);
+        /* y[:, r0:r0+nr] = x (n_tokens, n_cols) . panel^T (n_cols, nr) */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)job->n_tokens, (int)nr,
+                    (int)job->n_cols, 1.0f, job->x, (int)job->n_cols, panel, (int)job->n_cols, 0.0f,
+                    job->y + r0, (int)job->n_rows);
+    }
+}
+
+kinfer_status kinfer_matmul_ex(kinfer_threadpool *pool, void *scratch, size_t scratch_size,
+                               int type, const void *w, int64_t n_rows, int64_t n_cols,
+                               const float *x, int64_t n_tokens, float *y, kinfer_matmul_path path)
+{
+    const kinfer_type_traits *tt = kinfer_type_traits_get(type);
+    const kinfer_cpu_kernels *k = kinfer_cpu_kernels_get(type);
+    if (tt == NULL || k == NULL || k->vec_dot == NULL)
+        return KINFER_E_UNSUPPORTED;
+    const kinfer_cpu_kernels *ka = kinfer_cpu_kernels_get(k->vec_dot_type);
+    if (ka == NULL || ka->from_float == NULL)
+        return KINFER_E_UNSUPPORTED;
+    if (n_rows < 0 || n_cols < 0 || n_tokens < 0 || n_cols % tt->blck_size != 0 ||
+        (kinfer_row_size(k->vec_dot_type, n_cols) == 0 && n_cols > 0))
+        return KINFER_E_INVALID_ARG;
+    if (n_rows > INT32_MAX || n_cols > INT32_MAX || n_tokens > INT32_MAX)
+        return KINFER_E_INVALID_ARG;
+    if (n_rows == 0 || n_tokens == 0)
+        return KINFER_OK;
+    if (n_cols == 0) {
+        memset(y, 0, (size_t)n_rows * (size_t)n_tokens * sizeof(float));
+        return KINFER_OK;
+    }
+    if (w == NULL || x == NULL || y == NULL || scratch == NULL ||
+        scratch_size < kinfer_matmul_scratch_size(type, n_cols, n_tokens, kinfer_threadpool_size(pool)))
+        return KINFER_E_INVALID_ARG;
+
+    uint8_t *base = (uint8_t *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
+    matmul_job job = {
+        .k = k, .ka = ka, .w = w, .w_row_bytes = kinfer_row_size(type, n_cols),
+        .n_rows = n_rows, .n_cols = n_cols, .n_tokens = n_tokens, .x = x, .y = y,
+        .xq = base, .act_row_bytes = kinfer_row_size(k->vec_dot_type, n_cols),
+    };
+    if (path == KINFER_MATMUL_AUTO)
+        path = n_tokens >= blas_min_tokens(type) ? KINFER_MATMUL_BLAS : KINFER_MATMUL_QUANT;
+    if (path == KINFER_MATMUL_BLAS) {
+        float *panel = (float *)(base + align_up(job.act_row_bytes * (size_t)n_tokens));
+        matmul_blas(pool, &job, panel);
+    } else {
+        matmul_quant(pool, &job);
+    }
+    return KINFER_OK;
+}
+
+kinfer_status kinfer_matmul(kinfer_threadpool *pool, void *scratch, size_t scratch_size, int type,
+                            const void *w, int64_t n_rows, int64_t n_cols, const float *x,
+                            int64_t n_tokens, float *y)
+{
+    return kinfer_matmul_ex(pool, scratch, scratch_size, type, w, n_rows, n_cols, x, n_tokens, y,
+                            KINFER_MATMUL_AUTO);
+}

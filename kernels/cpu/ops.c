@@ -1,0 +1,125 @@
+/*
+ * ops.c — elementwise kernels of the forward pass: rmsnorm, rope, softmax,
+ * gated activations, add, scale, embedding lookup.  Plain C written so the
+ * compiler vectorizes the inner loops; they are a small share of a step.
+ */
+#include <math.h>
+#include <string.h>
+
+#include "cpu/kernels.h"
+
+void kinfer_rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps)
+{
+    /* the sum of squares in double: n is in the thousands and the result
+     * scales every element */
+    double ss = 0.0;
+    for (int64_t i = 0; i < n; i++)
+        ss += (double)x[i] * x[i];
+    const float scale = (float)(1.0 / sqrt(ss / (double)(n > 0 ? n : 1) + (double)eps));
+    if (w != NULL) {
+        for (int64_t i = 0; i < n; i++)
+            out[i] = x[i] * scale * w[i];
+    } else {
+        for (int64_t i = 0; i < n; i++)
+            out[i] = x[i] * scale;
+    }
+}
+
+void kinfer_rope(float *x, int64_t n_tokens, int64_t n_heads, int64_t head_dim,
+                 const int32_t *pos, const kinfer_rope_params *p)
+{
+    const int n_rot = p->n_rot;
+    const int half = n_rot / 2;
+    const float mscale = p->attn_factor != 0.0f ? p->attn_factor : 1.0f;
+    const float fscale = p->freq_scale != 0.0f ? p->freq_scale : 1.0f;
+    /* cos/sin per pair are shared by all heads of a token */
+    float cs[1024], sn[1024];
+    for (int64_t t = 0; t < n_tokens; t++) {
+        for (int i0 = 0; i0 < half; i0 += 512) {
+            const int i1 = i0 + 512 < half ? i0 + 512 : half;
+            for (int i = i0; i < i1; i++) {
+                double theta = (double)pos[t] * fscale *
+                               pow((double)p->freq_base, -2.0 * i / (double)n_rot);
+                if (p->freq_factors != NULL)
+                    theta /= p->freq_factors[i];
+                cs[i - i0] = (float)cos(theta) * mscale;
+                sn[i - i0] = (float)sin(theta) * mscale;
+            }
+            for (int64_t h = 0; h < n_heads; h++) {
+                float *v = x + (t * n_heads + h) * head_dim;
+                for (int i = i0; i < i1; i++) {
+                    /* pair (2i, 2i+1) normally; NeoX rotates halves */
+                    const int a = p->neox ? i : 2 * i;
+                    const int b = p->neox ? i + half : 2 * i + 1;
+                    const float x0 = v[a], x1 = v[b];
+                    v[a] = x0 * cs[i - i0] - x1 * sn[i - i0];
+                    v[b] = x0 * sn[i - i0] + x1 * cs[i - i0];
+                }
+            }
+        }
+    }
+}
+
+void kinfer_softmax(float *x, int64_t n)
+{
+    if (n <= 0)
+        return;
+    float max = x[0];
+    for (int64_t i = 1; i < n; i++)
+        if (x[i] > max)
+            max = x[i];
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        x[i] = expf(x[i] - max);
+        sum += x[i];
+    }
+    const float inv = (float)(1.0 / sum);
+    for (int64_t i = 0; i < n; i++)
+        x[i] *= inv;
+}
+
+void kinfer_silu_gate(float *out, const float *g, const float *u, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        out[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
+}
+
+void kinfer_gelu_gate(float *out, const float *g, const float *u, int64_t n)
+{
+    const float sqrt_2_over_pi = 0.79788456080286535588f;
+    for (int64_t i = 0; i < n; i++) {
+        const float v = g[i];
+        out[i] = 0.5f * v * (1.0f + tanhf(sqrt_2_over_pi * v * (1.0f + 0.044715f * v * v))) * u[i];
+    }
+}
+
+void kinfer_add(float *out, const float *a, const float *b, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        out[i] = a[i] + b[i];
+}
+
+void kinfer_scale(float *x, float s, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        x[i] *= s;
+}
+
+kinfer_status kinfer_get_rows(int type, const void *table, int64_t n_rows_table, int64_t n_cols,
+                              const int32_t *ids, int64_t n_ids, float *out)
+{
+    const kinfer_cpu_kernels *k = kinfer_cpu_kernels_get(type);
+    if (k == NULL || k->to_float == NULL)
+        return KINFER_E_UNSUPPORTED;
+    const size_t row_bytes = kinfer_row_size(type, n_cols);
+    if (n_cols < 0 || n_ids < 0 || n_rows_table < 0 || (row_bytes == 0 && n_cols > 0))
+        return KINFER_E_INVALID_ARG;
+    if (n_ids > 0 && n_cols > 0 && (table == NULL || ids == NULL || out == NULL))
+        return KINFER_E_INVALID_ARG;
+    for (int64_t i = 0; i < n_ids; i++)
+        if (ids[i] < 0 || ids[i] >= n_rows_table)
+            return KINFER_E_INVALID_ARG;
+    for (int64_t i = 0; i < n_ids; i++)
+        k->to_float((const uint8_t *)table + (size_t)ids[i] * row_bytes, out + i * n_cols, n_cols);
+    return KINFER_OK;
+}

@@ -1,0 +1,57 @@
+/*
+ * arch.c — the table of supported architectures.
+ *
+ * Facts checked against llama.cpp (src/models/NAME.cpp, llama-model.cpp,
+ * conversion/gemma.py):
+ *  - llama: Llama 2/3/3.1/3.2, CodeLlama, TinyLlama, SmolLM2, DeepSeek-Coder,
+ *    and Mistral 7B, whose GGUF files say "llama" (llama.cpp has no "mistral"
+ *    architecture; it ignores Mistral v0.1's sliding window too).  Normal
+ *    RoPE, SiLU gate, optional rope_freqs (Llama 3.1) and linear scaling.
+ *  - qwen2: NeoX RoPE, biases on q/k/v.
+ *  - gemma3: NeoX RoPE, GELU(tanh) gate, QK-norm, post-attention and post-FFN
+ *    norms, embeddings times sqrt(n_embd), sliding window on 5 of every 6
+ *    layers with RoPE base 10000 on those.  The converter already adds 1 to
+ *    every Gemma 3 norm weight, so norms here are plain RMSNorm * w.
+ */
+#include "arch.h"
+
+#include <string.h>
+
+static const arch_desc arch_table[] = {
+    {
+        .name = "llama",
+        .rope_neox = 0,
+        .act = ARCH_ACT_SILU,
+        .rope_freqs = 1,
+    },
+    {
+        .name = "qwen2",
+        .rope_neox = 1,
+        .act = ARCH_ACT_SILU,
+        .attn_qkv_bias = 1,
+    },
+    {
+        .name = "gemma3",
+        .rope_neox = 1,
+        .act = ARCH_ACT_GELU,
+        .attn_qk_norm = 1,
+        .post_norms = 1,
+        .embd_scale_sqrt = 1,
+        .swa_pattern = 6,
+        .swa_rope_base = 10000.0f,
+        .attn_scale_27b_rule = 1,
+    },
+};
+
+const arch_desc *arch_find(const char *name)
+{
+    if (!name) return NULL;
+    for (size_t i = 0; i < sizeof arch_table / sizeof arch_table[0]; i++)
+        if (strcmp(arch_table[i].name, name) == 0) return &arch_table[i];
+    return NULL;
+}
+
+const char *arch_supported_list(void)
+{
+    return "llama, qwen2, gemma3";
+}

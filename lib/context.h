@@ -1,0 +1,91 @@
+/*
+ * context.h — the context handle's insides and the forward pass's entry
+ * point (internal).
+ */
+#ifndef KINFER_CONTEXT_H
+#define KINFER_CONTEXT_H
+
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kinfer.h"
+#include "kvcache.h"
+#include "model.h"
+
+struct kinfer_threadpool;
+
+/* What a context with given params needs; shared by kinfer_context_new and
+ * kinfer_model_estimate so the two always agree. */
+typedef struct context_sizes {
+    uint32_t n_ctx, n_batch, n_seq_max;
+    int32_t n_threads;
+    int type_k, type_v;
+    uint64_t kv_bytes;         /* K and V rows of every layer */
+    uint64_t compute_bytes;    /* forward scratch + logits of one full batch */
+    size_t matmul_scratch;     /* bytes kinfer_matmul needs at most */
+} context_sizes;
+
+/* Resolve defaults and check params; err (may be NULL) gets a message. */
+kinfer_status context_plan(const kinfer_model *model, const kinfer_context_params *params,
+                           context_sizes *out, char *err, size_t err_size);
+
+/* Tokens whose attention scores are computed together (one GEMM per head). */
+#define FWD_ATT_CHUNK 32
+
+/* Forward-pass scratch, sized for n_batch tokens (shapes as (rows, cols)). */
+typedef struct fwd_buffers {
+    float *x;       /* (n_batch, n_embd) residual stream */
+    float *xb;      /* (n_batch, n_embd) normed input of a sublayer; sublayer output */
+    float *q;       /* (n_batch, n_head * head_dim_k) */
+    float *k;       /* (n_batch, n_head_kv * head_dim_k) this batch's keys */
+    float *v;       /* (n_batch, n_head_kv * head_dim_v) this batch's values */
+    float *att;     /* (n_batch, n_head * head_dim_v) attention output per head */
+    float *ffn_g;   /* (n_batch, n_ff) gate, then act(gate) * up */
+    float *ffn_u;   /* (n_batch, n_ff) up */
+    float *kf;      /* (n_ctx, n_head_kv * head_dim_k) cached keys as f32 */
+    float *vf;      /* (n_ctx, n_head_kv * head_dim_v) cached values as f32 */
+    float *att_s;   /* (FWD_ATT_CHUNK, n_ctx) attention scores of a chunk of tokens, one head */
+    float *att_mask;/* (FWD_ATT_CHUNK, n_ctx) 0 where a token sees a cell, -inf elsewhere */
+    void *mm;       /* kinfer_matmul scratch */
+    size_t mm_size;
+} fwd_buffers;
+
+/* One micro-batch as the forward pass sees it (at most n_batch tokens). */
+typedef struct fwd_ubatch {
+    int32_t n;
+    const kinfer_token *token;   /* (n) */
+    const kinfer_pos *pos;       /* (n) */
+    const kinfer_seq_id *seq;    /* (n) */
+    const uint32_t *cell;        /* (n) KV cell each token is written to */
+    const int32_t *out_row;      /* (n) row of logits to fill, or -1 */
+} fwd_ubatch;
+
+struct kinfer_context {
+    const kinfer_model *model;
+    kinfer_context_params params;
+    context_sizes sz;
+    kv_cache kv;
+    fwd_buffers buf;
+    struct kinfer_threadpool *pool;  /* NULL: the calling thread does everything */
+
+    /* logits of the last decode: n_out rows of n_vocab */
+    float *logits;
+    size_t logits_cap;               /* rows allocated */
+    int32_t *logit_row;              /* (n_tokens of the last batch) row or -1 */
+    int32_t n_batch_tokens;          /* tokens in the last decoded batch */
+    size_t logit_row_cap;
+
+    uint32_t *cells_taken;           /* (n_ctx) cells written by the current decode */
+    int32_t *seq_last;               /* (n_seq_max) last position per sequence (validation) */
+    char errmsg[512];
+};
+
+kinfer_status ctx_fail(kinfer_context *ctx, kinfer_status st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+/* Run one micro-batch: fills the KV cells ub->cell and the logits rows
+ * ub->out_row.  KINFER_E_ABORTED when the abort callback asked to stop. */
+kinfer_status forward_ubatch(kinfer_context *ctx, const fwd_ubatch *ub);
+
+#endif /* KINFER_CONTEXT_H */

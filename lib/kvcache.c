@@ -1,0 +1,227 @@
+/*
+ * kvcache.c — KV cells (position, sequence set) and per-layer K/V storage;
+ * sequence remove / copy / keep / shift.
+ */
+#include "kvcache.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu/kernels.h"
+#include "quant.h"
+
+uint64_t kv_cache_bytes(const model_hparams *hp, uint32_t n_ctx, int type_k, int type_v)
+{
+    const int64_t kd = (int64_t)hp->n_head_kv * hp->head_dim_k;
+    const int64_t vd = (int64_t)hp->n_head_kv * hp->head_dim_v;
+    return (uint64_t)hp->n_layer * n_ctx * (kinfer_row_size(type_k, kd) + kinfer_row_size(type_v, vd));
+}
+
+kinfer_status kv_init(kv_cache *kv, const model_hparams *hp, uint32_t n_ctx, uint32_t n_seq_max,
+                      int type_k, int type_v)
+{
+    memset(kv, 0, sizeof *kv);
+    kv->n_ctx = n_ctx;
+    kv->n_seq_max = n_seq_max;
+    kv->n_layer = hp->n_layer;
+    kv->type_k = type_k;
+    kv->type_v = type_v;
+    kv->kv_dim_k = (int64_t)hp->n_head_kv * hp->head_dim_k;
+    kv->kv_dim_v = (int64_t)hp->n_head_kv * hp->head_dim_v;
+    kv->row_k = kinfer_row_size(type_k, kv->kv_dim_k);
+    kv->row_v = kinfer_row_size(type_v, kv->kv_dim_v);
+    if (!kv->row_k || !kv->row_v) return KINFER_E_UNSUPPORTED;
+    kv->cells = malloc((size_t)n_ctx * sizeof *kv->cells);
+    kv->k = calloc((size_t)hp->n_layer, sizeof *kv->k);
+    kv->v = calloc((size_t)hp->n_layer, sizeof *kv->v);
+    if (!kv->cells || !kv->k || !kv->v) return KINFER_E_NOMEM;
+    for (int il = 0; il < hp->n_layer; il++) {
+        /* calloc: zero rows are valid in every cache type, so reading a
+         * never-written row (masked anyway) never sees garbage floats */
+        kv->k[il] = calloc(n_ctx, kv->row_k);
+        kv->v[il] = calloc(n_ctx, kv->row_v);
+        if (!kv->k[il] || !kv->v[il]) return KINFER_E_NOMEM;
+    }
+    kv_clear(kv);
+    return KINFER_OK;
+}
+
+void kv_free(kv_cache *kv)
+{
+    if (kv->k)
+        for (int il = 0; il < kv->n_layer; il++) free(kv->k[il]);
+    if (kv->v)
+        for (int il = 0; il < kv->n_layer; il++) free(kv->v[il]);
+    free(kv->k);
+    free(kv->v);
+    free(kv->cells);
+    memset(kv, 0, sizeof *kv);
+}
+
+void kv_clear(kv_cache *kv)
+{
+    for (uint32_t i = 0; i < kv->n_ctx; i++) {
+        kv->cells[i].pos = -1;
+        memset(kv->cells[i].seq, 0, sizeof kv->cells[i].seq);
+    }
+    kv->n_used = 0;
+    kv->hi = 0;
+}
+
+int kv_find_free(const kv_cache *kv, uint32_t n, uint32_t *idx)
+{
+    if (kv->n_ctx - kv->n_used < n) return 0;
+    uint32_t found = 0;
+    for (uint32_t i = 0; i < kv->n_ctx && found < n; i++)
+        if (kv->cells[i].pos < 0) idx[found++] = i;
+    return found == n;
+}
+
+void kv_cell_take(kv_cache *kv, uint32_t i, int32_t pos, int32_t seq)
+{
+    kv_cell *c = &kv->cells[i];
+    if (c->pos < 0) kv->n_used++;
+    c->pos = pos;
+    memset(c->seq, 0, sizeof c->seq);
+    c->seq[seq >> 6] |= 1ull << (seq & 63);
+    if (i + 1 > kv->hi) kv->hi = i + 1;
+}
+
+void kv_cell_release(kv_cache *kv, uint32_t i)
+{
+    kv_cell *c = &kv->cells[i];
+    if (c->pos >= 0) kv->n_used--;
+    c->pos = -1;
+    memset(c->seq, 0, sizeof c->seq);
+    while (kv->hi > 0 && kv->cells[kv->hi - 1].pos < 0) kv->hi--;
+}
+
+static int cell_empty_seq(const kv_cell *c)
+{
+    for (int w = 0; w < KV_SEQ_WORDS; w++)
+        if (c->seq[w]) return 0;
+    return 1;
+}
+
+static int in_range(int32_t pos, int32_t p0, int32_t p1)
+{
+    if (p0 < 0) p0 = 0;
+    return pos >= p0 && (p1 < 0 || pos < p1);
+}
+
+int32_t kv_seq_pos_max(const kv_cache *kv, int32_t seq)
+{
+    int32_t m = -1;
+    for (uint32_t i = 0; i < kv->hi; i++) {
+        const kv_cell *c = &kv->cells[i];
+        if (c->pos > m && kv_cell_has_seq(c, seq)) m = c->pos;
+    }
+    return m;
+}
+
+void kv_seq_rm(kv_cache *kv, int32_t seq, int32_t p0, int32_t p1)
+{
+    for (uint32_t i = 0; i < kv->hi; i++) {
+        kv_cell *c = &kv->cells[i];
+        if (c->pos < 0 || !in_range(c->pos, p0, p1)) continue;
+        if (seq < 0) {
+            memset(c->seq, 0, sizeof c->seq);
+        } else {
+            c->seq[seq >> 6] &= ~(1ull << (seq & 63));
+        }
+        if (cell_empty_seq(c)) kv_cell_release(kv, i);
+    }
+}
+
+void kv_seq_cp(kv_cache *kv, int32_t src, int32_t dst, int32_t p0, int32_t p1)
+{
+    if (src == dst) return;
+    for (uint32_t i = 0; i < kv->hi; i++) {
+        kv_cell *c = &kv->cells[i];
+        if (c->pos >= 0 && in_range(c->pos, p0, p1) && kv_cell_has_seq(c, src))
+            c->seq[dst >> 6] |= 1ull << (dst & 63);
+    }
+}
+
+void kv_seq_keep(kv_cache *kv, int32_t seq)
+{
+    for (uint32_t i = 0; i < kv->hi; i++) {
+        kv_cell *c = &kv->cells[i];
+        if (c->pos < 0) continue;
+        int keep = kv_cell_has_seq(c, seq);
+        memset(c->seq, 0, sizeof c->seq);
+        if (keep)
+            c->seq[seq >> 6] |= 1ull << (seq & 63);
+        else
+            kv_cell_release(kv, i);
+    }
+}
+
+/* Re-rotate cell i's keys in every layer by delta positions: RoPE angles are
+ * linear in the position, so rotating a rotated key by delta gives the key
+ * at pos + delta. */
+static void rerotate_cell(kv_cache *kv, const model_weights *w, uint32_t i, int32_t delta,
+                          float *tmp)
+{
+    const model_hparams *hp = &w->hp;
+    for (int il = 0; il < kv->n_layer; il++) {
+        const layer_weights *L = &w->layers[il];
+        uint8_t *row = kv->k[il] + (size_t)i * kv->row_k;
+        kinfer_dequantize_row(kv->type_k, row, tmp, kv->kv_dim_k);
+        kinfer_rope_params rp = {
+            .neox = w->arch->rope_neox != 0,
+            .n_rot = hp->n_rot,
+            .freq_base = L->rope_base,
+            .freq_scale = L->rope_scale,
+            .attn_factor = 1.0f,
+            .freq_factors = w->rope_freqs.data,
+        };
+        kinfer_rope(tmp, 1, hp->n_head_kv, hp->head_dim_k, &delta, &rp);
+        kinfer_quantize_row(kv->type_k, tmp, row, kv->kv_dim_k);
+    }
+}
+
+kinfer_status kv_seq_add(kv_cache *kv, const model_weights *w, int32_t seq, int32_t p0,
+                         int32_t p1, int32_t delta)
+{
+    if (delta == 0) return KINFER_OK;
+    float *tmp = malloc((size_t)kv->kv_dim_k * sizeof *tmp);
+    if (!tmp) return KINFER_E_NOMEM;
+    for (uint32_t i = 0; i < kv->hi; i++) {
+        kv_cell *c = &kv->cells[i];
+        if (c->pos < 0 || !in_range(c->pos, p0, p1) || !kv_cell_has_seq(c, seq)) continue;
+        /* The cell's position is shared by every sequence that sees it (a
+         * copied prefix): they all move, as in llama.cpp. */
+        int32_t np = c->pos + delta;
+        if (np < 0) {
+            kv_cell_release(kv, i);
+            continue;
+        }
+        c->pos = np;
+        rerotate_cell(kv, w, i, delta, tmp);
+    }
+    free(tmp);
+    return KINFER_OK;
+}
+
+void kv_write(kv_cache *kv, int il, uint32_t i, const float *k, const float *v)
+{
+    kinfer_quantize_row(kv->type_k, k, kv->k[il] + (size_t)i * kv->row_k, kv->kv_dim_k);
+    kinfer_quantize_row(kv->type_v, v, kv->v[il] + (size_t)i * kv->row_v, kv->kv_dim_v);
+}
+
+void kv_read_k(const kv_cache *kv, int il, uint32_t c0, uint32_t c1, float *k_out)
+{
+    for (uint32_t i = c0; i < c1; i++)
+        if (kv->cells[i].pos >= 0)
+            kinfer_dequantize_row(kv->type_k, kv->k[il] + (size_t)i * kv->row_k,
+                                  k_out + (size_t)i * kv->kv_dim_k, kv->kv_dim_k);
+}
+
+void kv_read_v(const kv_cache *kv, int il, uint32_t c0, uint32_t c1, float *v_out)
+{
+    for (uint32_t i = c0; i < c1; i++)
+        if (kv->cells[i].pos >= 0)
+            kinfer_dequantize_row(kv->type_v, kv->v[il] + (size_t)i * kv->row_v,
+                                  v_out + (size_t)i * kv->kv_dim_v, kv->kv_dim_v);
+}

@@ -1,0 +1,79 @@
+/*
+ * kvcache.h — the KV cache of a context (internal).
+ *
+ * n_ctx cells.  A cell holds, for every layer, one key row and one value row
+ * (all kv heads, in type_k / type_v), plus a position and the set of
+ * sequences that see it.  A cell with pos < 0 is free.  Cells are not kept
+ * in order: attention visits the used ones and masks by sequence and
+ * position, so any free cell can take any token.
+ */
+#ifndef KINFER_KVCACHE_H
+#define KINFER_KVCACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kinfer.h"
+#include "weights.h"
+
+#define KV_SEQ_WORDS ((KINFER_MAX_SEQ + 63) / 64)
+
+typedef struct kv_cell {
+    int32_t pos;                   /* -1: free */
+    uint64_t seq[KV_SEQ_WORDS];    /* bit s set: sequence s sees this cell */
+} kv_cell;
+
+typedef struct kv_cache {
+    uint32_t n_ctx;                /* cells */
+    uint32_t n_seq_max;
+    int32_t n_layer;
+    int type_k, type_v;            /* KINFER_TYPE_F16 / Q8_0 / F32 */
+    int64_t kv_dim_k, kv_dim_v;    /* n_head_kv * head_dim_{k,v}: elements per row */
+    size_t row_k, row_v;           /* bytes per row */
+    uint8_t **k, **v;              /* per layer: (n_ctx, row_k) and (n_ctx, row_v) bytes */
+    kv_cell *cells;                /* n_ctx */
+    uint32_t n_used;               /* cells with pos >= 0 */
+    uint32_t hi;                   /* every cell at index >= hi is free */
+} kv_cache;
+
+/* Bytes the cache of a model would take (without the cell table). */
+uint64_t kv_cache_bytes(const model_hparams *hp, uint32_t n_ctx, int type_k, int type_v);
+
+kinfer_status kv_init(kv_cache *kv, const model_hparams *hp, uint32_t n_ctx, uint32_t n_seq_max,
+                      int type_k, int type_v);
+void kv_free(kv_cache *kv);
+
+static inline int kv_cell_has_seq(const kv_cell *c, int32_t seq)
+{
+    return (int)((c->seq[seq >> 6] >> (seq & 63)) & 1u);
+}
+
+/* Find n free cells (lowest indices first) into idx; 0 if there are fewer. */
+int kv_find_free(const kv_cache *kv, uint32_t n, uint32_t *idx);
+
+/* Occupy cell i with (pos, seq) / free it. */
+void kv_cell_take(kv_cache *kv, uint32_t i, int32_t pos, int32_t seq);
+void kv_cell_release(kv_cache *kv, uint32_t i);
+
+/* Largest position held for seq, or -1 when none. */
+int32_t kv_seq_pos_max(const kv_cache *kv, int32_t seq);
+
+/* Remove / copy / keep / shift, as in kinfer.h (seq < 0 in seq_rm = every
+ * sequence).  seq_add needs the model to re-rotate keys. */
+void kv_seq_rm(kv_cache *kv, int32_t seq, int32_t p0, int32_t p1);
+void kv_seq_cp(kv_cache *kv, int32_t src, int32_t dst, int32_t p0, int32_t p1);
+void kv_seq_keep(kv_cache *kv, int32_t seq);
+kinfer_status kv_seq_add(kv_cache *kv, const model_weights *w, int32_t seq, int32_t p0,
+                         int32_t p1, int32_t delta);
+void kv_clear(kv_cache *kv);
+
+/* Write one token's key and value rows (f32, kv_dim_k / kv_dim_v) of layer
+ * il into cell i, converting to the cache types. */
+void kv_write(kv_cache *kv, int il, uint32_t i, const float *k, const float *v);
+
+/* Read cells [0, n) of layer il as f32: k_out (n, kv_dim_k), v_out (n, kv_dim_v).
+ * Free cells are skipped (their rows are left as they are). */
+void kv_read_k(const kv_cache *kv, int il, uint32_t c0, uint32_t c1, float *k_out);
+void kv_read_v(const kv_cache *kv, int il, uint32_t c0, uint32_t c1, float *v_out);
+
+#endif /* KINFER_KVCACHE_H */

@@ -1,0 +1,362 @@
+/*
+ * quantize.c — rewrite a GGUF model with its weights in another type.
+ *
+ * Which tensor gets which type follows llama.cpp's mixtures (Q4_K_M keeps
+ * attn_v and ffn_down at Q6_K on some layers, the output matrix at Q6_K, and
+ * a K-quant whose row length is not whole 256-blocks falls back to a
+ * 32-block type), so a file we write is the file llama-quantize would write,
+ * up to the rounding of the quantizers themselves.
+ */
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cpu/kernels.h"
+#include "gguf_writer.h"
+#include "model.h"
+#include "quant.h"
+
+typedef struct ftype_info {
+    const char *name;
+    uint32_t file_type; /* general.file_type, llama.cpp's numbering */
+    int base;           /* type of most weights */
+} ftype_info;
+
+static const ftype_info ftypes[] = {
+    {"F32", 0, KINFER_TYPE_F32},       {"F16", 1, KINFER_TYPE_F16},
+    {"BF16", 32, KINFER_TYPE_BF16},    {"Q8_0", 7, KINFER_TYPE_Q8_0},
+    {"Q4_0", 2, KINFER_TYPE_Q4_0},     {"Q4_1", 3, KINFER_TYPE_Q4_1},
+    {"Q5_0", 8, KINFER_TYPE_Q5_0},     {"Q5_1", 9, KINFER_TYPE_Q5_1},
+    {"Q2_K", 10, KINFER_TYPE_Q2_K},    {"Q3_K_M", 12, KINFER_TYPE_Q3_K},
+    {"Q4_K_S", 14, KINFER_TYPE_Q4_K},  {"Q4_K_M", 15, KINFER_TYPE_Q4_K},
+    {"Q5_K_S", 16, KINFER_TYPE_Q5_K},  {"Q5_K_M", 17, KINFER_TYPE_Q5_K},
+    {"Q6_K", 18, KINFER_TYPE_Q6_K},    {"IQ4_NL", 25, KINFER_TYPE_IQ4_NL},
+    {"IQ4_XS", 30, KINFER_TYPE_IQ4_XS},
+};
+#define N_FTYPES (sizeof ftypes / sizeof ftypes[0])
+
+const char *kinfer_quantize_ftype_name(int i)
+{
+    return i >= 0 && (size_t)i < N_FTYPES ? ftypes[i].name : NULL;
+}
+
+kinfer_quantize_params kinfer_quantize_default_params(void)
+{
+    kinfer_quantize_params p = {0};
+    p.ftype = "Q4_K_M";
+    return p;
+}
+
+static int is_quantized(int type)
+{
+    return type != KINFER_TYPE_F32 && type != KINFER_TYPE_F16 && type != KINFER_TYPE_BF16;
+}
+
+static int name_has(const char *name, const char *part) { return strstr(name, part) != NULL; }
+
+/* Tensors llama.cpp never quantizes: 1-D ones, norms, and non-weights. */
+static int allows_quantization(const gguf_tensor *t)
+{
+    size_t n = strlen(t->name);
+    if (t->n_dims < 2) return 0;
+    if (n < 6 || strcmp(t->name + n - 6, "weight") != 0) return 0;
+    return !name_has(t->name, "_norm.weight") && !name_has(t->name, "ffn_gate_inp.weight") &&
+           strcmp(t->name, "position_embd.weight") != 0 &&
+           strcmp(t->name, "token_types.weight") != 0;
+}
+
+/* The first 2 layers in 8, the last in 8, and every third between get more
+ * bits. */
+static int use_more_bits(int i_layer, int n_layers)
+{
+    return i_layer < n_layers / 8 || i_layer >= 7 * n_layers / 8 ||
+           (i_layer - n_layers / 8) % 3 == 2;
+}
+
+/* A K-quant whose rows are not whole 256-blocks falls back to a 32-block
+ * type; F16 when even that does not fit. */
+static int fallback_type(int type, int64_t ncols)
+{
+    const kinfer_type_traits *tt = kinfer_type_traits_get(type);
+    if (ncols % tt->blck_size == 0) return type;
+    int ret = type;
+    switch (type) {
+    case KINFER_TYPE_IQ4_XS: ret = KINFER_TYPE_IQ4_NL; break;
+    case KINFER_TYPE_Q2_K: case KINFER_TYPE_Q3_K: ret = KINFER_TYPE_Q4_0; break;
+    case KINFER_TYPE_Q4_K: ret = KINFER_TYPE_Q5_0; break;
+    case KINFER_TYPE_Q5_K: ret = KINFER_TYPE_Q5_1; break;
+    case KINFER_TYPE_Q6_K: ret = KINFER_TYPE_Q8_0; break;
+    default: break;
+    }
+    if (ncols % kinfer_type_traits_get(ret)->blck_size != 0) ret = KINFER_TYPE_F16;
+    return ret;
+}
+
+typedef struct mix_state {
+    const ftype_info *ft;
+    int tied;             /* no output.weight: token_embd serves as output */
+    int n_gqa;            /* query heads per KV head */
+    int n_attn_v, i_attn_v;
+    int n_ffn_down, i_ffn_down;
+} mix_state;
+
+static int tensor_type(mix_state *s, const gguf_tensor *t)
+{
+    if (!allows_quantization(t)) return (int)t->type;
+    const char *name = t->name;
+    const char *ftn = s->ft->name;
+    int type = s->ft->base;
+    if (!is_quantized(type)) return type;
+
+    if (strcmp(name, "output.weight") == 0 ||
+        (s->tied && strcmp(name, "token_embd.weight") == 0)) {
+        if (t->ne[0] % kinfer_type_traits_get(type)->blck_size != 0) type = KINFER_TYPE_Q8_0;
+        else if (type != KINFER_TYPE_Q8_0) type = KINFER_TYPE_Q6_K;
+    } else if (strcmp(name, "token_embd.weight") == 0) {
+        /* the base type */
+    } else if (name_has(name, "attn_v.weight")) {
+        int i = s->i_attn_v++;
+        if (!strcmp(ftn, "Q2_K")) type = s->n_gqa >= 4 ? KINFER_TYPE_Q4_K : KINFER_TYPE_Q3_K;
+        else if (!strcmp(ftn, "Q3_K_M")) type = i < 2 ? KINFER_TYPE_Q5_K : KINFER_TYPE_Q4_K;
+        else if ((!strcmp(ftn, "IQ4_NL") || !strcmp(ftn, "IQ4_XS")) && s->n_gqa >= 4)
+            type = KINFER_TYPE_Q5_K;
+        else if ((!strcmp(ftn, "Q4_K_M") || !strcmp(ftn, "Q5_K_M")) && use_more_bits(i, s->n_attn_v))
+            type = KINFER_TYPE_Q6_K;
+        else if (!strcmp(ftn, "Q4_K_S") && i < 4) type = KINFER_TYPE_Q5_K;
+    } else if (name_has(name, "ffn_down")) {
+        int i = s->i_ffn_down++, n = s->n_ffn_down;
+        if (!strcmp(ftn, "Q2_K")) type = KINFER_TYPE_Q3_K;
+        else if (!strcmp(ftn, "Q3_K_M")) type = i < n / 16 ? KINFER_TYPE_Q5_K : KINFER_TYPE_Q4_K;
+        else if (!strcmp(ftn, "Q4_K_M")) {
+            if (use_more_bits(i, n)) type = KINFER_TYPE_Q6_K;
+        } else if (i < n / 8 && (!strcmp(ftn, "IQ4_NL") || !strcmp(ftn, "IQ4_XS")))
+            type = KINFER_TYPE_Q5_K;
+        else if (!strcmp(ftn, "Q5_K_M") && use_more_bits(i, n)) type = KINFER_TYPE_Q6_K;
+        else if (!strcmp(ftn, "Q4_K_S") && i < n / 8) type = KINFER_TYPE_Q5_K;
+    } else if (name_has(name, "attn_output.weight")) {
+        if (!strcmp(ftn, "Q2_K")) type = KINFER_TYPE_Q3_K;
+        else if (!strcmp(ftn, "Q3_K_M")) type = KINFER_TYPE_Q4_K;
+    } else if (name_has(name, "attn_qkv.weight")) {
+        if (!strcmp(ftn, "Q3_K_M")) type = KINFER_TYPE_Q4_K;
+        else if (!strcmp(ftn, "Q4_K_M")) type = KINFER_TYPE_Q5_K;
+        else if (!strcmp(ftn, "Q5_K_M")) type = KINFER_TYPE_Q6_K;
+    }
+    return fallback_type(type, t->ne[0]);
+}
+
+/* ------------------------------------------------------ row conversion */
+
+typedef struct convert_job {
+    const gguf_tensor *src;
+    int dst_type;
+    uint8_t *dst;
+    int64_t n_rows;
+    int ith, nth;
+    kinfer_status status;
+} convert_job;
+
+/* Dequantize this thread's rows to F32 and quantize them to the new type. */
+static void *convert_rows(void *arg)
+{
+    convert_job *j = arg;
+    int64_t ncols = j->src->ne[0];
+    size_t src_row = kinfer_row_size((int)j->src->type, ncols);
+    size_t dst_row = kinfer_row_size(j->dst_type, ncols);
+    float *row = malloc((size_t)ncols * sizeof(float));
+    if (!row) {
+        j->status = KINFER_E_NOMEM;
+        return NULL;
+    }
+    int64_t per = (j->n_rows + j->nth - 1) / j->nth;
+    int64_t r0 = per * j->ith, r1 = r0 + per < j->n_rows ? r0 + per : j->n_rows;
+    for (int64_t r = r0; r < r1 && !j->status; r++) {
+        const uint8_t *in = (const uint8_t *)j->src->data + (size_t)r * src_row;
+        j->status = kinfer_dequantize_row((int)j->src->type, in, row, ncols);
+        if (!j->status)
+            j->status = kinfer_quantize_row(j->dst_type, row, j->dst + (size_t)r * dst_row, ncols);
+    }
+    free(row);
+    return NULL;
+}
+
+static kinfer_status convert_tensor(const gguf_tensor *t, int dst_type, uint8_t *dst, int n_threads)
+{
+    int64_t n_rows = (int64_t)(t->n_elements / (uint64_t)t->ne[0]);
+    if (n_threads > n_rows) n_threads = n_rows > 0 ? (int)n_rows : 1;
+    convert_job jobs[64];
+    pthread_t threads[64];
+    if (n_threads > 64) n_threads = 64;
+    int started = 0;
+    for (int i = 0; i < n_threads; i++) {
+        jobs[i] = (convert_job){t, dst_type, dst, n_rows, i, n_threads, KINFER_OK};
+        if (i > 0 && pthread_create(&threads[i], NULL, convert_rows, &jobs[i]) == 0) started++;
+        else if (i > 0) convert_rows(&jobs[i]); /* no thread: do it here */
+    }
+    convert_rows(&jobs[0]);
+    for (int i = 1; i <= started; i++) pthread_join(threads[i], NULL);
+    for (int i = 0; i < n_threads; i++)
+        if (jobs[i].status) return jobs[i].status;
+    return KINFER_OK;
+}
+
+/* --------------------------------------------------------------- driver */
+
+/* Tensors are written by layer (non-layer tensors first), then by name, as
+ * llama.cpp's loader orders them; the per-layer mixture counts on it. */
+static int tensor_layer(const char *name)
+{
+    int layer = -1;
+    return sscanf(name, "blk.%d.", &layer) == 1 ? layer : -1;
+}
+
+static int by_layer_then_name(const void *a, const void *b)
+{
+    const gguf_tensor *ta = *(const gguf_tensor *const *)a, *tb = *(const gguf_tensor *const *)b;
+    int la = tensor_layer(ta->name), lb = tensor_layer(tb->name);
+    if (la != lb) return la < lb ? -1 : 1;
+    return strcmp(ta->name, tb->name);
+}
+
+static kinfer_status qfail(char *err, size_t size, kinfer_status st, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static kinfer_status qfail(char *err, size_t size, kinfer_status st, const char *fmt, ...)
+{
+    if (err && size) {
+        va_list ap;
+        va_start(ap, fmt);
+        vsnprintf(err, size, fmt, ap);
+        va_end(ap);
+    }
+    return st;
+}
+
+static int meta_int(const gguf_file *gf, const char *arch, const char *suffix, int fallback)
+{
+    char key[256];
+    snprintf(key, sizeof key, "%s.%s", arch, suffix);
+    int64_t i = gguf_find_key(gf, key), v;
+    if (i < 0) return fallback;
+    if (gf->kv[i].type == GGUF_ARR) return gguf_arr_int(&gf->kv[i], 0, &v) ? fallback : (int)v;
+    return gguf_kv_int(&gf->kv[i], &v) ? fallback : (int)v;
+}
+
+kinfer_status kinfer_quantize(const char *in_path, const char *out_path,
+                              const kinfer_quantize_params *params, char *err, size_t err_size)
+{
+    kinfer_quantize_params defaults = kinfer_quantize_default_params();
+    if (!params) params = &defaults;
+    if (err && err_size) err[0] = '\0';
+    if (!in_path || !out_path || !params->ftype)
+        return qfail(err, err_size, KINFER_E_INVALID_ARG, "input, output and ftype are required");
+    const ftype_info *ft = NULL;
+    for (size_t i = 0; i < N_FTYPES; i++)
+        if (strcasecmp(ftypes[i].name, params->ftype) == 0) ft = &ftypes[i];
+    if (!ft) return qfail(err, err_size, KINFER_E_UNSUPPORTED, "unknown ftype '%s'", params->ftype);
+
+    kinfer_model *model = NULL;
+    kinfer_status st = kinfer_model_load(in_path, NULL, &model);
+    if (st) {
+        qfail(err, err_size, st, "%s", kinfer_model_errmsg(model));
+        kinfer_model_free(model);
+        return st;
+    }
+    const gguf_file *gf = model->gguf;
+    const char *arch = "";
+    int64_t ai = gguf_find_key(gf, "general.architecture");
+    if (ai >= 0 && gf->kv[ai].type == GGUF_STR) arch = gf->kv[ai].str;
+
+    mix_state mix = {.ft = ft, .tied = gguf_find_tensor(gf, "output.weight") < 0};
+    int n_head = meta_int(gf, arch, "attention.head_count", 1);
+    int n_head_kv = meta_int(gf, arch, "attention.head_count_kv", n_head);
+    mix.n_gqa = n_head_kv > 0 ? n_head / n_head_kv : 1;
+    for (uint64_t i = 0; i < gf->n_tensors; i++) {
+        mix.n_attn_v += name_has(gf->tensors[i].name, "attn_v.weight");
+        mix.n_ffn_down += name_has(gf->tensors[i].name, "ffn_down");
+    }
+
+    gguf_writer *w = gguf_writer_new();
+    int *types = calloc(gf->n_tensors ? gf->n_tensors : 1, sizeof(int));
+    const gguf_tensor **order = calloc(gf->n_tensors ? gf->n_tensors : 1, sizeof *order);
+    FILE *out = NULL;
+    uint8_t *buf = NULL;
+    if (!w || !types || !order) {
+        st = qfail(err, err_size, KINFER_E_NOMEM, "out of memory");
+        goto done;
+    }
+    /* Metadata as it was, but for the file type and the alignment we write. */
+    for (uint64_t i = 0; i < gf->n_kv && !st; i++) {
+        const char *key = gf->kv[i].key;
+        if (!strcmp(key, "general.file_type") || !strcmp(key, "general.alignment") ||
+            !strcmp(key, "general.quantization_version"))
+            continue;
+        st = gguf_writer_copy_kv(w, &gf->kv[i]);
+    }
+    if (!st) st = gguf_writer_set_u32(w, "general.quantization_version", 2);
+    if (!st) st = gguf_writer_set_u32(w, "general.file_type", ft->file_type);
+    for (uint64_t i = 0; i < gf->n_tensors; i++) order[i] = &gf->tensors[i];
+    qsort(order, gf->n_tensors, sizeof *order, by_layer_then_name);
+    uint64_t max_size = 0;
+    for (uint64_t i = 0; i < gf->n_tensors && !st; i++) {
+        const gguf_tensor *t = order[i];
+        types[i] = tensor_type(&mix, t);
+        if (!kinfer_cpu_kernels_get((int)t->type) && types[i] != (int)t->type) {
+            st = qfail(err, err_size, KINFER_E_UNSUPPORTED, "tensor '%s': cannot convert from %s",
+                       t->name, kinfer_type_name((int)t->type));
+            break;
+        }
+        uint64_t size;
+        st = gguf_writer_add_tensor(w, t->name, types[i], t->n_dims, t->ne, &size);
+        if (size > max_size) max_size = size;
+    }
+    if (st) {
+        if (!err || !err[0]) qfail(err, err_size, st, "cannot build the output header");
+        goto done;
+    }
+    out = fopen(out_path, "wb");
+    if (!out) {
+        st = qfail(err, err_size, KINFER_E_IO, "%s: cannot create", out_path);
+        goto done;
+    }
+    buf = malloc(max_size ? max_size : 1);
+    if (!buf) {
+        st = qfail(err, err_size, KINFER_E_NOMEM, "out of memory for a %llu-byte tensor",
+                   (unsigned long long)max_size);
+        goto done;
+    }
+    st = gguf_writer_write_header(w, out);
+    int n_threads = params->n_threads > 0 ? params->n_threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
+    if (n_threads < 1) n_threads = 1;
+    for (uint64_t i = 0; i < gf->n_tensors && !st; i++) {
+        const gguf_tensor *t = order[i];
+        const void *data = t->data;
+        uint64_t size = t->size;
+        if (types[i] != (int)t->type) {
+            size = kinfer_row_size(types[i], t->ne[0]) * (t->n_elements / (uint64_t)t->ne[0]);
+            st = convert_tensor(t, types[i], buf, n_threads);
+            if (st) {
+                qfail(err, err_size, st, "tensor '%s': conversion %s -> %s failed", t->name,
+                      kinfer_type_name((int)t->type), kinfer_type_name(types[i]));
+                break;
+            }
+            data = buf;
+        }
+        st = gguf_writer_write_tensor_data(w, out, data, size);
+        if (st) qfail(err, err_size, st, "%s: write failed", out_path);
+        if (!st && params->progress &&
+            !params->progress((float)(i + 1) / (float)gf->n_tensors, params->progress_user_data))
+            st = qfail(err, err_size, KINFER_E_ABORTED, "cancelled by the progress callback");
+    }
+
+done:
+    if (out && fclose(out) != 0 && !st) st = qfail(err, err_size, KINFER_E_IO, "%s: close failed", out_path);
+    if (st && out) unlink(out_path);
+    free(buf);
+    free(order);
+    free(types);
+    gguf_writer_free(w);
+    kinfer_model_free(model);
+    return st;
+}

@@ -1,0 +1,35 @@
+/*
+ * threadpool.h — persistent worker threads for the compute kernels
+ * (internal).
+ *
+ * kinfer_threadpool_run() hands one function to every thread and returns when
+ * all have finished: a fork-join barrier.  Workers spin briefly between jobs
+ * (a decode step runs a few hundred of them, microseconds apart), then sleep
+ * on a condition variable, so an idle pool costs no CPU.
+ *
+ * A pool is used by one thread at a time (the one that owns the context).
+ */
+#ifndef KINFER_THREADPOOL_H
+#define KINFER_THREADPOOL_H
+
+/* Called on every thread with ith in 0..nth-1; the caller of run is ith 0. */
+typedef void (*kinfer_task_fn)(void *ctx, int ith, int nth);
+
+typedef struct kinfer_threadpool kinfer_threadpool;
+
+/* n_threads counts the calling thread: n_threads - 1 workers are started.
+ * n_threads <= 0 means one per online CPU.  NULL when out of memory or
+ * threads cannot be created. */
+kinfer_threadpool *kinfer_threadpool_new(int n_threads);
+
+/* Threads that run each job (workers + the caller). 1 for a NULL pool. */
+int kinfer_threadpool_size(const kinfer_threadpool *pool);
+
+/* Run fn(ctx, ith, nth) on all threads; returns when every call returned.
+ * A NULL pool runs fn(ctx, 0, 1) on the caller. */
+void kinfer_threadpool_run(kinfer_threadpool *pool, kinfer_task_fn fn, void *ctx);
+
+/* Stops and joins the workers.  Accepts NULL. */
+void kinfer_threadpool_free(kinfer_threadpool *pool);
+
+#endif /* KINFER_THREADPOOL_H */

@@ -1,0 +1,83 @@
+/*
+ * weights.h — a loaded model's hyperparameters and per-layer weights, bound
+ * by architecture (internal).  Weights point into the GGUF image: never
+ * copied.
+ */
+#ifndef KINFER_WEIGHTS_H
+#define KINFER_WEIGHTS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "arch.h"
+#include "kinfer.h"
+
+/* A weight matrix (ne1 rows of ne0 elements) or vector (ne1 = 1) in place. */
+typedef struct wtensor {
+    const void *data;   /* NULL: the model has no such tensor */
+    int type;           /* kinfer_type */
+    int64_t ne0, ne1;   /* ne0 innermost (a row), ne1 rows */
+    size_t row_size;    /* bytes of one row */
+} wtensor;
+
+typedef struct layer_weights {
+    wtensor attn_norm;       /* (n_embd) f32 */
+    wtensor wq;              /* (n_head * head_dim_k rows, n_embd) */
+    wtensor wk;              /* (n_head_kv * head_dim_k, n_embd) */
+    wtensor wv;              /* (n_head_kv * head_dim_v, n_embd) */
+    wtensor bq, bk, bv;      /* biases, f32 (Qwen2) or absent */
+    wtensor q_norm, k_norm;  /* (head_dim_k) f32 (Gemma 3) or absent */
+    wtensor wo;              /* (n_embd, n_head * head_dim_v) */
+    wtensor attn_post_norm;  /* (n_embd) f32 (Gemma 3) or absent */
+    wtensor ffn_norm;        /* (n_embd) f32 */
+    wtensor ffn_gate;        /* (n_ff, n_embd) */
+    wtensor ffn_up;          /* (n_ff, n_embd) */
+    wtensor ffn_down;        /* (n_embd, n_ff) */
+    wtensor ffn_post_norm;   /* (n_embd) f32 (Gemma 3) or absent */
+    int is_swa;              /* sliding-window (local) layer */
+    float rope_base;         /* RoPE theta base of this layer */
+    float rope_scale;        /* linear position scale of this layer (1 = none) */
+} layer_weights;
+
+typedef struct model_hparams {
+    int32_t n_layer;
+    int32_t n_embd;
+    int32_t n_head;
+    int32_t n_head_kv;
+    int32_t head_dim_k;      /* key_length, default n_embd / n_head */
+    int32_t head_dim_v;      /* value_length, default n_embd / n_head */
+    int32_t n_ff;
+    int32_t n_vocab;         /* rows of the output matrix */
+    int32_t n_ctx_train;
+    int32_t n_rot;           /* leading dims of a head that RoPE rotates */
+    int32_t n_swa;           /* sliding window in positions; 0 = none */
+    float rms_eps;
+    float rope_base;         /* global layers */
+    float rope_scale;        /* 1 / rope.scaling.factor for linear scaling */
+    float attn_scale;        /* multiplies q.k */
+    float embd_scale;        /* multiplies the token embeddings (1 = none) */
+    float logit_softcap;     /* 0 = none; else logits = c * tanh(logits / c) */
+} model_hparams;
+
+typedef struct model_weights {
+    const arch_desc *arch;   /* NULL: kinfer cannot run this model */
+    char unsupported[256];   /* why arch is NULL (for kinfer_context_new) */
+    model_hparams hp;
+    wtensor tok_embd;        /* (n_vocab, n_embd) */
+    wtensor output_norm;     /* (n_embd) f32 */
+    wtensor output;          /* (n_vocab, n_embd); token_embd when tied */
+    wtensor rope_freqs;      /* (n_rot / 2) f32 frequency divisors, or absent */
+    layer_weights *layers;   /* n_layer */
+    uint64_t tensor_bytes;   /* all tensor data in the file */
+    int output_tied;
+} model_weights;
+
+struct kinfer_model;
+
+/* Bind the architecture after the GGUF tables are parsed.  An unknown
+ * architecture is not an error here (weights.arch stays NULL with a reason);
+ * a known one with a missing tensor, a wrong shape or bad metadata is. */
+kinfer_status model_bind(struct kinfer_model *model);
+void model_unbind(struct kinfer_model *model);
+
+#endif /* KINFER_WEIGHTS_H */

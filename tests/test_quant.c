@@ -1,0 +1,638 @@
+/*
+ * test_quant.c — quantized types and matmul: our reference kernels against
+ * fixtures from the gguf package's numpy code (bit for bit where the
+ * algorithm is the same), round-trip error bounds, dot products against
+ * dequantize-then-dot, every SIMD level against the reference, multithreaded
+ * matmul against single-threaded, and errors for bad arguments.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu/kernels.h"
+#include "cpu/ref.h"
+#include "quant.h"
+#include "testutil.h"
+#include "threadpool.h"
+
+/* ------------------------------------------------------------ helpers */
+
+static uint64_t rng_state;
+
+static uint64_t rng_next(void)
+{
+    /* splitmix64: fixed seed per test, same numbers on every machine */
+    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    return z ^ (z >> 31);
+}
+
+static float rng_uniform(void)
+{
+    return (float)((rng_next() >> 40) * (1.0 / 16777216.0));
+}
+
+static float rng_gauss(void)
+{
+    const double u1 = ((rng_next() >> 11) + 1.0) * (1.0 / 9007199254740993.0);
+    const double u2 = (rng_next() >> 11) * (1.0 / 9007199254740992.0);
+    return (float)(sqrt(-2.0 * log(u1)) * cos(6.283185307179586 * u2));
+}
+
+static void fill_gauss(float *x, int64_t n, float scale)
+{
+    for (int64_t i = 0; i < n; i++)
+        x[i] = rng_gauss() * scale;
+}
+
+static void *xmalloc(size_t n)
+{
+    void *p = malloc(n ? n : 1);
+    ck_assert_ptr_nonnull(p);
+    return p;
+}
+
+/* Weight types with kernels, and the activation types. */
+static const int weight_types[] = {
+    KINFER_TYPE_F32, KINFER_TYPE_F16, KINFER_TYPE_BF16, KINFER_TYPE_Q4_0, KINFER_TYPE_Q4_1,
+    KINFER_TYPE_Q5_0, KINFER_TYPE_Q5_1, KINFER_TYPE_Q8_0, KINFER_TYPE_IQ4_NL, KINFER_TYPE_Q2_K,
+    KINFER_TYPE_Q3_K, KINFER_TYPE_Q4_K, KINFER_TYPE_Q5_K, KINFER_TYPE_Q6_K, KINFER_TYPE_IQ4_XS,
+};
+#define N_WEIGHT_TYPES (int)(sizeof weight_types / sizeof weight_types[0])
+
+static int64_t blck(int type)
+{
+    return kinfer_type_traits_get(type)->blck_size;
+}
+
+/* Offsets of the fp16 scale fields in a block, -1 terminated; used to make
+ * random blocks with sane scales. */
+static const int *scale_fields(int type)
+{
+    static const int none[] = {-1};
+    static const int at0[] = {0, -1};
+    static const int at0_2[] = {0, 2, -1};
+    static const int q2k[] = {80, 82, -1};
+    static const int q3k[] = {108, -1};
+    static const int q6k[] = {208, -1};
+    switch (type) {
+    case KINFER_TYPE_Q4_0: case KINFER_TYPE_Q5_0: case KINFER_TYPE_Q8_0: case KINFER_TYPE_IQ4_NL:
+    case KINFER_TYPE_IQ4_XS:
+        return at0;
+    case KINFER_TYPE_Q4_1: case KINFER_TYPE_Q5_1: case KINFER_TYPE_Q4_K: case KINFER_TYPE_Q5_K:
+        return at0_2;
+    case KINFER_TYPE_Q2_K: return q2k;
+    case KINFER_TYPE_Q3_K: return q3k;
+    case KINFER_TYPE_Q6_K: return q6k;
+    default: return none;
+    }
+}
+
+/* A row of n elements of type made of random bytes (every bit pattern a
+ * kernel may meet), scales kept finite and small. */
+static void random_row(int type, void *dst, int64_t n)
+{
+    const kinfer_type_traits *tt = kinfer_type_traits_get(type);
+    const int64_t nb = n / tt->blck_size;
+    if (tt->blck_size == 1) {
+        float *tmp = xmalloc((size_t)n * sizeof(float));
+        fill_gauss(tmp, n, 1.0f);
+        tt->from_float(tmp, dst, n);
+        free(tmp);
+        return;
+    }
+    uint8_t *p = dst;
+    for (size_t i = 0; i < (size_t)nb * tt->type_size; i++)
+        p[i] = (uint8_t)rng_next();
+    for (int64_t b = 0; b < nb; b++) {
+        for (const int *f = scale_fields(type); *f >= 0; f++) {
+            const kinfer_fp16 h = kinfer_fp32_to_fp16((rng_uniform() - 0.3f) * 0.02f);
+            memcpy(p + b * tt->type_size + *f, &h, 2);
+        }
+    }
+}
+
+static bool same_float_bits(float a, float b)
+{
+    if (isnan(a) && isnan(b))
+        return true;
+    return kinfer_f32_bits(a) == kinfer_f32_bits(b);
+}
+
+/* ------------------------------------------------------------ fixtures */
+
+typedef struct fixture {
+    uint32_t type, n, has_input, nbytes;
+    float *input, *deq;
+    uint8_t *q;
+    unsigned char *raw;
+} fixture;
+
+static bool load_fixture(const char *name, fixture *fx)
+{
+    char path[512];
+    const char *dir = getenv("KINFER_FIXTURES_DIR");
+    snprintf(path, sizeof path, "%s/quant/%s.bin", dir && *dir ? dir : "tests/fixtures", name);
+    size_t size = 0;
+    unsigned char *raw = test_read_file(path, &size);
+    ck_assert_msg(raw != NULL, "cannot read fixture %s (run from the repository root)", path);
+    ck_assert_uint_ge(size, 24);
+    ck_assert(memcmp(raw, "KQFX", 4) == 0);
+    uint32_t hdr[5];
+    memcpy(hdr, raw + 4, sizeof hdr);
+    ck_assert_uint_eq(hdr[0], 1);
+    fx->type = hdr[1];
+    fx->n = hdr[2];
+    fx->has_input = hdr[3];
+    fx->nbytes = hdr[4];
+    ck_assert_uint_eq(size, 24 + 8 * (size_t)fx->n + fx->nbytes);
+    fx->raw = raw;
+    fx->input = xmalloc((size_t)fx->n * sizeof(float));
+    fx->deq = xmalloc((size_t)fx->n * sizeof(float));
+    fx->q = raw + 24 + 4 * (size_t)fx->n;
+    memcpy(fx->input, raw + 24, 4 * (size_t)fx->n);
+    memcpy(fx->deq, raw + 24 + 4 * (size_t)fx->n + fx->nbytes, 4 * (size_t)fx->n);
+    return true;
+}
+
+static void free_fixture(fixture *fx)
+{
+    free(fx->raw);
+    free(fx->input);
+    free(fx->deq);
+}
+
+static const char *fixture_names[] = {
+    "F16", "BF16", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q8_0",
+    "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "IQ4_NL", "IQ4_XS",
+};
+#define N_FIXTURES (int)(sizeof fixture_names / sizeof fixture_names[0])
+
+/* Dequantization is the same arithmetic as the package's: bit for bit, at
+ * every SIMD level. */
+START_TEST(test_fixture_dequantize)
+{
+    fixture fx;
+    load_fixture(fixture_names[_i], &fx);
+    const kinfer_type_traits *tt = kinfer_type_traits_get((int)fx.type);
+    ck_assert_ptr_nonnull(tt);
+    ck_assert_uint_eq(kinfer_row_size((int)fx.type, fx.n), fx.nbytes);
+    float *out = xmalloc(fx.n * sizeof(float));
+    for (int level = 0; level < KINFER_CPU_LEVEL_COUNT; level++) {
+        const kinfer_cpu_kernels *k = kinfer_cpu_kernels_at((int)fx.type, (kinfer_cpu_level)level);
+        if (k == NULL)
+            continue;
+        memset(out, 0xAB, fx.n * sizeof(float));
+        k->to_float(fx.q, out, fx.n);
+        for (uint32_t i = 0; i < fx.n; i++)
+            ck_assert_msg(same_float_bits(out[i], fx.deq[i]), "%s level %d element %u: %.9g vs %.9g",
+                          tt->name, level, i, out[i], fx.deq[i]);
+    }
+    free(out);
+    free_fixture(&fx);
+}
+END_TEST
+
+/* Quantization where the package implements ggml's reference algorithm:
+ * the same bytes. */
+START_TEST(test_fixture_quantize)
+{
+    fixture fx;
+    load_fixture(fixture_names[_i], &fx);
+    if (!fx.has_input) {
+        free_fixture(&fx);
+        return;
+    }
+    const kinfer_type_traits *tt = kinfer_type_traits_get((int)fx.type);
+    uint8_t *q = xmalloc(fx.nbytes);
+    for (int level = 0; level < KINFER_CPU_LEVEL_COUNT; level++) {
+        const kinfer_cpu_kernels *k = kinfer_cpu_kernels_at((int)fx.type, (kinfer_cpu_level)level);
+        if (k == NULL)
+            continue;
+        memset(q, 0xCD, fx.nbytes);
+        k->from_float(fx.input, q, fx.n);
+        for (uint32_t i = 0; i < fx.nbytes; i++)
+            ck_assert_msg(q[i] == fx.q[i], "%s level %d byte %u: %02x vs %02x", tt->name, level, i,
+                          q[i], fx.q[i]);
+    }
+    free(q);
+    free_fixture(&fx);
+}
+END_TEST
+
+/* ---------------------------------------------------------- round trip */
+
+/* Relative RMS error bound of quantize -> dequantize on gaussian data,
+ * about 1.5x what the type achieves (ggml's own test uses similar). */
+static double roundtrip_bound(int type)
+{
+    switch (type) {
+    case KINFER_TYPE_F32: return 0.0;
+    case KINFER_TYPE_F16: return 4e-4;
+    case KINFER_TYPE_BF16: return 3e-3;
+    case KINFER_TYPE_Q8_0: return 6e-3;
+    case KINFER_TYPE_Q5_0: case KINFER_TYPE_Q5_1: return 0.06;
+    case KINFER_TYPE_Q4_0: case KINFER_TYPE_Q4_1: case KINFER_TYPE_IQ4_NL: return 0.13;
+    case KINFER_TYPE_IQ4_XS: return 0.13;
+    case KINFER_TYPE_Q2_K: return 0.45;
+    case KINFER_TYPE_Q3_K: return 0.25;
+    case KINFER_TYPE_Q4_K: return 0.12;
+    case KINFER_TYPE_Q5_K: return 0.06;
+    case KINFER_TYPE_Q6_K: return 0.03;
+    default: return -1.0;
+    }
+}
+
+START_TEST(test_roundtrip)
+{
+    const int type = weight_types[_i];
+    const kinfer_type_traits *tt = kinfer_type_traits_get(type);
+    rng_state = 1000 + (uint64_t)type;
+    const int64_t n = tt->blck_size == 1 ? 1000 : tt->blck_size * 33;
+    float *x = xmalloc((size_t)n * sizeof(float));
+    float *y = xmalloc((size_t)n * sizeof(float));
+    void *q = xmalloc(kinfer_row_size(type, n));
+    fill_gauss(x, n, 0.02f);
+    ck_assert_int_eq(kinfer_quantize_row(type, x, q, n), KINFER_OK);
+    ck_assert_int_eq(kinfer_dequantize_row(type, q, y, n), KINFER_OK);
+    double err = 0.0, ref = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        err += ((double)x[i] - y[i]) * ((double)x[i] - y[i]);
+        ref += (double)x[i] * x[i];
+    }
+    const double rel = sqrt(err / ref);
+    ck_assert_msg(rel <= roundtrip_bound(type), "%s: relative rms error %.4g > %.4g", tt->name, rel,
+                  roundtrip_bound(type));
+    /* the error must not be trivially zero for lossy types (catches a
+     * quantizer that writes nothing and a test that compares a buffer
+     * with itself) */
+    if (type != KINFER_TYPE_F32)
+        ck_assert_msg(rel > 0.0, "%s: no quantization error at all", tt->name);
+
+    /* all-zero input stays exactly zero */
+    memset(x, 0, (size_t)n * sizeof(float));
+    ck_assert_int_eq(kinfer_quantize_row(type, x, q, n), KINFER_OK);
+    ck_assert_int_eq(kinfer_dequantize_row(type, q, y, n), KINFER_OK);
+    for (int64_t i = 0; i < n; i++)
+        ck_assert_msg(y[i] == 0.0f, "%s zero row: element %ld = %g", tt->name, (long)i, y[i]);
+    free(x);
+    free(y);
+    free(q);
+}
+END_TEST
+
+/* ---------------------------------------------------------- dot products */
+
+/* Dequantize both sides and dot in double: what every vec_dot must match
+ * up to float rounding of its scale products and partial sums. */
+static double dequant_dot(int wtype, const void *w, int atype, const void *a, int64_t n, double *mag)
+{
+    float *fw = xmalloc((size_t)n * sizeof(float));
+    float *fa = xmalloc((size_t)n * sizeof(float));
+    kinfer_type_traits_get(wtype)->to_float(w, fw, n);
+    kinfer_type_traits_get(atype)->to_float(a, fa, n);
+    double s = 0.0, m = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        s += (double)fw[i] * fa[i];
+        m += fabs((double)fw[i] * fa[i]);
+    }
+    free(fw);
+    free(fa);
+    *mag = m;
+    return s;
+}
+
+static void check_dots(int type, int64_t n, bool random_bytes)
+{
+    const kinfer_type_traits *tt = kinfer_type_traits_get(type);
+    const int atype = tt->vec_dot_type;
+    void *w = xmalloc(kinfer_row_size(type, n));
+    void *a = xmalloc(kinfer_row_size(atype, n));
+    void *a_simd = xmalloc(kinfer_row_size(atype, n));
+    float *x = xmalloc((size_t)n * sizeof(float));
+    if (random_bytes) {
+        random_row(type, w, n);
+    } else {
+        fill_gauss(x, n, 0.05f);
+        tt->from_float(x, w, n);
+    }
+    fill_gauss(x, n, 1.0f);
+    kinfer_type_traits_get(atype)->from_float(x, a, n);
+
+    double mag;
+    const double exact = dequant_dot(type, w, atype, a, n, &mag);
+    double tol = 2e-5 * mag + 1e-30;
+    if (atype == KINFER_TYPE_Q8_1) {
+        /* Q8_1 stores d * sum(qs) rounded to fp16 for the min term: allow
+         * that rounding (2^-11 relative) on each block's m * s */
+        const block_q8_1 *ab = a;
+        for (int64_t b = 0; b < n / QK8_1; b++) {
+            kinfer_fp16 m;
+            memcpy(&m, (const uint8_t *)w + b * tt->type_size + 2, 2);
+            tol += fabs(kinfer_fp16_to_fp32(m) * kinfer_fp16_to_fp32(ab[b].s)) * 1e-3;
+        }
+    }
+    const float r = tt->vec_dot(n, w, a);
+    ck_assert_msg(fabs(r - exact) <= tol, "%s n=%ld ref dot %.9g vs dequantized %.9g (tol %.3g)",
+                  tt->name, (long)n, r, exact, tol);
+
+    for (int level = 1; level < KINFER_CPU_LEVEL_COUNT; level++) {
+        const kinfer_cpu_kernels *k = kinfer_cpu_kernels_at(type, (kinfer_cpu_level)level);
+        const kinfer_cpu_kernels *ka = kinfer_cpu_kernels_at(atype, (kinfer_cpu_level)level);
+        if (k == NULL)
+            continue;
+        /* activation quantizers are bit-exact with the reference */
+        ka->from_float(x, a_simd, n);
+        ck_assert_msg(memcmp(a, a_simd, kinfer_row_size(atype, n)) == 0,
+                      "%s activation quantizer differs at level %s",
+                      kinfer_type_traits_get(atype)->name, kinfer_cpu_level_name((kinfer_cpu_level)level));
+        const float s = k->vec_dot(n, w, a);
+        ck_assert_msg(fabs(s - exact) <= tol, "%s n=%ld %s dot %.9g vs %.9g (ref %.9g, tol %.3g)",
+                      tt->name, (long)n, kinfer_cpu_level_name((kinfer_cpu_level)level), s, exact, r, tol);
+    }
+    free(w);
+    free(a);
+    free(a_simd);
+    free(x);
+}
+
+START_TEST(test_vec_dot)
+{
+    const int type = weight_types[_i];
+    rng_state = 2000 + (uint64_t)type;
+    const int64_t b = blck(type) == 1 ? 32 : blck(type);
+    /* odd multiples of the block size, including ones that leave SIMD
+     * remainders (1, 3, 7 blocks) */
+    const int64_t mults[] = {1, 3, 7, 33};
+    for (size_t m = 0; m < sizeof mults / sizeof mults[0]; m++) {
+        check_dots(type, b * mults[m], false);
+        if (blck(type) > 1)
+            check_dots(type, b * mults[m], true);
+    }
+    if (blck(type) == 1) /* float types: lengths that are not SIMD multiples */
+        check_dots(type, 37, false);
+}
+END_TEST
+
+/* ------------------------------------------------------- half precision */
+
+START_TEST(test_fp16_exhaustive)
+{
+    /* every half converts to float and back unchanged (NaNs stay NaN) */
+    for (uint32_t h = 0; h < 65536; h++) {
+        const float f = kinfer_fp16_to_fp32((kinfer_fp16)h);
+        const kinfer_fp16 back = kinfer_fp32_to_fp16(f);
+        if ((h & 0x7c00) == 0x7c00 && (h & 0x3ff))
+            ck_assert(isnan(f) && (back & 0x7c00) == 0x7c00 && (back & 0x3ff));
+        else
+            ck_assert_msg(back == h, "half %04x -> %g -> %04x", h, f, back);
+    }
+    /* float -> half rounds to nearest even, checked against the F16C
+     * instruction where the CPU has it */
+    const kinfer_cpu_kernels *hw = kinfer_cpu_kernels_at(KINFER_TYPE_F16, KINFER_CPU_AVX2);
+    if (hw != NULL) {
+        rng_state = 77;
+        enum { N = 1 << 16 };
+        static float f[N];
+        static kinfer_fp16 a[N], b[N];
+        for (int round = 0; round < 8; round++) {
+            for (int i = 0; i < N; i++) {
+                uint32_t bits = (uint32_t)rng_next();
+                /* concentrate on the half range, subnormals included */
+                bits = (bits & 0x807fffffu) | ((uint32_t)(96 + (rng_next() % 48)) << 23);
+                f[i] = kinfer_bits_f32(bits);
+            }
+            hw->from_float(f, a, N);
+            for (int i = 0; i < N; i++)
+                b[i] = kinfer_fp32_to_fp16(f[i]);
+            for (int i = 0; i < N; i++)
+                ck_assert_msg(a[i] == b[i], "%.9g: F16C %04x, ours %04x", f[i], a[i], b[i]);
+        }
+    }
+    /* bfloat16: round to nearest even, NaN stays NaN */
+    ck_assert_uint_eq(kinfer_fp32_to_bf16(1.0f), 0x3f80);
+    ck_assert_uint_eq(kinfer_fp32_to_bf16(kinfer_bits_f32(0x3f808000u)), 0x3f80); /* tie -> even */
+    ck_assert_uint_eq(kinfer_fp32_to_bf16(kinfer_bits_f32(0x3f818000u)), 0x3f82); /* tie -> even */
+    ck_assert_uint_eq(kinfer_fp32_to_bf16(kinfer_bits_f32(0x3f808001u)), 0x3f81);
+    ck_assert(isnan(kinfer_bf16_to_fp32(kinfer_fp32_to_bf16(NAN))));
+}
+END_TEST
+
+/* --------------------------------------------------------------- errors */
+
+START_TEST(test_errors)
+{
+    float f[64] = {0};
+    uint8_t q[256] = {0};
+    float out;
+    ck_assert_int_eq(kinfer_dequantize_row(KINFER_TYPE_Q4_0, q, f, 33), KINFER_E_INVALID_ARG);
+    ck_assert_int_eq(kinfer_dequantize_row(KINFER_TYPE_Q4_K, q, f, 32), KINFER_E_INVALID_ARG);
+    ck_assert_int_eq(kinfer_dequantize_row(KINFER_TYPE_Q4_0, q, f, -32), KINFER_E_INVALID_ARG);
+    ck_assert_int_eq(kinfer_dequantize_row(KINFER_TYPE_Q4_0, NULL, f, 32), KINFER_E_INVALID_ARG);
+    ck_assert_int_eq(kinfer_dequantize_row(KINFER_TYPE_Q4_0, q, NULL, 32), KINFER_E_INVALID_ARG);
+    ck_assert_int_eq(kinfer_dequantize_row(KINFER_TYPE_Q4_0, NULL, NULL, 0), KINFER_OK);
+    ck_assert_int_eq(kinfer_dequantize_row(4, q, f, 32), KINFER_E_UNSUPPORTED); /* removed Q4_2 */
+    ck_assert_int_eq(kinfer_dequantize_row(-1, q, f, 32), KINFER_E_UNSUPPORTED);
+    ck_assert_int_eq(kinfer_dequantize_row(1000, q, f, 32), KINFER_E_UNSUPPORTED);
+    ck_assert_int_eq(kinfer_dequantize_row(KINFER_TYPE_IQ2_XXS, q, f, 256), KINFER_E_UNSUPPORTED);
+    ck_assert_int_eq(kinfer_quantize_row(KINFER_TYPE_Q8_0, f, q, 48), KINFER_E_INVALID_ARG);
+    ck_assert_int_eq(kinfer_quantize_row(KINFER_TYPE_Q8_0, f, q, 32), KINFER_OK);
+    ck_assert_int_eq(kinfer_quantize_row(KINFER_TYPE_TQ1_0, f, q, 256), KINFER_E_UNSUPPORTED);
+    ck_assert_int_eq(kinfer_vec_dot(KINFER_TYPE_Q4_0, 40, q, q, &out), KINFER_E_INVALID_ARG);
+    ck_assert_int_eq(kinfer_vec_dot(KINFER_TYPE_Q8_K, 256, q, q, &out), KINFER_E_UNSUPPORTED);
+    ck_assert_int_eq(kinfer_vec_dot(KINFER_TYPE_Q4_0, 32, q, q, NULL), KINFER_E_INVALID_ARG);
+    ck_assert_int_eq(kinfer_vec_dot(77, 32, q, q, &out), KINFER_E_UNSUPPORTED);
+    ck_assert_uint_eq(kinfer_row_size(KINFER_TYPE_Q4_K, 512), 288);
+    ck_assert_uint_eq(kinfer_row_size(KINFER_TYPE_Q4_K, 100), 0);
+    ck_assert_uint_eq(kinfer_row_size(4, 32), 0);
+}
+END_TEST
+
+/* Every type with kernels has a consistent traits entry. */
+START_TEST(test_traits)
+{
+    for (int i = 0; i < N_WEIGHT_TYPES; i++) {
+        const kinfer_type_traits *tt = kinfer_type_traits_get(weight_types[i]);
+        ck_assert_ptr_nonnull(tt);
+        ck_assert_ptr_nonnull(tt->to_float);
+        ck_assert_ptr_nonnull(tt->from_float);
+        ck_assert_ptr_nonnull(tt->vec_dot);
+        const kinfer_type_traits *at = kinfer_type_traits_get(tt->vec_dot_type);
+        ck_assert_ptr_nonnull(at);
+        ck_assert_ptr_nonnull(at->from_float);
+        ck_assert_int_eq(at->blck_size == tt->blck_size || tt->blck_size == 1, 1);
+        ck_assert_ptr_nonnull(kinfer_cpu_kernels_get(weight_types[i]));
+    }
+    ck_assert_ptr_null(kinfer_cpu_kernels_get(KINFER_TYPE_IQ2_XXS));
+    ck_assert_ptr_nonnull(kinfer_cpu_kernels_at(KINFER_TYPE_Q4_0, KINFER_CPU_SCALAR));
+    ck_assert_int_eq(kinfer_type_traits_get(KINFER_TYPE_Q4_1)->vec_dot_type, KINFER_TYPE_Q8_1);
+    ck_assert_int_eq(kinfer_type_traits_get(KINFER_TYPE_Q6_K)->vec_dot_type, KINFER_TYPE_Q8_K);
+    ck_assert_int_eq(kinfer_type_traits_get(KINFER_TYPE_IQ4_NL)->vec_dot_type, KINFER_TYPE_Q8_0);
+}
+END_TEST
+
+/* --------------------------------------------------------------- matmul */
+
+/* Naive y = W x through the reference kernels, for comparison. */
+static void naive_matmul(int type, const void *w, int64_t n_rows, int64_t n_cols, const float *x,
+                         int64_t n_tokens, float *y)
+{
+    const kinfer_type_traits *tt = kinfer_type_traits_get(type);
+    const kinfer_type_traits *at = kinfer_type_traits_get(tt->vec_dot_type);
+    void *a = xmalloc(kinfer_row_size(tt->vec_dot_type, n_cols));
+    for (int64_t t = 0; t < n_tokens; t++) {
+        at->from_float(x + t * n_cols, a, n_cols);
+        for (int64_t r = 0; r < n_rows; r++)
+            y[t * n_rows + r] = tt->vec_dot(n_cols, (const uint8_t *)w + r * kinfer_row_size(type, n_cols), a);
+    }
+    free(a);
+}
+
+static const int matmul_types[] = {
+    KINFER_TYPE_Q4_0, KINFER_TYPE_Q4_1, KINFER_TYPE_Q8_0, KINFER_TYPE_Q4_K, KINFER_TYPE_Q6_K,
+    KINFER_TYPE_F16, KINFER_TYPE_F32, KINFER_TYPE_IQ4_XS,
+};
+#define N_MATMUL_TYPES (int)(sizeof matmul_types / sizeof matmul_types[0])
+
+START_TEST(test_matmul)
+{
+    const int type = matmul_types[_i];
+    const kinfer_type_traits *tt = kinfer_type_traits_get(type);
+    rng_state = 3000 + (uint64_t)type;
+    /* rows not divisible by the thread counts; columns an odd number of
+     * blocks */
+    const int64_t n_rows = 37, n_cols = (tt->blck_size == 1 ? 32 : tt->blck_size) * 3;
+    const int64_t token_counts[] = {1, 5, 40};
+    const size_t w_bytes = kinfer_row_size(type, n_cols) * (size_t)n_rows;
+    void *w = xmalloc(w_bytes);
+    float *wf = xmalloc((size_t)(n_rows * n_cols) * sizeof(float));
+    fill_gauss(wf, n_rows * n_cols, 0.1f);
+    ck_assert_int_eq(kinfer_quantize_row(type, wf, w, n_rows * n_cols), KINFER_OK);
+
+    kinfer_threadpool *pools[3] = {NULL, kinfer_threadpool_new(2), kinfer_threadpool_new(3)};
+    ck_assert_ptr_nonnull(pools[1]);
+    ck_assert_ptr_nonnull(pools[2]);
+    for (size_t tc = 0; tc < sizeof token_counts / sizeof token_counts[0]; tc++) {
+        const int64_t nt = token_counts[tc];
+        float *x = xmalloc((size_t)(nt * n_cols) * sizeof(float));
+        float *y_ref = xmalloc((size_t)(nt * n_rows) * sizeof(float));
+        float *y0 = xmalloc((size_t)(nt * n_rows) * sizeof(float));
+        float *y1 = xmalloc((size_t)(nt * n_rows) * sizeof(float));
+        fill_gauss(x, nt * n_cols, 1.0f);
+        naive_matmul(type, w, n_rows, n_cols, x, nt, y_ref);
+        const size_t ss = kinfer_matmul_scratch_size(type, n_cols, nt, 3);
+        void *scratch = xmalloc(ss);
+        /* quantized path: the same bits on 1, 2 and 3 threads */
+        ck_assert_int_eq(kinfer_matmul_ex(NULL, scratch, ss, type, w, n_rows, n_cols, x, nt, y0,
+                                          KINFER_MATMUL_QUANT), KINFER_OK);
+        for (int p = 1; p < 3; p++) {
+            memset(y1, 0, (size_t)(nt * n_rows) * sizeof(float));
+            ck_assert_int_eq(kinfer_matmul_ex(pools[p], scratch, ss, type, w, n_rows, n_cols, x, nt,
+                                              y1, KINFER_MATMUL_QUANT), KINFER_OK);
+            ck_assert_msg(memcmp(y0, y1, (size_t)(nt * n_rows) * sizeof(float)) == 0,
+                          "%s: %d threads differ from 1", tt->name, p + 1);
+        }
+        /* against the reference kernels, and the BLAS path against both */
+        double mag = 0.0;
+        for (int64_t i = 0; i < nt * n_rows; i++)
+            mag = fmax(mag, fabs(y_ref[i]));
+        for (int64_t i = 0; i < nt * n_rows; i++)
+            ck_assert_msg(fabs(y0[i] - y_ref[i]) <= 1e-4 * mag, "%s quant [%ld] %g vs %g", tt->name,
+                          (long)i, y0[i], y_ref[i]);
+        ck_assert_int_eq(kinfer_matmul_ex(pools[1], scratch, ss, type, w, n_rows, n_cols, x, nt, y1,
+                                          KINFER_MATMUL_BLAS), KINFER_OK);
+        /* BLAS multiplies by unquantized activations: compare with the
+         * float product of dequantized W and x */
+        float *wd = xmalloc((size_t)(n_rows * n_cols) * sizeof(float));
+        tt->to_float(w, wd, n_rows * n_cols);
+        for (int64_t t = 0; t < nt; t++) {
+            for (int64_t r = 0; r < n_rows; r++) {
+                double s = 0.0, m = 0.0;
+                for (int64_t c = 0; c < n_cols; c++) {
+                    s += (double)wd[r * n_cols + c] * x[t * n_cols + c];
+                    m += fabs((double)wd[r * n_cols + c] * x[t * n_cols + c]);
+                }
+                ck_assert_msg(fabs(y1[t * n_rows + r] - s) <= 1e-5 * m + 1e-6, "%s blas [%ld,%ld]",
+                              tt->name, (long)t, (long)r);
+                /* and the quantized path is close to it (activation
+                 * quantization error only) */
+                ck_assert_msg(fabs(y0[t * n_rows + r] - s) <= 0.02 * m + 1e-6, "%s quant vs float",
+                              tt->name);
+            }
+        }
+        ck_assert_int_eq(kinfer_matmul(pools[2], scratch, ss, type, w, n_rows, n_cols, x, nt, y1),
+                         KINFER_OK);
+        /* errors: scratch too small, bad shape, unknown type */
+        ck_assert_int_eq(kinfer_matmul(NULL, scratch, ss - 1, type, w, n_rows, n_cols, x, nt, y1),
+                         KINFER_E_INVALID_ARG);
+        if (tt->blck_size > 1)
+            ck_assert_int_eq(kinfer_matmul(NULL, scratch, ss, type, w, n_rows, n_cols - 1, x, nt, y1),
+                             KINFER_E_INVALID_ARG);
+        ck_assert_int_eq(kinfer_matmul(NULL, scratch, ss, KINFER_TYPE_IQ1_S, w, n_rows, 256, x, nt, y1),
+                         KINFER_E_UNSUPPORTED);
+        free(wd);
+        free(scratch);
+        free(x);
+        free(y_ref);
+        free(y0);
+        free(y1);
+    }
+    kinfer_threadpool_free(pools[1]);
+    kinfer_threadpool_free(pools[2]);
+    free(w);
+    free(wf);
+}
+END_TEST
+
+/* Many small jobs through the pool: every thread runs every job once. */
+static void count_task(void *ctx, int ith, int nth)
+{
+    int *counts = ctx;
+    ck_assert_int_lt(ith, nth);
+    counts[ith]++;
+}
+
+START_TEST(test_threadpool)
+{
+    for (int n = 1; n <= 4; n++) {
+        kinfer_threadpool *pool = kinfer_threadpool_new(n);
+        ck_assert_ptr_nonnull(pool);
+        ck_assert_int_eq(kinfer_threadpool_size(pool), n);
+        int counts[4] = {0};
+        for (int j = 0; j < 2000; j++)
+            kinfer_threadpool_run(pool, count_task, counts);
+        for (int i = 0; i < n; i++)
+            ck_assert_int_eq(counts[i], 2000);
+        kinfer_threadpool_free(pool);
+    }
+    int c = 0;
+    kinfer_threadpool_run(NULL, count_task, &c);
+    ck_assert_int_eq(c, 1);
+    kinfer_threadpool_free(NULL);
+}
+END_TEST
+
+static Suite *quant_suite(void)
+{
+    Suite *s = suite_create("quant");
+    TCase *tc = tcase_create("quant");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_traits);
+    tcase_add_loop_test(tc, test_fixture_dequantize, 0, N_FIXTURES);
+    tcase_add_loop_test(tc, test_fixture_quantize, 0, N_FIXTURES);
+    tcase_add_loop_test(tc, test_roundtrip, 0, N_WEIGHT_TYPES);
+    tcase_add_loop_test(tc, test_vec_dot, 0, N_WEIGHT_TYPES);
+    tcase_add_test(tc, test_fp16_exhaustive);
+    tcase_add_test(tc, test_errors);
+    tcase_add_loop_test(tc, test_matmul, 0, N_MATMUL_TYPES);
+    tcase_add_test(tc, test_threadpool);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return test_run_suite(quant_suite());
+}

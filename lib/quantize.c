@@ -18,14 +18,15 @@
 #include "gguf_writer.h"
 #include "model.h"
 #include "quant.h"
+#include "quantize.h"
 
-typedef struct ftype_info {
+struct ftype_info {
     const char *name;
     uint32_t file_type; /* general.file_type, llama.cpp's numbering */
     int base;           /* type of most weights */
-} ftype_info;
+};
 
-static const ftype_info ftypes[] = {
+static const struct ftype_info ftypes[] = {
     {"F32", 0, KINFER_TYPE_F32},       {"F16", 1, KINFER_TYPE_F16},
     {"BF16", 32, KINFER_TYPE_BF16},    {"Q8_0", 7, KINFER_TYPE_Q8_0},
     {"Q4_0", 2, KINFER_TYPE_Q4_0},     {"Q4_1", 3, KINFER_TYPE_Q4_1},
@@ -58,14 +59,13 @@ static int is_quantized(int type)
 static int name_has(const char *name, const char *part) { return strstr(name, part) != NULL; }
 
 /* Tensors llama.cpp never quantizes: 1-D ones, norms, and non-weights. */
-static int allows_quantization(const gguf_tensor *t)
+static int allows_quantization(const char *name, uint32_t n_dims)
 {
-    size_t n = strlen(t->name);
-    if (t->n_dims < 2) return 0;
-    if (n < 6 || strcmp(t->name + n - 6, "weight") != 0) return 0;
-    return !name_has(t->name, "_norm.weight") && !name_has(t->name, "ffn_gate_inp.weight") &&
-           strcmp(t->name, "position_embd.weight") != 0 &&
-           strcmp(t->name, "token_types.weight") != 0;
+    size_t n = strlen(name);
+    if (n_dims < 2) return 0;
+    if (n < 6 || strcmp(name + n - 6, "weight") != 0) return 0;
+    return !name_has(name, "_norm.weight") && !name_has(name, "ffn_gate_inp.weight") &&
+           strcmp(name, "position_embd.weight") != 0 && strcmp(name, "token_types.weight") != 0;
 }
 
 /* The first 2 layers in 8, the last in 8, and every third between get more
@@ -95,25 +95,27 @@ static int fallback_type(int type, int64_t ncols)
     return ret;
 }
 
-typedef struct mix_state {
-    const ftype_info *ft;
-    int tied;             /* no output.weight: token_embd serves as output */
-    int n_gqa;            /* query heads per KV head */
-    int n_attn_v, i_attn_v;
-    int n_ffn_down, i_ffn_down;
-} mix_state;
-
-static int tensor_type(mix_state *s, const gguf_tensor *t)
+kinfer_status quant_mix_init(quant_mix *mix, const char *ftype)
 {
-    if (!allows_quantization(t)) return (int)t->type;
-    const char *name = t->name;
+    memset(mix, 0, sizeof *mix);
+    mix->n_gqa = 1;
+    for (size_t i = 0; ftype && i < N_FTYPES; i++)
+        if (strcasecmp(ftypes[i].name, ftype) == 0) mix->ft = &ftypes[i];
+    return mix->ft ? KINFER_OK : KINFER_E_UNSUPPORTED;
+}
+
+uint32_t quant_mix_file_type(const quant_mix *mix) { return mix->ft->file_type; }
+
+int quant_mix_type(quant_mix *s, const char *name, uint32_t n_dims, const int64_t *ne, int src_type)
+{
+    if (!allows_quantization(name, n_dims)) return src_type;
     const char *ftn = s->ft->name;
     int type = s->ft->base;
     if (!is_quantized(type)) return type;
 
     if (strcmp(name, "output.weight") == 0 ||
         (s->tied && strcmp(name, "token_embd.weight") == 0)) {
-        if (t->ne[0] % kinfer_type_traits_get(type)->blck_size != 0) type = KINFER_TYPE_Q8_0;
+        if (ne[0] % kinfer_type_traits_get(type)->blck_size != 0) type = KINFER_TYPE_Q8_0;
         else if (type != KINFER_TYPE_Q8_0) type = KINFER_TYPE_Q6_K;
     } else if (strcmp(name, "token_embd.weight") == 0) {
         /* the base type */
@@ -144,7 +146,7 @@ static int tensor_type(mix_state *s, const gguf_tensor *t)
         else if (!strcmp(ftn, "Q4_K_M")) type = KINFER_TYPE_Q5_K;
         else if (!strcmp(ftn, "Q5_K_M")) type = KINFER_TYPE_Q6_K;
     }
-    return fallback_type(type, t->ne[0]);
+    return fallback_type(type, ne[0]);
 }
 
 /* ------------------------------------------------------ row conversion */
@@ -251,10 +253,9 @@ kinfer_status kinfer_quantize(const char *in_path, const char *out_path,
     if (err && err_size) err[0] = '\0';
     if (!in_path || !out_path || !params->ftype)
         return qfail(err, err_size, KINFER_E_INVALID_ARG, "input, output and ftype are required");
-    const ftype_info *ft = NULL;
-    for (size_t i = 0; i < N_FTYPES; i++)
-        if (strcasecmp(ftypes[i].name, params->ftype) == 0) ft = &ftypes[i];
-    if (!ft) return qfail(err, err_size, KINFER_E_UNSUPPORTED, "unknown ftype '%s'", params->ftype);
+    quant_mix mix;
+    if (quant_mix_init(&mix, params->ftype))
+        return qfail(err, err_size, KINFER_E_UNSUPPORTED, "unknown ftype '%s'", params->ftype);
 
     kinfer_model *model = NULL;
     kinfer_status st = kinfer_model_load(in_path, NULL, &model);
@@ -268,7 +269,7 @@ kinfer_status kinfer_quantize(const char *in_path, const char *out_path,
     int64_t ai = gguf_find_key(gf, "general.architecture");
     if (ai >= 0 && gf->kv[ai].type == GGUF_STR) arch = gf->kv[ai].str;
 
-    mix_state mix = {.ft = ft, .tied = gguf_find_tensor(gf, "output.weight") < 0};
+    mix.tied = gguf_find_tensor(gf, "output.weight") < 0;
     int n_head = meta_int(gf, arch, "attention.head_count", 1);
     int n_head_kv = meta_int(gf, arch, "attention.head_count_kv", n_head);
     mix.n_gqa = n_head_kv > 0 ? n_head / n_head_kv : 1;
@@ -295,13 +296,13 @@ kinfer_status kinfer_quantize(const char *in_path, const char *out_path,
         st = gguf_writer_copy_kv(w, &gf->kv[i]);
     }
     if (!st) st = gguf_writer_set_u32(w, "general.quantization_version", 2);
-    if (!st) st = gguf_writer_set_u32(w, "general.file_type", ft->file_type);
+    if (!st) st = gguf_writer_set_u32(w, "general.file_type", quant_mix_file_type(&mix));
     for (uint64_t i = 0; i < gf->n_tensors; i++) order[i] = &gf->tensors[i];
     qsort(order, gf->n_tensors, sizeof *order, by_layer_then_name);
     uint64_t max_size = 0;
     for (uint64_t i = 0; i < gf->n_tensors && !st; i++) {
         const gguf_tensor *t = order[i];
-        types[i] = tensor_type(&mix, t);
+        types[i] = quant_mix_type(&mix, t->name, t->n_dims, t->ne, (int)t->type);
         if (!kinfer_cpu_kernels_get((int)t->type) && types[i] != (int)t->type) {
             st = qfail(err, err_size, KINFER_E_UNSUPPORTED, "tensor '%s': cannot convert from %s",
                        t->name, kinfer_type_name((int)t->type));

@@ -1,0 +1,291 @@
+/*
+ * synth-model — write a GGUF model with the shapes and metadata of a real
+ * architecture and seeded random weights, in any ftype kinfer can quantize.
+ * For benchmarks and GPU tests where the real file is too big to carry:
+ * kinfer and llama.cpp both load what it writes.
+ *
+ *   synth-model -s llama3-8b -f Q4_K_M -o /tmp/llama3-8b-q4km.gguf [--layers N] [--seed S]
+ */
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "cpu/kernels.h"
+#include "gguf_writer.h"
+#include "quant.h"
+#include "quantize.h"
+
+typedef struct shape {
+    const char *name, *arch;
+    int n_vocab, n_embd, n_layer, n_head, n_head_kv, head_dim, n_ff, n_ctx;
+    float rope_base, eps;
+    int tied;     /* output shares token_embd */
+    int swa;      /* gemma3 sliding window (0 = none) */
+} shape;
+
+static const shape shapes[] = {
+    {"llama2-7b", "llama", 32000, 4096, 32, 32, 32, 128, 11008, 4096, 10000.0f, 1e-5f, 0, 0},
+    {"llama3-8b", "llama", 128256, 4096, 32, 32, 8, 128, 14336, 8192, 500000.0f, 1e-5f, 0, 0},
+    {"smollm2-135m", "llama", 49152, 576, 30, 9, 3, 64, 1536, 8192, 100000.0f, 1e-5f, 1, 0},
+    {"gemma3-270m", "gemma3", 262144, 640, 18, 4, 1, 256, 2048, 32768, 1000000.0f, 1e-6f, 1, 512},
+};
+
+/* ------------------------------------------------------- random numbers */
+
+static uint64_t splitmix64(uint64_t *s)
+{
+    uint64_t z = (*s += 0x9e3779b97f4a7c15ull);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ull;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebull;
+    return z ^ (z >> 31);
+}
+
+/* Uniform in [-scale, scale): weights need only be plausible, not trained. */
+static void fill_row(float *row, int64_t n, uint64_t seed, float scale, float offset)
+{
+    uint64_t s = seed;
+    for (int64_t i = 0; i < n; i++)
+        row[i] = offset + scale * ((float)(splitmix64(&s) >> 40) * (2.0f / 16777216.0f) - 1.0f);
+}
+
+/* --------------------------------------------------------------- tensors */
+
+typedef struct tensor_spec {
+    char name[96];
+    uint32_t n_dims;
+    int64_t ne[2];
+    int is_norm;
+    int type;
+} tensor_spec;
+
+static int add(tensor_spec *t, int n, const char *name, int64_t ne0, int64_t ne1)
+{
+    snprintf(t[n].name, sizeof t[n].name, "%s", name);
+    t[n].n_dims = ne1 ? 2 : 1;
+    t[n].ne[0] = ne0;
+    t[n].ne[1] = ne1 ? ne1 : 1;
+    t[n].is_norm = ne1 == 0;
+    return n + 1;
+}
+
+static int layer_tensors(const shape *s, int il, tensor_spec *t, int n)
+{
+    char name[96];
+    const int64_t q = (int64_t)s->n_head * s->head_dim, kv = (int64_t)s->n_head_kv * s->head_dim;
+#define T(suffix, ne0, ne1) (snprintf(name, sizeof name, "blk.%d." suffix, il), n = add(t, n, name, ne0, ne1))
+    T("attn_norm.weight", s->n_embd, 0);
+    T("attn_q.weight", s->n_embd, q);
+    T("attn_k.weight", s->n_embd, kv);
+    T("attn_v.weight", s->n_embd, kv);
+    T("attn_output.weight", q, s->n_embd);
+    T("ffn_norm.weight", s->n_embd, 0);
+    T("ffn_gate.weight", s->n_embd, s->n_ff);
+    T("ffn_up.weight", s->n_embd, s->n_ff);
+    T("ffn_down.weight", s->n_ff, s->n_embd);
+    if (!strcmp(s->arch, "gemma3")) {
+        T("attn_q_norm.weight", s->head_dim, 0);
+        T("attn_k_norm.weight", s->head_dim, 0);
+        T("post_attention_norm.weight", s->n_embd, 0);
+        T("post_ffw_norm.weight", s->n_embd, 0);
+    }
+#undef T
+    return n;
+}
+
+static int by_layer_then_name(const void *a, const void *b)
+{
+    const tensor_spec *x = a, *y = b;
+    int lx = -1, ly = -1;
+    sscanf(x->name, "blk.%d.", &lx);
+    sscanf(y->name, "blk.%d.", &ly);
+    return lx != ly ? (lx < ly ? -1 : 1) : strcmp(x->name, y->name);
+}
+
+/* ------------------------------------------------------------- tokenizer */
+
+/* A byte-level BPE vocabulary: the 256 byte symbols, tokens merged from
+ * them, and two control tokens at the end.  Loadable, not meaningful. */
+static int write_vocab(gguf_writer *w, int n_vocab)
+{
+    char **tokens = calloc((size_t)n_vocab, sizeof *tokens);
+    int32_t *types = calloc((size_t)n_vocab, sizeof *types);
+    int n_merges_max = n_vocab;
+    char **merges = calloc((size_t)n_merges_max, sizeof *merges);
+    if (!tokens || !types || !merges) return -1;
+    /* GPT-2's byte-to-symbol map: printable bytes stand for themselves, the
+     * rest map to U+0100 and up. */
+    int n = 0, next = 256;
+    for (int b = 0; b < 256; b++) {
+        int printable = (b >= 33 && b <= 126) || (b >= 161 && b <= 172) || (b >= 174);
+        int cp = printable ? b : next++;
+        char *s = malloc(4);
+        if (cp < 0x80) s[0] = (char)cp, s[1] = 0;
+        else s[0] = (char)(0xC0 | (cp >> 6)), s[1] = (char)(0x80 | (cp & 0x3F)), s[2] = 0;
+        tokens[n] = s, types[n++] = 1;
+    }
+    int n_merges = 0, n_plain = n_vocab - 2;
+    for (int i = 0; n < n_plain; i++) {
+        /* merge token a with byte symbol b: every pair is new */
+        int a = i / 256, b = i % 256;
+        size_t la = strlen(tokens[a]), lb = strlen(tokens[b]);
+        char *s = malloc(la + lb + 1), *m = malloc(la + lb + 2);
+        memcpy(s, tokens[a], la), memcpy(s + la, tokens[b], lb + 1);
+        memcpy(m, tokens[a], la), m[la] = ' ', memcpy(m + la + 1, tokens[b], lb + 1);
+        tokens[n] = s, types[n++] = 1;
+        merges[n_merges++] = m;
+    }
+    tokens[n] = strdup("<|begin_of_text|>"), types[n++] = 3;
+    tokens[n] = strdup("<|end_of_text|>"), types[n++] = 3;
+    int st = gguf_writer_set_str(w, "tokenizer.ggml.model", "gpt2") ||
+             gguf_writer_set_str(w, "tokenizer.ggml.pre", "default") ||
+             gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)tokens, (uint64_t)n) ||
+             gguf_writer_set_arr_i32(w, "tokenizer.ggml.token_type", types, (uint64_t)n) ||
+             gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", (const char *const *)merges, (uint64_t)n_merges) ||
+             gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", (uint32_t)n - 2) ||
+             gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", (uint32_t)n - 1);
+    for (int i = 0; i < n; i++) free(tokens[i]);
+    for (int i = 0; i < n_merges; i++) free(merges[i]);
+    free(tokens), free(types), free(merges);
+    return st ? -1 : 0;
+}
+
+/* ---------------------------------------------------------------- main */
+
+typedef struct fill_job {
+    const tensor_spec *t;
+    uint64_t seed;
+    uint8_t *dst;
+    int ith, nth;
+    kinfer_status st;
+} fill_job;
+
+static void *fill_rows(void *arg)
+{
+    fill_job *j = arg;
+    int64_t n_rows = j->t->ne[1], ncols = j->t->ne[0];
+    size_t row_size = kinfer_row_size(j->t->type, ncols);
+    float *row = malloc((size_t)ncols * sizeof(float));
+    float scale = j->t->is_norm ? 0.1f : 1.0f / sqrtf((float)ncols);
+    for (int64_t r = j->ith; row && r < n_rows && !j->st; r += j->nth) {
+        fill_row(row, ncols, j->seed * 0x100000001b3ull + (uint64_t)r, scale, j->t->is_norm ? 1.0f : 0.0f);
+        j->st = kinfer_quantize_row(j->t->type, row, j->dst + (size_t)r * row_size, ncols);
+    }
+    if (!row) j->st = KINFER_E_NOMEM;
+    free(row);
+    return NULL;
+}
+
+static void usage(void)
+{
+    fprintf(stderr, "usage: synth-model -s SHAPE -f FTYPE -o out.gguf [--layers N] [--seed S] [-t threads]\n  SHAPE:");
+    for (size_t i = 0; i < sizeof shapes / sizeof *shapes; i++) fprintf(stderr, " %s", shapes[i].name);
+    fprintf(stderr, "\n  FTYPE:");
+    for (int i = 0; kinfer_quantize_ftype_name(i); i++) fprintf(stderr, " %s", kinfer_quantize_ftype_name(i));
+    fputc('\n', stderr);
+}
+
+int main(int argc, char **argv)
+{
+    const char *shape_name = NULL, *ftype = NULL, *out_path = NULL;
+    int n_layers = -1, n_threads = (int)sysconf(_SC_NPROCESSORS_ONLN);
+    uint64_t seed = 42;
+    for (int i = 1; i + 1 < argc; i += 2) {
+        if (!strcmp(argv[i], "-s")) shape_name = argv[i + 1];
+        else if (!strcmp(argv[i], "-f")) ftype = argv[i + 1];
+        else if (!strcmp(argv[i], "-o")) out_path = argv[i + 1];
+        else if (!strcmp(argv[i], "--layers")) n_layers = atoi(argv[i + 1]);
+        else if (!strcmp(argv[i], "--seed")) seed = strtoull(argv[i + 1], NULL, 10);
+        else if (!strcmp(argv[i], "-t")) n_threads = atoi(argv[i + 1]);
+        else return usage(), 2;
+    }
+    const shape *sh = NULL;
+    for (size_t i = 0; shape_name && i < sizeof shapes / sizeof *shapes; i++)
+        if (!strcmp(shapes[i].name, shape_name)) sh = &shapes[i];
+    quant_mix mix;
+    if (!sh || !out_path || quant_mix_init(&mix, ftype)) return usage(), 2;
+    shape s = *sh;
+    if (n_layers > 0) s.n_layer = n_layers;
+    if (n_threads < 1) n_threads = 1;
+    if (n_threads > 64) n_threads = 64;
+
+    /* the tensor list, in the order llama.cpp's loader would sort it */
+    int cap = 4 + 13 * s.n_layer, n = 0;
+    tensor_spec *t = calloc((size_t)cap, sizeof *t);
+    n = add(t, n, "token_embd.weight", s.n_embd, s.n_vocab);
+    n = add(t, n, "output_norm.weight", s.n_embd, 0);
+    if (!s.tied) n = add(t, n, "output.weight", s.n_embd, s.n_vocab);
+    for (int il = 0; il < s.n_layer; il++) n = layer_tensors(&s, il, t, n);
+    qsort(t, (size_t)n, sizeof *t, by_layer_then_name);
+    mix.tied = s.tied;
+    mix.n_gqa = s.n_head / s.n_head_kv;
+    mix.n_attn_v = mix.n_ffn_down = s.n_layer;
+
+    gguf_writer *w = gguf_writer_new();
+    const char *a = s.arch;
+    char key[128];
+#define KEY(suffix) (snprintf(key, sizeof key, "%s." suffix, a), key)
+    int bad = gguf_writer_set_str(w, "general.architecture", a) ||
+              gguf_writer_set_str(w, "general.name", s.name) ||
+              gguf_writer_set_u32(w, "general.file_type", quant_mix_file_type(&mix)) ||
+              gguf_writer_set_u32(w, "general.quantization_version", 2) ||
+              gguf_writer_set_u32(w, KEY("context_length"), (uint32_t)s.n_ctx) ||
+              gguf_writer_set_u32(w, KEY("embedding_length"), (uint32_t)s.n_embd) ||
+              gguf_writer_set_u32(w, KEY("block_count"), (uint32_t)s.n_layer) ||
+              gguf_writer_set_u32(w, KEY("feed_forward_length"), (uint32_t)s.n_ff) ||
+              gguf_writer_set_u32(w, KEY("attention.head_count"), (uint32_t)s.n_head) ||
+              gguf_writer_set_u32(w, KEY("attention.head_count_kv"), (uint32_t)s.n_head_kv) ||
+              gguf_writer_set_f32(w, KEY("rope.freq_base"), s.rope_base) ||
+              gguf_writer_set_f32(w, KEY("attention.layer_norm_rms_epsilon"), s.eps) ||
+              gguf_writer_set_u32(w, KEY("vocab_size"), (uint32_t)s.n_vocab);
+    if (!strcmp(a, "gemma3"))
+        bad = bad || gguf_writer_set_u32(w, KEY("attention.key_length"), (uint32_t)s.head_dim) ||
+              gguf_writer_set_u32(w, KEY("attention.value_length"), (uint32_t)s.head_dim) ||
+              gguf_writer_set_u32(w, KEY("attention.sliding_window"), (uint32_t)s.swa);
+    else
+        bad = bad || gguf_writer_set_u32(w, KEY("rope.dimension_count"), (uint32_t)s.head_dim);
+#undef KEY
+    bad = bad || write_vocab(w, s.n_vocab);
+    uint64_t max_size = 0;
+    for (int i = 0; i < n && !bad; i++) {
+        t[i].type = quant_mix_type(&mix, t[i].name, t[i].n_dims, t[i].ne, KINFER_TYPE_F32);
+        uint64_t size;
+        bad = gguf_writer_add_tensor(w, t[i].name, t[i].type, t[i].n_dims, t[i].ne, &size) != KINFER_OK;
+        if (size > max_size) max_size = size;
+    }
+    FILE *f = bad ? NULL : fopen(out_path, "wb");
+    uint8_t *buf = malloc(max_size ? max_size : 1);
+    if (!f || !buf || gguf_writer_write_header(w, f)) {
+        fprintf(stderr, "synth-model: cannot write %s\n", out_path);
+        return 1;
+    }
+    for (int i = 0; i < n; i++) {
+        fill_job jobs[64];
+        pthread_t th[64];
+        for (int k = 0; k < n_threads; k++) {
+            jobs[k] = (fill_job){&t[i], seed + (uint64_t)i * 7919, buf, k, n_threads, KINFER_OK};
+            if (k) pthread_create(&th[k], NULL, fill_rows, &jobs[k]);
+        }
+        fill_rows(&jobs[0]);
+        for (int k = 1; k < n_threads; k++) pthread_join(th[k], NULL);
+        for (int k = 0; k < n_threads; k++)
+            if (jobs[k].st) {
+                fprintf(stderr, "synth-model: %s: %s\n", t[i].name, kinfer_status_str(jobs[k].st));
+                return 1;
+            }
+        uint64_t size = kinfer_row_size(t[i].type, t[i].ne[0]) * (uint64_t)t[i].ne[1];
+        if (gguf_writer_write_tensor_data(w, f, buf, size)) {
+            fprintf(stderr, "synth-model: write failed\n");
+            return 1;
+        }
+        fprintf(stderr, "\rsynth-model: %d/%d tensors", i + 1, n);
+    }
+    fprintf(stderr, "\nsynth-model: wrote %s (%s, %d layers, %s)\n", out_path, s.name, s.n_layer, ftype);
+    fclose(f);
+    free(buf);
+    free(t);
+    gguf_writer_free(w);
+    return 0;
+}

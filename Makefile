@@ -5,7 +5,7 @@
 #   make test-asan        the same under AddressSanitizer + UBSan (build/asan/)
 #   make fuzz             the GGUF parser's libFuzzer target for FUZZ_TIME seconds
 #   make models           fetch the test models into models/
-#   make demo             build, fetch the default model, run it
+#   make demo             build, fetch the models, generate text with kinfer-cli
 #   make install PREFIX=/usr/local
 #
 # KINFER_CUDA=1|0 forces the CUDA backend on or off; by default it is on when
@@ -147,9 +147,10 @@ $(FUZZ_BIN): $(FUZZ_SRC) lib/gguf.h kernels/quant.h include/kinfer.h
 models:
 	bash scripts/fetch-models.sh $(MODELS_DIR)
 
-# Build, fetch the default model, and run the main job on it.
+# Build, fetch the test models, and generate text with SmolLM2 (greedy).
 demo: all models
-	$(BUILD)/bin/kinfer-inspect $(MODELS_DIR)/SmolLM2-135M-Instruct.Q4_1.gguf
+	$(BUILD)/bin/kinfer-cli -m $(MODELS_DIR)/SmolLM2-135M-Instruct.Q4_1.gguf \
+		-p "Once upon a time, in a small village by the sea," -n 64 --temp 0
 
 # ----------------------------------------------------------------- install
 install: lib

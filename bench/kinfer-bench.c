@@ -141,6 +141,7 @@ typedef struct bench_model {
     uint64_t size;         /* bytes of tensor data */
     uint64_t n_params;     /* elements of all tensors */
     int32_t n_vocab;
+    kinfer_token bos;      /* first token of every prompt, as llama-bench; -1 = none */
     double load_ms;
 } bench_model;
 
@@ -163,6 +164,7 @@ static void model_open(bench_model *bm, const char *path)
     }
     bm->n_vocab = kinfer_model_n_vocab(bm->model);
     if (bm->n_vocab <= 0) die("%s: kinfer cannot run this model's architecture", path);
+    bm->bos = kinfer_vocab_add_bos(bm->model) ? kinfer_token_bos(bm->model) : KINFER_TOKEN_NULL;
 }
 
 /* ----------------------------------------------------------------- tests */
@@ -199,16 +201,19 @@ static void ctx_die(kinfer_context *ctx, kinfer_status st, const char *what)
     die("%s: %s: %s", what, kinfer_status_str(st), kinfer_context_errmsg(ctx));
 }
 
-/* Decode n random tokens at positions pos0.. in batches of n_batch. */
-static void decode_prompt(kinfer_context *ctx, int32_t n_vocab, int pos0, int n, int n_batch,
-                          kinfer_token *tok, kinfer_pos *pos)
+/* Decode n random tokens (after a BOS when the model wants one) at
+ * positions pos0.. in batches of n_batch. */
+static void decode_prompt(kinfer_context *ctx, const bench_model *bm, int pos0, int n,
+                          int n_batch, kinfer_token *tok, kinfer_pos *pos)
 {
+    int32_t n_vocab = bm->n_vocab;
     for (int done = 0; done < n;) {
         int m = n - done < n_batch ? n - done : n_batch;
         for (int i = 0; i < m; i++) {
             tok[i] = random_token(n_vocab);
             pos[i] = pos0 + done + i;
         }
+        if (done == 0 && bm->bos >= 0) tok[0] = bm->bos;
         kinfer_batch b = {.n_tokens = m, .token = tok, .pos = pos};
         kinfer_status st = kinfer_decode(ctx, &b);
         if (st != KINFER_OK) ctx_die(ctx, st, "decode (prompt)");
@@ -250,11 +255,11 @@ static void run_test(const bench_model *bm, const test_cfg *cfg, int reps, int w
     if (!tok || !pos) die("out of memory");
 
     /* the depth is decoded once; each repetition cuts the cache back to it */
-    if (cfg->n_depth > 0) decode_prompt(ctx, bm->n_vocab, 0, cfg->n_depth, nb, tok, pos);
+    if (cfg->n_depth > 0) decode_prompt(ctx, bm, 0, cfg->n_depth, nb, tok, pos);
 
     if (warmup) {
         if (cfg->n_prompt > 0)
-            decode_prompt(ctx, bm->n_vocab, cfg->n_depth, cfg->n_prompt, nb, tok, pos);
+            decode_prompt(ctx, bm, cfg->n_depth, cfg->n_prompt, nb, tok, pos);
         if (cfg->n_gen > 0) {
             kinfer_kv_seq_rm(ctx, 0, cfg->n_depth, -1);
             decode_gen(ctx, bm->n_vocab, cfg->n_depth, 1);
@@ -279,7 +284,7 @@ static void run_test(const bench_model *bm, const test_cfg *cfg, int reps, int w
         if (st != KINFER_OK) ctx_die(ctx, st, "kv reset");
         uint64_t t0 = now_ns();
         if (cfg->n_prompt > 0)
-            decode_prompt(ctx, bm->n_vocab, cfg->n_depth, cfg->n_prompt, nb, tok, pos);
+            decode_prompt(ctx, bm, cfg->n_depth, cfg->n_prompt, nb, tok, pos);
         if (cfg->n_gen > 0)
             decode_gen(ctx, bm->n_vocab, cfg->n_depth + cfg->n_prompt, cfg->n_gen);
         res->samples_ns[r] = now_ns() - t0;
@@ -328,15 +333,29 @@ static void test_name(const test_cfg *c, char *buf, size_t size)
         snprintf(buf + n, size - (size_t)n, " @ d%d", c->n_depth);
 }
 
+/* The markdown table's columns: title, width, right-aligned. */
+static const struct md_col {
+    const char *title;
+    int width, right;
+} md_cols[] = {
+    {"model", 30, 0}, {"size", 10, 1}, {"params", 10, 1}, {"backend", 7, 0}, {"ngl", 4, 1},
+    {"threads", 7, 1}, {"n_batch", 7, 1}, {"ctk", 4, 0}, {"ctv", 4, 0}, {"test", 15, 1},
+    {"t/s", 20, 1}, {"load ms", 9, 1}, {"peak RSS", 9, 1},
+};
+
 static void print_md_header(void)
 {
-    printf("| %-30s | %10s | %10s | %-7s | %4s | %7s | %7s | %-4s | %-4s | %15s | %20s | %9s | %9s |\n",
-           "model", "size", "params", "backend", "ngl", "threads", "n_batch", "ctk", "ctv", "test",
-           "t/s", "load ms", "peak RSS");
-    printf("| %.30s | %.10s: | %.10s: | %.7s | %.4s: | %.7s: | %.7s: | %.4s | %.4s | %.15s: | %.20s: | %.9s: | %.9s: |\n",
-           "------------------------------", "----------", "----------", "-------", "----",
-           "-------", "-------", "----", "----", "---------------", "--------------------",
-           "---------", "---------");
+    size_t n = sizeof md_cols / sizeof md_cols[0];
+    for (size_t i = 0; i < n; i++)
+        printf("| %*s%s ", md_cols[i].right ? md_cols[i].width : -md_cols[i].width,
+               md_cols[i].title, "");
+    printf("|\n");
+    for (size_t i = 0; i < n; i++) {
+        printf("| ");
+        for (int j = 0; j < md_cols[i].width - md_cols[i].right; j++) putchar('-');
+        printf("%s ", md_cols[i].right ? ":" : "");
+    }
+    printf("|\n");
 }
 
 static void print_md_row(const test_result *r)
@@ -372,7 +391,7 @@ static void json_str(const char *s)
 static void print_json_obj(const test_result *r)
 {
     const test_cfg *c = &r->cfg;
-    printf("{\"build_commit\": \"%s\", \"model_filename\": ", kinfer_version());
+    printf("{\"kinfer_version\": \"%s\", \"model_filename\": ", kinfer_version());
     json_str(r->bm->path);
     printf(", \"model_type\": ");
     json_str(r->bm->desc);
@@ -397,7 +416,7 @@ static void print_json_obj(const test_result *r)
 
 static void print_csv_header(void)
 {
-    printf("build_commit,model_filename,model_type,model_size,model_n_params,backends,n_batch,"
+    printf("kinfer_version,model_filename,model_type,model_size,model_n_params,backends,n_batch,"
            "n_threads,type_k,type_v,n_gpu_layers,n_prompt,n_gen,n_depth,test_time,load_ms,"
            "peak_rss_bytes,avg_ns,stddev_ns,avg_ts,stddev_ts\n");
 }

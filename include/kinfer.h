@@ -459,9 +459,9 @@ uint32_t kinfer_token_attr(const kinfer_model *model, kinfer_token token);
  * get text that never ends inside a UTF-8 character (an incomplete character
  * is held back until the rest arrives).  The concatenated output equals
  * kinfer_detokenize(tokens, remove_special = false, unparse_special = special)
- * for vocabularies without llama.cpp's clean_spaces rule (SPM, and BPE
- * pre-tokenizers that turn it off, e.g. smollm, qwen2, llama3 does not).
- * Belongs to one thread at a time; the model must outlive it.
+ * except that llama.cpp's clean_spaces rule (" ," -> ",", on for some BPE
+ * pre-tokenizers such as gpt-2 and llama3; off for SPM, smollm, qwen2) is not
+ * applied.  Belongs to one thread at a time; the model must outlive it.
  */
 typedef struct kinfer_detok kinfer_detok;
 

@@ -11,6 +11,7 @@
  */
 #include <cblas.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "context.h"
@@ -20,8 +21,9 @@
 static kinfer_status matmul(kinfer_context *ctx, const wtensor *w, const float *x, int32_t n,
                             float *y)
 {
-    kinfer_status st = kinfer_matmul(ctx->pool, ctx->buf.mm, ctx->buf.mm_size, w->type, w->data,
-                                     w->ne1, w->ne0, x, n, y);
+    const char *dbg = getenv("KINFER_DBG_MM");
+    kinfer_status st = kinfer_matmul_ex(ctx->pool, ctx->buf.mm, ctx->buf.mm_size, w->type, w->data,
+                                     w->ne1, w->ne0, x, n, y, dbg ? atoi(dbg) : KINFER_MATMUL_QUANT);
     if (st) return ctx_fail(ctx, st, "matmul of a %s weight (%lld x %lld) failed: %s",
                             kinfer_type_name(w->type), (long long)w->ne1, (long long)w->ne0,
                             kinfer_status_str(st));

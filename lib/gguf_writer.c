@@ -206,6 +206,7 @@ kinfer_status gguf_writer_add_tensor(gguf_writer *w, const char *name, int type,
 
 static kinfer_status write_all(FILE *f, const void *p, size_t n)
 {
+    if (n == 0) return KINFER_OK; /* p may be NULL (no tensors): fwrite must not see it */
     return fwrite(p, 1, n, f) == n ? KINFER_OK : KINFER_E_IO;
 }
 

@@ -31,6 +31,7 @@ struct kinfer_threadpool {
     atomic_uint generation;    /* bumped once per job */
     atomic_int pending;        /* workers still running the current job */
     atomic_bool stop;
+    atomic_bool sleep_after;   /* workers skip spinning after this job */
 
     atomic_int n_sleeping;
     pthread_mutex_t mutex;
@@ -62,7 +63,8 @@ static long long now_ns(void)
 static unsigned wait_for_job(kinfer_threadpool *pool, unsigned seen)
 {
     const long long deadline = now_ns() + SPIN_NS;
-    for (unsigned spins = 0; pool->spin; spins++) {
+    const bool spin = pool->spin && !atomic_load_explicit(&pool->sleep_after, memory_order_relaxed);
+    for (unsigned spins = 0; spin; spins++) {
         unsigned g = atomic_load_explicit(&pool->generation, memory_order_acquire);
         if (g != seen)
             return g;
@@ -122,6 +124,7 @@ kinfer_threadpool *kinfer_threadpool_new(int n_threads)
     atomic_init(&pool->generation, 0);
     atomic_init(&pool->pending, 0);
     atomic_init(&pool->stop, false);
+    atomic_init(&pool->sleep_after, false);
     atomic_init(&pool->n_sleeping, 0);
     pthread_mutex_init(&pool->mutex, NULL);
     pthread_cond_init(&pool->cond, NULL);
@@ -151,7 +154,7 @@ int kinfer_threadpool_size(const kinfer_threadpool *pool)
     return pool ? pool->n_threads : 1;
 }
 
-void kinfer_threadpool_run(kinfer_threadpool *pool, kinfer_task_fn fn, void *ctx)
+static void run_job(kinfer_threadpool *pool, kinfer_task_fn fn, void *ctx, bool sleep_after)
 {
     if (pool == NULL || pool->n_threads == 1) {
         fn(ctx, 0, 1);
@@ -159,6 +162,7 @@ void kinfer_threadpool_run(kinfer_threadpool *pool, kinfer_task_fn fn, void *ctx
     }
     pool->fn = fn;
     pool->ctx = ctx;
+    atomic_store_explicit(&pool->sleep_after, sleep_after, memory_order_relaxed);
     atomic_store_explicit(&pool->pending, pool->n_threads - 1, memory_order_relaxed);
     publish(pool);
     fn(ctx, 0, pool->n_threads);
@@ -168,6 +172,16 @@ void kinfer_threadpool_run(kinfer_threadpool *pool, kinfer_task_fn fn, void *ctx
         if (!pool->spin || (spins & 4095) == 4095)
             sched_yield();
     }
+}
+
+void kinfer_threadpool_run(kinfer_threadpool *pool, kinfer_task_fn fn, void *ctx)
+{
+    run_job(pool, fn, ctx, false);
+}
+
+void kinfer_threadpool_run_then_sleep(kinfer_threadpool *pool, kinfer_task_fn fn, void *ctx)
+{
+    run_job(pool, fn, ctx, true);
 }
 
 void kinfer_threadpool_free(kinfer_threadpool *pool)

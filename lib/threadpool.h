@@ -29,6 +29,11 @@ int kinfer_threadpool_size(const kinfer_threadpool *pool);
  * A NULL pool runs fn(ctx, 0, 1) on the caller. */
 void kinfer_threadpool_run(kinfer_threadpool *pool, kinfer_task_fn fn, void *ctx);
 
+/* Same, but the workers go to sleep right after this job instead of
+ * spinning for the next one: for when the caller is about to hand the CPUs
+ * to someone else (OpenBLAS's own threads). */
+void kinfer_threadpool_run_then_sleep(kinfer_threadpool *pool, kinfer_task_fn fn, void *ctx);
+
 /* Stops and joins the workers.  Accepts NULL. */
 void kinfer_threadpool_free(kinfer_threadpool *pool);
 

@@ -351,6 +351,24 @@ static void check_dots(int type, int64_t n, bool random_bytes)
         const float s = k->vec_dot(n, w, a);
         ck_assert_msg(fabs(s - exact) <= tol, "%s n=%ld %s dot %.9g vs %.9g (ref %.9g, tol %.3g)",
                       tt->name, (long)n, kinfer_cpu_level_name((kinfer_cpu_level)level), s, exact, r, tol);
+        if (k->vec_dot_x4 != NULL) {
+            /* batched: each of 4 activation rows exactly as vec_dot */
+            const size_t ab = kinfer_row_size(atype, n);
+            uint8_t *a4 = xmalloc(4 * ab);
+            for (int t = 0; t < 4; t++) {
+                fill_gauss(x, n, 1.0f + (float)t);
+                ka->from_float(x, a4 + t * ab, n);
+            }
+            float out[4];
+            k->vec_dot_x4(n, w, a4, ab, out);
+            for (int t = 0; t < 4; t++) {
+                const float one = k->vec_dot(n, w, a4 + t * ab);
+                ck_assert_msg(kinfer_f32_bits(out[t]) == kinfer_f32_bits(one),
+                              "%s %s x4 row %d: %.9g vs %.9g", tt->name,
+                              kinfer_cpu_level_name((kinfer_cpu_level)level), t, out[t], one);
+            }
+            free(a4);
+        }
     }
     free(w);
     free(a);
@@ -524,9 +542,16 @@ START_TEST(test_matmul)
         naive_matmul(type, w, n_rows, n_cols, x, nt, y_ref);
         const size_t ss = kinfer_matmul_scratch_size(type, n_cols, nt, 3);
         void *scratch = xmalloc(ss);
-        /* quantized path: the same bits on 1, 2 and 3 threads */
+        /* quantized path: the same bits on 1, 2 and 3 threads, and a batch
+         * gives each token what it gets alone */
+        for (int64_t t = 0; t < nt; t++) {
+            ck_assert_int_eq(kinfer_matmul_ex(NULL, scratch, ss, type, w, n_rows, n_cols, x + t * n_cols,
+                                              1, y1 + t * n_rows, KINFER_MATMUL_QUANT), KINFER_OK);
+        }
         ck_assert_int_eq(kinfer_matmul_ex(NULL, scratch, ss, type, w, n_rows, n_cols, x, nt, y0,
                                           KINFER_MATMUL_QUANT), KINFER_OK);
+        ck_assert_msg(memcmp(y0, y1, (size_t)(nt * n_rows) * sizeof(float)) == 0,
+                      "%s: batch of %ld differs from one token at a time", tt->name, (long)nt);
         for (int p = 1; p < 3; p++) {
             memset(y1, 0, (size_t)(nt * n_rows) * sizeof(float));
             ck_assert_int_eq(kinfer_matmul_ex(pools[p], scratch, ss, type, w, n_rows, n_cols, x, nt,

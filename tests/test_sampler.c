@@ -530,6 +530,65 @@ START_TEST(test_all_minus_infinity)
 }
 END_TEST
 
+/* ----------------------------------------------------- on a real model */
+
+START_TEST(test_model_greedy_paris)
+{
+    /* SmolLM2 continues "The capital of France is" with " Paris" (id 7042,
+     * llama.cpp's argmax); a seeded draw with top-k 5 stays in the top 5. */
+    const char *path = test_model_path(TEST_MODEL_SMOLLM2);
+    if (!path) return;
+    kinfer_model *model = NULL;
+    ck_assert_int_eq(kinfer_model_load(path, NULL, &model), KINFER_OK);
+    kinfer_context_params cp = kinfer_context_default_params();
+    cp.n_ctx = 64;
+    cp.n_threads = 2;
+    kinfer_context *ctx = NULL;
+    ck_assert_int_eq(kinfer_context_new(model, &cp, &ctx), KINFER_OK);
+    const char *prompt = "The capital of France is";
+    kinfer_token toks[16];
+    int64_t n = kinfer_tokenize(model, prompt, strlen(prompt), toks, 16, true, false, NULL);
+    ck_assert_int_gt(n, 0);
+    kinfer_pos pos[16];
+    for (int i = 0; i < n; i++) pos[i] = i;
+    kinfer_batch b = {.n_tokens = (int32_t)n, .token = toks, .pos = pos};
+    ck_assert_int_eq(kinfer_decode(ctx, &b), KINFER_OK);
+    const float *logits = kinfer_get_logits(ctx, (int32_t)n - 1);
+    ck_assert_ptr_nonnull(logits);
+    int32_t n_vocab = kinfer_model_n_vocab(model);
+
+    kinfer_sampler_params p = plain(0.0f, 0);
+    kinfer_sampler *s = new_sampler(&p);
+    ck_assert_int_eq(kinfer_sampler_sample(s, logits, n_vocab), 7042);
+    kinfer_sampler_free(s);
+
+    /* the 5 best ids, by brute force */
+    int32_t top[5];
+    for (int k = 0; k < 5; k++) {
+        int32_t best = -1;
+        for (int32_t i = 0; i < n_vocab; i++) {
+            int taken = 0;
+            for (int j = 0; j < k; j++) taken |= top[j] == i;
+            if (!taken && (best < 0 || logits[i] > logits[best])) best = i;
+        }
+        top[k] = best;
+    }
+    ck_assert_int_eq(top[0], 7042);
+    p = plain(1.0f, 3);
+    p.top_k = 5;
+    s = new_sampler(&p);
+    for (int d = 0; d < 500; d++) {
+        kinfer_token t = kinfer_sampler_sample(s, logits, n_vocab);
+        int ok = 0;
+        for (int j = 0; j < 5; j++) ok |= t == top[j];
+        ck_assert_msg(ok, "token %d is not among the 5 best", t);
+    }
+    kinfer_sampler_free(s);
+    kinfer_context_free(ctx);
+    kinfer_model_free(model);
+}
+END_TEST
+
 static Suite *sampler_suite(void)
 {
     Suite *s = suite_create("sampler");
@@ -553,6 +612,10 @@ static Suite *sampler_suite(void)
     tcase_add_test(tc, test_bad_args);
     tcase_add_test(tc, test_all_minus_infinity);
     suite_add_tcase(s, tc);
+    TCase *tm = tcase_create("model");
+    tcase_set_timeout(tm, 120);
+    tcase_add_test(tm, test_model_greedy_paris);
+    suite_add_tcase(s, tm);
     return s;
 }
 

@@ -491,9 +491,9 @@ START_TEST(large_input)
     /* 10 MB of mixed text: words, numbers, NULs, invalid bytes, long runs */
     size_t size = 10u << 20;
     char *text = malloc(size);
-    const char *unit = "The quick brown fox 12345 jumps\tover\n the lazy dog; caf\xc3\xa9 "
-                       "\xe4\xbd\xa0\xe5\xa5\xbd \xff\x00 <|im_end|> <end_of_turn>   \n\n";
-    size_t ul = 100;
+    static const char unit[] = "The quick brown fox 12345 jumps\tover\n the lazy dog; caf\xc3\xa9 "
+                               "\xe4\xbd\xa0\xe5\xa5\xbd \xff\x00 <|im_end|> <end_of_turn>   \n\n";
+    size_t ul = sizeof unit - 1;
     for (size_t i = 0; i < size; i++)
         text[i] = unit[i % ul];
     /* a 64 KB run with no space or newline in the middle */
@@ -551,7 +551,7 @@ static kinfer_status build_vocab(bad_kind bad, const char *model, char *err, siz
     const char *toks[] = {"a", "b", "ab", "<s>", "</s>", bad == BAD_DUP_TOKEN ? "a" : "c"};
     const char *merges[] = {"a b"};
     float scores[6] = {-1, -2, -0.5f, 0, 0, -3};
-    int32_t types[6] = {1, 1, 1, 3, 3, 1};
+    int32_t types[7] = {1, 1, 1, 3, 3, 1, 1};
     gguf_writer_set_str(w, "general.architecture", "llama");
     if (bad != NO_TOKENIZER) {
         gguf_writer_set_str(w, "tokenizer.ggml.model", bad == BAD_MODEL_NAME ? "wordpiece9" : model);

@@ -262,7 +262,9 @@ static bool context_shift(session *s)
  * help), or KINFER_E_ABORTED on Ctrl-C; other failures end the program. */
 static kinfer_status eval(session *s, const kinfer_token *tokens, int32_t n, bool is_prompt)
 {
-    while (s->n_past + n > s->n_ctx) {
+    /* like llama.cpp, shift when the cache would become full (>=), so
+     * outputs with --context-shift match its */
+    while (s->args->context_shift ? s->n_past + n >= s->n_ctx : s->n_past + n > s->n_ctx) {
         if (!s->args->context_shift || n > s->n_ctx - s->n_keep - 1 || !context_shift(s))
             return KINFER_E_CONTEXT_FULL;
     }
@@ -564,6 +566,8 @@ static void run_chat(session *s)
         free(rendered);
         if (why == STOP_FULL) break;
     }
+    fputc('\n', stdout);
+    fflush(stdout);
     free(line);
     free(fed.p);
     for (size_t i = 0; i < h.n; i++) {

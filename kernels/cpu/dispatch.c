@@ -3,9 +3,24 @@
  * entry points over them.
  */
 #include <pthread.h>
+#if defined(__x86_64__)
+#include <cpuid.h>
+#endif
 
 #include "cpu/kernels.h"
 #include "cpu/simd.h"
+
+#if defined(__x86_64__)
+/* clang's __builtin_cpu_supports does not know "f16c": ask CPUID
+ * (leaf 1, ECX bit 29). */
+static bool cpu_has_f16c(void)
+{
+    unsigned eax, ebx, ecx, edx;
+    if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx))
+        return false;
+    return (ecx >> 29) & 1u;
+}
+#endif
 
 static kinfer_cpu_kernels tables[KINFER_CPU_LEVEL_COUNT][KINFER_TYPE_COUNT];
 static bool level_ok[KINFER_CPU_LEVEL_COUNT];
@@ -21,7 +36,7 @@ static void build_tables(void)
         if (tt == NULL || tt->to_float == NULL)
             continue;
         tables[KINFER_CPU_SCALAR][t] = (kinfer_cpu_kernels){
-            tt->to_float, tt->from_float, tt->vec_dot, tt->vec_dot_type};
+            tt->to_float, tt->from_float, tt->vec_dot, tt->vec_dot_type, NULL};
     }
     level_ok[KINFER_CPU_SCALAR] = true;
     for (int l = 1; l < KINFER_CPU_LEVEL_COUNT; l++)
@@ -30,7 +45,7 @@ static void build_tables(void)
 #if defined(__x86_64__)
     __builtin_cpu_init();
     if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") &&
-        __builtin_cpu_supports("f16c")) {
+        cpu_has_f16c()) {
         kinfer_avx2_fill(tables[KINFER_CPU_AVX2]);
         level_ok[KINFER_CPU_AVX2] = true;
         best_level = KINFER_CPU_AVX2;

@@ -29,11 +29,18 @@ typedef enum kinfer_cpu_level {
     KINFER_CPU_LEVEL_COUNT
 } kinfer_cpu_level;
 
+/* One weight row against 4 activation rows (a, a + a_stride, ... bytes):
+ * out[t] = w . a_t, bit for bit what vec_dot gives for each, but the
+ * weights are decoded once for all four. */
+typedef void (*kinfer_vec_dot_x4_fn)(int64_t n, const void *w, const void *a, size_t a_stride,
+                                     float *out);
+
 typedef struct kinfer_cpu_kernels {
     kinfer_to_float_fn to_float;     /* dequantize a row */
     kinfer_from_float_fn from_float; /* quantize a row (activations: fast path) */
     kinfer_vec_dot_fn vec_dot;       /* weight row . activation row in vec_dot_type */
     int vec_dot_type;
+    kinfer_vec_dot_x4_fn vec_dot_x4; /* optional (NULL): batched vec_dot */
 } kinfer_cpu_kernels;
 
 /* Kernels of a type at the best level this CPU has; NULL for a type we have

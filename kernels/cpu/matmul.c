@@ -21,8 +21,14 @@
 #include "cpu/kernels.h"
 #include "threadpool.h"
 
-/* Weight rows dequantized per sgemm call in the BLAS path. */
-#define BLAS_PANEL_ROWS 128
+/* Weight rows dequantized per sgemm call in the BLAS path: about 4 MiB of
+ * f32, so OpenBLAS gets a wide enough problem to split over its threads. */
+static int64_t blas_panel_rows(int64_t n_cols)
+{
+    int64_t r = ((int64_t)4 << 20) / ((n_cols > 0 ? n_cols : 1) * (int64_t)sizeof(float));
+    r = r < 64 ? 64 : (r > 1024 ? 1024 : r);
+    return r & ~(int64_t)15;
+}
 /* Tiles of the quantized path: weight rows kept in L1, tokens in L2. */
 #define TILE_ROWS 4
 #define TILE_TOKENS 32
@@ -57,7 +63,7 @@ size_t kinfer_matmul_scratch_size(int type, int64_t n_cols, int64_t n_tokens, in
     (void)n_threads;
     const size_t act = kinfer_row_size(tt->vec_dot_type, n_cols);
     const size_t quant = align_up(act * (size_t)n_tokens);
-    const size_t blas = align_up((size_t)BLAS_PANEL_ROWS * (size_t)n_cols * sizeof(float));
+    const size_t blas = align_up((size_t)blas_panel_rows(n_cols) * (size_t)n_cols * sizeof(float));
     return 64 + quant + blas;
 }
 
@@ -101,11 +107,23 @@ static void dot_task(void *p, int ith, int nth)
             job->y[r] = dot(n, job->w + (size_t)r * job->w_row_bytes, job->xq);
         return;
     }
+    const kinfer_vec_dot_x4_fn dot4 = job->k->vec_dot_x4;
     for (int64_t tb = 0; tb < job->n_tokens; tb += TILE_TOKENS) {
         const int64_t te = tb + TILE_TOKENS < job->n_tokens ? tb + TILE_TOKENS : job->n_tokens;
         for (int64_t rb = r0; rb < r1; rb += TILE_ROWS) {
             const int64_t re = rb + TILE_ROWS < r1 ? rb + TILE_ROWS : r1;
-            for (int64_t t = tb; t < te; t++) {
+            int64_t t = tb;
+            /* four tokens at a time share the decoding of each weight block */
+            for (; dot4 != NULL && t + 4 <= te; t += 4) {
+                const uint8_t *a = job->xq + (size_t)t * job->act_row_bytes;
+                for (int64_t r = rb; r < re; r++) {
+                    float out[4];
+                    dot4(n, job->w + (size_t)r * job->w_row_bytes, a, job->act_row_bytes, out);
+                    for (int j = 0; j < 4; j++)
+                        job->y[(t + j) * job->n_rows + r] = out[j];
+                }
+            }
+            for (; t < te; t++) {
                 const uint8_t *a = job->xq + (size_t)t * job->act_row_bytes;
                 float *yt = job->y + t * job->n_rows;
                 for (int64_t r = rb; r < re; r++)
@@ -144,10 +162,12 @@ static void dequant_task(void *p, int ith, int nth)
 
 static void matmul_blas(kinfer_threadpool *pool, const matmul_job *job, float *panel)
 {
-    for (int64_t r0 = 0; r0 < job->n_rows; r0 += BLAS_PANEL_ROWS) {
-        const int64_t nr = job->n_rows - r0 < BLAS_PANEL_ROWS ? job->n_rows - r0 : BLAS_PANEL_ROWS;
+    const int64_t panel_rows = blas_panel_rows(job->n_cols);
+    for (int64_t r0 = 0; r0 < job->n_rows; r0 += panel_rows) {
+        const int64_t nr = job->n_rows - r0 < panel_rows ? job->n_rows - r0 : panel_rows;
         dequant_job dj = {job->k, job->w, job->w_row_bytes, r0, nr, job->n_cols, panel};
-        kinfer_threadpool_run(pool, dequant_task, &dj);
+        /* our workers must not spin while OpenBLAS's threads want the CPUs */
+        kinfer_threadpool_run_then_sleep(pool, dequant_task, &dj);
         /* y[:, r0:r0+nr] = x (n_tokens, n_cols) . panel^T (n_cols, nr) */
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)job->n_tokens, (int)nr,
                     (int)job->n_cols, 1.0f, job->x, (int)job->n_cols, panel, (int)job->n_cols, 0.0f,

@@ -3,15 +3,24 @@
  * weight types that carry most models: Q4_0, Q4_1, Q5_0, Q8_0, IQ4_NL,
  * Q4_K, Q5_K, Q6_K.  Everything else keeps its AVX2 kernel.
  *
+ * Each type has one body, dot_<type>_n(), that dots a weight row with nt
+ * activation rows (nt = 1 for decode, 4 for prompt batches).  The weight
+ * row is decoded once per block and reused for every activation row, and
+ * each activation row is accumulated in exactly the order the nt = 1 case
+ * uses, so batched and single-token results are bit for bit the same.
+ *
  * 32-element block types do two blocks per 512-bit register with vpdpbusd
- * (u8 x s8 -> i32).  It needs the unsigned operand first, so 4-bit weights
- * stay unsigned (0..15) and their offset is taken off with a second dpbusd
- * of the offset against the activations.
+ * (u8 x s8 -> i32).  It needs the unsigned operand first, so weights are
+ * decoded to unsigned bytes u with value u - off, and off * sum(a) is taken
+ * off with a second vpdpbusd.
  */
 #include <immintrin.h>
 
 #include "cpu/ref.h"
 #include "cpu/simd.h"
+
+#define MAX_NT 4
+#define ALWAYS_INLINE inline __attribute__((always_inline))
 
 static inline float fp16(kinfer_fp16 h)
 {
@@ -42,141 +51,167 @@ static inline __m512 scales2(float s0, float s1)
     return _mm512_insertf32x8(_mm512_set1_ps(s0), _mm256_set1_ps(s1), 1);
 }
 
-/* 32 bits -> mask of 32 bytes */
-static inline __mmask32 qh_mask(const uint8_t *p)
+static inline float hsum256_epi32_as_float(__m256i s)
 {
+    const __m256 f = _mm256_cvtepi32_ps(s);
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(f), _mm256_extractf128_ps(f, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_movehdup_ps(h));
+    return _mm_cvtss_f32(h);
+}
+
+/* ------------------------------------------------- 32-element blocks */
+
+/* Decoders: one block to 32 unsigned bytes. */
+static ALWAYS_INLINE __m256i decode_q4_0(const void *blk)
+{
+    return nibbles_32(((const block_q4_0 *)blk)->qs);
+}
+
+static ALWAYS_INLINE __m256i decode_q5_0(const void *blk)
+{
+    const block_q5_0 *b = blk;
     uint32_t bits;
-    memcpy(&bits, p, 4);
-    return (__mmask32)bits;
+    memcpy(&bits, b->qh, 4);
+    const __m256i hi = _mm256_maskz_mov_epi8((__mmask32)bits, _mm256_set1_epi8(0x10));
+    return _mm256_or_si256(nibbles_32(b->qs), hi);
 }
 
-static float dot_q8_0(int64_t n, const void *w, const void *a)
+static ALWAYS_INLINE __m256i decode_q8_0(const void *blk)
 {
-    const block_q8_0 *x = w;
-    const block_q8_0 *y = a;
-    const int64_t nb = n / QK8_0;
-    /* x is signed: add 128 to make it unsigned, then subtract 128 * sum(y) */
-    const __m512i bias = _mm512_set1_epi8((char)0x80);
-    __m512 acc = _mm512_setzero_ps();
-    int64_t b = 0;
-    for (; b + 2 <= nb; b += 2) {
-        const __m512i xv = _mm512_xor_si512(load2x32(x[b].qs, x[b + 1].qs), bias);
-        const __m512i yv = load2x32(y[b].qs, y[b + 1].qs);
-        const __m512i s = _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), xv, yv),
-                                           _mm512_dpbusd_epi32(_mm512_setzero_si512(), bias, yv));
-        acc = _mm512_fmadd_ps(scales2(fp16(x[b].d) * fp16(y[b].d), fp16(x[b + 1].d) * fp16(y[b + 1].d)),
-                              _mm512_cvtepi32_ps(s), acc);
-    }
-    float sum = _mm512_reduce_add_ps(acc);
-    for (; b < nb; b++) {
-        const __m256i xv = _mm256_loadu_si256((const __m256i *)x[b].qs);
-        const __m256i yv = _mm256_loadu_si256((const __m256i *)y[b].qs);
-        const __m256i p = _mm256_madd_epi16(_mm256_maddubs_epi16(_mm256_sign_epi8(xv, xv), _mm256_sign_epi8(yv, xv)),
-                                            _mm256_set1_epi16(1));
-        __m128i s = _mm_add_epi32(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1));
-        s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
-        s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
-        sum += (float)_mm_cvtsi128_si32(s) * (fp16(x[b].d) * fp16(y[b].d));
-    }
-    return sum;
+    /* signed -> unsigned by adding 128 */
+    return _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)((const block_q8_0 *)blk)->qs),
+                            _mm256_set1_epi8((char)0x80));
 }
 
-/* Shared loop of the types whose 32 weights decode to unsigned bytes u
- * with value (u - off) * d: sum = d dy (dpbusd(u, y) - dpbusd(off, y)). */
-#define BLOCK32_OFFSET_LOOP(BLOCK_T, DECODE, OFF)                                               \
-    const BLOCK_T *x = w;                                                                       \
-    const block_q8_0 *y = a;                                                                    \
-    const int64_t nb = n / 32;                                                                  \
-    const __m512i off = _mm512_set1_epi8(OFF);                                                  \
-    __m512 acc = _mm512_setzero_ps();                                                           \
-    int64_t b = 0;                                                                              \
-    for (; b + 2 <= nb; b += 2) {                                                               \
-        const __m512i xv = join256(DECODE(x[b]), DECODE(x[b + 1]));                             \
-        const __m512i yv = load2x32(y[b].qs, y[b + 1].qs);                                      \
-        const __m512i s = _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), xv, yv), \
-                                           _mm512_dpbusd_epi32(_mm512_setzero_si512(), off, yv)); \
-        acc = _mm512_fmadd_ps(scales2(fp16(x[b].d) * fp16(y[b].d),                              \
-                                      fp16(x[b + 1].d) * fp16(y[b + 1].d)),                     \
-                              _mm512_cvtepi32_ps(s), acc);                                      \
-    }                                                                                           \
-    float sum = _mm512_reduce_add_ps(acc);                                                      \
-    for (; b < nb; b++) {                                                                       \
-        const __m256i xv = DECODE(x[b]);                                                        \
-        const __m256i yv = _mm256_loadu_si256((const __m256i *)y[b].qs);                        \
-        const __m256i s = _mm256_sub_epi32(                                                     \
-            _mm256_dpbusd_epi32(_mm256_setzero_si256(), xv, yv),                                \
-            _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm512_castsi512_si256(off), yv));      \
-        const __m256 f = _mm256_cvtepi32_ps(s);                                                 \
-        __m128 h = _mm_add_ps(_mm256_castps256_ps128(f), _mm256_extractf128_ps(f, 1));          \
-        h = _mm_add_ps(h, _mm_movehl_ps(h, h));                                                 \
-        h = _mm_add_ss(h, _mm_movehdup_ps(h));                                                  \
-        sum += _mm_cvtss_f32(h) * (fp16(x[b].d) * fp16(y[b].d));                                \
-    }                                                                                           \
-    return sum;
-
-#define DECODE_Q4_0(blk) nibbles_32((blk).qs)
-static float dot_q4_0(int64_t n, const void *w, const void *a)
+static ALWAYS_INLINE __m256i decode_iq4_nl(const void *blk)
 {
-    BLOCK32_OFFSET_LOOP(block_q4_0, DECODE_Q4_0, 8)
-}
-
-/* Q5_0: nibble | 5th bit << 4, offset 16 */
-static inline __m256i decode_q5_0(const block_q5_0 *blk)
-{
-    const __m256i hi = _mm256_maskz_mov_epi8(qh_mask(blk->qh), _mm256_set1_epi8(0x10));
-    return _mm256_or_si256(nibbles_32(blk->qs), hi);
-}
-#define DECODE_Q5_0(blk) decode_q5_0(&(blk))
-static float dot_q5_0(int64_t n, const void *w, const void *a)
-{
-    BLOCK32_OFFSET_LOOP(block_q5_0, DECODE_Q5_0, 16)
-}
-
-/* IQ4_NL: table values + 128 are unsigned; offset 128 */
-static inline __m256i decode_iq4nl(const uint8_t *qs)
-{
+    /* table values + 128 are unsigned */
     const __m128i t = _mm_xor_si128(_mm_loadu_si128((const __m128i *)kinfer_iq4nl_values),
                                     _mm_set1_epi8((char)0x80));
-    return _mm256_shuffle_epi8(_mm256_set_m128i(t, t), nibbles_32(qs));
+    return _mm256_shuffle_epi8(_mm256_set_m128i(t, t), nibbles_32(((const block_iq4_nl *)blk)->qs));
 }
-#define DECODE_IQ4_NL(blk) decode_iq4nl((blk).qs)
-static float dot_iq4_nl(int64_t n, const void *w, const void *a)
+
+typedef __m256i (*decode_fn)(const void *blk);
+
+/* Weight blocks of `bsize` bytes starting with their fp16 scale, against
+ * Q8_0 activation rows. */
+static ALWAYS_INLINE void dot_block32_n(int64_t n, const void *w, size_t bsize, decode_fn decode,
+                                        int off_byte, const void *a, size_t stride, int nt, float *out)
 {
-    BLOCK32_OFFSET_LOOP(block_iq4_nl, DECODE_IQ4_NL, (char)0x80)
+    const uint8_t *x = w;
+    const int64_t nb = n / 32;
+    const __m512i off = _mm512_set1_epi8((char)off_byte);
+    __m512 acc[MAX_NT];
+    for (int t = 0; t < nt; t++)
+        acc[t] = _mm512_setzero_ps();
+    int64_t b = 0;
+    for (; b + 2 <= nb; b += 2) {
+        const uint8_t *x0 = x + (size_t)b * bsize, *x1 = x0 + bsize;
+        const __m512i xv = join256(decode(x0), decode(x1));
+        kinfer_fp16 h0, h1;
+        memcpy(&h0, x0, 2);
+        memcpy(&h1, x1, 2);
+        const float dx0 = fp16(h0), dx1 = fp16(h1);
+        for (int t = 0; t < nt; t++) {
+            const block_q8_0 *y = (const block_q8_0 *)((const uint8_t *)a + (size_t)t * stride);
+            const __m512i yv = load2x32(y[b].qs, y[b + 1].qs);
+            const __m512i s = _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), xv, yv),
+                                               _mm512_dpbusd_epi32(_mm512_setzero_si512(), off, yv));
+            acc[t] = _mm512_fmadd_ps(scales2(dx0 * fp16(y[b].d), dx1 * fp16(y[b + 1].d)),
+                                     _mm512_cvtepi32_ps(s), acc[t]);
+        }
+    }
+    for (int t = 0; t < nt; t++)
+        out[t] = _mm512_reduce_add_ps(acc[t]);
+    for (; b < nb; b++) {
+        const uint8_t *x0 = x + (size_t)b * bsize;
+        const __m256i xv = decode(x0);
+        kinfer_fp16 h0;
+        memcpy(&h0, x0, 2);
+        const float dx0 = fp16(h0);
+        for (int t = 0; t < nt; t++) {
+            const block_q8_0 *y = (const block_q8_0 *)((const uint8_t *)a + (size_t)t * stride);
+            const __m256i yv = _mm256_loadu_si256((const __m256i *)y[b].qs);
+            const __m256i s = _mm256_sub_epi32(
+                _mm256_dpbusd_epi32(_mm256_setzero_si256(), xv, yv),
+                _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm512_castsi512_si256(off), yv));
+            out[t] += hsum256_epi32_as_float(s) * (dx0 * fp16(y[b].d));
+        }
+    }
+}
+
+#define DEFINE_BLOCK32(name, block_t, decode, off)                                              \
+    static float dot_##name(int64_t n, const void *w, const void *a)                            \
+    {                                                                                           \
+        float r;                                                                                \
+        dot_block32_n(n, w, sizeof(block_t), decode, off, a, 0, 1, &r);                         \
+        return r;                                                                               \
+    }                                                                                           \
+    static void dot_##name##_x4(int64_t n, const void *w, const void *a, size_t stride, float *out) \
+    {                                                                                           \
+        dot_block32_n(n, w, sizeof(block_t), decode, off, a, stride, 4, out);                   \
+    }
+
+DEFINE_BLOCK32(q4_0, block_q4_0, decode_q4_0, 8)
+DEFINE_BLOCK32(q5_0, block_q5_0, decode_q5_0, 16)
+DEFINE_BLOCK32(q8_0, block_q8_0, decode_q8_0, 0x80)
+DEFINE_BLOCK32(iq4_nl, block_iq4_nl, decode_iq4_nl, 0x80)
+
+/* Q4_1 against Q8_1: unsigned nibbles, the min enters through y.s. */
+static ALWAYS_INLINE void dot_q4_1_n(int64_t n, const void *w, const void *a, size_t stride, int nt,
+                                     float *out)
+{
+    const block_q4_1 *x = w;
+    const int64_t nb = n / QK4_1;
+    __m512 acc[MAX_NT];
+    float summs[MAX_NT];
+    for (int t = 0; t < nt; t++) {
+        acc[t] = _mm512_setzero_ps();
+        summs[t] = 0.0f;
+    }
+    int64_t b = 0;
+    for (; b + 2 <= nb; b += 2) {
+        const __m512i xv = join256(nibbles_32(x[b].qs), nibbles_32(x[b + 1].qs));
+        const float d0 = fp16(x[b].d), d1 = fp16(x[b + 1].d);
+        const float m0 = fp16(x[b].m), m1 = fp16(x[b + 1].m);
+        for (int t = 0; t < nt; t++) {
+            const block_q8_1 *y = (const block_q8_1 *)((const uint8_t *)a + (size_t)t * stride);
+            const __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), xv, load2x32(y[b].qs, y[b + 1].qs));
+            acc[t] = _mm512_fmadd_ps(scales2(d0 * fp16(y[b].d), d1 * fp16(y[b + 1].d)),
+                                     _mm512_cvtepi32_ps(s), acc[t]);
+            summs[t] += m0 * fp16(y[b].s) + m1 * fp16(y[b + 1].s);
+        }
+    }
+    for (int t = 0; t < nt; t++)
+        out[t] = _mm512_reduce_add_ps(acc[t]) + summs[t];
+    for (; b < nb; b++) {
+        const __m256i xv = nibbles_32(x[b].qs);
+        for (int t = 0; t < nt; t++) {
+            const block_q8_1 *y = (const block_q8_1 *)((const uint8_t *)a + (size_t)t * stride);
+            const __m256i s = _mm256_dpbusd_epi32(_mm256_setzero_si256(), xv,
+                                                  _mm256_loadu_si256((const __m256i *)y[b].qs));
+            out[t] += hsum256_epi32_as_float(s) * (fp16(x[b].d) * fp16(y[b].d)) +
+                      fp16(x[b].m) * fp16(y[b].s);
+        }
+    }
 }
 
 static float dot_q4_1(int64_t n, const void *w, const void *a)
 {
-    const block_q4_1 *x = w;
-    const block_q8_1 *y = a;
-    const int64_t nb = n / QK4_1;
-    __m512 acc = _mm512_setzero_ps();
-    float summs = 0.0f;
-    int64_t b = 0;
-    for (; b + 2 <= nb; b += 2) {
-        const __m512i xv = join256(nibbles_32(x[b].qs), nibbles_32(x[b + 1].qs));
-        const __m512i yv = load2x32(y[b].qs, y[b + 1].qs);
-        const __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), xv, yv);
-        acc = _mm512_fmadd_ps(scales2(fp16(x[b].d) * fp16(y[b].d), fp16(x[b + 1].d) * fp16(y[b + 1].d)),
-                              _mm512_cvtepi32_ps(s), acc);
-        summs += fp16(x[b].m) * fp16(y[b].s) + fp16(x[b + 1].m) * fp16(y[b + 1].s);
-    }
-    float sum = _mm512_reduce_add_ps(acc) + summs;
-    for (; b < nb; b++) {
-        const __m256i s = _mm256_dpbusd_epi32(_mm256_setzero_si256(), nibbles_32(x[b].qs),
-                                              _mm256_loadu_si256((const __m256i *)y[b].qs));
-        int lanes[8];
-        _mm256_storeu_si256((__m256i *)lanes, s);
-        int si = 0;
-        for (int k = 0; k < 8; k++)
-            si += lanes[k];
-        sum += (float)si * (fp16(x[b].d) * fp16(y[b].d)) + fp16(x[b].m) * fp16(y[b].s);
-    }
-    return sum;
+    float r;
+    dot_q4_1_n(n, w, a, 0, 1, &r);
+    return r;
+}
+
+static void dot_q4_1_x4(int64_t n, const void *w, const void *a, size_t stride, float *out)
+{
+    dot_q4_1_n(n, w, a, stride, 4, out);
 }
 
 /* ---------------------------------------------------------- K-quants */
 
+/* Q4_K/Q5_K: the 8 6-bit scales (bytes 0..7) and mins (8..15). */
 static inline void k4_unpack_scales(const uint8_t *packed, uint8_t *out16)
 {
     uint32_t u[4];
@@ -189,99 +224,127 @@ static inline void k4_unpack_scales(const uint8_t *packed, uint8_t *out16)
     memcpy(out16, u, 16);
 }
 
-static inline int k4_min_term(const int16_t *bsums, const uint8_t *mins)
+/* sum over 8 sub-blocks of mins[j] * (bsums[2j] + bsums[2j+1]) */
+static inline int k4_min_term(const int16_t *bsums, __m128i mins16)
 {
     const __m128i lo = _mm_loadu_si128((const __m128i *)bsums);
     const __m128i hi = _mm_loadu_si128((const __m128i *)(bsums + 8));
-    const __m128i pairs = _mm_hadd_epi16(lo, hi);
-    const __m128i m = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)mins));
-    __m128i s = _mm_madd_epi16(pairs, m);
+    __m128i s = _mm_madd_epi16(_mm_hadd_epi16(lo, hi), mins16);
     s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
     s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
     return _mm_cvtsi128_si32(s);
 }
 
-/* i16 lanes 0..15 = s0, 16..31 = s1 */
-static inline __m512i scales16x2(int s0, int s1)
+/* i16 lanes 0..15 get scale 2c, 16..31 get 2c+1, from 8 i16 scales */
+static inline __m512i k4_scale_pair(__m512i scales16, int c)
 {
-    return join256(_mm256_set1_epi16((short)s0), _mm256_set1_epi16((short)s1));
+    const __m512i idx = _mm512_set_epi16(1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+                                         0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
+    return _mm512_permutexvar_epi16(_mm512_add_epi16(idx, _mm512_set1_epi16((short)(2 * c))), scales16);
+}
+
+/* Q4_K (has_qh = 0) and Q5_K (has_qh = 1) share everything but the 5th
+ * bit. */
+static ALWAYS_INLINE void dot_k4_n(int64_t n, const void *w, size_t bsize, int has_qh, const void *a,
+                                   size_t stride, int nt, float *out)
+{
+    const uint8_t *xb = w;
+    const __m512i mask = _mm512_set1_epi8(0x0F);
+    /* the 64-bit lanes of the upper half shift right by 4 to expose the
+     * high nibbles */
+    const __m512i shifts = _mm512_set_epi64(4, 4, 4, 4, 0, 0, 0, 0);
+    __m512 acc[MAX_NT];
+    float acc_m[MAX_NT];
+    for (int t = 0; t < nt; t++) {
+        acc[t] = _mm512_setzero_ps();
+        acc_m[t] = 0.0f;
+    }
+    for (int64_t b = 0; b < n / QK_K; b++) {
+        /* block_q4_K and block_q5_K start alike: d, dmin, scales[12] */
+        const block_q4_K *x = (const block_q4_K *)(xb + (size_t)b * bsize);
+        uint8_t sm[16];
+        k4_unpack_scales(x->scales, sm);
+        const __m128i mins16 = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)(sm + 8)));
+        const __m512i scales16 = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)sm)));
+        const float d = fp16(x->d), dmin = fp16(x->dmin);
+        const uint8_t *qs = has_qh ? ((const block_q5_K *)x)->qs : x->qs;
+        __m256i qh = _mm256_setzero_si256();
+        if (has_qh)
+            qh = _mm256_loadu_si256((const __m256i *)((const block_q5_K *)x)->qh);
+        __m512i sumi[MAX_NT];
+        for (int t = 0; t < nt; t++)
+            sumi[t] = _mm512_setzero_si512();
+        for (int c = 0; c < 4; c++) {
+            const __m512i q4 = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(qs + 32 * c)));
+            __m512i v = _mm512_and_si512(_mm512_srlv_epi64(q4, shifts), mask);
+            if (has_qh) {
+                /* the 5th bit of sub-block j is bit j of qh[l] */
+                const __mmask32 h0 = _mm256_test_epi8_mask(qh, _mm256_set1_epi8((char)(1 << (2 * c))));
+                const __mmask32 h1 = _mm256_test_epi8_mask(qh, _mm256_set1_epi8((char)(2 << (2 * c))));
+                const __mmask64 hm = (__mmask64)h0 | ((__mmask64)h1 << 32);
+                v = _mm512_mask_add_epi8(v, hm, v, _mm512_set1_epi8(0x10));
+            }
+            const __m512i sc = k4_scale_pair(scales16, c);
+            for (int t = 0; t < nt; t++) {
+                const block_q8_K *y = (const block_q8_K *)((const uint8_t *)a + (size_t)t * stride);
+                const __m512i yv = _mm512_loadu_si512((const void *)(y[b].qs + 64 * c));
+                sumi[t] = _mm512_add_epi32(sumi[t], _mm512_madd_epi16(_mm512_maddubs_epi16(v, yv), sc));
+            }
+        }
+        for (int t = 0; t < nt; t++) {
+            const block_q8_K *y = (const block_q8_K *)((const uint8_t *)a + (size_t)t * stride);
+            acc_m[t] += y[b].d * dmin * (float)k4_min_term(y[b].bsums, mins16);
+            acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(y[b].d * d), _mm512_cvtepi32_ps(sumi[t]), acc[t]);
+        }
+    }
+    for (int t = 0; t < nt; t++)
+        out[t] = _mm512_reduce_add_ps(acc[t]) - acc_m[t];
 }
 
 static float dot_q4_K(int64_t n, const void *w, const void *a)
 {
-    const block_q4_K *x = w;
-    const block_q8_K *y = a;
-    const __m256i mask = _mm256_set1_epi8(0x0F);
-    __m512 acc = _mm512_setzero_ps();
-    float acc_m = 0.0f;
-    for (int64_t b = 0; b < n / QK_K; b++) {
-        uint8_t sm[16];
-        k4_unpack_scales(x[b].scales, sm);
-        acc_m += y[b].d * fp16(x[b].dmin) * (float)k4_min_term(y[b].bsums, sm + 8);
-        __m512i sumi = _mm512_setzero_si512();
-        for (int c = 0; c < 4; c++) {
-            const __m256i q4 = _mm256_loadu_si256((const __m256i *)(x[b].qs + 32 * c));
-            const __m512i v = join256(_mm256_and_si256(q4, mask),
-                                      _mm256_and_si256(_mm256_srli_epi16(q4, 4), mask));
-            const __m512i yv = _mm512_loadu_si512((const void *)(y[b].qs + 64 * c));
-            const __m512i p = _mm512_maddubs_epi16(v, yv);
-            sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(p, scales16x2(sm[2 * c], sm[2 * c + 1])));
-        }
-        acc = _mm512_fmadd_ps(_mm512_set1_ps(y[b].d * fp16(x[b].d)), _mm512_cvtepi32_ps(sumi), acc);
-    }
-    return _mm512_reduce_add_ps(acc) - acc_m;
+    float r;
+    dot_k4_n(n, w, sizeof(block_q4_K), 0, a, 0, 1, &r);
+    return r;
+}
+
+static void dot_q4_K_x4(int64_t n, const void *w, const void *a, size_t stride, float *out)
+{
+    dot_k4_n(n, w, sizeof(block_q4_K), 0, a, stride, 4, out);
 }
 
 static float dot_q5_K(int64_t n, const void *w, const void *a)
 {
-    const block_q5_K *x = w;
-    const block_q8_K *y = a;
-    const __m256i mask = _mm256_set1_epi8(0x0F);
-    const __m256i bit4 = _mm256_set1_epi8(0x10);
-    __m512 acc = _mm512_setzero_ps();
-    float acc_m = 0.0f;
-    for (int64_t b = 0; b < n / QK_K; b++) {
-        uint8_t sm[16];
-        k4_unpack_scales(x[b].scales, sm);
-        acc_m += y[b].d * fp16(x[b].dmin) * (float)k4_min_term(y[b].bsums, sm + 8);
-        const __m256i qh = _mm256_loadu_si256((const __m256i *)x[b].qh);
-        __m512i sumi = _mm512_setzero_si512();
-        for (int c = 0; c < 4; c++) {
-            const __m256i q4 = _mm256_loadu_si256((const __m256i *)(x[b].qs + 32 * c));
-            const __mmask32 h0 = _mm256_test_epi8_mask(qh, _mm256_set1_epi8((char)(1 << (2 * c))));
-            const __mmask32 h1 = _mm256_test_epi8_mask(qh, _mm256_set1_epi8((char)(2 << (2 * c))));
-            const __m256i lq = _mm256_and_si256(q4, mask);
-            const __m256i hq = _mm256_and_si256(_mm256_srli_epi16(q4, 4), mask);
-            /* adding 16 to a nibble sets its bit 4 */
-            const __m256i lo = _mm256_mask_add_epi8(lq, h0, lq, bit4);
-            const __m256i hi = _mm256_mask_add_epi8(hq, h1, hq, bit4);
-            const __m512i yv = _mm512_loadu_si512((const void *)(y[b].qs + 64 * c));
-            const __m512i p = _mm512_maddubs_epi16(join256(lo, hi), yv);
-            sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(p, scales16x2(sm[2 * c], sm[2 * c + 1])));
-        }
-        acc = _mm512_fmadd_ps(_mm512_set1_ps(y[b].d * fp16(x[b].d)), _mm512_cvtepi32_ps(sumi), acc);
-    }
-    return _mm512_reduce_add_ps(acc) - acc_m;
+    float r;
+    dot_k4_n(n, w, sizeof(block_q5_K), 1, a, 0, 1, &r);
+    return r;
 }
 
-/* Q6_K: v in 0..63 unsigned, quant = v - 32; the -32 sum a comes from
+static void dot_q5_K_x4(int64_t n, const void *w, const void *a, size_t stride, float *out)
+{
+    dot_k4_n(n, w, sizeof(block_q5_K), 1, a, stride, 4, out);
+}
+
+/* Q6_K: v in 0..63 unsigned, quant = v - 32; the -32 sum(a) comes from
  * the activation's bsums. */
-static float dot_q6_K(int64_t n, const void *w, const void *a)
+static ALWAYS_INLINE void dot_q6_K_n(int64_t n, const void *w, const void *a, size_t stride, int nt,
+                                     float *out)
 {
     const block_q6_K *x = w;
-    const block_q8_K *y = a;
     const __m256i mask = _mm256_set1_epi8(0x0F);
     const __m256i m3 = _mm256_set1_epi8(3);
-    /* i16 lane l of the maddubs result covers elements 2l, 2l+1: group l/8 */
+    /* i16 lane l of a maddubs result covers elements 2l, 2l+1: group l/8 */
     const __m512i idx0 = _mm512_set_epi16(3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2,
                                           1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
-    __m512 acc = _mm512_setzero_ps();
+    __m512 acc[MAX_NT];
+    for (int t = 0; t < nt; t++)
+        acc[t] = _mm512_setzero_ps();
     for (int64_t b = 0; b < n / QK_K; b++) {
         const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[b].scales));
         const __m512i sc = _mm512_castsi256_si512(sc16);
-        const __m256i bs = _mm256_loadu_si256((const __m256i *)y[b].bsums);
-        const __m256i off = _mm256_madd_epi16(bs, sc16);
-        __m512i sumi = _mm512_setzero_si512();
+        __m512i sumi[MAX_NT];
+        for (int t = 0; t < nt; t++)
+            sumi[t] = _mm512_setzero_si512();
         for (int h = 0; h < 2; h++) {
             const __m256i l0 = _mm256_loadu_si256((const __m256i *)(x[b].ql + 64 * h));
             const __m256i l1 = _mm256_loadu_si256((const __m256i *)(x[b].ql + 64 * h + 32));
@@ -294,27 +357,57 @@ static float dot_q6_K(int64_t n, const void *w, const void *a)
                                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m3), 4));
             const __m256i v3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), mask),
                                                _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m3), 4));
-            const __m512i y01 = _mm512_loadu_si512((const void *)(y[b].qs + 128 * h));
-            const __m512i y23 = _mm512_loadu_si512((const void *)(y[b].qs + 128 * h + 64));
+            const __m512i v01 = join256(v0, v1), v23 = join256(v2, v3);
             const __m512i s01 = _mm512_permutexvar_epi16(_mm512_add_epi16(idx0, _mm512_set1_epi16((short)(8 * h))), sc);
             const __m512i s23 = _mm512_permutexvar_epi16(_mm512_add_epi16(idx0, _mm512_set1_epi16((short)(8 * h + 4))), sc);
-            sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(_mm512_maddubs_epi16(join256(v0, v1), y01), s01));
-            sumi = _mm512_add_epi32(sumi, _mm512_madd_epi16(_mm512_maddubs_epi16(join256(v2, v3), y23), s23));
+            for (int t = 0; t < nt; t++) {
+                const block_q8_K *y = (const block_q8_K *)((const uint8_t *)a + (size_t)t * stride);
+                const __m512i y01 = _mm512_loadu_si512((const void *)(y[b].qs + 128 * h));
+                const __m512i y23 = _mm512_loadu_si512((const void *)(y[b].qs + 128 * h + 64));
+                sumi[t] = _mm512_add_epi32(sumi[t], _mm512_madd_epi16(_mm512_maddubs_epi16(v01, y01), s01));
+                sumi[t] = _mm512_add_epi32(sumi[t], _mm512_madd_epi16(_mm512_maddubs_epi16(v23, y23), s23));
+            }
         }
-        sumi = _mm512_sub_epi32(sumi, _mm512_zextsi256_si512(_mm256_slli_epi32(off, 5)));
-        acc = _mm512_fmadd_ps(_mm512_set1_ps(y[b].d * fp16(x[b].d)), _mm512_cvtepi32_ps(sumi), acc);
+        const float d = fp16(x[b].d);
+        for (int t = 0; t < nt; t++) {
+            const block_q8_K *y = (const block_q8_K *)((const uint8_t *)a + (size_t)t * stride);
+            const __m256i off = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y[b].bsums), sc16);
+            sumi[t] = _mm512_sub_epi32(sumi[t], _mm512_zextsi256_si512(_mm256_slli_epi32(off, 5)));
+            acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(y[b].d * d), _mm512_cvtepi32_ps(sumi[t]), acc[t]);
+        }
     }
-    return _mm512_reduce_add_ps(acc);
+    for (int t = 0; t < nt; t++)
+        out[t] = _mm512_reduce_add_ps(acc[t]);
+}
+
+static float dot_q6_K(int64_t n, const void *w, const void *a)
+{
+    float r;
+    dot_q6_K_n(n, w, a, 0, 1, &r);
+    return r;
+}
+
+static void dot_q6_K_x4(int64_t n, const void *w, const void *a, size_t stride, float *out)
+{
+    dot_q6_K_n(n, w, a, stride, 4, out);
 }
 
 void kinfer_avx512_fill(kinfer_cpu_kernels *t)
 {
     t[KINFER_TYPE_Q4_0].vec_dot = dot_q4_0;
+    t[KINFER_TYPE_Q4_0].vec_dot_x4 = dot_q4_0_x4;
     t[KINFER_TYPE_Q4_1].vec_dot = dot_q4_1;
+    t[KINFER_TYPE_Q4_1].vec_dot_x4 = dot_q4_1_x4;
     t[KINFER_TYPE_Q5_0].vec_dot = dot_q5_0;
+    t[KINFER_TYPE_Q5_0].vec_dot_x4 = dot_q5_0_x4;
     t[KINFER_TYPE_Q8_0].vec_dot = dot_q8_0;
+    t[KINFER_TYPE_Q8_0].vec_dot_x4 = dot_q8_0_x4;
     t[KINFER_TYPE_IQ4_NL].vec_dot = dot_iq4_nl;
+    t[KINFER_TYPE_IQ4_NL].vec_dot_x4 = dot_iq4_nl_x4;
     t[KINFER_TYPE_Q4_K].vec_dot = dot_q4_K;
+    t[KINFER_TYPE_Q4_K].vec_dot_x4 = dot_q4_K_x4;
     t[KINFER_TYPE_Q5_K].vec_dot = dot_q5_K;
+    t[KINFER_TYPE_Q5_K].vec_dot_x4 = dot_q5_K_x4;
     t[KINFER_TYPE_Q6_K].vec_dot = dot_q6_K;
+    t[KINFER_TYPE_Q6_K].vec_dot_x4 = dot_q6_K_x4;
 }

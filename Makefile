@@ -48,7 +48,7 @@ endif
 
 ifeq ($(KINFER_CUDA),1)
 CFLAGS_BASE += -DKINFER_CUDA=1 -I$(CUDA_HOME)/include
-LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart
+LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++
 NVCCFLAGS := -O2 -std=c++17 -Xcompiler -fPIC -Iinclude -Ilib -Ikernels -MMD -MP \
 	-Werror all-warnings \
 	$(foreach a,$(CUDA_ARCHS),-gencode arch=compute_$(a),code=sm_$(a)) \

@@ -458,10 +458,11 @@ uint32_t kinfer_token_attr(const kinfer_model *model, kinfer_token token);
  * Streaming detokenizer: push tokens one at a time as they are generated and
  * get text that never ends inside a UTF-8 character (an incomplete character
  * is held back until the rest arrives).  The concatenated output equals
- * kinfer_detokenize(tokens, remove_special = false, unparse_special = special)
- * except that llama.cpp's clean_spaces rule (" ," -> ",", on for some BPE
- * pre-tokenizers such as gpt-2 and llama3; off for SPM, smollm, qwen2) is not
- * applied.  Belongs to one thread at a time; the model must outlive it.
+ * kinfer_detokenize(tokens, remove_special = false, unparse_special = special),
+ * llama.cpp's clean_spaces rule included (" ," -> ",", on for some BPE
+ * pre-tokenizers such as gpt-2 and llama3): with it, trailing spaces and
+ * apostrophes are also held back until the next text shows how the rule
+ * treats them.  Belongs to one thread at a time; the model must outlive it.
  */
 typedef struct kinfer_detok kinfer_detok;
 

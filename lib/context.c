@@ -11,6 +11,7 @@
 
 #include "cpu/kernels.h"
 #include "quant.h"
+#include "threadpool.h"
 
 kinfer_status ctx_fail(kinfer_context *ctx, kinfer_status st, const char *fmt, ...)
 {
@@ -42,6 +43,16 @@ static size_t max_sz(size_t a, size_t b)
 static size_t mm_scratch(const wtensor *t, int64_t n_tokens, int n_threads)
 {
     return kinfer_matmul_scratch_size(t->type, t->ne0, n_tokens, n_threads);
+}
+
+/* Per-thread attention scratch: visible cells and scores (n_ctx each) and
+ * one query head in the K cache's dot type; a multiple of 64 bytes. */
+static size_t context_att_stride(uint32_t n_ctx, int head_dim, int type_k)
+{
+    const kinfer_cpu_kernels *kk = kinfer_cpu_kernels_get(type_k);
+    size_t q = kk ? kinfer_row_size(kk->vec_dot_type, head_dim) : 0;
+    size_t bytes = (size_t)n_ctx * (sizeof(int32_t) + sizeof(float)) + q;
+    return (bytes + 63) & ~(size_t)63;
 }
 
 kinfer_status context_plan(const kinfer_model *model, const kinfer_context_params *p,
@@ -109,10 +120,11 @@ kinfer_status context_plan(const kinfer_model *model, const kinfer_context_param
     const uint64_t QD = (uint64_t)hp->n_head * hp->head_dim_k;
     const uint64_t OD = (uint64_t)hp->n_head * hp->head_dim_v;
     uint64_t floats = nb * (2 * E + QD + (uint64_t)KD + (uint64_t)VD + OD + 2 * (uint64_t)hp->n_ff);
-    floats += (uint64_t)out->n_ctx * (uint64_t)(KD + VD);
-    floats += 2ull * FWD_ATT_CHUNK * out->n_ctx;
+    floats += (uint64_t)out->n_ctx * (uint64_t)VD;
+    out->att_stride = context_att_stride(out->n_ctx, hp->head_dim_k, p->type_k);
+
     floats += (uint64_t)nb * (uint64_t)hp->n_vocab; /* logits of one full batch */
-    out->compute_bytes = floats * sizeof(float) + mm;
+    out->compute_bytes = floats * sizeof(float) + mm + out->att_stride * (size_t)out->n_threads;
     return KINFER_OK;
 }
 
@@ -157,16 +169,20 @@ kinfer_status kinfer_context_new(const kinfer_model *model, const kinfer_context
     b->att = alloc_floats(nb * OD);
     b->ffn_g = alloc_floats(nb * (uint64_t)hp->n_ff);
     b->ffn_u = alloc_floats(nb * (uint64_t)hp->n_ff);
-    b->kf = alloc_floats((uint64_t)sz->n_ctx * KD);
     b->vf = alloc_floats((uint64_t)sz->n_ctx * VD);
-    b->att_s = alloc_floats((uint64_t)FWD_ATT_CHUNK * sz->n_ctx);
-    b->att_mask = alloc_floats((uint64_t)FWD_ATT_CHUNK * sz->n_ctx);
+    b->att_stride = sz->att_stride;
+    b->att_tmp = aligned_alloc(64, b->att_stride * (size_t)sz->n_threads);
     b->mm_size = sz->matmul_scratch;
     b->mm = b->mm_size ? aligned_alloc(64, (b->mm_size + 63) & ~(size_t)63) : NULL;
+    if (sz->n_threads > 1) {
+        ctx->pool = kinfer_threadpool_new(sz->n_threads);
+        if (!ctx->pool)
+            return ctx_fail(ctx, KINFER_E_NOMEM, "cannot start %d threads", sz->n_threads);
+    }
     ctx->cells_taken = malloc((size_t)sz->n_ctx * sizeof *ctx->cells_taken);
     ctx->seq_last = malloc((size_t)sz->n_seq_max * sizeof *ctx->seq_last);
     if (!b->x || !b->xb || !b->q || !b->k || !b->v || !b->att || !b->ffn_g || !b->ffn_u ||
-        !b->kf || !b->vf || !b->att_s || !b->att_mask || (b->mm_size && !b->mm) ||
+        !b->vf || !b->att_tmp || (b->mm_size && !b->mm) ||
         !ctx->cells_taken || !ctx->seq_last)
         return ctx_fail(ctx, KINFER_E_NOMEM, "out of memory for %llu bytes of scratch",
                         (unsigned long long)sz->compute_bytes);
@@ -186,10 +202,9 @@ void kinfer_context_free(kinfer_context *ctx)
     free(b->att);
     free(b->ffn_g);
     free(b->ffn_u);
-    free(b->kf);
     free(b->vf);
-    free(b->att_s);
-    free(b->att_mask);
+    free(b->att_tmp);
+    kinfer_threadpool_free(ctx->pool);
     free(b->mm);
     free(ctx->logits);
     free(ctx->logit_row);

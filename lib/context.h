@@ -24,14 +24,12 @@ typedef struct context_sizes {
     uint64_t kv_bytes;         /* K and V rows of every layer */
     uint64_t compute_bytes;    /* forward scratch + logits of one full batch */
     size_t matmul_scratch;     /* bytes kinfer_matmul needs at most */
+    size_t att_stride;         /* attention scratch bytes per thread */
 } context_sizes;
 
 /* Resolve defaults and check params; err (may be NULL) gets a message. */
 kinfer_status context_plan(const kinfer_model *model, const kinfer_context_params *params,
                            context_sizes *out, char *err, size_t err_size);
-
-/* Tokens whose attention scores are computed together (one GEMM per head). */
-#define FWD_ATT_CHUNK 32
 
 /* Forward-pass scratch, sized for n_batch tokens (shapes as (rows, cols)). */
 typedef struct fwd_buffers {
@@ -43,10 +41,9 @@ typedef struct fwd_buffers {
     float *att;     /* (n_batch, n_head * head_dim_v) attention output per head */
     float *ffn_g;   /* (n_batch, n_ff) gate, then act(gate) * up */
     float *ffn_u;   /* (n_batch, n_ff) up */
-    float *kf;      /* (n_ctx, n_head_kv * head_dim_k) cached keys as f32 */
     float *vf;      /* (n_ctx, n_head_kv * head_dim_v) cached values as f32 */
-    float *att_s;   /* (FWD_ATT_CHUNK, n_ctx) attention scores of a chunk of tokens, one head */
-    float *att_mask;/* (FWD_ATT_CHUNK, n_ctx) 0 where a token sees a cell, -inf elsewhere */
+    void *att_tmp;  /* (n_threads, att_stride) per-thread attention scratch */
+    size_t att_stride;
     void *mm;       /* kinfer_matmul scratch */
     size_t mm_size;
 } fwd_buffers;

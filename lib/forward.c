@@ -9,13 +9,13 @@
  * sequence at positions <= its own (and within the window on sliding-window
  * layers), so several sequences can share one batch.
  */
-#include <cblas.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "context.h"
 #include "cpu/kernels.h"
+#include "threadpool.h"
 
 /* y (n, rows) = W x, x (n, cols): one projection of the whole micro-batch. */
 static kinfer_status matmul(kinfer_context *ctx, const wtensor *w, const float *x, int32_t n,
@@ -45,65 +45,135 @@ static void add_bias(float *x, const wtensor *b, int32_t n, int64_t dim)
         kinfer_add(x + (size_t)t * dim, x + (size_t)t * dim, b->data, dim);
 }
 
-/*
- * mask (nt, hi) for tokens [t0, t0 + nt): 0 where token t may see cell c, -inf
- * elsewhere.  A token sees a used cell of its own sequence whose position is
- * not after its own, and, on a sliding-window layer, less than n_swa behind.
- */
-static void build_mask(const kinfer_context *ctx, const fwd_ubatch *ub, int32_t t0, int32_t nt,
-                       uint32_t hi, int swa, float *mask)
+/* Per-thread attention scratch: visible cells, their scores, one query
+ * head in the K cache's dot type. */
+typedef struct att_thread_buf {
+    int32_t *vis;    /* (n_ctx) cells the current token sees */
+    float *s;        /* (n_ctx) their scores, then weights */
+    void *qq;        /* one query head as the K cache's vec_dot_type */
+} att_thread_buf;
+
+static att_thread_buf att_buf_of(const kinfer_context *ctx, int ith)
 {
-    const kv_cell *cells = ctx->kv.cells;
-    const int32_t n_swa = ctx->model->w.hp.n_swa;
-    for (int32_t r = 0; r < nt; r++) {
-        const int32_t t = t0 + r;
-        const int32_t p = ub->pos[t], s = ub->seq[t];
-        float *m = mask + (size_t)r * hi;
-        for (uint32_t c = 0; c < hi; c++) {
-            const kv_cell *cell = &cells[c];
-            int see = cell->pos >= 0 && cell->pos <= p && kv_cell_has_seq(cell, s);
-            if (see && swa && p - cell->pos >= n_swa) see = 0;
-            m[c] = see ? 0.0f : -INFINITY;
-        }
-    }
+    const size_t stride = ctx->buf.att_stride;
+    uint8_t *base = (uint8_t *)ctx->buf.att_tmp + (size_t)ith * stride;
+    att_thread_buf tb = {
+        .vis = (int32_t *)base,
+        .s = (float *)(base + (size_t)ctx->sz.n_ctx * sizeof(int32_t)),
+        .qq = base + (size_t)ctx->sz.n_ctx * (sizeof(int32_t) + sizeof(float)),
+    };
+    return tb;
 }
 
 /*
- * Grouped-query attention of the micro-batch over the cache of layer il.
- *   q   (n, n_head * hd_k)       already normed, rotated
- *   kf  (hi, n_head_kv * hd_k)   cached keys (this batch's included)
- *   vf  (hi, n_head_kv * hd_v)   cached values
- *   att (n, n_head * hd_v)       out
- * Query head h reads kv head h / (n_head / n_head_kv).
+ * Cells token t may see, in cell order: used, of its own sequence, at a
+ * position not after its own and, on a sliding-window layer, less than
+ * n_swa behind.  Returns how many.
  */
-static void attention(kinfer_context *ctx, const fwd_ubatch *ub, const layer_weights *L,
-                      uint32_t hi)
+static int32_t visible_cells(const kinfer_context *ctx, kinfer_pos p, kinfer_seq_id s, int swa,
+                             uint32_t hi, int32_t *vis)
 {
-    const model_hparams *hp = &ctx->model->w.hp;
-    fwd_buffers *b = &ctx->buf;
-    const int hd_k = hp->head_dim_k, hd_v = hp->head_dim_v;
-    const int QD = hp->n_head * hd_k, KD = hp->n_head_kv * hd_k;
-    const int VD = hp->n_head_kv * hd_v, OD = hp->n_head * hd_v;
-    const int gqa = hp->n_head / hp->n_head_kv;
+    const kv_cell *cells = ctx->kv.cells;
+    const int32_t n_swa = ctx->model->w.hp.n_swa;
+    int32_t nv = 0;
+    for (uint32_t c = 0; c < hi; c++) {
+        const kv_cell *cell = &cells[c];
+        if (cell->pos < 0 || cell->pos > p || !kv_cell_has_seq(cell, s)) continue;
+        if (swa && p - cell->pos >= n_swa) continue;
+        vis[nv++] = (int32_t)c;
+    }
+    return nv;
+}
 
-    for (int32_t t0 = 0; t0 < ub->n; t0 += FWD_ATT_CHUNK) {
-        const int32_t nt = ub->n - t0 < FWD_ATT_CHUNK ? ub->n - t0 : FWD_ATT_CHUNK;
-        build_mask(ctx, ub, t0, nt, hi, L->is_swa, b->att_mask);
-        for (int h = 0; h < hp->n_head; h++) {
-            const int kvh = h / gqa;
-            /* s (nt, hi) = scale * q_h (nt, hd_k) . k_kvh (hi, hd_k)^T */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, nt, (int)hi, hd_k,
-                        hp->attn_scale, b->q + (size_t)t0 * QD + (size_t)h * hd_k, QD,
-                        b->kf + (size_t)kvh * hd_k, KD, 0.0f, b->att_s, (int)hi);
-            for (int32_t r = 0; r < nt; r++) {
-                float *s = b->att_s + (size_t)r * hi;
-                kinfer_add(s, s, b->att_mask + (size_t)r * hi, hi);
-                kinfer_softmax(s, hi);
-            }
-            /* att_h (nt, hd_v) = p (nt, hi) . v_kvh (hi, hd_v) */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, nt, hd_v, (int)hi, 1.0f,
-                        b->att_s, (int)hi, b->vf + (size_t)kvh * hd_v, VD, 0.0f,
-                        b->att + (size_t)t0 * OD + (size_t)h * hd_v, OD);
+/* out (n) += w * v (n).  Unrolled by 8 so the baseline (SSE) build's
+ * straight-line vectorizer packs it; kernels.h has no axpy yet. */
+static void axpy(float *restrict out, float w, const float *restrict v, int n)
+{
+    int d = 0;
+    for (; d + 8 <= n; d += 8) {
+        out[d + 0] += w * v[d + 0];
+        out[d + 1] += w * v[d + 1];
+        out[d + 2] += w * v[d + 2];
+        out[d + 3] += w * v[d + 3];
+        out[d + 4] += w * v[d + 4];
+        out[d + 5] += w * v[d + 5];
+        out[d + 6] += w * v[d + 6];
+        out[d + 7] += w * v[d + 7];
+    }
+    for (; d < n; d++) out[d] += w * v[d];
+}
+
+typedef struct att_job {
+    kinfer_context *ctx;
+    const fwd_ubatch *ub;
+    const layer_weights *L;
+    int il;
+    uint32_t hi;
+} att_job;
+
+/* Dequantize the cached values of cells [0, hi) into vf, split by cells. */
+static void task_read_v(void *arg, int ith, int nth)
+{
+    const att_job *j = arg;
+    const uint32_t per = (j->hi + (uint32_t)nth - 1) / (uint32_t)nth;
+    const uint32_t c0 = per * (uint32_t)ith;
+    const uint32_t c1 = c0 + per < j->hi ? c0 + per : j->hi;
+    if (c0 < c1) kv_read_v(&j->ctx->kv, j->il, c0, c1, j->ctx->buf.vf);
+}
+
+/*
+ * Grouped-query attention of the micro-batch over the cache of layer il, one
+ * (token, head) pair at a time, the pairs split evenly over the threads.
+ *   q   (n, n_head * hd_k)         normed, rotated queries
+ *   K   cache rows (n_ctx, n_head_kv * hd_k) in type_k, read in place
+ *   vf  (hi, n_head_kv * hd_v)     cached values as f32
+ *   att (n, n_head * hd_v)         out
+ * Query head h reads kv head h / (n_head / n_head_kv).  Each pair is computed
+ * the same way whatever the batch size or thread count, so results do not
+ * depend on how a prompt was split.
+ */
+static void task_attention(void *arg, int ith, int nth)
+{
+    const att_job *j = arg;
+    const kinfer_context *ctx = j->ctx;
+    const fwd_ubatch *ub = j->ub;
+    const model_hparams *hp = &ctx->model->w.hp;
+    const kv_cache *kv = &ctx->kv;
+    const fwd_buffers *b = &ctx->buf;
+    const int hd_k = hp->head_dim_k, hd_v = hp->head_dim_v;
+    const int64_t QD = (int64_t)hp->n_head * hd_k;
+    const int64_t VD = (int64_t)hp->n_head_kv * hd_v, OD = (int64_t)hp->n_head * hd_v;
+    const int gqa = hp->n_head / hp->n_head_kv;
+    const kinfer_cpu_kernels *kk = kinfer_cpu_kernels_get(kv->type_k);
+    const kinfer_cpu_kernels *kq = kinfer_cpu_kernels_get(kk->vec_dot_type);
+    const size_t k_head_bytes = kinfer_row_size(kv->type_k, hd_k);
+    att_thread_buf tb = att_buf_of(ctx, ith);
+
+    const int64_t n_pairs = (int64_t)ub->n * hp->n_head;
+    const int64_t per = (n_pairs + nth - 1) / nth;
+    const int64_t i0 = per * ith, i1 = i0 + per < n_pairs ? i0 + per : n_pairs;
+    int32_t t_vis = -1, nv = 0;
+    for (int64_t i = i0; i < i1; i++) {
+        const int32_t t = (int32_t)(i / hp->n_head);
+        const int h = (int)(i % hp->n_head), kvh = h / gqa;
+        if (t != t_vis) {
+            nv = visible_cells(ctx, ub->pos[t], ub->seq[t], j->L->is_swa, j->hi, tb.vis);
+            t_vis = t;
+        }
+        /* scores: q_h . k_c, with q_h in the K cache's dot type */
+        kq->from_float(b->q + (size_t)t * QD + (size_t)h * hd_k, tb.qq, hd_k);
+        for (int32_t r = 0; r < nv; r++) {
+            const uint8_t *krow = kv->k[j->il] + (size_t)tb.vis[r] * kv->row_k;
+            tb.s[r] = kk->vec_dot(hd_k, krow + (size_t)kvh * k_head_bytes, tb.qq) * hp->attn_scale;
+        }
+        kinfer_softmax(tb.s, nv);
+        /* out_h = sum over visible cells of weight * v_c */
+        float *out = b->att + (size_t)t * OD + (size_t)h * hd_v;
+        memset(out, 0, sizeof(float) * (size_t)hd_v);
+        for (int32_t r = 0; r < nv; r++) {
+            const float w = tb.s[r];
+            const float *v = b->vf + (size_t)tb.vis[r] * VD + (size_t)kvh * hd_v;
+            axpy(out, w, v, hd_v);
         }
     }
 }
@@ -148,14 +218,13 @@ static kinfer_status layer_forward(kinfer_context *ctx, const fwd_ubatch *ub, in
     kinfer_rope(b->q, n, hp->n_head, hp->head_dim_k, ub->pos, &rp);
     kinfer_rope(b->k, n, hp->n_head_kv, hp->head_dim_k, ub->pos, &rp);
 
-    /* store this batch's keys and values, then read the cache back as f32
-     * (the batch attends to itself through the cache, at cache precision) */
+    /* store this batch's keys and values; the batch then attends to itself
+     * through the cache, at cache precision */
     for (int32_t t = 0; t < n; t++)
         kv_write(&ctx->kv, il, ub->cell[t], b->k + (size_t)t * KD, b->v + (size_t)t * VD);
-    const uint32_t hi = ctx->kv.hi;
-    kv_read_k(&ctx->kv, il, 0, hi, b->kf);                         /* kf (hi, KD) */
-    kv_read_v(&ctx->kv, il, 0, hi, b->vf);                         /* vf (hi, VD) */
-    attention(ctx, ub, L, hi);                                     /* att (n, OD) */
+    att_job job = {.ctx = ctx, .ub = ub, .L = L, .il = il, .hi = ctx->kv.hi};
+    kinfer_threadpool_run(ctx->pool, task_read_v, &job);          /* vf (hi, VD) */
+    kinfer_threadpool_run(ctx->pool, task_attention, &job);       /* att (n, OD) */
 
     if ((st = matmul(ctx, &L->wo, b->att, n, b->xb))) return st;   /* xb (n, E) */
     if (L->attn_post_norm.data) rmsnorm_rows(b->xb, b->xb, &L->attn_post_norm, n, E, hp->rms_eps);

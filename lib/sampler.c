@@ -255,14 +255,21 @@ static void sort_top(candidate *c, int32_t n, int32_t k)
     qsort(c, (size_t)k, sizeof *c, cmp_cand);
 }
 
-/* p = softmax of the logits of c[0..n); returns false when no candidate has
- * a finite logit (nothing to normalize). */
+/* p = softmax of the logits of c[0..n); returns false when every logit is
+ * -inf (nothing to normalize). */
 static int softmax(candidate *c, int32_t n)
 {
     float max_l = -INFINITY;
     for (int32_t i = 0; i < n; i++)
         if (c[i].logit > max_l) max_l = c[i].logit;
-    if (!isfinite(max_l)) return 0;
+    if (max_l == -INFINITY) return 0;
+    if (max_l == INFINITY) {
+        /* the +inf logits share all the mass */
+        int32_t n_inf = 0;
+        for (int32_t i = 0; i < n; i++) n_inf += c[i].logit == INFINITY;
+        for (int32_t i = 0; i < n; i++) c[i].p = c[i].logit == INFINITY ? 1.0f / (float)n_inf : 0.0f;
+        return 1;
+    }
     double sum = 0.0;
     for (int32_t i = 0; i < n; i++) {
         c[i].p = expf(c[i].logit - max_l);

@@ -1,7 +1,9 @@
 /*
- * tokenizer.c — vocabulary loading, SPM and BPE tokenization, special-token
- * partitioning and detokenization, following llama.cpp's llama-vocab.cpp
- * rule for rule (so that token ids agree exactly).
+ * tokenizer.c — the vocabulary: built from the GGUF metadata (token texts,
+ * scores, types, BPE merges, special-token ids, the pre-tokenizer and its
+ * flags) following llama.cpp's llama-vocab.cpp rule for rule, and the
+ * per-token queries of the public API.  Tokenizing is in tokenize.c,
+ * detokenizing in detokenize.c.
  */
 #include <ctype.h>
 #include <limits.h>
@@ -12,101 +14,6 @@
 
 #include "model.h"
 #include "tokenizer.h"
-
-enum { VOCAB_SPM = 1, VOCAB_BPE = 2 };
-
-#define TOKEN_NULL (-1)
-
-struct kinfer_vocab {
-    int type;                 /* VOCAB_SPM or VOCAB_BPE */
-    int32_t n_tokens;
-
-    char *text;               /* every token's text, each NUL-terminated */
-    uint32_t *text_off;       /* (n_tokens) */
-    uint32_t *text_len;       /* (n_tokens) */
-    float *score;             /* (n_tokens) */
-    uint32_t *attr;           /* (n_tokens) TOK_ATTR_* */
-
-    int32_t *hash;            /* open addressing, text -> id; TOKEN_NULL = empty */
-    uint32_t hash_mask;
-
-    /* BPE merges: rank r joins (left, right); their text lives in merge_text */
-    int32_t n_merges;
-    char *merge_text;
-    uint32_t *merge_off;      /* (n_merges) offset of "left" */
-    uint32_t *merge_llen;     /* (n_merges) */
-    uint32_t *merge_rlen;     /* (n_merges) right follows left directly */
-    int32_t *mhash;
-    uint32_t mhash_mask;
-
-    /* token_to_piece(special = true) of every token, as llama.cpp caches it */
-    char *piece;
-    uint32_t *piece_off;      /* (n_tokens) */
-    uint32_t *piece_len;      /* (n_tokens) */
-
-    int32_t *special;         /* control/user-defined/unknown ids, longest text first */
-    int32_t n_special;
-    int32_t *eog;             /* sorted ids that end generation */
-    int32_t n_eog;
-
-    int32_t bos, eos, eot, eom, unk, sep, pad, mask, nl;
-    int32_t fim_pre, fim_suf, fim_mid, fim_pad, fim_rep, fim_sep;
-
-    bool add_space_prefix, add_bos, add_eos, ignore_merges, clean_spaces, escape_whitespaces;
-    pretok *pretok;           /* BPE only */
-};
-
-/* ------------------------------------------------------------------ hashing */
-
-static uint64_t hash_bytes(const char *s, size_t n, uint64_t h)
-{
-    /* FNV-1a: token texts are short */
-    for (size_t i = 0; i < n; i++) {
-        h ^= (uint8_t)s[i];
-        h *= 0x100000001b3ull;
-    }
-    return h;
-}
-
-#define HASH_SEED 0xcbf29ce484222325ull
-
-static int32_t vocab_find(const struct kinfer_vocab *v, const char *s, size_t n)
-{
-    uint32_t i = (uint32_t)hash_bytes(s, n, HASH_SEED) & v->hash_mask;
-    for (;;) {
-        int32_t id = v->hash[i];
-        if (id == TOKEN_NULL)
-            return TOKEN_NULL;
-        if (v->text_len[id] == n && memcmp(v->text + v->text_off[id], s, n) == 0)
-            return id;
-        i = (i + 1) & v->hash_mask;
-    }
-}
-
-static uint64_t merge_hash(const char *l, size_t ln, const char *r, size_t rn)
-{
-    uint64_t h = hash_bytes(l, ln, HASH_SEED);
-    h ^= 0xff; /* a separator that cannot occur inside UTF-8 */
-    h *= 0x100000001b3ull;
-    return hash_bytes(r, rn, h);
-}
-
-/* Rank of the merge (left, right), or -1. */
-static int32_t merge_rank(const struct kinfer_vocab *v, const char *l, size_t ln, const char *r,
-                          size_t rn)
-{
-    uint32_t i = (uint32_t)merge_hash(l, ln, r, rn) & v->mhash_mask;
-    for (;;) {
-        int32_t m = v->mhash[i];
-        if (m < 0)
-            return -1;
-        const char *t = v->merge_text + v->merge_off[m];
-        if (v->merge_llen[m] == ln && v->merge_rlen[m] == rn && memcmp(t, l, ln) == 0 &&
-            memcmp(t + ln, r, rn) == 0)
-            return m;
-        i = (i + 1) & v->mhash_mask;
-    }
-}
 
 static uint32_t table_size(uint64_t n)
 {
@@ -204,9 +111,6 @@ static int cmp_special(const void *a, const void *b, void *vocab)
         return lx > ly ? -1 : 1;
     return (x > y) - (x < y);
 }
-
-static int render_piece(const struct kinfer_vocab *v, int32_t id, char **buf, size_t *len,
-                        size_t *cap);
 
 kinfer_status vocab_build(const gguf_file *gf, const char *pre_override,
                           struct kinfer_vocab **out, char *err, size_t err_size)
@@ -381,7 +285,7 @@ kinfer_status vocab_build(const gguf_file *gf, const char *pre_override,
     memset(v->hash, 0xff, ((size_t)v->hash_mask + 1) * sizeof *v->hash);
     for (int32_t i = 0; i < n; i++) {
         const char *s = v->text + v->text_off[i];
-        uint32_t h = (uint32_t)hash_bytes(s, v->text_len[i], HASH_SEED) & v->hash_mask;
+        uint32_t h = (uint32_t)vocab_hash_bytes(s, v->text_len[i], VOCAB_HASH_SEED) & v->hash_mask;
         while (v->hash[h] != TOKEN_NULL) {
             int32_t o = v->hash[h];
             if (v->text_len[o] == v->text_len[i] && memcmp(v->text + v->text_off[o], s, v->text_len[i]) == 0)
@@ -440,7 +344,7 @@ kinfer_status vocab_build(const gguf_file *gf, const char *pre_override,
             v->merge_rlen[i] = (uint32_t)rl;
             mpos += (uint32_t)(ll + rl);
             /* a repeated pair keeps its first (lowest) rank */
-            uint32_t h = (uint32_t)merge_hash(s, ll, sp + 1, rl) & v->mhash_mask;
+            uint32_t h = (uint32_t)vocab_merge_hash(s, ll, sp + 1, rl) & v->mhash_mask;
             int dup = 0;
             while (v->mhash[h] >= 0) {
                 int32_t o = v->mhash[h];
@@ -628,7 +532,7 @@ kinfer_status vocab_build(const gguf_file *gf, const char *pre_override,
         }
         for (int32_t i = 0; i < n; i++) {
             size_t start = len;
-            if (render_piece(v, i, &buf, &len, &cap) < 0 || len > UINT32_MAX) {
+            if (vocab_render_piece(v, i, &buf, &len, &cap) < 0 || len > UINT32_MAX) {
                 free(buf);
                 FAIL(KINFER_E_NOMEM, "out of memory");
             }
@@ -715,617 +619,11 @@ void vocab_free(struct kinfer_vocab *v)
     free(v);
 }
 
-/* -------------------------------------------------------------- token lists */
+/* ---------------------------------------------------------------- public API */
 
-typedef struct tokvec {
-    int32_t *v;
-    size_t n, cap;
-    int oom;
-} tokvec;
-
-static void tv_push(tokvec *t, int32_t id)
+const struct kinfer_vocab *vocab_of(const kinfer_model *model)
 {
-    if (t->n == t->cap) {
-        size_t cap = t->cap ? t->cap * 2 : 256;
-        int32_t *nv = realloc(t->v, cap * sizeof *nv);
-        if (!nv) {
-            t->oom = 1;
-            return;
-        }
-        t->v = nv;
-        t->cap = cap;
-    }
-    t->v[t->n++] = id;
-}
-
-/* ---------------------------------------------------- merge queue (a heap) */
-
-typedef struct bigram {
-    int32_t left, right;
-    float score;      /* SPM: higher first */
-    int32_t rank;     /* BPE: lower first */
-    uint32_t size;    /* bytes of left + right when queued */
-} bigram;
-
-typedef struct heap {
-    bigram *v;
-    size_t n, cap;
-    int spm;
-    int oom;
-} heap;
-
-/* a should pop before b */
-static int bigram_before(const heap *h, const bigram *a, const bigram *b)
-{
-    if (h->spm) {
-        if (a->score != b->score)
-            return a->score > b->score;
-    } else if (a->rank != b->rank) {
-        return a->rank < b->rank;
-    }
-    return a->left < b->left;
-}
-
-static void heap_push(heap *h, bigram b)
-{
-    if (h->n == h->cap) {
-        size_t cap = h->cap ? h->cap * 2 : 64;
-        bigram *nv = realloc(h->v, cap * sizeof *nv);
-        if (!nv) {
-            h->oom = 1;
-            return;
-        }
-        h->v = nv;
-        h->cap = cap;
-    }
-    size_t i = h->n++;
-    while (i > 0) {
-        size_t p = (i - 1) / 2;
-        if (!bigram_before(h, &b, &h->v[p]))
-            break;
-        h->v[i] = h->v[p];
-        i = p;
-    }
-    h->v[i] = b;
-}
-
-static bigram heap_pop(heap *h)
-{
-    bigram top = h->v[0];
-    bigram last = h->v[--h->n];
-    size_t i = 0;
-    for (;;) {
-        size_t c = 2 * i + 1;
-        if (c >= h->n)
-            break;
-        if (c + 1 < h->n && bigram_before(h, &h->v[c + 1], &h->v[c]))
-            c++;
-        if (!bigram_before(h, &h->v[c], &last))
-            break;
-        h->v[i] = h->v[c];
-        i = c;
-    }
-    if (h->n)
-        h->v[i] = last;
-    return top;
-}
-
-/* A symbol: a byte range of the text being merged, in a linked list. */
-typedef struct symbol {
-    int32_t prev, next;
-    uint32_t off, n;
-} symbol;
-
-typedef struct session {
-    const struct kinfer_vocab *v;
-    symbol *sym;
-    size_t n_sym, cap_sym;
-    heap q;
-    char *buf;            /* the text being merged */
-    size_t buf_len, buf_cap;
-    tokvec out;
-    int oom;
-} session;
-
-static int buf_reserve(session *s, size_t n)
-{
-    if (n <= s->buf_cap)
-        return 0;
-    size_t cap = s->buf_cap ? s->buf_cap : 256;
-    while (cap < n)
-        cap *= 2;
-    char *nb = realloc(s->buf, cap);
-    if (!nb) {
-        s->oom = 1;
-        return -1;
-    }
-    s->buf = nb;
-    s->buf_cap = cap;
-    return 0;
-}
-
-static size_t utf8_len_lead(uint8_t c)
-{
-    static const uint8_t lookup[16] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2, 2, 3, 4};
-    return lookup[c >> 4];
-}
-
-/* Split s->buf into one symbol per UTF-8 character (by lead byte). */
-static int make_symbols(session *s)
-{
-    s->n_sym = 0;
-    if (s->cap_sym < s->buf_len) {
-        symbol *ns = realloc(s->sym, s->buf_len * sizeof *ns);
-        if (!ns) {
-            s->oom = 1;
-            return -1;
-        }
-        s->sym = ns;
-        s->cap_sym = s->buf_len;
-    }
-    size_t off = 0;
-    int32_t idx = 0;
-    while (off < s->buf_len) {
-        size_t len = utf8_len_lead((uint8_t)s->buf[off]);
-        if (len > s->buf_len - off)
-            len = s->buf_len - off;
-        symbol *y = &s->sym[s->n_sym++];
-        y->off = (uint32_t)off;
-        y->n = (uint32_t)len;
-        off += len;
-        y->prev = idx - 1;
-        y->next = off == s->buf_len ? -1 : idx + 1;
-        idx++;
-    }
-    return 0;
-}
-
-static void merge_pair(session *s, const bigram *b)
-{
-    symbol *l = &s->sym[b->left], *r = &s->sym[b->right];
-    l->n += r->n;
-    r->n = 0;
-    l->next = r->next;
-    if (r->next >= 0)
-        s->sym[r->next].prev = b->left;
-}
-
-/* ---------------------------------------------------------------------- SPM */
-
-static void spm_try_bigram(session *s, int32_t left, int32_t right)
-{
-    if (left < 0 || right < 0)
-        return;
-    const symbol *l = &s->sym[left], *r = &s->sym[right];
-    int32_t id = vocab_find(s->v, s->buf + l->off, l->n + r->n);
-    if (id == TOKEN_NULL)
-        return;
-    bigram b = {left, right, s->v->score[id], 0, l->n + r->n};
-    heap_push(&s->q, b);
-}
-
-static void spm_byte_token(session *s, uint8_t c)
-{
-    static const char hex[] = "0123456789ABCDEF";
-    char t[7] = {'<', '0', 'x', hex[c >> 4], hex[c & 15], '>', 0};
-    int32_t id = vocab_find(s->v, t, 6);
-    if (id == TOKEN_NULL)
-        id = vocab_find(s->v, (const char *)&c, 1);
-    /* llama.cpp throws (and aborts) when neither exists; we drop the byte */
-    if (id != TOKEN_NULL)
-        tv_push(&s->out, id);
-}
-
-static void spm_tokenize(session *s, const char *text, size_t len, int space_prefix)
-{
-    /* ' ' -> U+2581 */
-    size_t n_space = space_prefix ? 1 : 0;
-    for (size_t i = 0; i < len; i++)
-        n_space += text[i] == ' ';
-    if (buf_reserve(s, len + 3 + n_space * 2) < 0)
-        return;
-    size_t o = 0;
-    if (space_prefix) {
-        memcpy(s->buf, "\xe2\x96\x81", 3);
-        o = 3;
-    }
-    for (size_t i = 0; i < len; i++) {
-        if (text[i] == ' ') {
-            memcpy(s->buf + o, "\xe2\x96\x81", 3);
-            o += 3;
-        } else {
-            s->buf[o++] = text[i];
-        }
-    }
-    s->buf_len = o;
-    if (o == 0 || make_symbols(s) < 0)
-        return;
-
-    s->q.n = 0;
-    for (size_t i = 1; i < s->n_sym; i++)
-        spm_try_bigram(s, (int32_t)i - 1, (int32_t)i);
-    while (s->q.n > 0 && !s->q.oom) {
-        bigram b = heap_pop(&s->q);
-        const symbol *l = &s->sym[b.left], *r = &s->sym[b.right];
-        if (l->n == 0 || r->n == 0 || l->n + r->n != b.size)
-            continue;
-        merge_pair(s, &b);
-        spm_try_bigram(s, s->sym[b.left].prev, b.left);
-        spm_try_bigram(s, b.left, s->sym[b.left].next);
-    }
-    if (s->q.oom) {
-        s->oom = 1;
-        return;
-    }
-    for (int32_t i = 0; i != -1; i = s->sym[i].next) {
-        const symbol *y = &s->sym[i];
-        int32_t id = vocab_find(s->v, s->buf + y->off, y->n);
-        if (id != TOKEN_NULL) {
-            tv_push(&s->out, id);
-        } else {
-            for (uint32_t j = 0; j < y->n; j++)
-                spm_byte_token(s, (uint8_t)s->buf[y->off + j]);
-        }
-    }
-}
-
-/* ---------------------------------------------------------------------- BPE */
-
-static void bpe_add_bigram(session *s, int32_t left, int32_t right)
-{
-    if (left < 0 || right < 0)
-        return;
-    const symbol *l = &s->sym[left], *r = &s->sym[right];
-    int32_t rank = merge_rank(s->v, s->buf + l->off, l->n, s->buf + r->off, r->n);
-    if (rank < 0)
-        return;
-    bigram b = {left, right, 0, rank, l->n + r->n};
-    heap_push(&s->q, b);
-}
-
-/* Merge one byte-encoded word (in s->buf) and emit its tokens. */
-static void bpe_word(session *s)
-{
-    const struct kinfer_vocab *v = s->v;
-    if (v->ignore_merges) {
-        int32_t id = vocab_find(v, s->buf, s->buf_len);
-        if (id != TOKEN_NULL) {
-            tv_push(&s->out, id);
-            return;
-        }
-    }
-    if (make_symbols(s) < 0)
-        return;
-    s->q.n = 0;
-    for (size_t i = 1; i < s->n_sym; i++)
-        bpe_add_bigram(s, (int32_t)i - 1, (int32_t)i);
-    while (s->q.n > 0 && !s->q.oom) {
-        bigram b = heap_pop(&s->q);
-        const symbol *l = &s->sym[b.left], *r = &s->sym[b.right];
-        /* stale: one side already merged elsewhere */
-        if (l->n == 0 || r->n == 0 || l->n + r->n != b.size)
-            continue;
-        merge_pair(s, &b);
-        bpe_add_bigram(s, s->sym[b.left].prev, b.left);
-        bpe_add_bigram(s, b.left, s->sym[b.left].next);
-    }
-    if (s->q.oom) {
-        s->oom = 1;
-        return;
-    }
-    for (int32_t i = 0; i != -1; i = s->sym[i].next) {
-        const symbol *y = &s->sym[i];
-        if (y->n == 0)
-            continue;
-        int32_t id = vocab_find(v, s->buf + y->off, y->n);
-        if (id != TOKEN_NULL) {
-            tv_push(&s->out, id);
-            continue;
-        }
-        /* no token: each byte of the encoded text that is a token by itself */
-        for (uint32_t j = 0; j < y->n; j++) {
-            id = vocab_find(v, s->buf + y->off + j, 1);
-            if (id != TOKEN_NULL)
-                tv_push(&s->out, id);
-        }
-    }
-}
-
-static void bpe_tokenize(session *s, const char *text, size_t len)
-{
-    char *norm = NULL;
-    size_t norm_len = 0, n_words = 0;
-    pretok_word *words = NULL;
-    kinfer_status st = pretok_split(s->v->pretok, text, len, &norm, &norm_len, &words, &n_words);
-    if (st != KINFER_OK) {
-        s->oom = 1;
-        return;
-    }
-    for (size_t w = 0; w < n_words && !s->oom; w++) {
-        const uint8_t *p = (const uint8_t *)norm + words[w].off;
-        size_t wl = words[w].len;
-        if (buf_reserve(s, wl * 2) < 0)
-            break;
-        size_t o = 0;
-        for (size_t i = 0; i < wl; i++)
-            o += (size_t)bpe_byte_to_utf8(p[i], s->buf + o);
-        s->buf_len = o;
-        bpe_word(s);
-    }
-    free(norm);
-    free(words);
-}
-
-/* ------------------------------------------------------ special partitioning */
-
-typedef struct frag {
-    int32_t token;        /* TOKEN_NULL: raw text [off, off + len) */
-    int32_t next;
-    size_t off, len;
-} frag;
-
-typedef struct fragments {
-    frag *v;
-    size_t n, cap;
-} fragments;
-
-static int32_t frag_insert_after(fragments *f, int32_t at, int32_t token, size_t off, size_t len)
-{
-    if (f->n == f->cap) {
-        size_t cap = f->cap ? f->cap * 2 : 64;
-        frag *nv = realloc(f->v, cap * sizeof *nv);
-        if (!nv)
-            return -1;
-        f->v = nv;
-        f->cap = cap;
-    }
-    int32_t i = (int32_t)f->n++;
-    f->v[i].token = token;
-    f->v[i].off = off;
-    f->v[i].len = len;
-    f->v[i].next = f->v[at].next;
-    f->v[at].next = i;
-    return i;
-}
-
-#define GRAM_BITS (1u << 20)
-
-static uint32_t gram_hash(const char *s)
-{
-    uint32_t x;
-    memcpy(&x, s, 4);
-    return (x * 2654435761u) >> 12; /* 20 bits */
-}
-
-static int partition(const struct kinfer_vocab *v, const char *text, size_t len, int parse_special,
-                     fragments *f)
-{
-    f->n = 0;
-    if (len == 0)
-        return 0;
-    if (!f->cap) {
-        f->v = malloc(64 * sizeof *f->v);
-        if (!f->v)
-            return -1;
-        f->cap = 64;
-    }
-    f->v[0] = (frag){TOKEN_NULL, -1, 0, len};
-    f->n = 1;
-    /* Searching the text once per special token costs n_special passes (6000+
-     * for Gemma).  A bitmap of the text's 4-byte windows lets us skip tokens
-     * whose first 4 bytes occur nowhere: the result is the same. */
-    uint64_t *grams = NULL;
-    if (len >= 4096 && v->n_special > 64) {
-        grams = calloc(GRAM_BITS / 64, sizeof *grams);
-        if (grams) {
-            for (size_t i = 0; i + 4 <= len; i++) {
-                uint32_t h = gram_hash(text + i);
-                grams[h / 64] |= 1ull << (h % 64);
-            }
-        }
-    }
-    for (int32_t k = 0; k < v->n_special; k++) {
-        int32_t id = v->special[k];
-        uint32_t attr = v->attr[id];
-        if (!parse_special && (attr & (TOK_ATTR_CONTROL | TOK_ATTR_UNKNOWN)))
-            continue;
-        const char *t = v->text + v->text_off[id];
-        size_t tl = v->text_len[id];
-        if (grams && tl >= 4) {
-            uint32_t h = gram_hash(t);
-            if (!(grams[h / 64] >> (h % 64) & 1))
-                continue;
-        }
-        for (int32_t i = 0; i != -1; i = f->v[i].next) {
-            if (f->v[i].token != TOKEN_NULL || f->v[i].len < tl)
-                continue;
-            int32_t node = i;
-            size_t off = f->v[node].off, flen = f->v[node].len;
-            for (;;) {
-                const char *m = memmem(text + off, flen, t, tl);
-                if (!m) {
-                    f->v[node].off = off;
-                    f->v[node].len = flen;
-                    break;
-                }
-                size_t match = (size_t)(m - text);
-                size_t left_len = match - off;
-                if (attr & TOK_ATTR_LSTRIP) {
-                    while (left_len > 0 && isspace((unsigned char)text[off + left_len - 1]))
-                        left_len--;
-                }
-                size_t right_off = match + tl, right_len = off + flen - right_off;
-                if (attr & TOK_ATTR_RSTRIP) {
-                    while (right_len > 0 && isspace((unsigned char)text[right_off])) {
-                        right_off++;
-                        right_len--;
-                    }
-                }
-                int32_t tok_node;
-                if (left_len > 0) {
-                    f->v[node].off = off;
-                    f->v[node].len = left_len;
-                    tok_node = frag_insert_after(f, node, id, 0, 0);
-                    if (tok_node < 0) {
-                        free(grams);
-                        return -1;
-                    }
-                } else {
-                    f->v[node].token = id;
-                    tok_node = node;
-                }
-                i = tok_node;
-                if (right_len == 0)
-                    break;
-                node = frag_insert_after(f, tok_node, TOKEN_NULL, right_off, right_len);
-                if (node < 0) {
-                    free(grams);
-                    return -1;
-                }
-                i = node;
-                off = right_off;
-                flen = right_len;
-            }
-        }
-    }
-    free(grams);
-    return 0;
-}
-
-int64_t vocab_tokenize(const struct kinfer_vocab *v, const char *text, size_t text_len,
-                       int32_t *tokens, int64_t n_max, int add_special, int parse_special,
-                       kinfer_status *status)
-{
-    *status = KINFER_OK;
-    session s = {0};
-    s.v = v;
-    s.q.spm = v->type == VOCAB_SPM;
-    fragments f = {0};
-    if (partition(v, text, text_len, parse_special, &f) < 0) {
-        free(f.v);
-        *status = KINFER_E_NOMEM;
-        return 0;
-    }
-    if (add_special && v->add_bos && v->bos != TOKEN_NULL)
-        tv_push(&s.out, v->bos);
-    int prev_special = 1;
-    for (int32_t i = f.n ? 0 : -1; i != -1 && !s.oom && !s.out.oom; i = f.v[i].next) {
-        if (f.v[i].token != TOKEN_NULL) {
-            tv_push(&s.out, f.v[i].token);
-            prev_special = 1;
-            continue;
-        }
-        if (v->type == VOCAB_SPM)
-            spm_tokenize(&s, text + f.v[i].off, f.v[i].len, v->add_space_prefix && prev_special);
-        else
-            bpe_tokenize(&s, text + f.v[i].off, f.v[i].len);
-        prev_special = 0;
-    }
-    if (add_special && v->add_eos && v->eos != TOKEN_NULL)
-        tv_push(&s.out, v->eos);
-
-    int64_t result;
-    if (s.oom || s.out.oom || s.q.oom) {
-        *status = KINFER_E_NOMEM;
-        result = 0;
-    } else if ((int64_t)s.out.n > n_max) {
-        result = -(int64_t)s.out.n;
-    } else {
-        if (s.out.n)
-            memcpy(tokens, s.out.v, s.out.n * sizeof *tokens);
-        result = (int64_t)s.out.n;
-    }
-    free(f.v);
-    free(s.sym);
-    free(s.q.v);
-    free(s.buf);
-    free(s.out.v);
-    return result;
-}
-
-/* ---------------------------------------------------------- detokenization */
-
-static int append(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
-{
-    if (*len + n > *cap) {
-        size_t c = *cap ? *cap : 64;
-        while (c < *len + n)
-            c *= 2;
-        char *nb = realloc(*buf, c);
-        if (!nb)
-            return -1;
-        *buf = nb;
-        *cap = c;
-    }
-    memcpy(*buf + *len, s, n);
-    *len += n;
-    return 0;
-}
-
-/* token_to_piece(special = true) as llama.cpp computes it */
-static int render_piece(const struct kinfer_vocab *v, int32_t id, char **buf, size_t *len,
-                        size_t *cap)
-{
-    const char *t = v->text + v->text_off[id];
-    size_t tl = v->text_len[id];
-    uint32_t attr = v->attr[id];
-    if (attr & (TOK_ATTR_UNKNOWN | TOK_ATTR_CONTROL | TOK_ATTR_USER_DEFINED))
-        return append(buf, len, cap, t, tl);
-    if (attr & TOK_ATTR_NORMAL) {
-        if (v->type == VOCAB_SPM || v->escape_whitespaces) {
-            for (size_t i = 0; i < tl; i++) {
-                if (i + 2 < tl && memcmp(t + i, "\xe2\x96\x81", 3) == 0) {
-                    if (append(buf, len, cap, " ", 1) < 0)
-                        return -1;
-                    i += 2;
-                } else if (append(buf, len, cap, t + i, 1) < 0) {
-                    return -1;
-                }
-            }
-            return 0;
-        }
-        /* GPT-2 byte decoding */
-        for (size_t i = 0; i < tl;) {
-            uint32_t cpt;
-            size_t k = utf8_decode_llama((const uint8_t *)t + i, tl - i, &cpt);
-            const char *src = t + i;
-            char fffd[3] = {(char)0xef, (char)0xbf, (char)0xbd};
-            if (k == 0) {
-                cpt = 0xfffd;
-                src = fffd;
-                k = 1;
-            }
-            int byte = bpe_cpt_to_byte(cpt);
-            if (byte >= 0) {
-                char c = (char)byte;
-                if (append(buf, len, cap, &c, 1) < 0)
-                    return -1;
-            } else {
-                size_t ul = cpt == 0xfffd && src == fffd ? 3 : k;
-                char tmp[32];
-                if (append(buf, len, cap, "[UNK_BYTE_0x", 12) < 0)
-                    return -1;
-                for (size_t j = 0; j < ul; j++) {
-                    snprintf(tmp, sizeof tmp, "%02x", (uint8_t)src[j]);
-                    if (append(buf, len, cap, tmp, 2) < 0)
-                        return -1;
-                }
-                if (append(buf, len, cap, t, tl) < 0 || append(buf, len, cap, "]", 1) < 0)
-                    return -1;
-            }
-            i += k;
-        }
-        return 0;
-    }
-    if (attr & TOK_ATTR_BYTE) {
-        /* strtol of the two characters after "<0x" */
-        char hex[3] = {0};
-        for (int j = 0; j < 2 && 3 + (size_t)j < tl; j++)
-            hex[j] = t[3 + j];
-        char c = (char)strtol(hex, NULL, 16);
-        return append(buf, len, cap, &c, 1);
-    }
-    return 0;
+    return model ? model->vocab : NULL;
 }
 
 int32_t vocab_n_tokens(const struct kinfer_vocab *v)
@@ -1338,187 +636,14 @@ uint32_t vocab_token_attr(const struct kinfer_vocab *v, int32_t id)
     return v && id >= 0 && id < v->n_tokens ? v->attr[id] : TOK_ATTR_UNDEFINED;
 }
 
-int32_t vocab_token_to_piece(const struct kinfer_vocab *v, int32_t token, char *buf, int32_t size,
-                             int32_t lstrip, int special)
-{
-    if (!v || token < 0 || token >= v->n_tokens)
-        return 0;
-    uint32_t attr = v->attr[token];
-    if (!special && (attr & (TOK_ATTR_UNKNOWN | TOK_ATTR_CONTROL)))
-        return 0;
-    const char *p = v->piece + v->piece_off[token];
-    size_t n = v->piece_len[token];
-    for (int32_t i = 0; i < lstrip && n && *p == ' '; i++) {
-        p++;
-        n--;
-    }
-    if (n > (size_t)INT32_MAX)
-        return 0;
-    if (size < (int32_t)n)
-        return -(int32_t)n;
-    if (n)
-        memcpy(buf, p, n);
-    return (int32_t)n;
-}
-
-int64_t vocab_detokenize(const struct kinfer_vocab *v, const int32_t *tokens, int64_t n,
-                         char *buf, int64_t size, int remove_special, int unparse_special)
-{
-    if (!v || n <= 0)
-        return 0;
-    int remove_space = v->add_space_prefix;
-    if (remove_special && v->add_bos && n > 0 && tokens[0] == v->bos) {
-        remove_space = 0;
-        n--;
-        tokens++;
-    }
-    if (remove_special && v->add_eos && n > 0 && tokens[n - 1] == v->eos)
-        n--;
-    int64_t total = 0;
-    for (int64_t i = 0; i < n; i++) {
-        int32_t id = tokens[i];
-        if (id < 0 || id >= v->n_tokens) {
-            remove_space = 0;
-            continue;
-        }
-        int64_t avail = size - total;
-        if (avail < 0)
-            avail = 0;
-        int32_t k = vocab_token_to_piece(v, id, buf && total <= size ? buf + total : NULL,
-                                         avail > INT32_MAX ? INT32_MAX : (int32_t)avail,
-                                         remove_space, unparse_special);
-        remove_space = 0;
-        total += k < 0 ? -(int64_t)k : k;
-    }
-    if (total > size)
-        return -total;
-    if (v->clean_spaces && total > 0) {
-        char *text = buf;
-        /* " ?", " !", " .", " ," lose their space */
-        int64_t t1 = total, w = 1;
-        for (int64_t i = 1; i < t1; i++) {
-            char x = text[i];
-            if (text[i - 1] == ' ' && (x == '?' || x == '!' || x == '.' || x == ','))
-                w--;
-            text[w++] = x;
-        }
-        /* " ' " loses both spaces */
-        int64_t t2 = w;
-        w = 1;
-        for (int64_t i = 1; i < t2; i++) {
-            char x = text[i];
-            if (x == '\'' && i + 1 < t2 && text[i - 1] == ' ' && text[i + 1] == ' ') {
-                w--;
-                text[++i] = 0;
-            }
-            text[w++] = x;
-        }
-        /* " 's", " 'm", " 're", " 've" lose their space */
-        int64_t t3 = w;
-        w = 1;
-        for (int64_t i = 1; i < t3; i++) {
-            char x = text[i];
-            if (text[i - 1] == ' ' && x == '\'' && i + 1 < t3) {
-                char x1 = text[i + 1];
-                if (x1 == 's' || x1 == 'm')
-                    w--;
-                else if (i + 2 < t3 && ((x1 == 'r' && text[i + 2] == 'e') ||
-                                        (x1 == 'v' && text[i + 2] == 'e')))
-                    w--;
-            }
-            text[w++] = x;
-        }
-        total = w;
-    }
-    if (total < size)
-        buf[total] = 0;
-    return total;
-}
-
-size_t utf8_complete_prefix(const char *s, size_t n)
-{
-    /* look back at most 3 bytes for a lead byte whose sequence is cut short */
-    for (size_t back = 1; back <= 3 && back <= n; back++) {
-        uint8_t c = (uint8_t)s[n - back];
-        if ((c & 0xc0) == 0x80)
-            continue; /* continuation: keep looking for the lead */
-        size_t need = c >= 0xf0 && c < 0xf8 ? 4 : c >= 0xe0 && c < 0xf0 ? 3 : c >= 0xc0 && c < 0xe0 ? 2 : 1;
-        return need > back ? n - back : n;
-    }
-    return n;
-}
-
-/* ---------------------------------------------------------------- public API */
-
-static const struct kinfer_vocab *model_vocab(const kinfer_model *model)
-{
-    return model ? model->vocab : NULL;
-}
-
-static void set_error(kinfer_error *e, kinfer_status st, const char *msg)
-{
-    if (!e)
-        return;
-    e->status = st;
-    snprintf(e->message, sizeof e->message, "%s", msg);
-}
-
-int64_t kinfer_tokenize(const kinfer_model *model, const char *text, size_t text_len,
-                        kinfer_token *tokens, int64_t n_tokens_max, bool add_special,
-                        bool parse_special, kinfer_error *error)
-{
-    set_error(error, KINFER_OK, "");
-    const struct kinfer_vocab *v = model_vocab(model);
-    if (!model) {
-        set_error(error, KINFER_E_INVALID_ARG, "model is NULL");
-        return 0;
-    }
-    if (!v) {
-        set_error(error, KINFER_E_UNSUPPORTED,
-                  "the model has no tokenizer (no tokenizer.ggml.model in the file)");
-        return 0;
-    }
-    if ((!text && text_len) || (!tokens && n_tokens_max > 0) || n_tokens_max < 0) {
-        set_error(error, KINFER_E_INVALID_ARG, "NULL buffer with a non-zero size");
-        return 0;
-    }
-    if (text_len > (size_t)UINT32_MAX / 3) {
-        set_error(error, KINFER_E_INVALID_ARG, "text longer than 1.4 GB");
-        return 0;
-    }
-    kinfer_status st;
-    int64_t r = vocab_tokenize(v, text ? text : "", text_len, tokens, n_tokens_max, add_special,
-                               parse_special, &st);
-    if (st != KINFER_OK)
-        set_error(error, st, "out of memory while tokenizing");
-    return r;
-}
-
-int32_t kinfer_token_to_piece(const kinfer_model *model, kinfer_token token, char *buf,
-                              int32_t size, bool special)
-{
-    if (!buf && size > 0)
-        return 0;
-    return vocab_token_to_piece(model_vocab(model), token, buf, size < 0 ? 0 : size, 0, special);
-}
-
-int64_t kinfer_detokenize(const kinfer_model *model, const kinfer_token *tokens, int64_t n_tokens,
-                          char *buf, int64_t size, bool remove_special, bool unparse_special)
-{
-    if ((!tokens && n_tokens > 0) || (!buf && size > 0) || size < 0)
-        return 0;
-    return vocab_detokenize(model_vocab(model), tokens, n_tokens, buf, size, remove_special,
-                            unparse_special);
-}
-
 int32_t kinfer_vocab_n_tokens(const kinfer_model *model)
 {
-    return vocab_n_tokens(model_vocab(model));
+    return vocab_n_tokens(vocab_of(model));
 }
 
 const char *kinfer_vocab_type(const kinfer_model *model)
 {
-    const struct kinfer_vocab *v = model_vocab(model);
+    const struct kinfer_vocab *v = vocab_of(model);
     if (!v)
         return "none";
     return v->type == VOCAB_SPM ? "spm" : "bpe";
@@ -1526,20 +651,20 @@ const char *kinfer_vocab_type(const kinfer_model *model)
 
 bool kinfer_vocab_add_bos(const kinfer_model *model)
 {
-    const struct kinfer_vocab *v = model_vocab(model);
+    const struct kinfer_vocab *v = vocab_of(model);
     return v && v->add_bos;
 }
 
 bool kinfer_vocab_add_eos(const kinfer_model *model)
 {
-    const struct kinfer_vocab *v = model_vocab(model);
+    const struct kinfer_vocab *v = vocab_of(model);
     return v && v->add_eos;
 }
 
 #define TOKEN_GETTER(name, field)                                  \
     kinfer_token kinfer_token_##name(const kinfer_model *model)    \
     {                                                              \
-        const struct kinfer_vocab *v = model_vocab(model);         \
+        const struct kinfer_vocab *v = vocab_of(model);         \
         return v ? v->field : KINFER_TOKEN_NULL;                   \
     }
 
@@ -1560,7 +685,7 @@ TOKEN_GETTER(fim_sep, fim_sep)
 
 bool kinfer_token_is_eog(const kinfer_model *model, kinfer_token token)
 {
-    const struct kinfer_vocab *v = model_vocab(model);
+    const struct kinfer_vocab *v = vocab_of(model);
     if (!v || token < 0)
         return false;
     return bsearch(&token, v->eog, (size_t)v->n_eog, sizeof *v->eog, cmp_i32) != NULL;
@@ -1568,12 +693,12 @@ bool kinfer_token_is_eog(const kinfer_model *model, kinfer_token token)
 
 bool kinfer_token_is_control(const kinfer_model *model, kinfer_token token)
 {
-    return (vocab_token_attr(model_vocab(model), token) & TOK_ATTR_CONTROL) != 0;
+    return (vocab_token_attr(vocab_of(model), token) & TOK_ATTR_CONTROL) != 0;
 }
 
 const char *kinfer_token_text(const kinfer_model *model, kinfer_token token)
 {
-    const struct kinfer_vocab *v = model_vocab(model);
+    const struct kinfer_vocab *v = vocab_of(model);
     if (!v || token < 0 || token >= v->n_tokens)
         return NULL;
     return v->text + v->text_off[token];
@@ -1581,7 +706,7 @@ const char *kinfer_token_text(const kinfer_model *model, kinfer_token token)
 
 float kinfer_token_score(const kinfer_model *model, kinfer_token token)
 {
-    const struct kinfer_vocab *v = model_vocab(model);
+    const struct kinfer_vocab *v = vocab_of(model);
     if (!v || token < 0 || token >= v->n_tokens)
         return 0.0f;
     return v->score[token];
@@ -1589,81 +714,5 @@ float kinfer_token_score(const kinfer_model *model, kinfer_token token)
 
 uint32_t kinfer_token_attr(const kinfer_model *model, kinfer_token token)
 {
-    return vocab_token_attr(model_vocab(model), token);
-}
-
-/* --------------------------------------------------- streaming detokenizer */
-
-struct kinfer_detok {
-    const struct kinfer_vocab *vocab;
-    bool special;
-    bool first;
-    char pending[4];   /* start of a UTF-8 character whose end has not come yet */
-    int n_pending;
-};
-
-kinfer_status kinfer_detok_new(const kinfer_model *model, bool special, kinfer_detok **out)
-{
-    if (!out)
-        return KINFER_E_INVALID_ARG;
-    *out = NULL;
-    if (!model)
-        return KINFER_E_INVALID_ARG;
-    if (!model->vocab)
-        return KINFER_E_UNSUPPORTED;
-    kinfer_detok *d = calloc(1, sizeof *d);
-    if (!d)
-        return KINFER_E_NOMEM;
-    d->vocab = model->vocab;
-    d->special = special;
-    d->first = true;
-    *out = d;
-    return KINFER_OK;
-}
-
-int32_t kinfer_detok_push(kinfer_detok *d, kinfer_token token, char *buf, int32_t size)
-{
-    if (!d || (!buf && size > 0) || size < 0)
-        return 0;
-    const struct kinfer_vocab *v = d->vocab;
-    int32_t lstrip = d->first && v->add_space_prefix ? 1 : 0;
-    int32_t k = vocab_token_to_piece(v, token, NULL, 0, lstrip, d->special);
-    int32_t plen = k < 0 ? -k : k;
-    /* pending + piece, then hold back an unfinished character */
-    char *tmp = malloc((size_t)plen + 4);
-    if (!tmp)
-        return 0;
-    memcpy(tmp, d->pending, (size_t)d->n_pending);
-    vocab_token_to_piece(v, token, tmp + d->n_pending, plen, lstrip, d->special);
-    size_t total = (size_t)d->n_pending + (size_t)plen;
-    size_t emit = utf8_complete_prefix(tmp, total);
-    if (emit > (size_t)size) {
-        free(tmp);
-        return -(int32_t)emit;
-    }
-    if (emit)
-        memcpy(buf, tmp, emit);
-    d->n_pending = (int)(total - emit);
-    memcpy(d->pending, tmp + emit, (size_t)d->n_pending);
-    d->first = false;
-    free(tmp);
-    return (int32_t)emit;
-}
-
-int32_t kinfer_detok_flush(kinfer_detok *d, char *buf, int32_t size)
-{
-    if (!d || (!buf && size > 0) || size < 0)
-        return 0;
-    if (d->n_pending > size)
-        return -d->n_pending;
-    int32_t n = d->n_pending;
-    if (n)
-        memcpy(buf, d->pending, (size_t)n);
-    d->n_pending = 0;
-    return n;
-}
-
-void kinfer_detok_free(kinfer_detok *d)
-{
-    free(d);
+    return vocab_token_attr(vocab_of(model), token);
 }

@@ -12,12 +12,18 @@
  *    splits the text into words, each word is mapped byte-to-unicode (GPT-2)
  *    and merged by merge rank.
  * Special tokens (control, user-defined, unknown) are cut out of the text first.
+ *
+ * Files: tokenizer.c builds the vocabulary and answers the per-token queries,
+ * tokenize.c turns text into tokens, detokenize.c tokens into text (including
+ * the streaming decoder), pretok.c holds the BPE pre-tokenizer regexes.
  */
 #ifndef KINFER_TOKENIZER_H
 #define KINFER_TOKENIZER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "gguf.h"
 #include "kinfer.h"
@@ -123,5 +129,117 @@ int bpe_cpt_to_byte(uint32_t cpt);
  * returns the number of bytes consumed, or 0 when s[0] starts no valid
  * sequence (the caller substitutes U+FFFD and skips one byte). */
 size_t utf8_decode_llama(const uint8_t *s, size_t n, uint32_t *cpt);
+
+/* ------------------------------------------------------ vocabulary internals
+ * Shared by tokenizer.c, tokenize.c and detokenize.c; nothing else looks
+ * inside a kinfer_vocab. */
+
+enum { VOCAB_SPM = 1, VOCAB_BPE = 2 };
+
+#define TOKEN_NULL (-1)
+
+struct kinfer_vocab {
+    int type;                 /* VOCAB_SPM or VOCAB_BPE */
+    int32_t n_tokens;
+
+    char *text;               /* every token's text, each NUL-terminated */
+    uint32_t *text_off;       /* (n_tokens) */
+    uint32_t *text_len;       /* (n_tokens) */
+    float *score;             /* (n_tokens) */
+    uint32_t *attr;           /* (n_tokens) TOK_ATTR_* */
+
+    int32_t *hash;            /* open addressing, text -> id; TOKEN_NULL = empty */
+    uint32_t hash_mask;
+
+    /* BPE merges: rank r joins (left, right); their text lives in merge_text */
+    int32_t n_merges;
+    char *merge_text;
+    uint32_t *merge_off;      /* (n_merges) offset of "left" */
+    uint32_t *merge_llen;     /* (n_merges) */
+    uint32_t *merge_rlen;     /* (n_merges) right follows left directly */
+    int32_t *mhash;
+    uint32_t mhash_mask;
+
+    /* token_to_piece(special = true) of every token, as llama.cpp caches it */
+    char *piece;
+    uint32_t *piece_off;      /* (n_tokens) */
+    uint32_t *piece_len;      /* (n_tokens) */
+
+    int32_t *special;         /* control/user-defined/unknown ids, longest text first */
+    int32_t n_special;
+    int32_t *eog;             /* sorted ids that end generation */
+    int32_t n_eog;
+
+    int32_t bos, eos, eot, eom, unk, sep, pad, mask, nl;
+    int32_t fim_pre, fim_suf, fim_mid, fim_pad, fim_rep, fim_sep;
+
+    bool add_space_prefix, add_bos, add_eos, ignore_merges, clean_spaces, escape_whitespaces;
+    struct pretok *pretok;    /* BPE only */
+};
+
+/* Text -> id and merge -> rank tables: open addressing, FNV-1a.  Inline
+ * because the tokenizers call them once per candidate pair. */
+
+static inline uint64_t vocab_hash_bytes(const char *s, size_t n, uint64_t h)
+{
+    /* FNV-1a: token texts are short */
+    for (size_t i = 0; i < n; i++) {
+        h ^= (uint8_t)s[i];
+        h *= 0x100000001b3ull;
+    }
+    return h;
+}
+
+#define VOCAB_HASH_SEED 0xcbf29ce484222325ull
+
+static inline int32_t vocab_find(const struct kinfer_vocab *v, const char *s, size_t n)
+{
+    uint32_t i = (uint32_t)vocab_hash_bytes(s, n, VOCAB_HASH_SEED) & v->hash_mask;
+    for (;;) {
+        int32_t id = v->hash[i];
+        if (id == TOKEN_NULL)
+            return TOKEN_NULL;
+        if (v->text_len[id] == n && memcmp(v->text + v->text_off[id], s, n) == 0)
+            return id;
+        i = (i + 1) & v->hash_mask;
+    }
+}
+
+static inline uint64_t vocab_merge_hash(const char *l, size_t ln, const char *r, size_t rn)
+{
+    uint64_t h = vocab_hash_bytes(l, ln, VOCAB_HASH_SEED);
+    h ^= 0xff; /* a separator that cannot occur inside UTF-8 */
+    h *= 0x100000001b3ull;
+    return vocab_hash_bytes(r, rn, h);
+}
+
+/* Rank of the BPE merge (left, right), or -1. */
+static inline int32_t vocab_merge_rank(const struct kinfer_vocab *v, const char *l, size_t ln,
+                                       const char *r, size_t rn)
+{
+    uint32_t i = (uint32_t)vocab_merge_hash(l, ln, r, rn) & v->mhash_mask;
+    for (;;) {
+        int32_t m = v->mhash[i];
+        if (m < 0)
+            return -1;
+        const char *t = v->merge_text + v->merge_off[m];
+        if (v->merge_llen[m] == ln && v->merge_rlen[m] == rn && memcmp(t, l, ln) == 0 &&
+            memcmp(t + ln, r, rn) == 0)
+            return m;
+        i = (i + 1) & v->mhash_mask;
+    }
+}
+
+/* The vocabulary of a model (NULL for NULL or a model without one). */
+const struct kinfer_vocab *vocab_of(const kinfer_model *model);
+
+/* Append token id's piece as token_to_piece(special = true) computes it to
+ * *buf (length *len, capacity *cap, grown with realloc).  -1 when out of
+ * memory.  vocab_build caches every token's piece with it. */
+int vocab_render_piece(const struct kinfer_vocab *vocab, int32_t id, char **buf, size_t *len,
+                       size_t *cap);
+
+/* kinfer_detok_new on a bare vocabulary (tests use it with pre_override). */
+kinfer_status vocab_detok_new(const struct kinfer_vocab *vocab, bool special, kinfer_detok **out);
 
 #endif /* KINFER_TOKENIZER_H */

@@ -15,12 +15,27 @@
 #include "kinfer.h"
 #include "testutil.h"
 
-/* |kinfer - llama.cpp| allowed on each of the oracle's top-10 logits. */
-#define TOP10_TOL 5.0f
-/* A greedy divergence is allowed only where the oracle's top-2 are closer. */
-#define GREEDY_TIE 1e9f
-/* Same logits whatever the micro-batch size (float noise only). */
-#define BATCH_TOL 2e-3f
+/*
+ * Tolerances against llama.cpp.  Both engines quantize activations to 8 bits
+ * before every quantized matmul; a float-noise difference upstream flips
+ * some roundings, and 30 layers amplify that, so bit-level agreement is not
+ * possible without copying ggml's every summation order.  For scale:
+ * llama.cpp against itself, flash attention on vs off, on these prompts
+ * differs by max 1.09 / mean 0.29 (SmolLM2) and max 1.32 / mean 0.42
+ * (Gemma 3) on the top-10 logits, and its greedy continuations agree on
+ * 199 / 437 of 576 tokens.  kinfer vs llama.cpp (flash attention off) is
+ * within that spread; these bounds leave some margin.
+ */
+#define TOP10_MAX 2.0f    /* |kinfer - llama.cpp| on each of the oracle's top-10 */
+#define TOP10_MEAN 0.35f  /* mean of the same */
+#define TOP1_MIN 0.95     /* share of positions with the same argmax */
+/* A greedy divergence is allowed only where the oracle's top-2 logits are
+ * closer than this (then that prompt's comparison stops). */
+#define GREEDY_TIE 0.5f
+/* Same logits whatever the micro-batch size, thread count or batch mix:
+ * kinfer computes every (token, row) and (token, head) the same way, so
+ * these agree to the bit; the bound only allows for libm differences. */
+#define BATCH_TOL 1e-4f
 
 #define FIX_TOPK 10
 #define FIX_MAX_PROMPTS 16
@@ -200,7 +215,8 @@ static void check_top10(const char *file)
     kinfer_context *c = new_ctx(m, 512, 512, 1);
     const int n_prompts = quick() ? 2 : fx.n_prompts;
     float max_err = 0;
-    int n_checked = 0;
+    double sum_err = 0;
+    int n_checked = 0, top1_same = 0, n_pos = 0;
     for (int pi = 0; pi < n_prompts; pi++) {
         const fix_prompt *p = &fx.p[pi];
         kinfer_kv_clear(c);
@@ -208,19 +224,23 @@ static void check_top10(const char *file)
         for (int t = 0; t < p->n; t++) {
             const float *lg = kinfer_get_logits(c, t);
             ck_assert(lg != NULL);
-            if (getenv("DBG_POS")) { float e = 0; for (int k = 0; k < FIX_TOPK; k++) e = fmaxf(e, fabsf(lg[p->top[t].id[k]] - p->top[t].val[k])); fprintf(stderr, "p%d t%d err %.4f\n", pi, t, e); }
+            top1_same += argmax(lg, fx.n_vocab) == p->top[t].id[0];
+            n_pos++;
             for (int k = 0; k < FIX_TOPK; k++) {
                 float err = fabsf(lg[p->top[t].id[k]] - p->top[t].val[k]);
                 if (err > max_err) max_err = err;
-                ck_assert_msg(err <= TOP10_TOL,
+                sum_err += err;
+                ck_assert_msg(err <= TOP10_MAX,
                               "%s prompt %d pos %d: logit of token %d is %f, llama.cpp %f", file,
                               pi, t, p->top[t].id[k], lg[p->top[t].id[k]], p->top[t].val[k]);
                 n_checked++;
             }
         }
     }
-    fprintf(stderr, "%s: %d top-10 logits over %d prompts, max |kinfer - llama.cpp| = %.5f\n",
-            file, n_checked, n_prompts, max_err);
+    fprintf(stderr, "%s: %d top-10 logits over %d prompts, |kinfer - llama.cpp| max %.4f mean %.4f; top-1 same at %d of %d positions\n",
+            file, n_checked, n_prompts, max_err, sum_err / n_checked, top1_same, n_pos);
+    ck_assert_msg(sum_err / n_checked <= TOP10_MEAN, "mean error %f", sum_err / n_checked);
+    ck_assert_msg(top1_same >= TOP1_MIN * n_pos, "top-1 agrees at %d of %d", top1_same, n_pos);
     kinfer_context_free(c);
     fixture_free(&fx);
     kinfer_model_free(m);
@@ -252,6 +272,7 @@ static void check_greedy(const char *file)
                               "%s prompt %d step %d: kinfer picks %d, llama.cpp %d (gap %f)",
                               file, pi, i, tok, p->gen[i], p->gap[i]);
                 ties++;
+                fprintf(stderr, "%s prompt %d: diverges at step %d (kinfer %d, llama.cpp %d, oracle gap %.4f)\n", file, pi, i, tok, p->gen[i], p->gap[i]);
                 total += steps - i - 1;
                 break;
             }
@@ -266,6 +287,468 @@ static void check_greedy(const char *file)
     fixture_free(&fx);
     kinfer_model_free(m);
 }
+
+static float max_diff(const float *a, const float *b, int n)
+{
+    float m = 0;
+    for (int i = 0; i < n; i++) {
+        float d = fabsf(a[i] - b[i]);
+        if (!(d <= m)) m = d; /* NaN counts as a difference */
+    }
+    return m;
+}
+
+/* The long prompt in micro-batches of 512, 7 and 1: the same logits; and the
+ * 512 run against llama.cpp's top-10 (beyond Gemma 3's 512-token window). */
+static void check_long(const char *file)
+{
+    kinfer_model *m = load(file);
+    if (!m) return;
+    fixture fx;
+    fixture_load(file, &fx);
+    const fix_prompt *p = &fx.lng;
+    const int n = quick() ? 64 : p->n;
+    const int n_vocab = kinfer_model_n_vocab(m);
+    int8_t *want = calloc((size_t)n, 1);
+    int n_want = 0;
+    for (int i = 0; i < p->n_top; i++)
+        if (p->top[i].pos < n) want[p->top[i].pos] = 1, n_want++;
+    want[n - 1] = 1;
+    kinfer_pos *pos = malloc(sizeof *pos * (size_t)n);
+    for (int i = 0; i < n; i++) pos[i] = i;
+    kinfer_batch b = {.n_tokens = n, .token = p->tok, .pos = pos, .logits = want};
+    const uint32_t sizes[] = {512, 7, 1};
+    float *ref = malloc(sizeof(float) * (size_t)n_vocab * (size_t)n);
+    for (size_t si = 0; si < 3; si++) {
+        if (quick() && sizes[si] == 1) continue;
+        kinfer_context *c = new_ctx(m, 1024, sizes[si], 1);
+        ck_assert_msg(kinfer_decode(c, &b) == KINFER_OK, "%s", kinfer_context_errmsg(c));
+        float worst = 0;
+        for (int t = 0; t < n; t++) {
+            if (!want[t]) {
+                ck_assert(kinfer_get_logits(c, t) == NULL);
+                continue;
+            }
+            const float *lg = kinfer_get_logits(c, t);
+            ck_assert(lg != NULL);
+            if (si == 0) {
+                memcpy(ref + (size_t)t * n_vocab, lg, sizeof(float) * (size_t)n_vocab);
+            } else {
+                float d = max_diff(ref + (size_t)t * n_vocab, lg, n_vocab);
+                if (d > worst) worst = d;
+                ck_assert_msg(d <= BATCH_TOL, "%s n_batch %u pos %d: differs by %g from n_batch 512",
+                              file, sizes[si], t, d);
+            }
+        }
+        if (si == 0) {
+            float max_err = 0;
+            for (int i = 0; i < p->n_top; i++) {
+                const fix_top *tp = &p->top[i];
+                if (tp->pos >= n) continue;
+                const float *lg = ref + (size_t)tp->pos * n_vocab;
+                for (int k = 0; k < FIX_TOPK; k++) {
+                    float e = fabsf(lg[tp->id[k]] - tp->val[k]);
+                    if (e > max_err) max_err = e;
+                    ck_assert_msg(e <= TOP10_MAX, "%s long prompt pos %d token %d: %f vs %f", file,
+                                  tp->pos, tp->id[k], lg[tp->id[k]], tp->val[k]);
+                }
+            }
+            fprintf(stderr, "%s: %d-token prompt: top-10 max |kinfer - llama.cpp| %.4f\n", file,
+                    n, max_err);
+        } else {
+            fprintf(stderr, "%s: %d-token prompt in micro-batches of %u: max diff %g\n", file, n,
+                    sizes[si], worst);
+        }
+        kinfer_context_free(c);
+    }
+    free(ref);
+    free(pos);
+    free(want);
+    fixture_free(&fx);
+    kinfer_model_free(m);
+}
+
+/* Two sequences in one batch give what each gives alone. */
+static void check_two_seqs(const char *file)
+{
+    kinfer_model *m = load(file);
+    if (!m) return;
+    fixture fx;
+    fixture_load(file, &fx);
+    const fix_prompt *pa = &fx.p[1], *pb = &fx.p[2];
+    const int n_vocab = kinfer_model_n_vocab(m);
+    /* alone */
+    float *alone_a = malloc(sizeof(float) * (size_t)n_vocab * (size_t)pa->n);
+    float *alone_b = malloc(sizeof(float) * (size_t)n_vocab * (size_t)pb->n);
+    kinfer_context *c = new_ctx(m, 256, 64, 1);
+    ck_assert_int_eq(decode(c, pa->tok, pa->n, 0, 0, 1), KINFER_OK);
+    for (int t = 0; t < pa->n; t++)
+        memcpy(alone_a + (size_t)t * n_vocab, kinfer_get_logits(c, t), sizeof(float) * (size_t)n_vocab);
+    kinfer_kv_clear(c);
+    ck_assert_int_eq(decode(c, pb->tok, pb->n, 0, 0, 1), KINFER_OK);
+    for (int t = 0; t < pb->n; t++)
+        memcpy(alone_b + (size_t)t * n_vocab, kinfer_get_logits(c, t), sizeof(float) * (size_t)n_vocab);
+    kinfer_context_free(c);
+
+    /* together, interleaved, sequence 1 and 0 */
+    const int n = pa->n + pb->n;
+    kinfer_token *tok = malloc(sizeof *tok * (size_t)n);
+    kinfer_pos *pos = malloc(sizeof *pos * (size_t)n);
+    kinfer_seq_id *seq = malloc(sizeof *seq * (size_t)n);
+    int8_t *lg = malloc((size_t)n);
+    int *src = malloc(sizeof *src * (size_t)n);
+    int ia = 0, ib = 0;
+    for (int i = 0; i < n; i++) {
+        int take_a = ib >= pb->n || (ia < pa->n && i % 2 == 0);
+        tok[i] = take_a ? pa->tok[ia] : pb->tok[ib];
+        pos[i] = take_a ? ia : ib;
+        seq[i] = take_a ? 1 : 0;
+        src[i] = take_a ? ia++ : -1 - ib++;
+        lg[i] = 1;
+    }
+    c = new_ctx(m, 256, 64, 2);
+    kinfer_batch b = {.n_tokens = n, .token = tok, .pos = pos, .seq_id = seq, .logits = lg};
+    ck_assert_msg(kinfer_decode(c, &b) == KINFER_OK, "%s", kinfer_context_errmsg(c));
+    float worst = 0;
+    for (int i = 0; i < n; i++) {
+        const float *ref = src[i] >= 0 ? alone_a + (size_t)src[i] * n_vocab
+                                       : alone_b + (size_t)(-1 - src[i]) * n_vocab;
+        float d = max_diff(ref, kinfer_get_logits(c, i), n_vocab);
+        if (d > worst) worst = d;
+        ck_assert_msg(d <= BATCH_TOL, "%s: token %d of the mixed batch differs by %g", file, i, d);
+    }
+    fprintf(stderr, "%s: two sequences in one batch vs alone: max diff %g\n", file, worst);
+    kinfer_pos lo, hi;
+    ck_assert_int_eq(kinfer_kv_seq_pos_range(c, 1, &lo, &hi), KINFER_OK);
+    ck_assert_int_eq(lo, 0);
+    ck_assert_int_eq(hi, pa->n - 1);
+    kinfer_context_free(c);
+    free(tok);
+    free(pos);
+    free(seq);
+    free(lg);
+    free(src);
+    free(alone_a);
+    free(alone_b);
+    fixture_free(&fx);
+    kinfer_model_free(m);
+}
+
+/* Removing a sequence's tail and decoding it again equals a fresh run; a
+ * copied prefix serves another sequence; keep drops the others; a shifted
+ * sequence continues as if decoded at its new positions. */
+static void check_kv_ops(const char *file)
+{
+    kinfer_model *m = load(file);
+    if (!m) return;
+    fixture fx;
+    fixture_load(file, &fx);
+    const fix_prompt *p = &fx.p[2];
+    const int n = p->n, k = n / 2, n_vocab = kinfer_model_n_vocab(m);
+    float *fresh = malloc(sizeof(float) * (size_t)n_vocab);
+    kinfer_context *c = new_ctx(m, 256, 64, 3);
+    ck_assert_int_eq(decode(c, p->tok, n, 0, 0, 0), KINFER_OK);
+    memcpy(fresh, kinfer_get_logits(c, n - 1), sizeof(float) * (size_t)n_vocab);
+
+    /* tail removed and re-added */
+    ck_assert_int_eq(kinfer_kv_seq_rm(c, 0, k, -1), KINFER_OK);
+    kinfer_pos lo, hi;
+    ck_assert_int_eq(kinfer_kv_seq_pos_range(c, 0, &lo, &hi), KINFER_OK);
+    ck_assert_int_eq(hi, k - 1);
+    /* a position already held is refused */
+    ck_assert_int_eq(decode(c, p->tok, 1, k - 1, 0, 0), KINFER_E_INVALID_ARG);
+    ck_assert_int_eq(decode(c, p->tok + k, n - k, k, 0, 0), KINFER_OK);
+    float d = max_diff(fresh, kinfer_get_logits(c, n - k - 1), n_vocab);
+    ck_assert_msg(d <= BATCH_TOL, "%s: re-added tail differs by %g", file, d);
+
+    /* prefix copied to sequence 2, whose own tail then matches */
+    ck_assert_int_eq(kinfer_kv_seq_cp(c, 0, 2, 0, k), KINFER_OK);
+    ck_assert_int_eq(decode(c, p->tok + k, n - k, k, 2, 0), KINFER_OK);
+    d = max_diff(fresh, kinfer_get_logits(c, n - k - 1), n_vocab);
+    ck_assert_msg(d <= BATCH_TOL, "%s: copied prefix differs by %g", file, d);
+    ck_assert_int_eq(kinfer_kv_seq_keep(c, 2), KINFER_OK);
+    ck_assert_int_eq(kinfer_kv_seq_pos_range(c, 0, &lo, &hi), KINFER_E_NOT_FOUND);
+    ck_assert_int_eq(kinfer_kv_seq_pos_range(c, 2, &lo, &hi), KINFER_OK);
+    ck_assert_int_eq(hi, n - 1);
+    ck_assert_int_eq(kinfer_kv_seq_rm(c, 5, 0, -1), KINFER_E_INVALID_ARG);
+
+    /* shift: the prompt decoded at positions 40.., moved back by 40 (keys
+     * re-rotated), then one more token; vs the same at positions 0..  RoPE
+     * only sees relative positions, so the only difference is rounding
+     * (angles of other positions), which the 8-bit activation quantization
+     * amplifies.  Its size is measured by decoding at offset 40 without a
+     * shift; a shift that forgot to re-rotate the keys is far off. */
+    kinfer_context_free(c);
+    kinfer_context_params cp = kinfer_context_default_params();
+    cp.n_ctx = 256;
+    cp.n_seq_max = 3;
+    cp.n_threads = 2;
+    cp.type_k = cp.type_v = KINFER_TYPE_F32;
+    ck_assert_int_eq(kinfer_context_new(m, &cp, &c), KINFER_OK);
+    kinfer_token next = p->gen[0];
+    float *direct = malloc(sizeof(float) * (size_t)n_vocab);
+    ck_assert_int_eq(decode(c, p->tok, n, 0, 1, 0), KINFER_OK);
+    ck_assert_int_eq(decode(c, &next, 1, n, 1, 0), KINFER_OK);
+    memcpy(direct, kinfer_get_logits(c, 0), sizeof(float) * (size_t)n_vocab);
+    kinfer_kv_clear(c);
+    ck_assert_int_eq(decode(c, p->tok, n, 40, 1, 0), KINFER_OK);
+    ck_assert_int_eq(decode(c, &next, 1, 40 + n, 1, 0), KINFER_OK);
+    const float d_offset = max_diff(direct, kinfer_get_logits(c, 0), n_vocab);
+    kinfer_kv_clear(c);
+    ck_assert_int_eq(decode(c, p->tok, n, 40, 1, 0), KINFER_OK);
+    ck_assert_int_eq(kinfer_kv_seq_add(c, 1, 0, -1, -40), KINFER_OK);
+    ck_assert_int_eq(kinfer_kv_seq_pos_range(c, 1, &lo, &hi), KINFER_OK);
+    ck_assert_int_eq(lo, 0);
+    ck_assert_int_eq(hi, n - 1);
+    ck_assert_int_eq(decode(c, &next, 1, n, 1, 0), KINFER_OK);
+    const float *shifted = kinfer_get_logits(c, 0);
+    d = max_diff(direct, shifted, n_vocab);
+    fprintf(stderr, "%s: shifted by -40 vs decoded in place: max diff %g (decoded at +40: %g)\n",
+            file, d, d_offset);
+    ck_assert_int_eq(argmax(direct, n_vocab), argmax(shifted, n_vocab));
+    ck_assert_msg(d <= 2 * d_offset + 0.05f, "%s: shifted sequence differs by %g", file, d);
+    free(direct);
+    free(fresh);
+    kinfer_context_free(c);
+    fixture_free(&fx);
+    kinfer_model_free(m);
+}
+
+static bool abort_at_third_call(void *ud)
+{
+    int *calls = ud;
+    return ++*calls >= 3;
+}
+
+/* Hostile batches fail with clear statuses and leave the cache as it was. */
+static void check_hostile(const char *file)
+{
+    kinfer_model *m = load(file);
+    if (!m) return;
+    kinfer_context *c = new_ctx(m, 16, 8, 2);
+    const int n_vocab = kinfer_model_n_vocab(m);
+    kinfer_token tok[20] = {1, 2, 3, 4};
+    kinfer_pos pos[20] = {0, 1, 2, 3};
+    kinfer_seq_id seq[20] = {0};
+    kinfer_batch b = {.n_tokens = 4, .token = tok, .pos = pos, .seq_id = seq};
+    ck_assert_int_eq(kinfer_decode(c, &b), KINFER_OK);
+    kinfer_pos lo, hi;
+
+    kinfer_batch e = b;
+    e.n_tokens = 0;
+    ck_assert_int_eq(kinfer_decode(c, &e), KINFER_E_INVALID_ARG);
+    ck_assert(strstr(kinfer_context_errmsg(c), "empty") != NULL);
+    ck_assert_int_eq(kinfer_decode(c, NULL), KINFER_E_INVALID_ARG);
+    ck_assert(kinfer_get_logits(c, 0) == NULL); /* a failed decode leaves no logits */
+
+    kinfer_token t2[2] = {5, n_vocab};
+    kinfer_pos p2[2] = {4, 5};
+    kinfer_batch x = {.n_tokens = 2, .token = t2, .pos = p2};
+    ck_assert_int_eq(kinfer_decode(c, &x), KINFER_E_INVALID_ARG);
+    ck_assert(strstr(kinfer_context_errmsg(c), "vocabulary") != NULL);
+    t2[1] = -1;
+    ck_assert_int_eq(kinfer_decode(c, &x), KINFER_E_INVALID_ARG);
+    t2[1] = 6;
+
+    p2[0] = 5, p2[1] = 4; /* out of order */
+    ck_assert_int_eq(kinfer_decode(c, &x), KINFER_E_INVALID_ARG);
+    ck_assert(strstr(kinfer_context_errmsg(c), "not after") != NULL);
+    p2[0] = 3, p2[1] = 4; /* 3 is already in the cache */
+    ck_assert_int_eq(kinfer_decode(c, &x), KINFER_E_INVALID_ARG);
+    p2[0] = -1;
+    ck_assert_int_eq(kinfer_decode(c, &x), KINFER_E_INVALID_ARG);
+    p2[0] = 4, p2[1] = 16; /* beyond n_ctx */
+    ck_assert_int_eq(kinfer_decode(c, &x), KINFER_E_INVALID_ARG);
+    ck_assert(strstr(kinfer_context_errmsg(c), "context") != NULL);
+    p2[1] = 5;
+
+    kinfer_seq_id s2[2] = {0, 2}; /* n_seq_max is 2 */
+    x.seq_id = s2;
+    ck_assert_int_eq(kinfer_decode(c, &x), KINFER_E_INVALID_ARG);
+    ck_assert(strstr(kinfer_context_errmsg(c), "sequence") != NULL);
+    s2[1] = -3;
+    ck_assert_int_eq(kinfer_decode(c, &x), KINFER_E_INVALID_ARG);
+    x.seq_id = NULL;
+
+    /* nothing above was written */
+    ck_assert_int_eq(kinfer_kv_seq_pos_range(c, 0, &lo, &hi), KINFER_OK);
+    ck_assert_int_eq(hi, 3);
+
+    /* context full: 4 used, 12 free; 13 tokens of sequence 1 do not fit */
+    for (int i = 0; i < 13; i++) tok[i] = 7, pos[i] = i, seq[i] = 1;
+    kinfer_batch f = {.n_tokens = 13, .token = tok, .pos = pos, .seq_id = seq};
+    ck_assert_int_eq(kinfer_decode(c, &f), KINFER_E_CONTEXT_FULL);
+    ck_assert(strstr(kinfer_context_errmsg(c), "full") != NULL);
+    ck_assert_int_eq(kinfer_kv_seq_pos_range(c, 1, &lo, &hi), KINFER_E_NOT_FOUND);
+    f.n_tokens = 12;
+    ck_assert_int_eq(kinfer_decode(c, &f), KINFER_OK); /* exactly full */
+    kinfer_token one = 8;
+    kinfer_pos p4 = 4;
+    kinfer_batch o = {.n_tokens = 1, .token = &one, .pos = &p4};
+    ck_assert_int_eq(kinfer_decode(c, &o), KINFER_E_CONTEXT_FULL);
+    kinfer_context_free(c);
+
+    /* an abort between layers fails the decode and leaves the cache alone */
+    kinfer_context_params cp = kinfer_context_default_params();
+    int calls = 0;
+    cp.n_ctx = 32;
+    cp.n_threads = 2;
+    cp.abort_callback = abort_at_third_call;
+    cp.abort_user_data = &calls;
+    ck_assert_int_eq(kinfer_context_new(m, &cp, &c), KINFER_OK);
+    for (int i = 0; i < 4; i++) pos[i] = i;
+    kinfer_batch a = {.n_tokens = 4, .token = tok, .pos = pos};
+    ck_assert_int_eq(kinfer_decode(c, &a), KINFER_E_ABORTED);
+    ck_assert_int_eq(calls, 3);
+    ck_assert_int_eq(kinfer_kv_seq_pos_range(c, 0, &lo, &hi), KINFER_E_NOT_FOUND);
+    kinfer_context_free(c);
+
+    /* bad context params */
+    cp = kinfer_context_default_params();
+    cp.n_seq_max = KINFER_MAX_SEQ + 1;
+    ck_assert_int_eq(kinfer_context_new(m, &cp, &c), KINFER_E_INVALID_ARG);
+    kinfer_context_free(c);
+    cp = kinfer_context_default_params();
+    cp.type_k = KINFER_TYPE_Q4_K;
+    ck_assert_int_eq(kinfer_context_new(m, &cp, &c), KINFER_E_INVALID_ARG);
+    kinfer_context_free(c);
+    kinfer_model_free(m);
+}
+
+/* Q8_0 and F32 caches run and stay close to F16's argmax. */
+static void check_kv_types(const char *file)
+{
+    kinfer_model *m = load(file);
+    if (!m) return;
+    fixture fx;
+    fixture_load(file, &fx);
+    const fix_prompt *p = &fx.p[0];
+    const int types[] = {KINFER_TYPE_F32, KINFER_TYPE_Q8_0};
+    for (int i = 0; i < 2; i++) {
+        kinfer_context_params cp = kinfer_context_default_params();
+        cp.n_ctx = 64;
+        cp.n_threads = 2;
+        cp.type_k = cp.type_v = (kinfer_type)types[i];
+        kinfer_context *c = NULL;
+        ck_assert_int_eq(kinfer_context_new(m, &cp, &c), KINFER_OK);
+        ck_assert_int_eq(decode(c, p->tok, p->n, 0, 0, 0), KINFER_OK);
+        const float *lg = kinfer_get_logits(c, p->n - 1);
+        ck_assert_int_eq(argmax(lg, kinfer_model_n_vocab(m)), p->gen[0]);
+        kinfer_context_free(c);
+    }
+    fixture_free(&fx);
+    kinfer_model_free(m);
+}
+
+/* Model info, description and estimate. */
+START_TEST(test_model_info)
+{
+    kinfer_model *m = load(TEST_MODEL_SMOLLM2);
+    if (!m) return;
+    ck_assert_int_eq(kinfer_model_n_layer(m), 30);
+    ck_assert_int_eq(kinfer_model_n_embd(m), 576);
+    ck_assert_int_eq(kinfer_model_n_vocab(m), 49152);
+    ck_assert_int_eq(kinfer_model_n_ctx_train(m), 8192);
+    char buf[128];
+    int64_t len = kinfer_model_desc(m, buf, sizeof buf);
+    ck_assert_int_gt(len, 0);
+    ck_assert(strstr(buf, "llama") && strstr(buf, "30 layers"));
+    ck_assert_int_eq(kinfer_model_desc(m, buf, 4), -len);
+    kinfer_context_params cp = kinfer_context_default_params();
+    cp.n_ctx = 1024;
+    cp.n_threads = 2;
+    kinfer_estimate est;
+    ck_assert_int_eq(kinfer_model_estimate(m, &cp, &est), KINFER_OK);
+    ck_assert_uint_eq(est.weights_host_bytes, 96576768u);
+    /* 30 layers x 1024 cells x (192 + 192) f16 */
+    ck_assert_uint_eq(est.kv_host_bytes, 30ull * 1024 * 384 * 2);
+    ck_assert_uint_gt(est.compute_host_bytes, 0);
+    ck_assert_uint_eq(est.device_bytes, 0);
+    ck_assert_int_eq(est.n_gpu_layers, 0);
+    kinfer_context *c = NULL;
+    ck_assert_int_eq(kinfer_context_new(m, &cp, &c), KINFER_OK);
+    ck_assert_uint_eq(kinfer_context_n_ctx(c), 1024);
+    kinfer_context_free(c);
+    kinfer_model_free(m);
+}
+END_TEST
+
+/* A copy of the file with the lf bytes `from` replaced by `to` in its
+ * header. */
+static unsigned char *patched(const char *path, size_t *size, const char *from, const char *to,
+                              size_t lf)
+{
+    unsigned char *data = test_read_file(path, size);
+    ck_assert(data != NULL);
+    size_t hdr = *size < (4u << 20) ? *size : (4u << 20);
+    unsigned char *hit = memmem(data, hdr, from, lf);
+    ck_assert_msg(hit != NULL, "no '%s' in the header", from);
+    memcpy(hit, to, lf);
+    return data;
+}
+
+START_TEST(test_load_errors)
+{
+    const char *path = test_model_path(TEST_MODEL_SMOLLM2);
+    if (!path) return;
+    size_t size;
+    kinfer_model *m = NULL;
+    kinfer_context *c = NULL;
+
+    /* unknown architecture: loads, inspectable, but no context */
+    unsigned char *d = patched(path, &size, "\x05\0\0\0\0\0\0\0llama", "\x05\0\0\0\0\0\0\0llamb", 13);
+    ck_assert_int_eq(kinfer_model_load_from_buffer(d, size, NULL, &m), KINFER_OK);
+    ck_assert_int_eq(kinfer_tensor_count(m), 272);
+    ck_assert_int_eq(kinfer_model_n_layer(m), 0);
+    ck_assert_int_eq(kinfer_context_new(m, NULL, &c), KINFER_E_UNSUPPORTED);
+    ck_assert(strstr(kinfer_context_errmsg(c), "llamb") != NULL);
+    kinfer_context_free(c);
+    kinfer_model_free(m);
+    free(d);
+
+    /* a missing tensor is named, with its expected shape */
+    d = patched(path, &size, "blk.7.attn_q.weight", "blk.7.attn_x.weight", 19);
+    ck_assert_int_eq(kinfer_model_load_from_buffer(d, size, NULL, &m), KINFER_E_FORMAT);
+    ck_assert_msg(strstr(kinfer_model_errmsg(m), "blk.7.attn_q.weight") &&
+                      strstr(kinfer_model_errmsg(m), "[576, 576]"),
+                  "%s", kinfer_model_errmsg(m));
+    kinfer_model_free(m);
+    free(d);
+
+    /* a wrong shape: head_count_kv 3 -> 1 makes attn_k 576 x 192 wrong */
+    d = test_read_file(path, &size);
+    const char *key = "llama.attention.head_count_kv";
+    unsigned char *hit = memmem(d, 1 << 20, key, strlen(key));
+    ck_assert(hit != NULL);
+    uint32_t one = 1;
+    memcpy(hit + strlen(key) + 4, &one, 4); /* after the u32 type tag */
+    ck_assert_int_eq(kinfer_model_load_from_buffer(d, size, NULL, &m), KINFER_E_FORMAT);
+    ck_assert_msg(strstr(kinfer_model_errmsg(m), "blk.0.attn_k.weight") &&
+                      strstr(kinfer_model_errmsg(m), "expected [576, 64]"),
+                  "%s", kinfer_model_errmsg(m));
+    kinfer_model_free(m);
+    free(d);
+}
+END_TEST
+
+START_TEST(test_long_smollm2) { check_long(TEST_MODEL_SMOLLM2); }
+END_TEST
+START_TEST(test_long_gemma3) { check_long(TEST_MODEL_GEMMA3); }
+END_TEST
+START_TEST(test_two_seqs_smollm2) { check_two_seqs(TEST_MODEL_SMOLLM2); }
+END_TEST
+START_TEST(test_two_seqs_gemma3) { check_two_seqs(TEST_MODEL_GEMMA3); }
+END_TEST
+START_TEST(test_kv_ops_smollm2) { check_kv_ops(TEST_MODEL_SMOLLM2); }
+END_TEST
+START_TEST(test_kv_ops_gemma3) { check_kv_ops(TEST_MODEL_GEMMA3); }
+END_TEST
+START_TEST(test_hostile_smollm2) { check_hostile(TEST_MODEL_SMOLLM2); }
+END_TEST
+START_TEST(test_kv_types_smollm2) { check_kv_types(TEST_MODEL_SMOLLM2); }
+END_TEST
+START_TEST(test_kv_types_gemma3) { check_kv_types(TEST_MODEL_GEMMA3); }
+END_TEST
 
 START_TEST(test_top10_smollm2) { check_top10(TEST_MODEL_SMOLLM2); }
 END_TEST
@@ -286,7 +769,24 @@ Suite *forward_suite(void)
     tcase_add_test(tc, test_top10_gemma3);
     tcase_add_test(tc, test_greedy_smollm2);
     tcase_add_test(tc, test_greedy_gemma3);
+    tcase_add_test(tc, test_long_smollm2);
+    tcase_add_test(tc, test_long_gemma3);
     suite_add_tcase(s, tc);
+    TCase *tk = tcase_create("kv");
+    tcase_set_timeout(tk, 600);
+    tcase_add_test(tk, test_two_seqs_smollm2);
+    tcase_add_test(tk, test_two_seqs_gemma3);
+    tcase_add_test(tk, test_kv_ops_smollm2);
+    tcase_add_test(tk, test_kv_ops_gemma3);
+    tcase_add_test(tk, test_hostile_smollm2);
+    tcase_add_test(tk, test_kv_types_smollm2);
+    tcase_add_test(tk, test_kv_types_gemma3);
+    suite_add_tcase(s, tk);
+    TCase *tm = tcase_create("model");
+    tcase_set_timeout(tm, 120);
+    tcase_add_test(tm, test_model_info);
+    tcase_add_test(tm, test_load_errors);
+    suite_add_tcase(s, tm);
     return s;
 }
 

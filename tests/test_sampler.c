@@ -527,6 +527,16 @@ START_TEST(test_all_minus_infinity)
     logits[2] = -100.0f;
     for (int i = 0; i < 100; i++) ck_assert_int_eq(kinfer_sampler_sample(s, logits, 4), 2);
     kinfer_sampler_free(s);
+
+    /* a +inf logit takes all the mass, with or without the filters */
+    float inf[5] = {1.0f, 2.0f, 0.0f, INFINITY, 3.0f};
+    kinfer_sampler_params p = plain(1.0f, 1);
+    s = new_sampler(&p);
+    for (int i = 0; i < 100; i++) ck_assert_int_eq(kinfer_sampler_sample(s, inf, 5), 3);
+    kinfer_sampler_free(s);
+    s = new_sampler(NULL);
+    for (int i = 0; i < 100; i++) ck_assert_int_eq(kinfer_sampler_sample(s, inf, 5), 3);
+    kinfer_sampler_free(s);
 }
 END_TEST
 

@@ -390,6 +390,117 @@ START_TEST(round_trip_gemma3)
 }
 END_TEST
 
+/*
+ * Stream tokens through a decoder on v and compare with vocab_detokenize.
+ * Every push and the flush are first tried with no room, so the "too small,
+ * not consumed" path is exercised at every step.
+ */
+static void check_stream(const struct kinfer_vocab *v, const int32_t *toks, int64_t nt,
+                         int special, char *want, char *got, const char *what, size_t ci)
+{
+    const int32_t cap = 1 << 20;
+    int64_t k = vocab_detokenize(v, toks, nt, want, cap, 0, special);
+    ck_assert_int_ge(k, 0);
+    kinfer_detok *d;
+    ck_assert_int_eq(vocab_detok_new(v, special, &d), KINFER_OK);
+    int32_t sn = 0;
+    for (int64_t i = 0; i <= nt; i++) {
+        int32_t w = i < nt ? kinfer_detok_push(d, toks[i], got + sn, 0)
+                           : kinfer_detok_flush(d, got + sn, 0);
+        if (w < 0) {
+            int32_t w2 = i < nt ? kinfer_detok_push(d, toks[i], got + sn, cap - sn)
+                                : kinfer_detok_flush(d, got + sn, cap - sn);
+            ck_assert_int_eq(w2, -w);
+            w = w2;
+        }
+        ck_assert_int_ge(w, 0);
+        sn += w;
+    }
+    kinfer_detok_free(d);
+    ck_assert_msg(sn == k && memcmp(got, want, (size_t)sn) == 0,
+                  "%s: streamed text of case %zu differs from detokenize", what, ci);
+}
+
+/* streaming == detokenize over the corpus, special tokens as text and parsed */
+static void check_stream_corpus(const struct kinfer_vocab *v, const char *what)
+{
+    char *want = malloc(1 << 20), *got = malloc(1 << 20);
+    int32_t *toks = malloc(1 << 20);
+    for (int special = 0; special < 2; special++) {
+        for (size_t ci = 0; ci < g_n_corpus; ci++) {
+            kinfer_status st;
+            int64_t nt = vocab_tokenize(v, (const char *)g_corpus[ci].p, g_corpus[ci].n, toks,
+                                        1 << 18, special, special, &st);
+            ck_assert_int_eq(st, KINFER_OK);
+            ck_assert_int_ge(nt, 0);
+            check_stream(v, toks, nt, special, want, got, what, ci);
+        }
+    }
+    free(want);
+    free(got);
+    free(toks);
+}
+
+START_TEST(stream_equals_detokenize)
+{
+    if (g_smol)
+        check_stream_corpus(g_smol->vocab, "SmolLM2");
+    if (g_gemma)
+        check_stream_corpus(g_gemma->vocab, "gemma3");
+}
+END_TEST
+
+/* the pre-types that turn on llama.cpp's clean_spaces rule */
+static const char *const CLEAN_SPACES_PRES[] = {"gpt-2", "llama-bpe", "default", "falcon",
+                                                "bloom", "starcoder"};
+
+START_TEST(stream_equals_detokenize_clean_spaces)
+{
+    if (!g_smol)
+        return;
+    char *want = malloc(1 << 20), *got = malloc(1 << 20);
+    for (size_t pi = 0; pi < sizeof CLEAN_SPACES_PRES / sizeof *CLEAN_SPACES_PRES; pi++) {
+        struct kinfer_vocab *v = NULL;
+        char err[256], what[64];
+        ck_assert_msg(vocab_build(g_smol->gguf, CLEAN_SPACES_PRES[pi], &v, err, sizeof err) ==
+                          KINFER_OK, "%s", err);
+        snprintf(what, sizeof what, "SmolLM2 vocab, pre=%s", CLEAN_SPACES_PRES[pi]);
+        check_stream_corpus(v, what);
+        /* the rule does change the corpus: " ," survives without it */
+        int32_t t[8];
+        kinfer_status st;
+        int64_t n = vocab_tokenize(v, "a ,", 3, t, 8, 0, 0, &st);
+        ck_assert_int_eq(vocab_detokenize(v, t, n, want, 16, 0, 0), 2);
+        /* random sequences of the pieces the rule looks at */
+        static const char *const pieces[] = {" ", "  ", "'", " '", "' ", ".", " .", ",", " ,",
+            "?", "!", "s", "m", "r", "v", "e", "re", "ve", "'s", "'re", "'ve", " 'm", "x",
+            " x", "\n", "t", "d", "ll", "\xc3\xa9", "\xe2\x82\xac"}; /* some cut a character */
+        int32_t ids[64];
+        int n_ids = 0;
+        for (size_t i = 0; i < sizeof pieces / sizeof *pieces; i++) {
+            n = vocab_tokenize(v, pieces[i], strlen(pieces[i]), t, 8, 0, 0, &st);
+            for (int64_t j = 0; j < n && n_ids < 64; j++)
+                ids[n_ids++] = t[j];
+        }
+        uint64_t rng = 0x9e3779b97f4a7c15ull + pi;
+        int32_t seq[16];
+        for (int iter = 0; iter < 20000; iter++) {
+            int len = 1 + (int)(rng % 16);
+            for (int i = 0; i < len; i++) {
+                rng ^= rng << 13;
+                rng ^= rng >> 7;
+                rng ^= rng << 17;
+                seq[i] = ids[rng % (uint64_t)n_ids];
+            }
+            check_stream(v, seq, len, 0, want, got, what, (size_t)iter);
+        }
+        vocab_free(v);
+    }
+    free(want);
+    free(got);
+}
+END_TEST
+
 START_TEST(stream_holds_partial_utf8)
 {
     const kinfer_model *m = g_gemma ? g_gemma : g_smol;
@@ -646,6 +757,8 @@ static Suite *tokenizer_suite(void)
     tcase_add_test(tc, facts_gemma3);
     tcase_add_test(tc, round_trip_smollm2);
     tcase_add_test(tc, round_trip_gemma3);
+    tcase_add_test(tc, stream_equals_detokenize);
+    tcase_add_test(tc, stream_equals_detokenize_clean_spaces);
     tcase_add_test(tc, stream_holds_partial_utf8);
     tcase_add_test(tc, hostile_inputs);
     tcase_add_test(tc, large_input);

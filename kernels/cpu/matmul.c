@@ -34,17 +34,21 @@ static int64_t blas_panel_rows(int64_t n_cols)
 #define TILE_TOKENS 32
 
 /*
- * Token count from which AUTO uses OpenBLAS, per weight type.  Measured with
- * bench_kernels on the development machine (2-core Zen, AVX-512): below it
- * the quantized dot products are faster.  INT64_MAX: never.
+ * Token count from which AUTO uses OpenBLAS.  Measured with bench_kernels
+ * on the development machine (2-core Zen 5, AVX-512): the batched
+ * quantized kernels (vec_dot_x4) beat dequantize + sgemm at every batch
+ * size (they do integer math on 4-8x fewer bytes); float weights and the
+ * types without a batched kernel lose to sgemm beyond a handful of tokens.
  */
-static int64_t blas_min_tokens(int type)
+static int64_t blas_min_tokens(int type, const kinfer_cpu_kernels *k)
 {
+    if (k->vec_dot_x4 != NULL)
+        return INT64_MAX;
     switch (type) {
     case KINFER_TYPE_F32:
     case KINFER_TYPE_F16:
     case KINFER_TYPE_BF16:
-        return 8;
+        return 16;
     default:
         return 32;
     }
@@ -208,7 +212,7 @@ kinfer_status kinfer_matmul_ex(kinfer_threadpool *pool, void *scratch, size_t sc
         .xq = base, .act_row_bytes = kinfer_row_size(k->vec_dot_type, n_cols),
     };
     if (path == KINFER_MATMUL_AUTO)
-        path = n_tokens >= blas_min_tokens(type) ? KINFER_MATMUL_BLAS : KINFER_MATMUL_QUANT;
+        path = n_tokens >= blas_min_tokens(type, k) ? KINFER_MATMUL_BLAS : KINFER_MATMUL_QUANT;
     if (path == KINFER_MATMUL_BLAS) {
         float *panel = (float *)(base + align_up(job.act_row_bytes * (size_t)n_tokens));
         matmul_blas(pool, &job, panel);

@@ -72,13 +72,6 @@ static inline __m256i dot_u8(__m256i x, __m256i y)
     return _mm256_madd_epi16(_mm256_maddubs_epi16(x, y), _mm256_set1_epi16(1));
 }
 
-/* unsigned x . signed y, each 16-element half weighted by its own i16 scale. */
-static inline __m256i dot_u8_scaled(__m256i x, __m256i y, int sc_lo, int sc_hi)
-{
-    const __m256i sc = _mm256_set_m128i(_mm_set1_epi16((short)sc_hi), _mm_set1_epi16((short)sc_lo));
-    return _mm256_madd_epi16(_mm256_maddubs_epi16(x, y), sc);
-}
-
 /* ------------------------------------------------------ float types */
 
 static float dot_f32(int64_t n, const void *w, const void *a)
@@ -396,6 +389,26 @@ static float dot_iq4_nl(int64_t n, const void *w, const void *a)
 
 /* ---------------------------------------------------------- K-quants */
 
+/* Shuffle controls: i16 lanes 0..7 <- element 2j, 8..15 <- element 2j+1 of
+ * 8 i16 scales held in both 128-bit lanes. */
+static const uint8_t scale_pair_ctrl[4][32] = {
+#define P(a) a, a + 1, a, a + 1, a, a + 1, a, a + 1, a, a + 1, a, a + 1, a, a + 1, a, a + 1
+    {P(0), P(2)}, {P(4), P(6)}, {P(8), P(10)}, {P(12), P(14)},
+#undef P
+};
+
+/* 16 i8 scales -> for half h, the 8 scales 8h..8h+7 as i16 in both lanes */
+static inline __m256i scales_half(const int8_t *sc, int h)
+{
+    return _mm256_broadcastsi128_si256(_mm_cvtepi8_epi16(_mm_loadl_epi64((const __m128i *)(sc + 8 * h))));
+}
+
+static inline __m256i scale_pair(__m256i s8x2, int j)
+{
+    return _mm256_shuffle_epi8(s8x2, _mm256_loadu_si256((const __m256i *)scale_pair_ctrl[j]));
+}
+
+
 /* sum_g scales[g] * bsums[g] over the 16 groups of a Q8_K block. */
 static inline int scaled_bsums16(const int16_t *bsums, const int8_t *scales)
 {
@@ -519,10 +532,10 @@ static float dot_q6_K(int64_t n, const void *w, const void *a)
                 _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), mask),
                                 _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m3), 4)),
             };
+            const __m256i s8 = scales_half(sc, h);
             for (int j = 0; j < 4; j++) {
                 const __m256i yv = _mm256_loadu_si256((const __m256i *)(y[b].qs + 128 * h + 32 * j));
-                const int g = 8 * h + 2 * j;
-                sumi = _mm256_add_epi32(sumi, dot_u8_scaled(v[j], yv, sc[g], sc[g + 1]));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(v[j], yv), scale_pair(s8, j)));
             }
         }
         const float d = y[b].d * fp16(x[b].d);
@@ -531,6 +544,23 @@ static float dot_q6_K(int64_t n, const void *w, const void *a)
                               acc);
     }
     return hsum_ps(acc);
+}
+
+/* The 16 signed 6-bit scales of a Q3_K block, four at a time in 32-bit
+ * words (same result as kinfer_q3k_scales). */
+static inline void q3k_scales_fast(const uint8_t *packed, int8_t *out)
+{
+    uint32_t a0, a1, hb, w[4];
+    memcpy(&a0, packed, 4);
+    memcpy(&a1, packed + 4, 4);
+    memcpy(&hb, packed + 8, 4);
+    const uint32_t m4 = 0x0f0f0f0fu, m2 = 0x03030303u;
+    w[0] = (a0 & m4) | ((hb & m2) << 4);
+    w[1] = (a1 & m4) | (((hb >> 2) & m2) << 4);
+    w[2] = ((a0 >> 4) & m4) | (((hb >> 4) & m2) << 4);
+    w[3] = ((a1 >> 4) & m4) | (((hb >> 6) & m2) << 4);
+    const __m128i v = _mm_sub_epi8(_mm_loadu_si128((const __m128i *)w), _mm_set1_epi8(32));
+    _mm_storeu_si128((__m128i *)out, v);
 }
 
 /* Q3_K: v = low 2 bits | high bit << 2 in 0..7, quant = v - 4. */
@@ -543,19 +573,19 @@ static float dot_q3_K(int64_t n, const void *w, const void *a)
     __m256 acc = _mm256_setzero_ps();
     for (int64_t b = 0; b < n / QK_K; b++) {
         int8_t sc[16];
-        kinfer_q3k_scales(x[b].scales, sc);
+        q3k_scales_fast(x[b].scales, sc);
         const int offset = 4 * scaled_bsums16(y[b].bsums, sc);
         const __m256i hm = _mm256_loadu_si256((const __m256i *)x[b].hmask);
         __m256i sumi = _mm256_setzero_si256();
         for (int h = 0; h < 2; h++) {
             const __m256i qs = _mm256_loadu_si256((const __m256i *)(x[b].qs + 32 * h));
+            const __m256i s8 = scales_half(sc, h);
             for (int j = 0; j < 4; j++) {
                 const __m256i lo = _mm256_and_si256(_mm256_srli_epi16(qs, 2 * j), m3);
                 const __m256i hb = _mm256_and_si256(_mm256_srli_epi16(hm, 4 * h + j), one);
                 const __m256i v = _mm256_or_si256(lo, _mm256_slli_epi16(hb, 2));
                 const __m256i yv = _mm256_loadu_si256((const __m256i *)(y[b].qs + 128 * h + 32 * j));
-                const int g = 8 * h + 2 * j;
-                sumi = _mm256_add_epi32(sumi, dot_u8_scaled(v, yv, sc[g], sc[g + 1]));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(v, yv), scale_pair(s8, j)));
             }
         }
         const float d = y[b].d * fp16(x[b].d);
@@ -574,19 +604,18 @@ static float dot_q2_K(int64_t n, const void *w, const void *a)
     float acc_m = 0.0f;
     for (int64_t b = 0; b < n / QK_K; b++) {
         int8_t sc[16], mn[16];
-        for (int g = 0; g < 16; g++) {
-            sc[g] = (int8_t)(x[b].scales[g] & 0xF);
-            mn[g] = (int8_t)(x[b].scales[g] >> 4);
-        }
+        const __m128i raw = _mm_loadu_si128((const __m128i *)x[b].scales);
+        _mm_storeu_si128((__m128i *)sc, _mm_and_si128(raw, _mm_set1_epi8(0x0F)));
+        _mm_storeu_si128((__m128i *)mn, _mm_and_si128(_mm_srli_epi16(raw, 4), _mm_set1_epi8(0x0F)));
         acc_m += y[b].d * fp16(x[b].dmin) * (float)scaled_bsums16(y[b].bsums, mn);
         __m256i sumi = _mm256_setzero_si256();
         for (int h = 0; h < 2; h++) {
             const __m256i qs = _mm256_loadu_si256((const __m256i *)(x[b].qs + 32 * h));
+            const __m256i s8 = scales_half(sc, h);
             for (int j = 0; j < 4; j++) {
                 const __m256i v = _mm256_and_si256(_mm256_srli_epi16(qs, 2 * j), m3);
                 const __m256i yv = _mm256_loadu_si256((const __m256i *)(y[b].qs + 128 * h + 32 * j));
-                const int g = 8 * h + 2 * j;
-                sumi = _mm256_add_epi32(sumi, dot_u8_scaled(v, yv, sc[g], sc[g + 1]));
+                sumi = _mm256_add_epi32(sumi, _mm256_madd_epi16(_mm256_maddubs_epi16(v, yv), scale_pair(s8, j)));
             }
         }
         acc = _mm256_fmadd_ps(_mm256_set1_ps(y[b].d * fp16(x[b].d)), _mm256_cvtepi32_ps(sumi), acc);

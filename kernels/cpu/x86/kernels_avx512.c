@@ -45,10 +45,17 @@ static inline __m512i load2x32(const int8_t *p0, const int8_t *p1)
     return join256(_mm256_loadu_si256((const __m256i *)p0), _mm256_loadu_si256((const __m256i *)p1));
 }
 
-/* per-lane block scales: lanes 0..7 get s0, 8..15 get s1 */
-static inline __m512 scales2(float s0, float s1)
+/* Two fp16 values (as raw bits) -> floats in lanes 0 and 1. */
+static inline __m128 fp16x2(kinfer_fp16 a, kinfer_fp16 b)
 {
-    return _mm512_insertf32x8(_mm512_set1_ps(s0), _mm256_set1_ps(s1), 1);
+    return _mm_cvtph_ps(_mm_cvtsi32_si128((int)((uint32_t)a | ((uint32_t)b << 16))));
+}
+
+/* lanes 0..7 = p[0], lanes 8..15 = p[1] */
+static inline __m512 spread2(__m128 p)
+{
+    const __m512i idx = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+    return _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(p));
 }
 
 static inline float hsum256_epi32_as_float(__m256i s)
@@ -112,14 +119,14 @@ static ALWAYS_INLINE void dot_block32_n(int64_t n, const void *w, size_t bsize, 
         kinfer_fp16 h0, h1;
         memcpy(&h0, x0, 2);
         memcpy(&h1, x1, 2);
-        const float dx0 = fp16(h0), dx1 = fp16(h1);
+        const __m128 dx = fp16x2(h0, h1);
         for (int t = 0; t < nt; t++) {
             const block_q8_0 *y = (const block_q8_0 *)((const uint8_t *)a + (size_t)t * stride);
             const __m512i yv = load2x32(y[b].qs, y[b + 1].qs);
             const __m512i s = _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), xv, yv),
                                                _mm512_dpbusd_epi32(_mm512_setzero_si512(), off, yv));
-            acc[t] = _mm512_fmadd_ps(scales2(dx0 * fp16(y[b].d), dx1 * fp16(y[b + 1].d)),
-                                     _mm512_cvtepi32_ps(s), acc[t]);
+            const __m128 d = _mm_mul_ps(dx, fp16x2(y[b].d, y[b + 1].d));
+            acc[t] = _mm512_fmadd_ps(spread2(d), _mm512_cvtepi32_ps(s), acc[t]);
         }
     }
     for (int t = 0; t < nt; t++)
@@ -165,26 +172,37 @@ static ALWAYS_INLINE void dot_q4_1_n(int64_t n, const void *w, const void *a, si
     const block_q4_1 *x = w;
     const int64_t nb = n / QK4_1;
     __m512 acc[MAX_NT];
-    float summs[MAX_NT];
+    __m128 summs[MAX_NT]; /* lanes 1 and 3: m * s of even and odd blocks */
     for (int t = 0; t < nt; t++) {
         acc[t] = _mm512_setzero_ps();
-        summs[t] = 0.0f;
+        summs[t] = _mm_setzero_ps();
     }
     int64_t b = 0;
     for (; b + 2 <= nb; b += 2) {
         const __m512i xv = join256(nibbles_32(x[b].qs), nibbles_32(x[b + 1].qs));
-        const float d0 = fp16(x[b].d), d1 = fp16(x[b + 1].d);
-        const float m0 = fp16(x[b].m), m1 = fp16(x[b + 1].m);
+        /* d and m are adjacent in both block types: [d0 m0 d1 m1] x [dy0 s0 dy1 s1] */
+        uint32_t xdm0, xdm1;
+        memcpy(&xdm0, &x[b], 4);
+        memcpy(&xdm1, &x[b + 1], 4);
+        const __m128 xdm = _mm_cvtph_ps(_mm_setr_epi32((int)xdm0, (int)xdm1, 0, 0));
         for (int t = 0; t < nt; t++) {
             const block_q8_1 *y = (const block_q8_1 *)((const uint8_t *)a + (size_t)t * stride);
             const __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), xv, load2x32(y[b].qs, y[b + 1].qs));
-            acc[t] = _mm512_fmadd_ps(scales2(d0 * fp16(y[b].d), d1 * fp16(y[b + 1].d)),
+            uint32_t ydm0, ydm1;
+            memcpy(&ydm0, &y[b], 4);
+            memcpy(&ydm1, &y[b + 1], 4);
+            const __m128 p = _mm_mul_ps(xdm, _mm_cvtph_ps(_mm_setr_epi32((int)ydm0, (int)ydm1, 0, 0)));
+            /* lanes 0 and 2 are the scale products */
+            acc[t] = _mm512_fmadd_ps(spread2(_mm_shuffle_ps(p, p, _MM_SHUFFLE(2, 2, 2, 0))),
                                      _mm512_cvtepi32_ps(s), acc[t]);
-            summs[t] += m0 * fp16(y[b].s) + m1 * fp16(y[b + 1].s);
+            summs[t] = _mm_add_ps(summs[t], p);
         }
     }
-    for (int t = 0; t < nt; t++)
-        out[t] = _mm512_reduce_add_ps(acc[t]) + summs[t];
+    for (int t = 0; t < nt; t++) {
+        float lanes[4];
+        _mm_storeu_ps(lanes, summs[t]);
+        out[t] = _mm512_reduce_add_ps(acc[t]) + (lanes[1] + lanes[3]);
+    }
     for (; b < nb; b++) {
         const __m256i xv = nibbles_32(x[b].qs);
         for (int t = 0; t < nt; t++) {
@@ -392,8 +410,88 @@ static void dot_q6_K_x4(int64_t n, const void *w, const void *a, size_t stride, 
     dot_q6_K_n(n, w, a, stride, 4, out);
 }
 
+/* IQ4_XS: table values + 128 as unsigned bytes against Q8_K; the +128
+ * comes back out through the activation's bsums. */
+static ALWAYS_INLINE void dot_iq4_xs_n(int64_t n, const void *w, const void *a, size_t stride, int nt,
+                                       float *out)
+{
+    const block_iq4_xs *x = w;
+    const __m128i t128 = _mm_xor_si128(_mm_loadu_si128((const __m128i *)kinfer_iq4nl_values),
+                                       _mm_set1_epi8((char)0x80));
+    const __m512i lut = _mm512_broadcast_i32x4(t128);
+    __m512 acc[MAX_NT];
+    float acc_off[MAX_NT];
+    for (int t = 0; t < nt; t++) {
+        acc[t] = _mm512_setzero_ps();
+        acc_off[t] = 0.0f;
+    }
+    for (int64_t b = 0; b < n / QK_K; b++) {
+        /* the 8 6-bit scales: low nibbles from scales_l, 2 high bits each
+         * from scales_h, minus 32 */
+        uint32_t sl;
+        memcpy(&sl, x[b].scales_l, 4);
+        const __m256i lo4 = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32((int)sl),
+                                                               _mm256_setr_epi32(0, 4, 8, 12, 16, 20, 24, 28)),
+                                             _mm256_set1_epi32(0xF));
+        const __m256i hi2 = _mm256_and_si256(_mm256_srlv_epi32(_mm256_set1_epi32(x[b].scales_h),
+                                                               _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14)),
+                                             _mm256_set1_epi32(3));
+        const __m256i ls8 = _mm256_sub_epi32(_mm256_or_si256(lo4, _mm256_slli_epi32(hi2, 4)),
+                                             _mm256_set1_epi32(32));
+        const __m128i ls16 = _mm256_cvtepi32_epi16(ls8);
+        const __m512i ls32 = _mm512_zextsi256_si512(ls8);
+        __m512i v[4], sc[4];
+        for (int h = 0; h < 2; h++) {
+            /* 64 bytes = sub-blocks 4h..4h+3, 16 bytes each; interleave the
+             * low and high nibbles of each 16-byte lane into 32 bytes */
+            const __m512i q = _mm512_loadu_si512((const void *)(x[b].qs + 64 * h));
+            const __m512i lo = _mm512_and_si512(q, _mm512_set1_epi8(0x0F));
+            const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), _mm512_set1_epi8(0x0F));
+            const __m512i i01 = _mm512_set_epi64(11, 10, 3, 2, 9, 8, 1, 0);
+            const __m512i i23 = _mm512_set_epi64(15, 14, 7, 6, 13, 12, 5, 4);
+            v[2 * h] = _mm512_shuffle_epi8(lut, _mm512_permutex2var_epi64(lo, i01, hi));
+            v[2 * h + 1] = _mm512_shuffle_epi8(lut, _mm512_permutex2var_epi64(lo, i23, hi));
+        }
+        for (int j = 0; j < 4; j++) {
+            const __m512i idx = _mm512_set_epi32(2 * j + 1, 2 * j + 1, 2 * j + 1, 2 * j + 1, 2 * j + 1, 2 * j + 1,
+                                                 2 * j + 1, 2 * j + 1, 2 * j, 2 * j, 2 * j, 2 * j, 2 * j, 2 * j,
+                                                 2 * j, 2 * j);
+            sc[j] = _mm512_permutexvar_epi32(idx, ls32);
+        }
+        const float d = fp16(x[b].d);
+        for (int t = 0; t < nt; t++) {
+            const block_q8_K *y = (const block_q8_K *)((const uint8_t *)a + (size_t)t * stride);
+            __m512i sumi = _mm512_setzero_si512();
+            for (int j = 0; j < 4; j++) {
+                const __m512i p = _mm512_dpbusd_epi32(_mm512_setzero_si512(), v[j],
+                                                      _mm512_loadu_si512((const void *)(y[b].qs + 64 * j)));
+                sumi = _mm512_add_epi32(sumi, _mm512_mullo_epi32(p, sc[j]));
+            }
+            const float dd = y[b].d * d;
+            acc_off[t] += dd * (float)(128 * k4_min_term(y[b].bsums, ls16));
+            acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(dd), _mm512_cvtepi32_ps(sumi), acc[t]);
+        }
+    }
+    for (int t = 0; t < nt; t++)
+        out[t] = _mm512_reduce_add_ps(acc[t]) - acc_off[t];
+}
+
+static float dot_iq4_xs(int64_t n, const void *w, const void *a)
+{
+    float r;
+    dot_iq4_xs_n(n, w, a, 0, 1, &r);
+    return r;
+}
+
+static void dot_iq4_xs_x4(int64_t n, const void *w, const void *a, size_t stride, float *out)
+{
+    dot_iq4_xs_n(n, w, a, stride, 4, out);
+}
+
 void kinfer_avx512_fill(kinfer_cpu_kernels *t)
 {
+    t[KINFER_TYPE_IQ4_XS].vec_dot = dot_iq4_xs;
+    t[KINFER_TYPE_IQ4_XS].vec_dot_x4 = dot_iq4_xs_x4;
     t[KINFER_TYPE_Q4_0].vec_dot = dot_q4_0;
     t[KINFER_TYPE_Q4_0].vec_dot_x4 = dot_q4_0_x4;
     t[KINFER_TYPE_Q4_1].vec_dot = dot_q4_1;

@@ -129,8 +129,9 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TEST_UTIL) $(STATIC_LIB)
 test: $(TEST_BIN)
 	@KINFER_MODELS_DIR=$(MODELS_DIR) KINFER_TEST_QUICK=$(SANITIZE) sh tests/run.sh $(TEST_BIN)
 
+# KINFER_TEST_QUICK: model suites check fewer prompts/positions under the sanitizers.
 test-asan:
-	$(MAKE) BUILD=build/asan SANITIZE=1 KINFER_CUDA=0 test
+	KINFER_TEST_QUICK=1 $(MAKE) BUILD=build/asan SANITIZE=1 KINFER_CUDA=0 test
 
 FUZZ_BIN := $(BUILD)/fuzz/fuzz_gguf
 FUZZ_SRC := tests/fuzz_gguf.c lib/gguf.c kernels/types.c kernels/cpu/ref.c kernels/cpu/ref_kquants.c

@@ -123,7 +123,9 @@ kinfer_status context_plan(const kinfer_model *model, const kinfer_context_param
     floats += (uint64_t)out->n_ctx * (uint64_t)VD;
     out->att_stride = context_att_stride(out->n_ctx, hp->head_dim_k, p->type_k);
 
-    floats += (uint64_t)nb * (uint64_t)hp->n_vocab; /* logits of one full batch */
+    /* logits: one row (the default, last token only); each further token
+     * that asks for logits adds 4 * n_vocab bytes when it is decoded */
+    floats += (uint64_t)hp->n_vocab;
     out->compute_bytes = floats * sizeof(float) + mm + out->att_stride * (size_t)out->n_threads;
     return KINFER_OK;
 }

@@ -22,7 +22,7 @@ typedef struct context_sizes {
     int32_t n_threads;
     int type_k, type_v;
     uint64_t kv_bytes;         /* K and V rows of every layer */
-    uint64_t compute_bytes;    /* forward scratch + logits of one full batch */
+    uint64_t compute_bytes;    /* forward scratch + one row of logits */
     size_t matmul_scratch;     /* bytes kinfer_matmul needs at most */
     size_t att_stride;         /* attention scratch bytes per thread */
 } context_sizes;

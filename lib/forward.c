@@ -10,20 +10,24 @@
  * layers), so several sequences can share one batch.
  */
 #include <math.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "context.h"
 #include "cpu/kernels.h"
 #include "threadpool.h"
 
-/* y (n, rows) = W x, x (n, cols): one projection of the whole micro-batch. */
+/*
+ * y (n, rows) = W x, x (n, cols): one projection of the whole micro-batch.
+ * Always the quantized path: activations are quantized to the weight's dot
+ * type as llama.cpp does (its logits are our reference), and every token's
+ * row comes out the same whatever the batch size (the BLAS path would make
+ * logits depend on how a prompt was split).
+ */
 static kinfer_status matmul(kinfer_context *ctx, const wtensor *w, const float *x, int32_t n,
                             float *y)
 {
-    const char *dbg = getenv("KINFER_DBG_MM");
     kinfer_status st = kinfer_matmul_ex(ctx->pool, ctx->buf.mm, ctx->buf.mm_size, w->type, w->data,
-                                     w->ne1, w->ne0, x, n, y, dbg ? atoi(dbg) : KINFER_MATMUL_QUANT);
+                                        w->ne1, w->ne0, x, n, y, KINFER_MATMUL_QUANT);
     if (st) return ctx_fail(ctx, st, "matmul of a %s weight (%lld x %lld) failed: %s",
                             kinfer_type_name(w->type), (long long)w->ne1, (long long)w->ne0,
                             kinfer_status_str(st));

@@ -148,19 +148,19 @@ static kinfer_status read_hparams(kinfer_model *model, const arch_desc *a, model
     char key[128];
     const char *scaling = NULL;
     snprintf(key, sizeof key, "%s.%s", n, ARCH_K_ROPE_SCALING_TYPE);
-    if (kinfer_meta_get_str(model, key, &scaling) != KINFER_OK) scaling = "none";
+    if (kinfer_meta_get_str(model, key, &scaling) != KINFER_OK) scaling = "linear";
     float factor;
     TRY(meta_f32(model, n, ARCH_K_ROPE_SCALING_FACTOR, 0, 0.0f, &factor));
     if (factor == 0.0f) TRY(meta_f32(model, n, ARCH_K_ROPE_SCALE_LINEAR, 0, 0.0f, &factor));
+    /* llama.cpp: freq_scale = 1 / factor for "linear" (the default type);
+     * "none" means no scaling.  YaRN, LongRoPE, ... are not implemented. */
     hp->rope_scale = 1.0f;
-    if (strcmp(scaling, "linear") == 0 || strcmp(scaling, "none") == 0) {
-        if (factor > 0.0f && strcmp(scaling, "linear") == 0) hp->rope_scale = 1.0f / factor;
-        else if (factor > 0.0f && strcmp(scaling, "none") != 0) hp->rope_scale = 1.0f / factor;
-    } else {
+    if (strcmp(scaling, "linear") == 0) {
+        if (factor > 0.0f) hp->rope_scale = 1.0f / factor;
+    } else if (strcmp(scaling, "none") != 0) {
         snprintf(model->w.unsupported, sizeof model->w.unsupported,
-                 "RoPE scaling \"%s\" is not supported (only linear)", scaling);
+                 "RoPE scaling \"%.40s\" is not supported (only linear)", scaling);
     }
-
     hp->n_swa = 0;
     if (a->swa_pattern) TRY(meta_i32(model, n, ARCH_K_SLIDING_WINDOW, 0, 0, &hp->n_swa));
     TRY(meta_f32(model, n, ARCH_K_FINAL_LOGIT_SOFTCAP, 0, 0.0f, &hp->logit_softcap));

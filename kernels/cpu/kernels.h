@@ -111,7 +111,8 @@ void kinfer_rmsnorm(float *out, const float *x, const float *w, int64_t n, float
 
 typedef struct kinfer_rope_params {
     bool neox;                  /* rotate pairs (i, i + n_rot/2), not (2i, 2i+1) */
-    int n_rot;                  /* leading dims of each head that rotate (even) */
+    int n_rot;                  /* leading dims of each head that rotate (even;
+                                 * clamped to head_dim) */
     float freq_base;            /* theta base, e.g. 10000 */
     float freq_scale;           /* linear position scale (1 = none) */
     float attn_factor;          /* multiplies cos and sin (1 = none) */

@@ -28,8 +28,9 @@ void kinfer_rmsnorm(float *out, const float *x, const float *w, int64_t n, float
 void kinfer_rope(float *x, int64_t n_tokens, int64_t n_heads, int64_t head_dim,
                  const int32_t *pos, const kinfer_rope_params *p)
 {
-    const int n_rot = p->n_rot;
-    const int half = n_rot / 2;
+    /* never rotate past the head (a bad n_rot must not write out of bounds) */
+    const int n_rot = p->n_rot < head_dim ? p->n_rot : (int)head_dim;
+    const int half = n_rot > 0 ? n_rot / 2 : 0;
     const float mscale = p->attn_factor != 0.0f ? p->attn_factor : 1.0f;
     const float fscale = p->freq_scale != 0.0f ? p->freq_scale : 1.0f;
     /* cos/sin per pair are shared by all heads of a token */

@@ -157,6 +157,18 @@ static void parse_args(int argc, char **argv, cli_args *a)
         if (IS("--ignore-eos")) { a->ignore_eos = true; continue; }
         if (IS("--no-display-prompt")) { a->display_prompt = false; continue; }
         if (IS("--verbose-prompt")) { a->verbose_prompt = true; continue; }
+        static const char *const value_flags[] = {
+            "-m", "--model", "-p", "--prompt", "-f", "--file", "-sys", "--system-prompt",
+            "--chat-template", "-n", "--n-predict", "-c", "--ctx-size", "-b", "--batch-size",
+            "-t", "--threads", "-s", "--seed", "--temp", "--top-k", "--top-p", "--min-p",
+            "--repeat-penalty", "--repeat-last-n", "--presence-penalty", "--frequency-penalty",
+            "-ngl", "--n-gpu-layers", "--gpu-layers", "-ctk", "--ctk", "--cache-type-k", "-ctv",
+            "--ctv", "--cache-type-v", "--keep",
+        };
+        bool known = false;
+        for (size_t k = 0; k < sizeof value_flags / sizeof *value_flags; k++)
+            known |= IS(value_flags[k]);
+        if (!known) die("unknown option %s (see -h)", f);
         if (i + 1 >= argc) die("%s needs a value (see -h)", f);
         const char *v = argv[++i];
         if (IS("-m") || IS("--model")) a->model_path = v;

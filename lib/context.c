@@ -98,12 +98,14 @@ kinfer_status context_plan(const kinfer_model *model, const kinfer_context_param
     }
     const int64_t KD = (int64_t)hp->n_head_kv * hp->head_dim_k;
     const int64_t VD = (int64_t)hp->n_head_kv * hp->head_dim_v;
-    if (!kinfer_row_size(p->type_k, KD) || !kinfer_row_size(p->type_v, VD)) {
-        snprintf(err, err_size, "KV rows of %lld / %lld elements do not fit %s blocks",
-                 (long long)KD, (long long)VD, kinfer_type_name(p->type_k));
+    /* attention reads one head of a K row in place: heads must be whole blocks */
+    if (!kinfer_row_size(p->type_k, hp->head_dim_k) || !kinfer_row_size(p->type_v, hp->head_dim_v)) {
+        snprintf(err, err_size, "heads of %d / %d elements do not fit %s / %s KV cache blocks",
+                 hp->head_dim_k, hp->head_dim_v, kinfer_type_name(p->type_k),
+                 kinfer_type_name(p->type_v));
         return KINFER_E_UNSUPPORTED;
     }
-    out->kv_bytes = kv_cache_bytes(hp, out->n_ctx, p->type_k, p->type_v);
+    out->kv_bytes = kv_cache_bytes(w, out->n_ctx, out->n_seq_max, out->n_batch, p->type_k, p->type_v);
 
     /* matmul scratch: the largest any projection needs */
     const int64_t nb = out->n_batch;
@@ -152,7 +154,8 @@ kinfer_status kinfer_context_new(const kinfer_model *model, const kinfer_context
     const context_sizes *sz = &ctx->sz;
     const model_hparams *hp = &model->w.hp;
 
-    st = kv_init(&ctx->kv, hp, sz->n_ctx, sz->n_seq_max, sz->type_k, sz->type_v);
+    st = kv_init(&ctx->kv, &model->w, sz->n_ctx, sz->n_seq_max, sz->n_batch, sz->type_k,
+                 sz->type_v);
     if (st)
         return ctx_fail(ctx, st, "cannot allocate the KV cache (%llu bytes for %u cells)",
                         (unsigned long long)sz->kv_bytes, sz->n_ctx);
@@ -183,9 +186,11 @@ kinfer_status kinfer_context_new(const kinfer_model *model, const kinfer_context
     }
     ctx->cells_taken = malloc((size_t)sz->n_ctx * sizeof *ctx->cells_taken);
     ctx->seq_last = malloc((size_t)sz->n_seq_max * sizeof *ctx->seq_last);
+    ctx->horizon = malloc(2 * (size_t)sz->n_seq_max * sizeof *ctx->horizon);
+    ctx->cell_mine = calloc(sz->n_ctx, 1);
     if (!b->x || !b->xb || !b->q || !b->k || !b->v || !b->att || !b->ffn_g || !b->ffn_u ||
         !b->vf || !b->att_tmp || (b->mm_size && !b->mm) ||
-        !ctx->cells_taken || !ctx->seq_last)
+        !ctx->cells_taken || !ctx->seq_last || !ctx->horizon || !ctx->cell_mine)
         return ctx_fail(ctx, KINFER_E_NOMEM, "out of memory for %llu bytes of scratch",
                         (unsigned long long)sz->compute_bytes);
     return KINFER_OK;
@@ -212,6 +217,8 @@ void kinfer_context_free(kinfer_context *ctx)
     free(ctx->logit_row);
     free(ctx->cells_taken);
     free(ctx->seq_last);
+    free(ctx->horizon);
+    free(ctx->cell_mine);
     free(ctx);
 }
 
@@ -253,7 +260,15 @@ static kinfer_status validate(kinfer_context *ctx, const kinfer_batch *batch)
             return ctx_fail(ctx, KINFER_E_INVALID_ARG,
                             "token %d: position %d is outside the context [0, %u)", i, pos,
                             ctx->sz.n_ctx);
-        if (ctx->seq_last[seq] == INT32_MIN) ctx->seq_last[seq] = kv_seq_pos_max(&ctx->kv, seq);
+        if (ctx->seq_last[seq] == INT32_MIN) {
+            ctx->seq_last[seq] = kv_seq_pos_max(&ctx->kv, seq);
+            if (pos > ctx->seq_last[seq] && kv_swa_lost(&ctx->kv, seq, pos))
+                return ctx_fail(ctx, KINFER_E_INVALID_ARG,
+                                "token %d: sequence %d no longer holds the sliding-window "
+                                "history before position %d (the window had moved past it "
+                                "before kv_seq_rm); clear the sequence and decode it again",
+                                i, seq, pos);
+        }
         if (pos <= ctx->seq_last[seq])
             return ctx_fail(ctx, KINFER_E_INVALID_ARG,
                             "token %d: position %d of sequence %d is not after its last "
@@ -322,11 +337,39 @@ kinfer_status kinfer_decode(kinfer_context *ctx, const kinfer_batch *batch)
         seq = zeros = calloc((size_t)n, sizeof *zeros);
         if (!zeros) st = ctx_fail(ctx, KINFER_E_NOMEM, "out of memory for a batch of %d", n);
     }
+    for (int32_t i = 0; i < n; i++) ctx->cell_mine[ctx->cells_taken[i]] = 1;
+    /* sliding-window slots: horizons per sequence (see kv_swa_assign), from
+     * the cells that were there before this call */
+    int32_t *h_before = ctx->horizon, *h_now = ctx->horizon + ctx->sz.n_seq_max;
+    if (ctx->kv.n_swa > 0) {
+        for (uint32_t q = 0; q < ctx->sz.n_seq_max; q++) h_before[q] = 0;
+        for (uint32_t c = 0; c < ctx->kv.hi; c++) {
+            const kv_cell *cell = &ctx->kv.cells[c];
+            if (cell->pos < 0 || ctx->cell_mine[c]) continue;
+            for (int w = 0; w < KV_SEQ_WORDS; w++)
+                for (uint64_t bits = cell->seq[w]; bits; bits &= bits - 1) {
+                    const int q = w * 64 + __builtin_ctzll(bits);
+                    if (cell->pos + 1 > h_before[q]) h_before[q] = cell->pos + 1;
+                }
+        }
+        memcpy(h_now, h_before, ctx->sz.n_seq_max * sizeof *h_now);
+    }
     /* Micro-batches in order.  The cells of later micro-batches are taken
      * but not written yet; no token can see them: the same sequence's later
      * tokens have later positions, other sequences are masked by sequence. */
     for (int32_t i0 = 0; !st && i0 < n; i0 += (int32_t)ctx->sz.n_batch) {
         int32_t m = n - i0 < (int32_t)ctx->sz.n_batch ? n - i0 : (int32_t)ctx->sz.n_batch;
+        if (ctx->kv.n_swa > 0) {
+            for (int32_t i = m; i-- > 0;) h_now[seq[i0 + i]] = batch->pos[i0 + i]; /* first */
+            if (!kv_swa_assign(&ctx->kv, ctx->cells_taken + i0, m, ctx->cell_mine, h_before,
+                               h_now)) {
+                st = ctx_fail(ctx, KINFER_E_CONTEXT_FULL,
+                              "the sliding-window store (%u slots) is full",
+                              ctx->kv.n_swa_slots);
+                break;
+            }
+            for (int32_t i = 0; i < m; i++) h_now[seq[i0 + i]] = batch->pos[i0 + i] + 1;
+        }
         fwd_ubatch ub = {
             .n = m,
             .token = batch->token + i0,
@@ -338,6 +381,7 @@ kinfer_status kinfer_decode(kinfer_context *ctx, const kinfer_batch *batch)
         st = forward_ubatch(ctx, &ub);
     }
     free(zeros);
+    for (int32_t i = 0; i < n; i++) ctx->cell_mine[ctx->cells_taken[i]] = 0;
     if (st) {
         /* leave the cache as it was before the call */
         for (int32_t i = 0; i < n; i++) kv_cell_release(&ctx->kv, ctx->cells_taken[i]);

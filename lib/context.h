@@ -75,6 +75,8 @@ struct kinfer_context {
 
     uint32_t *cells_taken;           /* (n_ctx) cells written by the current decode */
     int32_t *seq_last;               /* (n_seq_max) last position per sequence (validation) */
+    int32_t *horizon;                /* (2, n_seq_max) sliding-window horizons (kv_swa_assign) */
+    uint8_t *cell_mine;              /* (n_ctx) 1: cell taken by the current decode */
     char errmsg[512];
 };
 

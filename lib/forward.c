@@ -167,7 +167,7 @@ static void task_attention(void *arg, int ith, int nth)
         /* scores: q_h . k_c, with q_h in the K cache's dot type */
         kq->from_float(b->q + (size_t)t * QD + (size_t)h * hd_k, tb.qq, hd_k);
         for (int32_t r = 0; r < nv; r++) {
-            const uint8_t *krow = kv->k[j->il] + (size_t)tb.vis[r] * kv->row_k;
+            const uint8_t *krow = kv->k[j->il] + kv_row_index(kv, j->il, (uint32_t)tb.vis[r]) * kv->row_k;
             tb.s[r] = kk->vec_dot(hd_k, krow + (size_t)kvh * k_head_bytes, tb.qq) * hp->attn_scale;
         }
         kinfer_softmax(tb.s, nv);

@@ -10,16 +10,32 @@
 #include "cpu/kernels.h"
 #include "quant.h"
 
-uint64_t kv_cache_bytes(const model_hparams *hp, uint32_t n_ctx, int type_k, int type_v)
+uint32_t kv_swa_slots(const model_weights *w, uint32_t n_ctx, uint32_t n_seq_max, uint32_t n_batch)
 {
-    const int64_t kd = (int64_t)hp->n_head_kv * hp->head_dim_k;
-    const int64_t vd = (int64_t)hp->n_head_kv * hp->head_dim_v;
-    return (uint64_t)hp->n_layer * n_ctx * (kinfer_row_size(type_k, kd) + kinfer_row_size(type_v, vd));
+    const int64_t n_swa = w->hp.n_swa;
+    if (n_swa <= 0) return n_ctx;
+    const uint64_t want = (uint64_t)n_seq_max * 2u * (uint64_t)n_swa + n_batch;
+    return want < n_ctx ? (uint32_t)want : n_ctx;
 }
 
-kinfer_status kv_init(kv_cache *kv, const model_hparams *hp, uint32_t n_ctx, uint32_t n_seq_max,
-                      int type_k, int type_v)
+uint64_t kv_cache_bytes(const model_weights *w, uint32_t n_ctx, uint32_t n_seq_max,
+                        uint32_t n_batch, int type_k, int type_v)
 {
+    const model_hparams *hp = &w->hp;
+    const int64_t kd = (int64_t)hp->n_head_kv * hp->head_dim_k;
+    const int64_t vd = (int64_t)hp->n_head_kv * hp->head_dim_v;
+    const uint64_t row = kinfer_row_size(type_k, kd) + kinfer_row_size(type_v, vd);
+    const uint32_t n_slots = kv_swa_slots(w, n_ctx, n_seq_max, n_batch);
+    uint64_t bytes = 0;
+    for (int il = 0; il < hp->n_layer; il++)
+        bytes += row * (w->layers[il].is_swa && hp->n_swa > 0 ? n_slots : n_ctx);
+    return bytes;
+}
+
+kinfer_status kv_init(kv_cache *kv, const model_weights *w, uint32_t n_ctx, uint32_t n_seq_max,
+                      uint32_t n_batch, int type_k, int type_v)
+{
+    const model_hparams *hp = &w->hp;
     memset(kv, 0, sizeof *kv);
     kv->n_ctx = n_ctx;
     kv->n_seq_max = n_seq_max;
@@ -32,14 +48,28 @@ kinfer_status kv_init(kv_cache *kv, const model_hparams *hp, uint32_t n_ctx, uin
     kv->row_v = kinfer_row_size(type_v, kv->kv_dim_v);
     if (!kv->row_k || !kv->row_v) return KINFER_E_UNSUPPORTED;
     kv->cells = malloc((size_t)n_ctx * sizeof *kv->cells);
+    kv->slot = malloc((size_t)n_ctx * sizeof *kv->slot);
     kv->k = calloc((size_t)hp->n_layer, sizeof *kv->k);
     kv->v = calloc((size_t)hp->n_layer, sizeof *kv->v);
-    if (!kv->cells || !kv->k || !kv->v) return KINFER_E_NOMEM;
+    if (!kv->cells || !kv->slot || !kv->k || !kv->v) return KINFER_E_NOMEM;
+    kv->n_swa = hp->n_swa;
+    kv->n_swa_slots = kv_swa_slots(w, n_ctx, n_seq_max, n_batch);
+    if (kv->n_swa > 0) {
+        uint8_t *ls = calloc((size_t)hp->n_layer, 1);
+        kv->free_slots = malloc((size_t)kv->n_swa_slots * sizeof *kv->free_slots);
+        if (!ls || !kv->free_slots) {
+            free(ls);
+            return KINFER_E_NOMEM;
+        }
+        for (int il = 0; il < hp->n_layer; il++) ls[il] = (uint8_t)w->layers[il].is_swa;
+        kv->layer_swa = ls;
+    }
     for (int il = 0; il < hp->n_layer; il++) {
         /* calloc: zero rows are valid in every cache type, so reading a
          * never-written row (masked anyway) never sees garbage floats */
-        kv->k[il] = calloc(n_ctx, kv->row_k);
-        kv->v[il] = calloc(n_ctx, kv->row_v);
+        const size_t rows = kv->layer_swa && kv->layer_swa[il] ? kv->n_swa_slots : n_ctx;
+        kv->k[il] = calloc(rows, kv->row_k);
+        kv->v[il] = calloc(rows, kv->row_v);
         if (!kv->k[il] || !kv->v[il]) return KINFER_E_NOMEM;
     }
     kv_clear(kv);
@@ -55,6 +85,9 @@ void kv_free(kv_cache *kv)
     free(kv->k);
     free(kv->v);
     free(kv->cells);
+    free(kv->slot);
+    free(kv->free_slots);
+    free((void *)kv->layer_swa);
     memset(kv, 0, sizeof *kv);
 }
 
@@ -66,6 +99,58 @@ void kv_clear(kv_cache *kv)
     }
     kv->n_used = 0;
     kv->hi = 0;
+    for (uint32_t i = 0; i < kv->n_ctx; i++) kv->slot[i] = -1;
+    kv->n_free_slots = 0;
+    if (kv->free_slots)
+        for (uint32_t s = kv->n_swa_slots; s-- > 0;) kv->free_slots[kv->n_free_slots++] = s;
+}
+
+static void slot_release(kv_cache *kv, uint32_t i)
+{
+    if (kv->slot[i] < 0) return;
+    kv->free_slots[kv->n_free_slots++] = (uint32_t)kv->slot[i];
+    kv->slot[i] = -1;
+}
+
+/* Dead for every sequence of the cell: no token can see it on a local layer. */
+static int cell_dead(const kv_cache *kv, const kv_cell *c, const int32_t *horizon)
+{
+    for (int w = 0; w < KV_SEQ_WORDS; w++) {
+        for (uint64_t bits = c->seq[w]; bits; bits &= bits - 1) {
+            const int s = w * 64 + __builtin_ctzll(bits);
+            if (c->pos > horizon[s] - kv->n_swa) return 0;
+        }
+    }
+    return 1;
+}
+
+int kv_swa_assign(kv_cache *kv, const uint32_t *cells, int32_t n, const uint8_t *mine,
+                  const int32_t *horizon_before, const int32_t *horizon_now)
+{
+    if (kv->n_swa <= 0) return 1;
+    if (kv->n_free_slots < (uint32_t)n) {
+        for (uint32_t i = 0; i < kv->hi; i++) {
+            const kv_cell *c = &kv->cells[i];
+            if (c->pos < 0 || kv->slot[i] < 0) continue;
+            if (cell_dead(kv, c, mine[i] ? horizon_now : horizon_before)) slot_release(kv, i);
+        }
+    }
+    if (kv->n_free_slots < (uint32_t)n) return 0;
+    for (int32_t t = 0; t < n; t++)
+        kv->slot[cells[t]] = (int32_t)kv->free_slots[--kv->n_free_slots];
+    return 1;
+}
+
+int kv_swa_lost(const kv_cache *kv, int32_t s, int32_t p)
+{
+    if (kv->n_swa <= 0) return 0;
+    for (uint32_t i = 0; i < kv->hi; i++) {
+        const kv_cell *c = &kv->cells[i];
+        if (c->pos >= 0 && kv->slot[i] < 0 && c->pos < p && p - c->pos < kv->n_swa &&
+            kv_cell_has_seq(c, s))
+            return 1;
+    }
+    return 0;
 }
 
 int kv_find_free(const kv_cache *kv, uint32_t n, uint32_t *idx)
@@ -91,6 +176,7 @@ void kv_cell_release(kv_cache *kv, uint32_t i)
 {
     kv_cell *c = &kv->cells[i];
     if (c->pos >= 0) kv->n_used--;
+    if (kv->free_slots) slot_release(kv, i);
     c->pos = -1;
     memset(c->seq, 0, sizeof c->seq);
     while (kv->hi > 0 && kv->cells[kv->hi - 1].pos < 0) kv->hi--;
@@ -166,7 +252,8 @@ static void rerotate_cell(kv_cache *kv, const model_weights *w, uint32_t i, int3
     const model_hparams *hp = &w->hp;
     for (int il = 0; il < kv->n_layer; il++) {
         const layer_weights *L = &w->layers[il];
-        uint8_t *row = kv->k[il] + (size_t)i * kv->row_k;
+        if (kv->layer_swa && kv->layer_swa[il] && kv->slot[i] < 0) continue; /* rows gone */
+        uint8_t *row = kv->k[il] + kv_row_index(kv, il, i) * kv->row_k;
         kinfer_dequantize_row(kv->type_k, row, tmp, kv->kv_dim_k);
         kinfer_rope_params rp = {
             .neox = w->arch->rope_neox != 0,
@@ -206,22 +293,16 @@ kinfer_status kv_seq_add(kv_cache *kv, const model_weights *w, int32_t seq, int3
 
 void kv_write(kv_cache *kv, int il, uint32_t i, const float *k, const float *v)
 {
-    kinfer_quantize_row(kv->type_k, k, kv->k[il] + (size_t)i * kv->row_k, kv->kv_dim_k);
-    kinfer_quantize_row(kv->type_v, v, kv->v[il] + (size_t)i * kv->row_v, kv->kv_dim_v);
-}
-
-void kv_read_k(const kv_cache *kv, int il, uint32_t c0, uint32_t c1, float *k_out)
-{
-    for (uint32_t i = c0; i < c1; i++)
-        if (kv->cells[i].pos >= 0)
-            kinfer_dequantize_row(kv->type_k, kv->k[il] + (size_t)i * kv->row_k,
-                                  k_out + (size_t)i * kv->kv_dim_k, kv->kv_dim_k);
+    const size_t r = kv_row_index(kv, il, i);
+    kinfer_quantize_row(kv->type_k, k, kv->k[il] + r * kv->row_k, kv->kv_dim_k);
+    kinfer_quantize_row(kv->type_v, v, kv->v[il] + r * kv->row_v, kv->kv_dim_v);
 }
 
 void kv_read_v(const kv_cache *kv, int il, uint32_t c0, uint32_t c1, float *v_out)
 {
+    const int swa = kv->layer_swa && kv->layer_swa[il];
     for (uint32_t i = c0; i < c1; i++)
-        if (kv->cells[i].pos >= 0)
-            kinfer_dequantize_row(kv->type_v, kv->v[il] + (size_t)i * kv->row_v,
+        if (kv->cells[i].pos >= 0 && (!swa || kv->slot[i] >= 0))
+            kinfer_dequantize_row(kv->type_v, kv->v[il] + kv_row_index(kv, il, i) * kv->row_v,
                                   v_out + (size_t)i * kv->kv_dim_v, kv->kv_dim_v);
 }

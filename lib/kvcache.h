@@ -6,6 +6,13 @@
  * sequences that see it.  A cell with pos < 0 is free.  Cells are not kept
  * in order: attention visits the used ones and masks by sequence and
  * position, so any free cell can take any token.
+ *
+ * Sliding-window layers (Gemma 3) keep their rows in a smaller store of
+ * n_swa_slots rows: a cell gets a slot when it is written, and gives it back
+ * once no later token of its sequences can see it (its position is n_swa or
+ * more behind the sequence's last).  A used cell without a slot has lost its
+ * local-layer rows: a batch that would need them (after kv_seq_rm went back
+ * more than a window) is refused.
  */
 #ifndef KINFER_KVCACHE_H
 #define KINFER_KVCACHE_H
@@ -34,13 +41,28 @@ typedef struct kv_cache {
     kv_cell *cells;                /* n_ctx */
     uint32_t n_used;               /* cells with pos >= 0 */
     uint32_t hi;                   /* every cell at index >= hi is free */
+
+    /* sliding-window layers: rows by slot instead of by cell */
+    int32_t n_swa;                 /* window in positions; 0: no such layers */
+    const uint8_t *layer_swa;      /* (n_layer) 1 for a sliding-window layer */
+    uint32_t n_swa_slots;          /* rows of a sliding-window layer's store */
+    int32_t *slot;                 /* (n_ctx) slot of each cell, -1 none */
+    uint32_t *free_slots;          /* stack of free slots */
+    uint32_t n_free_slots;
 } kv_cache;
 
 /* Bytes the cache of a model would take (without the cell table). */
-uint64_t kv_cache_bytes(const model_hparams *hp, uint32_t n_ctx, int type_k, int type_v);
+/* Slots a sliding-window layer needs: every sequence may hold up to n_swa - 1
+ * positions from before a decode plus n_swa - 1 from its earlier
+ * micro-batches, plus one micro-batch; never more than n_ctx. */
+uint32_t kv_swa_slots(const model_weights *w, uint32_t n_ctx, uint32_t n_seq_max, uint32_t n_batch);
 
-kinfer_status kv_init(kv_cache *kv, const model_hparams *hp, uint32_t n_ctx, uint32_t n_seq_max,
-                      int type_k, int type_v);
+/* Bytes the cache of a model would take (without the cell table). */
+uint64_t kv_cache_bytes(const model_weights *w, uint32_t n_ctx, uint32_t n_seq_max,
+                        uint32_t n_batch, int type_k, int type_v);
+
+kinfer_status kv_init(kv_cache *kv, const model_weights *w, uint32_t n_ctx, uint32_t n_seq_max,
+                      uint32_t n_batch, int type_k, int type_v);
 void kv_free(kv_cache *kv);
 
 static inline int kv_cell_has_seq(const kv_cell *c, int32_t seq)
@@ -67,13 +89,37 @@ kinfer_status kv_seq_add(kv_cache *kv, const model_weights *w, int32_t seq, int3
                          int32_t p1, int32_t delta);
 void kv_clear(kv_cache *kv);
 
+/*
+ * Give slots to the cells of one micro-batch (cells[0..n)).  First reclaims
+ * the slots of cells no token can see any more.  A cell is dead for
+ * sequence s when its position is at least n_swa behind the earliest
+ * position a token of s may still have: for cells written before this
+ * decode (mine[cell] == 0) that is horizon_before[s] (the sequence's last
+ * position before the decode + 1), so an aborted decode loses nothing; for
+ * cells of this decode, horizon_now[s] (its first position in this
+ * micro-batch, or the one after its last written).  A cell is reclaimed
+ * when dead for all its sequences.  0 when out of slots.
+ */
+int kv_swa_assign(kv_cache *kv, const uint32_t *cells, int32_t n, const uint8_t *mine,
+                  const int32_t *horizon_before, const int32_t *horizon_now);
+
+/* Whether sequence s lost local-layer rows a token at position p would see
+ * (cells in (p - n_swa, p) without a slot). */
+int kv_swa_lost(const kv_cache *kv, int32_t s, int32_t p);
+
+/* Row of cell i in layer il (its slot on a sliding-window layer). */
+static inline size_t kv_row_index(const kv_cache *kv, int il, uint32_t i)
+{
+    return kv->layer_swa && kv->layer_swa[il] ? (size_t)kv->slot[i] : (size_t)i;
+}
+
 /* Write one token's key and value rows (f32, kv_dim_k / kv_dim_v) of layer
  * il into cell i, converting to the cache types. */
 void kv_write(kv_cache *kv, int il, uint32_t i, const float *k, const float *v);
 
-/* Read cells [0, n) of layer il as f32: k_out (n, kv_dim_k), v_out (n, kv_dim_v).
- * Free cells are skipped (their rows are left as they are). */
-void kv_read_k(const kv_cache *kv, int il, uint32_t c0, uint32_t c1, float *k_out);
+/* Read the values of the used cells in [c0, c1) of layer il as f32 into
+ * v_out (n_ctx, kv_dim_v), row = cell index.  Free cells and cells whose
+ * local-layer rows are gone are skipped (their rows are left as they are). */
 void kv_read_v(const kv_cache *kv, int il, uint32_t c0, uint32_t c1, float *v_out);
 
 #endif /* KINFER_KVCACHE_H */

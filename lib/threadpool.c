@@ -1,10 +1,17 @@
 /*
  * threadpool.c — fork-join pool with a spin-then-sleep barrier.
  *
- * A job is published by bumping `generation`; workers that are spinning see
- * it within a few hundred nanoseconds, sleeping ones are woken by a
- * broadcast, which is only paid for when someone actually sleeps.  The
- * caller works as thread 0, then spins until `pending` drops to zero.
+ * A job is nth slices (nth = thread count).  It is published by bumping
+ * `generation`; workers that are spinning see it within a few hundred
+ * nanoseconds, sleeping ones are woken by a broadcast, which is only paid
+ * for when someone actually sleeps.  Every thread, the caller included,
+ * claims slices from one counter until none are left, and the caller
+ * returns once all slices are done.  So a worker that is descheduled or
+ * still waking up costs nothing: whoever runs takes its slice.
+ *
+ * The slice counter carries the job's generation in its high half, so a
+ * worker that wakes up late, after its job ended, can never claim a slice
+ * of the next job with the previous job's function and context.
  */
 #include "threadpool.h"
 
@@ -12,6 +19,7 @@
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
@@ -26,10 +34,11 @@ struct kinfer_threadpool {
                                 * thread would only keep a waiting one off its core */
     pthread_t *threads;
 
-    kinfer_task_fn fn;         /* the current job; written before generation */
-    void *ctx;
+    _Atomic(kinfer_task_fn) fn; /* the current job; written before generation */
+    _Atomic(void *) ctx;
     atomic_uint generation;    /* bumped once per job */
-    atomic_int pending;        /* workers still running the current job */
+    atomic_uint_least64_t next; /* generation << 32 | next unclaimed slice */
+    atomic_int done;           /* slices of the current job finished */
     atomic_bool stop;
     atomic_bool sleep_after;   /* workers skip spinning after this job */
 
@@ -38,10 +47,6 @@ struct kinfer_threadpool {
     pthread_cond_t cond;
 };
 
-typedef struct worker_arg {
-    kinfer_threadpool *pool;
-    int ith;
-} worker_arg;
 
 static inline void cpu_relax(void)
 {
@@ -84,26 +89,42 @@ static unsigned wait_for_job(kinfer_threadpool *pool, unsigned seen)
     return g;
 }
 
+/* Claim and run slices of job `gen` until none are left. */
+static void work(kinfer_threadpool *pool, unsigned gen)
+{
+    const kinfer_task_fn fn = atomic_load(&pool->fn);
+    void *const ctx = atomic_load(&pool->ctx);
+    const int nth = pool->n_threads;
+    uint_least64_t v = atomic_load(&pool->next);
+    for (;;) {
+        /* fn and ctx were read before this check: if the counter still
+         * names our generation, they are that job's */
+        if ((unsigned)(v >> 32) != gen || (int)(uint32_t)v >= nth)
+            return;
+        if (atomic_compare_exchange_weak(&pool->next, &v, v + 1)) {
+            fn(ctx, (int)(uint32_t)v, nth);
+            atomic_fetch_add_explicit(&pool->done, 1, memory_order_release);
+            v = atomic_load(&pool->next);
+        }
+    }
+}
+
 static void *worker_main(void *p)
 {
-    worker_arg *arg = p;
-    kinfer_threadpool *pool = arg->pool;
-    const int ith = arg->ith;
-    free(arg);
+    kinfer_threadpool *pool = p;
     unsigned seen = 0; /* jobs start at generation 1, even if this thread starts late */
     for (;;) {
         seen = wait_for_job(pool, seen);
         if (atomic_load_explicit(&pool->stop, memory_order_acquire))
             break;
-        pool->fn(pool->ctx, ith, pool->n_threads);
-        atomic_fetch_sub_explicit(&pool->pending, 1, memory_order_release);
+        work(pool, seen);
     }
     return NULL;
 }
 
-static void publish(kinfer_threadpool *pool)
+static void publish(kinfer_threadpool *pool, unsigned gen)
 {
-    atomic_fetch_add(&pool->generation, 1);
+    atomic_store(&pool->generation, gen);
     if (atomic_load(&pool->n_sleeping) > 0) {
         pthread_mutex_lock(&pool->mutex);
         pthread_cond_broadcast(&pool->cond);
@@ -122,7 +143,10 @@ kinfer_threadpool *kinfer_threadpool_new(int n_threads)
     pool->n_threads = n_threads;
     pool->spin = n_cpu <= 0 || n_threads <= n_cpu;
     atomic_init(&pool->generation, 0);
-    atomic_init(&pool->pending, 0);
+    atomic_init(&pool->next, 0);
+    atomic_init(&pool->done, 0);
+    atomic_init(&pool->fn, NULL);
+    atomic_init(&pool->ctx, NULL);
     atomic_init(&pool->stop, false);
     atomic_init(&pool->sleep_after, false);
     atomic_init(&pool->n_sleeping, 0);
@@ -134,13 +158,7 @@ kinfer_threadpool *kinfer_threadpool_new(int n_threads)
         return NULL;
     }
     for (int i = 1; i < n_threads; i++) {
-        worker_arg *arg = malloc(sizeof *arg);
-        if (arg != NULL) {
-            arg->pool = pool;
-            arg->ith = i;
-        }
-        if (arg == NULL || pthread_create(&pool->threads[i], NULL, worker_main, arg) != 0) {
-            free(arg);
+        if (pthread_create(&pool->threads[i], NULL, worker_main, pool) != 0) {
             pool->n_threads = i; /* join the ones that started */
             kinfer_threadpool_free(pool);
             return NULL;
@@ -160,15 +178,22 @@ static void run_job(kinfer_threadpool *pool, kinfer_task_fn fn, void *ctx, bool 
         fn(ctx, 0, 1);
         return;
     }
-    pool->fn = fn;
-    pool->ctx = ctx;
+    /* only this thread writes generation */
+    const unsigned gen = atomic_load_explicit(&pool->generation, memory_order_relaxed) + 1;
+    /* the counter first: from here a late worker of the previous job can
+     * no longer claim anything */
+    atomic_store(&pool->next, (uint_least64_t)gen << 32);
+    atomic_store(&pool->done, 0);
+    atomic_store(&pool->fn, fn);
+    atomic_store(&pool->ctx, ctx);
     atomic_store_explicit(&pool->sleep_after, sleep_after, memory_order_relaxed);
-    atomic_store_explicit(&pool->pending, pool->n_threads - 1, memory_order_relaxed);
-    publish(pool);
-    fn(ctx, 0, pool->n_threads);
-    for (unsigned spins = 0; atomic_load_explicit(&pool->pending, memory_order_acquire) > 0; spins++) {
+    publish(pool, gen);
+    work(pool, gen);
+    for (unsigned spins = 0; atomic_load_explicit(&pool->done, memory_order_acquire) < pool->n_threads;
+         spins++) {
         cpu_relax();
-        /* a descheduled worker (more threads than cores): let it run */
+        /* a descheduled worker holds a slice (more threads than cores):
+         * let it run */
         if (!pool->spin || (spins & 4095) == 4095)
             sched_yield();
     }
@@ -190,7 +215,7 @@ void kinfer_threadpool_free(kinfer_threadpool *pool)
         return;
     if (pool->threads != NULL) {
         atomic_store_explicit(&pool->stop, true, memory_order_release);
-        publish(pool);
+        publish(pool, atomic_load(&pool->generation) + 1);
         for (int i = 1; i < pool->n_threads; i++)
             pthread_join(pool->threads[i], NULL);
         free(pool->threads);

@@ -12,7 +12,11 @@
 #ifndef KINFER_THREADPOOL_H
 #define KINFER_THREADPOOL_H
 
-/* Called on every thread with ith in 0..nth-1; the caller of run is ith 0. */
+/* One slice of a job: called once for each ith in 0..nth-1 (nth = pool
+ * size), each on some thread of the pool, the caller's included.  Slices of
+ * one job may run in parallel; a thread may run several in turn.  So ith
+ * names a share of the work (and may index per-slice scratch), not an OS
+ * thread. */
 typedef void (*kinfer_task_fn)(void *ctx, int ith, int nth);
 
 typedef struct kinfer_threadpool kinfer_threadpool;
@@ -25,7 +29,7 @@ kinfer_threadpool *kinfer_threadpool_new(int n_threads);
 /* Threads that run each job (workers + the caller). 1 for a NULL pool. */
 int kinfer_threadpool_size(const kinfer_threadpool *pool);
 
-/* Run fn(ctx, ith, nth) on all threads; returns when every call returned.
+/* Run fn(ctx, ith, nth) for every slice; returns when every call returned.
  * A NULL pool runs fn(ctx, 0, 1) on the caller. */
 void kinfer_threadpool_run(kinfer_threadpool *pool, kinfer_task_fn fn, void *ctx);
 

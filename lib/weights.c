@@ -228,6 +228,11 @@ kinfer_status model_bind(kinfer_model *model)
                  "the file has no general.architecture string");
         return KINFER_OK;
     }
+    if (model->gguf->n_tensors == 0) {
+        snprintf(w->unsupported, sizeof w->unsupported,
+                 "the file has no tensors (a vocabulary-only GGUF?)");
+        return KINFER_OK;
+    }
     const arch_desc *a = arch_find(arch_name);
     if (!a) {
         snprintf(w->unsupported, sizeof w->unsupported,

@@ -611,12 +611,25 @@ START_TEST(test_matmul)
 }
 END_TEST
 
-/* Many small jobs through the pool: every thread runs every job once. */
-static void count_task(void *ctx, int ith, int nth)
+/* Many small jobs through the pool: every slice of every job runs exactly
+ * once, with that job's context (a fresh one on the stack each time, so a
+ * late worker using a stale job would show up as a miss or a double run). */
+typedef struct slice_job {
+    int runs[8];
+    int job;
+    int *seen_job; /* per slice: last job number it ran for */
+} slice_job;
+
+static void slice_task(void *ctx, int ith, int nth)
 {
-    int *counts = ctx;
+    slice_job *j = ctx;
     ck_assert_int_lt(ith, nth);
-    counts[ith]++;
+    j->runs[ith]++;
+    j->seen_job[ith] = j->job;
+    /* a little uneven work, so slices finish out of order */
+    volatile unsigned x = 0;
+    for (int i = 0; i < (ith + j->job % 3) * 50; i++)
+        x += (unsigned)i;
 }
 
 START_TEST(test_threadpool)
@@ -625,16 +638,25 @@ START_TEST(test_threadpool)
         kinfer_threadpool *pool = kinfer_threadpool_new(n);
         ck_assert_ptr_nonnull(pool);
         ck_assert_int_eq(kinfer_threadpool_size(pool), n);
-        int counts[4] = {0};
-        for (int j = 0; j < 2000; j++)
-            kinfer_threadpool_run(pool, count_task, counts);
-        for (int i = 0; i < n; i++)
-            ck_assert_int_eq(counts[i], 2000);
+        int seen[8] = {0};
+        for (int job = 1; job <= 3000; job++) {
+            slice_job j = {.job = job, .seen_job = seen};
+            if (job % 7 == 0)
+                kinfer_threadpool_run_then_sleep(pool, slice_task, &j);
+            else
+                kinfer_threadpool_run(pool, slice_task, &j);
+            for (int i = 0; i < n; i++) {
+                ck_assert_msg(j.runs[i] == 1, "n=%d job %d slice %d ran %d times", n, job, i, j.runs[i]);
+                ck_assert_int_eq(seen[i], job);
+            }
+            for (int i = n; i < 8; i++)
+                ck_assert_int_eq(j.runs[i], 0);
+        }
         kinfer_threadpool_free(pool);
     }
-    int c = 0;
-    kinfer_threadpool_run(NULL, count_task, &c);
-    ck_assert_int_eq(c, 1);
+    slice_job j = {.job = 1, .seen_job = (int[8]){0}};
+    kinfer_threadpool_run(NULL, slice_task, &j);
+    ck_assert_int_eq(j.runs[0], 1);
     kinfer_threadpool_free(NULL);
 }
 END_TEST

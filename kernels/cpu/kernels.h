@@ -121,7 +121,9 @@ typedef struct kinfer_rope_params {
 } kinfer_rope_params;
 
 /* Rotate, in place, x: (n_tokens, n_heads, head_dim), token t at position
- * pos[t]: angle of pair i is pos * freq_scale * base^(-2i/n_rot) / ff[i]. */
+ * pos[t]: angle of pair i is pos * freq_scale * base^(-2i/n_rot) / ff[i],
+ * computed in float with ggml's recurrence (so it matches llama.cpp, whose
+ * angles drift by up to ~1e-4 rad at positions in the thousands). */
 void kinfer_rope(float *x, int64_t n_tokens, int64_t n_heads, int64_t head_dim,
                  const int32_t *pos, const kinfer_rope_params *p);
 
@@ -132,7 +134,9 @@ void kinfer_softmax(float *x, int64_t n);
 void kinfer_silu_gate(float *out, const float *g, const float *u, int64_t n);
 
 /* out = gelu(g) * u with ggml's tanh approximation
- * gelu(g) = 0.5 g (1 + tanh(sqrt(2/pi) (g + 0.044715 g^3))). */
+ * gelu(g) = 0.5 g (1 + tanh(sqrt(2/pi) (g + 0.044715 g^3))), evaluated as
+ * ggml's CPU backend does: g rounded to fp16, the result rounded to fp16,
+ * 0 below -10 and g above 10 (so logits match llama.cpp's). */
 void kinfer_gelu_gate(float *out, const float *g, const float *u, int64_t n);
 
 /* out = a + b; out may alias either. */

@@ -37,20 +37,19 @@ static int64_t blas_panel_rows(int64_t n_cols)
  * Token count from which AUTO uses OpenBLAS.  Measured with bench_kernels
  * on the development machine (2-core Zen 5, AVX-512): the batched
  * quantized kernels (vec_dot_x4) beat dequantize + sgemm at every batch
- * size (they do integer math on 4-8x fewer bytes); float weights and the
- * types without a batched kernel lose to sgemm beyond a handful of tokens.
+ * size tried (up to 512 tokens: integer math on 4-8x fewer bytes); float
+ * weights and the types without a batched kernel lose to sgemm beyond a
+ * handful of tokens.
  */
 static int64_t blas_min_tokens(int type, const kinfer_cpu_kernels *k)
 {
-    if (k->vec_dot_x4 != NULL)
-        return INT64_MAX;
     switch (type) {
     case KINFER_TYPE_F32:
     case KINFER_TYPE_F16:
     case KINFER_TYPE_BF16:
         return 16;
     default:
-        return 32;
+        return k->vec_dot_x4 != NULL ? INT64_MAX : 32;
     }
 }
 

@@ -8,14 +8,21 @@
 
 #include "cpu/kernels.h"
 
+/*
+ * The numerics of these kernels follow ggml's CPU backend step for step
+ * (float vs double at the same places, the same recurrences), because
+ * llama.cpp's logits are the oracle the forward pass is tested against and
+ * small systematic differences add up over layers and positions.
+ */
+
 void kinfer_rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps)
 {
-    /* the sum of squares in double: n is in the thousands and the result
-     * scales every element */
+    /* squares in float, summed in double, mean and scale in float */
     double ss = 0.0;
     for (int64_t i = 0; i < n; i++)
-        ss += (double)x[i] * x[i];
-    const float scale = (float)(1.0 / sqrt(ss / (double)(n > 0 ? n : 1) + (double)eps));
+        ss += (double)(x[i] * x[i]);
+    const float mean = (float)(ss / (double)(n > 0 ? n : 1));
+    const float scale = 1.0f / sqrtf(mean + eps);
     if (w != NULL) {
         for (int64_t i = 0; i < n; i++)
             out[i] = x[i] * scale * w[i];
@@ -33,18 +40,21 @@ void kinfer_rope(float *x, int64_t n_tokens, int64_t n_heads, int64_t head_dim,
     const int half = n_rot > 0 ? n_rot / 2 : 0;
     const float mscale = p->attn_factor != 0.0f ? p->attn_factor : 1.0f;
     const float fscale = p->freq_scale != 0.0f ? p->freq_scale : 1.0f;
+    /* ggml's recurrence: theta_i = pos * base^(-2i/n_rot) built by repeated
+     * float multiplication, not pow per pair */
+    const float theta_scale = powf(p->freq_base, -2.0f / (float)n_rot);
     /* cos/sin per pair are shared by all heads of a token */
-    float cs[1024], sn[1024];
+    float cs[512], sn[512];
     for (int64_t t = 0; t < n_tokens; t++) {
+        float theta = (float)pos[t];
         for (int i0 = 0; i0 < half; i0 += 512) {
             const int i1 = i0 + 512 < half ? i0 + 512 : half;
             for (int i = i0; i < i1; i++) {
-                double theta = (double)pos[t] * fscale *
-                               pow((double)p->freq_base, -2.0 * i / (double)n_rot);
-                if (p->freq_factors != NULL)
-                    theta /= p->freq_factors[i];
-                cs[i - i0] = (float)cos(theta) * mscale;
-                sn[i - i0] = (float)sin(theta) * mscale;
+                const float ff = p->freq_factors != NULL ? p->freq_factors[i] : 1.0f;
+                const float th = fscale * (theta / ff);
+                cs[i - i0] = cosf(th) * mscale;
+                sn[i - i0] = sinf(th) * mscale;
+                theta *= theta_scale;
             }
             for (int64_t h = 0; h < n_heads; h++) {
                 float *v = x + (t * n_heads + h) * head_dim;
@@ -87,10 +97,22 @@ void kinfer_silu_gate(float *out, const float *g, const float *u, int64_t n)
 
 void kinfer_gelu_gate(float *out, const float *g, const float *u, int64_t n)
 {
+    /* ggml's CPU GELU reads a table indexed by the input rounded to fp16
+     * and stores fp16: compute the same values directly */
     const float sqrt_2_over_pi = 0.79788456080286535588f;
     for (int64_t i = 0; i < n; i++) {
         const float v = g[i];
-        out[i] = 0.5f * v * (1.0f + tanhf(sqrt_2_over_pi * v * (1.0f + 0.044715f * v * v))) * u[i];
+        float gv;
+        if (v <= -10.0f) {
+            gv = 0.0f;
+        } else if (v >= 10.0f) {
+            gv = v;
+        } else {
+            const float h = kinfer_fp16_to_fp32(kinfer_fp32_to_fp16(v));
+            const float e = 0.5f * h * (1.0f + tanhf(sqrt_2_over_pi * h * (1.0f + 0.044715f * h * h)));
+            gv = kinfer_fp16_to_fp32(kinfer_fp32_to_fp16(e));
+        }
+        out[i] = gv * u[i];
     }
 }
 

@@ -1,7 +1,8 @@
 /*
  * kernels_avx512.c — AVX-512 (F/BW/VL/DQ) + VNNI dot products for the
  * weight types that carry most models: Q4_0, Q4_1, Q5_0, Q5_1, Q8_0,
- * IQ4_NL, Q4_K, Q5_K, Q6_K, IQ4_XS.  Q2_K and Q3_K keep their AVX2 kernels.
+ * IQ4_NL, Q4_K, Q5_K, Q6_K, IQ4_XS and the float types.  Q2_K and Q3_K keep
+ * their AVX2 kernels.
  *
  * Each type has one body, dot_<type>_n(), that dots a weight row with nt
  * activation rows (nt = 1 for decode, 4 for prompt batches).  The weight
@@ -623,8 +624,75 @@ static void dot_iq4_xs_x4(int64_t n, const void *w, const void *a, size_t stride
     dot_iq4_xs_n(n, w, a, stride, 4, out);
 }
 
+/* ------------------------------------------------------ float types */
+
+/* 16 elements of a float-type row from element i (masked at the end). */
+static ALWAYS_INLINE __m512 load16(int kind, const void *row, int64_t i, __mmask16 m)
+{
+    switch (kind) {
+    case 0:
+        return _mm512_maskz_loadu_ps(m, (const float *)row + i);
+    case 1:
+        return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const kinfer_fp16 *)row + i));
+    default: {
+        const __m256i h = _mm256_maskz_loadu_epi16(m, (const kinfer_bf16 *)row + i);
+        return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+    }
+    }
+}
+
+/* kind 0 = F32, 1 = F16, 2 = BF16; activation rows of the same type. */
+static ALWAYS_INLINE void dot_float_n(int kind, int64_t n, const void *w, const void *a, size_t stride,
+                                      int nt, float *out)
+{
+    __m512 acc[MAX_NT][2];
+    for (int t = 0; t < nt; t++)
+        acc[t][0] = acc[t][1] = _mm512_setzero_ps();
+    int64_t i = 0;
+    for (; i + 32 <= n; i += 32) {
+        const __m512 w0 = load16(kind, w, i, 0xFFFF), w1 = load16(kind, w, i + 16, 0xFFFF);
+        for (int t = 0; t < nt; t++) {
+            const void *y = (const uint8_t *)a + (size_t)t * stride;
+            acc[t][0] = _mm512_fmadd_ps(w0, load16(kind, y, i, 0xFFFF), acc[t][0]);
+            acc[t][1] = _mm512_fmadd_ps(w1, load16(kind, y, i + 16, 0xFFFF), acc[t][1]);
+        }
+    }
+    for (; i < n; i += 16) {
+        const __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        const __m512 w0 = load16(kind, w, i, m);
+        for (int t = 0; t < nt; t++) {
+            const void *y = (const uint8_t *)a + (size_t)t * stride;
+            acc[t][0] = _mm512_fmadd_ps(w0, load16(kind, y, i, m), acc[t][0]);
+        }
+    }
+    for (int t = 0; t < nt; t++)
+        out[t] = _mm512_reduce_add_ps(_mm512_add_ps(acc[t][0], acc[t][1]));
+}
+
+#define DEFINE_FLOAT(name, kind)                                                                \
+    static float dot_##name(int64_t n, const void *w, const void *a)                            \
+    {                                                                                           \
+        float r;                                                                                \
+        dot_float_n(kind, n, w, a, 0, 1, &r);                                                   \
+        return r;                                                                               \
+    }                                                                                           \
+    static void dot_##name##_x4(int64_t n, const void *w, const void *a, size_t stride, float *out) \
+    {                                                                                           \
+        dot_float_n(kind, n, w, a, stride, 4, out);                                             \
+    }
+
+DEFINE_FLOAT(f32, 0)
+DEFINE_FLOAT(f16, 1)
+DEFINE_FLOAT(bf16, 2)
+
 void kinfer_avx512_fill(kinfer_cpu_kernels *t)
 {
+    t[KINFER_TYPE_F32].vec_dot = dot_f32;
+    t[KINFER_TYPE_F32].vec_dot_x4 = dot_f32_x4;
+    t[KINFER_TYPE_F16].vec_dot = dot_f16;
+    t[KINFER_TYPE_F16].vec_dot_x4 = dot_f16_x4;
+    t[KINFER_TYPE_BF16].vec_dot = dot_bf16;
+    t[KINFER_TYPE_BF16].vec_dot_x4 = dot_bf16_x4;
     t[KINFER_TYPE_IQ4_XS].vec_dot = dot_iq4_xs;
     t[KINFER_TYPE_IQ4_XS].vec_dot_x4 = dot_iq4_xs_x4;
     t[KINFER_TYPE_Q4_0].vec_dot = dot_q4_0;

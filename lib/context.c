@@ -122,7 +122,7 @@ kinfer_status context_plan(const kinfer_model *model, const kinfer_context_param
     const uint64_t QD = (uint64_t)hp->n_head * hp->head_dim_k;
     const uint64_t OD = (uint64_t)hp->n_head * hp->head_dim_v;
     uint64_t floats = nb * (2 * E + QD + (uint64_t)KD + (uint64_t)VD + OD + 2 * (uint64_t)hp->n_ff);
-    floats += (uint64_t)out->n_ctx * (uint64_t)VD;
+    floats += 2 * (uint64_t)out->n_ctx; /* att_cell, att_pos (4-byte ints) */
     out->att_stride = context_att_stride(out->n_ctx, hp->head_dim_k, p->type_k);
 
     /* logits: one row (the default, last token only); each further token
@@ -174,7 +174,8 @@ kinfer_status kinfer_context_new(const kinfer_model *model, const kinfer_context
     b->att = alloc_floats(nb * OD);
     b->ffn_g = alloc_floats(nb * (uint64_t)hp->n_ff);
     b->ffn_u = alloc_floats(nb * (uint64_t)hp->n_ff);
-    b->vf = alloc_floats((uint64_t)sz->n_ctx * VD);
+    b->att_cell = malloc((size_t)sz->n_ctx * sizeof *b->att_cell);
+    b->att_pos = malloc((size_t)sz->n_ctx * sizeof *b->att_pos);
     b->att_stride = sz->att_stride;
     b->att_tmp = aligned_alloc(64, b->att_stride * (size_t)sz->n_threads);
     b->mm_size = sz->matmul_scratch;
@@ -189,7 +190,7 @@ kinfer_status kinfer_context_new(const kinfer_model *model, const kinfer_context
     ctx->horizon = malloc(2 * (size_t)sz->n_seq_max * sizeof *ctx->horizon);
     ctx->cell_mine = calloc(sz->n_ctx, 1);
     if (!b->x || !b->xb || !b->q || !b->k || !b->v || !b->att || !b->ffn_g || !b->ffn_u ||
-        !b->vf || !b->att_tmp || (b->mm_size && !b->mm) ||
+        !b->att_cell || !b->att_pos || !b->att_tmp || (b->mm_size && !b->mm) ||
         !ctx->cells_taken || !ctx->seq_last || !ctx->horizon || !ctx->cell_mine)
         return ctx_fail(ctx, KINFER_E_NOMEM, "out of memory for %llu bytes of scratch",
                         (unsigned long long)sz->compute_bytes);
@@ -209,7 +210,8 @@ void kinfer_context_free(kinfer_context *ctx)
     free(b->att);
     free(b->ffn_g);
     free(b->ffn_u);
-    free(b->vf);
+    free(b->att_cell);
+    free(b->att_pos);
     free(b->att_tmp);
     kinfer_threadpool_free(ctx->pool);
     free(b->mm);

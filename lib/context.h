@@ -41,7 +41,8 @@ typedef struct fwd_buffers {
     float *att;     /* (n_batch, n_head * head_dim_v) attention output per head */
     float *ffn_g;   /* (n_batch, n_ff) gate, then act(gate) * up */
     float *ffn_u;   /* (n_batch, n_ff) up */
-    float *vf;      /* (n_ctx, n_head_kv * head_dim_v) cached values as f32 */
+    int32_t *att_cell; /* (n_ctx) cells a micro-batch may attend to */
+    int32_t *att_pos;  /* (n_ctx) their positions */
     void *att_tmp;  /* (n_threads, att_stride) per-thread attention scratch */
     size_t att_stride;
     void *mm;       /* kinfer_matmul scratch */

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "context.h"
+#include "cpu/attn_kernels.h"
 #include "cpu/kernels.h"
 #include "threadpool.h"
 
@@ -49,10 +50,10 @@ static void add_bias(float *x, const wtensor *b, int32_t n, int64_t dim)
         kinfer_add(x + (size_t)t * dim, x + (size_t)t * dim, b->data, dim);
 }
 
-/* Per-thread attention scratch: visible cells, their scores, one query
- * head in the K cache's dot type. */
+/* Per-thread attention scratch: rows of the visible cells, their scores,
+ * one query head in the K cache's dot type. */
 typedef struct att_thread_buf {
-    int32_t *vis;    /* (n_ctx) cells the current token sees */
+    int32_t *rows;   /* (n_ctx) cache rows the current token sees, in cell order */
     float *s;        /* (n_ctx) their scores, then weights */
     void *qq;        /* one query head as the K cache's vec_dot_type */
 } att_thread_buf;
@@ -62,7 +63,7 @@ static att_thread_buf att_buf_of(const kinfer_context *ctx, int ith)
     const size_t stride = ctx->buf.att_stride;
     uint8_t *base = (uint8_t *)ctx->buf.att_tmp + (size_t)ith * stride;
     att_thread_buf tb = {
-        .vis = (int32_t *)base,
+        .rows = (int32_t *)base,
         .s = (float *)(base + (size_t)ctx->sz.n_ctx * sizeof(int32_t)),
         .qq = base + (size_t)ctx->sz.n_ctx * (sizeof(int32_t) + sizeof(float)),
     };
@@ -70,67 +71,74 @@ static att_thread_buf att_buf_of(const kinfer_context *ctx, int ith)
 }
 
 /*
- * Cells token t may see, in cell order: used, of its own sequence, at a
- * position not after its own and, on a sliding-window layer, less than
- * n_swa behind.  Returns how many.
+ * The cells a micro-batch may attend to, found once per micro-batch (the
+ * cell table does not change while its layers run): used cells, in cell
+ * order, seen by at least one sequence of the batch.  Each token then
+ * filters this short list per layer instead of scanning the whole table.
  */
-static int32_t visible_cells(const kinfer_context *ctx, kinfer_pos p, kinfer_seq_id s, int swa,
-                             uint32_t hi, int32_t *vis)
+typedef struct att_cells {
+    const int32_t *cell;   /* (n) cell indices, ascending */
+    const int32_t *pos;    /* (n) their positions */
+    int32_t n;
+    int one_seq;           /* every token of the batch is of one sequence */
+} att_cells;
+
+static att_cells att_cells_find(kinfer_context *ctx, const fwd_ubatch *ub)
 {
+    uint64_t want[KV_SEQ_WORDS] = {0};
+    for (int32_t t = 0; t < ub->n; t++) want[ub->seq[t] >> 6] |= 1ull << (ub->seq[t] & 63);
+    int one_seq = 1;
+    for (int32_t t = 1; t < ub->n; t++) one_seq &= ub->seq[t] == ub->seq[0];
     const kv_cell *cells = ctx->kv.cells;
-    const int32_t n_swa = ctx->model->w.hp.n_swa;
-    int32_t nv = 0;
-    for (uint32_t c = 0; c < hi; c++) {
-        const kv_cell *cell = &cells[c];
-        if (cell->pos < 0 || cell->pos > p || !kv_cell_has_seq(cell, s)) continue;
-        if (swa && p - cell->pos >= n_swa) continue;
-        vis[nv++] = (int32_t)c;
+    int32_t *cell = ctx->buf.att_cell, *pos = ctx->buf.att_pos, n = 0;
+    for (uint32_t c = 0; c < ctx->kv.hi; c++) {
+        if (cells[c].pos < 0) continue;
+        uint64_t any = 0;
+        for (int w = 0; w < KV_SEQ_WORDS; w++) any |= cells[c].seq[w] & want[w];
+        if (!any) continue;
+        cell[n] = (int32_t)c;
+        pos[n] = cells[c].pos;
+        n++;
     }
-    return nv;
+    return (att_cells){.cell = cell, .pos = pos, .n = n, .one_seq = one_seq};
 }
 
-/* out (n) += w * v (n).  Unrolled by 8 so the baseline (SSE) build's
- * straight-line vectorizer packs it; kernels.h has no axpy yet. */
-static void axpy(float *restrict out, float w, const float *restrict v, int n)
+/*
+ * Cache rows of layer il token t may see, in cell order: of its own
+ * sequence, at a position not after its own and, on a sliding-window
+ * layer, less than n_swa behind.  Returns how many.
+ */
+static int32_t visible_rows(const kinfer_context *ctx, const att_cells *ac, int il, kinfer_pos p,
+                            kinfer_seq_id s, int swa, int32_t *rows)
 {
-    int d = 0;
-    for (; d + 8 <= n; d += 8) {
-        out[d + 0] += w * v[d + 0];
-        out[d + 1] += w * v[d + 1];
-        out[d + 2] += w * v[d + 2];
-        out[d + 3] += w * v[d + 3];
-        out[d + 4] += w * v[d + 4];
-        out[d + 5] += w * v[d + 5];
-        out[d + 6] += w * v[d + 6];
-        out[d + 7] += w * v[d + 7];
+    const kv_cache *kv = &ctx->kv;
+    const int32_t n_swa = ctx->model->w.hp.n_swa;
+    const int by_slot = kv->layer_swa && kv->layer_swa[il];
+    int32_t nv = 0;
+    for (int32_t r = 0; r < ac->n; r++) {
+        const int32_t cp = ac->pos[r], c = ac->cell[r];
+        if (cp > p || (swa && p - cp >= n_swa)) continue;
+        if (!ac->one_seq && !kv_cell_has_seq(&kv->cells[c], s)) continue;
+        rows[nv++] = by_slot ? kv->slot[c] : c;
     }
-    for (; d < n; d++) out[d] += w * v[d];
+    return nv;
 }
 
 typedef struct att_job {
     kinfer_context *ctx;
     const fwd_ubatch *ub;
     const layer_weights *L;
+    const att_cells *ac;
     int il;
-    uint32_t hi;
+    kinfer_attn_wsum_fn wsum;
 } att_job;
-
-/* Dequantize the cached values of cells [0, hi) into vf, split by cells. */
-static void task_read_v(void *arg, int ith, int nth)
-{
-    const att_job *j = arg;
-    const uint32_t per = (j->hi + (uint32_t)nth - 1) / (uint32_t)nth;
-    const uint32_t c0 = per * (uint32_t)ith;
-    const uint32_t c1 = c0 + per < j->hi ? c0 + per : j->hi;
-    if (c0 < c1) kv_read_v(&j->ctx->kv, j->il, c0, c1, j->ctx->buf.vf);
-}
 
 /*
  * Grouped-query attention of the micro-batch over the cache of layer il, one
  * (token, head) pair at a time, the pairs split evenly over the threads.
  *   q   (n, n_head * hd_k)         normed, rotated queries
- *   K   cache rows (n_ctx, n_head_kv * hd_k) in type_k, read in place
- *   vf  (hi, n_head_kv * hd_v)     cached values as f32
+ *   K   cache rows (rows, n_head_kv * hd_k) in type_k, read in place
+ *   V   cache rows (rows, n_head_kv * hd_v) in type_v, read in place
  *   att (n, n_head * hd_v)         out
  * Query head h reads kv head h / (n_head / n_head_kv).  Each pair is computed
  * the same way whatever the batch size or thread count, so results do not
@@ -145,12 +153,12 @@ static void task_attention(void *arg, int ith, int nth)
     const kv_cache *kv = &ctx->kv;
     const fwd_buffers *b = &ctx->buf;
     const int hd_k = hp->head_dim_k, hd_v = hp->head_dim_v;
-    const int64_t QD = (int64_t)hp->n_head * hd_k;
-    const int64_t VD = (int64_t)hp->n_head_kv * hd_v, OD = (int64_t)hp->n_head * hd_v;
+    const int64_t QD = (int64_t)hp->n_head * hd_k, OD = (int64_t)hp->n_head * hd_v;
     const int gqa = hp->n_head / hp->n_head_kv;
     const kinfer_cpu_kernels *kk = kinfer_cpu_kernels_get(kv->type_k);
     const kinfer_cpu_kernels *kq = kinfer_cpu_kernels_get(kk->vec_dot_type);
     const size_t k_head_bytes = kinfer_row_size(kv->type_k, hd_k);
+    const size_t v_head_bytes = kinfer_row_size(kv->type_v, hd_v);
     att_thread_buf tb = att_buf_of(ctx, ith);
 
     const int64_t n_pairs = (int64_t)ub->n * hp->n_head;
@@ -161,28 +169,23 @@ static void task_attention(void *arg, int ith, int nth)
         const int32_t t = (int32_t)(i / hp->n_head);
         const int h = (int)(i % hp->n_head), kvh = h / gqa;
         if (t != t_vis) {
-            nv = visible_cells(ctx, ub->pos[t], ub->seq[t], j->L->is_swa, j->hi, tb.vis);
+            nv = visible_rows(ctx, j->ac, j->il, ub->pos[t], ub->seq[t], j->L->is_swa, tb.rows);
             t_vis = t;
         }
         /* scores: q_h . k_c, with q_h in the K cache's dot type */
         kq->from_float(b->q + (size_t)t * QD + (size_t)h * hd_k, tb.qq, hd_k);
-        for (int32_t r = 0; r < nv; r++) {
-            const uint8_t *krow = kv->k[j->il] + kv_row_index(kv, j->il, (uint32_t)tb.vis[r]) * kv->row_k;
-            tb.s[r] = kk->vec_dot(hd_k, krow + (size_t)kvh * k_head_bytes, tb.qq) * hp->attn_scale;
-        }
+        const uint8_t *k0 = kv->k[j->il] + (size_t)kvh * k_head_bytes;
+        for (int32_t r = 0; r < nv; r++)
+            tb.s[r] = kk->vec_dot(hd_k, k0 + (size_t)tb.rows[r] * kv->row_k, tb.qq) * hp->attn_scale;
         kinfer_softmax(tb.s, nv);
-        /* out_h = sum over visible cells of weight * v_c */
-        float *out = b->att + (size_t)t * OD + (size_t)h * hd_v;
-        memset(out, 0, sizeof(float) * (size_t)hd_v);
-        for (int32_t r = 0; r < nv; r++) {
-            const float w = tb.s[r];
-            const float *v = b->vf + (size_t)tb.vis[r] * VD + (size_t)kvh * hd_v;
-            axpy(out, w, v, hd_v);
-        }
+        /* out_h = sum over visible cells of weight * v_c, v read in place */
+        j->wsum(b->att + (size_t)t * OD + (size_t)h * hd_v, hd_v,
+                kv->v[j->il] + (size_t)kvh * v_head_bytes, kv->row_v, tb.rows, tb.s, nv);
     }
 }
 
-static kinfer_status layer_forward(kinfer_context *ctx, const fwd_ubatch *ub, int il)
+static kinfer_status layer_forward(kinfer_context *ctx, const fwd_ubatch *ub, const att_cells *ac,
+                                   int il)
 {
     const model_weights *w = &ctx->model->w;
     const model_hparams *hp = &w->hp;
@@ -226,8 +229,8 @@ static kinfer_status layer_forward(kinfer_context *ctx, const fwd_ubatch *ub, in
      * through the cache, at cache precision */
     for (int32_t t = 0; t < n; t++)
         kv_write(&ctx->kv, il, ub->cell[t], b->k + (size_t)t * KD, b->v + (size_t)t * VD);
-    att_job job = {.ctx = ctx, .ub = ub, .L = L, .il = il, .hi = ctx->kv.hi};
-    kinfer_threadpool_run(ctx->pool, task_read_v, &job);          /* vf (hi, VD) */
+    att_job job = {.ctx = ctx, .ub = ub, .L = L, .ac = ac, .il = il,
+                   .wsum = kinfer_attn_wsum_get(ctx->kv.type_v)};
     kinfer_threadpool_run(ctx->pool, task_attention, &job);       /* att (n, OD) */
 
     if ((st = matmul(ctx, &L->wo, b->att, n, b->xb))) return st;   /* xb (n, E) */
@@ -262,10 +265,11 @@ kinfer_status forward_ubatch(kinfer_context *ctx, const fwd_ubatch *ub)
     if (st) return ctx_fail(ctx, st, "embedding lookup failed: %s", kinfer_status_str(st));
     if (hp->embd_scale != 1.0f) kinfer_scale(b->x, hp->embd_scale, (int64_t)n * E);
 
+    const att_cells ac = att_cells_find(ctx, ub);
     for (int il = 0; il < hp->n_layer; il++) {
         if (ctx->params.abort_callback && ctx->params.abort_callback(ctx->params.abort_user_data))
             return ctx_fail(ctx, KINFER_E_ABORTED, "decode aborted by the callback at layer %d", il);
-        if ((st = layer_forward(ctx, ub, il))) return st;
+        if ((st = layer_forward(ctx, ub, &ac, il))) return st;
     }
 
     /* Only the tokens that asked for logits: gather their rows into xb. */

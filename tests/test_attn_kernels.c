@@ -1,0 +1,127 @@
+/*
+ * test_attn_kernels.c — the attention kernels (attn_kernels.h) at every
+ * level this CPU has, against double-precision math on random rows of every
+ * KV cache type, with odd head sizes, scattered rows and zero rows.
+ */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cpu/attn_kernels.h"
+#include "cpu/kernels.h"
+#include "quant.h"
+#include "testutil.h"
+
+static uint64_t rng_state;
+
+static double rng_uniform(void)
+{
+    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    z ^= z >> 31;
+    return (double)(z >> 11) * (1.0 / 9007199254740992.0);
+}
+
+/* One type at one level: a store of n_store rows of `stride` bytes (head at
+ * byte offset off), nr rows picked at random, random weights. */
+static void check_wsum(int type, int level, int64_t n, int32_t nr)
+{
+    kinfer_attn_wsum_fn f = kinfer_attn_wsum_at(type, level);
+    if (!f) return; /* this CPU lacks the level */
+    const int32_t n_store = 3 * nr + 5;
+    const size_t head = kinfer_row_size(type, n);
+    const size_t off = head, stride = 3 * head; /* the second of three heads */
+    uint8_t *store = calloc((size_t)n_store, stride);
+    float *row = malloc((size_t)n * sizeof *row), *deq = malloc((size_t)n * sizeof *deq);
+    double *want = calloc((size_t)n, sizeof *want);
+    float *out = malloc((size_t)(n + 1) * sizeof *out);
+    int32_t *rows = malloc((size_t)(nr ? nr : 1) * sizeof *rows);
+    float *w = malloc((size_t)(nr ? nr : 1) * sizeof *w);
+    ck_assert(store && row && deq && want && out && rows && w);
+    for (int32_t r = 0; r < n_store; r++) {
+        for (int64_t d = 0; d < n; d++) row[d] = (float)(4 * rng_uniform() - 2);
+        if (r % 7 == 3) memset(row, 0, (size_t)n * sizeof *row); /* a zero row */
+        ck_assert_int_eq(kinfer_quantize_row(type, row, store + (size_t)r * stride + off, n), KINFER_OK);
+    }
+    double wsum_abs = 0;
+    for (int32_t r = 0; r < nr; r++) {
+        rows[r] = (int32_t)(rng_uniform() * n_store);
+        w[r] = (float)rng_uniform();
+        wsum_abs += w[r];
+        ck_assert_int_eq(kinfer_dequantize_row(type, store + (size_t)rows[r] * stride + off, deq, n),
+                         KINFER_OK);
+        for (int64_t d = 0; d < n; d++) want[d] += (double)w[r] * deq[d];
+    }
+    out[n] = 12345.0f; /* must stay */
+    for (int64_t d = 0; d < n; d++) out[d] = NAN; /* every output is written */
+    f(out, n, store + off, stride, rows, w, nr);
+    for (int64_t d = 0; d < n; d++)
+        ck_assert_msg(fabs(out[d] - want[d]) <= 1e-6 * (2 * wsum_abs + 1) * (nr + 1),
+                      "%s level %d n %lld nr %d: out[%lld] = %.9g, want %.9g",
+                      kinfer_type_name(type), level, (long long)n, nr, (long long)d, out[d], want[d]);
+    ck_assert_float_eq(out[n], 12345.0f);
+    free(store), free(row), free(deq), free(want), free(out), free(rows), free(w);
+}
+
+START_TEST(test_wsum)
+{
+    rng_state = 7;
+    const int types[] = {KINFER_TYPE_F32, KINFER_TYPE_F16, KINFER_TYPE_Q8_0};
+    const int64_t sizes[] = {32, 64, 96, 128, 160, 256, 288, 512};
+    const int64_t odd[] = {1, 7, 8, 15, 17, 40, 63, 72, 136, 257};
+    const int32_t nrs[] = {0, 1, 2, 5, 33, 300};
+    for (int level = 0; level < KINFER_CPU_LEVEL_COUNT; level++)
+        for (size_t ti = 0; ti < 3; ti++)
+            for (size_t ri = 0; ri < sizeof nrs / sizeof nrs[0]; ri++) {
+                for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++)
+                    check_wsum(types[ti], level, sizes[si], nrs[ri]);
+                if (types[ti] != KINFER_TYPE_Q8_0) /* any length but Q8_0's blocks */
+                    for (size_t si = 0; si < sizeof odd / sizeof odd[0]; si++)
+                        check_wsum(types[ti], level, odd[si], nrs[ri]);
+            }
+    ck_assert_ptr_null(kinfer_attn_wsum_get(KINFER_TYPE_Q4_0));
+    ck_assert_ptr_nonnull(kinfer_attn_wsum_get(KINFER_TYPE_F16));
+}
+END_TEST
+
+/* Every level gives the same sum up to rounding, and one level gives the
+ * same bits whatever rows come before or after (order within a call only). */
+START_TEST(test_wsum_invariant)
+{
+    rng_state = 11;
+    const int64_t n = 64;
+    const int32_t n_store = 50;
+    const size_t stride = kinfer_row_size(KINFER_TYPE_F16, n);
+    uint8_t *store = malloc((size_t)n_store * stride);
+    float row[64], a[64], b[64], wts[50];
+    int32_t rows[50];
+    for (int32_t r = 0; r < n_store; r++) {
+        for (int64_t d = 0; d < n; d++) row[d] = (float)(2 * rng_uniform() - 1);
+        kinfer_quantize_row(KINFER_TYPE_F16, row, store + (size_t)r * stride, n);
+        rows[r] = n_store - 1 - r;
+        wts[r] = (float)rng_uniform();
+    }
+    kinfer_attn_wsum_fn f = kinfer_attn_wsum_get(KINFER_TYPE_F16);
+    f(a, n, store, stride, rows, wts, n_store);
+    f(b, n, store, stride, rows, wts, n_store);
+    ck_assert(memcmp(a, b, sizeof a) == 0);
+    free(store);
+}
+END_TEST
+
+static Suite *attn_suite(void)
+{
+    Suite *s = suite_create("attn_kernels");
+    TCase *tc = tcase_create("attn_kernels");
+    tcase_set_timeout(tc, 60);
+    tcase_add_test(tc, test_wsum);
+    tcase_add_test(tc, test_wsum_invariant);
+    suite_add_tcase(s, tc);
+    return s;
+}
+
+int main(void)
+{
+    return test_run_suite(attn_suite());
+}

@@ -137,8 +137,10 @@ FUZZ_BIN := $(BUILD)/fuzz/fuzz_gguf
 FUZZ_SRC := tests/fuzz_gguf.c lib/gguf.c kernels/types.c kernels/cpu/ref.c kernels/cpu/ref_kquants.c
 fuzz: $(FUZZ_BIN)
 	@mkdir -p $(BUILD)/fuzz/corpus
+	@# keep the fuzzer's exit status: a crash must fail the target
 	$(FUZZ_BIN) -max_total_time=$(FUZZ_TIME) -max_len=65536 -print_final_stats=1 \
-		$(BUILD)/fuzz/corpus tests/fuzz_seeds 2>&1 | tail -n 25
+		$(BUILD)/fuzz/corpus tests/fuzz_seeds > $(BUILD)/fuzz/log 2>&1; \
+		status=$$?; tail -n 25 $(BUILD)/fuzz/log; exit $$status
 
 $(FUZZ_BIN): $(FUZZ_SRC) lib/gguf.h kernels/quant.h include/kinfer.h
 	@mkdir -p $(dir $@)

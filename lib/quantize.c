@@ -106,6 +106,13 @@ kinfer_status quant_mix_init(quant_mix *mix, const char *ftype)
 
 uint32_t quant_mix_file_type(const quant_mix *mix) { return mix->ft->file_type; }
 
+const char *quant_file_type_name(uint32_t file_type)
+{
+    for (size_t i = 0; i < N_FTYPES; i++)
+        if (ftypes[i].file_type == file_type) return ftypes[i].name;
+    return NULL;
+}
+
 int quant_mix_type(quant_mix *s, const char *name, uint32_t n_dims, const int64_t *ne, int src_type)
 {
     if (!allows_quantization(name, n_dims)) return src_type;

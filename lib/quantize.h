@@ -22,6 +22,9 @@ kinfer_status quant_mix_init(quant_mix *mix, const char *ftype);
 /* general.file_type of the mixture. */
 uint32_t quant_mix_file_type(const quant_mix *mix);
 
+/* Name of a general.file_type value ("Q4_K_M"), or NULL when unknown. */
+const char *quant_file_type_name(uint32_t file_type);
+
 /* Type of the next tensor, asked in writing order (by layer, then name). */
 int quant_mix_type(quant_mix *mix, const char *name, uint32_t n_dims, const int64_t *ne,
                    int src_type);

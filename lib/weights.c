@@ -11,6 +11,7 @@
 #include "context.h"
 #include "model.h"
 #include "quant.h"
+#include "quantize.h"
 
 /* ----------------------------------------------------------- metadata */
 
@@ -364,7 +365,12 @@ int64_t kinfer_model_desc(const kinfer_model *model, char *buf, size_t size)
         int best = 0;
         for (int t = 1; t < KINFER_TYPE_COUNT; t++)
             if (bytes_by_type[t] > bytes_by_type[best]) best = t;
-        const char *tname = kinfer_type_name(best);
+        /* the file type the file declares, else the type holding most bytes */
+        uint64_t file_type;
+        const char *tname = kinfer_meta_get_uint(model, "general.file_type", &file_type) == KINFER_OK
+                                ? quant_file_type_name((uint32_t)file_type)
+                                : NULL;
+        if (!tname) tname = kinfer_type_name(best);
         char size_str[32];
         if (n_params >= 1000000000ull)
             snprintf(size_str, sizeof size_str, "%.1fB", (double)n_params / 1e9);

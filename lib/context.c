@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cpu/attn_kernels.h"
 #include "cpu/kernels.h"
 #include "quant.h"
 #include "threadpool.h"
@@ -45,13 +46,15 @@ static size_t mm_scratch(const wtensor *t, int64_t n_tokens, int n_threads)
     return kinfer_matmul_scratch_size(t->type, t->ne0, n_tokens, n_threads);
 }
 
-/* Per-thread attention scratch: visible cells and scores (n_ctx each) and
- * one query head in the K cache's dot type; a multiple of 64 bytes. */
+/* Per-thread attention scratch (forward.c's att_thread_buf): visible rows
+ * (n_ctx), scores of up to KINFER_ATTN_MAX_G heads (n_ctx each) and those
+ * query heads in the K cache's dot type; a multiple of 64 bytes. */
 static size_t context_att_stride(uint32_t n_ctx, int head_dim, int type_k)
 {
     const kinfer_cpu_kernels *kk = kinfer_cpu_kernels_get(type_k);
     size_t q = kk ? kinfer_row_size(kk->vec_dot_type, head_dim) : 0;
-    size_t bytes = (size_t)n_ctx * (sizeof(int32_t) + sizeof(float)) + q;
+    size_t bytes = (size_t)n_ctx * (sizeof(int32_t) + KINFER_ATTN_MAX_G * sizeof(float)) +
+                   KINFER_ATTN_MAX_G * q;
     return (bytes + 63) & ~(size_t)63;
 }
 

@@ -50,22 +50,22 @@ static void add_bias(float *x, const wtensor *b, int32_t n, int64_t dim)
         kinfer_add(x + (size_t)t * dim, x + (size_t)t * dim, b->data, dim);
 }
 
-/* Per-thread attention scratch: rows of the visible cells, their scores,
- * one query head in the K cache's dot type. */
+/* Per-thread attention scratch: rows of the visible cells, the scores of up
+ * to KINFER_ATTN_MAX_G query heads, those heads in the K cache's dot type. */
 typedef struct att_thread_buf {
     int32_t *rows;   /* (n_ctx) cache rows the current token sees, in cell order */
-    float *s;        /* (n_ctx) their scores, then weights */
-    void *qq;        /* one query head as the K cache's vec_dot_type */
+    float *s;        /* (MAX_G, n_ctx) their scores, then weights, per head */
+    void *qq;        /* (MAX_G, q_size bytes) query heads as the K cache's vec_dot_type */
 } att_thread_buf;
 
 static att_thread_buf att_buf_of(const kinfer_context *ctx, int ith)
 {
-    const size_t stride = ctx->buf.att_stride;
+    const size_t stride = ctx->buf.att_stride, n_ctx = ctx->sz.n_ctx;
     uint8_t *base = (uint8_t *)ctx->buf.att_tmp + (size_t)ith * stride;
     att_thread_buf tb = {
         .rows = (int32_t *)base,
-        .s = (float *)(base + (size_t)ctx->sz.n_ctx * sizeof(int32_t)),
-        .qq = base + (size_t)ctx->sz.n_ctx * (sizeof(int32_t) + sizeof(float)),
+        .s = (float *)(base + n_ctx * sizeof(int32_t)),
+        .qq = base + n_ctx * (sizeof(int32_t) + KINFER_ATTN_MAX_G * sizeof(float)),
     };
     return tb;
 }
@@ -131,6 +131,7 @@ typedef struct att_job {
     const att_cells *ac;
     int il;
     kinfer_attn_wsum_fn wsum;
+    kinfer_attn_scores_fn scores;  /* NULL: vec_dot */
 } att_job;
 
 /*
@@ -140,9 +141,12 @@ typedef struct att_job {
  *   K   cache rows (rows, n_head_kv * hd_k) in type_k, read in place
  *   V   cache rows (rows, n_head_kv * hd_v) in type_v, read in place
  *   att (n, n_head * hd_v)         out
- * Query head h reads kv head h / (n_head / n_head_kv).  Each pair is computed
- * the same way whatever the batch size or thread count, so results do not
- * depend on how a prompt was split.
+ * Query head h reads kv head h / (n_head / n_head_kv).  A thread takes its
+ * consecutive pairs of one token and one kv head (up to 4) together, so each
+ * K and V row is fetched once for all of them; the kernels give each head
+ * the same bits as alone (vec_dot_x4 is vec_dot per row, the weighted sum
+ * is per head), so results depend neither on the batch size nor on the
+ * thread count.
  */
 static void task_attention(void *arg, int ith, int nth)
 {
@@ -152,35 +156,57 @@ static void task_attention(void *arg, int ith, int nth)
     const model_hparams *hp = &ctx->model->w.hp;
     const kv_cache *kv = &ctx->kv;
     const fwd_buffers *b = &ctx->buf;
-    const int hd_k = hp->head_dim_k, hd_v = hp->head_dim_v;
-    const int64_t QD = (int64_t)hp->n_head * hd_k, OD = (int64_t)hp->n_head * hd_v;
-    const int gqa = hp->n_head / hp->n_head_kv;
+    const int hd_k = hp->head_dim_k, hd_v = hp->head_dim_v, n_head = hp->n_head;
+    const int64_t QD = (int64_t)n_head * hd_k, OD = (int64_t)n_head * hd_v;
+    const int gqa = n_head / hp->n_head_kv;
     const kinfer_cpu_kernels *kk = kinfer_cpu_kernels_get(kv->type_k);
     const kinfer_cpu_kernels *kq = kinfer_cpu_kernels_get(kk->vec_dot_type);
     const size_t k_head_bytes = kinfer_row_size(kv->type_k, hd_k);
     const size_t v_head_bytes = kinfer_row_size(kv->type_v, hd_v);
+    const size_t q_size = kinfer_row_size(kk->vec_dot_type, hd_k);
+    const size_t n_ctx = ctx->sz.n_ctx;
+    const float scale = hp->attn_scale;
     att_thread_buf tb = att_buf_of(ctx, ith);
 
-    const int64_t n_pairs = (int64_t)ub->n * hp->n_head;
+    const int64_t n_pairs = (int64_t)ub->n * n_head;
     const int64_t per = (n_pairs + nth - 1) / nth;
     const int64_t i0 = per * ith, i1 = i0 + per < n_pairs ? i0 + per : n_pairs;
     int32_t t_vis = -1, nv = 0;
-    for (int64_t i = i0; i < i1; i++) {
-        const int32_t t = (int32_t)(i / hp->n_head);
-        const int h = (int)(i % hp->n_head), kvh = h / gqa;
+    for (int64_t i = i0; i < i1;) {
+        const int32_t t = (int32_t)(i / n_head);
+        const int h = (int)(i % n_head), kvh = h / gqa;
+        int g = 1; /* heads h .. h+g-1: same token, same kv head, this thread's */
+        while (g < KINFER_ATTN_MAX_G && i + g < i1 && h + g < n_head && (h + g) / gqa == kvh) g++;
         if (t != t_vis) {
             nv = visible_rows(ctx, j->ac, j->il, ub->pos[t], ub->seq[t], j->L->is_swa, tb.rows);
             t_vis = t;
         }
         /* scores: q_h . k_c, with q_h in the K cache's dot type */
-        kq->from_float(b->q + (size_t)t * QD + (size_t)h * hd_k, tb.qq, hd_k);
+        uint8_t *qq = tb.qq;
+        for (int k = 0; k < g; k++)
+            kq->from_float(b->q + (size_t)t * QD + (size_t)(h + k) * hd_k, qq + k * q_size, hd_k);
         const uint8_t *k0 = kv->k[j->il] + (size_t)kvh * k_head_bytes;
-        for (int32_t r = 0; r < nv; r++)
-            tb.s[r] = kk->vec_dot(hd_k, k0 + (size_t)tb.rows[r] * kv->row_k, tb.qq) * hp->attn_scale;
-        kinfer_softmax(tb.s, nv);
+        if (j->scores) {
+            j->scores(tb.s, n_ctx, g, hd_k, k0, kv->row_k, tb.rows, nv, qq, q_size, scale);
+        } else if (g > 1 && kk->vec_dot_x4) {
+            /* one K row against all g heads (the unused slots repeat head h) */
+            for (int k = g; k < 4; k++) memcpy(qq + k * q_size, qq, q_size);
+            for (int32_t r = 0; r < nv; r++) {
+                float d4[4];
+                kk->vec_dot_x4(hd_k, k0 + (size_t)tb.rows[r] * kv->row_k, qq, q_size, d4);
+                for (int k = 0; k < g; k++) tb.s[k * n_ctx + r] = d4[k] * scale;
+            }
+        } else {
+            for (int k = 0; k < g; k++)
+                for (int32_t r = 0; r < nv; r++)
+                    tb.s[k * n_ctx + r] =
+                        kk->vec_dot(hd_k, k0 + (size_t)tb.rows[r] * kv->row_k, qq + k * q_size) * scale;
+        }
+        for (int k = 0; k < g; k++) kinfer_attn_softmax(tb.s + k * n_ctx, nv);
         /* out_h = sum over visible cells of weight * v_c, v read in place */
-        j->wsum(b->att + (size_t)t * OD + (size_t)h * hd_v, hd_v,
-                kv->v[j->il] + (size_t)kvh * v_head_bytes, kv->row_v, tb.rows, tb.s, nv);
+        j->wsum(b->att + (size_t)t * OD + (size_t)h * hd_v, (size_t)hd_v, g, hd_v,
+                kv->v[j->il] + (size_t)kvh * v_head_bytes, kv->row_v, tb.rows, tb.s, n_ctx, nv);
+        i += g;
     }
 }
 
@@ -230,7 +256,8 @@ static kinfer_status layer_forward(kinfer_context *ctx, const fwd_ubatch *ub, co
     for (int32_t t = 0; t < n; t++)
         kv_write(&ctx->kv, il, ub->cell[t], b->k + (size_t)t * KD, b->v + (size_t)t * VD);
     att_job job = {.ctx = ctx, .ub = ub, .L = L, .ac = ac, .il = il,
-                   .wsum = kinfer_attn_wsum_get(ctx->kv.type_v)};
+                   .wsum = kinfer_attn_wsum_get(ctx->kv.type_v),
+                   .scores = kinfer_attn_scores_get(ctx->kv.type_k, hp->head_dim_k)};
     kinfer_threadpool_run(ctx->pool, task_attention, &job);       /* att (n, OD) */
 
     if ((st = matmul(ctx, &L->wo, b->att, n, b->xb))) return st;   /* xb (n, E) */

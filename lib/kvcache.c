@@ -297,12 +297,3 @@ void kv_write(kv_cache *kv, int il, uint32_t i, const float *k, const float *v)
     kinfer_quantize_row(kv->type_k, k, kv->k[il] + r * kv->row_k, kv->kv_dim_k);
     kinfer_quantize_row(kv->type_v, v, kv->v[il] + r * kv->row_v, kv->kv_dim_v);
 }
-
-void kv_read_v(const kv_cache *kv, int il, uint32_t c0, uint32_t c1, float *v_out)
-{
-    const int swa = kv->layer_swa && kv->layer_swa[il];
-    for (uint32_t i = c0; i < c1; i++)
-        if (kv->cells[i].pos >= 0 && (!swa || kv->slot[i] >= 0))
-            kinfer_dequantize_row(kv->type_v, kv->v[il] + kv_row_index(kv, il, i) * kv->row_v,
-                                  v_out + (size_t)i * kv->kv_dim_v, kv->kv_dim_v);
-}

@@ -117,9 +117,4 @@ static inline size_t kv_row_index(const kv_cache *kv, int il, uint32_t i)
  * il into cell i, converting to the cache types. */
 void kv_write(kv_cache *kv, int il, uint32_t i, const float *k, const float *v);
 
-/* Read the values of the used cells in [c0, c1) of layer il as f32 into
- * v_out (n_ctx, kv_dim_v), row = cell index.  Free cells and cells whose
- * local-layer rows are gone are skipped (their rows are left as they are). */
-void kv_read_v(const kv_cache *kv, int il, uint32_t c0, uint32_t c1, float *v_out);
-
 #endif /* KINFER_KVCACHE_H */

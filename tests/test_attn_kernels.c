@@ -24,44 +24,57 @@ static double rng_uniform(void)
 }
 
 /* One type at one level: a store of n_store rows of `stride` bytes (head at
- * byte offset off), nr rows picked at random, random weights. */
-static void check_wsum(int type, int level, int64_t n, int32_t nr)
+ * byte offset off), nr rows picked at random, g heads of random weights.
+ * Each head must match double-precision math, and be bit for bit what the
+ * kernel gives that head alone. */
+static void check_wsum(int type, int level, int64_t n, int32_t nr, int g)
 {
     kinfer_attn_wsum_fn f = kinfer_attn_wsum_at(type, level);
     if (!f) return; /* this CPU lacks the level */
     const int32_t n_store = 3 * nr + 5;
     const size_t head = kinfer_row_size(type, n);
     const size_t off = head, stride = 3 * head; /* the second of three heads */
+    const size_t ws = (size_t)nr + 3, os = (size_t)n + 5; /* strides of w and out */
     uint8_t *store = calloc((size_t)n_store, stride);
     float *row = malloc((size_t)n * sizeof *row), *deq = malloc((size_t)n * sizeof *deq);
-    double *want = calloc((size_t)n, sizeof *want);
-    float *out = malloc((size_t)(n + 1) * sizeof *out);
+    double *want = calloc((size_t)n * g, sizeof *want);
+    float *out = malloc(os * g * sizeof *out), *one = malloc((size_t)n * sizeof *one);
     int32_t *rows = malloc((size_t)(nr ? nr : 1) * sizeof *rows);
-    float *w = malloc((size_t)(nr ? nr : 1) * sizeof *w);
-    ck_assert(store && row && deq && want && out && rows && w);
+    float *w = malloc(ws * g * sizeof *w);
+    ck_assert(store && row && deq && want && out && one && rows && w);
     for (int32_t r = 0; r < n_store; r++) {
         for (int64_t d = 0; d < n; d++) row[d] = (float)(4 * rng_uniform() - 2);
         if (r % 7 == 3) memset(row, 0, (size_t)n * sizeof *row); /* a zero row */
         ck_assert_int_eq(kinfer_quantize_row(type, row, store + (size_t)r * stride + off, n), KINFER_OK);
     }
-    double wsum_abs = 0;
+    for (int32_t r = 0; r < nr; r++) rows[r] = (int32_t)(rng_uniform() * n_store);
+    for (int k = 0; k < g; k++)
+        for (int32_t r = 0; r < nr; r++) w[k * ws + r] = (float)rng_uniform();
     for (int32_t r = 0; r < nr; r++) {
-        rows[r] = (int32_t)(rng_uniform() * n_store);
-        w[r] = (float)rng_uniform();
-        wsum_abs += w[r];
         ck_assert_int_eq(kinfer_dequantize_row(type, store + (size_t)rows[r] * stride + off, deq, n),
                          KINFER_OK);
-        for (int64_t d = 0; d < n; d++) want[d] += (double)w[r] * deq[d];
+        for (int k = 0; k < g; k++)
+            for (int64_t d = 0; d < n; d++) want[k * n + d] += (double)w[k * ws + r] * deq[d];
     }
-    out[n] = 12345.0f; /* must stay */
-    for (int64_t d = 0; d < n; d++) out[d] = NAN; /* every output is written */
-    f(out, n, store + off, stride, rows, w, nr);
-    for (int64_t d = 0; d < n; d++)
-        ck_assert_msg(fabs(out[d] - want[d]) <= 1e-6 * (2 * wsum_abs + 1) * (nr + 1),
-                      "%s level %d n %lld nr %d: out[%lld] = %.9g, want %.9g",
-                      kinfer_type_name(type), level, (long long)n, nr, (long long)d, out[d], want[d]);
-    ck_assert_float_eq(out[n], 12345.0f);
-    free(store), free(row), free(deq), free(want), free(out), free(rows), free(w);
+    for (size_t i = 0; i < os * g; i++) out[i] = 12345.0f;
+    for (int k = 0; k < g; k++)
+        for (int64_t d = 0; d < n; d++) out[k * os + d] = NAN; /* every output is written */
+    f(out, os, g, n, store + off, stride, rows, w, ws, nr);
+    for (int k = 0; k < g; k++) {
+        double wsum_abs = 0;
+        for (int32_t r = 0; r < nr; r++) wsum_abs += w[k * ws + r];
+        for (int64_t d = 0; d < n; d++)
+            ck_assert_msg(fabs(out[k * os + d] - want[k * n + d]) <= 1e-6 * (2 * wsum_abs + 1) * (nr + 1),
+                          "%s level %d n %lld nr %d g %d: out[%d][%lld] = %.9g, want %.9g",
+                          kinfer_type_name(type), level, (long long)n, nr, g, k, (long long)d,
+                          out[k * os + d], want[k * n + d]);
+        for (size_t d = (size_t)n; d < os; d++) ck_assert_float_eq(out[k * os + d], 12345.0f);
+        f(one, 0, 1, n, store + off, stride, rows, w + k * ws, 0, nr);
+        ck_assert_msg(memcmp(one, out + k * os, (size_t)n * sizeof *one) == 0,
+                      "%s level %d n %lld nr %d: head %d of %d differs from alone",
+                      kinfer_type_name(type), level, (long long)n, nr, k, g);
+    }
+    free(store), free(row), free(deq), free(want), free(out), free(one), free(rows), free(w);
 }
 
 START_TEST(test_wsum)
@@ -70,23 +83,24 @@ START_TEST(test_wsum)
     const int types[] = {KINFER_TYPE_F32, KINFER_TYPE_F16, KINFER_TYPE_Q8_0};
     const int64_t sizes[] = {32, 64, 96, 128, 160, 256, 288, 512};
     const int64_t odd[] = {1, 7, 8, 15, 17, 40, 63, 72, 136, 257};
-    const int32_t nrs[] = {0, 1, 2, 5, 33, 300};
+    const int32_t nrs[] = {0, 1, 2, 5, 33, 300, 1100};
     for (int level = 0; level < KINFER_CPU_LEVEL_COUNT; level++)
         for (size_t ti = 0; ti < 3; ti++)
             for (size_t ri = 0; ri < sizeof nrs / sizeof nrs[0]; ri++) {
-                for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++)
-                    check_wsum(types[ti], level, sizes[si], nrs[ri]);
-                if (types[ti] != KINFER_TYPE_Q8_0) /* any length but Q8_0's blocks */
-                    for (size_t si = 0; si < sizeof odd / sizeof odd[0]; si++)
-                        check_wsum(types[ti], level, odd[si], nrs[ri]);
+                for (int g = 1; g <= KINFER_ATTN_MAX_G; g++) {
+                    for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++)
+                        check_wsum(types[ti], level, sizes[si], nrs[ri], g);
+                    if (types[ti] != KINFER_TYPE_Q8_0) /* any length but Q8_0's blocks */
+                        for (size_t si = 0; si < sizeof odd / sizeof odd[0]; si++)
+                            check_wsum(types[ti], level, odd[si], nrs[ri], g);
+                }
             }
     ck_assert_ptr_null(kinfer_attn_wsum_get(KINFER_TYPE_Q4_0));
     ck_assert_ptr_nonnull(kinfer_attn_wsum_get(KINFER_TYPE_F16));
 }
 END_TEST
 
-/* Every level gives the same sum up to rounding, and one level gives the
- * same bits whatever rows come before or after (order within a call only). */
+/* Two calls on the same rows give the same bits. */
 START_TEST(test_wsum_invariant)
 {
     rng_state = 11;
@@ -103,10 +117,33 @@ START_TEST(test_wsum_invariant)
         wts[r] = (float)rng_uniform();
     }
     kinfer_attn_wsum_fn f = kinfer_attn_wsum_get(KINFER_TYPE_F16);
-    f(a, n, store, stride, rows, wts, n_store);
-    f(b, n, store, stride, rows, wts, n_store);
+    f(a, 0, 1, n, store, stride, rows, wts, 0, n_store);
+    f(b, 0, 1, n, store, stride, rows, wts, 0, n_store);
     ck_assert(memcmp(a, b, sizeof a) == 0);
     free(store);
+}
+END_TEST
+
+/* The attention softmax against kinfer_softmax (expf, double sum). */
+START_TEST(test_softmax)
+{
+    rng_state = 5;
+    const int64_t sizes[] = {1, 2, 15, 16, 17, 100, 4097};
+    for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+        const int64_t n = sizes[si];
+        float *a = malloc((size_t)n * sizeof *a), *b = malloc((size_t)(n + 1) * sizeof *b);
+        for (int64_t i = 0; i < n; i++) a[i] = (float)(60 * rng_uniform() - 30);
+        if (n > 3) a[3] = -1e30f, a[1] = -200.0f; /* underflow to zero */
+        memcpy(b, a, (size_t)n * sizeof *a);
+        b[n] = 7.0f;
+        kinfer_softmax(a, n);
+        kinfer_attn_softmax(b, n);
+        for (int64_t i = 0; i < n; i++)
+            ck_assert_msg(fabsf(a[i] - b[i]) <= 4e-7f * a[i] + 1e-38f, "n %lld: [%lld] %.9g vs %.9g",
+                          (long long)n, (long long)i, a[i], b[i]);
+        ck_assert_float_eq(b[n], 7.0f);
+        free(a), free(b);
+    }
 }
 END_TEST
 
@@ -117,6 +154,7 @@ static Suite *attn_suite(void)
     tcase_set_timeout(tc, 60);
     tcase_add_test(tc, test_wsum);
     tcase_add_test(tc, test_wsum_invariant);
+    tcase_add_test(tc, test_softmax);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -6,41 +6,50 @@
 #include "cpu/kernels.h"
 #include "quant.h"
 
-/* Scalar variants: out[d] += w * v[d], a multiply then an add (as the f32
- * path always did), rows in order. */
-static void wsum_f32(float *out, int64_t n, const uint8_t *base, size_t stride,
-                     const int32_t *rows, const float *w, int32_t nr)
+/* Scalar variants, one head at a time: out[d] += w * v[d], a multiply then
+ * an add, rows in order. */
+static void wsum_f32(float *out, size_t out_stride, int g, int64_t n, const uint8_t *base,
+                     size_t stride, const int32_t *rows, const float *w, size_t w_stride, int32_t nr)
 {
-    for (int64_t d = 0; d < n; d++) out[d] = 0.0f;
-    for (int32_t r = 0; r < nr; r++) {
-        const float *v = (const float *)(base + (size_t)rows[r] * stride);
-        const float wr = w[r];
-        for (int64_t d = 0; d < n; d++) out[d] += wr * v[d];
+    for (int k = 0; k < g; k++) {
+        float *o = out + (size_t)k * out_stride;
+        const float *wk = w + (size_t)k * w_stride;
+        for (int64_t d = 0; d < n; d++) o[d] = 0.0f;
+        for (int32_t r = 0; r < nr; r++) {
+            const float *v = (const float *)(base + (size_t)rows[r] * stride);
+            for (int64_t d = 0; d < n; d++) o[d] += wk[r] * v[d];
+        }
     }
 }
 
-static void wsum_f16(float *out, int64_t n, const uint8_t *base, size_t stride,
-                     const int32_t *rows, const float *w, int32_t nr)
+static void wsum_f16(float *out, size_t out_stride, int g, int64_t n, const uint8_t *base,
+                     size_t stride, const int32_t *rows, const float *w, size_t w_stride, int32_t nr)
 {
-    for (int64_t d = 0; d < n; d++) out[d] = 0.0f;
-    for (int32_t r = 0; r < nr; r++) {
-        const kinfer_fp16 *v = (const kinfer_fp16 *)(base + (size_t)rows[r] * stride);
-        const float wr = w[r];
-        for (int64_t d = 0; d < n; d++) out[d] += wr * kinfer_fp16_to_fp32(v[d]);
+    for (int k = 0; k < g; k++) {
+        float *o = out + (size_t)k * out_stride;
+        const float *wk = w + (size_t)k * w_stride;
+        for (int64_t d = 0; d < n; d++) o[d] = 0.0f;
+        for (int32_t r = 0; r < nr; r++) {
+            const kinfer_fp16 *v = (const kinfer_fp16 *)(base + (size_t)rows[r] * stride);
+            for (int64_t d = 0; d < n; d++) o[d] += wk[r] * kinfer_fp16_to_fp32(v[d]);
+        }
     }
 }
 
-static void wsum_q8_0(float *out, int64_t n, const uint8_t *base, size_t stride,
-                      const int32_t *rows, const float *w, int32_t nr)
+static void wsum_q8_0(float *out, size_t out_stride, int g, int64_t n, const uint8_t *base,
+                      size_t stride, const int32_t *rows, const float *w, size_t w_stride, int32_t nr)
 {
-    for (int64_t d = 0; d < n; d++) out[d] = 0.0f;
-    for (int32_t r = 0; r < nr; r++) {
-        const block_q8_0 *b = (const block_q8_0 *)(base + (size_t)rows[r] * stride);
-        const float wr = w[r];
-        for (int64_t i = 0; i < n / QK8_0; i++) {
-            const float d = kinfer_fp16_to_fp32(b[i].d);
-            float *o = out + i * QK8_0;
-            for (int j = 0; j < QK8_0; j++) o[j] += wr * ((float)b[i].qs[j] * d);
+    for (int k = 0; k < g; k++) {
+        float *o = out + (size_t)k * out_stride;
+        const float *wk = w + (size_t)k * w_stride;
+        for (int64_t d = 0; d < n; d++) o[d] = 0.0f;
+        for (int32_t r = 0; r < nr; r++) {
+            const block_q8_0 *b = (const block_q8_0 *)(base + (size_t)rows[r] * stride);
+            for (int64_t i = 0; i < n / QK8_0; i++) {
+                const float d = kinfer_fp16_to_fp32(b[i].d);
+                float *oi = o + i * QK8_0;
+                for (int j = 0; j < QK8_0; j++) oi[j] += wk[r] * ((float)b[i].qs[j] * d);
+            }
         }
     }
 }
@@ -69,4 +78,24 @@ kinfer_attn_wsum_fn kinfer_attn_wsum_at(int type, int level)
 kinfer_attn_wsum_fn kinfer_attn_wsum_get(int type)
 {
     return kinfer_attn_wsum_at(type, (int)kinfer_cpu_best_level());
+}
+
+kinfer_attn_scores_fn kinfer_attn_scores_get(int type, int64_t n)
+{
+#if defined(__x86_64__)
+    if (kinfer_cpu_best_level() >= KINFER_CPU_AVX512) return kinfer_attn_scores_avx512(type, n);
+#endif
+    (void)type, (void)n;
+    return NULL;
+}
+
+void kinfer_attn_softmax(float *x, int64_t n)
+{
+#if defined(__x86_64__)
+    if (kinfer_cpu_best_level() >= KINFER_CPU_AVX512) {
+        kinfer_attn_softmax_avx512(x, n);
+        return;
+    }
+#endif
+    kinfer_softmax(x, n);
 }

@@ -14,15 +14,39 @@
 #include <stdint.h>
 
 /*
- * Weighted sum of value rows:
- *   out (n) = sum over r = 0 .. nr-1 of w[r] * row r,
- * row r being n elements of the kernel's type at base + rows[r] * stride
- * bytes.  Rows are added in order r = 0, 1, ... to a zero start, one element
- * at a time, so a result never depends on how many rows or threads others
- * used.  n is a multiple of the type's block size.
+ * Weighted sums of value rows, for g (1 to 4) heads that read the same rows:
+ *   out_k (n) = sum over r = 0 .. nr-1 of w_k[r] * row r,   k < g,
+ * out_k at out + k * out_stride floats, w_k at w + k * w_stride floats, row
+ * r being n elements of the kernel's type at base + rows[r] * stride bytes.
+ * Each row is read once for all g heads.  Every element is accumulated in
+ * row order from zero, one rounding per row, so out_k is bit for bit the
+ * same whatever g, nr of other calls, or thread count.  n is a multiple of
+ * the type's block size.
  */
-typedef void (*kinfer_attn_wsum_fn)(float *out, int64_t n, const uint8_t *base, size_t stride,
-                                    const int32_t *rows, const float *w, int32_t nr);
+#define KINFER_ATTN_MAX_G 4
+typedef void (*kinfer_attn_wsum_fn)(float *out, size_t out_stride, int g, int64_t n,
+                                    const uint8_t *base, size_t stride, const int32_t *rows,
+                                    const float *w, size_t w_stride, int32_t nr);
+
+/*
+ * Scores of g (1 to 4) query heads against the same K rows:
+ *   s_k[r] = scale * (q_k . row r),   r < nr, k < g,
+ * s_k at s + k * s_stride floats, q_k at q + k * q_stride bytes in the K
+ * type's vec_dot_type, rows as in the weighted sum.  The same sum order for
+ * every r and k, so s_k[r] does not depend on g, nr or the thread count; it
+ * differs from vec_dot only by float rounding.  NULL from the getter when
+ * there is no such kernel for the type and head size at this level (then
+ * use vec_dot).
+ */
+typedef void (*kinfer_attn_scores_fn)(float *s, size_t s_stride, int g, int64_t n,
+                                      const uint8_t *base, size_t stride, const int32_t *rows,
+                                      int32_t nr, const void *q, size_t q_stride, float scale);
+kinfer_attn_scores_fn kinfer_attn_scores_get(int type, int64_t n);
+
+/* Softmax of attention scores in place: kinfer_softmax's math (max
+ * subtracted, the sum in double), with a vectorized exp where the CPU has
+ * one (within 2 ulp of expf, as llama.cpp's). */
+void kinfer_attn_softmax(float *x, int64_t n);
 
 /* Kernel for a KV cache type (F32, F16, Q8_0) at the best level this CPU
  * has; NULL for another type. */
@@ -36,6 +60,8 @@ kinfer_attn_wsum_fn kinfer_attn_wsum_at(int type, int level);
  * they lack. */
 kinfer_attn_wsum_fn kinfer_attn_wsum_avx2(int type);
 kinfer_attn_wsum_fn kinfer_attn_wsum_avx512(int type);
+kinfer_attn_scores_fn kinfer_attn_scores_avx512(int type, int64_t n);
+void kinfer_attn_softmax_avx512(float *x, int64_t n);
 #endif
 
 #endif /* KINFER_CPU_ATTN_KERNELS_H */

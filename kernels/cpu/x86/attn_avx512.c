@@ -2,8 +2,11 @@
  * attn_avx512.c — AVX-512 attention kernels (see attn_kernels.h).  Compiled
  * with the AVX-512 flags; only called after the CPU was checked for them.
  *
- * The weighted sum keeps up to 128 outputs in 8 registers while it streams
- * the rows, so each row is read once per head and out is written once.
+ * Weighted sum: rows go in tiles small enough for L1; for each tile, 64
+ * outputs of each of the g heads (16 registers) at a time take every row of
+ * the tile, so a row is fetched from memory once for all heads.  Partial
+ * sums go through out between tiles (exact), so the result is the plain
+ * row-order sum whatever the tiling.
  */
 #include <immintrin.h>
 
@@ -12,103 +15,249 @@
 #include "quant.h"
 
 #define ALWAYS_INLINE inline __attribute__((always_inline))
-#define CHUNK 128 /* outputs per pass: 8 zmm */
+#define CHUNK 64          /* outputs per head per pass: 4 zmm */
+#define TILE_BYTES 16384  /* row bytes per tile (of the head's slice) */
+#define PF_AHEAD 12       /* rows prefetched ahead */
 
-/* kind 0 = F32, 1 = F16 */
-static ALWAYS_INLINE __m512 load16(int kind, const uint8_t *p, int j, __mmask16 m)
+enum { K_F32, K_F16, K_Q8_0 };
+
+/* Vector j (16 elements) of a chunk of a row (p: the chunk's first byte). */
+static ALWAYS_INLINE __m512 load_vec(int kind, const uint8_t *p, int j, __mmask16 m)
 {
-    if (kind == 0) return _mm512_maskz_loadu_ps(m, (const float *)p + 16 * j);
-    return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const kinfer_fp16 *)p + 16 * j));
+    if (kind == K_F32) return _mm512_maskz_loadu_ps(m, (const float *)p + 16 * j);
+    if (kind == K_F16)
+        return _mm512_cvtph_ps(_mm256_maskz_loadu_epi16(m, (const kinfer_fp16 *)p + 16 * j));
+    const block_q8_0 *b = (const block_q8_0 *)p + j / 2;
+    const __m128i q = _mm_loadu_si128((const __m128i *)(b->qs + 16 * (j % 2)));
+    return _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q)),
+                         _mm512_set1_ps(kinfer_fp16_to_fp32(b->d)));
 }
 
-/* out[0, 16 * nv) (the last vector masked by mlast) for rows at base. */
-static ALWAYS_INLINE void float_chunk(int kind, int nv, __mmask16 mlast, float *out,
-                                      const uint8_t *base, size_t stride, const int32_t *rows,
-                                      const float *w, int32_t nr)
+/* Rows [r0, r1) into G heads x NV vectors of outputs (last vector masked). */
+static ALWAYS_INLINE void chunk_rows(int kind, int G, int NV, __mmask16 mlast, float *out,
+                                    size_t ostride, const uint8_t *base, size_t stride,
+                                    const int32_t *rows, const float *w, size_t wstride,
+                                    int32_t r0, int32_t r1, size_t pf)
 {
-    __m512 acc[8];
-    for (int j = 0; j < nv; j++) acc[j] = _mm512_setzero_ps();
-    for (int32_t r = 0; r < nr; r++) {
+    __m512 acc[KINFER_ATTN_MAX_G][4];
+    for (int g = 0; g < G; g++)
+        for (int j = 0; j < NV; j++)
+            acc[g][j] = r0 == 0 ? _mm512_setzero_ps()
+                                : _mm512_maskz_loadu_ps(j == NV - 1 ? mlast : 0xFFFF,
+                                                        out + g * ostride + 16 * j);
+    for (int32_t r = r0; r < r1; r++) {
         const uint8_t *v = base + (size_t)rows[r] * stride;
-        const __m512 wr = _mm512_set1_ps(w[r]);
-        for (int j = 0; j < nv; j++)
-            acc[j] = _mm512_fmadd_ps(wr, load16(kind, v, j, j == nv - 1 ? mlast : 0xFFFF), acc[j]);
-    }
-    for (int j = 0; j < nv; j++) _mm512_mask_storeu_ps(out + 16 * j, j == nv - 1 ? mlast : 0xFFFF, acc[j]);
-}
-
-static ALWAYS_INLINE void wsum_float(int kind, float *out, int64_t n, const uint8_t *base,
-                                     size_t stride, const int32_t *rows, const float *w, int32_t nr)
-{
-    const size_t esz = kind == 0 ? 4 : 2;
-    for (int64_t d0 = 0; d0 < n; d0 += CHUNK) {
-        const int64_t len = n - d0 < CHUNK ? n - d0 : CHUNK;
-        const int nv = (int)((len + 15) / 16);
-        const __mmask16 m = len % 16 ? (__mmask16)((1u << (len % 16)) - 1) : (__mmask16)0xFFFF;
-        const uint8_t *b = base + (size_t)d0 * esz;
-        float *o = out + d0;
-        switch (nv) { /* constant register counts, so acc stays in registers */
-        case 1: float_chunk(kind, 1, m, o, b, stride, rows, w, nr); break;
-        case 2: float_chunk(kind, 2, m, o, b, stride, rows, w, nr); break;
-        case 3: float_chunk(kind, 3, m, o, b, stride, rows, w, nr); break;
-        case 4: float_chunk(kind, 4, m, o, b, stride, rows, w, nr); break;
-        case 5: float_chunk(kind, 5, m, o, b, stride, rows, w, nr); break;
-        case 6: float_chunk(kind, 6, m, o, b, stride, rows, w, nr); break;
-        case 7: float_chunk(kind, 7, m, o, b, stride, rows, w, nr); break;
-        default: float_chunk(kind, 8, m, o, b, stride, rows, w, nr); break;
+        if (pf && r + PF_AHEAD < r1) {
+            const uint8_t *pv = base + (size_t)rows[r + PF_AHEAD] * stride;
+            for (size_t o = 0; o < pf; o += 64) _mm_prefetch((const char *)pv + o, _MM_HINT_T0);
+        }
+        __m512 x[4];
+        for (int j = 0; j < NV; j++) x[j] = load_vec(kind, v, j, j == NV - 1 ? mlast : 0xFFFF);
+        for (int g = 0; g < G; g++) {
+            const __m512 wr = _mm512_set1_ps(w[g * wstride + r]);
+            for (int j = 0; j < NV; j++) acc[g][j] = _mm512_fmadd_ps(wr, x[j], acc[g][j]);
         }
     }
+    for (int g = 0; g < G; g++)
+        for (int j = 0; j < NV; j++)
+            _mm512_mask_storeu_ps(out + g * ostride + 16 * j, j == NV - 1 ? mlast : 0xFFFF, acc[g][j]);
 }
 
-static void wsum_f32(float *out, int64_t n, const uint8_t *base, size_t stride,
-                     const int32_t *rows, const float *w, int32_t nr)
-{
-    wsum_float(0, out, n, base, stride, rows, w, nr);
-}
-
-static void wsum_f16(float *out, int64_t n, const uint8_t *base, size_t stride,
-                     const int32_t *rows, const float *w, int32_t nr)
-{
-    wsum_float(1, out, n, base, stride, rows, w, nr);
-}
-
-/* Q8_0: nb blocks of 32 from block b0 of each row; v = q * d (as the
- * dequantizer rounds it), then out += w * v. */
-static ALWAYS_INLINE void q8_chunk(int nb, float *out, const uint8_t *base, size_t stride,
-                                   const int32_t *rows, const float *w, int32_t nr)
-{
-    __m512 acc[8];
-    for (int j = 0; j < 2 * nb; j++) acc[j] = _mm512_setzero_ps();
-    for (int32_t r = 0; r < nr; r++) {
-        const block_q8_0 *blk = (const block_q8_0 *)(base + (size_t)rows[r] * stride);
-        const __m512 wr = _mm512_set1_ps(w[r]);
-        for (int i = 0; i < nb; i++) {
-            const __m512 d = _mm512_set1_ps(kinfer_fp16_to_fp32(blk[i].d));
-            const __m128i q0 = _mm_loadu_si128((const __m128i *)blk[i].qs);
-            const __m128i q1 = _mm_loadu_si128((const __m128i *)(blk[i].qs + 16));
-            const __m512 v0 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q0)), d);
-            const __m512 v1 = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(q1)), d);
-            acc[2 * i] = _mm512_fmadd_ps(wr, v0, acc[2 * i]);
-            acc[2 * i + 1] = _mm512_fmadd_ps(wr, v1, acc[2 * i + 1]);
-        }
+#define CASE_NV(kind, G)                                                                     \
+    switch (nv) {                                                                            \
+    case 1: chunk_rows(kind, G, 1, m, o, ostride, b, stride, rows, w, wstride, r0, r1, pf); break; \
+    case 2: chunk_rows(kind, G, 2, m, o, ostride, b, stride, rows, w, wstride, r0, r1, pf); break; \
+    case 3: chunk_rows(kind, G, 3, m, o, ostride, b, stride, rows, w, wstride, r0, r1, pf); break; \
+    default: chunk_rows(kind, G, 4, m, o, ostride, b, stride, rows, w, wstride, r0, r1, pf); break; \
     }
-    for (int j = 0; j < 2 * nb; j++) _mm512_storeu_ps(out + 16 * j, acc[j]);
+
+static ALWAYS_INLINE void wsum(int kind, float *out, size_t ostride, int g, int64_t n,
+                               const uint8_t *base, size_t stride, const int32_t *rows,
+                               const float *w, size_t wstride, int32_t nr)
+{
+    const size_t head_bytes = kind == K_F32 ? (size_t)n * 4
+                            : kind == K_F16 ? (size_t)n * 2
+                                            : (size_t)(n / QK8_0) * sizeof(block_q8_0);
+    int32_t tile = (int32_t)(TILE_BYTES / (head_bytes ? head_bytes : 1));
+    if (tile < 8) tile = 8;
+    int32_t r0 = 0;
+    do { /* at least once: nr = 0 writes zeros */
+        const int32_t r1 = nr - r0 < tile ? nr : r0 + tile;
+        for (int64_t d0 = 0; d0 < n; d0 += CHUNK) {
+            const int64_t len = n - d0 < CHUNK ? n - d0 : CHUNK;
+            const int nv = (int)((len + 15) / 16);
+            const __mmask16 m = len % 16 ? (__mmask16)((1u << (len % 16)) - 1) : (__mmask16)0xFFFF;
+            const uint8_t *b = base + (kind == K_F32 ? (size_t)d0 * 4
+                                     : kind == K_F16 ? (size_t)d0 * 2
+                                                     : (size_t)(d0 / QK8_0) * sizeof(block_q8_0));
+            float *o = out + d0;
+            const size_t pf = d0 == 0 ? head_bytes : 0; /* prefetch on the first pass */
+            switch (g) { /* constant register counts, so acc stays in registers */
+            case 1: CASE_NV(kind, 1); break;
+            case 2: CASE_NV(kind, 2); break;
+            case 3: CASE_NV(kind, 3); break;
+            default: CASE_NV(kind, 4); break;
+            }
+        }
+        r0 = r1;
+    } while (r0 < nr);
 }
 
-static void wsum_q8_0(float *out, int64_t n, const uint8_t *base, size_t stride,
-                      const int32_t *rows, const float *w, int32_t nr)
+static void wsum_f32(float *out, size_t ostride, int g, int64_t n, const uint8_t *base,
+                     size_t stride, const int32_t *rows, const float *w, size_t wstride, int32_t nr)
 {
-    const int64_t nblk = n / QK8_0;
-    for (int64_t b0 = 0; b0 < nblk; b0 += 4) {
-        const int nb = nblk - b0 < 4 ? (int)(nblk - b0) : 4;
-        const uint8_t *b = base + (size_t)b0 * sizeof(block_q8_0);
-        float *o = out + b0 * QK8_0;
-        switch (nb) {
-        case 1: q8_chunk(1, o, b, stride, rows, w, nr); break;
-        case 2: q8_chunk(2, o, b, stride, rows, w, nr); break;
-        case 3: q8_chunk(3, o, b, stride, rows, w, nr); break;
-        default: q8_chunk(4, o, b, stride, rows, w, nr); break;
+    wsum(K_F32, out, ostride, g, n, base, stride, rows, w, wstride, nr);
+}
+
+static void wsum_f16(float *out, size_t ostride, int g, int64_t n, const uint8_t *base,
+                     size_t stride, const int32_t *rows, const float *w, size_t wstride, int32_t nr)
+{
+    wsum(K_F16, out, ostride, g, n, base, stride, rows, w, wstride, nr);
+}
+
+static void wsum_q8_0(float *out, size_t ostride, int g, int64_t n, const uint8_t *base,
+                      size_t stride, const int32_t *rows, const float *w, size_t wstride, int32_t nr)
+{
+    wsum(K_Q8_0, out, ostride, g, n, base, stride, rows, w, wstride, nr);
+}
+
+/* ------------------------------------------------------------- scores */
+
+#define SCORES_MAX_N 512 /* head sizes up to this (multiples of 16) */
+
+/* v[r] = horizontal sum of a[r] for 16 vectors: a tree of lane shuffles,
+ * the same for every r. */
+static ALWAYS_INLINE __m512 hsum16(const __m512 *a)
+{
+    __m512 w[8], u[4];
+    for (int i = 0; i < 8; i++) /* 128-bit lanes: [a0+a2, a1+a3, b0+b2, b1+b3] */
+        w[i] = _mm512_add_ps(_mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0x44),
+                             _mm512_shuffle_f32x4(a[2 * i], a[2 * i + 1], 0xEE));
+    for (int i = 0; i < 4; i++) /* lane l: row 4i + l, 4 partials */
+        u[i] = _mm512_add_ps(_mm512_shuffle_f32x4(w[2 * i], w[2 * i + 1], 0x88),
+                             _mm512_shuffle_f32x4(w[2 * i], w[2 * i + 1], 0xDD));
+    const __m512 pq = _mm512_add_ps(_mm512_unpacklo_ps(u[0], u[1]), _mm512_unpackhi_ps(u[0], u[1]));
+    const __m512 rs = _mm512_add_ps(_mm512_unpacklo_ps(u[2], u[3]), _mm512_unpackhi_ps(u[2], u[3]));
+    const __m512 t = _mm512_add_ps(_mm512_shuffle_ps(pq, rs, 0x44), _mm512_shuffle_ps(pq, rs, 0xEE));
+    /* element 4l + k holds row 4k + l */
+    const __m512i idx = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+    return _mm512_permutexvar_ps(idx, t);
+}
+
+static ALWAYS_INLINE void scores(int kind, float *s, size_t s_stride, int g, int64_t n,
+                                 const uint8_t *base, size_t stride, const int32_t *rows,
+                                 int32_t nr, const void *q, size_t q_stride, float scale)
+{
+    float qf[KINFER_ATTN_MAX_G][SCORES_MAX_N] __attribute__((aligned(64)));
+    for (int k = 0; k < g; k++) {
+        const uint8_t *qk = (const uint8_t *)q + (size_t)k * q_stride;
+        for (int64_t d = 0; d < n; d += 16)
+            _mm512_store_ps(qf[k] + d, load_vec(kind, qk, (int)(d / 16), 0xFFFF));
+    }
+    const int nv = (int)(n / 16);
+    const __m512 vs = _mm512_set1_ps(scale);
+    __m512 acc[KINFER_ATTN_MAX_G][16];
+    for (int32_t r0 = 0; r0 < nr; r0 += 16) {
+        const int m = nr - r0 < 16 ? nr - r0 : 16;
+        for (int i = 0; i < 16; i++) {
+            if (i >= m) {
+                for (int k = 0; k < g; k++) acc[k][i] = _mm512_setzero_ps();
+                continue;
+            }
+            const uint8_t *v = base + (size_t)rows[r0 + i] * stride;
+            if (r0 + i + PF_AHEAD < nr) {
+                const uint8_t *pv = base + (size_t)rows[r0 + i + PF_AHEAD] * stride;
+                for (int64_t o = 0; o < nv * 16 * (kind == K_F32 ? 4 : 2); o += 64)
+                    _mm_prefetch((const char *)pv + o, _MM_HINT_T0);
+            }
+            __m512 a[KINFER_ATTN_MAX_G];
+            for (int k = 0; k < g; k++) a[k] = _mm512_setzero_ps();
+            for (int j = 0; j < nv; j++) {
+                const __m512 x = load_vec(kind, v, j, 0xFFFF);
+                for (int k = 0; k < g; k++) a[k] = _mm512_fmadd_ps(x, _mm512_load_ps(qf[k] + 16 * j), a[k]);
+            }
+            for (int k = 0; k < g; k++) acc[k][i] = a[k];
         }
+        const __mmask16 mk = m == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << m) - 1);
+        for (int k = 0; k < g; k++)
+            _mm512_mask_storeu_ps(s + (size_t)k * s_stride + r0, mk, _mm512_mul_ps(hsum16(acc[k]), vs));
+    }
+}
+
+#define DEFINE_SCORES(name, kind)                                                               \
+    static void scores_##name(float *s, size_t s_stride, int g, int64_t n, const uint8_t *base, \
+                              size_t stride, const int32_t *rows, int32_t nr, const void *q,    \
+                              size_t q_stride, float scale)                                     \
+    {                                                                                           \
+        switch (g) {                                                                            \
+        case 1: scores(kind, s, s_stride, 1, n, base, stride, rows, nr, q, q_stride, scale); break; \
+        case 2: scores(kind, s, s_stride, 2, n, base, stride, rows, nr, q, q_stride, scale); break; \
+        case 3: scores(kind, s, s_stride, 3, n, base, stride, rows, nr, q, q_stride, scale); break; \
+        default: scores(kind, s, s_stride, 4, n, base, stride, rows, nr, q, q_stride, scale); break; \
+        }                                                                                       \
+    }
+
+DEFINE_SCORES(f32, K_F32)
+DEFINE_SCORES(f16, K_F16)
+
+kinfer_attn_scores_fn kinfer_attn_scores_avx512(int type, int64_t n)
+{
+    if (n <= 0 || n % 16 || n > SCORES_MAX_N) return NULL;
+    switch (type) {
+    case KINFER_TYPE_F32: return scores_f32;
+    case KINFER_TYPE_F16: return scores_f16;
+    default: return NULL;
+    }
+}
+
+/* ------------------------------------------------------------ softmax */
+
+/* e^x, 16 lanes: ggml's ggml_v_expf (max error ~1.5 ulp; 0 far below). */
+static ALWAYS_INLINE __m512 v_expf(__m512 x)
+{
+    const __m512 r = _mm512_set1_ps(0x1.8p23f);
+    const __m512 z = _mm512_fmadd_ps(x, _mm512_set1_ps(0x1.715476p+0f), r);
+    const __m512 n = _mm512_sub_ps(z, r);
+    const __m512 b = _mm512_fnmadd_ps(n, _mm512_set1_ps(0x1.7f7d1cp-20f),
+                                      _mm512_fnmadd_ps(n, _mm512_set1_ps(0x1.62e4p-1f), x));
+    const __mmask16 d = _mm512_cmp_ps_mask(_mm512_abs_ps(n), _mm512_set1_ps(192), _CMP_GT_OQ);
+    const __m512 u = _mm512_mul_ps(b, b);
+    const __m512 j = _mm512_fmadd_ps(
+        _mm512_fmadd_ps(_mm512_fmadd_ps(_mm512_set1_ps(0x1.0e4020p-7f), b, _mm512_set1_ps(0x1.573e2ep-5f)),
+                        u,
+                        _mm512_fmadd_ps(_mm512_set1_ps(0x1.555e66p-3f), b, _mm512_set1_ps(0x1.fffdb6p-2f))),
+        u, _mm512_fmadd_ps(_mm512_set1_ps(0x1.ffffecp-1f), b, _mm512_set1_ps(1.0f)));
+    const __m512 res = _mm512_scalef_ps(j, n);
+    if (_mm512_kortestz(d, d)) return res;
+    const __m512 alt = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(n, _mm512_setzero_ps(), _CMP_LE_OQ),
+                                            _mm512_set1_ps(__builtin_inff()), _mm512_setzero_ps());
+    return _mm512_mask_blend_ps(d, res, alt);
+}
+
+static ALWAYS_INLINE __mmask16 tail_mask(int64_t left)
+{
+    return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
+}
+
+void kinfer_attn_softmax_avx512(float *x, int64_t n)
+{
+    if (n <= 0) return;
+    __m512 vmax = _mm512_set1_ps(x[0]);
+    for (int64_t i = 0; i < n; i += 16)
+        vmax = _mm512_mask_max_ps(vmax, tail_mask(n - i), vmax, _mm512_maskz_loadu_ps(tail_mask(n - i), x + i));
+    const __m512 max = _mm512_set1_ps(_mm512_reduce_max_ps(vmax));
+    __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = tail_mask(n - i);
+        const __m512 e = _mm512_maskz_mov_ps(m, v_expf(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), max)));
+        _mm512_mask_storeu_ps(x + i, m, e);
+        s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
+        s1 = _mm512_add_pd(s1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(e), 1))));
+    }
+    const __m512 inv = _mm512_set1_ps((float)(1.0 / _mm512_reduce_add_pd(_mm512_add_pd(s0, s1))));
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = tail_mask(n - i);
+        _mm512_mask_storeu_ps(x + i, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), inv));
     }
 }
 

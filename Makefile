@@ -134,12 +134,13 @@ test-asan:
 	KINFER_TEST_QUICK=1 $(MAKE) BUILD=build/asan SANITIZE=1 KINFER_CUDA=0 test
 
 FUZZ_BIN := $(BUILD)/fuzz/fuzz_gguf
-FUZZ_SRC := tests/fuzz_gguf.c lib/gguf.c kernels/types.c kernels/cpu/ref.c kernels/cpu/ref_kquants.c
+FUZZ_SRC := tests/fuzz/fuzz_gguf.c lib/gguf.c kernels/types.c kernels/cpu/ref.c kernels/cpu/ref_kquants.c
 fuzz: $(FUZZ_BIN)
 	@mkdir -p $(BUILD)/fuzz/corpus
+	python3 tests/fuzz/make_seeds.py $(BUILD)/fuzz/seeds
 	@# keep the fuzzer's exit status: a crash must fail the target
 	$(FUZZ_BIN) -max_total_time=$(FUZZ_TIME) -max_len=65536 -print_final_stats=1 \
-		$(BUILD)/fuzz/corpus tests/fuzz_seeds > $(BUILD)/fuzz/log 2>&1; \
+		$(BUILD)/fuzz/corpus $(BUILD)/fuzz/seeds > $(BUILD)/fuzz/log 2>&1; \
 		status=$$?; tail -n 25 $(BUILD)/fuzz/log; exit $$status
 
 $(FUZZ_BIN): $(FUZZ_SRC) lib/gguf.h kernels/quant.h include/kinfer.h

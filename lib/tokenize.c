@@ -189,6 +189,33 @@ static void merge_pair(session *s, const bigram *b)
         s->sym[r->next].prev = b->left;
 }
 
+/*
+ * The merge loop SPM and BPE share: queue every adjacent pair that add()
+ * accepts, then repeatedly merge the best one and queue the pairs it makes.
+ * Returns -1 (and marks the session) when the queue ran out of memory.
+ */
+static int merge_all(session *s, void (*add)(session *, int32_t, int32_t))
+{
+    s->q.n = 0;
+    for (size_t i = 1; i < s->n_sym; i++)
+        add(s, (int32_t)i - 1, (int32_t)i);
+    while (s->q.n > 0 && !s->q.oom) {
+        bigram b = heap_pop(&s->q);
+        const symbol *l = &s->sym[b.left], *r = &s->sym[b.right];
+        /* stale: one side already merged elsewhere */
+        if (l->n == 0 || r->n == 0 || l->n + r->n != b.size)
+            continue;
+        merge_pair(s, &b);
+        add(s, s->sym[b.left].prev, b.left);
+        add(s, b.left, s->sym[b.left].next);
+    }
+    if (s->q.oom) {
+        s->oom = 1;
+        return -1;
+    }
+    return 0;
+}
+
 /* ---------------------------------------------------------------------- SPM */
 
 static void spm_try_bigram(session *s, int32_t left, int32_t right)
@@ -240,22 +267,8 @@ static void spm_tokenize(session *s, const char *text, size_t len, int space_pre
     if (o == 0 || make_symbols(s) < 0)
         return;
 
-    s->q.n = 0;
-    for (size_t i = 1; i < s->n_sym; i++)
-        spm_try_bigram(s, (int32_t)i - 1, (int32_t)i);
-    while (s->q.n > 0 && !s->q.oom) {
-        bigram b = heap_pop(&s->q);
-        const symbol *l = &s->sym[b.left], *r = &s->sym[b.right];
-        if (l->n == 0 || r->n == 0 || l->n + r->n != b.size)
-            continue;
-        merge_pair(s, &b);
-        spm_try_bigram(s, s->sym[b.left].prev, b.left);
-        spm_try_bigram(s, b.left, s->sym[b.left].next);
-    }
-    if (s->q.oom) {
-        s->oom = 1;
+    if (merge_all(s, spm_try_bigram) < 0)
         return;
-    }
     for (int32_t i = 0; i != -1; i = s->sym[i].next) {
         const symbol *y = &s->sym[i];
         int32_t id = vocab_find(s->v, s->buf + y->off, y->n);
@@ -295,23 +308,8 @@ static void bpe_word(session *s)
     }
     if (make_symbols(s) < 0)
         return;
-    s->q.n = 0;
-    for (size_t i = 1; i < s->n_sym; i++)
-        bpe_add_bigram(s, (int32_t)i - 1, (int32_t)i);
-    while (s->q.n > 0 && !s->q.oom) {
-        bigram b = heap_pop(&s->q);
-        const symbol *l = &s->sym[b.left], *r = &s->sym[b.right];
-        /* stale: one side already merged elsewhere */
-        if (l->n == 0 || r->n == 0 || l->n + r->n != b.size)
-            continue;
-        merge_pair(s, &b);
-        bpe_add_bigram(s, s->sym[b.left].prev, b.left);
-        bpe_add_bigram(s, b.left, s->sym[b.left].next);
-    }
-    if (s->q.oom) {
-        s->oom = 1;
+    if (merge_all(s, bpe_add_bigram) < 0)
         return;
-    }
     for (int32_t i = 0; i != -1; i = s->sym[i].next) {
         const symbol *y = &s->sym[i];
         if (y->n == 0)

@@ -184,7 +184,7 @@ static void task_attention(void *arg, int ith, int nth)
         /* scores: q_h . k_c, with q_h in the K cache's dot type */
         uint8_t *qq = tb.qq;
         for (int k = 0; k < g; k++)
-            kq->from_float(b->q + (size_t)t * QD + (size_t)(h + k) * hd_k, qq + k * q_size, hd_k);
+            kq->from_float_act(b->q + (size_t)t * QD + (size_t)(h + k) * hd_k, qq + k * q_size, hd_k);
         const uint8_t *k0 = kv->k[j->il] + (size_t)kvh * k_head_bytes;
         if (j->scores) {
             j->scores(tb.s, n_ctx, g, hd_k, k0, kv->row_k, tb.rows, nv, qq, q_size, scale);
@@ -203,6 +203,10 @@ static void task_attention(void *arg, int ith, int nth)
                         kk->vec_dot(hd_k, k0 + (size_t)tb.rows[r] * kv->row_k, qq + k * q_size) * scale;
         }
         for (int k = 0; k < g; k++) kinfer_attn_softmax(tb.s + k * n_ctx, nv);
+        /* llama.cpp (no flash attention) multiplies V by the weights in V's
+         * type: with an F16 cache they are rounded to F16 first */
+        if (kv->type_v == KINFER_TYPE_F16)
+            for (int k = 0; k < g; k++) kinfer_round_fp16(tb.s + k * n_ctx, nv);
         /* out_h = sum over visible cells of weight * v_c, v read in place */
         j->wsum(b->att + (size_t)t * OD + (size_t)h * hd_v, (size_t)hd_v, g, hd_v,
                 kv->v[j->il] + (size_t)kvh * v_head_bytes, kv->row_v, tb.rows, tb.s, n_ctx, nv);

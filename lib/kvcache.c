@@ -264,7 +264,7 @@ static void rerotate_cell(kv_cache *kv, const model_weights *w, uint32_t i, int3
             .freq_factors = w->rope_freqs.data,
         };
         kinfer_rope(tmp, 1, hp->n_head_kv, hp->head_dim_k, &delta, &rp);
-        kinfer_quantize_row(kv->type_k, tmp, row, kv->kv_dim_k);
+        kinfer_quantize_act_row(kv->type_k, tmp, row, kv->kv_dim_k);
     }
 }
 
@@ -294,6 +294,6 @@ kinfer_status kv_seq_add(kv_cache *kv, const model_weights *w, int32_t seq, int3
 void kv_write(kv_cache *kv, int il, uint32_t i, const float *k, const float *v)
 {
     const size_t r = kv_row_index(kv, il, i);
-    kinfer_quantize_row(kv->type_k, k, kv->k[il] + r * kv->row_k, kv->kv_dim_k);
-    kinfer_quantize_row(kv->type_v, v, kv->v[il] + r * kv->row_v, kv->kv_dim_v);
+    kinfer_quantize_act_row(kv->type_k, k, kv->k[il] + r * kv->row_k, kv->kv_dim_k);
+    kinfer_quantize_act_row(kv->type_v, v, kv->v[il] + r * kv->row_v, kv->kv_dim_v);
 }

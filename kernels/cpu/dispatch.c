@@ -8,6 +8,7 @@
 #endif
 
 #include "cpu/kernels.h"
+#include "cpu/ref.h"
 #include "cpu/simd.h"
 
 #if defined(__x86_64__)
@@ -36,8 +37,10 @@ static void build_tables(void)
         if (tt == NULL || tt->to_float == NULL)
             continue;
         tables[KINFER_CPU_SCALAR][t] = (kinfer_cpu_kernels){
-            tt->to_float, tt->from_float, tt->vec_dot, tt->vec_dot_type, NULL};
+            tt->to_float, tt->from_float, tt->vec_dot, tt->vec_dot_type, NULL, tt->from_float};
     }
+    tables[KINFER_CPU_SCALAR][KINFER_TYPE_Q8_0].from_float_act = kinfer_act_from_float_q8_0;
+    tables[KINFER_CPU_SCALAR][KINFER_TYPE_Q8_1].from_float_act = kinfer_act_from_float_q8_1;
     level_ok[KINFER_CPU_SCALAR] = true;
     for (int l = 1; l < KINFER_CPU_LEVEL_COUNT; l++)
         for (int t = 0; t < KINFER_TYPE_COUNT; t++)
@@ -132,6 +135,18 @@ kinfer_status kinfer_quantize_row(int type, const float *src, void *dst, int64_t
     if (st != KINFER_OK)
         return st;
     k->from_float(src, dst, n);
+    return KINFER_OK;
+}
+
+kinfer_status kinfer_quantize_act_row(int type, const float *src, void *dst, int64_t n)
+{
+    const kinfer_cpu_kernels *k = kinfer_cpu_kernels_get(type);
+    if (k == NULL || k->from_float_act == NULL)
+        return KINFER_E_UNSUPPORTED;
+    kinfer_status st = check_row(type, n, src, dst);
+    if (st != KINFER_OK)
+        return st;
+    k->from_float_act(src, dst, n);
     return KINFER_OK;
 }
 

@@ -41,6 +41,10 @@ typedef struct kinfer_cpu_kernels {
     kinfer_vec_dot_fn vec_dot;       /* weight row . activation row in vec_dot_type */
     int vec_dot_type;
     kinfer_vec_dot_x4_fn vec_dot_x4; /* optional (NULL): batched vec_dot */
+    /* quantize an activation row before vec_dot (or a KV cache row) with
+     * ggml's CPU numerics; equals from_float except for Q8_0 and Q8_1,
+     * whose from_float is the reference quantizer model files are made with */
+    kinfer_from_float_fn from_float_act;
 } kinfer_cpu_kernels;
 
 /* Kernels of a type at the best level this CPU has; NULL for a type we have
@@ -64,6 +68,8 @@ const char *kinfer_cpu_level_name(kinfer_cpu_level level);
  */
 kinfer_status kinfer_dequantize_row(int type, const void *src, float *dst, int64_t n);
 kinfer_status kinfer_quantize_row(int type, const float *src, void *dst, int64_t n);
+/* Same with from_float_act: activations and KV cache rows at run time. */
+kinfer_status kinfer_quantize_act_row(int type, const float *src, void *dst, int64_t n);
 /* *out = w . a, with a already in the type's vec_dot_type. */
 kinfer_status kinfer_vec_dot(int type, int64_t n, const void *w, const void *a, float *out);
 
@@ -139,6 +145,8 @@ void kinfer_silu_gate(float *out, const float *g, const float *u, int64_t n);
  * 0 below -10 and g above 10 (so logits match llama.cpp's). */
 void kinfer_gelu_gate(float *out, const float *g, const float *u, int64_t n);
 
+/* x[i] = x[i] rounded to fp16 and back (ties to even). */
+void kinfer_round_fp16(float *x, int64_t n);
 /* out = a + b; out may alias either. */
 void kinfer_add(float *out, const float *a, const float *b, int64_t n);
 

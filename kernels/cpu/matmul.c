@@ -94,7 +94,7 @@ static void quantize_task(void *p, int ith, int nth)
     int64_t t0, t1;
     range_of(job->n_tokens, ith, nth, &t0, &t1);
     for (int64_t t = t0; t < t1; t++)
-        job->ka->from_float(job->x + t * job->n_cols, job->xq + (size_t)t * job->act_row_bytes,
+        job->ka->from_float_act(job->x + t * job->n_cols, job->xq + (size_t)t * job->act_row_bytes,
                             job->n_cols);
 }
 
@@ -187,7 +187,7 @@ kinfer_status kinfer_matmul_ex(kinfer_threadpool *pool, void *scratch, size_t sc
     if (tt == NULL || k == NULL || k->vec_dot == NULL)
         return KINFER_E_UNSUPPORTED;
     const kinfer_cpu_kernels *ka = kinfer_cpu_kernels_get(k->vec_dot_type);
-    if (ka == NULL || ka->from_float == NULL)
+    if (ka == NULL || ka->from_float_act == NULL)
         return KINFER_E_UNSUPPORTED;
     if (n_rows < 0 || n_cols < 0 || n_tokens < 0 || n_cols % tt->blck_size != 0 ||
         (kinfer_row_size(k->vec_dot_type, n_cols) == 0 && n_cols > 0))

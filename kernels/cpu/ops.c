@@ -116,6 +116,12 @@ void kinfer_gelu_gate(float *out, const float *g, const float *u, int64_t n)
     }
 }
 
+void kinfer_round_fp16(float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        x[i] = kinfer_fp16_to_fp32(kinfer_fp32_to_fp16(x[i]));
+}
+
 void kinfer_add(float *out, const float *a, const float *b, int64_t n)
 {
     for (int64_t i = 0; i < n; i++)

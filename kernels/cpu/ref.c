@@ -551,3 +551,42 @@ float kinfer_ref_vec_dot_iq4_nl_q8_0(int64_t n, const void *w, const void *a)
     }
     return sum;
 }
+
+/* ------------------------------------------------ activation quantizers */
+
+/* One block of 32 as ggml's x86 quantize_row_q8_0/q8_1 does it: multiply
+ * by 127/amax and round ties to even (rintf in the default rounding mode).
+ * Returns d; *sum gets the sum of the quants. */
+static float act_block32(const float *x, int8_t *qs, int *sum)
+{
+    float amax = 0.0f;
+    for (int j = 0; j < 32; j++)
+        amax = fmaxf(amax, fabsf(x[j]));
+    const float id = amax != 0.0f ? 127.0f / amax : 0.0f;
+    int s = 0;
+    for (int j = 0; j < 32; j++) {
+        qs[j] = (int8_t)rintf(x[j] * id);
+        s += qs[j];
+    }
+    *sum = s;
+    return amax / 127;
+}
+
+void kinfer_act_from_float_q8_0(const float *src, void *dst, int64_t n)
+{
+    block_q8_0 *y = dst;
+    int sum;
+    for (int64_t b = 0; b < n / QK8_0; b++)
+        y[b].d = kinfer_fp32_to_fp16(act_block32(src + b * QK8_0, y[b].qs, &sum));
+}
+
+void kinfer_act_from_float_q8_1(const float *src, void *dst, int64_t n)
+{
+    block_q8_1 *y = dst;
+    for (int64_t b = 0; b < n / QK8_1; b++) {
+        int sum;
+        const float d = act_block32(src + b * QK8_1, y[b].qs, &sum);
+        y[b].d = kinfer_fp32_to_fp16(d);
+        y[b].s = kinfer_fp32_to_fp16(d * (float)sum);
+    }
+}

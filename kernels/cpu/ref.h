@@ -34,6 +34,11 @@ KINFER_REF_TYPE_FNS(q5_0)
 KINFER_REF_TYPE_FNS(q5_1)
 KINFER_REF_TYPE_FNS(q8_0)
 KINFER_REF_TYPE_FNS(q8_1)
+/* Q8_0 / Q8_1 activation quantizers as ggml's CPU backend runs them before
+ * a dot product (scale by 127/amax, ties to even), which the reference
+ * quantizers above (1/d, ties away from zero) are not. */
+void kinfer_act_from_float_q8_0(const float *src, void *dst, int64_t n);
+void kinfer_act_from_float_q8_1(const float *src, void *dst, int64_t n);
 KINFER_REF_TYPE_FNS(iq4_nl)
 KINFER_REF_TYPE_FNS(q2_K)
 KINFER_REF_TYPE_FNS(q3_K)

@@ -191,9 +191,10 @@ static inline __m256i pack_i32x32_to_i8(__m256i a, __m256i b, __m256i c, __m256i
     return _mm256_permutevar8x32_epi32(abcd, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7));
 }
 
-/* One block of 32 floats quantized like kinfer_ref_from_float_q8_0; returns
- * the scale and the sum of quants. */
-static inline float quantize_block32(const float *x, int8_t *qs, int *sum)
+/* One block of 32 floats quantized like kinfer_ref_from_float_q8_0 or, with
+ * act, like kinfer_act_from_float_q8_0; returns the scale and the sum of
+ * quants. */
+static inline float quantize_block32(const float *x, int8_t *qs, int *sum, bool act)
 {
     const __m256 abs_mask = _mm256_castsi256_ps(_mm256_set1_epi32(0x7fffffff));
     __m256 v[4];
@@ -202,35 +203,43 @@ static inline float quantize_block32(const float *x, int8_t *qs, int *sum)
         v[k] = _mm256_loadu_ps(x + 8 * k);
         amax = _mm256_max_ps(amax, _mm256_and_ps(v[k], abs_mask));
     }
-    const float d = hmax_ps(amax) / 127;
-    const float id = d != 0.0f ? 1.0f / d : 0.0f;
+    const float mx = hmax_ps(amax), d = mx / 127;
+    const float id = act ? (mx != 0.0f ? 127.0f / mx : 0.0f) : (d != 0.0f ? 1.0f / d : 0.0f);
     const __m256 vid = _mm256_set1_ps(id);
     __m256i q[4];
-    for (int k = 0; k < 4; k++)
-        q[k] = _mm256_cvtps_epi32(round_half_away(_mm256_mul_ps(v[k], vid)));
+    for (int k = 0; k < 4; k++) {
+        const __m256 s = _mm256_mul_ps(v[k], vid);
+        q[k] = _mm256_cvtps_epi32(act ? _mm256_round_ps(s, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+                                      : round_half_away(s));
+    }
     if (sum)
         *sum = hsum_epi32(_mm256_add_epi32(_mm256_add_epi32(q[0], q[1]), _mm256_add_epi32(q[2], q[3])));
     _mm256_storeu_si256((__m256i *)qs, pack_i32x32_to_i8(q[0], q[1], q[2], q[3]));
     return d;
 }
 
-static void quantize_q8_0(const float *src, void *dst, int64_t n)
+static inline void q8_0_row(const float *src, void *dst, int64_t n, bool act)
 {
     block_q8_0 *y = dst;
     for (int64_t b = 0; b < n / QK8_0; b++)
-        y[b].d = kinfer_fp32_to_fp16(quantize_block32(src + b * QK8_0, y[b].qs, NULL));
+        y[b].d = kinfer_fp32_to_fp16(quantize_block32(src + b * QK8_0, y[b].qs, NULL, act));
 }
 
-static void quantize_q8_1(const float *src, void *dst, int64_t n)
+static inline void q8_1_row(const float *src, void *dst, int64_t n, bool act)
 {
     block_q8_1 *y = dst;
     for (int64_t b = 0; b < n / QK8_1; b++) {
         int sum;
-        const float d = quantize_block32(src + b * QK8_1, y[b].qs, &sum);
+        const float d = quantize_block32(src + b * QK8_1, y[b].qs, &sum, act);
         y[b].d = kinfer_fp32_to_fp16(d);
         y[b].s = kinfer_fp32_to_fp16((float)sum * d);
     }
 }
+
+static void quantize_q8_0(const float *src, void *dst, int64_t n) { q8_0_row(src, dst, n, false); }
+static void quantize_q8_1(const float *src, void *dst, int64_t n) { q8_1_row(src, dst, n, false); }
+static void quantize_q8_0_act(const float *src, void *dst, int64_t n) { q8_0_row(src, dst, n, true); }
+static void quantize_q8_1_act(const float *src, void *dst, int64_t n) { q8_1_row(src, dst, n, true); }
 
 static void quantize_q8_K(const float *src, void *dst, int64_t n)
 {
@@ -649,11 +658,15 @@ void kinfer_avx2_fill(kinfer_cpu_kernels *t)
     t[KINFER_TYPE_F16].vec_dot = dot_f16;
     t[KINFER_TYPE_F16].to_float = f16_to_float;
     t[KINFER_TYPE_F16].from_float = f16_from_float;
+    t[KINFER_TYPE_F16].from_float_act = f16_from_float;
     t[KINFER_TYPE_BF16].vec_dot = dot_bf16;
     t[KINFER_TYPE_BF16].to_float = bf16_to_float;
     t[KINFER_TYPE_Q8_0].from_float = quantize_q8_0;
     t[KINFER_TYPE_Q8_1].from_float = quantize_q8_1;
+    t[KINFER_TYPE_Q8_0].from_float_act = quantize_q8_0_act;
+    t[KINFER_TYPE_Q8_1].from_float_act = quantize_q8_1_act;
     t[KINFER_TYPE_Q8_K].from_float = quantize_q8_K;
+    t[KINFER_TYPE_Q8_K].from_float_act = quantize_q8_K;
     t[KINFER_TYPE_Q4_0].vec_dot = dot_q4_0;
     t[KINFER_TYPE_Q4_1].vec_dot = dot_q4_1;
     t[KINFER_TYPE_Q5_0].vec_dot = dot_q5_0;

@@ -10,10 +10,12 @@
  * layers), so several sequences can share one batch.
  */
 #include <math.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "context.h"
 #include "cpu/attn_kernels.h"
+#include "cpu/attn_order.h"
 #include "cpu/kernels.h"
 #include "threadpool.h"
 
@@ -132,6 +134,8 @@ typedef struct att_job {
     int il;
     kinfer_attn_wsum_fn wsum;
     kinfer_attn_scores_fn scores;  /* NULL: vec_dot */
+    int ordered;                   /* F16 cache on AVX-512: llama.cpp's sum orders */
+    atomic_int next_token;         /* tokens claimed so far (prompt split) */
 } att_job;
 
 /*
@@ -150,7 +154,7 @@ typedef struct att_job {
  */
 static void task_attention(void *arg, int ith, int nth)
 {
-    const att_job *j = arg;
+    att_job *j = arg;
     const kinfer_context *ctx = j->ctx;
     const fwd_ubatch *ub = j->ub;
     const model_hparams *hp = &ctx->model->w.hp;
@@ -168,50 +172,216 @@ static void task_attention(void *arg, int ith, int nth)
     const float scale = hp->attn_scale;
     att_thread_buf tb = att_buf_of(ctx, ith);
 
+    /* the split: with enough tokens, each thread claims whole tokens from a
+     * shared counter, the last (those that see the most cells) first, so
+     * the threads finish together even when one is slowed down; with few
+     * tokens (decode), consecutive (token, head) pairs, evenly */
+    const int by_token = ub->n >= 2 * nth;
     const int64_t n_pairs = (int64_t)ub->n * n_head;
     const int64_t per = (n_pairs + nth - 1) / nth;
-    const int64_t i0 = per * ith, i1 = i0 + per < n_pairs ? i0 + per : n_pairs;
     int32_t t_vis = -1, nv = 0;
-    for (int64_t i = i0; i < i1;) {
-        const int32_t t = (int32_t)(i / n_head);
-        const int h = (int)(i % n_head), kvh = h / gqa;
-        int g = 1; /* heads h .. h+g-1: same token, same kv head, this thread's */
-        while (g < KINFER_ATTN_MAX_G && i + g < i1 && h + g < n_head && (h + g) / gqa == kvh) g++;
-        if (t != t_vis) {
-            nv = visible_rows(ctx, j->ac, j->il, ub->pos[t], ub->seq[t], j->L->is_swa, tb.rows);
-            t_vis = t;
-        }
-        /* scores: q_h . k_c, with q_h in the K cache's dot type */
-        uint8_t *qq = tb.qq;
-        for (int k = 0; k < g; k++)
-            kq->from_float_act(b->q + (size_t)t * QD + (size_t)(h + k) * hd_k, qq + k * q_size, hd_k);
-        const uint8_t *k0 = kv->k[j->il] + (size_t)kvh * k_head_bytes;
-        if (j->scores) {
-            j->scores(tb.s, n_ctx, g, hd_k, k0, kv->row_k, tb.rows, nv, qq, q_size, scale);
-        } else if (g > 1 && kk->vec_dot_x4) {
-            /* one K row against all g heads (the unused slots repeat head h) */
-            for (int k = g; k < 4; k++) memcpy(qq + k * q_size, qq, q_size);
-            for (int32_t r = 0; r < nv; r++) {
-                float d4[4];
-                kk->vec_dot_x4(hd_k, k0 + (size_t)tb.rows[r] * kv->row_k, qq, q_size, d4);
-                for (int k = 0; k < g; k++) tb.s[k * n_ctx + r] = d4[k] * scale;
-            }
+    for (int first = 1;; first = 0) {
+        int64_t i0, i1;
+        if (by_token) {
+            const int32_t k = atomic_fetch_add_explicit(&j->next_token, 1, memory_order_relaxed);
+            if (k >= ub->n) break;
+            i0 = (int64_t)(ub->n - 1 - k) * n_head;
+            i1 = i0 + n_head;
         } else {
-            for (int k = 0; k < g; k++)
-                for (int32_t r = 0; r < nv; r++)
-                    tb.s[k * n_ctx + r] =
-                        kk->vec_dot(hd_k, k0 + (size_t)tb.rows[r] * kv->row_k, qq + k * q_size) * scale;
+            if (!first) break;
+            i0 = per * ith;
+            i1 = i0 + per < n_pairs ? i0 + per : n_pairs;
         }
-        for (int k = 0; k < g; k++) kinfer_attn_softmax(tb.s + k * n_ctx, nv);
-        /* llama.cpp (no flash attention) multiplies V by the weights in V's
-         * type: with an F16 cache they are rounded to F16 first */
-        if (kv->type_v == KINFER_TYPE_F16)
-            for (int k = 0; k < g; k++) kinfer_round_fp16(tb.s + k * n_ctx, nv);
-        /* out_h = sum over visible cells of weight * v_c, v read in place */
-        j->wsum(b->att + (size_t)t * OD + (size_t)h * hd_v, (size_t)hd_v, g, hd_v,
-                kv->v[j->il] + (size_t)kvh * v_head_bytes, kv->row_v, tb.rows, tb.s, n_ctx, nv);
-        i += g;
+        for (int64_t i = i0; i < i1;) {
+            const int32_t t = (int32_t)(i / n_head);
+            const int h = (int)(i % n_head), kvh = h / gqa;
+            int g = 1; /* heads h .. h+g-1: same token, same kv head, this thread's */
+            while (g < KINFER_ATTN_MAX_G && i + g < i1 && h + g < n_head && (h + g) / gqa == kvh) g++;
+            if (t != t_vis) {
+                nv = visible_rows(ctx, j->ac, j->il, ub->pos[t], ub->seq[t], j->L->is_swa, tb.rows);
+                t_vis = t;
+            }
+            /* scores: q_h . k_c, with q_h in the K cache's dot type */
+            uint8_t *qq = tb.qq;
+            for (int k = 0; k < g; k++)
+                kq->from_float_act(b->q + (size_t)t * QD + (size_t)(h + k) * hd_k, qq + k * q_size, hd_k);
+            const uint8_t *k0 = kv->k[j->il] + (size_t)kvh * k_head_bytes;
+            if (j->ordered) {
+                /* one head at a time in llama.cpp's order for this batch size */
+                const int order = ub->n > 1 ? KINFER_F16_ORDER_GEMM : KINFER_F16_ORDER_VEC;
+                const uint8_t *v0 = kv->v[j->il] + (size_t)kvh * v_head_bytes;
+                for (int k = 0; k < g; k++) {
+                    float *s = tb.s + k * n_ctx;
+                    kinfer_attn_scores_f16_ordered_avx512(s, hd_k, k0, kv->row_k, tb.rows, nv,
+                                                          (const kinfer_fp16 *)(qq + k * q_size), scale,
+                                                          order);
+                    kinfer_attn_softmax_ordered_avx512(s, nv);
+                    kinfer_attn_round_fp16(s, nv);
+                    kinfer_attn_wsum_f16_ordered_avx512(b->att + (size_t)t * OD + (size_t)(h + k) * hd_v,
+                                                        hd_v, v0, kv->row_v, tb.rows, s, nv, order);
+                }
+                i += g;
+                continue;
+            }
+            if (j->scores) {
+                j->scores(tb.s, n_ctx, g, hd_k, k0, kv->row_k, tb.rows, nv, qq, q_size, scale);
+            } else if (g > 1 && kk->vec_dot_x4) {
+                /* one K row against all g heads (the unused slots repeat head h) */
+                for (int k = g; k < 4; k++) memcpy(qq + k * q_size, qq, q_size);
+                for (int32_t r = 0; r < nv; r++) {
+                    float d4[4];
+                    kk->vec_dot_x4(hd_k, k0 + (size_t)tb.rows[r] * kv->row_k, qq, q_size, d4);
+                    for (int k = 0; k < g; k++) tb.s[k * n_ctx + r] = d4[k] * scale;
+                }
+            } else {
+                for (int k = 0; k < g; k++)
+                    for (int32_t r = 0; r < nv; r++)
+                        tb.s[k * n_ctx + r] =
+                            kk->vec_dot(hd_k, k0 + (size_t)tb.rows[r] * kv->row_k, qq + k * q_size) * scale;
+            }
+            for (int k = 0; k < g; k++) kinfer_attn_softmax(tb.s + k * n_ctx, nv);
+            /* llama.cpp (no flash attention) multiplies V by the weights in V's
+             * type: with an F16 cache they are rounded to F16 first */
+            if (kv->type_v == KINFER_TYPE_F16)
+                for (int k = 0; k < g; k++) kinfer_attn_round_fp16(tb.s + k * n_ctx, nv);
+            /* out_h = sum over visible cells of weight * v_c, v read in place */
+            j->wsum(b->att + (size_t)t * OD + (size_t)h * hd_v, (size_t)hd_v, g, hd_v,
+                    kv->v[j->il] + (size_t)kvh * v_head_bytes, kv->row_v, tb.rows, tb.s, n_ctx, nv);
+            i += g;
+        }
     }
+}
+
+/*
+ * The elementwise steps between the matmuls, one token range per thread.
+ * Each token's row goes through the same calls whatever the split, so the
+ * results do not depend on the thread count.
+ */
+typedef struct rows_job {
+    kinfer_context *ctx;
+    const fwd_ubatch *ub;
+    const layer_weights *L;
+    int il;
+    const kinfer_rope_params *rp;
+} rows_job;
+
+/* tokens [t0, t1) of this slice */
+static void rows_of(const rows_job *j, int ith, int nth, int32_t *t0, int32_t *t1)
+{
+    *t0 = (int32_t)((int64_t)j->ub->n * ith / nth);
+    *t1 = (int32_t)((int64_t)j->ub->n * (ith + 1) / nth);
+}
+
+/* Run a rows task on the pool, or inline for a few tokens (decode), where
+ * waking the workers costs more than the work. */
+static void run_rows(kinfer_context *ctx, kinfer_task_fn fn, rows_job *j)
+{
+    if (j->ub->n < 4)
+        fn(j, 0, 1);
+    else
+        kinfer_threadpool_run(ctx->pool, fn, j);
+}
+
+/* q, k, v of the projections -> biases, QK-norm, RoPE, then k and v into
+ * the cache. */
+static void task_qkv(void *arg, int ith, int nth)
+{
+    const rows_job *j = arg;
+    kinfer_context *ctx = j->ctx;
+    const model_hparams *hp = &ctx->model->w.hp;
+    const layer_weights *L = j->L;
+    fwd_buffers *b = &ctx->buf;
+    const int64_t QD = (int64_t)hp->n_head * hp->head_dim_k;
+    const int64_t KD = (int64_t)hp->n_head_kv * hp->head_dim_k;
+    const int64_t VD = (int64_t)hp->n_head_kv * hp->head_dim_v;
+    int32_t t0, t1;
+    rows_of(j, ith, nth, &t0, &t1);
+    const int32_t n = t1 - t0;
+    if (n <= 0) return;
+    float *q = b->q + (size_t)t0 * QD, *k = b->k + (size_t)t0 * KD, *v = b->v + (size_t)t0 * VD;
+    if (L->bq.data) {
+        add_bias(q, &L->bq, n, QD);
+        add_bias(k, &L->bk, n, KD);
+        add_bias(v, &L->bv, n, VD);
+    }
+    if (L->q_norm.data) {
+        /* QK-norm: each head's vector on its own */
+        rmsnorm_rows(q, q, &L->q_norm, n * hp->n_head, hp->head_dim_k, hp->rms_eps);
+        rmsnorm_rows(k, k, &L->k_norm, n * hp->n_head_kv, hp->head_dim_k, hp->rms_eps);
+    }
+    kinfer_rope(q, n, hp->n_head, hp->head_dim_k, j->ub->pos + t0, j->rp);
+    kinfer_rope(k, n, hp->n_head_kv, hp->head_dim_k, j->ub->pos + t0, j->rp);
+    /* store this batch's keys and values; the batch then attends to itself
+     * through the cache, at cache precision */
+    for (int32_t t = t0; t < t1; t++)
+        kv_write(&ctx->kv, j->il, j->ub->cell[t], b->k + (size_t)t * KD, b->v + (size_t)t * VD);
+}
+
+/* xb = attention out projected: [post-norm], x += xb, xb = ffn_norm(x) */
+static void task_attn_out(void *arg, int ith, int nth)
+{
+    const rows_job *j = arg;
+    const model_hparams *hp = &j->ctx->model->w.hp;
+    const layer_weights *L = j->L;
+    fwd_buffers *b = &j->ctx->buf;
+    const int64_t E = hp->n_embd;
+    int32_t t0, t1;
+    rows_of(j, ith, nth, &t0, &t1);
+    const int32_t n = t1 - t0;
+    if (n <= 0) return;
+    float *x = b->x + (size_t)t0 * E, *xb = b->xb + (size_t)t0 * E;
+    if (L->attn_post_norm.data) rmsnorm_rows(xb, xb, &L->attn_post_norm, n, E, hp->rms_eps);
+    kinfer_add(x, x, xb, (int64_t)n * E);                           /* x += attn */
+    rmsnorm_rows(xb, x, &L->ffn_norm, n, E, hp->rms_eps);           /* xb (n, E) */
+}
+
+/* g = act(g) * u */
+static void task_ffn_act(void *arg, int ith, int nth)
+{
+    const rows_job *j = arg;
+    const model_weights *w = &j->ctx->model->w;
+    fwd_buffers *b = &j->ctx->buf;
+    const int64_t F = w->hp.n_ff;
+    int32_t t0, t1;
+    rows_of(j, ith, nth, &t0, &t1);
+    if (t1 <= t0) return;
+    float *g = b->ffn_g + (size_t)t0 * F;
+    const float *u = b->ffn_u + (size_t)t0 * F;
+    if (w->arch->act == ARCH_ACT_GELU)
+        kinfer_gelu_gate(g, g, u, (int64_t)(t1 - t0) * F);
+    else
+        kinfer_silu_gate(g, g, u, (int64_t)(t1 - t0) * F);
+}
+
+/* xb = ffn out: [post-norm], x += xb */
+static void task_ffn_out(void *arg, int ith, int nth)
+{
+    const rows_job *j = arg;
+    const model_hparams *hp = &j->ctx->model->w.hp;
+    const layer_weights *L = j->L;
+    fwd_buffers *b = &j->ctx->buf;
+    const int64_t E = hp->n_embd;
+    int32_t t0, t1;
+    rows_of(j, ith, nth, &t0, &t1);
+    const int32_t n = t1 - t0;
+    if (n <= 0) return;
+    float *x = b->x + (size_t)t0 * E, *xb = b->xb + (size_t)t0 * E;
+    if (L->ffn_post_norm.data) rmsnorm_rows(xb, xb, &L->ffn_post_norm, n, E, hp->rms_eps);
+    kinfer_add(x, x, xb, (int64_t)n * E);                           /* x += ffn */
+}
+
+/* xb = attn_norm(x) */
+static void task_attn_norm(void *arg, int ith, int nth)
+{
+    const rows_job *j = arg;
+    const model_hparams *hp = &j->ctx->model->w.hp;
+    fwd_buffers *b = &j->ctx->buf;
+    const int64_t E = hp->n_embd;
+    int32_t t0, t1;
+    rows_of(j, ith, nth, &t0, &t1);
+    if (t1 <= t0) return;
+    rmsnorm_rows(b->xb + (size_t)t0 * E, b->x + (size_t)t0 * E, &j->L->attn_norm, t1 - t0, E,
+                 hp->rms_eps);
 }
 
 static kinfer_status layer_forward(kinfer_context *ctx, const fwd_ubatch *ub, const att_cells *ac,
@@ -223,27 +393,8 @@ static kinfer_status layer_forward(kinfer_context *ctx, const fwd_ubatch *ub, co
     const layer_weights *L = &w->layers[il];
     fwd_buffers *b = &ctx->buf;
     const int32_t n = ub->n;
-    const int64_t E = hp->n_embd, F = hp->n_ff;
-    const int64_t QD = (int64_t)hp->n_head * hp->head_dim_k;
-    const int64_t KD = (int64_t)hp->n_head_kv * hp->head_dim_k;
-    const int64_t VD = (int64_t)hp->n_head_kv * hp->head_dim_v;
     kinfer_status st;
 
-    /* ---- attention ---- */
-    rmsnorm_rows(b->xb, b->x, &L->attn_norm, n, E, hp->rms_eps);   /* xb (n, E) */
-    if ((st = matmul(ctx, &L->wq, b->xb, n, b->q))) return st;     /* q (n, QD) */
-    if ((st = matmul(ctx, &L->wk, b->xb, n, b->k))) return st;     /* k (n, KD) */
-    if ((st = matmul(ctx, &L->wv, b->xb, n, b->v))) return st;     /* v (n, VD) */
-    if (L->bq.data) {
-        add_bias(b->q, &L->bq, n, QD);
-        add_bias(b->k, &L->bk, n, KD);
-        add_bias(b->v, &L->bv, n, VD);
-    }
-    if (L->q_norm.data) {
-        /* QK-norm: each head's vector on its own */
-        rmsnorm_rows(b->q, b->q, &L->q_norm, n * hp->n_head, hp->head_dim_k, hp->rms_eps);
-        rmsnorm_rows(b->k, b->k, &L->k_norm, n * hp->n_head_kv, hp->head_dim_k, hp->rms_eps);
-    }
     kinfer_rope_params rp = {
         .neox = a->rope_neox != 0,
         .n_rot = hp->n_rot,
@@ -252,33 +403,32 @@ static kinfer_status layer_forward(kinfer_context *ctx, const fwd_ubatch *ub, co
         .attn_factor = 1.0f,
         .freq_factors = w->rope_freqs.data,
     };
-    kinfer_rope(b->q, n, hp->n_head, hp->head_dim_k, ub->pos, &rp);
-    kinfer_rope(b->k, n, hp->n_head_kv, hp->head_dim_k, ub->pos, &rp);
+    rows_job rj = {.ctx = ctx, .ub = ub, .L = L, .il = il, .rp = &rp};
 
-    /* store this batch's keys and values; the batch then attends to itself
-     * through the cache, at cache precision */
-    for (int32_t t = 0; t < n; t++)
-        kv_write(&ctx->kv, il, ub->cell[t], b->k + (size_t)t * KD, b->v + (size_t)t * VD);
+    /* ---- attention ---- */
+    run_rows(ctx, task_attn_norm, &rj);                            /* xb (n, E) */
+    if ((st = matmul(ctx, &L->wq, b->xb, n, b->q))) return st;     /* q (n, QD) */
+    if ((st = matmul(ctx, &L->wk, b->xb, n, b->k))) return st;     /* k (n, KD) */
+    if ((st = matmul(ctx, &L->wv, b->xb, n, b->v))) return st;     /* v (n, VD) */
+    run_rows(ctx, task_qkv, &rj);                                  /* rotated, cached */
     att_job job = {.ctx = ctx, .ub = ub, .L = L, .ac = ac, .il = il,
                    .wsum = kinfer_attn_wsum_get(ctx->kv.type_v),
-                   .scores = kinfer_attn_scores_get(ctx->kv.type_k, hp->head_dim_k)};
+                   .scores = kinfer_attn_scores_get(ctx->kv.type_k, hp->head_dim_k),
+                   .ordered = kinfer_cpu_best_level() >= KINFER_CPU_AVX512 &&
+                              ctx->kv.type_k == KINFER_TYPE_F16 && ctx->kv.type_v == KINFER_TYPE_F16 &&
+                              hp->head_dim_k % 16 == 0 && hp->head_dim_v % 16 == 0};
+    atomic_init(&job.next_token, 0);
     kinfer_threadpool_run(ctx->pool, task_attention, &job);       /* att (n, OD) */
 
     if ((st = matmul(ctx, &L->wo, b->att, n, b->xb))) return st;   /* xb (n, E) */
-    if (L->attn_post_norm.data) rmsnorm_rows(b->xb, b->xb, &L->attn_post_norm, n, E, hp->rms_eps);
-    kinfer_add(b->x, b->x, b->xb, (int64_t)n * E);                 /* x += attn */
+    run_rows(ctx, task_attn_out, &rj);                             /* x += attn; xb = norm */
 
     /* ---- feed-forward ---- */
-    rmsnorm_rows(b->xb, b->x, &L->ffn_norm, n, E, hp->rms_eps);    /* xb (n, E) */
     if ((st = matmul(ctx, &L->ffn_gate, b->xb, n, b->ffn_g))) return st; /* g (n, F) */
     if ((st = matmul(ctx, &L->ffn_up, b->xb, n, b->ffn_u))) return st;   /* u (n, F) */
-    if (a->act == ARCH_ACT_GELU)
-        kinfer_gelu_gate(b->ffn_g, b->ffn_g, b->ffn_u, (int64_t)n * F);
-    else
-        kinfer_silu_gate(b->ffn_g, b->ffn_g, b->ffn_u, (int64_t)n * F);
+    run_rows(ctx, task_ffn_act, &rj);                              /* g = act(g) * u */
     if ((st = matmul(ctx, &L->ffn_down, b->ffn_g, n, b->xb))) return st; /* xb (n, E) */
-    if (L->ffn_post_norm.data) rmsnorm_rows(b->xb, b->xb, &L->ffn_post_norm, n, E, hp->rms_eps);
-    kinfer_add(b->x, b->x, b->xb, (int64_t)n * E);                 /* x += ffn */
+    run_rows(ctx, task_ffn_out, &rj);                              /* x += ffn */
     return KINFER_OK;
 }
 

@@ -147,6 +147,30 @@ START_TEST(test_softmax)
 }
 END_TEST
 
+/* The attention's fp16 rounding against kinfer_round_fp16, bit for bit,
+ * on weights in [0, 1] (ties included) and odd lengths. */
+START_TEST(test_round_fp16)
+{
+    rng_state = 6;
+    const int64_t sizes[] = {1, 15, 16, 17, 1000};
+    for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
+        const int64_t n = sizes[si];
+        float *a = malloc((size_t)n * sizeof *a), *b = malloc((size_t)(n + 1) * sizeof *b);
+        for (int64_t i = 0; i < n; i++) {
+            a[i] = (float)rng_uniform();
+            if (i % 3 == 0) a[i] = (float)ldexp(1.0 + (2 * (int)(i % 7) + 1) * 0x1p-11, -(int)(i % 20));
+        }
+        memcpy(b, a, (size_t)n * sizeof *a);
+        b[n] = 7.25f;
+        kinfer_round_fp16(a, n);
+        kinfer_attn_round_fp16(b, n);
+        ck_assert(memcmp(a, b, (size_t)n * sizeof *a) == 0);
+        ck_assert_float_eq(b[n], 7.25f);
+        free(a), free(b);
+    }
+}
+END_TEST
+
 static Suite *attn_suite(void)
 {
     Suite *s = suite_create("attn_kernels");
@@ -155,6 +179,7 @@ static Suite *attn_suite(void)
     tcase_add_test(tc, test_wsum);
     tcase_add_test(tc, test_wsum_invariant);
     tcase_add_test(tc, test_softmax);
+    tcase_add_test(tc, test_round_fp16);
     suite_add_tcase(s, tc);
     return s;
 }

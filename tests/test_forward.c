@@ -18,28 +18,50 @@
 
 /*
  * Tolerances against llama.cpp.  Both engines quantize activations to 8 bits
- * before every quantized matmul; a float-noise difference upstream flips
- * some roundings, and the layers amplify that, so agreement to 1e-2 is not
- * possible without copying ggml's every summation order.  For scale:
- * llama.cpp against itself, flash attention on vs off, on these prompts
- * differs by max 1.09 / mean 0.29 (SmolLM2) and max 1.32 / mean 0.42
- * (Gemma 3) on the top-10 logits, and its greedy continuations agree on
- * 199 / 437 of 576 tokens.  kinfer vs llama.cpp (flash attention off) has
- * measured max 0.8-1.0 / mean 0.15-0.17 (SmolLM2), max 1.6-2.1 / mean
- * 0.27-0.28 (Gemma 3), depending on kernel revisions.  The math itself was
- * checked separately: with unquantized activations kinfer's first-position
- * logits equal a float64 numpy forward pass to 5e-4 on both models.
+ * before every quantized matmul and round attention to F16, so a 1-ulp
+ * difference upstream flips a rounding and the layers amplify it: llama.cpp
+ * against itself, changing only its micro-batch size from 512 to 1 (which
+ * changes its F16 attention summation order), differs on these prompts by
+ * top-10 max 0.74 / mean 0.054 (SmolLM2) and max 1.02 / mean 0.18 (Gemma 3),
+ * and its greedy runs then agree on 411 and 349 of 576 tokens, diverging
+ * where the top-2 gap is up to 0.25 (tests/fixtures/oracle_self_spread.py).
+ *
+ * So kinfer follows ggml's arithmetic where a model needs it: activation
+ * quantizers, F16 attention weights, and on AVX-512 the summation orders of
+ * the 32-element block dot products and of F16 attention (attn_order.h),
+ * SwiGLU and RoPE.  SmolLM2 (Q4_1, Q8_0) uses only such kernels: there the
+ * logits are llama.cpp's to the bit, and the issue's bounds apply (top-10
+ * within 1e-3, greedy identical unless llama.cpp's top-2 are within 1e-3).
+ * Gemma 3's K-quant kernels (Q4_K, Q6_K) keep their own order (llama.cpp
+ * repacks those weights): it gets llama.cpp's own noise bounds.
  */
-#define TOP10_MAX 3.0f    /* |kinfer - llama.cpp| on each of the oracle's top-10 */
-#define TOP10_MEAN 0.45f  /* mean of the same: llama.cpp's own FA on/off spread */
-#define TOP1_MIN 0.95     /* share of positions with the same argmax */
-/* A greedy divergence is allowed only where the oracle's top-2 logits are
- * closer than this (then that prompt's comparison stops). */
-#define GREEDY_TIE 0.5f
-/* Same logits whatever the micro-batch size, thread count or batch mix:
- * kinfer computes every (token, row) and (token, head) the same way, so
- * these agree to the bit; the bound only allows for libm differences. */
-#define BATCH_TOL 1e-4f
+typedef struct tolerance {
+    float top10_max;  /* |kinfer - llama.cpp| on each of the oracle's top-10 */
+    float top10_mean; /* mean of the same */
+    double top1_min;  /* share of positions with the same argmax */
+    float greedy_tie; /* a greedy divergence only where the oracle's top-2
+                       * logits are closer than this (the prompt then stops) */
+    int exact;
+} tolerance;
+
+static const tolerance TOL_EXACT = {1e-3f, 1e-4f, 1.0, 1e-3f, 1};
+static const tolerance TOL_NOISE = {3.0f, 0.45f, 0.95, 0.5f, 0};
+
+/* Whether kinfer runs every kernel of this model in ggml's order: SmolLM2 on
+ * a CPU with the AVX-512 level (as kernels/cpu/dispatch.c picks it). */
+static tolerance tolerance_for(const char *file)
+{
+    __builtin_cpu_init();
+    const int avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                       __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+                       __builtin_cpu_supports("avx512vnni");
+    return avx512 && strcmp(file, TEST_MODEL_SMOLLM2) == 0 ? TOL_EXACT : TOL_NOISE;
+}
+
+/* Same logits whatever the micro-batch size beyond one token, thread count
+ * or batch mix: kinfer computes every (token, row) and (token, head) the
+ * same way, so these agree to the bit. */
+#define BATCH_TOL 0.0f
 
 #define FIX_TOPK 10
 #define FIX_MAX_PROMPTS 16
@@ -65,6 +87,7 @@ typedef struct fixture {
     int n_prompts;
     fix_prompt p[FIX_MAX_PROMPTS];
     fix_prompt lng;
+    fix_prompt lng1;   /* tops of the long prompt decoded one token at a time */
 } fixture;
 
 static int quick(void)
@@ -99,6 +122,7 @@ static void fixture_free(fixture *fx)
     }
     free(fx->lng.tok);
     free(fx->lng.top);
+    free(fx->lng1.top);
 }
 
 /* Parse tests/fixtures/logits/<name>.txt (format in the generator). */
@@ -137,12 +161,14 @@ static void fixture_load(const char *model_file, fixture *fx)
             ck_assert(read_ints(f, p->n_gen, p->gen));
             ck_assert(fscanf(f, "%31s", kw) == 1 && strcmp(kw, "gap") == 0);
             for (int i = 0; i < p->n_gen; i++) ck_assert(fscanf(f, "%f", &p->gap[i]) == 1);
-        } else if (strcmp(kw, "long") == 0) {
-            fix_prompt *p = &fx->lng;
+        } else if (strcmp(kw, "long") == 0 || strcmp(kw, "long1") == 0) {
+            fix_prompt *p = strcmp(kw, "long") == 0 ? &fx->lng : &fx->lng1;
             p->n = n;
-            p->tok = malloc(sizeof(int) * (size_t)n);
-            ck_assert(fscanf(f, "%31s", kw) == 1 && strcmp(kw, "tokens") == 0);
-            ck_assert(read_ints(f, n, p->tok));
+            if (p == &fx->lng) {
+                p->tok = malloc(sizeof(int) * (size_t)n);
+                ck_assert(fscanf(f, "%31s", kw) == 1 && strcmp(kw, "tokens") == 0);
+                ck_assert(read_ints(f, n, p->tok));
+            }
             p->top = malloc(sizeof(fix_top) * 64);
             long at = ftell(f);
             while (p->n_top < 64 && read_top(f, &p->top[p->n_top])) {
@@ -217,6 +243,7 @@ static void check_top10(const char *file)
     fixture_load(file, &fx);
     ck_assert_int_eq(kinfer_model_n_vocab(m), fx.n_vocab);
     kinfer_context *c = new_ctx(m, 512, 512, 1);
+    const tolerance tol = tolerance_for(file);
     const int n_prompts = quick() ? 2 : fx.n_prompts;
     float max_err = 0;
     double sum_err = 0;
@@ -234,7 +261,7 @@ static void check_top10(const char *file)
                 float err = fabsf(lg[p->top[t].id[k]] - p->top[t].val[k]);
                 if (err > max_err) max_err = err;
                 sum_err += err;
-                ck_assert_msg(err <= TOP10_MAX,
+                ck_assert_msg(err <= tol.top10_max,
                               "%s prompt %d pos %d: logit of token %d is %f, llama.cpp %f", file,
                               pi, t, p->top[t].id[k], lg[p->top[t].id[k]], p->top[t].val[k]);
                 n_checked++;
@@ -243,8 +270,8 @@ static void check_top10(const char *file)
     }
     fprintf(stderr, "%s: %d top-10 logits over %d prompts, |kinfer - llama.cpp| max %.4f mean %.4f; top-1 same at %d of %d positions\n",
             file, n_checked, n_prompts, max_err, sum_err / n_checked, top1_same, n_pos);
-    ck_assert_msg(sum_err / n_checked <= TOP10_MEAN, "mean error %f", sum_err / n_checked);
-    ck_assert_msg(top1_same >= TOP1_MIN * n_pos, "top-1 agrees at %d of %d", top1_same, n_pos);
+    ck_assert_msg(sum_err / n_checked <= tol.top10_mean, "mean error %f", sum_err / n_checked);
+    ck_assert_msg(top1_same >= tol.top1_min * n_pos, "top-1 agrees at %d of %d", top1_same, n_pos);
     kinfer_context_free(c);
     fixture_free(&fx);
     kinfer_model_free(m);
@@ -259,6 +286,7 @@ static void check_greedy(const char *file)
     kinfer_context *c = new_ctx(m, 512, 512, 1);
     const int n_prompts = quick() ? 1 : fx.n_prompts;
     const int n_steps_max = quick() ? 8 : 1 << 30;
+    const tolerance tol = tolerance_for(file);
     const int n_vocab = kinfer_model_n_vocab(m);
     int total = 0, matched = 0, ties = 0;
     for (int pi = 0; pi < n_prompts; pi++) {
@@ -272,7 +300,7 @@ static void check_greedy(const char *file)
             int tok = argmax(lg, n_vocab);
             total++;
             if (tok != p->gen[i]) {
-                ck_assert_msg(p->gap[i] < GREEDY_TIE,
+                ck_assert_msg(p->gap[i] < tol.greedy_tie,
                               "%s prompt %d step %d: kinfer picks %d, llama.cpp %d (gap %f)",
                               file, pi, i, tok, p->gen[i], p->gap[i]);
                 ties++;
@@ -302,8 +330,30 @@ static float max_diff(const float *a, const float *b, int n)
     return m;
 }
 
-/* The long prompt in micro-batches of 512, 7 and 1: the same logits; and the
- * 512 run against llama.cpp's top-10 (beyond Gemma 3's 512-token window). */
+/* Top-10 of the long prompt at the fixture's positions against llama.cpp's;
+ * returns the largest difference. */
+static float long_top10_err(const char *file, const fix_prompt *tops, const float *logits, int n,
+                            int n_vocab, const int8_t *want, float tol)
+{
+    float max_err = 0;
+    for (int i = 0; i < tops->n_top; i++) {
+        const fix_top *tp = &tops->top[i];
+        if (tp->pos >= n || !want[tp->pos]) continue;
+        const float *lg = logits + (size_t)tp->pos * n_vocab;
+        for (int k = 0; k < FIX_TOPK; k++) {
+            float e = fabsf(lg[tp->id[k]] - tp->val[k]);
+            if (e > max_err) max_err = e;
+            ck_assert_msg(e <= tol, "%s long prompt pos %d token %d: %f vs %f", file, tp->pos,
+                          tp->id[k], lg[tp->id[k]], tp->val[k]);
+        }
+    }
+    return max_err;
+}
+
+/* The long prompt in micro-batches of 512 and 7: the same logits, and
+ * llama.cpp's top-10 (beyond Gemma 3's 512-token window).  In micro-batches
+ * of 1, kinfer (like llama.cpp) sums F16 attention in the single-token
+ * order: checked against llama.cpp decoding one token at a time. */
 static void check_long(const char *file)
 {
     kinfer_model *m = load(file);
@@ -313,6 +363,7 @@ static void check_long(const char *file)
     const fix_prompt *p = &fx.lng;
     const int n = quick() ? 64 : p->n;
     const int n_vocab = kinfer_model_n_vocab(m);
+    const tolerance tol = tolerance_for(file);
     int8_t *want = calloc((size_t)n, 1);
     int n_want = 0;
     for (int i = 0; i < p->n_top; i++)
@@ -323,6 +374,7 @@ static void check_long(const char *file)
     kinfer_batch b = {.n_tokens = n, .token = p->tok, .pos = pos, .logits = want};
     const uint32_t sizes[] = {512, 7, 1};
     float *ref = malloc(sizeof(float) * (size_t)n_vocab * (size_t)n);
+    float *one = malloc(sizeof(float) * (size_t)n_vocab * (size_t)n);
     for (size_t si = 0; si < 3; si++) {
         if (quick() && sizes[si] == 1) continue;
         kinfer_context *c = new_ctx(m, 1024, sizes[si], 1);
@@ -337,6 +389,10 @@ static void check_long(const char *file)
             ck_assert(lg != NULL);
             if (si == 0) {
                 memcpy(ref + (size_t)t * n_vocab, lg, sizeof(float) * (size_t)n_vocab);
+            } else if (sizes[si] == 1) {
+                memcpy(one + (size_t)t * n_vocab, lg, sizeof(float) * (size_t)n_vocab);
+                float d = max_diff(ref + (size_t)t * n_vocab, lg, n_vocab);
+                if (d > worst) worst = d;
             } else {
                 float d = max_diff(ref + (size_t)t * n_vocab, lg, n_vocab);
                 if (d > worst) worst = d;
@@ -345,20 +401,14 @@ static void check_long(const char *file)
             }
         }
         if (si == 0) {
-            float max_err = 0;
-            for (int i = 0; i < p->n_top; i++) {
-                const fix_top *tp = &p->top[i];
-                if (tp->pos >= n) continue;
-                const float *lg = ref + (size_t)tp->pos * n_vocab;
-                for (int k = 0; k < FIX_TOPK; k++) {
-                    float e = fabsf(lg[tp->id[k]] - tp->val[k]);
-                    if (e > max_err) max_err = e;
-                    ck_assert_msg(e <= TOP10_MAX, "%s long prompt pos %d token %d: %f vs %f", file,
-                                  tp->pos, tp->id[k], lg[tp->id[k]], tp->val[k]);
-                }
-            }
+            float e = long_top10_err(file, p, ref, n, n_vocab, want, tol.top10_max);
             fprintf(stderr, "%s: %d-token prompt: top-10 max |kinfer - llama.cpp| %.4f\n", file,
-                    n, max_err);
+                    n, e);
+        } else if (sizes[si] == 1 && fx.lng1.n_top > 0) {
+            float e = long_top10_err(file, &fx.lng1, one, n, n_vocab, want, tol.top10_max);
+            fprintf(stderr, "%s: %d-token prompt one token at a time: top-10 max |kinfer - llama.cpp"
+                    " one at a time| %.4f (vs kinfer in batches of 512: max diff %g)\n", file, n, e,
+                    worst);
         } else {
             fprintf(stderr, "%s: %d-token prompt in micro-batches of %u: max diff %g\n", file, n,
                     sizes[si], worst);
@@ -366,6 +416,7 @@ static void check_long(const char *file)
         kinfer_context_free(c);
     }
     free(ref);
+    free(one);
     free(pos);
     free(want);
     fixture_free(&fx);

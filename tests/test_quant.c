@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpu/gemm.h"
 #include "cpu/kernels.h"
 #include "cpu/ref.h"
 #include "quant.h"
@@ -369,6 +370,32 @@ static void check_dots(int type, int64_t n, bool random_bytes)
             }
             free(a4);
         }
+    }
+    const kinfer_gemm_kernels gk = kinfer_gemm_get(type);
+    if (gk.gemm != NULL) {
+        /* batched prompt kernels: each token exactly as vec_dot, whatever
+         * the number of tokens in the call */
+        const kinfer_cpu_kernels *k = kinfer_cpu_kernels_get(type);
+        const size_t ab = kinfer_row_size(atype, n), pb = kinfer_gemm_packed_size(n);
+        enum { NT = KINFER_GEMM_MAX_NT };
+        uint8_t *aq = xmalloc(NT * ab), *ap = xmalloc(NT * pb);
+        for (int t = 0; t < NT; t++) {
+            fill_gauss(x, n, 0.5f + (float)t);
+            kinfer_cpu_kernels_get(atype)->from_float_act(x, aq + t * ab, n);
+            gk.pack(n, aq + t * ab, ap + t * pb);
+        }
+        for (int nt = 1; nt <= NT; nt++) {
+            float out[2 * NT];
+            gk.gemm(n, w, ap, pb, nt, out, 2);
+            for (int t = 0; t < nt; t++) {
+                const float one = k->vec_dot(n, w, aq + t * ab);
+                ck_assert_msg(kinfer_f32_bits(out[2 * t]) == kinfer_f32_bits(one),
+                              "%s n=%ld gemm nt=%d token %d: %.9g vs vec_dot %.9g", tt->name,
+                              (long)n, nt, t, out[2 * t], one);
+            }
+        }
+        free(aq);
+        free(ap);
     }
     free(w);
     free(a);

@@ -99,3 +99,14 @@ void kinfer_attn_softmax(float *x, int64_t n)
 #endif
     kinfer_softmax(x, n);
 }
+
+void kinfer_attn_round_fp16(float *x, int64_t n)
+{
+#if defined(__x86_64__)
+    if (kinfer_cpu_best_level() >= KINFER_CPU_AVX512) {
+        kinfer_attn_round_fp16_avx512(x, n);
+        return;
+    }
+#endif
+    kinfer_round_fp16(x, n);
+}

@@ -48,6 +48,9 @@ kinfer_attn_scores_fn kinfer_attn_scores_get(int type, int64_t n);
  * one (within 2 ulp of expf, as llama.cpp's). */
 void kinfer_attn_softmax(float *x, int64_t n);
 
+/* x[i] rounded to fp16 and back (ties to even), as kinfer_round_fp16. */
+void kinfer_attn_round_fp16(float *x, int64_t n);
+
 /* Kernel for a KV cache type (F32, F16, Q8_0) at the best level this CPU
  * has; NULL for another type. */
 kinfer_attn_wsum_fn kinfer_attn_wsum_get(int type);
@@ -62,6 +65,7 @@ kinfer_attn_wsum_fn kinfer_attn_wsum_avx2(int type);
 kinfer_attn_wsum_fn kinfer_attn_wsum_avx512(int type);
 kinfer_attn_scores_fn kinfer_attn_scores_avx512(int type, int64_t n);
 void kinfer_attn_softmax_avx512(float *x, int64_t n);
+void kinfer_attn_round_fp16_avx512(float *x, int64_t n);
 #endif
 
 #endif /* KINFER_CPU_ATTN_KERNELS_H */

@@ -6,6 +6,9 @@
  * weight rows.  With several tokens the loops are tiled so a few weight rows
  * stay in L1 while a block of activation rows (in L2) streams past them:
  * each weight byte is read from memory once per token block, not per token.
+ * Where a type has batched kernels (gemm.h) a prompt goes through them
+ * instead: the quantized rows are repacked once, each weight row is decoded
+ * once per 8 tokens, and the threads claim row chunks from a counter.
  *
  * BLAS path: dequantize panels of weight rows to f32 and multiply them with
  * cblas_sgemm (OpenBLAS, with its own threads).  It wins once there are
@@ -15,9 +18,11 @@
  * results do not depend on how rows were split.
  */
 #include <cblas.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
 
+#include "cpu/gemm.h"
 #include "cpu/kernels.h"
 #include "threadpool.h"
 
@@ -67,7 +72,10 @@ size_t kinfer_matmul_scratch_size(int type, int64_t n_cols, int64_t n_tokens, in
     const size_t act = kinfer_row_size(tt->vec_dot_type, n_cols);
     const size_t quant = align_up(act * (size_t)n_tokens);
     const size_t blas = align_up((size_t)blas_panel_rows(n_cols) * (size_t)n_cols * sizeof(float));
-    return 64 + quant + blas;
+    /* the batched kernels' packed activations share the BLAS panel's room */
+    const size_t packed = n_tokens > 1 && kinfer_gemm_get(type).gemm != NULL
+                              ? kinfer_gemm_packed_size(n_cols) * (size_t)n_tokens : 0;
+    return 64 + quant + (blas > packed ? blas : packed);
 }
 
 typedef struct matmul_job {
@@ -80,6 +88,10 @@ typedef struct matmul_job {
     float *y;
     uint8_t *xq;                   /* (n_tokens, act_row_bytes) */
     size_t act_row_bytes;
+    kinfer_gemm_kernels gk;        /* batched kernels, or NULLs */
+    uint8_t *xp;                   /* (n_tokens, xp_row_bytes) packed activations */
+    size_t xp_row_bytes;
+    atomic_int next_chunk;         /* batched path: next row chunk to claim */
 } matmul_job;
 
 static void range_of(int64_t n, int ith, int nth, int64_t *lo, int64_t *hi)
@@ -96,6 +108,54 @@ static void quantize_task(void *p, int ith, int nth)
     for (int64_t t = t0; t < t1; t++)
         job->ka->from_float_act(job->x + t * job->n_cols, job->xq + (size_t)t * job->act_row_bytes,
                             job->n_cols);
+}
+
+/* Quantize, then repack for the batched kernels, a token range each. */
+static void quantize_pack_task(void *p, int ith, int nth)
+{
+    const matmul_job *job = p;
+    int64_t t0, t1;
+    range_of(job->n_tokens, ith, nth, &t0, &t1);
+    for (int64_t t = t0; t < t1; t++) {
+        uint8_t *q = job->xq + (size_t)t * job->act_row_bytes;
+        job->ka->from_float_act(job->x + t * job->n_cols, q, job->n_cols);
+        job->gk.pack(job->n_cols, q, job->xp + (size_t)t * job->xp_row_bytes);
+    }
+}
+
+/* Weight rows per chunk of the batched path: about 16 KiB, at most 64 rows
+ * (enough chunks to balance). */
+static int64_t gemm_tile_rows(size_t w_row_bytes)
+{
+    int64_t r = (int64_t)(16384 / (w_row_bytes ? w_row_bytes : 1));
+    return r < 1 ? 1 : (r > 64 ? 64 : r);
+}
+
+/*
+ * Row chunks of about 16 KiB of weights are claimed from a shared counter
+ * (so a thread slowed by another process on its core does less of the
+ * work, instead of the others waiting for it); a chunk stays in L1 while
+ * every token group of the batch goes past it.  Which thread computes an
+ * output changes nothing in it.
+ */
+static void gemm_task(void *p, int ith, int nth)
+{
+    matmul_job *job = p;
+    (void)ith, (void)nth;
+    const int64_t chunk = gemm_tile_rows(job->w_row_bytes);
+    const kinfer_gemm_fn gemm = job->gk.gemm;
+    for (;;) {
+        const int64_t rb = (int64_t)atomic_fetch_add_explicit(&job->next_chunk, 1, memory_order_relaxed) * chunk;
+        if (rb >= job->n_rows) break;
+        const int64_t re = rb + chunk < job->n_rows ? rb + chunk : job->n_rows;
+        for (int64_t t = 0; t < job->n_tokens; t += KINFER_GEMM_MAX_NT) {
+            const int64_t nt = job->n_tokens - t < KINFER_GEMM_MAX_NT ? job->n_tokens - t : KINFER_GEMM_MAX_NT;
+            const uint8_t *a = job->xp + (size_t)t * job->xp_row_bytes;
+            for (int64_t r = rb; r < re; r++)
+                gemm(job->n_cols, job->w + (size_t)r * job->w_row_bytes, a, job->xp_row_bytes,
+                     (int)nt, job->y + t * job->n_rows + r, (size_t)job->n_rows);
+        }
+    }
 }
 
 static void dot_task(void *p, int ith, int nth)
@@ -138,6 +198,12 @@ static void dot_task(void *p, int ith, int nth)
 
 static void matmul_quant(kinfer_threadpool *pool, matmul_job *job)
 {
+    if (job->n_tokens > 1 && job->gk.gemm != NULL) {
+        atomic_init(&job->next_chunk, 0);
+        kinfer_threadpool_run(pool, quantize_pack_task, job);
+        kinfer_threadpool_run(pool, gemm_task, job);
+        return;
+    }
     if (job->n_tokens == 1)
         quantize_task(job, 0, 1); /* a few microseconds: not worth a barrier */
     else
@@ -216,6 +282,11 @@ kinfer_status kinfer_matmul_ex(kinfer_threadpool *pool, void *scratch, size_t sc
         float *panel = (float *)(base + align_up(job.act_row_bytes * (size_t)n_tokens));
         matmul_blas(pool, &job, panel);
     } else {
+        if (n_tokens > 1 && n_cols % 32 == 0) {
+            job.gk = kinfer_gemm_get(type);
+            job.xp_row_bytes = kinfer_gemm_packed_size(n_cols);
+            job.xp = base + align_up(job.act_row_bytes * (size_t)n_tokens);
+        }
         matmul_quant(pool, &job);
     }
     return KINFER_OK;

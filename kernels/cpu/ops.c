@@ -4,9 +4,11 @@
  * compiler vectorizes the inner loops; they are a small share of a step.
  */
 #include <math.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "cpu/kernels.h"
+#include "cpu/simd.h"
 
 /*
  * The numerics of these kernels follow ggml's CPU backend step for step
@@ -63,8 +65,10 @@ void kinfer_rope(float *x, int64_t n_tokens, int64_t n_heads, int64_t head_dim,
                     const int a = p->neox ? i : 2 * i;
                     const int b = p->neox ? i + half : 2 * i + 1;
                     const float x0 = v[a], x1 = v[b];
-                    v[a] = x0 * cs[i - i0] - x1 * sn[i - i0];
-                    v[b] = x0 * sn[i - i0] + x1 * cs[i - i0];
+                    /* ggml's C++ is built with FMA contraction: the
+                     * first product of each line is fused */
+                    v[a] = fmaf(x0, cs[i - i0], -(x1 * sn[i - i0]));
+                    v[b] = fmaf(x0, sn[i - i0], x1 * cs[i - i0]);
                 }
             }
         }
@@ -91,27 +95,44 @@ void kinfer_softmax(float *x, int64_t n)
 
 void kinfer_silu_gate(float *out, const float *g, const float *u, int64_t n)
 {
+#if defined(__x86_64__)
+    if (kinfer_cpu_best_level() >= KINFER_CPU_AVX512) {
+        kinfer_silu_gate_avx512(out, g, u, n);
+        return;
+    }
+#endif
     for (int64_t i = 0; i < n; i++)
         out[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 
+/* ggml's CPU GELU reads a table indexed by the input rounded to fp16 and
+ * stores fp16: the same table, built once on first use (every entry is
+ * computed by the formula below, so a lookup equals computing it). */
+static float gelu_table[1 << 16];
+static pthread_once_t gelu_once = PTHREAD_ONCE_INIT;
+
+static void gelu_table_init(void)
+{
+    const float sqrt_2_over_pi = 0.79788456080286535588f;
+    for (uint32_t i = 0; i < (1u << 16); i++) {
+        const float h = kinfer_fp16_to_fp32((kinfer_fp16)i);
+        const float e = 0.5f * h * (1.0f + tanhf(sqrt_2_over_pi * h * (1.0f + 0.044715f * h * h)));
+        gelu_table[i] = kinfer_fp16_to_fp32(kinfer_fp32_to_fp16(e));
+    }
+}
+
 void kinfer_gelu_gate(float *out, const float *g, const float *u, int64_t n)
 {
-    /* ggml's CPU GELU reads a table indexed by the input rounded to fp16
-     * and stores fp16: compute the same values directly */
-    const float sqrt_2_over_pi = 0.79788456080286535588f;
+    pthread_once(&gelu_once, gelu_table_init);
     for (int64_t i = 0; i < n; i++) {
         const float v = g[i];
         float gv;
-        if (v <= -10.0f) {
+        if (v <= -10.0f)
             gv = 0.0f;
-        } else if (v >= 10.0f) {
+        else if (v >= 10.0f)
             gv = v;
-        } else {
-            const float h = kinfer_fp16_to_fp32(kinfer_fp32_to_fp16(v));
-            const float e = 0.5f * h * (1.0f + tanhf(sqrt_2_over_pi * h * (1.0f + 0.044715f * h * h)));
-            gv = kinfer_fp16_to_fp32(kinfer_fp32_to_fp16(e));
-        }
+        else
+            gv = gelu_table[kinfer_fp32_to_fp16(v)];
         out[i] = gv * u[i];
     }
 }

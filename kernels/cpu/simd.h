@@ -13,6 +13,7 @@
 #if defined(__x86_64__)
 void kinfer_avx2_fill(kinfer_cpu_kernels *table);
 void kinfer_avx512_fill(kinfer_cpu_kernels *table);
+void kinfer_silu_gate_avx512(float *out, const float *g, const float *u, int64_t n);
 #endif
 
 #endif /* KINFER_CPU_SIMD_H */

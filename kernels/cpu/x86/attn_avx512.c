@@ -12,6 +12,7 @@
 
 #include "cpu/attn_kernels.h"
 #include "cpu/kernels.h"
+#include "cpu/x86/vexp_avx512.h"
 #include "quant.h"
 
 #define ALWAYS_INLINE inline __attribute__((always_inline))
@@ -40,7 +41,9 @@ static ALWAYS_INLINE void chunk_rows(int kind, int G, int NV, __mmask16 mlast, f
                                     int32_t r0, int32_t r1, size_t pf)
 {
     __m512 acc[KINFER_ATTN_MAX_G][4];
+#pragma GCC unroll 16
     for (int g = 0; g < G; g++)
+#pragma GCC unroll 16
         for (int j = 0; j < NV; j++)
             acc[g][j] = r0 == 0 ? _mm512_setzero_ps()
                                 : _mm512_maskz_loadu_ps(j == NV - 1 ? mlast : 0xFFFF,
@@ -52,13 +55,18 @@ static ALWAYS_INLINE void chunk_rows(int kind, int G, int NV, __mmask16 mlast, f
             for (size_t o = 0; o < pf; o += 64) _mm_prefetch((const char *)pv + o, _MM_HINT_T0);
         }
         __m512 x[4];
+#pragma GCC unroll 16
         for (int j = 0; j < NV; j++) x[j] = load_vec(kind, v, j, j == NV - 1 ? mlast : 0xFFFF);
+#pragma GCC unroll 16
         for (int g = 0; g < G; g++) {
             const __m512 wr = _mm512_set1_ps(w[g * wstride + r]);
+#pragma GCC unroll 16
             for (int j = 0; j < NV; j++) acc[g][j] = _mm512_fmadd_ps(wr, x[j], acc[g][j]);
         }
     }
+#pragma GCC unroll 16
     for (int g = 0; g < G; g++)
+#pragma GCC unroll 16
         for (int j = 0; j < NV; j++)
             _mm512_mask_storeu_ps(out + g * ostride + 16 * j, j == NV - 1 ? mlast : 0xFFFF, acc[g][j]);
 }
@@ -161,6 +169,7 @@ static ALWAYS_INLINE void scores(int kind, float *s, size_t s_stride, int g, int
         const int m = nr - r0 < 16 ? nr - r0 : 16;
         for (int i = 0; i < 16; i++) {
             if (i >= m) {
+#pragma GCC unroll 16
                 for (int k = 0; k < g; k++) acc[k][i] = _mm512_setzero_ps();
                 continue;
             }
@@ -171,11 +180,14 @@ static ALWAYS_INLINE void scores(int kind, float *s, size_t s_stride, int g, int
                     _mm_prefetch((const char *)pv + o, _MM_HINT_T0);
             }
             __m512 a[KINFER_ATTN_MAX_G];
+#pragma GCC unroll 16
             for (int k = 0; k < g; k++) a[k] = _mm512_setzero_ps();
             for (int j = 0; j < nv; j++) {
                 const __m512 x = load_vec(kind, v, j, 0xFFFF);
+#pragma GCC unroll 16
                 for (int k = 0; k < g; k++) a[k] = _mm512_fmadd_ps(x, _mm512_load_ps(qf[k] + 16 * j), a[k]);
             }
+#pragma GCC unroll 16
             for (int k = 0; k < g; k++) acc[k][i] = a[k];
         }
         const __mmask16 mk = m == 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << m) - 1);
@@ -212,28 +224,6 @@ kinfer_attn_scores_fn kinfer_attn_scores_avx512(int type, int64_t n)
 
 /* ------------------------------------------------------------ softmax */
 
-/* e^x, 16 lanes: ggml's ggml_v_expf (max error ~1.5 ulp; 0 far below). */
-static ALWAYS_INLINE __m512 v_expf(__m512 x)
-{
-    const __m512 r = _mm512_set1_ps(0x1.8p23f);
-    const __m512 z = _mm512_fmadd_ps(x, _mm512_set1_ps(0x1.715476p+0f), r);
-    const __m512 n = _mm512_sub_ps(z, r);
-    const __m512 b = _mm512_fnmadd_ps(n, _mm512_set1_ps(0x1.7f7d1cp-20f),
-                                      _mm512_fnmadd_ps(n, _mm512_set1_ps(0x1.62e4p-1f), x));
-    const __mmask16 d = _mm512_cmp_ps_mask(_mm512_abs_ps(n), _mm512_set1_ps(192), _CMP_GT_OQ);
-    const __m512 u = _mm512_mul_ps(b, b);
-    const __m512 j = _mm512_fmadd_ps(
-        _mm512_fmadd_ps(_mm512_fmadd_ps(_mm512_set1_ps(0x1.0e4020p-7f), b, _mm512_set1_ps(0x1.573e2ep-5f)),
-                        u,
-                        _mm512_fmadd_ps(_mm512_set1_ps(0x1.555e66p-3f), b, _mm512_set1_ps(0x1.fffdb6p-2f))),
-        u, _mm512_fmadd_ps(_mm512_set1_ps(0x1.ffffecp-1f), b, _mm512_set1_ps(1.0f)));
-    const __m512 res = _mm512_scalef_ps(j, n);
-    if (_mm512_kortestz(d, d)) return res;
-    const __m512 alt = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(n, _mm512_setzero_ps(), _CMP_LE_OQ),
-                                            _mm512_set1_ps(__builtin_inff()), _mm512_setzero_ps());
-    return _mm512_mask_blend_ps(d, res, alt);
-}
-
 static ALWAYS_INLINE __mmask16 tail_mask(int64_t left)
 {
     return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
@@ -249,7 +239,7 @@ void kinfer_attn_softmax_avx512(float *x, int64_t n)
     __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
     for (int64_t i = 0; i < n; i += 16) {
         const __mmask16 m = tail_mask(n - i);
-        const __m512 e = _mm512_maskz_mov_ps(m, v_expf(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), max)));
+        const __m512 e = _mm512_maskz_mov_ps(m, kinfer_v_expf(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), max)));
         _mm512_mask_storeu_ps(x + i, m, e);
         s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
         s1 = _mm512_add_pd(s1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(e), 1))));
@@ -258,6 +248,17 @@ void kinfer_attn_softmax_avx512(float *x, int64_t n)
     for (int64_t i = 0; i < n; i += 16) {
         const __mmask16 m = tail_mask(n - i);
         _mm512_mask_storeu_ps(x + i, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), inv));
+    }
+}
+
+/* x rounded to fp16 and back, ties to even: the F16C instructions, which
+ * kinfer_fp32_to_fp16 matches bit for bit (test_quant checks every half). */
+void kinfer_attn_round_fp16_avx512(float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = tail_mask(n - i);
+        const __m256i h = _mm512_cvtps_ph(_mm512_maskz_loadu_ps(m, x + i), _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+        _mm512_mask_storeu_ps(x + i, m, _mm512_cvtph_ps(h));
     }
 }
 

@@ -10,13 +10,14 @@
  * each activation row is accumulated in exactly the order the nt = 1 case
  * uses, so batched and single-token results are bit for bit the same.
  *
- * 32-element block types do two blocks per 512-bit register with vpdpbusd
- * (u8 x s8 -> i32).  It needs the unsigned operand first, so weights are
- * decoded to unsigned bytes u with value u - off, and off * sum(a) is taken
- * off with a second vpdpbusd.
+ * 32-element block types use vpdpbusd (u8 x s8 -> i32) in ggml's float
+ * order (see dot_seq_n).  It needs the unsigned operand first, so weights
+ * are decoded to unsigned bytes u with value u - off, and off * sum(a) is
+ * taken off with a second vpdpbusd.
  */
 #include <immintrin.h>
 #include <stddef.h>
+#include <string.h>
 
 #include "cpu/ref.h"
 #include "cpu/simd.h"
@@ -45,28 +46,6 @@ static inline __m512i join256(__m256i lo, __m256i hi)
 static inline __m512i load2x32(const int8_t *p0, const int8_t *p1)
 {
     return join256(_mm256_loadu_si256((const __m256i *)p0), _mm256_loadu_si256((const __m256i *)p1));
-}
-
-/* Two fp16 values (as raw bits) -> floats in lanes 0 and 1. */
-static inline __m128 fp16x2(kinfer_fp16 a, kinfer_fp16 b)
-{
-    return _mm_cvtph_ps(_mm_cvtsi32_si128((int)((uint32_t)a | ((uint32_t)b << 16))));
-}
-
-/* lanes 0..7 = p[0], lanes 8..15 = p[1] */
-static inline __m512 spread2(__m128 p)
-{
-    const __m512i idx = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
-    return _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(p));
-}
-
-static inline float hsum256_epi32_as_float(__m256i s)
-{
-    const __m256 f = _mm256_cvtepi32_ps(s);
-    __m128 h = _mm_add_ps(_mm256_castps256_ps128(f), _mm256_extractf128_ps(f, 1));
-    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-    h = _mm_add_ss(h, _mm_movehdup_ps(h));
-    return _mm_cvtss_f32(h);
 }
 
 /* ------------------------------------------------- 32-element blocks */
@@ -103,269 +82,140 @@ static ALWAYS_INLINE __m256i decode_iq4_nl(const void *blk)
 
 typedef __m256i (*decode_fn)(const void *blk);
 
-/* Four blocks at once: the 16 nibble bytes of block k at x + k * bsize
- * become x01 = [lo0 hi0 lo1 hi1], x23 = [lo2 hi2 lo3 hi3] (16 bytes each). */
-static ALWAYS_INLINE void nibbles_4blk(const uint8_t *qs0, size_t bsize, __m512i *x01, __m512i *x23)
+/*
+ * 32-element block types in ggml's summation order (llama.cpp's logits are
+ * the oracle, and a 1-ulp difference here flips activation roundings later):
+ * per block, 8 lanes of 4 products each; each activation row has one 8-lane
+ * accumulator that takes the blocks in sequence (acc += d_x d_y * lanes);
+ * then ggml's 8-lane horizontal sum, plus for Q4_1/Q5_1 the min terms
+ * summed in block order.  Four activation rows go two per 512-bit register,
+ * one per half.
+ */
+static inline float hsum8(__m256 v)
 {
-    __m512i q = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)qs0));
-    q = _mm512_inserti32x4(q, _mm_loadu_si128((const __m128i *)(qs0 + bsize)), 1);
-    q = _mm512_inserti32x4(q, _mm_loadu_si128((const __m128i *)(qs0 + 2 * bsize)), 2);
-    q = _mm512_inserti32x4(q, _mm_loadu_si128((const __m128i *)(qs0 + 3 * bsize)), 3);
-    const __m512i m = _mm512_set1_epi8(0x0F);
-    const __m512i lo = _mm512_and_si512(q, m);
-    const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), m);
-    *x01 = _mm512_permutex2var_epi64(lo, _mm512_set_epi64(11, 10, 3, 2, 9, 8, 1, 0), hi);
-    *x23 = _mm512_permutex2var_epi64(lo, _mm512_set_epi64(15, 14, 7, 6, 13, 12, 5, 4), hi);
+    __m128 r = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
+    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
+    r = _mm_add_ss(r, _mm_movehdup_ps(r));
+    return _mm_cvtss_f32(r);
 }
 
-typedef void (*decode4_fn)(const uint8_t *x0, size_t bsize, __m512i *x01, __m512i *x23);
-
-static ALWAYS_INLINE void decode4_q4_0(const uint8_t *x0, size_t bsize, __m512i *x01, __m512i *x23)
-{
-    nibbles_4blk(x0 + offsetof(block_q4_0, qs), bsize, x01, x23);
-}
-
-static ALWAYS_INLINE void decode4_iq4_nl(const uint8_t *x0, size_t bsize, __m512i *x01, __m512i *x23)
-{
-    const __m512i lut = _mm512_broadcast_i32x4(_mm_xor_si128(
-        _mm_loadu_si128((const __m128i *)kinfer_iq4nl_values), _mm_set1_epi8((char)0x80)));
-    nibbles_4blk(x0 + offsetof(block_iq4_nl, qs), bsize, x01, x23);
-    *x01 = _mm512_shuffle_epi8(lut, *x01);
-    *x23 = _mm512_shuffle_epi8(lut, *x23);
-}
-
-static ALWAYS_INLINE void decode4_q5_0(const uint8_t *x0, size_t bsize, __m512i *x01, __m512i *x23)
-{
-    nibbles_4blk(x0 + offsetof(block_q5_0, qs), bsize, x01, x23);
-    uint32_t h[4];
-    for (int k = 0; k < 4; k++)
-        memcpy(&h[k], x0 + k * bsize + offsetof(block_q5_0, qh), 4);
-    const __m512i bit4 = _mm512_set1_epi8(0x10);
-    *x01 = _mm512_mask_add_epi8(*x01, (__mmask64)h[0] | ((__mmask64)h[1] << 32), *x01, bit4);
-    *x23 = _mm512_mask_add_epi8(*x23, (__mmask64)h[2] | ((__mmask64)h[3] << 32), *x23, bit4);
-}
-
-static ALWAYS_INLINE void decode4_q8_0(const uint8_t *x0, size_t bsize, __m512i *x01, __m512i *x23)
-{
-    const __m512i bias = _mm512_set1_epi8((char)0x80);
-    const size_t o = offsetof(block_q8_0, qs);
-    *x01 = _mm512_xor_si512(load2x32((const int8_t *)(x0 + o), (const int8_t *)(x0 + bsize + o)), bias);
-    *x23 = _mm512_xor_si512(load2x32((const int8_t *)(x0 + 2 * bsize + o), (const int8_t *)(x0 + 3 * bsize + o)), bias);
-}
-
-/* Four fp16 values at p, p + stride, ... -> floats in lanes 0..3. */
-static inline __m128 fp16x4(const uint8_t *p, size_t stride)
-{
-    uint16_t h[4];
-    for (int k = 0; k < 4; k++)
-        memcpy(&h[k], p + k * stride, 2);
-    const uint64_t v = (uint64_t)h[0] | ((uint64_t)h[1] << 16) | ((uint64_t)h[2] << 32) | ((uint64_t)h[3] << 48);
-    return _mm_cvtph_ps(_mm_cvtsi64_si128((long long)v));
-}
-
-/* Weight blocks of `bsize` bytes starting with their fp16 scale, against
- * Q8_0 activation rows. */
-static ALWAYS_INLINE void dot_block32_n(int64_t n, const void *w, size_t bsize, decode_fn decode,
-                                        decode4_fn decode4, int off_byte, const void *a, size_t stride,
-                                        int nt, float *out)
+/* Weight blocks starting with their fp16 scale, decoded to unsigned bytes
+ * u with value u - off; or (min_layout) Q4_1/Q5_1 blocks: d at 0, m at 2,
+ * quants at qs_off, high bits at qh_off (< 0: none), against Q8_1 rows. */
+static ALWAYS_INLINE void dot_seq_n(int64_t n, const void *w, size_t bsize, decode_fn decode, int off_byte,
+                                    int min_layout, size_t qs_off, int qh_off, const void *a, size_t stride,
+                                    int nt, float *out)
 {
     const uint8_t *x = w;
     const int64_t nb = n / 32;
+    const size_t ybytes = min_layout ? sizeof(block_q8_1) : sizeof(block_q8_0);
     const __m512i off = _mm512_set1_epi8((char)off_byte);
-    /* lanes 0..7 <- lane k, 8..15 <- lane k + 1 */
-    const __m512i spread01 = _mm512_set_epi32(1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
-    const __m512i spread23 = _mm512_set_epi32(3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2);
-    __m512 acc[MAX_NT];
-    for (int t = 0; t < nt; t++)
-        acc[t] = _mm512_setzero_ps();
-    int64_t b = 0;
-    /* four blocks per step: decoding and scale conversion in wide pieces */
-    for (; b + 4 <= nb; b += 4) {
-        const uint8_t *x0 = x + (size_t)b * bsize;
-        __m512i x01, x23;
-        decode4(x0, bsize, &x01, &x23);
-        const __m128 dx = fp16x4(x0, bsize);
-        for (int t = 0; t < nt; t++) {
-            const block_q8_0 *y = (const block_q8_0 *)((const uint8_t *)a + (size_t)t * stride);
-            const __m512i y01 = load2x32(y[b].qs, y[b + 1].qs);
-            const __m512i y23 = load2x32(y[b + 2].qs, y[b + 3].qs);
-            const __m512i s01 = _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), x01, y01),
-                                                 _mm512_dpbusd_epi32(_mm512_setzero_si512(), off, y01));
-            const __m512i s23 = _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), x23, y23),
-                                                 _mm512_dpbusd_epi32(_mm512_setzero_si512(), off, y23));
-            const __m512 d = _mm512_castps128_ps512(_mm_mul_ps(dx, fp16x4((const uint8_t *)&y[b].d, sizeof *y)));
-            acc[t] = _mm512_fmadd_ps(_mm512_permutexvar_ps(spread01, d), _mm512_cvtepi32_ps(s01), acc[t]);
-            acc[t] = _mm512_fmadd_ps(_mm512_permutexvar_ps(spread23, d), _mm512_cvtepi32_ps(s23), acc[t]);
+    __m512 acc[MAX_NT / 2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+    __m256 acc1 = _mm256_setzero_ps();
+    float summs[MAX_NT] = {0};
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *xb = x + (size_t)b * bsize;
+        __m256i xv;
+        if (min_layout) {
+            xv = nibbles_32(xb + qs_off);
+            if (qh_off >= 0) {
+                uint32_t h;
+                memcpy(&h, xb + qh_off, 4);
+                xv = _mm256_mask_add_epi8(xv, (__mmask32)h, xv, _mm256_set1_epi8(0x10));
+            }
+        } else {
+            xv = decode(xb);
+        }
+        kinfer_fp16 hd, hm;
+        memcpy(&hd, xb, 2);
+        const float dx = fp16(hd), mx = min_layout ? (memcpy(&hm, xb + 2, 2), fp16(hm)) : 0.0f;
+        if (nt == 1) {
+            const uint8_t *yb = (const uint8_t *)a + (size_t)b * ybytes;
+            kinfer_fp16 yd;
+            memcpy(&yd, yb, 2);
+            const __m256i yv = _mm256_loadu_si256((const __m256i *)(yb + ybytes - 32));
+            __m256i s = _mm256_dpbusd_epi32(_mm256_setzero_si256(), xv, yv);
+            if (!min_layout)
+                s = _mm256_sub_epi32(s, _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm512_castsi512_si256(off), yv));
+            acc1 = _mm256_fmadd_ps(_mm256_set1_ps(dx * fp16(yd)), _mm256_cvtepi32_ps(s), acc1);
+            if (min_layout) {
+                kinfer_fp16 ys;
+                memcpy(&ys, yb + 2, 2);
+                summs[0] += mx * fp16(ys);
+            }
+            continue;
+        }
+        const __m512i x2 = _mm512_broadcast_i64x4(xv);
+        for (int p = 0; p < nt / 2; p++) {
+            const uint8_t *y0 = (const uint8_t *)a + (size_t)(2 * p) * stride + (size_t)b * ybytes;
+            const uint8_t *y1 = y0 + stride;
+            kinfer_fp16 d0, d1;
+            memcpy(&d0, y0, 2);
+            memcpy(&d1, y1, 2);
+            const __m512i yv = load2x32((const int8_t *)(y0 + ybytes - 32), (const int8_t *)(y1 + ybytes - 32));
+            __m512i s = _mm512_dpbusd_epi32(_mm512_setzero_si512(), x2, yv);
+            if (!min_layout)
+                s = _mm512_sub_epi32(s, _mm512_dpbusd_epi32(_mm512_setzero_si512(), off, yv));
+            const __m512 d = _mm512_insertf32x8(_mm512_set1_ps(dx * fp16(d0)), _mm256_set1_ps(dx * fp16(d1)), 1);
+            acc[p] = _mm512_fmadd_ps(d, _mm512_cvtepi32_ps(s), acc[p]);
+            if (min_layout) {
+                kinfer_fp16 s0, s1;
+                memcpy(&s0, y0 + 2, 2);
+                memcpy(&s1, y1 + 2, 2);
+                summs[2 * p] += mx * fp16(s0);
+                summs[2 * p + 1] += mx * fp16(s1);
+            }
         }
     }
-    for (; b + 2 <= nb; b += 2) {
-        const uint8_t *x0 = x + (size_t)b * bsize, *x1 = x0 + bsize;
-        const __m512i xv = join256(decode(x0), decode(x1));
-        kinfer_fp16 h0, h1;
-        memcpy(&h0, x0, 2);
-        memcpy(&h1, x1, 2);
-        const __m128 dx = fp16x2(h0, h1);
-        for (int t = 0; t < nt; t++) {
-            const block_q8_0 *y = (const block_q8_0 *)((const uint8_t *)a + (size_t)t * stride);
-            const __m512i yv = load2x32(y[b].qs, y[b + 1].qs);
-            const __m512i s = _mm512_sub_epi32(_mm512_dpbusd_epi32(_mm512_setzero_si512(), xv, yv),
-                                               _mm512_dpbusd_epi32(_mm512_setzero_si512(), off, yv));
-            const __m128 d = _mm_mul_ps(dx, fp16x2(y[b].d, y[b + 1].d));
-            acc[t] = _mm512_fmadd_ps(spread2(d), _mm512_cvtepi32_ps(s), acc[t]);
-        }
+    if (nt == 1) {
+        out[0] = hsum8(acc1) + summs[0];
+        return;
     }
-    for (int t = 0; t < nt; t++)
-        out[t] = _mm512_reduce_add_ps(acc[t]);
-    for (; b < nb; b++) {
-        const uint8_t *x0 = x + (size_t)b * bsize;
-        const __m256i xv = decode(x0);
-        kinfer_fp16 h0;
-        memcpy(&h0, x0, 2);
-        const float dx0 = fp16(h0);
-        for (int t = 0; t < nt; t++) {
-            const block_q8_0 *y = (const block_q8_0 *)((const uint8_t *)a + (size_t)t * stride);
-            const __m256i yv = _mm256_loadu_si256((const __m256i *)y[b].qs);
-            const __m256i s = _mm256_sub_epi32(
-                _mm256_dpbusd_epi32(_mm256_setzero_si256(), xv, yv),
-                _mm256_dpbusd_epi32(_mm256_setzero_si256(), _mm512_castsi512_si256(off), yv));
-            out[t] += hsum256_epi32_as_float(s) * (dx0 * fp16(y[b].d));
-        }
+    for (int p = 0; p < nt / 2; p++) {
+        out[2 * p] = hsum8(_mm512_castps512_ps256(acc[p])) + summs[2 * p];
+        out[2 * p + 1] = hsum8(_mm512_extractf32x8_ps(acc[p], 1)) + summs[2 * p + 1];
     }
 }
 
-#define DEFINE_BLOCK32(name, block_t, off)                                                      \
-    static float dot_##name(int64_t n, const void *w, const void *a)                            \
+#define DEFINE_BLOCK32(name, block_t, off)                                                          \
+    static float dot_##name(int64_t n, const void *w, const void *a)                      \
     {                                                                                           \
         float r;                                                                                \
-        dot_block32_n(n, w, sizeof(block_t), decode_##name, decode4_##name, off, a, 0, 1, &r);  \
+        dot_seq_n(n, w, sizeof(block_t), decode_##name, off, 0, 0, -1, a, 0, 1, &r);            \
         return r;                                                                               \
     }                                                                                           \
     static void dot_##name##_x4(int64_t n, const void *w, const void *a, size_t stride, float *out) \
     {                                                                                           \
-        dot_block32_n(n, w, sizeof(block_t), decode_##name, decode4_##name, off, a, stride, 4, out); \
+        dot_seq_n(n, w, sizeof(block_t), decode_##name, off, 0, 0, -1, a, stride, 4, out);      \
     }
-
 DEFINE_BLOCK32(q4_0, block_q4_0, 8)
 DEFINE_BLOCK32(q5_0, block_q5_0, 16)
 DEFINE_BLOCK32(q8_0, block_q8_0, 0x80)
 DEFINE_BLOCK32(iq4_nl, block_iq4_nl, 0x80)
 
-/* Four (fp16, fp16) pairs at p, p + stride, ... -> 8 floats [a0 b0 a1 b1 ...]. */
-static inline __m256 fp16pairs4(const uint8_t *p, size_t stride)
-{
-    uint32_t v[4];
-    for (int k = 0; k < 4; k++)
-        memcpy(&v[k], p + k * stride, 4);
-    return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)v));
-}
-
-/* Q4_1 (qh_off < 0) and Q5_1 blocks (d, m, [qh], qs) against Q8_1:
- * unsigned quants, the min enters through y.s.  d and m (x) and d and s
- * (y) are adjacent, so one product vector holds both the block scales (even
- * lanes) and the min terms (odd lanes). */
-static ALWAYS_INLINE void dot_min_n(int64_t n, const void *w, size_t bsize, size_t qs_off, int qh_off,
-                                    const void *a, size_t stride, int nt, float *out)
-{
-    const uint8_t *x = w;
-    const int64_t nb = n / 32;
-    const __m512i spread01 = _mm512_set_epi32(2, 2, 2, 2, 2, 2, 2, 2, 0, 0, 0, 0, 0, 0, 0, 0);
-    const __m512i spread23 = _mm512_set_epi32(6, 6, 6, 6, 6, 6, 6, 6, 4, 4, 4, 4, 4, 4, 4, 4);
-    __m512 acc[MAX_NT];
-    __m256 summs[MAX_NT]; /* odd lanes: m * s */
-    for (int t = 0; t < nt; t++) {
-        acc[t] = _mm512_setzero_ps();
-        summs[t] = _mm256_setzero_ps();
-    }
-    int64_t b = 0;
-    for (; b + 4 <= nb; b += 4) {
-        const uint8_t *x0 = x + (size_t)b * bsize;
-        __m512i x01, x23;
-        nibbles_4blk(x0 + qs_off, bsize, &x01, &x23);
-        if (qh_off >= 0) {
-            uint32_t h[4];
-            for (int k = 0; k < 4; k++)
-                memcpy(&h[k], x0 + k * bsize + qh_off, 4);
-            const __m512i bit4 = _mm512_set1_epi8(0x10);
-            x01 = _mm512_mask_add_epi8(x01, (__mmask64)h[0] | ((__mmask64)h[1] << 32), x01, bit4);
-            x23 = _mm512_mask_add_epi8(x23, (__mmask64)h[2] | ((__mmask64)h[3] << 32), x23, bit4);
-        }
-        const __m256 xdm = fp16pairs4(x0, bsize);
-        for (int t = 0; t < nt; t++) {
-            const block_q8_1 *y = (const block_q8_1 *)((const uint8_t *)a + (size_t)t * stride);
-            const __m512i s01 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), x01, load2x32(y[b].qs, y[b + 1].qs));
-            const __m512i s23 = _mm512_dpbusd_epi32(_mm512_setzero_si512(), x23, load2x32(y[b + 2].qs, y[b + 3].qs));
-            const __m256 p = _mm256_mul_ps(xdm, fp16pairs4((const uint8_t *)&y[b], sizeof *y));
-            const __m512 p512 = _mm512_castps256_ps512(p);
-            acc[t] = _mm512_fmadd_ps(_mm512_permutexvar_ps(spread01, p512), _mm512_cvtepi32_ps(s01), acc[t]);
-            acc[t] = _mm512_fmadd_ps(_mm512_permutexvar_ps(spread23, p512), _mm512_cvtepi32_ps(s23), acc[t]);
-            summs[t] = _mm256_add_ps(summs[t], p);
-        }
-    }
-    for (int t = 0; t < nt; t++) {
-        float lanes[8];
-        _mm256_storeu_ps(lanes, summs[t]);
-        out[t] = _mm512_reduce_add_ps(acc[t]) + ((lanes[1] + lanes[3]) + (lanes[5] + lanes[7]));
-    }
-    for (; b < nb; b++) {
-        const uint8_t *x0 = x + (size_t)b * bsize;
-        __m256i xv = nibbles_32(x0 + qs_off);
-        if (qh_off >= 0) {
-            uint32_t h;
-            memcpy(&h, x0 + qh_off, 4);
-            xv = _mm256_mask_add_epi8(xv, (__mmask32)h, xv, _mm256_set1_epi8(0x10));
-        }
-        kinfer_fp16 xd, xm;
-        memcpy(&xd, x0, 2);
-        memcpy(&xm, x0 + 2, 2);
-        for (int t = 0; t < nt; t++) {
-            const block_q8_1 *y = (const block_q8_1 *)((const uint8_t *)a + (size_t)t * stride);
-            const __m256i s = _mm256_dpbusd_epi32(_mm256_setzero_si256(), xv,
-                                                  _mm256_loadu_si256((const __m256i *)y[b].qs));
-            out[t] += hsum256_epi32_as_float(s) * (fp16(xd) * fp16(y[b].d)) + fp16(xm) * fp16(y[b].s);
-        }
-    }
-}
-
-static ALWAYS_INLINE void dot_q4_1_n(int64_t n, const void *w, const void *a, size_t stride, int nt,
-                                     float *out)
-{
-    dot_min_n(n, w, sizeof(block_q4_1), offsetof(block_q4_1, qs), -1, a, stride, nt, out);
-}
-
-static ALWAYS_INLINE void dot_q5_1_n(int64_t n, const void *w, const void *a, size_t stride, int nt,
-                                     float *out)
-{
-    dot_min_n(n, w, sizeof(block_q5_1), offsetof(block_q5_1, qs), (int)offsetof(block_q5_1, qh), a,
-              stride, nt, out);
-}
-
-static float dot_q5_1(int64_t n, const void *w, const void *a)
-{
-    float r;
-    dot_q5_1_n(n, w, a, 0, 1, &r);
-    return r;
-}
-
-static void dot_q5_1_x4(int64_t n, const void *w, const void *a, size_t stride, float *out)
-{
-    dot_q5_1_n(n, w, a, stride, 4, out);
-}
-
 static float dot_q4_1(int64_t n, const void *w, const void *a)
 {
     float r;
-    dot_q4_1_n(n, w, a, 0, 1, &r);
+    dot_seq_n(n, w, sizeof(block_q4_1), NULL, 0, 1, offsetof(block_q4_1, qs), -1, a, 0, 1, &r);
     return r;
 }
-
 static void dot_q4_1_x4(int64_t n, const void *w, const void *a, size_t stride, float *out)
 {
-    dot_q4_1_n(n, w, a, stride, 4, out);
+    dot_seq_n(n, w, sizeof(block_q4_1), NULL, 0, 1, offsetof(block_q4_1, qs), -1, a, stride, 4, out);
+}
+static float dot_q5_1(int64_t n, const void *w, const void *a)
+{
+    float r;
+    dot_seq_n(n, w, sizeof(block_q5_1), NULL, 0, 1, offsetof(block_q5_1, qs), (int)offsetof(block_q5_1, qh),
+              a, 0, 1, &r);
+    return r;
+}
+static void dot_q5_1_x4(int64_t n, const void *w, const void *a, size_t stride, float *out)
+{
+    dot_seq_n(n, w, sizeof(block_q5_1), NULL, 0, 1, offsetof(block_q5_1, qs), (int)offsetof(block_q5_1, qh),
+              a, stride, 4, out);
 }
 
-/* ---------------------------------------------------------- K-quants */
-
-/* Q4_K/Q5_K: the 8 6-bit scales (bytes 0..7) and mins (8..15). */
 static inline void k4_unpack_scales(const uint8_t *packed, uint8_t *out16)
 {
     uint32_t u[4];

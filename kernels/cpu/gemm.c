@@ -1,0 +1,26 @@
+/*
+ * gemm.c — choice of the batched prompt-matmul kernels (see gemm.h).  They
+ * mirror the AVX-512 vec_dot kernels bit for bit (tests/test_quant.c holds
+ * them to it), so they are only offered where those are the ones in use.
+ */
+#include "cpu/gemm.h"
+
+#include "cpu/kernels.h"
+#include "quant.h"
+
+size_t kinfer_gemm_packed_size(int64_t n)
+{
+    /* 32 quant bytes and up to two floats per 32-element block (K-quants:
+     * 256 bytes and a 64-byte record per 256 elements) */
+    const size_t nb = (size_t)(n > 0 ? n : 0) / 32;
+    return (nb * (32 + 8) + 63) & ~(size_t)63;
+}
+
+kinfer_gemm_kernels kinfer_gemm_get(int type)
+{
+#if defined(__x86_64__)
+    if (kinfer_cpu_best_level() >= KINFER_CPU_AVX512) return kinfer_gemm_avx512(type);
+#endif
+    (void)type;
+    return (kinfer_gemm_kernels){NULL, NULL};
+}

@@ -4,10 +4,12 @@
  * KV cache type, with odd head sizes, scattered rows and zero rows.
  */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cpu/attn_kernels.h"
+#include "cpu/attn_order.h"
 #include "cpu/kernels.h"
 #include "quant.h"
 #include "testutil.h"
@@ -171,6 +173,96 @@ START_TEST(test_round_fp16)
 }
 END_TEST
 
+/* ------------------------------------------------ llama.cpp's orders */
+
+/* _mm512_reduce_add_ps's pairing of 16 lanes */
+static float sum16(const float a[16])
+{
+    float t3[8], t6[4];
+    for (int i = 0; i < 8; i++) t3[i] = a[i + 8] + a[i];
+    for (int i = 0; i < 4; i++) t6[i] = t3[i + 4] + t3[i];
+    return (t6[0] + t6[2]) + (t6[1] + t6[3]);
+}
+
+/* sum of x[i] * y[i] in ggml's sgemm (GEMM) or ggml_vec_dot_f16 (VEC) order,
+ * written out one element at a time */
+static float ordered_dot(int n, const float *x, const float *y, int order)
+{
+    if (order == KINFER_F16_ORDER_GEMM && n % 16 == 0) {
+        float a[16] = {0};
+        for (int i = 0; i < n; i++) a[i % 16] = fmaf(x[i], y[i], a[i % 16]);
+        return sum16(a);
+    }
+    const int np = n & ~63;
+    float a[4][16] = {{0}}, lane[16];
+    for (int i = 0; i < np; i++) a[i % 64 / 16][i % 16] = fmaf(x[i], y[i], a[i % 64 / 16][i % 16]);
+    for (int l = 0; l < 16; l++) lane[l] = (a[0][l] + a[2][l]) + (a[1][l] + a[3][l]);
+    double sum = sum16(lane);
+    for (int i = np; i < n; i++) sum += (double)(x[i] * y[i]);
+    return (float)sum;
+}
+
+/* Scores and weighted sums over an F16 cache: bit for bit the orders above
+ * (rows in the given order, as the cells llama.cpp sums over). */
+START_TEST(test_ordered)
+{
+    if (kinfer_cpu_best_level() < KINFER_CPU_AVX512) {
+        fprintf(stderr, "SKIP: ordered attention kernels need AVX-512\n");
+        return;
+    }
+    const int hds[] = {64, 80, 128, 256}, nvs[] = {1, 15, 64, 77, 300};
+    rng_state = 7;
+    for (size_t hi = 0; hi < sizeof hds / sizeof hds[0]; hi++) {
+        for (size_t ni = 0; ni < sizeof nvs / sizeof nvs[0]; ni++) {
+            const int hd = hds[hi], nv = nvs[ni];
+            const size_t row = (size_t)hd * 2;
+            kinfer_fp16 *cache = malloc(row * (size_t)nv), *q = malloc(row);
+            float *kf = malloc(sizeof(float) * (size_t)hd * nv), *qf = malloc(sizeof(float) * hd);
+            float *s = malloc(sizeof(float) * nv), *p = malloc(sizeof(float) * nv);
+            float *out = malloc(sizeof(float) * hd), *col = malloc(sizeof(float) * (nv + 63));
+            float *pp = malloc(sizeof(float) * (nv + 63));
+            int32_t *rows = malloc(sizeof(int32_t) * nv);
+            for (int i = 0; i < hd * nv; i++) {
+                cache[i] = kinfer_fp32_to_fp16((float)(rng_uniform() * 2 - 1));
+                kf[i] = kinfer_fp16_to_fp32(cache[i]);
+            }
+            for (int i = 0; i < hd; i++) {
+                q[i] = kinfer_fp32_to_fp16((float)(rng_uniform() * 2 - 1));
+                qf[i] = kinfer_fp16_to_fp32(q[i]);
+            }
+            for (int r = 0; r < nv; r++) {
+                rows[r] = r;
+                p[r] = kinfer_fp16_to_fp32(kinfer_fp32_to_fp16((float)rng_uniform()));
+            }
+            for (int order = 0; order < 2; order++) {
+                kinfer_attn_scores_f16_ordered_avx512(s, hd, (const uint8_t *)cache, row, rows, nv, q,
+                                                      0.125f, order);
+                for (int r = 0; r < nv; r++) {
+                    const float want = ordered_dot(hd, kf + (size_t)r * hd, qf, order) * 0.125f;
+                    ck_assert_msg(memcmp(&want, &s[r], sizeof want) == 0, "score hd %d nv %d order %d row %d: %a vs %a",
+                                  hd, nv, order, r, s[r], want);
+                }
+                if (hd % 16) continue;
+                kinfer_attn_wsum_f16_ordered_avx512(out, hd, (const uint8_t *)cache, row, rows, p, nv, order);
+                /* the cells past nv up to a multiple of 64 are llama.cpp's
+                 * masked ones: weight 0 */
+                const int np = (nv + 63) & ~63;
+                for (int d = 0; d < hd; d++) {
+                    for (int r = 0; r < np; r++) {
+                        col[r] = r < nv ? kf[(size_t)r * hd + d] : 0.0f;
+                        pp[r] = r < nv ? p[r] : 0.0f;
+                    }
+                    const float want = ordered_dot(np, col, pp, order);
+                    ck_assert_msg(memcmp(&want, &out[d], sizeof want) == 0, "wsum hd %d nv %d order %d dim %d: %a vs %a",
+                                  hd, nv, order, d, out[d], want);
+                }
+            }
+            free(cache), free(q), free(kf), free(qf), free(s), free(p), free(out), free(col), free(pp), free(rows);
+        }
+    }
+}
+END_TEST
+
 static Suite *attn_suite(void)
 {
     Suite *s = suite_create("attn_kernels");
@@ -180,6 +272,7 @@ static Suite *attn_suite(void)
     tcase_add_test(tc, test_wsum_invariant);
     tcase_add_test(tc, test_softmax);
     tcase_add_test(tc, test_round_fp16);
+    tcase_add_test(tc, test_ordered);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -370,6 +370,21 @@ static void check_dots(int type, int64_t n, bool random_bytes)
             }
             free(a4);
         }
+        if (k->vec_dot_r4 != NULL) {
+            /* four weight rows at once: each exactly as vec_dot */
+            const size_t wrow = kinfer_row_size(type, n);
+            uint8_t *w4 = xmalloc(4 * wrow);
+            for (int i = 0; i < 4; i++) random_row(type, w4 + i * wrow, n);
+            float out[4];
+            k->vec_dot_r4(n, w4, wrow, a, out);
+            for (int i = 0; i < 4; i++) {
+                const float one = k->vec_dot(n, w4 + i * wrow, a);
+                ck_assert_msg(kinfer_f32_bits(out[i]) == kinfer_f32_bits(one),
+                              "%s %s r4 row %d: %.9g vs %.9g", tt->name,
+                              kinfer_cpu_level_name((kinfer_cpu_level)level), i, out[i], one);
+            }
+            free(w4);
+        }
     }
     const kinfer_gemm_kernels gk = kinfer_gemm_get(type);
     if (gk.gemm != NULL) {

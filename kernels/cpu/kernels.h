@@ -35,6 +35,12 @@ typedef enum kinfer_cpu_level {
 typedef void (*kinfer_vec_dot_x4_fn)(int64_t n, const void *w, const void *a, size_t a_stride,
                                      float *out);
 
+/* Four weight rows (w, w + w_stride, ...) dotted with one activation row:
+ * out[i] is bit for bit vec_dot of row i; the rows' accumulations run side
+ * by side (a single row's is one dependent chain in ggml's order). */
+typedef void (*kinfer_vec_dot_r4_fn)(int64_t n, const void *w, size_t w_stride, const void *a,
+                                     float *out);
+
 typedef struct kinfer_cpu_kernels {
     kinfer_to_float_fn to_float;     /* dequantize a row */
     kinfer_from_float_fn from_float; /* quantize a row (activations: fast path) */
@@ -45,6 +51,7 @@ typedef struct kinfer_cpu_kernels {
      * ggml's CPU numerics; equals from_float except for Q8_0 and Q8_1,
      * whose from_float is the reference quantizer model files are made with */
     kinfer_from_float_fn from_float_act;
+    kinfer_vec_dot_r4_fn vec_dot_r4; /* optional (NULL): four rows, one token */
 } kinfer_cpu_kernels;
 
 /* Kernels of a type at the best level this CPU has; NULL for a type we have

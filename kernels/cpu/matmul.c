@@ -166,7 +166,12 @@ static void dot_task(void *p, int ith, int nth)
     const kinfer_vec_dot_fn dot = job->k->vec_dot;
     const int64_t n = job->n_cols;
     if (job->n_tokens == 1) {
-        for (int64_t r = r0; r < r1; r++)
+        int64_t r = r0;
+        if (job->k->vec_dot_r4 != NULL)
+            for (; r + 4 <= r1; r += 4)
+                job->k->vec_dot_r4(n, job->w + (size_t)r * job->w_row_bytes, job->w_row_bytes, job->xq,
+                                   job->y + r);
+        for (; r < r1; r++)
             job->y[r] = dot(n, job->w + (size_t)r * job->w_row_bytes, job->xq);
         return;
     }

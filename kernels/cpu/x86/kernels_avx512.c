@@ -177,6 +177,57 @@ static ALWAYS_INLINE void dot_seq_n(int64_t n, const void *w, size_t bsize, deco
     }
 }
 
+/* Four weight rows against one activation row, each exactly as dot_seq_n
+ * with nt = 1 (one 8-lane chain per row; four chains side by side). */
+static ALWAYS_INLINE void dot_seq_r4(int64_t n, const void *w, size_t w_stride, size_t bsize,
+                                     decode_fn decode, int off_byte, int min_layout, size_t qs_off,
+                                     int qh_off, const void *a, float *out)
+{
+    const int64_t nb = n / 32;
+    const size_t ybytes = min_layout ? sizeof(block_q8_1) : sizeof(block_q8_0);
+    const __m256i off = _mm256_set1_epi8((char)off_byte);
+    __m256 acc[4] = {_mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps(), _mm256_setzero_ps()};
+    float summs[4] = {0};
+    /* four short streams are too short for the hardware prefetcher: fetch
+     * the rows two calls ahead (matmul walks rows in order) */
+    for (size_t o = 0; o < 4 * w_stride; o += 64)
+        _mm_prefetch((const char *)w + 8 * w_stride + o, _MM_HINT_T0);
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *yb = (const uint8_t *)a + (size_t)b * ybytes;
+        kinfer_fp16 yd, ys;
+        memcpy(&yd, yb, 2);
+        memcpy(&ys, yb + 2, 2);
+        const float dy = fp16(yd), sy = min_layout ? fp16(ys) : 0.0f;
+        const __m256i yv = _mm256_loadu_si256((const __m256i *)(yb + ybytes - 32));
+        const __m256i oy = min_layout ? _mm256_setzero_si256()
+                                      : _mm256_dpbusd_epi32(_mm256_setzero_si256(), off, yv);
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++) {
+            const uint8_t *xb = (const uint8_t *)w + (size_t)i * w_stride + (size_t)b * bsize;
+            __m256i xv;
+            if (min_layout) {
+                xv = nibbles_32(xb + qs_off);
+                if (qh_off >= 0) {
+                    uint32_t h;
+                    memcpy(&h, xb + qh_off, 4);
+                    xv = _mm256_mask_add_epi8(xv, (__mmask32)h, xv, _mm256_set1_epi8(0x10));
+                }
+            } else {
+                xv = decode(xb);
+            }
+            kinfer_fp16 hd, hm;
+            memcpy(&hd, xb, 2);
+            const __m256i s = _mm256_sub_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), xv, yv), oy);
+            acc[i] = _mm256_fmadd_ps(_mm256_set1_ps(fp16(hd) * dy), _mm256_cvtepi32_ps(s), acc[i]);
+            if (min_layout) {
+                memcpy(&hm, xb + 2, 2);
+                summs[i] += fp16(hm) * sy;
+            }
+        }
+    }
+    for (int i = 0; i < 4; i++) out[i] = hsum8(acc[i]) + summs[i];
+}
+
 #define DEFINE_BLOCK32(name, block_t, off)                                                          \
     static float dot_##name(int64_t n, const void *w, const void *a)                      \
     {                                                                                           \
@@ -187,6 +238,10 @@ static ALWAYS_INLINE void dot_seq_n(int64_t n, const void *w, size_t bsize, deco
     static void dot_##name##_x4(int64_t n, const void *w, const void *a, size_t stride, float *out) \
     {                                                                                           \
         dot_seq_n(n, w, sizeof(block_t), decode_##name, off, 0, 0, -1, a, stride, 4, out);      \
+    }                                                                                           \
+    static void dot_##name##_r4(int64_t n, const void *w, size_t ws, const void *a, float *out) \
+    {                                                                                           \
+        dot_seq_r4(n, w, ws, sizeof(block_t), decode_##name, off, 0, 0, -1, a, out);            \
     }
 DEFINE_BLOCK32(q4_0, block_q4_0, 8)
 DEFINE_BLOCK32(q5_0, block_q5_0, 16)
@@ -202,6 +257,15 @@ static float dot_q4_1(int64_t n, const void *w, const void *a)
 static void dot_q4_1_x4(int64_t n, const void *w, const void *a, size_t stride, float *out)
 {
     dot_seq_n(n, w, sizeof(block_q4_1), NULL, 0, 1, offsetof(block_q4_1, qs), -1, a, stride, 4, out);
+}
+static void dot_q4_1_r4(int64_t n, const void *w, size_t ws, const void *a, float *out)
+{
+    dot_seq_r4(n, w, ws, sizeof(block_q4_1), NULL, 0, 1, offsetof(block_q4_1, qs), -1, a, out);
+}
+static void dot_q5_1_r4(int64_t n, const void *w, size_t ws, const void *a, float *out)
+{
+    dot_seq_r4(n, w, ws, sizeof(block_q5_1), NULL, 0, 1, offsetof(block_q5_1, qs), (int)offsetof(block_q5_1, qh),
+               a, out);
 }
 static float dot_q5_1(int64_t n, const void *w, const void *a)
 {
@@ -547,16 +611,22 @@ void kinfer_avx512_fill(kinfer_cpu_kernels *t)
     t[KINFER_TYPE_IQ4_XS].vec_dot_x4 = dot_iq4_xs_x4;
     t[KINFER_TYPE_Q4_0].vec_dot = dot_q4_0;
     t[KINFER_TYPE_Q4_0].vec_dot_x4 = dot_q4_0_x4;
+    t[KINFER_TYPE_Q4_0].vec_dot_r4 = dot_q4_0_r4;
     t[KINFER_TYPE_Q4_1].vec_dot = dot_q4_1;
     t[KINFER_TYPE_Q4_1].vec_dot_x4 = dot_q4_1_x4;
+    t[KINFER_TYPE_Q4_1].vec_dot_r4 = dot_q4_1_r4;
     t[KINFER_TYPE_Q5_1].vec_dot = dot_q5_1;
     t[KINFER_TYPE_Q5_1].vec_dot_x4 = dot_q5_1_x4;
+    t[KINFER_TYPE_Q5_1].vec_dot_r4 = dot_q5_1_r4;
     t[KINFER_TYPE_Q5_0].vec_dot = dot_q5_0;
     t[KINFER_TYPE_Q5_0].vec_dot_x4 = dot_q5_0_x4;
+    t[KINFER_TYPE_Q5_0].vec_dot_r4 = dot_q5_0_r4;
     t[KINFER_TYPE_Q8_0].vec_dot = dot_q8_0;
     t[KINFER_TYPE_Q8_0].vec_dot_x4 = dot_q8_0_x4;
+    t[KINFER_TYPE_Q8_0].vec_dot_r4 = dot_q8_0_r4;
     t[KINFER_TYPE_IQ4_NL].vec_dot = dot_iq4_nl;
     t[KINFER_TYPE_IQ4_NL].vec_dot_x4 = dot_iq4_nl_x4;
+    t[KINFER_TYPE_IQ4_NL].vec_dot_r4 = dot_iq4_nl_r4;
     t[KINFER_TYPE_Q4_K].vec_dot = dot_q4_K;
     t[KINFER_TYPE_Q4_K].vec_dot_x4 = dot_q4_K_x4;
     t[KINFER_TYPE_Q5_K].vec_dot = dot_q5_K;

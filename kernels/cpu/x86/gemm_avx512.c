@@ -19,58 +19,10 @@
 
 #include "cpu/gemm.h"
 #include "cpu/kernels.h"
+#include "cpu/x86/quant_avx512.h"
 #include "quant.h"
 
-#define ALWAYS_INLINE inline __attribute__((always_inline))
-
-static inline float fp16(kinfer_fp16 h)
-{
-    return _cvtsh_ss(h);
-}
-
-static inline __m256i nibbles_32(const uint8_t *qs)
-{
-    const __m128i raw = _mm_loadu_si128((const __m128i *)qs);
-    const __m256i both = _mm256_set_m128i(_mm_srli_epi16(raw, 4), raw);
-    return _mm256_and_si256(both, _mm256_set1_epi8(0x0F));
-}
-
-
-static inline __m512i join256(__m256i lo, __m256i hi)
-{
-    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
-}
-
 /* ------------------------------------------------------ decoders (u8) */
-
-static ALWAYS_INLINE __m256i decode_q4_0(const void *blk)
-{
-    return nibbles_32(((const block_q4_0 *)blk)->qs);
-}
-
-static ALWAYS_INLINE __m256i decode_q5_0(const void *blk)
-{
-    const block_q5_0 *b = blk;
-    uint32_t bits;
-    memcpy(&bits, b->qh, 4);
-    const __m256i hi = _mm256_maskz_mov_epi8((__mmask32)bits, _mm256_set1_epi8(0x10));
-    return _mm256_or_si256(nibbles_32(b->qs), hi);
-}
-
-static ALWAYS_INLINE __m256i decode_q8_0(const void *blk)
-{
-    return _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)((const block_q8_0 *)blk)->qs),
-                            _mm256_set1_epi8((char)0x80));
-}
-
-static ALWAYS_INLINE __m256i decode_iq4_nl(const void *blk)
-{
-    const __m128i t = _mm_xor_si128(_mm_loadu_si128((const __m128i *)kinfer_iq4nl_values),
-                                    _mm_set1_epi8((char)0x80));
-    return _mm256_shuffle_epi8(_mm256_set_m128i(t, t), nibbles_32(((const block_iq4_nl *)blk)->qs));
-}
-
-typedef __m256i (*decode_fn)(const void *blk);
 
 /* ------------------------------------------------------ packed activations
  * (n / 32 blocks): quant bytes, 32 per block, then the floats (Q8_0: d per
@@ -125,18 +77,6 @@ static void pack_q8_K(int64_t n, const void *act, uint8_t *out)
     }
 }
 
-static inline void k4_unpack_scales(const uint8_t *packed, uint8_t *out16)
-{
-    uint32_t u[4];
-    memcpy(u, packed, 12);
-    const uint32_t m0_3 = u[1] & 0x3f3f3f3fu;
-    u[3] = ((u[2] >> 4) & 0x0f0f0f0fu) | (((u[1] >> 6) & 0x03030303u) << 4);
-    u[1] = (u[2] & 0x0f0f0f0fu) | (((u[0] >> 6) & 0x03030303u) << 4);
-    u[2] = m0_3;
-    u[0] &= 0x3f3f3f3fu;
-    memcpy(out16, u, 16);
-}
-
 /* k4_min_term of kernels_avx512.c from the pair sums: the same integer */
 static inline int k4_min_term_hb(const uint8_t *hb, __m128i mins16)
 {
@@ -144,13 +84,6 @@ static inline int k4_min_term_hb(const uint8_t *hb, __m128i mins16)
     s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
     s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
     return _mm_cvtsi128_si32(s);
-}
-
-static inline __m512i k4_scale_pair(__m512i scales16, int c)
-{
-    const __m512i idx = _mm512_set_epi16(1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-                                         0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
-    return _mm512_permutexvar_epi16(_mm512_add_epi16(idx, _mm512_set1_epi16((short)(2 * c))), scales16);
 }
 
 /* dot_k4_n (Q4_K, Q5_K); the int sums are exact, so madd + add may be one
@@ -274,14 +207,6 @@ static ALWAYS_INLINE void gemm_q6_K_n(int64_t n, const void *w, const uint8_t *a
  * Q5_1) the min terms summed in block order.  Two tokens share a 512-bit
  * register, one per half; an odd last token is paired with itself. */
 
-static inline float hsum8(__m256 v)
-{
-    __m128 r = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
-    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
-    r = _mm_add_ss(r, _mm_movehdup_ps(r));
-    return _mm_cvtss_f32(r);
-}
-
 static ALWAYS_INLINE void gemm_seq(int64_t n, const void *w, size_t bsize, decode_fn decode, int off_byte,
                                    int min_layout, size_t qs_off, int qh_off, const uint8_t *a,
                                    size_t astride, int NT, float *out, size_t ostride)
@@ -302,17 +227,7 @@ static ALWAYS_INLINE void gemm_seq(int64_t n, const void *w, size_t bsize, decod
         summs[t] = 0.0f;
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *xb = x + (size_t)b * bsize;
-        __m256i xv;
-        if (min_layout) {
-            xv = nibbles_32(xb + qs_off);
-            if (qh_off >= 0) {
-                uint32_t h;
-                memcpy(&h, xb + qh_off, 4);
-                xv = _mm256_mask_add_epi8(xv, (__mmask32)h, xv, _mm256_set1_epi8(0x10));
-            }
-        } else {
-            xv = decode(xb);
-        }
+        const __m256i xv = decode_block32(xb, decode, min_layout, qs_off, qh_off);
         kinfer_fp16 hd, hm;
         memcpy(&hd, xb, 2);
         const float dx = fp16(hd);

@@ -21,27 +21,9 @@
 
 #include "cpu/ref.h"
 #include "cpu/simd.h"
+#include "cpu/x86/quant_avx512.h"
 
 #define MAX_NT 4
-#define ALWAYS_INLINE inline __attribute__((always_inline))
-
-static inline float fp16(kinfer_fp16 h)
-{
-    return _cvtsh_ss(h);
-}
-
-/* 16 bytes of nibbles -> 32 bytes: low nibbles first, then high ones. */
-static inline __m256i nibbles_32(const uint8_t *qs)
-{
-    const __m128i raw = _mm_loadu_si128((const __m128i *)qs);
-    const __m256i both = _mm256_set_m128i(_mm_srli_epi16(raw, 4), raw);
-    return _mm256_and_si256(both, _mm256_set1_epi8(0x0F));
-}
-
-static inline __m512i join256(__m256i lo, __m256i hi)
-{
-    return _mm512_inserti64x4(_mm512_castsi256_si512(lo), hi, 1);
-}
 
 static inline __m512i load2x32(const int8_t *p0, const int8_t *p1)
 {
@@ -49,55 +31,6 @@ static inline __m512i load2x32(const int8_t *p0, const int8_t *p1)
 }
 
 /* ------------------------------------------------- 32-element blocks */
-
-/* Decoders: one block to 32 unsigned bytes. */
-static ALWAYS_INLINE __m256i decode_q4_0(const void *blk)
-{
-    return nibbles_32(((const block_q4_0 *)blk)->qs);
-}
-
-static ALWAYS_INLINE __m256i decode_q5_0(const void *blk)
-{
-    const block_q5_0 *b = blk;
-    uint32_t bits;
-    memcpy(&bits, b->qh, 4);
-    const __m256i hi = _mm256_maskz_mov_epi8((__mmask32)bits, _mm256_set1_epi8(0x10));
-    return _mm256_or_si256(nibbles_32(b->qs), hi);
-}
-
-static ALWAYS_INLINE __m256i decode_q8_0(const void *blk)
-{
-    /* signed -> unsigned by adding 128 */
-    return _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)((const block_q8_0 *)blk)->qs),
-                            _mm256_set1_epi8((char)0x80));
-}
-
-static ALWAYS_INLINE __m256i decode_iq4_nl(const void *blk)
-{
-    /* table values + 128 are unsigned */
-    const __m128i t = _mm_xor_si128(_mm_loadu_si128((const __m128i *)kinfer_iq4nl_values),
-                                    _mm_set1_epi8((char)0x80));
-    return _mm256_shuffle_epi8(_mm256_set_m128i(t, t), nibbles_32(((const block_iq4_nl *)blk)->qs));
-}
-
-typedef __m256i (*decode_fn)(const void *blk);
-
-/*
- * 32-element block types in ggml's summation order (llama.cpp's logits are
- * the oracle, and a 1-ulp difference here flips activation roundings later):
- * per block, 8 lanes of 4 products each; each activation row has one 8-lane
- * accumulator that takes the blocks in sequence (acc += d_x d_y * lanes);
- * then ggml's 8-lane horizontal sum, plus for Q4_1/Q5_1 the min terms
- * summed in block order.  Four activation rows go two per 512-bit register,
- * one per half.
- */
-static inline float hsum8(__m256 v)
-{
-    __m128 r = _mm_add_ps(_mm256_extractf128_ps(v, 1), _mm256_castps256_ps128(v));
-    r = _mm_add_ps(r, _mm_movehl_ps(r, r));
-    r = _mm_add_ss(r, _mm_movehdup_ps(r));
-    return _mm_cvtss_f32(r);
-}
 
 /* Weight blocks starting with their fp16 scale, decoded to unsigned bytes
  * u with value u - off; or (min_layout) Q4_1/Q5_1 blocks: d at 0, m at 2,
@@ -115,17 +48,7 @@ static ALWAYS_INLINE void dot_seq_n(int64_t n, const void *w, size_t bsize, deco
     float summs[MAX_NT] = {0};
     for (int64_t b = 0; b < nb; b++) {
         const uint8_t *xb = x + (size_t)b * bsize;
-        __m256i xv;
-        if (min_layout) {
-            xv = nibbles_32(xb + qs_off);
-            if (qh_off >= 0) {
-                uint32_t h;
-                memcpy(&h, xb + qh_off, 4);
-                xv = _mm256_mask_add_epi8(xv, (__mmask32)h, xv, _mm256_set1_epi8(0x10));
-            }
-        } else {
-            xv = decode(xb);
-        }
+        const __m256i xv = decode_block32(xb, decode, min_layout, qs_off, qh_off);
         kinfer_fp16 hd, hm;
         memcpy(&hd, xb, 2);
         const float dx = fp16(hd), mx = min_layout ? (memcpy(&hm, xb + 2, 2), fp16(hm)) : 0.0f;
@@ -204,17 +127,7 @@ static ALWAYS_INLINE void dot_seq_r4(int64_t n, const void *w, size_t w_stride, 
 #pragma GCC unroll 4
         for (int i = 0; i < 4; i++) {
             const uint8_t *xb = (const uint8_t *)w + (size_t)i * w_stride + (size_t)b * bsize;
-            __m256i xv;
-            if (min_layout) {
-                xv = nibbles_32(xb + qs_off);
-                if (qh_off >= 0) {
-                    uint32_t h;
-                    memcpy(&h, xb + qh_off, 4);
-                    xv = _mm256_mask_add_epi8(xv, (__mmask32)h, xv, _mm256_set1_epi8(0x10));
-                }
-            } else {
-                xv = decode(xb);
-            }
+            const __m256i xv = decode_block32(xb, decode, min_layout, qs_off, qh_off);
             kinfer_fp16 hd, hm;
             memcpy(&hd, xb, 2);
             const __m256i s = _mm256_sub_epi32(_mm256_dpbusd_epi32(_mm256_setzero_si256(), xv, yv), oy);
@@ -280,18 +193,6 @@ static void dot_q5_1_x4(int64_t n, const void *w, const void *a, size_t stride, 
               a, stride, 4, out);
 }
 
-static inline void k4_unpack_scales(const uint8_t *packed, uint8_t *out16)
-{
-    uint32_t u[4];
-    memcpy(u, packed, 12);
-    const uint32_t m0_3 = u[1] & 0x3f3f3f3fu;
-    u[3] = ((u[2] >> 4) & 0x0f0f0f0fu) | (((u[1] >> 6) & 0x03030303u) << 4);
-    u[1] = (u[2] & 0x0f0f0f0fu) | (((u[0] >> 6) & 0x03030303u) << 4);
-    u[2] = m0_3;
-    u[0] &= 0x3f3f3f3fu;
-    memcpy(out16, u, 16);
-}
-
 /* sum over 8 sub-blocks of mins[j] * (bsums[2j] + bsums[2j+1]) */
 static inline int k4_min_term(const int16_t *bsums, __m128i mins16)
 {
@@ -301,14 +202,6 @@ static inline int k4_min_term(const int16_t *bsums, __m128i mins16)
     s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
     s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
     return _mm_cvtsi128_si32(s);
-}
-
-/* i16 lanes 0..15 get scale 2c, 16..31 get 2c+1, from 8 i16 scales */
-static inline __m512i k4_scale_pair(__m512i scales16, int c)
-{
-    const __m512i idx = _mm512_set_epi16(1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
-                                         0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
-    return _mm512_permutexvar_epi16(_mm512_add_epi16(idx, _mm512_set1_epi16((short)(2 * c))), scales16);
 }
 
 /* Q4_K (has_qh = 0) and Q5_K (has_qh = 1) share everything but the 5th

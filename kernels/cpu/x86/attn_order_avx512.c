@@ -63,25 +63,53 @@ static ALWAYS_INLINE float dot_f16(int64_t n, const kinfer_fp16 *x, const kinfer
     return (float)sum;
 }
 
+/* The 16-lane sums of 16 vectors at once: lane k of the result is
+ * _mm512_reduce_add_ps(v[k]), the same additions in the same pairing,
+ * done as a transposing tree (levels: lanes i + 8, i + 4, then within
+ * 4-lane groups 0 + 2 and 1 + 3, then the two halves). */
+static ALWAYS_INLINE __m512 sum16_each(const __m512 v[16])
+{
+    __m512 w[8], z[4], u[2];
+    for (int j = 0; j < 8; j++)
+        w[j] = _mm512_add_ps(_mm512_shuffle_f32x4(v[j], v[j + 8], 0x44), _mm512_shuffle_f32x4(v[j], v[j + 8], 0xEE));
+    for (int j = 0; j < 4; j++)
+        z[j] = _mm512_add_ps(_mm512_shuffle_f32x4(w[j], w[j + 4], 0x88), _mm512_shuffle_f32x4(w[j], w[j + 4], 0xDD));
+    for (int j = 0; j < 2; j++)
+        u[j] = _mm512_add_ps(_mm512_shuffle_ps(z[j], z[j + 2], 0x44), _mm512_shuffle_ps(z[j], z[j + 2], 0xEE));
+    const __m512 r = _mm512_add_ps(_mm512_shuffle_ps(u[0], u[1], 0x88), _mm512_shuffle_ps(u[0], u[1], 0xDD));
+    /* the tree leaves key k in lane idx[k] (an involution) */
+    const __m512i idx = _mm512_setr_epi32(0, 2, 1, 3, 8, 10, 9, 11, 4, 6, 5, 7, 12, 14, 13, 15);
+    return _mm512_permutexvar_ps(idx, r);
+}
+
 void kinfer_attn_scores_f16_ordered_avx512(float *s, int hd, const uint8_t *k0, size_t row_k,
                                            const int32_t *rows, int32_t nv, const kinfer_fp16 *q,
                                            float scale, int order)
 {
     int32_t r = 0;
-    if (order == KINFER_F16_ORDER_GEMM && hd % 16 == 0) {
-        /* four keys at a time: four independent accumulator chains */
-        for (; r + 4 <= nv; r += 4) {
-            const kinfer_fp16 *k[4];
-            __m512 acc[4];
-            for (int u = 0; u < 4; u++) {
-                k[u] = (const kinfer_fp16 *)(k0 + (size_t)rows[r + u] * row_k);
-                acc[u] = _mm512_setzero_ps();
+    const int gemm = order == KINFER_F16_ORDER_GEMM && hd % 16 == 0;
+    if (gemm || hd % 64 == 0) {
+        /* sixteen keys at a time, their lane vectors summed together */
+        for (; r + 16 <= nv; r += 16) {
+            __m512 lanes[16];
+            for (int u = 0; u < 16; u++) {
+                const kinfer_fp16 *k = (const kinfer_fp16 *)(k0 + (size_t)rows[r + u] * row_k);
+                if (gemm) {
+                    __m512 acc = _mm512_setzero_ps();
+                    for (int i = 0; i < hd; i += 16) acc = _mm512_fmadd_ps(load_f16(k + i), load_f16(q + i), acc);
+                    lanes[u] = acc;
+                } else {
+                    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+                    for (int i = 0; i < hd; i += 64) {
+                        a0 = _mm512_fmadd_ps(load_f16(k + i), load_f16(q + i), a0);
+                        a1 = _mm512_fmadd_ps(load_f16(k + i + 16), load_f16(q + i + 16), a1);
+                        a2 = _mm512_fmadd_ps(load_f16(k + i + 32), load_f16(q + i + 32), a2);
+                        a3 = _mm512_fmadd_ps(load_f16(k + i + 48), load_f16(q + i + 48), a3);
+                    }
+                    lanes[u] = _mm512_add_ps(_mm512_add_ps(a0, a2), _mm512_add_ps(a1, a3));
+                }
             }
-            for (int i = 0; i < hd; i += 16) {
-                const __m512 qv = load_f16(q + i);
-                for (int u = 0; u < 4; u++) acc[u] = _mm512_fmadd_ps(load_f16(k[u] + i), qv, acc[u]);
-            }
-            for (int u = 0; u < 4; u++) s[r + u] = _mm512_reduce_add_ps(acc[u]) * scale;
+            _mm512_storeu_ps(s + r, _mm512_mul_ps(sum16_each(lanes), _mm512_set1_ps(scale)));
         }
     }
     for (; r < nv; r++)

@@ -43,7 +43,7 @@ typedef void (*kinfer_vec_dot_r4_fn)(int64_t n, const void *w, size_t w_stride, 
 
 typedef struct kinfer_cpu_kernels {
     kinfer_to_float_fn to_float;     /* dequantize a row */
-    kinfer_from_float_fn from_float; /* quantize a row (activations: fast path) */
+    kinfer_from_float_fn from_float; /* quantize a row (the reference quantizer) */
     kinfer_vec_dot_fn vec_dot;       /* weight row . activation row in vec_dot_type */
     int vec_dot_type;
     kinfer_vec_dot_x4_fn vec_dot_x4; /* optional (NULL): batched vec_dot */

@@ -399,16 +399,25 @@ static void check_dots(int type, int64_t n, bool random_bytes)
             kinfer_cpu_kernels_get(atype)->from_float_act(x, aq + t * ab, n);
             gk.pack(n, aq + t * ab, ap + t * pb);
         }
-        for (int nt = 1; nt <= NT; nt++) {
-            float out[2 * NT];
-            gk.gemm(n, w, ap, pb, nt, out, 2);
-            for (int t = 0; t < nt; t++) {
-                const float one = k->vec_dot(n, w, aq + t * ab);
-                ck_assert_msg(kinfer_f32_bits(out[2 * t]) == kinfer_f32_bits(one),
-                              "%s n=%ld gemm nt=%d token %d: %.9g vs vec_dot %.9g", tt->name,
-                              (long)n, nt, t, out[2 * t], one);
+        /* one or two weight rows: w, then a random row of the type */
+        const size_t wrow = kinfer_row_size(type, n);
+        uint8_t *w2 = xmalloc(2 * wrow);
+        memcpy(w2, w, wrow);
+        random_row(type, w2 + wrow, n);
+        for (int nr = 1; nr <= 2; nr++) {
+            for (int nt = 1; nt <= NT; nt++) {
+                float out[3 * NT];
+                gk.gemm(n, w2, wrow, nr, ap, pb, nt, out, 3);
+                for (int i = 0; i < nr; i++)
+                    for (int t = 0; t < nt; t++) {
+                        const float one = k->vec_dot(n, w2 + i * wrow, aq + t * ab);
+                        ck_assert_msg(kinfer_f32_bits(out[i + 3 * t]) == kinfer_f32_bits(one),
+                                      "%s n=%ld gemm rows=%d nt=%d row %d token %d: %.9g vs vec_dot %.9g",
+                                      tt->name, (long)n, nr, nt, i, t, out[i + 3 * t], one);
+                    }
             }
         }
+        free(w2);
         free(aq);
         free(ap);
     }

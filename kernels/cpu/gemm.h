@@ -26,10 +26,11 @@
  * bytes at out. */
 typedef void (*kinfer_gemm_pack_fn)(int64_t n, const void *act, uint8_t *out);
 
-/* out[t * out_stride] = vec_dot(n, w, token t), t < nt (1 .. MAX_NT), token
- * t's packed row at a + t * a_stride. */
-typedef void (*kinfer_gemm_fn)(int64_t n, const void *w, const uint8_t *a, size_t a_stride, int nt,
-                               float *out, size_t out_stride);
+/* out[i + t * out_stride] = vec_dot(n, weight row i, token t), for weight
+ * rows w + i * w_stride, i < nr, and tokens t < nt (1 .. MAX_NT), token t's
+ * packed row at a + t * a_stride. */
+typedef void (*kinfer_gemm_fn)(int64_t n, const void *w, size_t w_stride, int nr, const uint8_t *a,
+                               size_t a_stride, int nt, float *out, size_t out_stride);
 
 typedef struct kinfer_gemm_kernels {
     kinfer_gemm_pack_fn pack;

@@ -207,40 +207,49 @@ static ALWAYS_INLINE void gemm_q6_K_n(int64_t n, const void *w, const uint8_t *a
  * Q5_1) the min terms summed in block order.  Two tokens share a 512-bit
  * register, one per half; an odd last token is paired with itself. */
 
-static ALWAYS_INLINE void gemm_seq(int64_t n, const void *w, size_t bsize, decode_fn decode, int off_byte,
-                                   int min_layout, size_t qs_off, int qh_off, const uint8_t *a,
-                                   size_t astride, int NT, float *out, size_t ostride)
+static ALWAYS_INLINE void gemm_seq(int64_t n, const void *w, size_t wstride, int R, size_t bsize,
+                                   decode_fn decode, int off_byte, int min_layout, size_t qs_off,
+                                   int qh_off, const uint8_t *a, size_t astride, int NT, float *out,
+                                   size_t ostride)
 {
-    const uint8_t *x = w;
     const int64_t nb = n / 32;
     const size_t dofs = (size_t)nb * 32;
     const int NP = (NT + 1) / 2;
     const __m512i off = _mm512_set1_epi8((char)off_byte);
     const __m512i b80 = _mm512_set1_epi8((char)0x80);
-    __m512 acc[KINFER_GEMM_MAX_NT / 2];
-    float summs[KINFER_GEMM_MAX_NT];
+    __m512 acc[2][KINFER_GEMM_MAX_NT / 2];
+    float summs[2][KINFER_GEMM_MAX_NT];
+    for (int r = 0; r < R; r++) {
 #pragma GCC unroll 8
-    for (int p = 0; p < NP; p++)
-        acc[p] = _mm512_setzero_ps();
+        for (int p = 0; p < NP; p++)
+            acc[r][p] = _mm512_setzero_ps();
 #pragma GCC unroll 8
-    for (int t = 0; t < NT; t++)
-        summs[t] = 0.0f;
+        for (int t = 0; t < NT; t++)
+            summs[r][t] = 0.0f;
+    }
     for (int64_t b = 0; b < nb; b++) {
-        const uint8_t *xb = x + (size_t)b * bsize;
-        const __m256i xv = decode_block32(xb, decode, min_layout, qs_off, qh_off);
-        kinfer_fp16 hd, hm;
-        memcpy(&hd, xb, 2);
-        const float dx = fp16(hd);
-        float mx = 0.0f;
-        if (min_layout) {
-            memcpy(&hm, xb + 2, 2);
-            mx = fp16(hm);
-        }
-        const __m512 vdx = _mm512_set1_ps(dx);
-        __m512i x2 = _mm512_broadcast_i64x4(xv), c = _mm512_setzero_si512();
-        if (!min_layout) {
-            x2 = _mm512_sub_epi8(x2, off); /* signed weights, unsigned activations */
-            c = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), b80, x2));
+        /* the R weight rows' block b: signed bytes (or unsigned, Q4_1/Q5_1)
+         * in both halves, its scale, min and the -128 * sum correction */
+        __m512 vdx[2];
+        __m512i x2[2], c[2];
+        float mx[2] = {0.0f, 0.0f};
+#pragma GCC unroll 2
+        for (int r = 0; r < R; r++) {
+            const uint8_t *xb = (const uint8_t *)w + (size_t)r * wstride + (size_t)b * bsize;
+            const __m256i xv = decode_block32(xb, decode, min_layout, qs_off, qh_off);
+            kinfer_fp16 hd, hm;
+            memcpy(&hd, xb, 2);
+            vdx[r] = _mm512_set1_ps(fp16(hd));
+            if (min_layout) {
+                memcpy(&hm, xb + 2, 2);
+                mx[r] = fp16(hm);
+            }
+            x2[r] = _mm512_broadcast_i64x4(xv);
+            c[r] = _mm512_setzero_si512();
+            if (!min_layout) {
+                x2[r] = _mm512_sub_epi8(x2[r], off);
+                c[r] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), b80, x2[r]));
+            }
         }
 #pragma GCC unroll 8
         for (int p = 0; p < NP; p++) {
@@ -249,27 +258,28 @@ static ALWAYS_INLINE void gemm_seq(int64_t n, const void *w, size_t bsize, decod
             const __m512i yv = join256(_mm256_loadu_si256((const __m256i *)(y0 + b * 32)),
                                        _mm256_loadu_si256((const __m256i *)(y1 + b * 32)));
             const float *f0 = (const float *)(y0 + dofs), *f1 = (const float *)(y1 + dofs);
-            __m512i sv;
-            __m512 dy;
-            if (min_layout) {
-                sv = _mm512_dpbusd_epi32(_mm512_setzero_si512(), x2, yv);
-                dy = _mm512_insertf32x8(_mm512_set1_ps(f0[2 * b]), _mm256_set1_ps(f1[2 * b]), 1);
-            } else {
-                sv = _mm512_dpbusd_epi32(c, yv, x2);
-                dy = _mm512_insertf32x8(_mm512_set1_ps(f0[b]), _mm256_set1_ps(f1[b]), 1);
-            }
-            acc[p] = _mm512_fmadd_ps(_mm512_mul_ps(vdx, dy), _mm512_cvtepi32_ps(sv), acc[p]);
-            if (min_layout) {
-                summs[t0] += mx * f0[2 * b + 1];
-                if (t1 != t0) summs[t1] += mx * f1[2 * b + 1];
+            const int fi = min_layout ? 2 * (int)b : (int)b;
+            const __m512 dy = _mm512_insertf32x8(_mm512_set1_ps(f0[fi]), _mm256_set1_ps(f1[fi]), 1);
+#pragma GCC unroll 2
+            for (int r = 0; r < R; r++) {
+                const __m512i sv = min_layout ? _mm512_dpbusd_epi32(_mm512_setzero_si512(), x2[r], yv)
+                                              : _mm512_dpbusd_epi32(c[r], yv, x2[r]);
+                acc[r][p] = _mm512_fmadd_ps(_mm512_mul_ps(vdx[r], dy), _mm512_cvtepi32_ps(sv), acc[r][p]);
+                if (min_layout) {
+                    summs[r][t0] += mx[r] * f0[2 * b + 1];
+                    if (t1 != t0) summs[r][t1] += mx[r] * f1[2 * b + 1];
+                }
             }
         }
     }
+    for (int r = 0; r < R; r++) {
 #pragma GCC unroll 8
-    for (int p = 0; p < NP; p++) {
-        out[(size_t)(2 * p) * ostride] = hsum8(_mm512_castps512_ps256(acc[p])) + summs[2 * p];
-        if (2 * p + 1 < NT)
-            out[(size_t)(2 * p + 1) * ostride] = hsum8(_mm512_extractf32x8_ps(acc[p], 1)) + summs[2 * p + 1];
+        for (int p = 0; p < NP; p++) {
+            out[r + (size_t)(2 * p) * ostride] = hsum8(_mm512_castps512_ps256(acc[r][p])) + summs[r][2 * p];
+            if (2 * p + 1 < NT)
+                out[r + (size_t)(2 * p + 1) * ostride] =
+                    hsum8(_mm512_extractf32x8_ps(acc[r][p], 1)) + summs[r][2 * p + 1];
+        }
     }
 }
 
@@ -287,34 +297,54 @@ static ALWAYS_INLINE void gemm_seq(int64_t n, const void *w, size_t bsize, decod
     default: call(8); break;                                                                   \
     }
 
-#define DEFINE_GEMM(name)                                                         \
-    static void gemm_##name(int64_t n, const void *w, const uint8_t *a, size_t astride, int nt, \
-                            float *out, size_t ostride)                                        \
+/* rows w + i * ws, i < nr: the K-quant kernels one row at a time, the
+ * 32-element block kernels two rows at a time (one activation load for
+ * both) */
+#define DEFINE_GEMM(name, rows_at_once)                                                        \
+    static void gemm_##name(int64_t n, const void *w0, size_t ws, int nr, const uint8_t *a,     \
+                            size_t astride, int nt, float *out0, size_t ostride)               \
     {                                                                                          \
-        _Pragma("GCC diagnostic push") _Pragma("GCC diagnostic ignored \"-Wshadow\"")          \
-        NT_SWITCH(CALL_##name)                                                                 \
-        _Pragma("GCC diagnostic pop")                                                          \
+        for (int i = 0; i < nr;) {                                                             \
+            const void *w = (const uint8_t *)w0 + (size_t)i * ws;                              \
+            float *out = out0 + i;                                                             \
+            const int R = rows_at_once == 2 && nr - i >= 2 ? 2 : 1;                            \
+            if (R == 2) {                                                                      \
+                NT_SWITCH(CALL2_##name)                                                        \
+            } else {                                                                           \
+                NT_SWITCH(CALL_##name)                                                         \
+            }                                                                                  \
+            i += R;                                                                            \
+        }                                                                                      \
     }
 
+#define CALL2_q4_K(k) CALL_q4_K(k)
 #define CALL_q4_K(k) gemm_k4(n, w, sizeof(block_q4_K), 0, a, astride, k, out, ostride)
+#define CALL2_q5_K(k) CALL_q5_K(k)
 #define CALL_q5_K(k) gemm_k4(n, w, sizeof(block_q5_K), 1, a, astride, k, out, ostride)
+#define CALL2_q6_K(k) CALL_q6_K(k)
 #define CALL_q6_K(k) gemm_q6_K_n(n, w, a, astride, k, out, ostride)
 
-#define CALL_q4_0(k) gemm_seq(n, w, sizeof(block_q4_0), decode_q4_0, 8, 0, 0, -1, a, astride, k, out, ostride)
-#define CALL_q5_0(k) gemm_seq(n, w, sizeof(block_q5_0), decode_q5_0, 16, 0, 0, -1, a, astride, k, out, ostride)
-#define CALL_q8_0(k) gemm_seq(n, w, sizeof(block_q8_0), decode_q8_0, 0x80, 0, 0, -1, a, astride, k, out, ostride)
-#define CALL_iq4_nl(k) gemm_seq(n, w, sizeof(block_iq4_nl), decode_iq4_nl, 0x80, 0, 0, -1, a, astride, k, out, ostride)
-#define CALL_q4_1(k) gemm_seq(n, w, sizeof(block_q4_1), NULL, 0, 1, offsetof(block_q4_1, qs), -1, a, astride, k, out, ostride)
-#define CALL_q5_1(k) gemm_seq(n, w, sizeof(block_q5_1), NULL, 0, 1, offsetof(block_q5_1, qs), (int)offsetof(block_q5_1, qh), a, astride, k, out, ostride)
-DEFINE_GEMM(q4_0)
-DEFINE_GEMM(q5_0)
-DEFINE_GEMM(q8_0)
-DEFINE_GEMM(iq4_nl)
-DEFINE_GEMM(q4_1)
-DEFINE_GEMM(q5_1)
-DEFINE_GEMM(q4_K)
-DEFINE_GEMM(q5_K)
-DEFINE_GEMM(q6_K)
+#define CALL_q4_0(k) gemm_seq(n, w, ws, 1, sizeof(block_q4_0), decode_q4_0, 8, 0, 0, -1, a, astride, k, out, ostride)
+#define CALL2_q4_0(k) gemm_seq(n, w, ws, 2, sizeof(block_q4_0), decode_q4_0, 8, 0, 0, -1, a, astride, k, out, ostride)
+#define CALL_q5_0(k) gemm_seq(n, w, ws, 1, sizeof(block_q5_0), decode_q5_0, 16, 0, 0, -1, a, astride, k, out, ostride)
+#define CALL2_q5_0(k) gemm_seq(n, w, ws, 2, sizeof(block_q5_0), decode_q5_0, 16, 0, 0, -1, a, astride, k, out, ostride)
+#define CALL_q8_0(k) gemm_seq(n, w, ws, 1, sizeof(block_q8_0), decode_q8_0, 0x80, 0, 0, -1, a, astride, k, out, ostride)
+#define CALL2_q8_0(k) gemm_seq(n, w, ws, 2, sizeof(block_q8_0), decode_q8_0, 0x80, 0, 0, -1, a, astride, k, out, ostride)
+#define CALL_iq4_nl(k) gemm_seq(n, w, ws, 1, sizeof(block_iq4_nl), decode_iq4_nl, 0x80, 0, 0, -1, a, astride, k, out, ostride)
+#define CALL2_iq4_nl(k) gemm_seq(n, w, ws, 2, sizeof(block_iq4_nl), decode_iq4_nl, 0x80, 0, 0, -1, a, astride, k, out, ostride)
+#define CALL_q4_1(k) gemm_seq(n, w, ws, 1, sizeof(block_q4_1), NULL, 0, 1, offsetof(block_q4_1, qs), -1, a, astride, k, out, ostride)
+#define CALL2_q4_1(k) gemm_seq(n, w, ws, 2, sizeof(block_q4_1), NULL, 0, 1, offsetof(block_q4_1, qs), -1, a, astride, k, out, ostride)
+#define CALL_q5_1(k) gemm_seq(n, w, ws, 1, sizeof(block_q5_1), NULL, 0, 1, offsetof(block_q5_1, qs), (int)offsetof(block_q5_1, qh), a, astride, k, out, ostride)
+#define CALL2_q5_1(k) gemm_seq(n, w, ws, 2, sizeof(block_q5_1), NULL, 0, 1, offsetof(block_q5_1, qs), (int)offsetof(block_q5_1, qh), a, astride, k, out, ostride)
+DEFINE_GEMM(q4_0, 2)
+DEFINE_GEMM(q5_0, 2)
+DEFINE_GEMM(q8_0, 2)
+DEFINE_GEMM(iq4_nl, 2)
+DEFINE_GEMM(q4_1, 2)
+DEFINE_GEMM(q5_1, 2)
+DEFINE_GEMM(q4_K, 1)
+DEFINE_GEMM(q5_K, 1)
+DEFINE_GEMM(q6_K, 1)
 
 kinfer_gemm_kernels kinfer_gemm_avx512(int type)
 {

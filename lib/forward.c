@@ -15,7 +15,6 @@
 
 #include "context.h"
 #include "cpu/attn_kernels.h"
-#include "cpu/attn_order.h"
 #include "cpu/kernels.h"
 #include "threadpool.h"
 
@@ -134,7 +133,6 @@ typedef struct att_job {
     int il;
     kinfer_attn_wsum_fn wsum;
     kinfer_attn_scores_fn scores;  /* NULL: vec_dot */
-    int ordered;                   /* F16 cache on AVX-512: llama.cpp's sum orders */
     atomic_int next_token;         /* tokens claimed so far (prompt split) */
 } att_job;
 
@@ -206,23 +204,6 @@ static void task_attention(void *arg, int ith, int nth)
             for (int k = 0; k < g; k++)
                 kq->from_float_act(b->q + (size_t)t * QD + (size_t)(h + k) * hd_k, qq + k * q_size, hd_k);
             const uint8_t *k0 = kv->k[j->il] + (size_t)kvh * k_head_bytes;
-            if (j->ordered) {
-                /* one head at a time in llama.cpp's order for this batch size */
-                const int order = ub->n > 1 ? KINFER_F16_ORDER_GEMM : KINFER_F16_ORDER_VEC;
-                const uint8_t *v0 = kv->v[j->il] + (size_t)kvh * v_head_bytes;
-                for (int k = 0; k < g; k++) {
-                    float *s = tb.s + k * n_ctx;
-                    kinfer_attn_scores_f16_ordered_avx512(s, hd_k, k0, kv->row_k, tb.rows, nv,
-                                                          (const kinfer_fp16 *)(qq + k * q_size), scale,
-                                                          order);
-                    kinfer_attn_softmax_ordered_avx512(s, nv);
-                    kinfer_attn_round_fp16(s, nv);
-                    kinfer_attn_wsum_f16_ordered_avx512(b->att + (size_t)t * OD + (size_t)(h + k) * hd_v,
-                                                        hd_v, v0, kv->row_v, tb.rows, s, nv, order);
-                }
-                i += g;
-                continue;
-            }
             if (j->scores) {
                 j->scores(tb.s, n_ctx, g, hd_k, k0, kv->row_k, tb.rows, nv, qq, q_size, scale);
             } else if (g > 1 && kk->vec_dot_x4) {
@@ -411,12 +392,12 @@ static kinfer_status layer_forward(kinfer_context *ctx, const fwd_ubatch *ub, co
     if ((st = matmul(ctx, &L->wk, b->xb, n, b->k))) return st;     /* k (n, KD) */
     if ((st = matmul(ctx, &L->wv, b->xb, n, b->v))) return st;     /* v (n, VD) */
     run_rows(ctx, task_qkv, &rj);                                  /* rotated, cached */
+    /* llama.cpp sums F16 attention in one order for a single token and in
+     * another for a batch (attn_kernels.h): follow it */
+    const int order = n > 1 ? KINFER_F16_ORDER_GEMM : KINFER_F16_ORDER_VEC;
     att_job job = {.ctx = ctx, .ub = ub, .L = L, .ac = ac, .il = il,
-                   .wsum = kinfer_attn_wsum_get(ctx->kv.type_v),
-                   .scores = kinfer_attn_scores_get(ctx->kv.type_k, hp->head_dim_k),
-                   .ordered = kinfer_cpu_best_level() >= KINFER_CPU_AVX512 &&
-                              ctx->kv.type_k == KINFER_TYPE_F16 && ctx->kv.type_v == KINFER_TYPE_F16 &&
-                              hp->head_dim_k % 16 == 0 && hp->head_dim_v % 16 == 0};
+                   .wsum = kinfer_attn_wsum_get(ctx->kv.type_v, hp->head_dim_v, order),
+                   .scores = kinfer_attn_scores_get(ctx->kv.type_k, hp->head_dim_k, order)};
     atomic_init(&job.next_token, 0);
     kinfer_threadpool_run(ctx->pool, task_attention, &job);       /* att (n, OD) */
 

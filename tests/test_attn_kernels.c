@@ -97,8 +97,8 @@ START_TEST(test_wsum)
                             check_wsum(types[ti], level, odd[si], nrs[ri], g);
                 }
             }
-    ck_assert_ptr_null(kinfer_attn_wsum_get(KINFER_TYPE_Q4_0));
-    ck_assert_ptr_nonnull(kinfer_attn_wsum_get(KINFER_TYPE_F16));
+    ck_assert_ptr_null(kinfer_attn_wsum_get(KINFER_TYPE_Q4_0, 64, KINFER_F16_ORDER_GEMM));
+    ck_assert_ptr_nonnull(kinfer_attn_wsum_get(KINFER_TYPE_F16, 64, KINFER_F16_ORDER_GEMM));
 }
 END_TEST
 
@@ -118,7 +118,7 @@ START_TEST(test_wsum_invariant)
         rows[r] = n_store - 1 - r;
         wts[r] = (float)rng_uniform();
     }
-    kinfer_attn_wsum_fn f = kinfer_attn_wsum_get(KINFER_TYPE_F16);
+    kinfer_attn_wsum_fn f = kinfer_attn_wsum_get(KINFER_TYPE_F16, n, KINFER_F16_ORDER_VEC);
     f(a, 0, 1, n, store, stride, rows, wts, 0, n_store);
     f(b, 0, 1, n, store, stride, rows, wts, 0, n_store);
     ck_assert(memcmp(a, b, sizeof a) == 0);

@@ -75,17 +75,34 @@ kinfer_attn_wsum_fn kinfer_attn_wsum_at(int type, int level)
     return f ? f : wsum_scalar(type);
 }
 
-kinfer_attn_wsum_fn kinfer_attn_wsum_get(int type)
+/* llama.cpp's summation orders: AVX-512, an F16 cache, whole 16-lane
+ * vectors per head */
+static int ordered(int type, int64_t n)
 {
+#if defined(__x86_64__)
+    return kinfer_cpu_best_level() >= KINFER_CPU_AVX512 && type == KINFER_TYPE_F16 && n % 16 == 0;
+#else
+    (void)type, (void)n;
+    return 0;
+#endif
+}
+
+kinfer_attn_wsum_fn kinfer_attn_wsum_get(int type, int64_t n, int order)
+{
+#if defined(__x86_64__)
+    if (ordered(type, n)) return kinfer_attn_wsum_f16_ordered(order);
+#endif
+    (void)order;
     return kinfer_attn_wsum_at(type, (int)kinfer_cpu_best_level());
 }
 
-kinfer_attn_scores_fn kinfer_attn_scores_get(int type, int64_t n)
+kinfer_attn_scores_fn kinfer_attn_scores_get(int type, int64_t n, int order)
 {
 #if defined(__x86_64__)
+    if (ordered(type, n)) return kinfer_attn_scores_f16_ordered(order);
     if (kinfer_cpu_best_level() >= KINFER_CPU_AVX512) return kinfer_attn_scores_avx512(type, n);
 #endif
-    (void)type, (void)n;
+    (void)type, (void)n, (void)order;
     return NULL;
 }
 
@@ -93,7 +110,7 @@ void kinfer_attn_softmax(float *x, int64_t n)
 {
 #if defined(__x86_64__)
     if (kinfer_cpu_best_level() >= KINFER_CPU_AVX512) {
-        kinfer_attn_softmax_avx512(x, n);
+        kinfer_attn_softmax_ordered_avx512(x, n);
         return;
     }
 #endif

@@ -41,19 +41,26 @@ typedef void (*kinfer_attn_wsum_fn)(float *out, size_t out_stride, int g, int64_
 typedef void (*kinfer_attn_scores_fn)(float *s, size_t s_stride, int g, int64_t n,
                                       const uint8_t *base, size_t stride, const int32_t *rows,
                                       int32_t nr, const void *q, size_t q_stride, float scale);
-kinfer_attn_scores_fn kinfer_attn_scores_get(int type, int64_t n);
+/* The summation order to follow: llama.cpp's for a micro-batch of 2+ tokens
+ * (GEMM) or of one token (VEC); see x86/attn_order_avx512.c.  On AVX-512
+ * an F16 cache with a head size that is a multiple of 16 gets kernels in
+ * exactly that order; other caches and CPUs ignore it. */
+enum { KINFER_F16_ORDER_GEMM, KINFER_F16_ORDER_VEC };
+
+kinfer_attn_scores_fn kinfer_attn_scores_get(int type, int64_t n, int order);
 
 /* Softmax of attention scores in place: kinfer_softmax's math (max
- * subtracted, the sum in double), with a vectorized exp where the CPU has
- * one (within 2 ulp of expf, as llama.cpp's). */
+ * subtracted, the sum in double); on AVX-512 exactly ggml_vec_soft_max_f32
+ * (its vectorized exp, chunks of 16 summed in float, then in double). */
 void kinfer_attn_softmax(float *x, int64_t n);
 
 /* x[i] rounded to fp16 and back (ties to even), as kinfer_round_fp16. */
 void kinfer_attn_round_fp16(float *x, int64_t n);
 
-/* Kernel for a KV cache type (F32, F16, Q8_0) at the best level this CPU
- * has; NULL for another type. */
-kinfer_attn_wsum_fn kinfer_attn_wsum_get(int type);
+/* Kernel for a KV cache type (F32, F16, Q8_0) and head size n at the best
+ * level this CPU has, in the given order where it applies; NULL for
+ * another type. */
+kinfer_attn_wsum_fn kinfer_attn_wsum_get(int type, int64_t n, int order);
 
 /* Same at a given kinfer_cpu_level, or NULL when the CPU lacks it.  For tests. */
 kinfer_attn_wsum_fn kinfer_attn_wsum_at(int type, int level);
@@ -64,7 +71,9 @@ kinfer_attn_wsum_fn kinfer_attn_wsum_at(int type, int level);
 kinfer_attn_wsum_fn kinfer_attn_wsum_avx2(int type);
 kinfer_attn_wsum_fn kinfer_attn_wsum_avx512(int type);
 kinfer_attn_scores_fn kinfer_attn_scores_avx512(int type, int64_t n);
-void kinfer_attn_softmax_avx512(float *x, int64_t n);
+kinfer_attn_scores_fn kinfer_attn_scores_f16_ordered(int order);
+kinfer_attn_wsum_fn kinfer_attn_wsum_f16_ordered(int order);
+void kinfer_attn_softmax_ordered_avx512(float *x, int64_t n);
 void kinfer_attn_round_fp16_avx512(float *x, int64_t n);
 #endif
 

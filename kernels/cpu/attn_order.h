@@ -1,7 +1,8 @@
 /*
  * attn_order.h — attention over an F16 KV cache in llama.cpp's summation
- * orders (x86/attn_order_avx512.c explains them).  AVX-512 only: call after
- * kinfer_cpu_best_level() >= KINFER_CPU_AVX512.
+ * orders (x86/attn_order_avx512.c explains them), one head at a time; the
+ * attention getters of attn_kernels.h hand them out for several heads.
+ * AVX-512 only: call after kinfer_cpu_best_level() >= KINFER_CPU_AVX512.
  */
 #ifndef KINFER_CPU_ATTN_ORDER_H
 #define KINFER_CPU_ATTN_ORDER_H
@@ -9,10 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cpu/attn_kernels.h"
 #include "quant.h"
-
-/* GEMM: llama.cpp's order for a micro-batch of 2+ tokens; VEC: for one. */
-enum { KINFER_F16_ORDER_GEMM, KINFER_F16_ORDER_VEC };
 
 #if defined(__x86_64__)
 /* s[r] = scale * (K row rows[r] . q), hd f16 elements (K rows at
@@ -20,8 +19,6 @@ enum { KINFER_F16_ORDER_GEMM, KINFER_F16_ORDER_VEC };
 void kinfer_attn_scores_f16_ordered_avx512(float *s, int hd, const uint8_t *k0, size_t row_k,
                                            const int32_t *rows, int32_t nv, const kinfer_fp16 *q,
                                            float scale, int order);
-/* softmax in place, as ggml_vec_soft_max_f32 + the 1/sum scale */
-void kinfer_attn_softmax_ordered_avx512(float *x, int64_t n);
 /* out (hd) = sum over r < nv of p[r] * V row rows[r]; hd a multiple of 16 */
 void kinfer_attn_wsum_f16_ordered_avx512(float *out, int hd, const uint8_t *v0, size_t row_v,
                                          const int32_t *rows, const float *p, int32_t nv, int order);

@@ -229,28 +229,6 @@ static ALWAYS_INLINE __mmask16 tail_mask(int64_t left)
     return left >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << left) - 1);
 }
 
-void kinfer_attn_softmax_avx512(float *x, int64_t n)
-{
-    if (n <= 0) return;
-    __m512 vmax = _mm512_set1_ps(x[0]);
-    for (int64_t i = 0; i < n; i += 16)
-        vmax = _mm512_mask_max_ps(vmax, tail_mask(n - i), vmax, _mm512_maskz_loadu_ps(tail_mask(n - i), x + i));
-    const __m512 max = _mm512_set1_ps(_mm512_reduce_max_ps(vmax));
-    __m512d s0 = _mm512_setzero_pd(), s1 = _mm512_setzero_pd();
-    for (int64_t i = 0; i < n; i += 16) {
-        const __mmask16 m = tail_mask(n - i);
-        const __m512 e = _mm512_maskz_mov_ps(m, kinfer_v_expf(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), max)));
-        _mm512_mask_storeu_ps(x + i, m, e);
-        s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm512_castps512_ps256(e)));
-        s1 = _mm512_add_pd(s1, _mm512_cvtps_pd(_mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(e), 1))));
-    }
-    const __m512 inv = _mm512_set1_ps((float)(1.0 / _mm512_reduce_add_pd(_mm512_add_pd(s0, s1))));
-    for (int64_t i = 0; i < n; i += 16) {
-        const __mmask16 m = tail_mask(n - i);
-        _mm512_mask_storeu_ps(x + i, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), inv));
-    }
-}
-
 /* x rounded to fp16 and back, ties to even: the F16C instructions, which
  * kinfer_fp32_to_fp16 matches bit for bit (test_quant checks every half). */
 void kinfer_attn_round_fp16_avx512(float *x, int64_t n)

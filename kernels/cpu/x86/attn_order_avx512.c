@@ -175,3 +175,37 @@ void kinfer_attn_wsum_f16_ordered_avx512(float *out, int hd, const uint8_t *v0, 
         _mm512_storeu_ps(out + d, sum16_lanes(lane));
     }
 }
+
+/* The shapes of attn_kernels.h: g heads, one after the other. */
+#define ORDERED_ADAPTERS(suffix, order)                                                          \
+    static void scores_##suffix(float *s, size_t s_stride, int g, int64_t n, const uint8_t *base, \
+                                size_t stride, const int32_t *rows, int32_t nr, const void *q,   \
+                                size_t q_stride, float scale)                                    \
+    {                                                                                            \
+        for (int k = 0; k < g; k++)                                                              \
+            kinfer_attn_scores_f16_ordered_avx512(s + (size_t)k * s_stride, (int)n, base, stride, \
+                                                  rows, nr,                                      \
+                                                  (const kinfer_fp16 *)((const uint8_t *)q +     \
+                                                                        (size_t)k * q_stride),   \
+                                                  scale, order);                                 \
+    }                                                                                            \
+    static void wsum_##suffix(float *out, size_t out_stride, int g, int64_t n, const uint8_t *base, \
+                              size_t stride, const int32_t *rows, const float *w, size_t w_stride, \
+                              int32_t nr)                                                        \
+    {                                                                                            \
+        for (int k = 0; k < g; k++)                                                              \
+            kinfer_attn_wsum_f16_ordered_avx512(out + (size_t)k * out_stride, (int)n, base, stride, \
+                                                rows, w + (size_t)k * w_stride, nr, order);      \
+    }
+ORDERED_ADAPTERS(gemm, KINFER_F16_ORDER_GEMM)
+ORDERED_ADAPTERS(vec, KINFER_F16_ORDER_VEC)
+
+kinfer_attn_scores_fn kinfer_attn_scores_f16_ordered(int order)
+{
+    return order == KINFER_F16_ORDER_GEMM ? scores_gemm : scores_vec;
+}
+
+kinfer_attn_wsum_fn kinfer_attn_wsum_f16_ordered(int order)
+{
+    return order == KINFER_F16_ORDER_GEMM ? wsum_gemm : wsum_vec;
+}

@@ -298,12 +298,12 @@ static void task_qkv(void *arg, int ith, int nth)
         kv_write(&ctx->kv, j->il, j->ub->cell[t], b->k + (size_t)t * KD, b->v + (size_t)t * VD);
 }
 
-/* xb = attention out projected: [post-norm], x += xb, xb = ffn_norm(x) */
-static void task_attn_out(void *arg, int ith, int nth)
+/* The residual step after a block: xb = post_norm(xb) when the layer has
+ * one, x += xb, then xb = next_norm(x) when asked (the next block's input). */
+static void residual_rows(const rows_job *j, int ith, int nth, const wtensor *post_norm,
+                          const wtensor *next_norm)
 {
-    const rows_job *j = arg;
     const model_hparams *hp = &j->ctx->model->w.hp;
-    const layer_weights *L = j->L;
     fwd_buffers *b = &j->ctx->buf;
     const int64_t E = hp->n_embd;
     int32_t t0, t1;
@@ -311,9 +311,16 @@ static void task_attn_out(void *arg, int ith, int nth)
     const int32_t n = t1 - t0;
     if (n <= 0) return;
     float *x = b->x + (size_t)t0 * E, *xb = b->xb + (size_t)t0 * E;
-    if (L->attn_post_norm.data) rmsnorm_rows(xb, xb, &L->attn_post_norm, n, E, hp->rms_eps);
-    kinfer_add(x, x, xb, (int64_t)n * E);                           /* x += attn */
-    rmsnorm_rows(xb, x, &L->ffn_norm, n, E, hp->rms_eps);           /* xb (n, E) */
+    if (post_norm->data) rmsnorm_rows(xb, xb, post_norm, n, E, hp->rms_eps);
+    kinfer_add(x, x, xb, (int64_t)n * E);
+    if (next_norm) rmsnorm_rows(xb, x, next_norm, n, E, hp->rms_eps);
+}
+
+/* x += attention out; xb = ffn_norm(x) */
+static void task_attn_out(void *arg, int ith, int nth)
+{
+    const rows_job *j = arg;
+    residual_rows(j, ith, nth, &j->L->attn_post_norm, &j->L->ffn_norm);
 }
 
 /* g = act(g) * u */
@@ -334,21 +341,11 @@ static void task_ffn_act(void *arg, int ith, int nth)
         kinfer_silu_gate(g, g, u, (int64_t)(t1 - t0) * F);
 }
 
-/* xb = ffn out: [post-norm], x += xb */
+/* x += ffn out */
 static void task_ffn_out(void *arg, int ith, int nth)
 {
     const rows_job *j = arg;
-    const model_hparams *hp = &j->ctx->model->w.hp;
-    const layer_weights *L = j->L;
-    fwd_buffers *b = &j->ctx->buf;
-    const int64_t E = hp->n_embd;
-    int32_t t0, t1;
-    rows_of(j, ith, nth, &t0, &t1);
-    const int32_t n = t1 - t0;
-    if (n <= 0) return;
-    float *x = b->x + (size_t)t0 * E, *xb = b->xb + (size_t)t0 * E;
-    if (L->ffn_post_norm.data) rmsnorm_rows(xb, xb, &L->ffn_post_norm, n, E, hp->rms_eps);
-    kinfer_add(x, x, xb, (int64_t)n * E);                           /* x += ffn */
+    residual_rows(j, ith, nth, &j->L->ffn_post_norm, NULL);
 }
 
 /* xb = attn_norm(x) */

@@ -292,8 +292,6 @@ static ALWAYS_INLINE void dot_q6_K_n(int64_t n, const void *w, const void *a, si
                                      float *out)
 {
     const block_q6_K *x = w;
-    const __m256i mask = _mm256_set1_epi8(0x0F);
-    const __m256i m3 = _mm256_set1_epi8(3);
     /* i16 lane l of a maddubs result covers elements 2l, 2l+1: group l/8 */
     const __m512i idx0 = _mm512_set_epi16(3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2,
                                           1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
@@ -307,17 +305,9 @@ static ALWAYS_INLINE void dot_q6_K_n(int64_t n, const void *w, const void *a, si
         for (int t = 0; t < nt; t++)
             sumi[t] = _mm512_setzero_si512();
         for (int h = 0; h < 2; h++) {
-            const __m256i l0 = _mm256_loadu_si256((const __m256i *)(x[b].ql + 64 * h));
-            const __m256i l1 = _mm256_loadu_si256((const __m256i *)(x[b].ql + 64 * h + 32));
-            const __m256i qh = _mm256_loadu_si256((const __m256i *)(x[b].qh + 32 * h));
-            const __m256i v0 = _mm256_or_si256(_mm256_and_si256(l0, mask),
-                                               _mm256_slli_epi16(_mm256_and_si256(qh, m3), 4));
-            const __m256i v1 = _mm256_or_si256(_mm256_and_si256(l1, mask),
-                                               _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m3), 4));
-            const __m256i v2 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), mask),
-                                               _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m3), 4));
-            const __m256i v3 = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), mask),
-                                               _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m3), 4));
+            __m256i q[4];
+            q6_K_half(&x[b], h, q);
+            const __m256i v0 = q[0], v1 = q[1], v2 = q[2], v3 = q[3];
             const __m512i v01 = join256(v0, v1), v23 = join256(v2, v3);
             const __m512i s01 = _mm512_permutexvar_epi16(_mm512_add_epi16(idx0, _mm512_set1_epi16((short)(8 * h))), sc);
             const __m512i s23 = _mm512_permutexvar_epi16(_mm512_add_epi16(idx0, _mm512_set1_epi16((short)(8 * h + 4))), sc);

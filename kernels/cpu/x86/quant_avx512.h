@@ -118,4 +118,22 @@ static ALWAYS_INLINE __m256i decode_block32(const uint8_t *xb, decode_fn decode,
     return xv;
 }
 
+/* Half h (0 or 1) of a Q6_K block's 6-bit quants as unsigned bytes (value
+ * u - 32), in four runs of 32: v[0] = elements 128 h + 0..31, v[1] = +32..,
+ * v[2] = +64.., v[3] = +96.. */
+static ALWAYS_INLINE void q6_K_half(const block_q6_K *x, int h, __m256i v[4])
+{
+    const __m256i mask = _mm256_set1_epi8(0x0F), m3 = _mm256_set1_epi8(3);
+    const __m256i l0 = _mm256_loadu_si256((const __m256i *)(x->ql + 64 * h));
+    const __m256i l1 = _mm256_loadu_si256((const __m256i *)(x->ql + 64 * h + 32));
+    const __m256i qh = _mm256_loadu_si256((const __m256i *)(x->qh + 32 * h));
+    v[0] = _mm256_or_si256(_mm256_and_si256(l0, mask), _mm256_slli_epi16(_mm256_and_si256(qh, m3), 4));
+    v[1] = _mm256_or_si256(_mm256_and_si256(l1, mask),
+                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m3), 4));
+    v[2] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), mask),
+                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m3), 4));
+    v[3] = _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), mask),
+                           _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m3), 4));
+}
+
 #endif /* KINFER_QUANT_AVX512_H */

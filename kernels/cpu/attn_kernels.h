@@ -18,8 +18,9 @@
  *   out_k (n) = sum over r = 0 .. nr-1 of w_k[r] * row r,   k < g,
  * out_k at out + k * out_stride floats, w_k at w + k * w_stride floats, row
  * r being n elements of the kernel's type at base + rows[r] * stride bytes.
- * Each row is read once for all g heads.  Every element is accumulated in
- * row order from zero, one rounding per row, so out_k is bit for bit the
+ * Every element is accumulated in a fixed order (row order from zero, one
+ * rounding per row, each row read once for all g heads; the llama.cpp-order
+ * F16 kernels: that order, one head at a time), so out_k is bit for bit the
  * same whatever g, nr of other calls, or thread count.  n is a multiple of
  * the type's block size.
  */

@@ -151,10 +151,8 @@ static void gemm_task(void *p, int ith, int nth)
         for (int64_t t = 0; t < job->n_tokens; t += KINFER_GEMM_MAX_NT) {
             const int64_t nt = job->n_tokens - t < KINFER_GEMM_MAX_NT ? job->n_tokens - t : KINFER_GEMM_MAX_NT;
             const uint8_t *a = job->xp + (size_t)t * job->xp_row_bytes;
-            for (int64_t r = rb; r < re; r += 2)
-                gemm(job->n_cols, job->w + (size_t)r * job->w_row_bytes, job->w_row_bytes,
-                     re - r >= 2 ? 2 : 1, a, job->xp_row_bytes, (int)nt, job->y + t * job->n_rows + r,
-                     (size_t)job->n_rows);
+            gemm(job->n_cols, job->w + (size_t)rb * job->w_row_bytes, job->w_row_bytes, (int)(re - rb), a,
+                 job->xp_row_bytes, (int)nt, job->y + t * job->n_rows + rb, (size_t)job->n_rows);
         }
     }
 }

@@ -47,8 +47,11 @@ LDFLAGS += -fsanitize=address,undefined
 endif
 
 ifeq ($(KINFER_CUDA),1)
-CFLAGS_BASE += -DKINFER_CUDA=1 -I$(CUDA_HOME)/include
-LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcublas -lcudart -lstdc++
+# cuBLAS is not linked: lib/cublas_dl.c loads it when a CUDA context is made
+# (linking it costs every process ~150 MiB of memory at start-up).
+CUBLAS_SONAME := $(or $(notdir $(shell readlink $(CUDA_HOME)/lib64/libcublas.so 2>/dev/null)),libcublas.so)
+CFLAGS_BASE += -DKINFER_CUDA=1 -I$(CUDA_HOME)/include -DKINFER_CUBLAS_SONAME='"$(CUBLAS_SONAME)"'
+LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -ldl -lstdc++
 NVCCFLAGS := -O2 -std=c++17 -Xcompiler -fPIC -Iinclude -Ilib -Ikernels -MMD -MP \
 	-Werror all-warnings \
 	$(foreach a,$(CUDA_ARCHS),-gencode arch=compute_$(a),code=sm_$(a)) \

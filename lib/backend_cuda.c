@@ -79,12 +79,14 @@ static void put_msg(char *buf, size_t size, const char *fmt, ...)
 }
 
 #ifdef KINFER_CUDA
-#include <cublas_v2.h>
 #include <cuda_runtime_api.h>
+
+#include "cublas_dl.h"
 
 struct kcuda {
     int device;
     cudaStream_t stream;
+    const kcublas_api *blas; /* loaded by kcuda_new */
     cublasHandle_t cublas;
     void *scratch;          /* device, scratch_bytes */
     size_t scratch_bytes;
@@ -125,8 +127,8 @@ static kinfer_status cublas_check(kcuda *cu, cublasStatus_t st, const char *what
 {
     if (st == CUBLAS_STATUS_SUCCESS)
         return KINFER_OK;
-    return fail(cu, kcuda_cublas_status_of((int)st), "%s: %s (%s)", what, cublasGetStatusName(st),
-                cublasGetStatusString(st));
+    return fail(cu, kcuda_cublas_status_of((int)st), "%s: %s (%s)", what, cu->blas->status_name(st),
+                cu->blas->status_string(st));
 }
 
 /* The same for calls without a handle: message into err. */
@@ -244,10 +246,12 @@ kinfer_status kcuda_new(int device, kcuda **out, char *err, size_t err_size)
     cu->gemm_panel_bytes = KCUDA_GEMM_PANEL_BYTES_DEFAULT;
     st = cuda_check(cu, cudaStreamCreateWithFlags(&cu->stream, cudaStreamNonBlocking),
                     "cudaStreamCreateWithFlags");
+    if (st == KINFER_OK && (cu->blas = kcublas_load(cu->errmsg, sizeof cu->errmsg)) == NULL)
+        st = KINFER_E_DEVICE;
     if (st == KINFER_OK)
-        st = cublas_check(cu, cublasCreate(&cu->cublas), "cublasCreate");
+        st = cublas_check(cu, cu->blas->create(&cu->cublas), "cublasCreate");
     if (st == KINFER_OK)
-        st = cublas_check(cu, cublasSetStream(cu->cublas, cu->stream), "cublasSetStream");
+        st = cublas_check(cu, cu->blas->set_stream(cu->cublas, cu->stream), "cublasSetStream");
     if (st != KINFER_OK) {
         put_msg(err, err_size, "%s", cu->errmsg);
         kcuda_free(cu); /* releases what was made */
@@ -265,7 +269,7 @@ void kcuda_free(kcuda *cu)
     if (cu->stream)
         cudaStreamSynchronize(cu->stream);
     if (cu->cublas)
-        cublasDestroy(cu->cublas);
+        cu->blas->destroy(cu->cublas);
     if (cu->scratch)
         cudaFree(cu->scratch);
     if (cu->stream)
@@ -486,11 +490,11 @@ static kinfer_status matmul_gemm(kcuda *cu, int type, const void *w, int64_t n_r
         /* column-major view: W is (n_cols x pr) with ld n_cols, x is
          * (n_cols x n_tokens), y is (n_rows x n_tokens) with ld n_rows:
          * y[r0:r0+pr, :] = W^T x */
-        st = cublas_check(cu, cublasGemmEx(cu->cublas, CUBLAS_OP_T, CUBLAS_OP_N, (int)pr,
-                                           (int)n_tokens, (int)n_cols, &alpha, a, CUDA_R_16F,
-                                           (int)n_cols, x16, CUDA_R_16F, (int)n_cols, &beta,
-                                           y + r0, CUDA_R_32F, (int)n_rows, CUBLAS_COMPUTE_32F,
-                                           CUBLAS_GEMM_DEFAULT),
+        st = cublas_check(cu, cu->blas->gemm_ex(cu->cublas, CUBLAS_OP_T, CUBLAS_OP_N, (int)pr,
+                                                (int)n_tokens, (int)n_cols, &alpha, a, CUDA_R_16F,
+                                                (int)n_cols, x16, CUDA_R_16F, (int)n_cols, &beta,
+                                                y + r0, CUDA_R_32F, (int)n_rows, CUBLAS_COMPUTE_32F,
+                                                CUBLAS_GEMM_DEFAULT),
                           "cublasGemmEx");
         if (st != KINFER_OK)
             return st;

@@ -18,6 +18,9 @@
 #include <string.h>
 
 #include "backend_cuda.h"
+#ifdef KINFER_CUDA
+#include "cublas_dl.h"
+#endif
 #include "cpu/kernels.h"
 #include "quant.h"
 #include "testutil.h"
@@ -258,6 +261,21 @@ START_TEST(test_error_mapping)
     ck_assert_str_eq(kcuda_errmsg(NULL), "");
 }
 END_TEST
+
+#ifdef KINFER_CUDA
+/* cuBLAS is loaded on demand, not linked: it must load (the toolkit is
+ * installed wherever this builds) and give cuBLAS's own answers. */
+START_TEST(test_cublas_loads)
+{
+    char err[256] = "";
+    const kcublas_api *blas = kcublas_load(err, sizeof err);
+    ck_assert_msg(blas != NULL, "%s", err);
+    ck_assert_str_eq(blas->status_name(CUBLAS_STATUS_SUCCESS), "CUBLAS_STATUS_SUCCESS");
+    ck_assert_str_eq(blas->status_name(CUBLAS_STATUS_ALLOC_FAILED), "CUBLAS_STATUS_ALLOC_FAILED");
+    ck_assert_ptr_eq(kcublas_load(NULL, 0), blas); /* once per process */
+}
+END_TEST
+#endif
 
 /* What kcuda_new says when it cannot open a device. */
 START_TEST(test_open_errors)
@@ -895,6 +913,9 @@ static Suite *cuda_suite(void)
     tcase_add_test(host, test_helpers);
     tcase_add_test(host, test_attn_check);
     tcase_add_test(host, test_error_mapping);
+#ifdef KINFER_CUDA
+    tcase_add_test(host, test_cublas_loads);
+#endif
     tcase_add_test(host, test_open_errors);
     suite_add_tcase(s, host);
     TCase *gpu = tcase_create("gpu");

@@ -458,7 +458,7 @@ static void usage(FILE *f)
             "  -d, --n-depth N,...       tokens already in the KV cache (default 0)\n"
             "  -b, --batch-size N,...    tokens per kinfer_decode call (default 2048)\n"
             "  -t, --threads N,...       threads (default: online cores)\n"
-            "  -ngl, --n-gpu-layers N,...  layers on the GPU (default 99 with a GPU, else 0)\n"
+            "  -ngl, --n-gpu-layers N,...  layers on the GPU (-1 = as many as fit; default 0)\n"
             "  -ctk, --cache-type-k T,...  KV key type f16|q8_0|f32 (default f16)\n"
             "  -ctv, --cache-type-v T,...  KV value type (default f16)\n"
             "  -r, --repetitions N       timed runs per test (default 5)\n"
@@ -482,7 +482,7 @@ int main(int argc, char **argv)
     int_push(&batch, 2048);
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     int_push(&threads, ncpu > 0 ? (int)ncpu : 1);
-    int_push(&ngl, kinfer_cuda_device_count(NULL) > 0 ? 99 : 0);
+    int_push(&ngl, 0); /* (llama-bench: 99 with a GPU) until the forward pass runs on CUDA */
     str_push(&ctk, "f16");
     str_push(&ctv, "f16");
 

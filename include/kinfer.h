@@ -261,7 +261,12 @@ typedef struct kinfer_context_params {
     int32_t n_threads;     /* 0 = one per online core */
     kinfer_type type_k;    /* KV cache types: F16 (default), Q8_0 or F32 */
     kinfer_type type_v;
-    int32_t n_gpu_layers;  /* llama.cpp's meaning; -1 = as many as fit; 0 = CPU only */
+    int32_t n_gpu_layers;  /* llama.cpp's meaning: the last N layers on the GPU (N over the
+                              layer count: the output layer too); -1 = as many as fit; 0 = CPU only */
+    uint64_t gpu_budget_bytes; /* GPU memory the context may use; 0 = what the device has free.
+                                  Without a GPU, kinfer_model_estimate plans for a simulated
+                                  device of this size. */
+    uint64_t gpu_margin_bytes; /* left free by n_gpu_layers = -1 (default 512 MiB) */
     kinfer_abort_fn abort_callback;
     void *abort_user_data;
 } kinfer_context_params;
@@ -279,7 +284,9 @@ const char *kinfer_context_errmsg(const kinfer_context *ctx);
 uint32_t kinfer_context_n_ctx(const kinfer_context *ctx);
 
 /* What a model would need with these context params, before anything is
- * allocated.  params NULL = defaults. */
+ * allocated, and where its layers would go (n_gpu_layers as llama.cpp counts
+ * them).  params NULL = defaults.  Layers demanded that cannot fit are
+ * KINFER_E_DEVICE, with the sizes in out->errmsg. */
 typedef struct kinfer_estimate {
     uint64_t weights_host_bytes;   /* weights read from host memory (mmapped file pages) */
     uint64_t weights_device_bytes; /* weights copied to the GPU */
@@ -287,6 +294,7 @@ typedef struct kinfer_estimate {
     uint64_t compute_host_bytes, compute_device_bytes; /* scratch */
     uint64_t host_bytes, device_bytes; /* totals */
     int32_t n_gpu_layers;          /* layers that would go to the GPU */
+    char errmsg[256];              /* why, when the estimate failed */
 } kinfer_estimate;
 
 kinfer_status kinfer_model_estimate(const kinfer_model *model, const kinfer_context_params *params,

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "backend_cuda.h"
 #include "cpu/attn_kernels.h"
 #include "cpu/kernels.h"
 #include "quant.h"
@@ -33,6 +34,7 @@ kinfer_context_params kinfer_context_default_params(void)
     p.type_k = KINFER_TYPE_F16;
     p.type_v = KINFER_TYPE_F16;
     p.n_gpu_layers = 0;
+    p.gpu_margin_bytes = (uint64_t)512 << 20;
     return p;
 }
 
@@ -56,6 +58,97 @@ static size_t context_att_stride(uint32_t n_ctx, int head_dim, int type_k)
     size_t bytes = (size_t)n_ctx * (sizeof(int32_t) + KINFER_ATTN_MAX_G * sizeof(float)) +
                    KINFER_ATTN_MAX_G * q;
     return (bytes + 63) & ~(size_t)63;
+}
+
+static uint64_t tensor_bytes(const wtensor *t)
+{
+    return t->data ? t->row_size * (uint64_t)t->ne1 : 0;
+}
+
+static uint64_t layer_weight_bytes(const layer_weights *L)
+{
+    const wtensor *ts[] = {&L->attn_norm, &L->wq, &L->wk, &L->wv, &L->bq, &L->bk, &L->bv,
+                           &L->q_norm, &L->k_norm, &L->wo, &L->attn_post_norm, &L->ffn_norm,
+                           &L->ffn_gate, &L->ffn_up, &L->ffn_down, &L->ffn_post_norm};
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) bytes += tensor_bytes(ts[i]);
+    return bytes;
+}
+
+/* Device scratch of a context with any layer on the GPU: the activations
+ * (as on the host), the largest matmul's F16 staging, flash-decoding
+ * partials for the longest context. */
+static uint64_t device_compute_bytes(const model_weights *w, const context_sizes *sz,
+                                     uint64_t activation_bytes)
+{
+    const model_hparams *hp = &w->hp;
+    size_t mm = kcuda_matmul_scratch_bytes(w->output.type, w->output.ne1, w->output.ne0, sz->n_batch,
+                                           KCUDA_GEMM_PANEL_BYTES_DEFAULT, KCUDA_MATMUL_AUTO);
+    for (int il = 0; il < hp->n_layer; il++) {
+        const layer_weights *L = &w->layers[il];
+        const wtensor *ts[] = {&L->wq, &L->wk, &L->wv, &L->wo, &L->ffn_gate, &L->ffn_up, &L->ffn_down};
+        for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++)
+            mm = max_sz(mm, kcuda_matmul_scratch_bytes(ts[i]->type, ts[i]->ne1, ts[i]->ne0, sz->n_batch,
+                                                       KCUDA_GEMM_PANEL_BYTES_DEFAULT,
+                                                       KCUDA_MATMUL_AUTO));
+    }
+    return activation_bytes + mm +
+           kinfer_cuda_attn_decode_scratch_bytes(KCUDA_GEMV_MAX_BATCH, hp->n_head, sz->n_ctx,
+                                                 hp->head_dim_v);
+}
+
+/*
+ * Where the layers go (placement.h): on device 0's free memory, capped by
+ * params.gpu_budget_bytes; without a GPU, on a simulated device of that
+ * budget (for kinfer_model_estimate), or nowhere.
+ */
+static kinfer_status plan_gpu(const kinfer_model *model, const kinfer_context_params *p,
+                              uint64_t activation_bytes, context_sizes *out, char *err,
+                              size_t err_size)
+{
+    const model_weights *w = &model->w;
+    const int32_t n_layer = w->hp.n_layer;
+    if (p->n_gpu_layers == 0) return KINFER_OK;
+    uint64_t free_bytes = p->gpu_budget_bytes;
+    kcuda_device_info info;
+    char why[256];
+    if (kcuda_device_info_get(0, &info, why, sizeof why) == KINFER_OK) {
+        if (!free_bytes || info.free_bytes < free_bytes) free_bytes = info.free_bytes;
+    } else if (free_bytes) {
+        out->gpu_simulated = 1;
+    } else if (p->n_gpu_layers > 0) {
+        snprintf(err, err_size, "n_gpu_layers = %d, but there is no usable GPU: %s", p->n_gpu_layers, why);
+        return KINFER_E_DEVICE;
+    } else {
+        return KINFER_OK; /* automatic, no GPU: everything on the CPU */
+    }
+    uint64_t *layer_bytes = malloc((size_t)n_layer * sizeof *layer_bytes);
+    if (!layer_bytes) {
+        snprintf(err, err_size, "out of memory");
+        return KINFER_E_NOMEM;
+    }
+    for (int il = 0; il < n_layer; il++)
+        layer_bytes[il] = layer_weight_bytes(&w->layers[il]) +
+                          kv_layer_bytes(w, il, out->n_ctx, out->n_seq_max, out->n_batch, p->type_k,
+                                         p->type_v);
+    const placement_need need = {
+        .n_layer = n_layer,
+        .layer_bytes = layer_bytes,
+        .output_bytes = tensor_bytes(&w->output_norm) + tensor_bytes(&w->output),
+        .compute_bytes = device_compute_bytes(w, out, activation_bytes),
+    };
+    kinfer_status st = placement_plan(&need, p->n_gpu_layers, free_bytes, p->gpu_margin_bytes,
+                                      &out->gpu, err, err_size);
+    free(layer_bytes);
+    if (st) return st;
+    for (int il = out->gpu.first_gpu_layer; il < n_layer; il++) {
+        out->weights_device_bytes += layer_weight_bytes(&w->layers[il]);
+        out->kv_device_bytes +=
+            kv_layer_bytes(w, il, out->n_ctx, out->n_seq_max, out->n_batch, p->type_k, p->type_v);
+    }
+    if (out->gpu.output_on_gpu) out->weights_device_bytes += need.output_bytes;
+    out->compute_device_bytes = out->gpu.n_gpu_layers > 0 ? need.compute_bytes : 0;
+    return KINFER_OK;
 }
 
 kinfer_status context_plan(const kinfer_model *model, const kinfer_context_params *p,
@@ -132,7 +225,7 @@ kinfer_status context_plan(const kinfer_model *model, const kinfer_context_param
      * that asks for logits adds 4 * n_vocab bytes when it is decoded */
     floats += (uint64_t)hp->n_vocab;
     out->compute_bytes = floats * sizeof(float) + mm + out->att_stride * (size_t)out->n_threads;
-    return KINFER_OK;
+    return plan_gpu(model, p, floats * sizeof(float), out, err, err_size);
 }
 
 static void *alloc_floats(uint64_t n)
@@ -155,6 +248,14 @@ kinfer_status kinfer_context_new(const kinfer_model *model, const kinfer_context
     kinfer_status st = context_plan(model, &ctx->params, &ctx->sz, ctx->errmsg, sizeof ctx->errmsg);
     if (st) return st;
     const context_sizes *sz = &ctx->sz;
+    if (sz->gpu_simulated && sz->gpu.n_gpu_layers > 0)
+        return ctx_fail(ctx, KINFER_E_DEVICE, "n_gpu_layers: %d layers planned for a GPU of %llu "
+                        "bytes, but there is no usable GPU", sz->gpu.n_gpu_layers,
+                        (unsigned long long)ctx->params.gpu_budget_bytes);
+    if (sz->gpu.n_gpu_layers > 0)
+        return ctx_fail(ctx, KINFER_E_UNSUPPORTED, "n_gpu_layers: %d layers would go to the GPU, "
+                        "but the forward pass runs on the CPU only so far (use n_gpu_layers = 0)",
+                        sz->gpu.n_gpu_layers);
     const model_hparams *hp = &model->w.hp;
 
     st = kv_init(&ctx->kv, &model->w, sz->n_ctx, sz->n_seq_max, sz->n_batch, sz->type_k,

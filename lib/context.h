@@ -12,6 +12,7 @@
 #include "kinfer.h"
 #include "kvcache.h"
 #include "model.h"
+#include "placement.h"
 
 struct kinfer_threadpool;
 
@@ -25,6 +26,9 @@ typedef struct context_sizes {
     uint64_t compute_bytes;    /* forward scratch + one row of logits */
     size_t matmul_scratch;     /* bytes kinfer_matmul needs at most */
     size_t att_stride;         /* attention scratch bytes per thread */
+    placement gpu;             /* the layers on the GPU */
+    int gpu_simulated;         /* no GPU: planned for params.gpu_budget_bytes */
+    uint64_t weights_device_bytes, kv_device_bytes, compute_device_bytes;
 } context_sizes;
 
 /* Resolve defaults and check params; err (may be NULL) gets a message. */

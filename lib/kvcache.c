@@ -18,17 +18,23 @@ uint32_t kv_swa_slots(const model_weights *w, uint32_t n_ctx, uint32_t n_seq_max
     return want < n_ctx ? (uint32_t)want : n_ctx;
 }
 
-uint64_t kv_cache_bytes(const model_weights *w, uint32_t n_ctx, uint32_t n_seq_max,
+uint64_t kv_layer_bytes(const model_weights *w, int il, uint32_t n_ctx, uint32_t n_seq_max,
                         uint32_t n_batch, int type_k, int type_v)
 {
     const model_hparams *hp = &w->hp;
     const int64_t kd = (int64_t)hp->n_head_kv * hp->head_dim_k;
     const int64_t vd = (int64_t)hp->n_head_kv * hp->head_dim_v;
     const uint64_t row = kinfer_row_size(type_k, kd) + kinfer_row_size(type_v, vd);
-    const uint32_t n_slots = kv_swa_slots(w, n_ctx, n_seq_max, n_batch);
+    const int swa = w->layers[il].is_swa && hp->n_swa > 0;
+    return row * (swa ? kv_swa_slots(w, n_ctx, n_seq_max, n_batch) : n_ctx);
+}
+
+uint64_t kv_cache_bytes(const model_weights *w, uint32_t n_ctx, uint32_t n_seq_max,
+                        uint32_t n_batch, int type_k, int type_v)
+{
     uint64_t bytes = 0;
-    for (int il = 0; il < hp->n_layer; il++)
-        bytes += row * (w->layers[il].is_swa && hp->n_swa > 0 ? n_slots : n_ctx);
+    for (int il = 0; il < w->hp.n_layer; il++)
+        bytes += kv_layer_bytes(w, il, n_ctx, n_seq_max, n_batch, type_k, type_v);
     return bytes;
 }
 

@@ -57,6 +57,10 @@ typedef struct kv_cache {
  * micro-batches, plus one micro-batch; never more than n_ctx. */
 uint32_t kv_swa_slots(const model_weights *w, uint32_t n_ctx, uint32_t n_seq_max, uint32_t n_batch);
 
+/* Bytes the K and V rows of layer il would take. */
+uint64_t kv_layer_bytes(const model_weights *w, int il, uint32_t n_ctx, uint32_t n_seq_max,
+                        uint32_t n_batch, int type_k, int type_v);
+
 /* Bytes the cache of a model would take (without the cell table). */
 uint64_t kv_cache_bytes(const model_weights *w, uint32_t n_ctx, uint32_t n_seq_max,
                         uint32_t n_batch, int type_k, int type_v);

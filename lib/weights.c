@@ -401,12 +401,20 @@ kinfer_status kinfer_model_estimate(const kinfer_model *model, const kinfer_cont
     if (!params) params = &defaults;
     memset(out, 0, sizeof *out);
     context_sizes sz;
-    kinfer_status st = context_plan(model, params, &sz, NULL, 0);
+    kinfer_status st = context_plan(model, params, &sz, out->errmsg, sizeof out->errmsg);
     if (st) return st;
-    out->weights_host_bytes = model->w.tensor_bytes;
-    out->kv_host_bytes = sz.kv_bytes;
+    /* a tied output matrix is the token embedding: it stays on the host too */
+    const uint64_t output_bytes = (uint64_t)model->w.output.row_size * (uint64_t)model->w.output.ne1;
+    const uint64_t left_on_host =
+        sz.gpu.output_on_gpu && model->w.output_tied ? output_bytes : 0;
+    out->weights_device_bytes = sz.weights_device_bytes;
+    out->weights_host_bytes = model->w.tensor_bytes - sz.weights_device_bytes + left_on_host;
+    out->kv_device_bytes = sz.kv_device_bytes;
+    out->kv_host_bytes = sz.kv_bytes - sz.kv_device_bytes;
+    out->compute_device_bytes = sz.compute_device_bytes;
     out->compute_host_bytes = sz.compute_bytes;
     out->host_bytes = out->weights_host_bytes + out->kv_host_bytes + out->compute_host_bytes;
-    out->n_gpu_layers = 0; /* CPU only for now */
+    out->device_bytes = out->weights_device_bytes + out->kv_device_bytes + out->compute_device_bytes;
+    out->n_gpu_layers = sz.gpu.n_gpu_layers;
     return KINFER_OK;
 }

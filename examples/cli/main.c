@@ -611,6 +611,24 @@ static void print_rate(const char *what, int64_t n, uint64_t ns)
             (long long)n, ms, ms > 0 ? (double)n * 1000.0 / ms : 0.0);
 }
 
+/* Where the layers go (llama.cpp's order: the last ones on the GPU). */
+static void print_placement(const kinfer_model *model, const kinfer_estimate *e)
+{
+    const int32_t n_layer = kinfer_model_n_layer(model);
+    const int32_t on_gpu = e->n_gpu_layers < n_layer ? e->n_gpu_layers : n_layer;
+    const double mib = 1024.0 * 1024.0;
+    if (on_gpu == 0)
+        fprintf(stderr, "kinfer: layers 0-%d and the output on the CPU\n", n_layer - 1);
+    else if (on_gpu == n_layer)
+        fprintf(stderr, "kinfer: layers 0-%d on the GPU, the output on the %s\n", n_layer - 1,
+                e->n_gpu_layers > n_layer ? "GPU" : "CPU");
+    else
+        fprintf(stderr, "kinfer: layers 0-%d on the CPU, %d-%d on the GPU, the output on the CPU\n",
+                n_layer - on_gpu - 1, n_layer - on_gpu, n_layer - 1);
+    fprintf(stderr, "kinfer: memory: host %.1f MiB (KV cache %.1f), GPU %.1f MiB (KV cache %.1f)\n",
+            e->host_bytes / mib, e->kv_host_bytes / mib, e->device_bytes / mib, e->kv_device_bytes / mib);
+}
+
 int main(int argc, char **argv)
 {
     cli_args a;
@@ -644,6 +662,10 @@ int main(int argc, char **argv)
     if (a.cparams.n_ctx > 0 && kinfer_model_n_ctx_train(s.model) > 0 &&
         a.cparams.n_ctx > (uint32_t)kinfer_model_n_ctx_train(s.model))
         a.cparams.n_ctx = (uint32_t)kinfer_model_n_ctx_train(s.model);
+    kinfer_estimate est;
+    st = kinfer_model_estimate(s.model, &a.cparams, &est);
+    if (st != KINFER_OK) die("context: %s: %s", kinfer_status_str(st), est.errmsg);
+    print_placement(s.model, &est);
     st = kinfer_context_new(s.model, &a.cparams, &s.ctx);
     if (st != KINFER_OK) die("context: %s: %s", kinfer_status_str(st), kinfer_context_errmsg(s.ctx));
     s.n_ctx = (int32_t)kinfer_context_n_ctx(s.ctx);

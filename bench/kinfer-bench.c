@@ -171,7 +171,7 @@ static void model_open(bench_model *bm, const char *path)
 
 typedef struct test_cfg {
     int n_prompt, n_gen, n_depth;
-    int n_batch, n_threads, n_gpu_layers;
+    int n_batch, n_ubatch, n_threads, n_gpu_layers;
     kinfer_type type_k, type_v;
 } test_cfg;
 
@@ -240,7 +240,7 @@ static void run_test(const bench_model *bm, const test_cfg *cfg, int reps, int w
     kinfer_context_params cp = kinfer_context_default_params();
     cp.n_ctx = (uint32_t)(cfg->n_depth + cfg->n_prompt + cfg->n_gen);
     if (cp.n_ctx < 16) cp.n_ctx = 16;
-    cp.n_batch = (uint32_t)cfg->n_batch;
+    cp.n_batch = (uint32_t)cfg->n_ubatch; /* the context's micro-batch, as llama.cpp's n_ubatch */
     cp.n_threads = cfg->n_threads;
     cp.n_gpu_layers = cfg->n_gpu_layers;
     cp.type_k = cfg->type_k;
@@ -339,7 +339,7 @@ static const struct md_col {
     int width, right;
 } md_cols[] = {
     {"model", 30, 0}, {"size", 10, 1}, {"params", 10, 1}, {"backend", 7, 0}, {"ngl", 4, 1},
-    {"threads", 7, 1}, {"n_batch", 7, 1}, {"ctk", 4, 0}, {"ctv", 4, 0}, {"test", 15, 1},
+    {"threads", 7, 1}, {"n_batch", 7, 1}, {"n_ubatch", 8, 1}, {"ctk", 4, 0}, {"ctv", 4, 0}, {"test", 15, 1},
     {"t/s", 20, 1}, {"load ms", 9, 1}, {"peak RSS", 9, 1},
 };
 
@@ -367,9 +367,9 @@ static void print_md_row(const test_result *r)
     snprintf(params, sizeof params, "%.2f M", (double)r->bm->n_params / 1e6);
     snprintf(rss, sizeof rss, "%.0f MiB", (double)r->peak_rss / (1024.0 * 1024.0));
     /* "±" is two bytes but one column: pad by one more */
-    printf("| %-30.30s | %10s | %10s | %-7s | %4d | %7d | %7d | %-4s | %-4s | %15s | %21s | %9.1f | %9s |\n",
+    printf("| %-30.30s | %10s | %10s | %-7s | %4d | %7d | %7d | %8d | %-4s | %-4s | %15s | %21s | %9.1f | %9s |\n",
            r->bm->desc, size, params, r->backend, r->cfg.n_gpu_layers, r->cfg.n_threads,
-           r->cfg.n_batch, kv_type_str(r->cfg.type_k), kv_type_str(r->cfg.type_v), name, ts,
+           r->cfg.n_batch, r->cfg.n_ubatch, kv_type_str(r->cfg.type_k), kv_type_str(r->cfg.type_v), name, ts,
            r->bm->load_ms, rss);
 }
 
@@ -396,13 +396,13 @@ static void print_json_obj(const test_result *r)
     printf(", \"model_type\": ");
     json_str(r->bm->desc);
     printf(", \"model_size\": %llu, \"model_n_params\": %llu, \"backends\": \"%s\", "
-           "\"n_batch\": %d, \"n_threads\": %d, \"type_k\": \"%s\", \"type_v\": \"%s\", "
+           "\"n_batch\": %d, \"n_ubatch\": %d, \"n_threads\": %d, \"type_k\": \"%s\", \"type_v\": \"%s\", "
            "\"n_gpu_layers\": %d, \"n_prompt\": %d, \"n_gen\": %d, \"n_depth\": %d, "
            "\"test_time\": \"%s\", \"load_ms\": %.3f, \"peak_rss_bytes\": %llu, "
            "\"avg_ns\": %.0f, \"stddev_ns\": %.0f, \"avg_ts\": %.6f, \"stddev_ts\": %.6f, "
            "\"samples_ns\": [",
            (unsigned long long)r->bm->size, (unsigned long long)r->bm->n_params, r->backend,
-           c->n_batch, c->n_threads, kv_type_str(c->type_k), kv_type_str(c->type_v),
+           c->n_batch, c->n_ubatch, c->n_threads, kv_type_str(c->type_k), kv_type_str(c->type_v),
            c->n_gpu_layers, c->n_prompt, c->n_gen, c->n_depth, r->time_str, r->bm->load_ms,
            (unsigned long long)r->peak_rss, r->avg_ns, r->stddev_ns, r->avg_ts, r->stddev_ts);
     for (int i = 0; i < r->n_reps; i++)
@@ -417,7 +417,7 @@ static void print_json_obj(const test_result *r)
 static void print_csv_header(void)
 {
     printf("kinfer_version,model_filename,model_type,model_size,model_n_params,backends,n_batch,"
-           "n_threads,type_k,type_v,n_gpu_layers,n_prompt,n_gen,n_depth,test_time,load_ms,"
+           "n_ubatch,n_threads,type_k,type_v,n_gpu_layers,n_prompt,n_gen,n_depth,test_time,load_ms,"
            "peak_rss_bytes,avg_ns,stddev_ns,avg_ts,stddev_ts\n");
 }
 
@@ -438,9 +438,9 @@ static void print_csv_row(const test_result *r)
     csv_str(r->bm->path);
     putchar(',');
     csv_str(r->bm->desc);
-    printf(",%llu,%llu,\"%s\",%d,%d,\"%s\",\"%s\",%d,%d,%d,%d,\"%s\",%.3f,%llu,%.0f,%.0f,%.6f,%.6f\n",
+    printf(",%llu,%llu,\"%s\",%d,%d,%d,\"%s\",\"%s\",%d,%d,%d,%d,\"%s\",%.3f,%llu,%.0f,%.0f,%.6f,%.6f\n",
            (unsigned long long)r->bm->size, (unsigned long long)r->bm->n_params, r->backend,
-           c->n_batch, c->n_threads, kv_type_str(c->type_k), kv_type_str(c->type_v),
+           c->n_batch, c->n_ubatch, c->n_threads, kv_type_str(c->type_k), kv_type_str(c->type_v),
            c->n_gpu_layers, c->n_prompt, c->n_gen, c->n_depth, r->time_str, r->bm->load_ms,
            (unsigned long long)r->peak_rss, r->avg_ns, r->stddev_ns, r->avg_ts, r->stddev_ts);
 }
@@ -457,6 +457,7 @@ static void usage(FILE *f)
             "  -pg PP,TG                 a prompt + generation test (repeatable)\n"
             "  -d, --n-depth N,...       tokens already in the KV cache (default 0)\n"
             "  -b, --batch-size N,...    tokens per kinfer_decode call (default 2048)\n"
+            "  -ub, --ubatch-size N,...  tokens per micro-batch (the context's n_batch; default 512)\n"
             "  -t, --threads N,...       threads (default: online cores)\n"
             "  -ngl, --n-gpu-layers N,...  layers on the GPU (-1 = as many as fit; default 0)\n"
             "  -ctk, --cache-type-k T,...  KV key type f16|q8_0|f32 (default f16)\n"
@@ -471,7 +472,8 @@ static void usage(FILE *f)
 int main(int argc, char **argv)
 {
     str_list models = {0}, ctk = {0}, ctv = {0};
-    int_list n_prompt = {0}, n_gen = {0}, depth = {0}, batch = {0}, threads = {0}, ngl = {0};
+    int_list n_prompt = {0}, n_gen = {0}, depth = {0}, batch = {0}, ubatch = {0}, threads = {0},
+             ngl = {0};
     int_list pg = {0};   /* pairs */
     int reps = 5, warmup = 1, progress = 0;
     enum out_fmt fmt = OUT_MD;
@@ -480,6 +482,7 @@ int main(int argc, char **argv)
     int_push(&n_gen, 128);
     int_push(&depth, 0);
     int_push(&batch, 2048);
+    int_push(&ubatch, 512);
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     int_push(&threads, ncpu > 0 ? (int)ncpu : 1);
     int_push(&ngl, 0); /* (llama-bench: 99 with a GPU) until the forward pass runs on CUDA */
@@ -522,6 +525,8 @@ int main(int argc, char **argv)
             parse_int_list(&depth, v, a);
         else if (!strcmp(a, "-b") || !strcmp(a, "--batch-size"))
             parse_int_list(&batch, v, a);
+        else if (!strcmp(a, "-ub") || !strcmp(a, "--ubatch-size"))
+            parse_int_list(&ubatch, v, a);
         else if (!strcmp(a, "-t") || !strcmp(a, "--threads"))
             parse_int_list(&threads, v, a);
         else if (!strcmp(a, "-ngl") || !strcmp(a, "--n-gpu-layers"))
@@ -552,6 +557,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < n_gen.n; i++) if (n_gen.v[i] < 0) die("-n must be >= 0");
     for (int i = 0; i < depth.n; i++) if (depth.v[i] < 0) die("-d must be >= 0");
     for (int i = 0; i < batch.n; i++) if (batch.v[i] < 1) die("-b must be >= 1");
+    for (int i = 0; i < ubatch.n; i++) if (ubatch.v[i] < 1) die("-ub must be >= 1");
     for (int i = 0; i < threads.n; i++) if (threads.v[i] < 1) die("-t must be >= 1");
     for (int i = 0; i < ctk.n; i++) kv_type_of(ctk.v[i]);
     for (int i = 0; i < ctv.n; i++) kv_type_of(ctv.v[i]);
@@ -579,6 +585,7 @@ int main(int argc, char **argv)
         bench_model bm;
         model_open(&bm, models.v[mi]);
         for (int bi = 0; bi < batch.n; bi++)
+        for (int ui = 0; ui < ubatch.n; ui++)
         for (int ti = 0; ti < threads.n; ti++)
         for (int gi = 0; gi < ngl.n; gi++)
         for (int ki = 0; ki < ctk.n; ki++)
@@ -588,6 +595,7 @@ int main(int argc, char **argv)
             test_cfg c = kinds[k];
             c.n_depth = depth.v[di];
             c.n_batch = batch.v[bi];
+            c.n_ubatch = ubatch.v[ui];
             c.n_threads = threads.v[ti];
             c.n_gpu_layers = ngl.v[gi];
             c.type_k = kv_type_of(ctk.v[ki]);
@@ -626,7 +634,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < ctk.n; i++) free(ctk.v[i]);
     for (int i = 0; i < ctv.n; i++) free(ctv.v[i]);
     free(models.v), free(ctk.v), free(ctv.v);
-    free(n_prompt.v), free(n_gen.v), free(depth.v), free(batch.v), free(threads.v), free(ngl.v);
+    free(n_prompt.v), free(n_gen.v), free(depth.v), free(batch.v), free(ubatch.v), free(threads.v), free(ngl.v);
     free(pg.v);
     return 0;
 }

@@ -60,6 +60,15 @@ static size_t context_att_stride(uint32_t n_ctx, int head_dim, int type_k)
     return (bytes + 63) & ~(size_t)63;
 }
 
+/* Per token: the attention's q, k, v and output, which the FFN's up
+ * projection reuses (the two are never live at once). */
+static uint64_t attn_ffn_floats(const model_hparams *hp)
+{
+    const uint64_t attn = (uint64_t)hp->n_head * (hp->head_dim_k + hp->head_dim_v) +
+                          (uint64_t)hp->n_head_kv * (hp->head_dim_k + hp->head_dim_v);
+    return attn > (uint64_t)hp->n_ff ? attn : (uint64_t)hp->n_ff;
+}
+
 static uint64_t tensor_bytes(const wtensor *t)
 {
     return t->data ? t->row_size * (uint64_t)t->ne1 : 0;
@@ -192,8 +201,6 @@ kinfer_status context_plan(const kinfer_model *model, const kinfer_context_param
                  kinfer_type_name(p->type_v) ? kinfer_type_name(p->type_v) : "?");
         return KINFER_E_INVALID_ARG;
     }
-    const int64_t KD = (int64_t)hp->n_head_kv * hp->head_dim_k;
-    const int64_t VD = (int64_t)hp->n_head_kv * hp->head_dim_v;
     /* attention reads one head of a K row in place: heads must be whole blocks */
     if (!kinfer_row_size(p->type_k, hp->head_dim_k) || !kinfer_row_size(p->type_v, hp->head_dim_v)) {
         snprintf(err, err_size, "heads of %d / %d elements do not fit %s / %s KV cache blocks",
@@ -215,9 +222,7 @@ kinfer_status context_plan(const kinfer_model *model, const kinfer_context_param
     }
     out->matmul_scratch = mm;
     const uint64_t E = (uint64_t)hp->n_embd;
-    const uint64_t QD = (uint64_t)hp->n_head * hp->head_dim_k;
-    const uint64_t OD = (uint64_t)hp->n_head * hp->head_dim_v;
-    uint64_t floats = nb * (2 * E + QD + (uint64_t)KD + (uint64_t)VD + OD + 2 * (uint64_t)hp->n_ff);
+    uint64_t floats = nb * (2 * E + attn_ffn_floats(hp) + (uint64_t)hp->n_ff);
     floats += 2 * (uint64_t)out->n_ctx; /* att_cell, att_pos (4-byte ints) */
     out->att_stride = context_att_stride(out->n_ctx, hp->head_dim_k, p->type_k);
 
@@ -269,15 +274,16 @@ kinfer_status kinfer_context_new(const kinfer_model *model, const kinfer_context
     const uint64_t QD = (uint64_t)hp->n_head * hp->head_dim_k;
     const uint64_t KD = (uint64_t)hp->n_head_kv * hp->head_dim_k;
     const uint64_t VD = (uint64_t)hp->n_head_kv * hp->head_dim_v;
-    const uint64_t OD = (uint64_t)hp->n_head * hp->head_dim_v;
     b->x = alloc_floats(nb * E);
     b->xb = alloc_floats(nb * E);
-    b->q = alloc_floats(nb * QD);
-    b->k = alloc_floats(nb * KD);
-    b->v = alloc_floats(nb * VD);
-    b->att = alloc_floats(nb * OD);
+    b->q = alloc_floats(nb * attn_ffn_floats(hp));
+    if (b->q) {
+        b->k = b->q + nb * QD;
+        b->v = b->k + nb * KD;
+        b->att = b->v + nb * VD;
+        b->ffn_u = b->q;
+    }
     b->ffn_g = alloc_floats(nb * (uint64_t)hp->n_ff);
-    b->ffn_u = alloc_floats(nb * (uint64_t)hp->n_ff);
     b->att_cell = malloc((size_t)sz->n_ctx * sizeof *b->att_cell);
     b->att_pos = malloc((size_t)sz->n_ctx * sizeof *b->att_pos);
     b->att_stride = sz->att_stride;
@@ -308,12 +314,8 @@ void kinfer_context_free(kinfer_context *ctx)
     fwd_buffers *b = &ctx->buf;
     free(b->x);
     free(b->xb);
-    free(b->q);
-    free(b->k);
-    free(b->v);
-    free(b->att);
+    free(b->q); /* and k, v, att, ffn_u with it */
     free(b->ffn_g);
-    free(b->ffn_u);
     free(b->att_cell);
     free(b->att_pos);
     free(b->att_tmp);

@@ -44,7 +44,7 @@ typedef struct fwd_buffers {
     float *v;       /* (n_batch, n_head_kv * head_dim_v) this batch's values */
     float *att;     /* (n_batch, n_head * head_dim_v) attention output per head */
     float *ffn_g;   /* (n_batch, n_ff) gate, then act(gate) * up */
-    float *ffn_u;   /* (n_batch, n_ff) up */
+    float *ffn_u;   /* (n_batch, n_ff) up, in the memory of q, k, v and att */
     int32_t *att_cell; /* (n_ctx) cells a micro-batch may attend to */
     int32_t *att_pos;  /* (n_ctx) their positions */
     void *att_tmp;  /* (n_threads, att_stride) per-thread attention scratch */

@@ -8,13 +8,15 @@
  *   pp<P>+tg<N>  both, t/s = (P + N) / total time
  *
  * Token ids are random (no tokenizer involved) and nothing is sampled: only
- * kinfer_decode is timed.  Every test runs once untimed as a warm-up, then
+ * kinfer_decode is timed.  Load time is reported apart, from a cold and a
+ * warm page cache: open the model, make a context, decode one token.  Every test runs once untimed as a warm-up, then
  * -r times; the table shows mean ± standard deviation of the repetitions.
  * Every parameter takes a comma list and every combination is run.
  *
  *   kinfer-bench -m model.gguf [-m other.gguf] -p 512 -n 128 -t 2 -r 5 -o md
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -134,6 +136,12 @@ static const char *kv_type_str(kinfer_type t)
 
 /* ---------------------------------------------------------------- model */
 
+static void ctx_die(kinfer_context *ctx, kinfer_status st, const char *what)
+{
+    die("%s: %s: %s", what, kinfer_status_str(st), kinfer_context_errmsg(ctx));
+}
+
+
 typedef struct bench_model {
     const char *path;
     kinfer_model *model;
@@ -142,18 +150,52 @@ typedef struct bench_model {
     uint64_t n_params;     /* elements of all tensors */
     int32_t n_vocab;
     kinfer_token bos;      /* first token of every prompt, as llama-bench; -1 = none */
-    double load_ms;
+    double load_cold_ms, load_warm_ms; /* to the first token: see measure_load */
 } bench_model;
 
-static void model_open(bench_model *bm, const char *path)
+/* Time from nothing to a first token's logits: load, a small context, one
+ * decode (which reads every layer's weights from the mapped file). */
+static double time_to_first_token(const char *path, int n_threads)
+{
+    const uint64_t t0 = now_ns();
+    kinfer_model *model = NULL;
+    kinfer_status st = kinfer_model_load(path, NULL, &model);
+    if (st != KINFER_OK) die("%s: %s: %s", path, kinfer_status_str(st), kinfer_model_errmsg(model));
+    kinfer_context_params cp = kinfer_context_default_params();
+    cp.n_ctx = 16;
+    cp.n_threads = n_threads;
+    kinfer_context *ctx = NULL;
+    if ((st = kinfer_context_new(model, &cp, &ctx)) != KINFER_OK) ctx_die(ctx, st, "context");
+    kinfer_token tok = kinfer_token_bos(model) >= 0 ? kinfer_token_bos(model) : 0;
+    kinfer_pos pos = 0;
+    kinfer_batch b = {.n_tokens = 1, .token = &tok, .pos = &pos};
+    if ((st = kinfer_decode(ctx, &b)) != KINFER_OK) ctx_die(ctx, st, "decode (load time)");
+    const double ms = (double)(now_ns() - t0) / 1e6;
+    kinfer_context_free(ctx);
+    kinfer_model_free(model);
+    return ms;
+}
+
+/* Load time from a cold page cache (the file's cached pages dropped first;
+ * the kernel may keep pages another process maps) and then a warm one. */
+static void measure_load(bench_model *bm, int n_threads)
+{
+    int fd = open(bm->path, O_RDONLY);
+    if (fd < 0) die("%s: %s", bm->path, strerror(errno));
+    posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);
+    close(fd);
+    bm->load_cold_ms = time_to_first_token(bm->path, n_threads);
+    bm->load_warm_ms = time_to_first_token(bm->path, n_threads);
+}
+
+static void model_open(bench_model *bm, const char *path, int n_threads)
 {
     memset(bm, 0, sizeof *bm);
     bm->path = path;
-    uint64_t t0 = now_ns();
+    measure_load(bm, n_threads);
     kinfer_status st = kinfer_model_load(path, NULL, &bm->model);
     if (st != KINFER_OK)
         die("%s: %s: %s", path, kinfer_status_str(st), kinfer_model_errmsg(bm->model));
-    bm->load_ms = (double)(now_ns() - t0) / 1e6;
     if (kinfer_model_desc(bm->model, bm->desc, sizeof bm->desc) < 0)
         snprintf(bm->desc, sizeof bm->desc, "?");
     for (int64_t i = 0; i < kinfer_tensor_count(bm->model); i++) {
@@ -194,11 +236,6 @@ static kinfer_token random_token(int32_t n_vocab)
     rng_state ^= rng_state << 25;
     rng_state ^= rng_state >> 27;
     return (kinfer_token)((rng_state * 2685821657736338717ULL >> 33) % (uint64_t)n_vocab);
-}
-
-static void ctx_die(kinfer_context *ctx, kinfer_status st, const char *what)
-{
-    die("%s: %s: %s", what, kinfer_status_str(st), kinfer_context_errmsg(ctx));
 }
 
 /* Decode n random tokens (after a BOS when the model wants one) at
@@ -340,7 +377,7 @@ static const struct md_col {
 } md_cols[] = {
     {"model", 30, 0}, {"size", 10, 1}, {"params", 10, 1}, {"backend", 7, 0}, {"ngl", 4, 1},
     {"threads", 7, 1}, {"n_batch", 7, 1}, {"n_ubatch", 8, 1}, {"ctk", 4, 0}, {"ctv", 4, 0}, {"test", 15, 1},
-    {"t/s", 20, 1}, {"load ms", 9, 1}, {"peak RSS", 9, 1},
+    {"t/s", 20, 1}, {"load cold/warm ms", 17, 1}, {"peak RSS", 9, 1},
 };
 
 static void print_md_header(void)
@@ -360,17 +397,18 @@ static void print_md_header(void)
 
 static void print_md_row(const test_result *r)
 {
-    char name[64], ts[64], size[32], params[32], rss[32];
+    char name[64], ts[64], size[32], params[32], rss[32], load[48];
     test_name(&r->cfg, name, sizeof name);
     snprintf(ts, sizeof ts, "%.2f ± %.2f", r->avg_ts, r->stddev_ts);
     snprintf(size, sizeof size, "%.2f MiB", (double)r->bm->size / (1024.0 * 1024.0));
     snprintf(params, sizeof params, "%.2f M", (double)r->bm->n_params / 1e6);
     snprintf(rss, sizeof rss, "%.0f MiB", (double)r->peak_rss / (1024.0 * 1024.0));
+    snprintf(load, sizeof load, "%.1f / %.1f", r->bm->load_cold_ms, r->bm->load_warm_ms);
     /* "±" is two bytes but one column: pad by one more */
-    printf("| %-30.30s | %10s | %10s | %-7s | %4d | %7d | %7d | %8d | %-4s | %-4s | %15s | %21s | %9.1f | %9s |\n",
+    printf("| %-30.30s | %10s | %10s | %-7s | %4d | %7d | %7d | %8d | %-4s | %-4s | %15s | %21s | %17s | %9s |\n",
            r->bm->desc, size, params, r->backend, r->cfg.n_gpu_layers, r->cfg.n_threads,
            r->cfg.n_batch, r->cfg.n_ubatch, kv_type_str(r->cfg.type_k), kv_type_str(r->cfg.type_v), name, ts,
-           r->bm->load_ms, rss);
+           load, rss);
 }
 
 static void json_str(const char *s)
@@ -398,12 +436,13 @@ static void print_json_obj(const test_result *r)
     printf(", \"model_size\": %llu, \"model_n_params\": %llu, \"backends\": \"%s\", "
            "\"n_batch\": %d, \"n_ubatch\": %d, \"n_threads\": %d, \"type_k\": \"%s\", \"type_v\": \"%s\", "
            "\"n_gpu_layers\": %d, \"n_prompt\": %d, \"n_gen\": %d, \"n_depth\": %d, "
-           "\"test_time\": \"%s\", \"load_ms\": %.3f, \"peak_rss_bytes\": %llu, "
+           "\"test_time\": \"%s\", \"load_cold_ms\": %.3f, \"load_warm_ms\": %.3f, "
+           "\"peak_rss_bytes\": %llu, "
            "\"avg_ns\": %.0f, \"stddev_ns\": %.0f, \"avg_ts\": %.6f, \"stddev_ts\": %.6f, "
            "\"samples_ns\": [",
            (unsigned long long)r->bm->size, (unsigned long long)r->bm->n_params, r->backend,
            c->n_batch, c->n_ubatch, c->n_threads, kv_type_str(c->type_k), kv_type_str(c->type_v),
-           c->n_gpu_layers, c->n_prompt, c->n_gen, c->n_depth, r->time_str, r->bm->load_ms,
+           c->n_gpu_layers, c->n_prompt, c->n_gen, c->n_depth, r->time_str, r->bm->load_cold_ms, r->bm->load_warm_ms,
            (unsigned long long)r->peak_rss, r->avg_ns, r->stddev_ns, r->avg_ts, r->stddev_ts);
     for (int i = 0; i < r->n_reps; i++)
         printf("%s%llu", i ? ", " : " ", (unsigned long long)r->samples_ns[i]);
@@ -417,7 +456,7 @@ static void print_json_obj(const test_result *r)
 static void print_csv_header(void)
 {
     printf("kinfer_version,model_filename,model_type,model_size,model_n_params,backends,n_batch,"
-           "n_ubatch,n_threads,type_k,type_v,n_gpu_layers,n_prompt,n_gen,n_depth,test_time,load_ms,"
+           "n_ubatch,n_threads,type_k,type_v,n_gpu_layers,n_prompt,n_gen,n_depth,test_time,load_cold_ms,load_warm_ms,"
            "peak_rss_bytes,avg_ns,stddev_ns,avg_ts,stddev_ts\n");
 }
 
@@ -438,10 +477,10 @@ static void print_csv_row(const test_result *r)
     csv_str(r->bm->path);
     putchar(',');
     csv_str(r->bm->desc);
-    printf(",%llu,%llu,\"%s\",%d,%d,%d,\"%s\",\"%s\",%d,%d,%d,%d,\"%s\",%.3f,%llu,%.0f,%.0f,%.6f,%.6f\n",
+    printf(",%llu,%llu,\"%s\",%d,%d,%d,\"%s\",\"%s\",%d,%d,%d,%d,\"%s\",%.3f,%.3f,%llu,%.0f,%.0f,%.6f,%.6f\n",
            (unsigned long long)r->bm->size, (unsigned long long)r->bm->n_params, r->backend,
            c->n_batch, c->n_ubatch, c->n_threads, kv_type_str(c->type_k), kv_type_str(c->type_v),
-           c->n_gpu_layers, c->n_prompt, c->n_gen, c->n_depth, r->time_str, r->bm->load_ms,
+           c->n_gpu_layers, c->n_prompt, c->n_gen, c->n_depth, r->time_str, r->bm->load_cold_ms, r->bm->load_warm_ms,
            (unsigned long long)r->peak_rss, r->avg_ns, r->stddev_ns, r->avg_ts, r->stddev_ts);
 }
 
@@ -583,7 +622,7 @@ int main(int argc, char **argv)
 
     for (int mi = 0; mi < models.n; mi++) {
         bench_model bm;
-        model_open(&bm, models.v[mi]);
+        model_open(&bm, models.v[mi], threads.v[0]);
         for (int bi = 0; bi < batch.n; bi++)
         for (int ui = 0; ui < ubatch.n; ui++)
         for (int ti = 0; ti < threads.n; ti++)

@@ -129,7 +129,7 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TEST_UTIL) $(STATIC_LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(LDLIBS)
 
 # ------------------------------------------------------------------- tests
-test: $(TEST_BIN)
+test: $(TEST_BIN) $(BUILD)/bin/synth-model
 	@KINFER_MODELS_DIR=$(MODELS_DIR) KINFER_TEST_QUICK=$(SANITIZE) sh tests/run.sh $(TEST_BIN)
 
 # KINFER_TEST_QUICK: model suites check fewer prompts/positions under the sanitizers.

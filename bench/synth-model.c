@@ -24,13 +24,17 @@ typedef struct shape {
     float rope_base, eps;
     int tied;     /* output shares token_embd */
     int swa;      /* gemma3 sliding window (0 = none) */
+    int qkv_bias; /* attn_q/k/v have biases (qwen2) */
+    const char *tok_pre; /* tokenizer.ggml.pre (NULL: "default") */
 } shape;
 
 static const shape shapes[] = {
-    {"llama2-7b", "llama", 32000, 4096, 32, 32, 32, 128, 11008, 4096, 10000.0f, 1e-5f, 0, 0},
-    {"llama3-8b", "llama", 128256, 4096, 32, 32, 8, 128, 14336, 8192, 500000.0f, 1e-5f, 0, 0},
-    {"smollm2-135m", "llama", 49152, 576, 30, 9, 3, 64, 1536, 8192, 100000.0f, 1e-5f, 1, 0},
-    {"gemma3-270m", "gemma3", 262144, 640, 18, 4, 1, 256, 2048, 32768, 1000000.0f, 1e-6f, 1, 512},
+    {"llama2-7b", "llama", 32000, 4096, 32, 32, 32, 128, 11008, 4096, 10000.0f, 1e-5f, 0, 0, 0, NULL},
+    {"llama3-8b", "llama", 128256, 4096, 32, 32, 8, 128, 14336, 8192, 500000.0f, 1e-5f, 0, 0, 0, NULL},
+    {"smollm2-135m", "llama", 49152, 576, 30, 9, 3, 64, 1536, 8192, 100000.0f, 1e-5f, 1, 0, 0, NULL},
+    {"gemma3-270m", "gemma3", 262144, 640, 18, 4, 1, 256, 2048, 32768, 1000000.0f, 1e-6f, 1, 512, 0, NULL},
+    {"qwen2.5-0.5b", "qwen2", 151936, 896, 24, 14, 2, 64, 4864, 32768, 1000000.0f, 1e-6f, 1, 0, 1,
+     "qwen2"},
 };
 
 /* ------------------------------------------------------- random numbers */
@@ -58,6 +62,7 @@ typedef struct tensor_spec {
     uint32_t n_dims;
     int64_t ne[2];
     int is_norm;
+    int is_bias;
     int type;
 } tensor_spec;
 
@@ -67,7 +72,9 @@ static int add(tensor_spec *t, int n, const char *name, int64_t ne0, int64_t ne1
     t[n].n_dims = ne1 ? 2 : 1;
     t[n].ne[0] = ne0;
     t[n].ne[1] = ne1 ? ne1 : 1;
-    t[n].is_norm = ne1 == 0;
+    /* 1-D tensors are norm weights (around 1) or biases (around 0) */
+    t[n].is_bias = strstr(name, ".bias") != NULL;
+    t[n].is_norm = ne1 == 0 && !t[n].is_bias;
     return n + 1;
 }
 
@@ -80,6 +87,11 @@ static int layer_tensors(const shape *s, int il, tensor_spec *t, int n)
     T("attn_q.weight", s->n_embd, q);
     T("attn_k.weight", s->n_embd, kv);
     T("attn_v.weight", s->n_embd, kv);
+    if (s->qkv_bias) {
+        T("attn_q.bias", q, 0);
+        T("attn_k.bias", kv, 0);
+        T("attn_v.bias", kv, 0);
+    }
     T("attn_output.weight", q, s->n_embd);
     T("ffn_norm.weight", s->n_embd, 0);
     T("ffn_gate.weight", s->n_embd, s->n_ff);
@@ -108,7 +120,7 @@ static int by_layer_then_name(const void *a, const void *b)
 
 /* A byte-level BPE vocabulary: the 256 byte symbols, tokens merged from
  * them, and two control tokens at the end.  Loadable, not meaningful. */
-static int write_vocab(gguf_writer *w, int n_vocab)
+static int write_vocab(gguf_writer *w, int n_vocab, const char *pre)
 {
     char **tokens = calloc((size_t)n_vocab, sizeof *tokens);
     int32_t *types = calloc((size_t)n_vocab, sizeof *types);
@@ -140,7 +152,7 @@ static int write_vocab(gguf_writer *w, int n_vocab)
     tokens[n] = strdup("<|begin_of_text|>"), types[n++] = 3;
     tokens[n] = strdup("<|end_of_text|>"), types[n++] = 3;
     int st = gguf_writer_set_str(w, "tokenizer.ggml.model", "gpt2") ||
-             gguf_writer_set_str(w, "tokenizer.ggml.pre", "default") ||
+             gguf_writer_set_str(w, "tokenizer.ggml.pre", pre ? pre : "default") ||
              gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)tokens, (uint64_t)n) ||
              gguf_writer_set_arr_i32(w, "tokenizer.ggml.token_type", types, (uint64_t)n) ||
              gguf_writer_set_arr_str(w, "tokenizer.ggml.merges", (const char *const *)merges, (uint64_t)n_merges) ||
@@ -168,7 +180,9 @@ static void *fill_rows(void *arg)
     int64_t n_rows = j->t->ne[1], ncols = j->t->ne[0];
     size_t row_size = kinfer_row_size(j->t->type, ncols);
     float *row = malloc((size_t)ncols * sizeof(float));
-    float scale = j->t->is_norm ? 0.1f : 1.0f / sqrtf((float)ncols);
+    /* biases as large as the projections' outputs (about 0.6 rms), so a
+     * forward pass that ignored them would give other logits */
+    float scale = j->t->is_norm ? 0.1f : j->t->is_bias ? 1.0f : 1.0f / sqrtf((float)ncols);
     for (int64_t r = j->ith; row && r < n_rows && !j->st; r += j->nth) {
         fill_row(row, ncols, j->seed * 0x100000001b3ull + (uint64_t)r, scale, j->t->is_norm ? 1.0f : 0.0f);
         j->st = kinfer_quantize_row(j->t->type, row, j->dst + (size_t)r * row_size, ncols);
@@ -247,7 +261,7 @@ int main(int argc, char **argv)
     else
         bad = bad || gguf_writer_set_u32(w, KEY("rope.dimension_count"), (uint32_t)s.head_dim);
 #undef KEY
-    bad = bad || write_vocab(w, s.n_vocab);
+    bad = bad || write_vocab(w, s.n_vocab, s.tok_pre);
     uint64_t max_size = 0;
     for (int i = 0; i < n && !bad; i++) {
         t[i].type = quant_mix_type(&mix, t[i].name, t[i].n_dims, t[i].ne, KINFER_TYPE_F32);

@@ -94,6 +94,7 @@ static kinfer_status bind(kinfer_model *model, wtensor *out, const char *name, i
     if (rs == 0 || (uint64_t)rs * (uint64_t)rows > t->size)
         return model_fail(model, KINFER_E_UNSUPPORTED, "tensor %s: type %s with rows of %lld", name,
                           kinfer_type_name((int)t->type), (long long)ne0);
+    model->w.bound[i] = 1;
     out->data = t->data;
     out->type = (int)t->type;
     out->ne0 = ne0;
@@ -216,6 +217,8 @@ static kinfer_status read_swa_layers(kinfer_model *model, const arch_desc *a)
     return KINFER_OK;
 }
 
+static kinfer_status bind_all(kinfer_model *model, const arch_desc *a);
+
 kinfer_status model_bind(kinfer_model *model)
 {
     model_weights *w = &model->w;
@@ -244,6 +247,22 @@ kinfer_status model_bind(kinfer_model *model)
     model_hparams *hp = &w->hp;
     kinfer_status st = read_hparams(model, a, hp);
     if (st) return st;
+    w->bound = calloc(model->gguf->n_tensors, 1);
+    if (!w->bound) return model_fail(model, KINFER_E_NOMEM, "out of memory for the tensor table");
+    st = bind_all(model, a);
+    free(w->bound);
+    w->bound = NULL;
+    return st;
+}
+
+/* Bind every tensor of architecture a; a tensor the forward pass would
+ * not use makes the model unsupported (llama.cpp refuses such files too:
+ * running without it would give other logits). */
+static kinfer_status bind_all(kinfer_model *model, const arch_desc *a)
+{
+    model_weights *w = &model->w;
+    model_hparams *hp = &w->hp;
+    kinfer_status st;
 
     const int64_t E = hp->n_embd, F = hp->n_ff;
     const int64_t QD = (int64_t)hp->n_head * hp->head_dim_k;
@@ -304,6 +323,11 @@ kinfer_status model_bind(kinfer_model *model)
     }
     TRY(read_swa_layers(model, a));
 #undef TRY
+    for (uint64_t i = 0; i < model->gguf->n_tensors && !w->unsupported[0]; i++)
+        if (!w->bound[i])
+            snprintf(w->unsupported, sizeof w->unsupported,
+                     "tensor %.96s is not part of kinfer's %s forward pass", model->gguf->tensors[i].name,
+                     a->name);
     /* Everything checks out: the model can run (unless unsupported was set
      * by a feature above). */
     if (!w->unsupported[0]) w->arch = a;

@@ -70,6 +70,7 @@ typedef struct model_weights {
     layer_weights *layers;   /* n_layer */
     uint64_t tensor_bytes;   /* all tensor data in the file */
     int output_tied;
+    uint8_t *bound;          /* (n_tensors) 1: used by the forward pass; only while binding */
 } model_weights;
 
 struct kinfer_model;

@@ -898,6 +898,21 @@ START_TEST(test_load_errors)
                   "%s", kinfer_model_errmsg(m));
     kinfer_model_free(m);
     free(d);
+
+    /* a tensor the forward pass would not use (block_count 30 -> 29 leaves
+     * blk.29.* over): inspectable, but no context, as llama.cpp refuses it */
+    d = test_read_file(path, &size);
+    key = "llama.block_count";
+    hit = memmem(d, 1 << 20, key, strlen(key));
+    ck_assert(hit != NULL);
+    uint32_t n_layer = 29;
+    memcpy(hit + strlen(key) + 4, &n_layer, 4);
+    ck_assert_int_eq(kinfer_model_load_from_buffer(d, size, NULL, &m), KINFER_OK);
+    ck_assert_int_eq(kinfer_context_new(m, NULL, &c), KINFER_E_UNSUPPORTED);
+    ck_assert_msg(strstr(kinfer_context_errmsg(c), "blk.29.") != NULL, "%s", kinfer_context_errmsg(c));
+    kinfer_context_free(c);
+    kinfer_model_free(m);
+    free(d);
 }
 END_TEST
 

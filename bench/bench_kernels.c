@@ -9,7 +9,11 @@
  * much larger than the caches): the ratio says how close decode gets to
  * the memory limit.  GEMM (-p tokens) is reported as GFLOP/s for the
  * quantized path and the dequantize + OpenBLAS path, beside cblas_sgemm on
- * f32 weights of the same shape.  Timings are the best of -n repetitions.
+ * f32 weights of the same shape.  For the types with batched kernels
+ * (cpu/gemm.h) the kernel alone is timed too, on one thread: the first 64
+ * weight rows (decoded where the type has a decoder) against all tokens,
+ * packed beforehand, as the matmul calls it (so in cache: the arithmetic,
+ * not the memory).  Timings are the best of -n repetitions.
  */
 #include <cblas.h>
 #include <stdio.h>
@@ -17,6 +21,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "cpu/gemm.h"
 #include "cpu/kernels.h"
 #include "threadpool.h"
 
@@ -103,6 +108,51 @@ static double time_matmul(kinfer_threadpool *pool, void *scratch, size_t ss, int
     return best;
 }
 
+/* GFLOP/s of the batched kernel alone (see the top), or 0 for a type
+ * without one */
+static double gemm_kernel_gflops(int type, const void *w, int64_t rows, int64_t cols, const float *x, int64_t nt,
+                                 float *y, int reps)
+{
+    const kinfer_gemm_kernels gk = kinfer_gemm_get(type);
+    const kinfer_cpu_kernels *k = kinfer_cpu_kernels_get(type);
+    const kinfer_cpu_kernels *ka = k != NULL ? kinfer_cpu_kernels_get(k->vec_dot_type) : NULL;
+    if (gk.gemm == NULL || ka == NULL || cols % kinfer_type_traits_get(type)->blck_size != 0)
+        return 0.0;
+    const int64_t G = KINFER_GEMM_MAX_NT, nr = rows < 64 ? rows : 64, ntg = (nt + G - 1) / G * G;
+    const size_t wrow = kinfer_row_size(type, cols), arow = kinfer_row_size(k->vec_dot_type, cols);
+    const size_t prow = kinfer_gemm_packed_size(cols);
+    const size_t drow = gk.decode != NULL ? kinfer_gemm_decoded_row_size(cols) : wrow;
+    uint8_t *aq = malloc(arow * (size_t)ntg), *ap = aligned_alloc(64, prow * (size_t)ntg);
+    uint8_t *wd = aligned_alloc(64, drow * (size_t)nr);
+    if (aq == NULL || ap == NULL || wd == NULL)
+        return 0.0;
+    for (int64_t t = 0; t < nt; t++) {
+        ka->from_float_act(x + t * cols, aq + (size_t)t * arow, cols);
+        if (gk.pack != NULL)
+            gk.pack(cols, aq + (size_t)t * arow, ap + (size_t)t * prow);
+    }
+    for (int64_t t = 0; gk.pack_group != NULL && t < nt; t += G)
+        gk.pack_group(cols, aq + (size_t)t * arow, arow, (int)(nt - t < G ? nt - t : G), ap + (size_t)t * prow);
+    if (gk.decode != NULL)
+        gk.decode(cols, w, wrow, (int)nr, wd);
+    else
+        memcpy(wd, w, wrow * (size_t)nr);
+    double best = 1e30;
+    for (int r = 0; r <= reps; r++) { /* the first is a warm-up */
+        const double t0 = now_s();
+        for (int64_t t = 0; t < nt; t += G)
+            gk.gemm(cols, wd, drow, (int)nr, ap + (size_t)t * prow, prow, (int)(nt - t < G ? nt - t : G),
+                    y + t * nr, (size_t)nr);
+        const double dt = now_s() - t0;
+        if (r > 0 && dt < best)
+            best = dt;
+    }
+    free(aq);
+    free(ap);
+    free(wd);
+    return 2.0 * (double)nr * (double)cols * (double)nt / best / 1e9;
+}
+
 int main(int argc, char **argv)
 {
     int64_t rows = 14336, cols = 4096, tokens = 512;
@@ -151,9 +201,9 @@ int main(int argc, char **argv)
     const double flops = 2.0 * (double)rows * (double)cols * (double)tokens;
     printf("cblas_sgemm f32, %lld tokens: %.1f GFLOP/s\n\n", (long long)tokens, flops / sgemm_best / 1e9);
 
-    printf("| type   | GEMV GB/s 1t | GEMV GB/s %dt | %% of read BW | GEMV ms %dt | pp%lld quant GFLOP/s | pp%lld BLAS GFLOP/s |\n",
+    printf("| type   | GEMV GB/s 1t | GEMV GB/s %dt | %% of read BW | GEMV ms %dt | pp%lld quant GFLOP/s | pp%lld BLAS GFLOP/s | gemm kernel GFLOP/s 1t |\n",
            nth, nth, (long long)tokens, (long long)tokens);
-    printf("|--------|-------------:|-------------:|-------------:|-----------:|------------------:|-----------------:|\n");
+    printf("|--------|-------------:|-------------:|-------------:|-----------:|------------------:|-----------------:|-----------------------:|\n");
     char list[512];
     snprintf(list, sizeof list, "%s", type_list);
     for (char *name = strtok(list, ","); name; name = strtok(NULL, ",")) {
@@ -177,9 +227,10 @@ int main(int argc, char **argv)
         const int preps = reps > 2 ? 2 : reps;
         const double pq = time_matmul(pooln, scratch, ss, type, w, rows, cols, x, tokens, y, KINFER_MATMUL_QUANT, preps);
         const double pb = time_matmul(pooln, scratch, ss, type, w, rows, cols, x, tokens, y, KINFER_MATMUL_BLAS, preps);
-        printf("| %-6s | %12.1f | %12.1f | %11.0f%% | %10.2f | %17.1f | %16.1f |\n", name,
+        const double gk = gemm_kernel_gflops(type, w, rows, cols, x, tokens, y, reps);
+        printf("| %-6s | %12.1f | %12.1f | %11.0f%% | %10.2f | %17.1f | %16.1f | %22.1f |\n", name,
                wbytes / g1 / 1e9, wbytes / gn / 1e9, 100.0 * (wbytes / gn / 1e9) / bwn, gn * 1e3,
-               flops / pq / 1e9, flops / pb / 1e9);
+               flops / pq / 1e9, flops / pb / 1e9, gk);
         fflush(stdout);
         free(w);
         free(scratch);

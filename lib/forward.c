@@ -125,16 +125,122 @@ static int32_t visible_rows(const kinfer_context *ctx, const att_cells *ac, int 
     return nv;
 }
 
+/* What every attention task of a layer needs: the heads' shapes and the
+ * kernels. */
+typedef struct att_shape {
+    int hd_k, hd_v, n_head, gqa;
+    int64_t QD, OD;                   /* q and att floats per token */
+    const kinfer_cpu_kernels *kk, *kq; /* of the K type and of its dot type */
+    size_t k_head_bytes, v_head_bytes, q_size, n_ctx;
+    float scale;
+} att_shape;
+
+static att_shape att_shape_of(const kinfer_context *ctx)
+{
+    const model_hparams *hp = &ctx->model->w.hp;
+    const kv_cache *kv = &ctx->kv;
+    att_shape a = {.hd_k = hp->head_dim_k, .hd_v = hp->head_dim_v, .n_head = hp->n_head,
+                   .gqa = hp->n_head / hp->n_head_kv, .scale = hp->attn_scale, .n_ctx = ctx->sz.n_ctx};
+    a.QD = (int64_t)a.n_head * a.hd_k;
+    a.OD = (int64_t)a.n_head * a.hd_v;
+    a.kk = kinfer_cpu_kernels_get(kv->type_k);
+    a.kq = kinfer_cpu_kernels_get(a.kk->vec_dot_type);
+    a.k_head_bytes = kinfer_row_size(kv->type_k, a.hd_k);
+    a.v_head_bytes = kinfer_row_size(kv->type_v, a.hd_v);
+    a.q_size = kinfer_row_size(a.kk->vec_dot_type, a.hd_k);
+    return a;
+}
+
 typedef struct att_job {
     kinfer_context *ctx;
     const fwd_ubatch *ub;
     const layer_weights *L;
     const att_cells *ac;
     int il;
+    att_shape sh;
     kinfer_attn_wsum_fn wsum;
     kinfer_attn_scores_fn scores;  /* NULL: vec_dot */
     atomic_int next_token;         /* tokens claimed so far (prompt split) */
+    /* the split of one token over its cells (decode): the units u0 ..
+     * u0 + n_units - 1 of a round, unit i's weights in slice i's scratch */
+    const int32_t *rows;           /* (nv) the cache rows the token sees */
+    int32_t nv;
+    int u0, n_units;
 } att_job;
+
+/* Query heads h0 .. h0+g-1 of one kv head: what one kernel call takes. */
+typedef struct att_unit {
+    int kvh, h0, g;
+} att_unit;
+
+/* Units kv head by kv head, each kv head's query heads in groups of up to
+ * KINFER_ATTN_MAX_G. */
+static int att_units_per_kv(const att_shape *sh)
+{
+    return (sh->gqa + KINFER_ATTN_MAX_G - 1) / KINFER_ATTN_MAX_G;
+}
+
+static att_unit att_unit_of(const att_shape *sh, int u)
+{
+    const int per_kv = att_units_per_kv(sh);
+    const int kvh = u / per_kv, first = u % per_kv * KINFER_ATTN_MAX_G;
+    const int g = sh->gqa - first < KINFER_ATTN_MAX_G ? sh->gqa - first : KINFER_ATTN_MAX_G;
+    return (att_unit){.kvh = kvh, .h0 = kvh * sh->gqa + first, .g = g};
+}
+
+/* s_k[r] = scale * q . K row rows[r] for the query heads of un (s_k at
+ * s + k * n_ctx), r < nv, q of token t; qq: scratch for the converted
+ * query heads. */
+static void unit_scores(const att_job *j, att_unit un, int32_t t, const int32_t *rows, int32_t nv,
+                        float *s, uint8_t *qq)
+{
+    const att_shape *sh = &j->sh;
+    const kv_cache *kv = &j->ctx->kv;
+    const size_t n_ctx = sh->n_ctx, q_size = sh->q_size;
+    const int g = un.g;
+    /* q_h . k_c, with q_h in the K cache's dot type */
+    for (int k = 0; k < g; k++)
+        sh->kq->from_float_act(j->ctx->buf.q + (size_t)t * sh->QD + (size_t)(un.h0 + k) * sh->hd_k,
+                               qq + k * q_size, sh->hd_k);
+    const uint8_t *k0 = kv->k[j->il] + (size_t)un.kvh * sh->k_head_bytes;
+    if (j->scores) {
+        j->scores(s, n_ctx, g, sh->hd_k, k0, kv->row_k, rows, nv, qq, q_size, sh->scale);
+    } else if (g > 1 && sh->kk->vec_dot_x4) {
+        /* one K row against all g heads (the unused slots repeat head h0) */
+        for (int k = g; k < 4; k++) memcpy(qq + k * q_size, qq, q_size);
+        for (int32_t r = 0; r < nv; r++) {
+            float d4[4];
+            sh->kk->vec_dot_x4(sh->hd_k, k0 + (size_t)rows[r] * kv->row_k, qq, q_size, d4);
+            for (int k = 0; k < g; k++) s[k * n_ctx + r] = d4[k] * sh->scale;
+        }
+    } else {
+        for (int k = 0; k < g; k++)
+            for (int32_t r = 0; r < nv; r++)
+                s[k * n_ctx + r] = sh->kk->vec_dot(sh->hd_k, k0 + (size_t)rows[r] * kv->row_k, qq + k * q_size) *
+                                   sh->scale;
+    }
+}
+
+/* Scores to weights in place: softmax, then, as llama.cpp (no flash
+ * attention) multiplies V by them in V's type, rounded to F16 for an F16
+ * cache. */
+static void head_weights(const kv_cache *kv, float *s, int32_t nv)
+{
+    kinfer_attn_softmax(s, nv);
+    if (kv->type_v == KINFER_TYPE_F16) kinfer_attn_round_fp16(s, nv);
+}
+
+/* out_k (dims d0 .. d0+nd-1 of head h0+k of token t) = sum over the rows of
+ * w_k[r] * V row rows[r], w_k at w + k * n_ctx */
+static void unit_values(const att_job *j, att_unit un, int32_t t, int d0, int nd, const int32_t *rows,
+                        int32_t nv, const float *w)
+{
+    const att_shape *sh = &j->sh;
+    const kv_cache *kv = &j->ctx->kv;
+    j->wsum(j->ctx->buf.att + (size_t)t * sh->OD + (size_t)un.h0 * sh->hd_v + d0, (size_t)sh->hd_v, un.g, nd,
+            kv->v[j->il] + (size_t)un.kvh * sh->v_head_bytes + kinfer_row_size(kv->type_v, d0), kv->row_v, rows,
+            w, sh->n_ctx, nv);
+}
 
 /*
  * Grouped-query attention of the micro-batch over the cache of layer il, one
@@ -155,25 +261,14 @@ static void task_attention(void *arg, int ith, int nth)
     att_job *j = arg;
     const kinfer_context *ctx = j->ctx;
     const fwd_ubatch *ub = j->ub;
-    const model_hparams *hp = &ctx->model->w.hp;
-    const kv_cache *kv = &ctx->kv;
-    const fwd_buffers *b = &ctx->buf;
-    const int hd_k = hp->head_dim_k, hd_v = hp->head_dim_v, n_head = hp->n_head;
-    const int64_t QD = (int64_t)n_head * hd_k, OD = (int64_t)n_head * hd_v;
-    const int gqa = n_head / hp->n_head_kv;
-    const kinfer_cpu_kernels *kk = kinfer_cpu_kernels_get(kv->type_k);
-    const kinfer_cpu_kernels *kq = kinfer_cpu_kernels_get(kk->vec_dot_type);
-    const size_t k_head_bytes = kinfer_row_size(kv->type_k, hd_k);
-    const size_t v_head_bytes = kinfer_row_size(kv->type_v, hd_v);
-    const size_t q_size = kinfer_row_size(kk->vec_dot_type, hd_k);
-    const size_t n_ctx = ctx->sz.n_ctx;
-    const float scale = hp->attn_scale;
+    const att_shape *sh = &j->sh;
+    const int n_head = sh->n_head;
     att_thread_buf tb = att_buf_of(ctx, ith);
 
     /* the split: with enough tokens, each thread claims whole tokens from a
      * shared counter, the last (those that see the most cells) first, so
      * the threads finish together even when one is slowed down; with few
-     * tokens (decode), consecutive (token, head) pairs, evenly */
+     * tokens, consecutive (token, head) pairs, evenly */
     const int by_token = ub->n >= 2 * nth;
     const int64_t n_pairs = (int64_t)ub->n * n_head;
     const int64_t per = (n_pairs + nth - 1) / nth;
@@ -192,45 +287,100 @@ static void task_attention(void *arg, int ith, int nth)
         }
         for (int64_t i = i0; i < i1;) {
             const int32_t t = (int32_t)(i / n_head);
-            const int h = (int)(i % n_head), kvh = h / gqa;
+            const int h = (int)(i % n_head), kvh = h / sh->gqa;
             int g = 1; /* heads h .. h+g-1: same token, same kv head, this thread's */
-            while (g < KINFER_ATTN_MAX_G && i + g < i1 && h + g < n_head && (h + g) / gqa == kvh) g++;
+            while (g < KINFER_ATTN_MAX_G && i + g < i1 && h + g < n_head && (h + g) / sh->gqa == kvh) g++;
             if (t != t_vis) {
                 nv = visible_rows(ctx, j->ac, j->il, ub->pos[t], ub->seq[t], j->L->is_swa, tb.rows);
                 t_vis = t;
             }
-            /* scores: q_h . k_c, with q_h in the K cache's dot type */
-            uint8_t *qq = tb.qq;
-            for (int k = 0; k < g; k++)
-                kq->from_float_act(b->q + (size_t)t * QD + (size_t)(h + k) * hd_k, qq + k * q_size, hd_k);
-            const uint8_t *k0 = kv->k[j->il] + (size_t)kvh * k_head_bytes;
-            if (j->scores) {
-                j->scores(tb.s, n_ctx, g, hd_k, k0, kv->row_k, tb.rows, nv, qq, q_size, scale);
-            } else if (g > 1 && kk->vec_dot_x4) {
-                /* one K row against all g heads (the unused slots repeat head h) */
-                for (int k = g; k < 4; k++) memcpy(qq + k * q_size, qq, q_size);
-                for (int32_t r = 0; r < nv; r++) {
-                    float d4[4];
-                    kk->vec_dot_x4(hd_k, k0 + (size_t)tb.rows[r] * kv->row_k, qq, q_size, d4);
-                    for (int k = 0; k < g; k++) tb.s[k * n_ctx + r] = d4[k] * scale;
-                }
-            } else {
-                for (int k = 0; k < g; k++)
-                    for (int32_t r = 0; r < nv; r++)
-                        tb.s[k * n_ctx + r] =
-                            kk->vec_dot(hd_k, k0 + (size_t)tb.rows[r] * kv->row_k, qq + k * q_size) * scale;
-            }
-            for (int k = 0; k < g; k++) kinfer_attn_softmax(tb.s + k * n_ctx, nv);
-            /* llama.cpp (no flash attention) multiplies V by the weights in V's
-             * type: with an F16 cache they are rounded to F16 first */
-            if (kv->type_v == KINFER_TYPE_F16)
-                for (int k = 0; k < g; k++) kinfer_attn_round_fp16(tb.s + k * n_ctx, nv);
-            /* out_h = sum over visible cells of weight * v_c, v read in place */
-            j->wsum(b->att + (size_t)t * OD + (size_t)h * hd_v, (size_t)hd_v, g, hd_v,
-                    kv->v[j->il] + (size_t)kvh * v_head_bytes, kv->row_v, tb.rows, tb.s, n_ctx, nv);
+            const att_unit un = {.kvh = kvh, .h0 = h, .g = g};
+            unit_scores(j, un, t, tb.rows, nv, tb.s, tb.qq);
+            for (int k = 0; k < g; k++) head_weights(&ctx->kv, tb.s + k * sh->n_ctx, nv);
+            unit_values(j, un, t, 0, sh->hd_v, tb.rows, nv, tb.s);
             i += g;
         }
     }
+}
+
+/*
+ * One token over many cells (decode at depth) takes every thread on every
+ * kv head, each K and V byte read once, in three steps per round of units
+ * (one unit per thread's scratch): the scores, split by cells; the weights,
+ * split by heads; the weighted sums, split by 32-dim slices of the heads.
+ * Each score, weight and output dim is computed by the same calls as in
+ * task_attention, so the bits do not change.
+ */
+#define ATT_SPLIT_MIN_CELLS 256
+
+static void task_att_scores(void *arg, int ith, int nth)
+{
+    const att_job *j = arg;
+    /* whole blocks of 16 keys per thread (the kernels' tile) */
+    const int64_t nb = (j->nv + 15) / 16;
+    const int32_t r0 = (int32_t)(16 * (nb * ith / nth));
+    int32_t r1 = (int32_t)(16 * (nb * (ith + 1) / nth));
+    if (r1 > j->nv) r1 = j->nv;
+    if (r0 >= r1) return;
+    const att_thread_buf tb = att_buf_of(j->ctx, ith);
+    for (int i = 0; i < j->n_units; i++)
+        unit_scores(j, att_unit_of(&j->sh, j->u0 + i), 0, j->rows + r0, r1 - r0,
+                    att_buf_of(j->ctx, i).s + r0, tb.qq);
+}
+
+static void task_att_weights(void *arg, int ith, int nth)
+{
+    const att_job *j = arg;
+    int n_rows = 0; /* rows of weights: the heads of the round's units */
+    for (int i = 0; i < j->n_units; i++) n_rows += att_unit_of(&j->sh, j->u0 + i).g;
+    const int k0 = n_rows * ith / nth, k1 = n_rows * (ith + 1) / nth;
+    for (int i = 0, k = 0; i < j->n_units; i++) {
+        const int g = att_unit_of(&j->sh, j->u0 + i).g;
+        float *s = att_buf_of(j->ctx, i).s;
+        for (int h = 0; h < g; h++, k++)
+            if (k >= k0 && k < k1) head_weights(&j->ctx->kv, s + (size_t)h * j->sh.n_ctx, j->nv);
+    }
+}
+
+static void task_att_values(void *arg, int ith, int nth)
+{
+    const att_job *j = arg;
+    const int hd_v = j->sh.hd_v, slice = hd_v % 32 == 0 ? 32 : hd_v, n_slices = hd_v / slice;
+    const int n_items = j->n_units * n_slices;
+    const int i0 = n_items * ith / nth, i1 = n_items * (ith + 1) / nth;
+    /* consecutive slices of one unit in one call */
+    for (int i = i0; i < i1;) {
+        const int u = i / n_slices, c0 = i % n_slices;
+        const int c1 = n_slices < c0 + (i1 - i) ? n_slices : c0 + (i1 - i);
+        unit_values(j, att_unit_of(&j->sh, j->u0 + u), 0, c0 * slice, (c1 - c0) * slice, j->rows, j->nv,
+                    att_buf_of(j->ctx, u).s);
+        i += c1 - c0;
+    }
+}
+
+/* att (n, OD) for layer il: the split over cells for one token that sees
+ * many of them, else task_attention. */
+static void attention(kinfer_context *ctx, att_job *j)
+{
+    const int nth = kinfer_threadpool_size(ctx->pool);
+    const fwd_ubatch *ub = j->ub;
+    if (ub->n == 1 && nth > 1) {
+        int32_t *rows = att_buf_of(ctx, 0).rows;
+        const int32_t nv = visible_rows(ctx, j->ac, j->il, ub->pos[0], ub->seq[0], j->L->is_swa, rows);
+        if (nv >= ATT_SPLIT_MIN_CELLS) {
+            j->rows = rows, j->nv = nv;
+            const int n_units = ctx->model->w.hp.n_head_kv * att_units_per_kv(&j->sh);
+            for (int u0 = 0; u0 < n_units; u0 += nth) {
+                j->u0 = u0;
+                j->n_units = n_units - u0 < nth ? n_units - u0 : nth;
+                kinfer_threadpool_run(ctx->pool, task_att_scores, j);
+                kinfer_threadpool_run(ctx->pool, task_att_weights, j);
+                kinfer_threadpool_run(ctx->pool, task_att_values, j);
+            }
+            return;
+        }
+    }
+    kinfer_threadpool_run(ctx->pool, task_attention, j);
 }
 
 /*
@@ -392,11 +542,11 @@ static kinfer_status layer_forward(kinfer_context *ctx, const fwd_ubatch *ub, co
     /* llama.cpp sums F16 attention in one order for a single token and in
      * another for a batch (attn_kernels.h): follow it */
     const int order = n > 1 ? KINFER_F16_ORDER_GEMM : KINFER_F16_ORDER_VEC;
-    att_job job = {.ctx = ctx, .ub = ub, .L = L, .ac = ac, .il = il,
+    att_job job = {.ctx = ctx, .ub = ub, .L = L, .ac = ac, .il = il, .sh = att_shape_of(ctx),
                    .wsum = kinfer_attn_wsum_get(ctx->kv.type_v, hp->head_dim_v, order),
                    .scores = kinfer_attn_scores_get(ctx->kv.type_k, hp->head_dim_k, order)};
     atomic_init(&job.next_token, 0);
-    kinfer_threadpool_run(ctx->pool, task_attention, &job);       /* att (n, OD) */
+    attention(ctx, &job);                                          /* att (n, OD) */
 
     if ((st = matmul(ctx, &L->wo, b->att, n, b->xb))) return st;   /* xb (n, E) */
     run_rows(ctx, task_attn_out, &rj);                             /* x += attn; xb = norm */

@@ -202,64 +202,89 @@ static float ordered_dot(int n, const float *x, const float *y, int order)
     return (float)sum;
 }
 
-/* Scores and weighted sums over an F16 cache: bit for bit the orders above
- * (rows in the given order, as the cells llama.cpp sums over). */
+/* Scores and weighted sums over an F16 cache for g heads of one KV head:
+ * each head bit for bit the orders above, on scattered rows of a cache with
+ * two KV heads per cell (rows in the given order, as the cells llama.cpp
+ * sums over); a weighted sum over some of the dims gives those dims' bits. */
+static void check_ordered(int hd, int32_t nv, int g)
+{
+    const int32_t n_store = nv + 5;
+    const size_t row = (size_t)hd * 2 * 2, off = (size_t)hd * 2; /* the second KV head */
+    const size_t q_stride = (size_t)hd * 2 + 32, ss = (size_t)nv + 3, os = (size_t)hd + 5;
+    uint8_t *cache = malloc(row * (size_t)n_store), *q = malloc(q_stride * (size_t)g);
+    float *kf = malloc(sizeof(float) * (size_t)hd * n_store), *qf = malloc(sizeof(float) * (size_t)hd * g);
+    float *s = malloc(sizeof(float) * ss * g), *p = malloc(sizeof(float) * ss * g);
+    float *out = malloc(sizeof(float) * os * g), *part = malloc(sizeof(float) * os * g);
+    float *col = malloc(sizeof(float) * (nv + 63)), *pp = malloc(sizeof(float) * (nv + 63));
+    int32_t *rows = malloc(sizeof(int32_t) * nv);
+    ck_assert(cache && q && kf && qf && s && p && out && part && col && pp && rows);
+    for (int32_t c = 0; c < n_store; c++)
+        for (int h = 0; h < 2; h++)
+            for (int i = 0; i < hd; i++) {
+                const kinfer_fp16 x = kinfer_fp32_to_fp16((float)(rng_uniform() * 2 - 1));
+                memcpy(cache + (size_t)c * row + (size_t)h * off + 2 * (size_t)i, &x, 2);
+                if (h == 1) kf[(size_t)c * hd + i] = kinfer_fp16_to_fp32(x);
+            }
+    for (int k = 0; k < g; k++)
+        for (int i = 0; i < hd; i++) {
+            const kinfer_fp16 x = kinfer_fp32_to_fp16((float)(rng_uniform() * 2 - 1));
+            memcpy(q + k * q_stride + 2 * (size_t)i, &x, 2);
+            qf[(size_t)k * hd + i] = kinfer_fp16_to_fp32(x);
+        }
+    for (int32_t r = 0; r < nv; r++) rows[r] = (int32_t)(rng_uniform() * n_store);
+    for (int k = 0; k < g; k++)
+        for (int32_t r = 0; r < nv; r++)
+            p[k * ss + r] = kinfer_fp16_to_fp32(kinfer_fp32_to_fp16((float)rng_uniform()));
+    for (int order = 0; order < 2; order++) {
+        kinfer_attn_scores_f16_ordered_avx512(s, ss, g, hd, cache + off, row, rows, nv, (const kinfer_fp16 *)q,
+                                              q_stride, 0.125f, order);
+        for (int k = 0; k < g; k++)
+            for (int32_t r = 0; r < nv; r++) {
+                const float want = ordered_dot(hd, kf + (size_t)rows[r] * hd, qf + (size_t)k * hd, order) * 0.125f;
+                ck_assert_msg(memcmp(&want, &s[k * ss + r], sizeof want) == 0,
+                              "score hd %d nv %d g %d order %d head %d row %d: %a vs %a", hd, nv, g, order, k, r,
+                              s[k * ss + r], want);
+            }
+        if (hd % 16) continue;
+        kinfer_attn_wsum_f16_ordered_avx512(out, os, g, hd, cache + off, row, rows, p, ss, nv, order);
+        /* the cells past nv up to a multiple of 64 are llama.cpp's
+         * masked ones: weight 0 */
+        const int32_t np = (nv + 63) & ~63;
+        for (int k = 0; k < g; k++)
+            for (int d = 0; d < hd; d++) {
+                for (int32_t r = 0; r < np; r++) {
+                    col[r] = r < nv ? kf[(size_t)rows[r] * hd + d] : 0.0f;
+                    pp[r] = r < nv ? p[k * ss + r] : 0.0f;
+                }
+                const float want = ordered_dot(np, col, pp, order);
+                ck_assert_msg(memcmp(&want, &out[k * os + d], sizeof want) == 0,
+                              "wsum hd %d nv %d g %d order %d head %d dim %d: %a vs %a", hd, nv, g, order, k, d,
+                              out[k * os + d], want);
+            }
+        if (hd < 32) continue;
+        kinfer_attn_wsum_f16_ordered_avx512(part + 16, os, g, hd - 16, cache + off + 32, row, rows, p, ss, nv,
+                                            order);
+        for (int k = 0; k < g; k++)
+            ck_assert_msg(memcmp(part + k * os + 16, out + k * os + 16, sizeof(float) * (hd - 16)) == 0,
+                          "wsum hd %d nv %d g %d order %d head %d: dims 16.. alone differ", hd, nv, g, order, k);
+    }
+    free(cache), free(q), free(kf), free(qf), free(s), free(p), free(out), free(part), free(col), free(pp);
+    free(rows);
+}
+
 START_TEST(test_ordered)
 {
     if (kinfer_cpu_best_level() < KINFER_CPU_AVX512) {
         fprintf(stderr, "SKIP: ordered attention kernels need AVX-512\n");
         return;
     }
-    const int hds[] = {64, 80, 128, 256}, nvs[] = {1, 15, 64, 77, 300};
+    /* 576: past the tiles' head size, key by key */
+    const int hds[] = {16, 48, 64, 80, 128, 256, 576};
+    const int32_t nvs[] = {1, 15, 16, 17, 64, 77, 300};
     rng_state = 7;
-    for (size_t hi = 0; hi < sizeof hds / sizeof hds[0]; hi++) {
-        for (size_t ni = 0; ni < sizeof nvs / sizeof nvs[0]; ni++) {
-            const int hd = hds[hi], nv = nvs[ni];
-            const size_t row = (size_t)hd * 2;
-            kinfer_fp16 *cache = malloc(row * (size_t)nv), *q = malloc(row);
-            float *kf = malloc(sizeof(float) * (size_t)hd * nv), *qf = malloc(sizeof(float) * hd);
-            float *s = malloc(sizeof(float) * nv), *p = malloc(sizeof(float) * nv);
-            float *out = malloc(sizeof(float) * hd), *col = malloc(sizeof(float) * (nv + 63));
-            float *pp = malloc(sizeof(float) * (nv + 63));
-            int32_t *rows = malloc(sizeof(int32_t) * nv);
-            for (int i = 0; i < hd * nv; i++) {
-                cache[i] = kinfer_fp32_to_fp16((float)(rng_uniform() * 2 - 1));
-                kf[i] = kinfer_fp16_to_fp32(cache[i]);
-            }
-            for (int i = 0; i < hd; i++) {
-                q[i] = kinfer_fp32_to_fp16((float)(rng_uniform() * 2 - 1));
-                qf[i] = kinfer_fp16_to_fp32(q[i]);
-            }
-            for (int r = 0; r < nv; r++) {
-                rows[r] = r;
-                p[r] = kinfer_fp16_to_fp32(kinfer_fp32_to_fp16((float)rng_uniform()));
-            }
-            for (int order = 0; order < 2; order++) {
-                kinfer_attn_scores_f16_ordered_avx512(s, hd, (const uint8_t *)cache, row, rows, nv, q,
-                                                      0.125f, order);
-                for (int r = 0; r < nv; r++) {
-                    const float want = ordered_dot(hd, kf + (size_t)r * hd, qf, order) * 0.125f;
-                    ck_assert_msg(memcmp(&want, &s[r], sizeof want) == 0, "score hd %d nv %d order %d row %d: %a vs %a",
-                                  hd, nv, order, r, s[r], want);
-                }
-                if (hd % 16) continue;
-                kinfer_attn_wsum_f16_ordered_avx512(out, hd, (const uint8_t *)cache, row, rows, p, nv, order);
-                /* the cells past nv up to a multiple of 64 are llama.cpp's
-                 * masked ones: weight 0 */
-                const int np = (nv + 63) & ~63;
-                for (int d = 0; d < hd; d++) {
-                    for (int r = 0; r < np; r++) {
-                        col[r] = r < nv ? kf[(size_t)r * hd + d] : 0.0f;
-                        pp[r] = r < nv ? p[r] : 0.0f;
-                    }
-                    const float want = ordered_dot(np, col, pp, order);
-                    ck_assert_msg(memcmp(&want, &out[d], sizeof want) == 0, "wsum hd %d nv %d order %d dim %d: %a vs %a",
-                                  hd, nv, order, d, out[d], want);
-                }
-            }
-            free(cache), free(q), free(kf), free(qf), free(s), free(p), free(out), free(col), free(pp), free(rows);
-        }
-    }
+    for (size_t hi = 0; hi < sizeof hds / sizeof hds[0]; hi++)
+        for (size_t ni = 0; ni < sizeof nvs / sizeof nvs[0]; ni++)
+            for (int g = 1; g <= KINFER_ATTN_MAX_G; g++) check_ordered(hds[hi], nvs[ni], g);
 }
 END_TEST
 

@@ -32,8 +32,11 @@
  * SwiGLU and RoPE.  SmolLM2 (Q4_1, Q8_0) uses only such kernels: there the
  * logits are llama.cpp's to the bit, and the issue's bounds apply (top-10
  * within 1e-3, greedy identical unless llama.cpp's top-2 are within 1e-3).
- * Gemma 3's K-quant kernels (Q4_K, Q6_K) keep their own order (llama.cpp
- * repacks those weights): it gets llama.cpp's own noise bounds.
+ * Gemma 3's K-quant kernels (Q4_K, Q6_K) follow llama.cpp's orders too
+ * (repacked Q4_K, tiled Q6_K: kernels/cpu/x86/quant_avx512.h), and its
+ * prompts match to the bit; but its decode attention beyond 32 cached
+ * tokens and its 512-token micro-batches still differ in float noise, so it
+ * keeps llama.cpp's own noise bounds.
  */
 typedef struct tolerance {
     float top10_max;  /* |kinfer - llama.cpp| on each of the oracle's top-10 */
@@ -47,21 +50,35 @@ typedef struct tolerance {
 static const tolerance TOL_EXACT = {1e-3f, 1e-4f, 1.0, 1e-3f, 1};
 static const tolerance TOL_NOISE = {3.0f, 0.45f, 0.95, 0.5f, 0};
 
-/* Whether kinfer runs every kernel of this model in ggml's order: SmolLM2 on
- * a CPU with the AVX-512 level (as kernels/cpu/dispatch.c picks it). */
-static tolerance tolerance_for(const char *file)
+/* The AVX-512 level, as kernels/cpu/dispatch.c picks it. */
+static int cpu_avx512(void)
 {
     __builtin_cpu_init();
-    const int avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                       __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
-                       __builtin_cpu_supports("avx512vnni");
-    return avx512 && strcmp(file, TEST_MODEL_SMOLLM2) == 0 ? TOL_EXACT : TOL_NOISE;
+    return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+           __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq") &&
+           __builtin_cpu_supports("avx512vnni");
+}
+
+/* Whether kinfer runs every kernel of this model in ggml's order: SmolLM2 on
+ * a CPU with the AVX-512 level. */
+static tolerance tolerance_for(const char *file)
+{
+    return cpu_avx512() && strcmp(file, TEST_MODEL_SMOLLM2) == 0 ? TOL_EXACT : TOL_NOISE;
 }
 
 /* Same logits whatever the micro-batch size beyond one token, thread count
  * or batch mix: kinfer computes every (token, row) and (token, head) the
  * same way, so these agree to the bit. */
 #define BATCH_TOL 0.0f
+
+/* Except where kinfer follows llama.cpp, whose K-quant sums depend on the
+ * micro-batch: on AVX-512, Q4_K in groups of four tokens and Q6_K tiled from
+ * eight tokens on (kernels/cpu/gemm.h) -- Gemma 3's weights.  There the
+ * micro-batch size may change a logit by llama.cpp's own noise. */
+static float batch_tol(const char *file)
+{
+    return cpu_avx512() && strcmp(file, TEST_MODEL_GEMMA3) == 0 ? TOL_NOISE.top10_max : BATCH_TOL;
+}
 
 #define FIX_TOPK 10
 #define FIX_MAX_PROMPTS 16
@@ -399,8 +416,8 @@ static void check_long(const char *file)
             } else {
                 float d = max_diff(ref + (size_t)t * n_vocab, lg, n_vocab);
                 if (d > worst) worst = d;
-                ck_assert_msg(d <= BATCH_TOL, "%s n_batch %u pos %d: differs by %g from n_batch 512",
-                              file, sizes[si], t, d);
+                ck_assert_msg(d <= batch_tol(file),
+                              "%s n_batch %u pos %d: differs by %g from n_batch 512", file, sizes[si], t, d);
             }
         }
         if (si == 0) {
@@ -473,7 +490,7 @@ static void check_two_seqs(const char *file)
                                        : alone_b + (size_t)(-1 - src[i]) * n_vocab;
         float d = max_diff(ref, kinfer_get_logits(c, i), n_vocab);
         if (d > worst) worst = d;
-        ck_assert_msg(d <= BATCH_TOL, "%s: token %d of the mixed batch differs by %g", file, i, d);
+        ck_assert_msg(d <= batch_tol(file), "%s: token %d of the mixed batch differs by %g", file, i, d);
     }
     fprintf(stderr, "%s: two sequences in one batch vs alone: max diff %g\n", file, worst);
     kinfer_pos lo, hi;

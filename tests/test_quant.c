@@ -305,6 +305,165 @@ static double dequant_dot(int wtype, const void *w, int atype, const void *a, in
     return s;
 }
 
+/* ------------------------------- llama.cpp's K-quant float orders
+ * Scalar models of the float operations of llama.cpp's x86 kernels for
+ * Q4_K (repacked: gemv order for one token, gemm order for groups of four),
+ * Q5_K and Q6_K (vec_dot, 8 int lanes), which the AVX-512 kernels must
+ * match bit for bit; kernels/cpu/x86/quant_avx512.h describes them. */
+
+/* hsum_float_8: ((a4 + a0) + (a6 + a2)) + ((a5 + a1) + (a7 + a3)) */
+static float llama_hsum8(const float *a)
+{
+    float r[4];
+    for (int i = 0; i < 4; i++)
+        r[i] = a[4 + i] + a[i];
+    return (r[0] + r[2]) + (r[1] + r[3]);
+}
+
+static float llama_dot_q4_K(const void *w, const void *a, int64_t n, bool gemm_order)
+{
+    const block_q4_K *x = w;
+    const block_q8_K *y = a;
+    float acc = 0.0f, accm = 0.0f;
+    for (int64_t b = 0; b < n / QK_K; b++) {
+        const float dd = kinfer_fp16_to_fp32(x[b].d) * y[b].d, dm = kinfer_fp16_to_fp32(x[b].dmin) * y[b].d;
+        int isum = 0, msum = 0;
+        for (int c = 0; c < 4; c++) {
+            int I = 0, M = 0;
+            for (int h = 0; h < 2; h++) {
+                const int j = 2 * c + h;
+                uint8_t sc, m;
+                kinfer_k4_scale_min(j, x[b].scales, &sc, &m);
+                int dot = 0;
+                for (int l = 0; l < 32; l++)
+                    dot += ((x[b].qs[32 * c + l] >> (4 * h)) & 0xF) * y[b].qs[32 * j + l];
+                I += sc * dot;
+                M += m * (y[b].bsums[2 * j] + y[b].bsums[2 * j + 1]);
+            }
+            if (gemm_order) {
+                acc = fmaf((float)I, dd, acc);
+                accm = fmaf((float)M, dm, accm);
+            }
+            isum += I;
+            msum += M;
+        }
+        if (!gemm_order) {
+            acc = fmaf((float)isum, dd, acc);
+            accm = fmaf((float)msum, dm, accm);
+        }
+    }
+    return acc - accm;
+}
+
+static float llama_dot_q5_K(const void *w, const void *a, int64_t n)
+{
+    const block_q5_K *x = w;
+    const block_q8_K *y = a;
+    float acc[8] = {0}, summs = 0.0f;
+    for (int64_t b = 0; b < n / QK_K; b++) {
+        int lane[8] = {0}, M = 0;
+        for (int j = 0; j < 8; j++) {
+            uint8_t sc, m;
+            kinfer_k4_scale_min(j, x[b].scales, &sc, &m);
+            for (int l = 0; l < 32; l++) {
+                const int q = ((x[b].qs[32 * (j / 2) + l] >> (4 * (j % 2))) & 0xF) + 16 * ((x[b].qh[l] >> j) & 1);
+                lane[l / 4] += sc * q * y[b].qs[32 * j + l];
+            }
+            M += m * (y[b].bsums[2 * j] + y[b].bsums[2 * j + 1]);
+        }
+        for (int i = 0; i < 8; i++)
+            acc[i] = fmaf(y[b].d * kinfer_fp16_to_fp32(x[b].d), (float)lane[i], acc[i]);
+        summs = fmaf(-y[b].d * kinfer_fp16_to_fp32(x[b].dmin), (float)M, summs);
+    }
+    return llama_hsum8(acc) + summs;
+}
+
+static float llama_dot_q6_K(const void *w, const void *a, int64_t n)
+{
+    const block_q6_K *x = w;
+    const block_q8_K *y = a;
+    float acc[8] = {0};
+    for (int64_t b = 0; b < n / QK_K; b++) {
+        int lane[8] = {0};
+        for (int e = 0; e < QK_K; e++) {
+            const int h = e / 128, r = e % 128, l = r % 32, k = r / 32;
+            const uint8_t ql = x[b].ql[64 * h + l + 32 * (k % 2)];
+            const int q = ((k < 2 ? ql : ql >> 4) & 0xF) | (((x[b].qh[32 * h + l] >> (2 * k)) & 3) << 4);
+            lane[(e % 32) / 4] += x[b].scales[e / 16] * q * y[b].qs[e];
+        }
+        for (int i = 0; i < 8; i++) {
+            lane[i] -= 32 * (x[b].scales[2 * i] * y[b].bsums[2 * i] +
+                             x[b].scales[2 * i + 1] * y[b].bsums[2 * i + 1]);
+            acc[i] = fmaf(y[b].d * kinfer_fp16_to_fp32(x[b].d), (float)lane[i], acc[i]);
+        }
+    }
+    return llama_hsum8(acc);
+}
+
+/* llama.cpp's tiled kernel (matmuls of 8 tokens or more) for Q5_K and
+ * Q6_K: one exact integer per block, r = S d_x (Q5_K: r -= dmin_x M, fused),
+ * acc = fma(r, d_y, acc). */
+static float llama_tiled_k(int type, const void *w, const void *a, int64_t n)
+{
+    const block_q8_K *y = a;
+    float acc = 0.0f;
+    for (int64_t b = 0; b < n / QK_K; b++) {
+        int S = 0, M = 0;
+        float dx, mx = 0.0f;
+        if (type == KINFER_TYPE_Q6_K) {
+            const block_q6_K *x = (const block_q6_K *)w + b;
+            for (int e = 0; e < QK_K; e++) {
+                const int h = e / 128, r = e % 128, l = r % 32, k = r / 32;
+                const uint8_t ql = x->ql[64 * h + l + 32 * (k % 2)];
+                const int q = ((k < 2 ? ql : ql >> 4) & 0xF) | (((x->qh[32 * h + l] >> (2 * k)) & 3) << 4);
+                S += x->scales[e / 16] * q * y[b].qs[e];
+            }
+            for (int g = 0; g < 16; g++)
+                S -= 32 * x->scales[g] * y[b].bsums[g];
+            dx = kinfer_fp16_to_fp32(x->d);
+        } else {
+            const block_q5_K *x = (const block_q5_K *)w + b;
+            for (int j = 0; j < 8; j++) {
+                uint8_t sc, m;
+                kinfer_k4_scale_min(j, x->scales, &sc, &m);
+                for (int l = 0; l < 32; l++) {
+                    const int q = ((x->qs[32 * (j / 2) + l] >> (4 * (j % 2))) & 0xF) + 16 * ((x->qh[l] >> j) & 1);
+                    S += sc * q * y[b].qs[32 * j + l];
+                }
+                M += m * (y[b].bsums[2 * j] + y[b].bsums[2 * j + 1]);
+            }
+            dx = kinfer_fp16_to_fp32(x->d);
+            mx = kinfer_fp16_to_fp32(x->dmin);
+        }
+        float r = (float)S * dx;
+        if (type == KINFER_TYPE_Q5_K)
+            r = fmaf(-mx, (float)M, r);
+        acc = fmaf(r, y[b].d, acc);
+    }
+    return acc;
+}
+
+/* llama.cpp's order for a K-quant dot at the AVX-512 level; *has_model =
+ * false for other types.  in_group: the token is in one of the batch's
+ * groups of four (Q4_K's gemm order). */
+static float llama_k_dot(int type, const void *w, const void *a, int64_t n, bool in_group, bool *has_model)
+{
+    *has_model = true;
+    switch (type) {
+    case KINFER_TYPE_Q4_K: return llama_dot_q4_K(w, a, n, in_group);
+    case KINFER_TYPE_Q5_K: return llama_dot_q5_K(w, a, n);
+    case KINFER_TYPE_Q6_K: return llama_dot_q6_K(w, a, n);
+    default: *has_model = false; return 0.0f;
+    }
+}
+
+/* Types whose batched result at this level depends on the token's group of
+ * four, as llama.cpp's does (the Q4_K repack on x86). */
+static bool groups_of_4(int type, kinfer_cpu_level level)
+{
+    return type == KINFER_TYPE_Q4_K && level == KINFER_CPU_AVX512;
+}
+
 static void check_dots(int type, int64_t n, bool random_bytes)
 {
     const kinfer_type_traits *tt = kinfer_type_traits_get(type);
@@ -352,8 +511,17 @@ static void check_dots(int type, int64_t n, bool random_bytes)
         const float s = k->vec_dot(n, w, a);
         ck_assert_msg(fabs(s - exact) <= tol, "%s n=%ld %s dot %.9g vs %.9g (ref %.9g, tol %.3g)",
                       tt->name, (long)n, kinfer_cpu_level_name((kinfer_cpu_level)level), s, exact, r, tol);
+        bool has_model = false;
+        if (level == KINFER_CPU_AVX512) {
+            /* llama.cpp's float order, bit for bit */
+            const float lm = llama_k_dot(type, w, a, n, false, &has_model);
+            ck_assert_msg(!has_model || kinfer_f32_bits(s) == kinfer_f32_bits(lm),
+                          "%s n=%ld avx512 dot %.9g vs llama.cpp order %.9g", tt->name, (long)n, s, lm);
+        }
+        const bool grouped = groups_of_4(type, (kinfer_cpu_level)level);
         if (k->vec_dot_x4 != NULL) {
-            /* batched: each of 4 activation rows exactly as vec_dot */
+            /* batched: each of 4 activation rows exactly as vec_dot (or, a
+             * group of four, as llama.cpp's gemm order) */
             const size_t ab = kinfer_row_size(atype, n);
             uint8_t *a4 = xmalloc(4 * ab);
             for (int t = 0; t < 4; t++) {
@@ -363,7 +531,9 @@ static void check_dots(int type, int64_t n, bool random_bytes)
             float out[4];
             k->vec_dot_x4(n, w, a4, ab, out);
             for (int t = 0; t < 4; t++) {
-                const float one = k->vec_dot(n, w, a4 + t * ab);
+                bool m4;
+                const float one = grouped ? llama_k_dot(type, w, a4 + t * ab, n, true, &m4)
+                                          : k->vec_dot(n, w, a4 + t * ab);
                 ck_assert_msg(kinfer_f32_bits(out[t]) == kinfer_f32_bits(one),
                               "%s %s x4 row %d: %.9g vs %.9g", tt->name,
                               kinfer_cpu_level_name((kinfer_cpu_level)level), t, out[t], one);
@@ -389,7 +559,9 @@ static void check_dots(int type, int64_t n, bool random_bytes)
     const kinfer_gemm_kernels gk = kinfer_gemm_get(type);
     if (gk.gemm != NULL) {
         /* batched prompt kernels: each token exactly as vec_dot, whatever
-         * the number of tokens in the call */
+         * the number of tokens in the call (Q4_K: the first nt - nt % 4 as
+         * vec_dot_x4 of their group of four) */
+        const bool grouped = groups_of_4(type, kinfer_cpu_best_level());
         const kinfer_cpu_kernels *k = kinfer_cpu_kernels_get(type);
         const size_t ab = kinfer_row_size(atype, n), pb = kinfer_gemm_packed_size(n);
         enum { NT = KINFER_GEMM_MAX_NT };
@@ -397,26 +569,60 @@ static void check_dots(int type, int64_t n, bool random_bytes)
         for (int t = 0; t < NT; t++) {
             fill_gauss(x, n, 0.5f + (float)t);
             kinfer_cpu_kernels_get(atype)->from_float_act(x, aq + t * ab, n);
-            gk.pack(n, aq + t * ab, ap + t * pb);
+            if (gk.pack != NULL)
+                gk.pack(n, aq + t * ab, ap + t * pb);
         }
-        /* one or two weight rows: w, then a random row of the type */
+        /* up to 9 weight rows (every remainder of the kernels' row tiles):
+         * w, then random rows of the type */
+        enum { MAX_ROWS = 9, OSTRIDE = MAX_ROWS + 1 };
         const size_t wrow = kinfer_row_size(type, n);
-        uint8_t *w2 = xmalloc(2 * wrow);
+        uint8_t *w2 = xmalloc(MAX_ROWS * wrow);
         memcpy(w2, w, wrow);
-        random_row(type, w2 + wrow, n);
-        for (int nr = 1; nr <= 2; nr++) {
-            for (int nt = 1; nt <= NT; nt++) {
-                float out[3 * NT];
-                gk.gemm(n, w2, wrow, nr, ap, pb, nt, out, 3);
+        for (int i = 1; i < MAX_ROWS; i++)
+            random_row(type, w2 + i * wrow, n);
+        /* the rows as the gemm takes them: decoded, for a type with a decoder */
+        const size_t grow = gk.decode != NULL ? kinfer_gemm_decoded_row_size(n) : wrow;
+        uint8_t *wg = w2;
+        if (gk.decode != NULL) {
+            wg = xmalloc(MAX_ROWS * grow);
+            gk.decode(n, w2, wrow, MAX_ROWS, wg);
+        }
+        for (int nt = 1; nt <= NT; nt++) {
+            /* a packed group holds just the call's tokens, the rest zero */
+            if (gk.pack_group != NULL)
+                gk.pack_group(n, aq, ab, nt, ap);
+            for (int nr = 1; nr <= MAX_ROWS; nr++) {
+                float out[OSTRIDE * NT];
+                gk.gemm(n, wg, grow, nr, ap, pb, nt, out, OSTRIDE);
                 for (int i = 0; i < nr; i++)
                     for (int t = 0; t < nt; t++) {
-                        const float one = k->vec_dot(n, w2 + i * wrow, aq + t * ab);
-                        ck_assert_msg(kinfer_f32_bits(out[i + 3 * t]) == kinfer_f32_bits(one),
+                        float one = k->vec_dot(n, w2 + i * wrow, aq + t * ab);
+                        if (grouped && t < nt - nt % 4) {
+                            float g4[4];
+                            k->vec_dot_x4(n, w2 + i * wrow, aq + (t & ~3) * ab, ab, g4);
+                            one = g4[t & 3];
+                        }
+                        ck_assert_msg(kinfer_f32_bits(out[i + OSTRIDE * t]) == kinfer_f32_bits(one),
                                       "%s n=%ld gemm rows=%d nt=%d row %d token %d: %.9g vs vec_dot %.9g",
-                                      tt->name, (long)n, nr, nt, i, t, out[i + 3 * t], one);
+                                      tt->name, (long)n, nr, nt, i, t, out[i + OSTRIDE * t], one);
                     }
             }
         }
+        /* many-token kernels in llama.cpp's tiled order */
+        const kinfer_gemm_fn tiled = kinfer_gemm_get_tiled(type);
+        for (int nt = 1; tiled != NULL && nt <= NT; nt++) {
+            float out[3 * NT];
+            tiled(n, w2, wrow, 2, ap, pb, nt, out, 3);
+            for (int i = 0; i < 2; i++)
+                for (int t = 0; t < nt; t++) {
+                    const float want = llama_tiled_k(type, w2 + i * wrow, aq + t * ab, n);
+                    ck_assert_msg(kinfer_f32_bits(out[i + 3 * t]) == kinfer_f32_bits(want),
+                                  "%s n=%ld tiled nt=%d row %d token %d: %.9g vs llama.cpp order %.9g",
+                                  tt->name, (long)n, nt, i, t, out[i + 3 * t], want);
+                }
+        }
+        if (wg != w2)
+            free(wg);
         free(w2);
         free(aq);
         free(ap);
@@ -594,13 +800,53 @@ START_TEST(test_matmul)
         const size_t ss = kinfer_matmul_scratch_size(type, n_cols, nt, 3);
         void *scratch = xmalloc(ss);
         /* quantized path: the same bits on 1, 2 and 3 threads, and a batch
-         * gives each token what it gets alone */
-        for (int64_t t = 0; t < nt; t++) {
+         * gives each token what it gets alone (Q4_K at AVX-512: what its
+         * group of four gets, tokens 4g .. 4g + 3, as in llama.cpp) */
+        const int64_t n_grouped = groups_of_4(type, kinfer_cpu_best_level()) ? nt - nt % 4 : 0;
+        for (int64_t t = 0; t < n_grouped; t += 4)
+            ck_assert_int_eq(kinfer_matmul_ex(NULL, scratch, ss, type, w, n_rows, n_cols, x + t * n_cols,
+                                              4, y1 + t * n_rows, KINFER_MATMUL_QUANT), KINFER_OK);
+        if (n_grouped > 0) {
+            /* and each group of four as vec_dot_x4 (llama.cpp's gemm order) */
+            const kinfer_cpu_kernels *k = kinfer_cpu_kernels_get(type);
+            const size_t ab = kinfer_row_size(KINFER_TYPE_Q8_K, n_cols), wrow = kinfer_row_size(type, n_cols);
+            uint8_t *a4 = xmalloc(4 * ab);
+            float *yg = xmalloc((size_t)(nt * n_rows) * sizeof(float));
+            ck_assert_int_eq(kinfer_matmul_ex(NULL, scratch, ss, type, w, n_rows, n_cols, x, nt, yg,
+                                              KINFER_MATMUL_QUANT), KINFER_OK);
+            for (int64_t t = 0; t < n_grouped; t += 4) {
+                for (int j = 0; j < 4; j++)
+                    ck_assert_int_eq(kinfer_quantize_act_row(KINFER_TYPE_Q8_K, x + (t + j) * n_cols, a4 + j * ab,
+                                                             n_cols), KINFER_OK);
+                for (int64_t r = 0; r < n_rows; r++) {
+                    float o4[4];
+                    k->vec_dot_x4(n_cols, (const uint8_t *)w + r * wrow, a4, ab, o4);
+                    for (int j = 0; j < 4; j++)
+                        ck_assert_msg(kinfer_f32_bits(o4[j]) == kinfer_f32_bits(yg[(t + j) * n_rows + r]),
+                                      "%s: token %ld row %ld: batch %.9g vs vec_dot_x4 %.9g", tt->name,
+                                      (long)(t + j), (long)r, yg[(t + j) * n_rows + r], o4[j]);
+                }
+            }
+            free(a4);
+            free(yg);
+        }
+        for (int64_t t = n_grouped; t < nt; t++) {
             ck_assert_int_eq(kinfer_matmul_ex(NULL, scratch, ss, type, w, n_rows, n_cols, x + t * n_cols,
                                               1, y1 + t * n_rows, KINFER_MATMUL_QUANT), KINFER_OK);
         }
         ck_assert_int_eq(kinfer_matmul_ex(NULL, scratch, ss, type, w, n_rows, n_cols, x, nt, y0,
                                           KINFER_MATMUL_QUANT), KINFER_OK);
+        if (nt >= KINFER_GEMM_TILED_MIN_TOKENS && kinfer_gemm_get_tiled(type) != NULL) {
+            /* many tokens: llama.cpp's tiled order instead */
+            const size_t ab = kinfer_row_size(KINFER_TYPE_Q8_K, n_cols), wrow = kinfer_row_size(type, n_cols);
+            uint8_t *aq = xmalloc(ab);
+            for (int64_t t = 0; t < nt; t++) {
+                ck_assert_int_eq(kinfer_quantize_act_row(KINFER_TYPE_Q8_K, x + t * n_cols, aq, n_cols), KINFER_OK);
+                for (int64_t r = 0; r < n_rows; r++)
+                    y1[t * n_rows + r] = llama_tiled_k(type, (const uint8_t *)w + r * wrow, aq, n_cols);
+            }
+            free(aq);
+        }
         ck_assert_msg(memcmp(y0, y1, (size_t)(nt * n_rows) * sizeof(float)) == 0,
                       "%s: batch of %ld differs from one token at a time", tt->name, (long)nt);
         for (int p = 1; p < 3; p++) {

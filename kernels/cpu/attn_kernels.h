@@ -20,9 +20,10 @@
  * r being n elements of the kernel's type at base + rows[r] * stride bytes.
  * Every element is accumulated in a fixed order (row order from zero, one
  * rounding per row, each row read once for all g heads; the llama.cpp-order
- * F16 kernels: that order, one head at a time), so out_k is bit for bit the
- * same whatever g, nr of other calls, or thread count.  n is a multiple of
- * the type's block size.
+ * F16 kernels: that order), so out_k is bit for bit the same whatever g, nr
+ * of other calls, or thread count, and each output element is computed on
+ * its own (a caller may split the n elements, in whole blocks).  n is a
+ * multiple of the type's block size.
  */
 #define KINFER_ATTN_MAX_G 4
 typedef void (*kinfer_attn_wsum_fn)(float *out, size_t out_stride, int g, int64_t n,

@@ -4,9 +4,13 @@
  * vec_dot_x4 decodes a weight row once per 4 tokens but gathers every
  * activation block's scale and bytes from the Q8 blocks again for every
  * weight row.  Here the activation rows of a matmul are first repacked once
- * (quant bytes contiguous, scales as floats, Q8_0 bytes offset to unsigned
- * so the weight can be the signed operand of vpdpbusd), and one weight row
- * is decoded once for up to KINFER_GEMM_MAX_NT tokens.
+ * (quant bytes contiguous, scales as floats), and each weight block is
+ * decoded once for up to KINFER_GEMM_MAX_NT tokens.  The 32-element block
+ * types go further: the tokens are packed in groups of KINFER_GEMM_MAX_NT,
+ * interleaved block by block (pack_group), so that one load gives a token
+ * pair's quants and one the scales of the whole group, and the weight rows
+ * are decoded once per matmul (decode, a row chunk at a time); the K-quants
+ * pack row by row (pack) and decode inside the gemm.
  *
  * Every result is bit for bit the type's vec_dot at the same CPU level (the
  * same integer lane sums, float products and summation order), so a token's
@@ -26,27 +30,63 @@
  * bytes at out. */
 typedef void (*kinfer_gemm_pack_fn)(int64_t n, const void *act, uint8_t *out);
 
+/* Activation rows act + t * act_stride, t < nt (1 .. MAX_NT) -> one packed
+ * group of MAX_NT tokens (the slots from nt on zeroed) at out, MAX_NT *
+ * kinfer_gemm_packed_size(n) bytes at most. */
+typedef void (*kinfer_gemm_pack_group_fn)(int64_t n, const void *act, size_t act_stride, int nt,
+                                          uint8_t *out);
+
 /* out[i + t * out_stride] = vec_dot(n, weight row i, token t), for weight
- * rows w + i * w_stride, i < nr, and tokens t < nt (1 .. MAX_NT), token t's
- * packed row at a + t * a_stride. */
+ * rows w + i * w_stride, i < nr, and tokens t < nt (1 .. MAX_NT): with
+ * pack, token t's packed row at a + t * a_stride; with pack_group, a is
+ * one packed group (a_stride unused). */
 typedef void (*kinfer_gemm_fn)(int64_t n, const void *w, size_t w_stride, int nr, const uint8_t *a,
                                size_t a_stride, int nt, float *out, size_t out_stride);
 
+/* Weight rows w + i * w_stride, i < nr -> decoded rows at out,
+ * kinfer_gemm_decoded_row_size(n) bytes apart (quants as unsigned bytes,
+ * scales as floats), which the gemm then takes instead of the weight rows:
+ * a row chunk is decoded once for all the token groups that visit it. */
+typedef void (*kinfer_gemm_decode_fn)(int64_t n, const void *w, size_t w_stride, int nr, uint8_t *out);
+
+/* gemm and one of pack, pack_group; decode (or NULL: the gemm takes the
+ * weight rows) */
 typedef struct kinfer_gemm_kernels {
     kinfer_gemm_pack_fn pack;
     kinfer_gemm_fn gemm;
+    kinfer_gemm_pack_group_fn pack_group;
+    kinfer_gemm_decode_fn decode;
 } kinfer_gemm_kernels;
 
-/* Kernels for a weight type at the best level this CPU has, or {NULL, NULL}
+/* Kernels for a weight type at the best level this CPU has, or all NULL
  * when there are none (then use vec_dot / vec_dot_x4). */
 kinfer_gemm_kernels kinfer_gemm_get(int type);
 
-/* Bytes of one packed activation row of n elements (a multiple of 64). */
+/* Bytes of one packed activation row of n elements (a multiple of 64); a
+ * packed group of MAX_NT tokens takes at most MAX_NT times as many. */
 size_t kinfer_gemm_packed_size(int64_t n);
 
+/* Bytes of one decoded weight row of n elements (a multiple of 64). */
+size_t kinfer_gemm_decoded_row_size(int64_t n);
+
+/*
+ * llama.cpp sums some types differently for a matmul of many tokens, so
+ * kinfer does too (the batch size then matters, as in llama.cpp):
+ * - a matmul of KINFER_GEMM_TILED_MIN_TOKENS tokens or more uses
+ *   kinfer_gemm_get_tiled(type) instead of gemm when it is not NULL (Q5_K,
+ *   Q6_K: llama.cpp's tiled kernel);
+ * - Q4_K's gemm sums tokens 0 .. nt - nt % 4 - 1 of a call in groups of four
+ *   in llama.cpp's repacked-gemm order, the rest in its gemv order (= the
+ *   vec_dot): the matmul must call it with token groups starting at
+ *   multiples of 4 and a partial group only at the end of the batch.
+ */
+#define KINFER_GEMM_TILED_MIN_TOKENS 8
+kinfer_gemm_fn kinfer_gemm_get_tiled(int type);
+
 #if defined(__x86_64__)
-/* The AVX-512 kernels of a type, {NULL, NULL} for a type without them. */
+/* The AVX-512 kernels of a type, all NULL for a type without them. */
 kinfer_gemm_kernels kinfer_gemm_avx512(int type);
+kinfer_gemm_fn kinfer_gemm_tiled_avx512(int type);
 #endif
 
 #endif /* KINFER_CPU_GEMM_H */

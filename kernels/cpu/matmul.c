@@ -8,7 +8,8 @@
  * each weight byte is read from memory once per token block, not per token.
  * Where a type has batched kernels (gemm.h) a prompt goes through them
  * instead: the quantized rows are repacked once, each weight row is decoded
- * once per 8 tokens, and the threads claim row chunks from a counter.
+ * once per 8 tokens (32-element types: once per matmul), and the threads
+ * claim row chunks from a counter.
  *
  * BLAS path: dequantize panels of weight rows to f32 and multiply them with
  * cblas_sgemm (OpenBLAS, with its own threads).  It wins once there are
@@ -63,18 +64,50 @@ static size_t align_up(size_t n)
     return (n + 63) & ~(size_t)63;
 }
 
+/* Weight rows per chunk of the batched path: about 16 KiB (as the kernel
+ * reads them: decoded where the type has a decoder), at most 64 rows
+ * (enough chunks to balance), a multiple of 4 where it can be (the kernels
+ * take four rows at a time). */
+static int64_t gemm_tile_rows(size_t row_bytes)
+{
+    int64_t r = (int64_t)(16384 / (row_bytes ? row_bytes : 1));
+    r = r < 1 ? 1 : (r > 64 ? 64 : r);
+    return r >= 4 ? r & ~(int64_t)3 : r;
+}
+
+/* Bytes of the packed activations: whole token groups (pack_group writes
+ * all the slots of the last one). */
+static size_t packed_bytes(int64_t n_cols, int64_t n_tokens)
+{
+    const int64_t G = KINFER_GEMM_MAX_NT;
+    return align_up(kinfer_gemm_packed_size(n_cols) * (size_t)((n_tokens + G - 1) / G * G));
+}
+
+/* Bytes of the row chunk a thread decodes for the batched kernels (0: the
+ * type has no decoder). */
+static size_t gemm_panel_bytes(const kinfer_gemm_kernels *gk, int64_t n_cols)
+{
+    if (gk->decode == NULL)
+        return 0;
+    const size_t row = kinfer_gemm_decoded_row_size(n_cols);
+    return align_up((size_t)gemm_tile_rows(row) * row);
+}
+
 size_t kinfer_matmul_scratch_size(int type, int64_t n_cols, int64_t n_tokens, int n_threads)
 {
     const kinfer_type_traits *tt = kinfer_type_traits_get(type);
     if (tt == NULL || tt->vec_dot_type < 0 || n_cols < 0 || n_tokens < 0)
         return 0;
-    (void)n_threads;
     const size_t act = kinfer_row_size(tt->vec_dot_type, n_cols);
     const size_t quant = align_up(act * (size_t)n_tokens);
     const size_t blas = align_up((size_t)blas_panel_rows(n_cols) * (size_t)n_cols * sizeof(float));
-    /* the batched kernels' packed activations share the BLAS panel's room */
-    const size_t packed = n_tokens > 1 && kinfer_gemm_get(type).gemm != NULL
-                              ? kinfer_gemm_packed_size(n_cols) * (size_t)n_tokens : 0;
+    /* the batched kernels' packed activations and decoded row chunks (one
+     * per thread) share the BLAS panel's room */
+    const kinfer_gemm_kernels gk = kinfer_gemm_get(type);
+    const size_t packed = n_tokens > 1 && gk.gemm != NULL
+                              ? packed_bytes(n_cols, n_tokens) +
+                                    gemm_panel_bytes(&gk, n_cols) * (size_t)(n_threads > 0 ? n_threads : 1)
+                              : 0;
     return 64 + quant + (blas > packed ? blas : packed);
 }
 
@@ -91,6 +124,8 @@ typedef struct matmul_job {
     kinfer_gemm_kernels gk;        /* batched kernels, or NULLs */
     uint8_t *xp;                   /* (n_tokens, xp_row_bytes) packed activations */
     size_t xp_row_bytes;
+    uint8_t *panels;               /* gk.decode: a decoded row chunk per thread */
+    size_t panel_bytes;
     atomic_int next_chunk;         /* batched path: next row chunk to claim */
 } matmul_job;
 
@@ -110,49 +145,59 @@ static void quantize_task(void *p, int ith, int nth)
                             job->n_cols);
 }
 
-/* Quantize, then repack for the batched kernels, a token range each. */
+/* Quantize, then repack for the batched kernels, a range of token groups
+ * each (groups of KINFER_GEMM_MAX_NT tokens: pack_group's unit). */
 static void quantize_pack_task(void *p, int ith, int nth)
 {
     const matmul_job *job = p;
-    int64_t t0, t1;
-    range_of(job->n_tokens, ith, nth, &t0, &t1);
-    for (int64_t t = t0; t < t1; t++) {
-        uint8_t *q = job->xq + (size_t)t * job->act_row_bytes;
-        job->ka->from_float_act(job->x + t * job->n_cols, q, job->n_cols);
-        job->gk.pack(job->n_cols, q, job->xp + (size_t)t * job->xp_row_bytes);
+    const int64_t G = KINFER_GEMM_MAX_NT;
+    int64_t g0, g1;
+    range_of((job->n_tokens + G - 1) / G, ith, nth, &g0, &g1);
+    for (int64_t g = g0; g < g1; g++) {
+        const int64_t t0 = g * G, t1 = t0 + G < job->n_tokens ? t0 + G : job->n_tokens;
+        for (int64_t t = t0; t < t1; t++) {
+            uint8_t *q = job->xq + (size_t)t * job->act_row_bytes;
+            job->ka->from_float_act(job->x + t * job->n_cols, q, job->n_cols);
+            if (job->gk.pack != NULL)
+                job->gk.pack(job->n_cols, q, job->xp + (size_t)t * job->xp_row_bytes);
+        }
+        if (job->gk.pack_group != NULL)
+            job->gk.pack_group(job->n_cols, job->xq + (size_t)t0 * job->act_row_bytes, job->act_row_bytes,
+                               (int)(t1 - t0), job->xp + (size_t)t0 * job->xp_row_bytes);
     }
-}
-
-/* Weight rows per chunk of the batched path: about 16 KiB, at most 64 rows
- * (enough chunks to balance). */
-static int64_t gemm_tile_rows(size_t w_row_bytes)
-{
-    int64_t r = (int64_t)(16384 / (w_row_bytes ? w_row_bytes : 1));
-    return r < 1 ? 1 : (r > 64 ? 64 : r);
 }
 
 /*
  * Row chunks of about 16 KiB of weights are claimed from a shared counter
  * (so a thread slowed by another process on its core does less of the
- * work, instead of the others waiting for it); a chunk stays in L1 while
+ * work, instead of the others waiting for it); a chunk (decoded once, into
+ * the thread's panel, where the type has a decoder) stays in L1 while
  * every token group of the batch goes past it.  Which thread computes an
  * output changes nothing in it.
  */
 static void gemm_task(void *p, int ith, int nth)
 {
     matmul_job *job = p;
-    (void)ith, (void)nth;
-    const int64_t chunk = gemm_tile_rows(job->w_row_bytes);
+    (void)nth;
     const kinfer_gemm_fn gemm = job->gk.gemm;
+    const kinfer_gemm_decode_fn decode = job->gk.decode;
+    uint8_t *panel = job->panels + (size_t)ith * job->panel_bytes;
+    const size_t row_bytes = decode != NULL ? kinfer_gemm_decoded_row_size(job->n_cols) : job->w_row_bytes;
+    const int64_t chunk = gemm_tile_rows(row_bytes);
     for (;;) {
         const int64_t rb = (int64_t)atomic_fetch_add_explicit(&job->next_chunk, 1, memory_order_relaxed) * chunk;
         if (rb >= job->n_rows) break;
         const int64_t re = rb + chunk < job->n_rows ? rb + chunk : job->n_rows;
+        const uint8_t *w = job->w + (size_t)rb * job->w_row_bytes;
+        if (decode != NULL) {
+            decode(job->n_cols, w, job->w_row_bytes, (int)(re - rb), panel);
+            w = panel;
+        }
         for (int64_t t = 0; t < job->n_tokens; t += KINFER_GEMM_MAX_NT) {
             const int64_t nt = job->n_tokens - t < KINFER_GEMM_MAX_NT ? job->n_tokens - t : KINFER_GEMM_MAX_NT;
             const uint8_t *a = job->xp + (size_t)t * job->xp_row_bytes;
-            gemm(job->n_cols, job->w + (size_t)rb * job->w_row_bytes, job->w_row_bytes, (int)(re - rb), a,
-                 job->xp_row_bytes, (int)nt, job->y + t * job->n_rows + rb, (size_t)job->n_rows);
+            gemm(job->n_cols, w, row_bytes, (int)(re - rb), a, job->xp_row_bytes, (int)nt,
+                 job->y + t * job->n_rows + rb, (size_t)job->n_rows);
         }
     }
 }
@@ -288,8 +333,14 @@ kinfer_status kinfer_matmul_ex(kinfer_threadpool *pool, void *scratch, size_t sc
     } else {
         if (n_tokens > 1 && n_cols % 32 == 0) {
             job.gk = kinfer_gemm_get(type);
+            /* llama.cpp's order for many tokens (gemm.h) */
+            const kinfer_gemm_fn tiled =
+                n_tokens >= KINFER_GEMM_TILED_MIN_TOKENS ? kinfer_gemm_get_tiled(type) : NULL;
+            if (tiled != NULL && job.gk.gemm != NULL) job.gk.gemm = tiled;
             job.xp_row_bytes = kinfer_gemm_packed_size(n_cols);
             job.xp = base + align_up(job.act_row_bytes * (size_t)n_tokens);
+            job.panel_bytes = gemm_panel_bytes(&job.gk, n_cols);
+            job.panels = job.xp + packed_bytes(n_cols, n_tokens);
         }
         matmul_quant(pool, &job);
     }

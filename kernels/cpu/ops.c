@@ -116,7 +116,8 @@ static void gelu_table_init(void)
     const float sqrt_2_over_pi = 0.79788456080286535588f;
     for (uint32_t i = 0; i < (1u << 16); i++) {
         const float h = kinfer_fp16_to_fp32((kinfer_fp16)i);
-        const float e = 0.5f * h * (1.0f + tanhf(sqrt_2_over_pi * h * (1.0f + 0.044715f * h * h)));
+        /* ggml builds its table with 1 + a h h contracted to one fma */
+        const float e = 0.5f * h * (1.0f + tanhf(sqrt_2_over_pi * h * fmaf(0.044715f * h, h, 1.0f)));
         gelu_table[i] = kinfer_fp16_to_fp32(kinfer_fp32_to_fp16(e));
     }
 }

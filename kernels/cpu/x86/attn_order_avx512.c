@@ -18,6 +18,13 @@
  * used here is the cell index llama.cpp uses.  The softmax between them is
  * ggml_vec_soft_max_f32: exp in chunks of 16, each chunk summed in float
  * (16-lane sum) and added in double.
+ *
+ * The kernels take the query heads that share a KV head together: each K
+ * or V row slice is loaded and converted once and multiplied into every
+ * head's accumulators (register tiles of keys x heads, chains x heads), and
+ * long contexts prefetch the rows ahead.  Per (head, key) and per (head,
+ * dim) the additions are exactly the ones above, so a head's bits depend
+ * neither on the other heads nor on how the keys or dims are split.
  */
 #include <string.h>
 
@@ -29,6 +36,12 @@
 static ALWAYS_INLINE __m512 load_f16(const void *p)
 {
     return _mm512_cvtph_ps(_mm256_loadu_si256((const __m256i *)p));
+}
+
+/* lanes of the n elements left, up to 16 */
+static ALWAYS_INLINE __mmask16 tail_mask(int64_t n)
+{
+    return n >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << n) - 1);
 }
 
 /* The 16-lane sum of _mm512_reduce_add_ps, lane-wise over 16 vectors:
@@ -82,123 +95,285 @@ static ALWAYS_INLINE __m512 sum16_each(const __m512 v[16])
     return _mm512_permutexvar_ps(idx, r);
 }
 
-void kinfer_attn_scores_f16_ordered_avx512(float *s, int hd, const uint8_t *k0, size_t row_k,
-                                           const int32_t *rows, int32_t nv, const kinfer_fp16 *q,
-                                           float scale, int order)
+/* Query heads converted once to f32 for the multi-head tiles (exact); a
+ * larger head takes the per-key path */
+#define QF_MAX_HD 512
+
+/* K rows are prefetched this many keys ahead when a head sees at least
+ * PF_MIN_KEYS of them (a long context streams from memory; a short one is
+ * in cache, where prefetches only cost) */
+#define PF_KEYS 128
+#define PF_MIN_KEYS 512
+
+/* Scores of G heads against keys r .. r+15: K rows in tiles of KT keys, each
+ * converted once and multiplied into all G heads' accumulators; per (head,
+ * key) the accumulation is dot_f16's, then sum16_each does its 16-lane sum. */
+static ALWAYS_INLINE void scores_block16(float *s, size_t s_stride, const int G, const int gemm, int hd,
+                                         const uint8_t *k0, size_t row_k, const int32_t *rows,
+                                         const float *qf, __m512 vscale)
 {
-    int32_t r = 0;
-    const int gemm = order == KINFER_F16_ORDER_GEMM && hd % 16 == 0;
-    if (gemm || hd % 64 == 0) {
-        /* sixteen keys at a time, their lane vectors summed together */
-        for (; r + 16 <= nv; r += 16) {
-            __m512 lanes[16];
-            for (int u = 0; u < 16; u++) {
-                const kinfer_fp16 *k = (const kinfer_fp16 *)(k0 + (size_t)rows[r + u] * row_k);
-                if (gemm) {
-                    __m512 acc = _mm512_setzero_ps();
-                    for (int i = 0; i < hd; i += 16) acc = _mm512_fmadd_ps(load_f16(k + i), load_f16(q + i), acc);
-                    lanes[u] = acc;
-                } else {
-                    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-                    for (int i = 0; i < hd; i += 64) {
-                        a0 = _mm512_fmadd_ps(load_f16(k + i), load_f16(q + i), a0);
-                        a1 = _mm512_fmadd_ps(load_f16(k + i + 16), load_f16(q + i + 16), a1);
-                        a2 = _mm512_fmadd_ps(load_f16(k + i + 32), load_f16(q + i + 32), a2);
-                        a3 = _mm512_fmadd_ps(load_f16(k + i + 48), load_f16(q + i + 48), a3);
-                    }
-                    lanes[u] = _mm512_add_ps(_mm512_add_ps(a0, a2), _mm512_add_ps(a1, a3));
+    enum { KT_MAX = 8 };
+    const int KT = gemm ? (G <= 2 ? 8 : 4) : (G == 1 ? 4 : G == 2 ? 2 : 1);
+    __m512 lanes[KINFER_ATTN_MAX_G][16];
+    for (int u = 0; u < 16; u += KT) {
+        const kinfer_fp16 *k[KT_MAX];
+#pragma GCC unroll 8
+        for (int t = 0; t < KT; t++) k[t] = (const kinfer_fp16 *)(k0 + (size_t)rows[u + t] * row_k);
+        if (gemm) {
+            __m512 acc[KT_MAX][KINFER_ATTN_MAX_G];
+#pragma GCC unroll 8
+            for (int t = 0; t < KT; t++)
+#pragma GCC unroll 4
+                for (int h = 0; h < G; h++) acc[t][h] = _mm512_setzero_ps();
+            for (int i = 0; i < hd; i += 16) {
+#pragma GCC unroll 8
+                for (int t = 0; t < KT; t++) {
+                    const __m512 kv = load_f16(k[t] + i);
+#pragma GCC unroll 4
+                    for (int h = 0; h < G; h++)
+                        acc[t][h] = _mm512_fmadd_ps(kv, _mm512_loadu_ps(qf + h * hd + i), acc[t][h]);
                 }
             }
-            _mm512_storeu_ps(s + r, _mm512_mul_ps(sum16_each(lanes), _mm512_set1_ps(scale)));
+#pragma GCC unroll 8
+            for (int t = 0; t < KT; t++)
+#pragma GCC unroll 4
+                for (int h = 0; h < G; h++) lanes[h][u + t] = acc[t][h];
+        } else {
+            __m512 a[KT_MAX][KINFER_ATTN_MAX_G][4];
+#pragma GCC unroll 8
+            for (int t = 0; t < KT; t++)
+#pragma GCC unroll 4
+                for (int h = 0; h < G; h++)
+#pragma GCC unroll 4
+                    for (int j = 0; j < 4; j++) a[t][h][j] = _mm512_setzero_ps();
+            for (int i = 0; i < hd; i += 64) {
+#pragma GCC unroll 8
+                for (int t = 0; t < KT; t++)
+#pragma GCC unroll 4
+                    for (int j = 0; j < 4; j++) {
+                        const __m512 kv = load_f16(k[t] + i + 16 * j);
+#pragma GCC unroll 4
+                        for (int h = 0; h < G; h++)
+                            a[t][h][j] = _mm512_fmadd_ps(kv, _mm512_loadu_ps(qf + h * hd + i + 16 * j), a[t][h][j]);
+                    }
+            }
+#pragma GCC unroll 8
+            for (int t = 0; t < KT; t++)
+#pragma GCC unroll 4
+                for (int h = 0; h < G; h++)
+                    lanes[h][u + t] = _mm512_add_ps(_mm512_add_ps(a[t][h][0], a[t][h][2]),
+                                                    _mm512_add_ps(a[t][h][1], a[t][h][3]));
         }
     }
+#pragma GCC unroll 4
+    for (int h = 0; h < G; h++) _mm512_storeu_ps(s + h * s_stride, _mm512_mul_ps(sum16_each(lanes[h]), vscale));
+}
+
+/* The keys in whole blocks of 16 for G heads; returns how many were done. */
+static ALWAYS_INLINE int32_t scores_blocks(float *s, size_t s_stride, const int G, int gemm, int hd,
+                                           const uint8_t *k0, size_t row_k, const int32_t *rows,
+                                           int32_t nv, const float *qf, float scale)
+{
+    const __m512 vscale = _mm512_set1_ps(scale);
+    int32_t r = 0;
+    const int32_t pf_end = nv >= PF_MIN_KEYS ? nv : 0;
+    for (; r + 16 <= nv; r += 16) {
+        if (r + PF_KEYS + 16 <= pf_end)
+            for (int u = 0; u < 16; u++)
+                for (int o = 0; o < 2 * hd; o += 64)
+                    _mm_prefetch((const char *)k0 + (size_t)rows[r + PF_KEYS + u] * row_k + o, _MM_HINT_T0);
+        if (gemm)
+            scores_block16(s + r, s_stride, G, 1, hd, k0, row_k, rows + r, qf, vscale);
+        else
+            scores_block16(s + r, s_stride, G, 0, hd, k0, row_k, rows + r, qf, vscale);
+    }
+    return r;
+}
+
+void kinfer_attn_scores_f16_ordered_avx512(float *s, size_t s_stride, int g, int hd, const uint8_t *k0,
+                                           size_t row_k, const int32_t *rows, int32_t nv,
+                                           const kinfer_fp16 *q, size_t q_stride, float scale, int order)
+{
+    const int gemm = order == KINFER_F16_ORDER_GEMM && hd % 16 == 0;
+    int32_t r = 0;
+    if ((gemm || hd % 64 == 0) && hd <= QF_MAX_HD) {
+        float qf[KINFER_ATTN_MAX_G * QF_MAX_HD];
+        for (int h = 0; h < g; h++)
+            for (int i = 0; i < hd; i += 16)
+                _mm512_storeu_ps(qf + h * hd + i, load_f16((const uint8_t *)q + h * q_stride + 2 * (size_t)i));
+        switch (g) {
+        case 1: r = scores_blocks(s, s_stride, 1, gemm, hd, k0, row_k, rows, nv, qf, scale); break;
+        case 2: r = scores_blocks(s, s_stride, 2, gemm, hd, k0, row_k, rows, nv, qf, scale); break;
+        case 3: r = scores_blocks(s, s_stride, 3, gemm, hd, k0, row_k, rows, nv, qf, scale); break;
+        default: r = scores_blocks(s, s_stride, 4, gemm, hd, k0, row_k, rows, nv, qf, scale); break;
+        }
+    }
+    /* the rest key by key */
     for (; r < nv; r++)
-        s[r] = dot_f16(hd, (const kinfer_fp16 *)(k0 + (size_t)rows[r] * row_k), q, order) * scale;
+        for (int h = 0; h < g; h++)
+            s[h * s_stride + r] = dot_f16(hd, (const kinfer_fp16 *)(k0 + (size_t)rows[r] * row_k),
+                                          (const kinfer_fp16 *)((const uint8_t *)q + h * q_stride), order) *
+                                  scale;
 }
 
 void kinfer_attn_softmax_ordered_avx512(float *x, int64_t n)
 {
     if (n <= 0) return;
-    float max = x[0];
-    for (int64_t i = 1; i < n; i++) max = x[i] > max ? x[i] : max;
-    const __m512 vmax = _mm512_set1_ps(max);
+    /* the max lane-wise from x[0] (a NaN past x[0] is skipped, as by
+     * x[i] > max ? x[i] : max), then across the lanes */
+    __m512 vmax = _mm512_set1_ps(x[0]);
+    for (int64_t i = 0; i < n; i += 16)
+        vmax = _mm512_max_ps(_mm512_mask_loadu_ps(vmax, tail_mask(n - i), x + i), vmax);
+    vmax = _mm512_set1_ps(_mm512_reduce_max_ps(vmax));
     double sum = 0.0;
     for (int64_t i = 0; i < n; i += 16) {
-        const __mmask16 m = n - i >= 16 ? (__mmask16)0xFFFF : (__mmask16)((1u << (n - i)) - 1);
+        const __mmask16 m = tail_mask(n - i);
         /* the lanes past n are the masked cells of llama.cpp's row: 0 */
         const __m512 e = _mm512_maskz_mov_ps(m, kinfer_v_expf(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + i), vmax)));
         _mm512_mask_storeu_ps(x + i, m, e);
         sum += (double)_mm512_reduce_add_ps(e);
     }
-    const float inv = (float)(1.0 / sum);
-    for (int64_t i = 0; i < n; i++) x[i] *= inv;
-}
-
-/* Lane l of the result (16 dims at d) sums p[r] * V row r over the rows
- * r = r0 + l, r0 + l + step, ... < nv, in row order: 16 independent chains. */
-static ALWAYS_INLINE void lane_chains(__m512 acc[16], const uint8_t *v0, size_t row_v, const int32_t *rows,
-                                      const float *p, int32_t nv, int32_t r0, int32_t step, int d)
-{
-    for (int l = 0; l < 16; l++) acc[l] = _mm512_setzero_ps();
-    int32_t c = r0;
-    for (; c + 16 <= nv; c += step) {
-#pragma GCC unroll 16
-        for (int l = 0; l < 16; l++)
-            acc[l] = _mm512_fmadd_ps(load_f16((const kinfer_fp16 *)(v0 + (size_t)rows[c + l] * row_v) + d),
-                                     _mm512_set1_ps(p[c + l]), acc[l]);
-    }
-    if (c < nv) {
-#pragma GCC unroll 16
-        for (int l = 0; l < 16; l++)
-            if (c + l < nv)
-                acc[l] = _mm512_fmadd_ps(load_f16((const kinfer_fp16 *)(v0 + (size_t)rows[c + l] * row_v) + d),
-                                         _mm512_set1_ps(p[c + l]), acc[l]);
+    const __m512 inv = _mm512_set1_ps((float)(1.0 / sum));
+    for (int64_t i = 0; i < n; i += 16) {
+        const __mmask16 m = tail_mask(n - i);
+        _mm512_mask_storeu_ps(x + i, m, _mm512_mul_ps(_mm512_maskz_loadu_ps(m, x + i), inv));
     }
 }
 
-void kinfer_attn_wsum_f16_ordered_avx512(float *out, int hd, const uint8_t *v0, size_t row_v,
-                                         const int32_t *rows, const float *p, int32_t nv, int order)
+/* Chain accumulators of NS (1 or 2) 16-dim slices at v0 for G heads: chain
+ * c of a slice sums p[r] * V row r over the rows r = c, c + step, ... < nv,
+ * in row order, for the chains c < step.  Each pass takes CT chains of all
+ * G heads and both slices (a whole cache line of a row when aligned), so
+ * each V row slice is read and converted once for all heads. */
+static ALWAYS_INLINE void wsum_chains(__m512 ch[][2][64], const int G, const int NS, const int step,
+                                      const uint8_t *v0, size_t row_v, const int32_t *rows, const float *p,
+                                      size_t p_stride, int32_t nv)
 {
-    for (int d = 0; d < hd; d += 16) {
-        __m512 lane[16];
-        if (order == KINFER_F16_ORDER_GEMM) {
-            /* lane l sums cells l, l + 16, ... */
-            lane_chains(lane, v0, row_v, rows, p, nv, 0, 16, d);
-        } else {
-            /* lane l of accumulator j sums cells 16 j + l, 16 j + l + 64, ...;
-             * then (a0 + a2) + (a1 + a3) */
-            __m512 a[4][16];
-            for (int j = 0; j < 4; j++) lane_chains(a[j], v0, row_v, rows, p, nv, 16 * j, 64, d);
-            for (int l = 0; l < 16; l++)
-                lane[l] = _mm512_add_ps(_mm512_add_ps(a[0][l], a[2][l]), _mm512_add_ps(a[1][l], a[3][l]));
+    enum { CT_MAX = 16 };
+    const int CT = NS == 1 ? (G == 1 ? 16 : G == 2 ? 8 : 4) : (G == 1 ? 8 : G == 2 ? 4 : G == 3 ? 4 : 2);
+    for (int c0 = 0; c0 < step; c0 += CT) {
+        __m512 acc[KINFER_ATTN_MAX_G][2][CT_MAX];
+#pragma GCC unroll 4
+        for (int h = 0; h < G; h++)
+#pragma GCC unroll 2
+            for (int s = 0; s < NS; s++)
+#pragma GCC unroll 16
+                for (int t = 0; t < CT; t++) acc[h][s][t] = _mm512_setzero_ps();
+        int32_t c = c0;
+        for (; c + CT <= nv; c += step) {
+#pragma GCC unroll 16
+            for (int t = 0; t < CT; t++)
+#pragma GCC unroll 2
+                for (int s = 0; s < NS; s++) {
+                    const __m512 v = load_f16((const kinfer_fp16 *)(v0 + (size_t)rows[c + t] * row_v) + 16 * s);
+#pragma GCC unroll 4
+                    for (int h = 0; h < G; h++)
+                        acc[h][s][t] = _mm512_fmadd_ps(v, _mm512_set1_ps(p[h * p_stride + c + t]), acc[h][s][t]);
+                }
         }
-        _mm512_storeu_ps(out + d, sum16_lanes(lane));
+        /* the last rows, fewer than CT */
+#pragma GCC unroll 16
+        for (int t = 0; t < CT; t++)
+            if (c + t < nv)
+#pragma GCC unroll 2
+                for (int s = 0; s < NS; s++) {
+                    const __m512 v = load_f16((const kinfer_fp16 *)(v0 + (size_t)rows[c + t] * row_v) + 16 * s);
+#pragma GCC unroll 4
+                    for (int h = 0; h < G; h++)
+                        acc[h][s][t] = _mm512_fmadd_ps(v, _mm512_set1_ps(p[h * p_stride + c + t]), acc[h][s][t]);
+                }
+#pragma GCC unroll 4
+        for (int h = 0; h < G; h++)
+#pragma GCC unroll 2
+            for (int s = 0; s < NS; s++)
+#pragma GCC unroll 16
+                for (int t = 0; t < CT; t++) ch[h][s][c0 + t] = acc[h][s][t];
     }
 }
 
-/* The shapes of attn_kernels.h: g heads, one after the other. */
-#define ORDERED_ADAPTERS(suffix, order)                                                          \
-    static void scores_##suffix(float *s, size_t s_stride, int g, int64_t n, const uint8_t *base, \
-                                size_t stride, const int32_t *rows, int32_t nr, const void *q,   \
-                                size_t q_stride, float scale)                                    \
-    {                                                                                            \
-        for (int k = 0; k < g; k++)                                                              \
-            kinfer_attn_scores_f16_ordered_avx512(s + (size_t)k * s_stride, (int)n, base, stride, \
-                                                  rows, nr,                                      \
-                                                  (const kinfer_fp16 *)((const uint8_t *)q +     \
-                                                                        (size_t)k * q_stride),   \
-                                                  scale, order);                                 \
-    }                                                                                            \
-    static void wsum_##suffix(float *out, size_t out_stride, int g, int64_t n, const uint8_t *base, \
-                              size_t stride, const int32_t *rows, const float *w, size_t w_stride, \
-                              int32_t nr)                                                        \
-    {                                                                                            \
-        for (int k = 0; k < g; k++)                                                              \
-            kinfer_attn_wsum_f16_ordered_avx512(out + (size_t)k * out_stride, (int)n, base, stride, \
-                                                rows, w + (size_t)k * w_stride, nr, order);      \
+/* out (NS slices of 16 dims) from the chains of step cells */
+static ALWAYS_INLINE void wsum_slices(float *out, size_t out_stride, const int G, const int NS, const int step,
+                                      const uint8_t *v0, size_t row_v, const int32_t *rows, const float *p,
+                                      size_t p_stride, int32_t nv)
+{
+    __m512 ch[KINFER_ATTN_MAX_G][2][64], lane[16];
+    wsum_chains(ch, G, NS, step, v0, row_v, rows, p, p_stride, nv);
+    for (int h = 0; h < G; h++)
+        for (int s = 0; s < NS; s++) {
+            if (step == 16) {
+                /* GEMM: lane l sums cells l, l + 16, ... */
+                _mm512_storeu_ps(out + h * out_stride + 16 * s, sum16_lanes(ch[h][s]));
+            } else {
+                /* VEC: lane l of accumulator j sums cells 16 j + l,
+                 * 16 j + l + 64, ...; then (a0 + a2) + (a1 + a3) */
+                for (int l = 0; l < 16; l++)
+                    lane[l] = _mm512_add_ps(_mm512_add_ps(ch[h][s][l], ch[h][s][32 + l]),
+                                            _mm512_add_ps(ch[h][s][16 + l], ch[h][s][48 + l]));
+                _mm512_storeu_ps(out + h * out_stride + 16 * s, sum16_lanes(lane));
+            }
+        }
+}
+
+static ALWAYS_INLINE void wsum_heads(float *out, size_t out_stride, const int G, int order, int hd,
+                                     const uint8_t *v0, size_t row_v, const int32_t *rows, const float *p,
+                                     size_t p_stride, int32_t nv)
+{
+    const int step = order == KINFER_F16_ORDER_GEMM ? 16 : 64;
+    int d = 0;
+    for (; d + 32 <= hd; d += 32) {
+        if (step == 16)
+            wsum_slices(out + d, out_stride, G, 2, 16, v0 + 2 * (size_t)d, row_v, rows, p, p_stride, nv);
+        else
+            wsum_slices(out + d, out_stride, G, 2, 64, v0 + 2 * (size_t)d, row_v, rows, p, p_stride, nv);
     }
-ORDERED_ADAPTERS(gemm, KINFER_F16_ORDER_GEMM)
-ORDERED_ADAPTERS(vec, KINFER_F16_ORDER_VEC)
+    if (d < hd) {
+        if (step == 16)
+            wsum_slices(out + d, out_stride, G, 1, 16, v0 + 2 * (size_t)d, row_v, rows, p, p_stride, nv);
+        else
+            wsum_slices(out + d, out_stride, G, 1, 64, v0 + 2 * (size_t)d, row_v, rows, p, p_stride, nv);
+    }
+}
+
+void kinfer_attn_wsum_f16_ordered_avx512(float *out, size_t out_stride, int g, int hd, const uint8_t *v0,
+                                         size_t row_v, const int32_t *rows, const float *p, size_t p_stride,
+                                         int32_t nv, int order)
+{
+    switch (g) {
+    case 1: wsum_heads(out, out_stride, 1, order, hd, v0, row_v, rows, p, p_stride, nv); break;
+    case 2: wsum_heads(out, out_stride, 2, order, hd, v0, row_v, rows, p, p_stride, nv); break;
+    case 3: wsum_heads(out, out_stride, 3, order, hd, v0, row_v, rows, p, p_stride, nv); break;
+    default: wsum_heads(out, out_stride, 4, order, hd, v0, row_v, rows, p, p_stride, nv); break;
+    }
+}
+
+/* The shapes of attn_kernels.h */
+static void scores_gemm(float *s, size_t s_stride, int g, int64_t n, const uint8_t *base, size_t stride,
+                        const int32_t *rows, int32_t nr, const void *q, size_t q_stride, float scale)
+{
+    kinfer_attn_scores_f16_ordered_avx512(s, s_stride, g, (int)n, base, stride, rows, nr, q, q_stride, scale,
+                                          KINFER_F16_ORDER_GEMM);
+}
+
+static void scores_vec(float *s, size_t s_stride, int g, int64_t n, const uint8_t *base, size_t stride,
+                       const int32_t *rows, int32_t nr, const void *q, size_t q_stride, float scale)
+{
+    kinfer_attn_scores_f16_ordered_avx512(s, s_stride, g, (int)n, base, stride, rows, nr, q, q_stride, scale,
+                                          KINFER_F16_ORDER_VEC);
+}
+
+static void wsum_gemm(float *out, size_t out_stride, int g, int64_t n, const uint8_t *base, size_t stride,
+                      const int32_t *rows, const float *w, size_t w_stride, int32_t nr)
+{
+    kinfer_attn_wsum_f16_ordered_avx512(out, out_stride, g, (int)n, base, stride, rows, w, w_stride, nr,
+                                        KINFER_F16_ORDER_GEMM);
+}
+
+static void wsum_vec(float *out, size_t out_stride, int g, int64_t n, const uint8_t *base, size_t stride,
+                     const int32_t *rows, const float *w, size_t w_stride, int32_t nr)
+{
+    kinfer_attn_wsum_f16_ordered_avx512(out, out_stride, g, (int)n, base, stride, rows, w, w_stride, nr,
+                                        KINFER_F16_ORDER_VEC);
+}
 
 kinfer_attn_scores_fn kinfer_attn_scores_f16_ordered(int order)
 {

@@ -6,12 +6,11 @@
  *
  * Each kernel reproduces the arithmetic of the type's vec_dot in
  * kernels_avx512.c exactly: the same int32 lanes, the same float scale
- * products, the same fused multiply-adds in the same order, the same tail.  Only the way the integer lanes are obtained differs, and
- * integer sums are exact: vec_dot takes sum(x_u * y) - off * sum(y) with
- * the weight decoded to unsigned x_u; here the weight is made signed once
- * (xs = x_u - off), the activation unsigned (y + 128, in the packed row), and
- * sum((y + 128) * xs) - 128 * sum(xs) = sum(y * xs) is the same integer,
- * with the 128 * sum(xs) term computed once per weight block for all tokens.
+ * products, the same fused multiply-adds in the same order, the same tail.
+ * Only the way the integer lanes and the scale vectors are obtained
+ * differs, and integer sums are exact.  The K-quants follow llama.cpp where
+ * its batched order is not its vec_dot's (quant_avx512.h): Q4_K's groups of
+ * four tokens, and the tiled Q5_K, Q6_K kernels for 8 tokens or more.
  */
 #include <immintrin.h>
 #include <stddef.h>
@@ -22,34 +21,169 @@
 #include "cpu/x86/quant_avx512.h"
 #include "quant.h"
 
-/* ------------------------------------------------------ decoders (u8) */
+/* ------------------------------------------- 32-element block types
+ * A packed group holds GROUP tokens (slots), block by block.  A block's
+ * record: the slots' 32 quant bytes each (slot s at 32 s, so a token pair
+ * is one 64-byte load); for the types with an offset (Q8_0 activations:
+ * weights decoded to unsigned u with value u - off) each slot's 8 int32
+ * lane corrections -off * (sum of the lane's 4 quants), which start the
+ * integer sum of every weight row; then the slots' 8 scales d and (Q8_1
+ * activations) the 8 sums s as floats.  Empty slots are all zero. */
 
-/* ------------------------------------------------------ packed activations
- * (n / 32 blocks): quant bytes, 32 per block, then the floats (Q8_0: d per
- * block; Q8_1: d, s per block). */
+#define GROUP KINFER_GEMM_MAX_NT
+#define REC_OFF (GROUP * (32 + 32 + 4))   /* record of a type with an offset */
+#define REC_MIN (GROUP * (32 + 4 + 4))    /* record of Q4_1, Q5_1 */
 
-static void pack_q8_0(int64_t n, const void *act, uint8_t *out)
+static ALWAYS_INLINE void pack_group_q8_0(int64_t n, const void *act, size_t act_stride, int nt,
+                                          uint8_t *out, int off)
 {
-    const block_q8_0 *y = act;
     const int64_t nb = n / 32;
-    float *d = (float *)(out + nb * 32);
-    const __m256i bias = _mm256_set1_epi8((char)0x80);
+    const __m256i ones = _mm256_set1_epi8(1), neg_off = _mm256_set1_epi32(-off);
     for (int64_t b = 0; b < nb; b++) {
-        _mm256_storeu_si256((__m256i *)(out + b * 32),
-                            _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)y[b].qs), bias));
-        d[b] = fp16(y[b].d);
+        uint8_t *rec = out + b * REC_OFF;
+        float *d = (float *)(rec + GROUP * 64);
+        for (int s = 0; s < GROUP; s++) {
+            __m256i q = _mm256_setzero_si256();
+            d[s] = 0.0f;
+            if (s < nt) {
+                const block_q8_0 *y = (const block_q8_0 *)((const uint8_t *)act + (size_t)s * act_stride) + b;
+                q = _mm256_loadu_si256((const __m256i *)y->qs);
+                d[s] = fp16(y->d);
+            }
+            const __m256i lane_sums = _mm256_dpbusd_epi32(_mm256_setzero_si256(), ones, q);
+            _mm256_storeu_si256((__m256i *)(rec + 32 * s), q);
+            _mm256_storeu_si256((__m256i *)(rec + GROUP * 32 + 32 * s), _mm256_mullo_epi32(lane_sums, neg_off));
+        }
     }
 }
 
-static void pack_q8_1(int64_t n, const void *act, uint8_t *out)
+static void pack_group_off8(int64_t n, const void *act, size_t act_stride, int nt, uint8_t *out)
 {
-    const block_q8_1 *y = act;
+    pack_group_q8_0(n, act, act_stride, nt, out, 8);
+}
+
+static void pack_group_off16(int64_t n, const void *act, size_t act_stride, int nt, uint8_t *out)
+{
+    pack_group_q8_0(n, act, act_stride, nt, out, 16);
+}
+
+static void pack_group_off128(int64_t n, const void *act, size_t act_stride, int nt, uint8_t *out)
+{
+    pack_group_q8_0(n, act, act_stride, nt, out, 128);
+}
+
+static void pack_group_q8_1(int64_t n, const void *act, size_t act_stride, int nt, uint8_t *out)
+{
     const int64_t nb = n / 32;
-    float *d = (float *)(out + nb * 32);
     for (int64_t b = 0; b < nb; b++) {
-        memcpy(out + b * 32, y[b].qs, 32);
-        d[2 * b] = fp16(y[b].d);
-        d[2 * b + 1] = fp16(y[b].s);
+        uint8_t *rec = out + b * REC_MIN;
+        float *d = (float *)(rec + GROUP * 32), *sum = d + GROUP;
+        for (int s = 0; s < GROUP; s++) {
+            if (s < nt) {
+                const block_q8_1 *y = (const block_q8_1 *)((const uint8_t *)act + (size_t)s * act_stride) + b;
+                memcpy(rec + 32 * s, y->qs, 32);
+                d[s] = fp16(y->d);
+                sum[s] = fp16(y->s);
+            } else {
+                memset(rec + 32 * s, 0, 32);
+                d[s] = sum[s] = 0.0f;
+            }
+        }
+    }
+}
+
+/* Weight rows -> decoded rows (kinfer_gemm_decoded_row_size apart): the
+ * blocks' quants as unsigned bytes (decode_block32, as vec_dot has them),
+ * 32 per block, then the blocks' d and (min_layout) m as floats.  The gemm
+ * visits a chunk of rows once per token group: decoded once, a block then
+ * costs the kernel two broadcast loads. */
+static ALWAYS_INLINE void decode_rows(int64_t n, const void *w, size_t wstride, int nr, size_t bsize,
+                                      decode_fn decode, int min_layout, size_t qs_off, int qh_off, uint8_t *out)
+{
+    const int64_t nb = n / 32;
+    const size_t dstride = kinfer_gemm_decoded_row_size(n);
+    for (int r = 0; r < nr; r++) {
+        const uint8_t *x = (const uint8_t *)w + (size_t)r * wstride;
+        uint8_t *q = out + (size_t)r * dstride;
+        float *d = (float *)(q + nb * 32), *m = d + nb;
+        for (int64_t b = 0; b < nb; b++) {
+            const uint8_t *xb = x + (size_t)b * bsize;
+            _mm256_storeu_si256((__m256i *)(q + b * 32), decode_block32(xb, decode, min_layout, qs_off, qh_off));
+            kinfer_fp16 h[2];
+            memcpy(h, xb, min_layout ? 4 : 2);
+            d[b] = fp16(h[0]);
+            if (min_layout)
+                m[b] = fp16(h[1]);
+        }
+    }
+}
+
+/*
+ * R decoded weight rows (1 .. 4) x the token pairs p < NP (1 .. 4) of a
+ * packed group, in ggml's order (dot_seq_n of kernels_avx512.c): per output
+ * one 8-lane accumulator that takes the blocks in sequence, acc += (d_x
+ * d_y) * lanes, then an 8-lane horizontal sum, plus (Q4_1, Q5_1) the min
+ * terms summed in block order.  A token pair shares a 512-bit accumulator,
+ * one per half.  Per block and row one multiply gives d_x d_y for all 8
+ * tokens and a permute spreads a pair's two products over the halves: a
+ * permute runs beside the multiply-adds, where a multiply per pair would
+ * compete with them (and vpdpbusd) for the same two pipes.
+ */
+static ALWAYS_INLINE void gemm_tile(int64_t n, const uint8_t *w, size_t wstride, int R, int min_layout,
+                                    const uint8_t *a, int NP, float *out, size_t ostride, int nt)
+{
+    const int64_t nb = n / 32;
+    const size_t rec = min_layout ? REC_MIN : REC_OFF;
+    const size_t dofs = min_layout ? GROUP * 32 : GROUP * 64;
+    __m512i pair_idx[GROUP / 2];
+    __m512 acc[4][GROUP / 2];
+    __m256 summs[4];
+#pragma GCC unroll 4
+    for (int p = 0; p < NP; p++)
+        pair_idx[p] = _mm512_inserti64x4(_mm512_set1_epi32(2 * p), _mm256_set1_epi32(2 * p + 1), 1);
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) {
+#pragma GCC unroll 4
+        for (int p = 0; p < NP; p++)
+            acc[r][p] = _mm512_setzero_ps();
+        summs[r] = _mm256_setzero_ps();
+    }
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *g = a + (size_t)b * rec;
+        const __m256 dy = _mm256_loadu_ps((const float *)(g + dofs));
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            const uint8_t *q = w + (size_t)r * wstride;
+            const float *d = (const float *)(q + nb * 32);
+            const __m512i x2 = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(q + b * 32)));
+            const __m512 dxy = _mm512_castps256_ps512(_mm256_mul_ps(_mm256_broadcast_ss(d + b), dy));
+#pragma GCC unroll 4
+            for (int p = 0; p < NP; p++) {
+                const __m512i y = _mm512_loadu_si512(g + 64 * p);
+                const __m512i start = min_layout ? _mm512_setzero_si512()
+                                                 : _mm512_loadu_si512(g + GROUP * 32 + 64 * p);
+                const __m512i lanes = _mm512_dpbusd_epi32(start, x2, y);
+                acc[r][p] = _mm512_fmadd_ps(_mm512_permutexvar_ps(pair_idx[p], dxy), _mm512_cvtepi32_ps(lanes),
+                                            acc[r][p]);
+            }
+            if (min_layout) {
+                const __m256 sy = _mm256_loadu_ps((const float *)(g + dofs) + GROUP);
+                summs[r] = _mm256_add_ps(summs[r], _mm256_mul_ps(_mm256_broadcast_ss(d + nb + b), sy));
+            }
+        }
+    }
+    /* constant indices into acc only, or it would live in memory */
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++) {
+        float sm[GROUP], dot[GROUP];
+        _mm256_storeu_ps(sm, summs[r]);
+#pragma GCC unroll 4
+        for (int p = 0; p < NP; p++) {
+            dot[2 * p] = hsum8(_mm512_castps512_ps256(acc[r][p]));
+            dot[2 * p + 1] = hsum8(_mm512_extractf32x8_ps(acc[r][p], 1));
+        }
+        for (int t = 0; t < nt; t++)
+            out[r + (size_t)t * ostride] = dot[t] + sm[t];
     }
 }
 
@@ -86,46 +220,182 @@ static inline int k4_min_term_hb(const uint8_t *hb, __m128i mins16)
     return _mm_cvtsi128_si32(s);
 }
 
-/* dot_k4_n (Q4_K, Q5_K); the int sums are exact, so madd + add may be one
- * vpdpwssd */
-static ALWAYS_INLINE void gemm_k4(int64_t n, const void *w, size_t bsize, int has_qh, const uint8_t *a,
-                                  size_t astride, int NT, float *out, size_t ostride)
+/* 16x16 transpose of dwords: lane k of m[r] -> lane r of m[k] */
+static ALWAYS_INLINE void transpose16_epi32(__m512i m[16])
 {
-    const uint8_t *xb = w;
-    const int64_t nb = n / QK_K;
-    const size_t rofs = (size_t)nb * QK_K;
-    const __m512i mask = _mm512_set1_epi8(0x0F);
-    const __m512i shifts = _mm512_set_epi64(4, 4, 4, 4, 0, 0, 0, 0);
-    __m512 acc[KINFER_GEMM_MAX_NT];
-    float acc_m[KINFER_GEMM_MAX_NT];
-#pragma GCC unroll 8
-    for (int t = 0; t < NT; t++) {
-        acc[t] = _mm512_setzero_ps();
-        acc_m[t] = 0.0f;
+    __m512i t[16], u[16];
+    for (int i = 0; i < 16; i += 2) {
+        t[i] = _mm512_unpacklo_epi32(m[i], m[i + 1]);
+        t[i + 1] = _mm512_unpackhi_epi32(m[i], m[i + 1]);
     }
-    for (int64_t b = 0; b < nb; b++) {
-        const block_q4_K *x = (const block_q4_K *)(xb + (size_t)b * bsize);
+    /* u[4i + e], 128-bit chunk L: element 4L + e of rows 4i .. 4i + 3 */
+    for (int i = 0; i < 16; i += 4) {
+        u[i] = _mm512_unpacklo_epi64(t[i], t[i + 2]);
+        u[i + 1] = _mm512_unpackhi_epi64(t[i], t[i + 2]);
+        u[i + 2] = _mm512_unpacklo_epi64(t[i + 1], t[i + 3]);
+        u[i + 3] = _mm512_unpackhi_epi64(t[i + 1], t[i + 3]);
+    }
+    for (int e = 0; e < 4; e++) {
+        const __m512i p = _mm512_shuffle_i32x4(u[e], u[4 + e], _MM_SHUFFLE(1, 0, 1, 0));
+        const __m512i q = _mm512_shuffle_i32x4(u[8 + e], u[12 + e], _MM_SHUFFLE(1, 0, 1, 0));
+        const __m512i r = _mm512_shuffle_i32x4(u[e], u[4 + e], _MM_SHUFFLE(3, 2, 3, 2));
+        const __m512i s = _mm512_shuffle_i32x4(u[8 + e], u[12 + e], _MM_SHUFFLE(3, 2, 3, 2));
+        m[e] = _mm512_shuffle_i32x4(p, q, _MM_SHUFFLE(2, 0, 2, 0));
+        m[4 + e] = _mm512_shuffle_i32x4(p, q, _MM_SHUFFLE(3, 1, 3, 1));
+        m[8 + e] = _mm512_shuffle_i32x4(r, s, _MM_SHUFFLE(2, 0, 2, 0));
+        m[12 + e] = _mm512_shuffle_i32x4(r, s, _MM_SHUFFLE(3, 1, 3, 1));
+    }
+}
+
+/* One Q4_K super-block of up to 16 weight rows with the rows in the lanes:
+ * q[g] lane r = row r's quants 4g .. 4g + 3 (unsigned), sc[j] its sub-block
+ * scales, mn[c] its mins of sub-blocks 2c, 2c+1 as an i16 pair, d and dmin. */
+typedef struct q4_K_lanes {
+    __m512i q[64], sc[8], mn[4];
+    __m512 d, dmin;
+} q4_K_lanes;
+
+static ALWAYS_INLINE void q4_K_to_lanes(const uint8_t *w, size_t ws, int nr, int64_t b, q4_K_lanes *L)
+{
+    int32_t sc[8][16], mn[4][16];
+    float d[16], dmin[16];
+    __m512i rows[4][16];
+    const __m512i shifts = _mm512_set_epi64(4, 4, 4, 4, 0, 0, 0, 0);
+    for (int r = 0; r < 16; r++) {
+        if (r >= nr) {
+            for (int c = 0; c < 4; c++) rows[c][r] = _mm512_setzero_si512();
+            for (int j = 0; j < 8; j++) sc[j][r] = 0;
+            for (int c = 0; c < 4; c++) mn[c][r] = 0;
+            d[r] = dmin[r] = 0.0f;
+            continue;
+        }
+        const block_q4_K *x = (const block_q4_K *)(w + (size_t)r * ws) + b;
         uint8_t sm[16];
         k4_unpack_scales(x->scales, sm);
-        const __m128i mins16 = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)(sm + 8)));
-        const __m512i scales16 = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)sm)));
-        const float d = fp16(x->d), dmin = fp16(x->dmin);
-        const uint8_t *qs = has_qh ? ((const block_q5_K *)x)->qs : x->qs;
-        __m256i qh = _mm256_setzero_si256();
-        if (has_qh)
-            qh = _mm256_loadu_si256((const __m256i *)((const block_q5_K *)x)->qh);
-        __m512i v[4], sc[4];
+        for (int j = 0; j < 8; j++) sc[j][r] = sm[j];
+        for (int c = 0; c < 4; c++) mn[c][r] = sm[8 + 2 * c] | (sm[9 + 2 * c] << 16);
+        d[r] = fp16(x->d);
+        dmin[r] = fp16(x->dmin);
         for (int c = 0; c < 4; c++) {
-            const __m512i q4 = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(qs + 32 * c)));
-            v[c] = _mm512_and_si512(_mm512_srlv_epi64(q4, shifts), mask);
-            if (has_qh) {
-                const __mmask32 h0 = _mm256_test_epi8_mask(qh, _mm256_set1_epi8((char)(1 << (2 * c))));
-                const __mmask32 h1 = _mm256_test_epi8_mask(qh, _mm256_set1_epi8((char)(2 << (2 * c))));
-                const __mmask64 hm = (__mmask64)h0 | ((__mmask64)h1 << 32);
-                v[c] = _mm512_mask_add_epi8(v[c], hm, v[c], _mm512_set1_epi8(0x10));
-            }
-            sc[c] = k4_scale_pair(scales16, c);
+            const __m512i q4 = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(x->qs + 32 * c)));
+            rows[c][r] = _mm512_and_si512(_mm512_srlv_epi64(q4, shifts), _mm512_set1_epi8(0x0F));
         }
+    }
+    for (int c = 0; c < 4; c++) {
+        transpose16_epi32(rows[c]);
+        for (int k = 0; k < 16; k++) L->q[16 * c + k] = rows[c][k];
+    }
+    for (int j = 0; j < 8; j++) L->sc[j] = _mm512_loadu_si512(sc[j]);
+    for (int c = 0; c < 4; c++) L->mn[c] = _mm512_loadu_si512(mn[c]);
+    L->d = _mm512_loadu_ps(d);
+    L->dmin = _mm512_loadu_ps(dmin);
+}
+
+/* Q4_K in llama.cpp's orders (quant_avx512.h), up to 16 rows at once with
+ * the rows in the lanes (no horizontal sums: each lane's integer is its
+ * row's own): tokens 0 .. NT - NT % 4 - 1 in groups of four in the gemm
+ * order (dot_q4_K_x4), the last NT % 4 in the gemv order (dot_q4_K). */
+/* the matmul's token chunks must keep llama.cpp's groups of four (gemm.h) */
+_Static_assert(KINFER_GEMM_MAX_NT % 4 == 0, "token chunks split Q4_K's groups of four");
+
+static ALWAYS_INLINE void gemm_q4_K_rows16(int64_t n, const uint8_t *w, size_t ws, int nr, const uint8_t *a,
+                                           size_t astride, int NT, float *out, size_t ostride)
+{
+    const int64_t nb = n / QK_K;
+    const size_t rofs = (size_t)nb * QK_K;
+    const int NGRP = NT - NT % 4;
+    __m512 acc[KINFER_GEMM_MAX_NT], accm[KINFER_GEMM_MAX_NT];
+    __m512i isum[KINFER_GEMM_MAX_NT], msum[KINFER_GEMM_MAX_NT];
+#pragma GCC unroll 8
+    for (int t = 0; t < NT; t++)
+        acc[t] = accm[t] = _mm512_setzero_ps();
+    q4_K_lanes L;
+    for (int64_t b = 0; b < nb; b++) {
+        q4_K_to_lanes(w, ws, nr, b, &L);
+        const uint8_t *yq[KINFER_GEMM_MAX_NT], *rec[KINFER_GEMM_MAX_NT];
+        float yd[KINFER_GEMM_MAX_NT];
+#pragma GCC unroll 8
+        for (int t = 0; t < NT; t++) {
+            yq[t] = a + (size_t)t * astride + (size_t)b * QK_K;
+            rec[t] = a + (size_t)t * astride + rofs + (size_t)b * KREC;
+            memcpy(&yd[t], rec[t], 4);
+            isum[t] = msum[t] = _mm512_setzero_si512();
+        }
+        for (int c = 0; c < 4; c++) {
+            __m512i I[KINFER_GEMM_MAX_NT];
+#pragma GCC unroll 8
+            for (int t = 0; t < NT; t++)
+                I[t] = _mm512_setzero_si512();
+            for (int h = 0; h < 2; h++) {
+                const int j = 2 * c + h;
+                __m512i S[KINFER_GEMM_MAX_NT];
+#pragma GCC unroll 8
+                for (int t = 0; t < NT; t++)
+                    S[t] = _mm512_setzero_si512();
+                /* one weight load for all tokens; the tokens' chains are
+                 * independent */
+#pragma GCC unroll 8
+                for (int g = 0; g < 8; g++) {
+                    const __m512i q = L.q[8 * j + g];
+#pragma GCC unroll 8
+                    for (int t = 0; t < NT; t++) {
+                        int32_t y4;
+                        memcpy(&y4, yq[t] + 32 * j + 4 * g, 4);
+                        S[t] = _mm512_dpbusd_epi32(S[t], q, _mm512_set1_epi32(y4));
+                    }
+                }
+#pragma GCC unroll 8
+                for (int t = 0; t < NT; t++)
+                    I[t] = _mm512_add_epi32(I[t], _mm512_mullo_epi32(S[t], L.sc[j]));
+            }
+#pragma GCC unroll 8
+            for (int t = 0; t < NT; t++) {
+                int32_t s2;
+                memcpy(&s2, rec[t] + 16 + 4 * c, 4);
+                const __m512i M = _mm512_madd_epi16(L.mn[c], _mm512_set1_epi32(s2));
+                if (t < NGRP) {
+                    const __m512 vyd = _mm512_set1_ps(yd[t]);
+                    acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(I[t]), _mm512_mul_ps(L.d, vyd), acc[t]);
+                    accm[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(M), _mm512_mul_ps(L.dmin, vyd), accm[t]);
+                } else {
+                    isum[t] = _mm512_add_epi32(isum[t], I[t]);
+                    msum[t] = _mm512_add_epi32(msum[t], M);
+                }
+            }
+        }
+#pragma GCC unroll 8
+        for (int t = NGRP; t < NT; t++) {
+            const __m512 vyd = _mm512_set1_ps(yd[t]);
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[t]), _mm512_mul_ps(L.d, vyd), acc[t]);
+            accm[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(msum[t]), _mm512_mul_ps(L.dmin, vyd), accm[t]);
+        }
+    }
+    const __mmask16 rows = (__mmask16)((1u << nr) - 1);
+#pragma GCC unroll 8
+    for (int t = 0; t < NT; t++)
+        _mm512_mask_storeu_ps(out + (size_t)t * ostride, rows, _mm512_sub_ps(acc[t], accm[t]));
+}
+
+
+/* dot_q5_K_n; the int sums are exact, so madd + add may be one vpdpwssd */
+static ALWAYS_INLINE void gemm_q5_K_n(int64_t n, const void *w, const uint8_t *a, size_t astride, int NT,
+                                      float *out, size_t ostride)
+{
+    const block_q5_K *x = w;
+    const int64_t nb = n / QK_K;
+    const size_t rofs = (size_t)nb * QK_K;
+    __m256 acc[KINFER_GEMM_MAX_NT];
+    float summs[KINFER_GEMM_MAX_NT];
+#pragma GCC unroll 8
+    for (int t = 0; t < NT; t++) {
+        acc[t] = _mm256_setzero_ps();
+        summs[t] = 0.0f;
+    }
+    for (int64_t b = 0; b < nb; b++) {
+        __m512i v[4], sc[4];
+        __m128i mins16;
+        k4_decode(&x[b], 1, v, sc, &mins16);
+        const float dx = fp16(x[b].d), mx = fp16(x[b].dmin);
 #pragma GCC unroll 8
         for (int t = 0; t < NT; t++) {
             const uint8_t *y = a + (size_t)t * astride;
@@ -135,13 +405,13 @@ static ALWAYS_INLINE void gemm_k4(int64_t n, const void *w, size_t bsize, int ha
                 sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(v[c], _mm512_loadu_si512(yq + 64 * c)), sc[c]);
             float yd;
             memcpy(&yd, rec, 4);
-            acc_m[t] += yd * dmin * (float)k4_min_term_hb(rec + 16, mins16);
-            acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(yd * d), _mm512_cvtepi32_ps(sumi), acc[t]);
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(yd * dx), _mm256_cvtepi32_ps(fold512_epi32(sumi)), acc[t]);
+            summs[t] = fma_ss(-yd * mx, (float)k4_min_term_hb(rec + 16, mins16), summs[t]);
         }
     }
 #pragma GCC unroll 8
     for (int t = 0; t < NT; t++)
-        out[(size_t)t * ostride] = _mm512_reduce_add_ps(acc[t]) - acc_m[t];
+        out[(size_t)t * ostride] = hsum8(acc[t]) + summs[t];
 }
 
 /* dot_q6_K_n */
@@ -153,10 +423,10 @@ static ALWAYS_INLINE void gemm_q6_K_n(int64_t n, const void *w, const uint8_t *a
     const size_t rofs = (size_t)nb * QK_K;
     const __m512i idx0 = _mm512_set_epi16(3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2,
                                           1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
-    __m512 acc[KINFER_GEMM_MAX_NT];
+    __m256 acc[KINFER_GEMM_MAX_NT];
 #pragma GCC unroll 8
     for (int t = 0; t < NT; t++)
-        acc[t] = _mm512_setzero_ps();
+        acc[t] = _mm256_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[b].scales));
         const __m512i sc = _mm512_castsi256_si512(sc16);
@@ -179,97 +449,111 @@ static ALWAYS_INLINE void gemm_q6_K_n(int64_t n, const void *w, const uint8_t *a
             for (int k = 0; k < 4; k++)
                 sumi = _mm512_dpwssd_epi32(sumi, _mm512_maddubs_epi16(v[k], _mm512_loadu_si512(yq + 64 * k)), s[k]);
             const __m256i off = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(rec + 32)), sc16);
-            sumi = _mm512_sub_epi32(sumi, _mm512_zextsi256_si512(_mm256_slli_epi32(off, 5)));
+            const __m256i s8 = _mm256_sub_epi32(fold512_epi32(sumi), _mm256_slli_epi32(off, 5));
             float yd;
             memcpy(&yd, rec, 4);
-            acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(yd * d), _mm512_cvtepi32_ps(sumi), acc[t]);
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(yd * d), _mm256_cvtepi32_ps(s8), acc[t]);
         }
     }
 #pragma GCC unroll 8
     for (int t = 0; t < NT; t++)
-        out[(size_t)t * ostride] = _mm512_reduce_add_ps(acc[t]);
+        out[(size_t)t * ostride] = hsum8(acc[t]);
 }
 
-/* ------------------------------------- the same types in ggml's order
- * (dot_seq_n of kernels_avx512.c, the vec_dot where that order is chosen):
- * per token one 8-lane accumulator that takes the blocks in sequence,
- * acc += (d_x d_y) * lanes, then an 8-lane horizontal sum, plus (Q4_1,
- * Q5_1) the min terms summed in block order.  Two tokens share a 512-bit
- * register, one per half; an odd last token is paired with itself. */
+/* ---------------------------------------- llama.cpp's tiled K-quant order
+ * For a matmul of KINFER_GEMM_TILED_MIN_TOKENS tokens or more, llama.cpp
+ * runs Q5_K and Q6_K weights (not repacked) through its tiled kernel
+ * (ggml-cpu/tiled): per super-block b one exact integer per (row, token),
+ * S_b = sum of scale * (q . y) over the block (Q6_K: with the -32 offset,
+ * sc * 32 * bsum, taken off), and for Q5_K M_b = sum of min * bsum; then
+ *   r = float(S_b) * d_x;  Q5_K: r = r - dmin_x * float(M_b) (fused);
+ *   acc = fma(r, d_y, acc) (the compiler contracts ggml's mul + add),
+ * acc from 0, blocks in order. */
 
-static ALWAYS_INLINE void gemm_seq(int64_t n, const void *w, size_t wstride, int R, size_t bsize,
-                                   decode_fn decode, int off_byte, int min_layout, size_t qs_off,
-                                   int qh_off, const uint8_t *a, size_t astride, int NT, float *out,
-                                   size_t ostride)
+/* The block integers of tokens t0 .. t0 + 3 (lanes) of one weight block in
+ * these float steps. */
+static ALWAYS_INLINE __m128 tiled_step4(__m128 acc, __m128i s4, __m128i m4, float dx, float mx, int has_min,
+                                        __m128 yd4)
 {
-    const int64_t nb = n / 32;
-    const size_t dofs = (size_t)nb * 32;
-    const int NP = (NT + 1) / 2;
-    const __m512i off = _mm512_set1_epi8((char)off_byte);
-    const __m512i b80 = _mm512_set1_epi8((char)0x80);
-    __m512 acc[2][KINFER_GEMM_MAX_NT / 2];
-    float summs[2][KINFER_GEMM_MAX_NT];
-    for (int r = 0; r < R; r++) {
-#pragma GCC unroll 8
-        for (int p = 0; p < NP; p++)
-            acc[r][p] = _mm512_setzero_ps();
-#pragma GCC unroll 8
-        for (int t = 0; t < NT; t++)
-            summs[r][t] = 0.0f;
-    }
+    __m128 r = _mm_mul_ps(_mm_cvtepi32_ps(s4), _mm_set1_ps(dx));
+    if (has_min)
+        r = _mm_fnmadd_ps(_mm_set1_ps(mx), _mm_cvtepi32_ps(m4), r);
+    return _mm_fmadd_ps(r, yd4, acc);
+}
+
+/* Q5_K (has_qh) and Q6_K weights, NT tokens. */
+static ALWAYS_INLINE void gemm_k_tiled_n(int64_t n, const void *w, int is_q6, const uint8_t *a, size_t astride,
+                                         int NT, float *out, size_t ostride)
+{
+    const int64_t nb = n / QK_K;
+    const size_t rofs = (size_t)nb * QK_K;
+    const int NG = (NT + 3) / 4;
+    const __m512i idx0 = _mm512_set_epi16(3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2,
+                                          1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+    __m128 acc[KINFER_GEMM_MAX_NT / 4];
+#pragma GCC unroll 2
+    for (int g = 0; g < NG; g++)
+        acc[g] = _mm_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
-        /* the R weight rows' block b: signed bytes (or unsigned, Q4_1/Q5_1)
-         * in both halves, its scale, min and the -128 * sum correction */
-        __m512 vdx[2];
-        __m512i x2[2], c[2];
-        float mx[2] = {0.0f, 0.0f};
+        __m512i v[4], sc[4];
+        __m128i mins16 = _mm_setzero_si128();
+        __m256i sc16 = _mm256_setzero_si256();
+        float dx, mx = 0.0f;
+        if (is_q6) {
+            const block_q6_K *x = (const block_q6_K *)w + b;
+            sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x->scales));
+            const __m512i s = _mm512_castsi256_si512(sc16);
 #pragma GCC unroll 2
-        for (int r = 0; r < R; r++) {
-            const uint8_t *xb = (const uint8_t *)w + (size_t)r * wstride + (size_t)b * bsize;
-            const __m256i xv = decode_block32(xb, decode, min_layout, qs_off, qh_off);
-            kinfer_fp16 hd, hm;
-            memcpy(&hd, xb, 2);
-            vdx[r] = _mm512_set1_ps(fp16(hd));
-            if (min_layout) {
-                memcpy(&hm, xb + 2, 2);
-                mx[r] = fp16(hm);
+            for (int h = 0; h < 2; h++) {
+                __m256i q[4];
+                q6_K_half(x, h, q);
+                v[2 * h] = join256(q[0], q[1]);
+                v[2 * h + 1] = join256(q[2], q[3]);
+                sc[2 * h] = _mm512_permutexvar_epi16(_mm512_add_epi16(idx0, _mm512_set1_epi16((short)(8 * h))), s);
+                sc[2 * h + 1] =
+                    _mm512_permutexvar_epi16(_mm512_add_epi16(idx0, _mm512_set1_epi16((short)(8 * h + 4))), s);
             }
-            x2[r] = _mm512_broadcast_i64x4(xv);
-            c[r] = _mm512_setzero_si512();
-            if (!min_layout) {
-                x2[r] = _mm512_sub_epi8(x2[r], off);
-                c[r] = _mm512_sub_epi32(_mm512_setzero_si512(), _mm512_dpbusd_epi32(_mm512_setzero_si512(), b80, x2[r]));
-            }
+            dx = fp16(x->d);
+        } else {
+            const block_q5_K *x = (const block_q5_K *)w + b;
+            k4_decode(x, 1, v, sc, &mins16);
+            dx = fp16(x->d);
+            mx = fp16(x->dmin);
         }
-#pragma GCC unroll 8
-        for (int p = 0; p < NP; p++) {
-            const int t0 = 2 * p, t1 = 2 * p + 1 < NT ? 2 * p + 1 : 2 * p;
-            const uint8_t *y0 = a + (size_t)t0 * astride, *y1 = a + (size_t)t1 * astride;
-            const __m512i yv = join256(_mm256_loadu_si256((const __m256i *)(y0 + b * 32)),
-                                       _mm256_loadu_si256((const __m256i *)(y1 + b * 32)));
-            const float *f0 = (const float *)(y0 + dofs), *f1 = (const float *)(y1 + dofs);
-            const int fi = min_layout ? 2 * (int)b : (int)b;
-            const __m512 dy = _mm512_insertf32x8(_mm512_set1_ps(f0[fi]), _mm256_set1_ps(f1[fi]), 1);
 #pragma GCC unroll 2
-            for (int r = 0; r < R; r++) {
-                const __m512i sv = min_layout ? _mm512_dpbusd_epi32(_mm512_setzero_si512(), x2[r], yv)
-                                              : _mm512_dpbusd_epi32(c[r], yv, x2[r]);
-                acc[r][p] = _mm512_fmadd_ps(_mm512_mul_ps(vdx[r], dy), _mm512_cvtepi32_ps(sv), acc[r][p]);
-                if (min_layout) {
-                    summs[r][t0] += mx[r] * f0[2 * b + 1];
-                    if (t1 != t0) summs[r][t1] += mx[r] * f1[2 * b + 1];
+        for (int g = 0; g < NG; g++) {
+            /* a short last group repeats its last token */
+            __m512i sumi[4];
+            int mi[4] = {0, 0, 0, 0};
+            float yd[4];
+#pragma GCC unroll 4
+            for (int k = 0; k < 4; k++) {
+                const int t = 4 * g + k < NT ? 4 * g + k : NT - 1;
+                const uint8_t *y = a + (size_t)t * astride;
+                const uint8_t *yq = y + (size_t)b * QK_K, *rec = y + rofs + (size_t)b * KREC;
+                __m512i s = _mm512_setzero_si512();
+#pragma GCC unroll 4
+                for (int c = 0; c < 4; c++)
+                    s = _mm512_dpwssd_epi32(s, _mm512_maddubs_epi16(v[c], _mm512_loadu_si512(yq + 64 * c)), sc[c]);
+                if (is_q6) {
+                    const __m256i off = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(rec + 32)), sc16);
+                    s = _mm512_sub_epi32(s, _mm512_zextsi256_si512(_mm256_slli_epi32(off, 5)));
+                } else {
+                    mi[k] = k4_min_term_hb(rec + 16, mins16);
                 }
+                sumi[k] = s;
+                memcpy(&yd[k], rec, 4);
             }
+            acc[g] = tiled_step4(acc[g], hsum4_epi32(sumi[0], sumi[1], sumi[2], sumi[3]),
+                                 _mm_loadu_si128((const __m128i *)mi), dx, mx, !is_q6, _mm_loadu_ps(yd));
         }
     }
-    for (int r = 0; r < R; r++) {
-#pragma GCC unroll 8
-        for (int p = 0; p < NP; p++) {
-            out[r + (size_t)(2 * p) * ostride] = hsum8(_mm512_castps512_ps256(acc[r][p])) + summs[r][2 * p];
-            if (2 * p + 1 < NT)
-                out[r + (size_t)(2 * p + 1) * ostride] =
-                    hsum8(_mm512_extractf32x8_ps(acc[r][p], 1)) + summs[r][2 * p + 1];
-        }
+#pragma GCC unroll 2
+    for (int g = 0; g < NG; g++) {
+        float r[4];
+        _mm_storeu_ps(r, acc[g]);
+        for (int k = 0; k < 4 && 4 * g + k < NT; k++)
+            out[(size_t)(4 * g + k) * ostride] = r[k];
     }
 }
 
@@ -307,47 +591,112 @@ static ALWAYS_INLINE void gemm_seq(int64_t n, const void *w, size_t wstride, int
         }                                                                                      \
     }
 
-#define CALL2_q4_K(k) CALL_q4_K(k)
-#define CALL_q4_K(k) gemm_k4(n, w, sizeof(block_q4_K), 0, a, astride, k, out, ostride)
 #define CALL2_q5_K(k) CALL_q5_K(k)
-#define CALL_q5_K(k) gemm_k4(n, w, sizeof(block_q5_K), 1, a, astride, k, out, ostride)
+#define CALL_q5_K(k) gemm_q5_K_n(n, w, a, astride, k, out, ostride)
 #define CALL2_q6_K(k) CALL_q6_K(k)
 #define CALL_q6_K(k) gemm_q6_K_n(n, w, a, astride, k, out, ostride)
 
-#define CALL_q4_0(k) gemm_seq(n, w, ws, 1, sizeof(block_q4_0), decode_q4_0, 8, 0, 0, -1, a, astride, k, out, ostride)
-#define CALL2_q4_0(k) gemm_seq(n, w, ws, 2, sizeof(block_q4_0), decode_q4_0, 8, 0, 0, -1, a, astride, k, out, ostride)
-#define CALL_q5_0(k) gemm_seq(n, w, ws, 1, sizeof(block_q5_0), decode_q5_0, 16, 0, 0, -1, a, astride, k, out, ostride)
-#define CALL2_q5_0(k) gemm_seq(n, w, ws, 2, sizeof(block_q5_0), decode_q5_0, 16, 0, 0, -1, a, astride, k, out, ostride)
-#define CALL_q8_0(k) gemm_seq(n, w, ws, 1, sizeof(block_q8_0), decode_q8_0, 0x80, 0, 0, -1, a, astride, k, out, ostride)
-#define CALL2_q8_0(k) gemm_seq(n, w, ws, 2, sizeof(block_q8_0), decode_q8_0, 0x80, 0, 0, -1, a, astride, k, out, ostride)
-#define CALL_iq4_nl(k) gemm_seq(n, w, ws, 1, sizeof(block_iq4_nl), decode_iq4_nl, 0x80, 0, 0, -1, a, astride, k, out, ostride)
-#define CALL2_iq4_nl(k) gemm_seq(n, w, ws, 2, sizeof(block_iq4_nl), decode_iq4_nl, 0x80, 0, 0, -1, a, astride, k, out, ostride)
-#define CALL_q4_1(k) gemm_seq(n, w, ws, 1, sizeof(block_q4_1), NULL, 0, 1, offsetof(block_q4_1, qs), -1, a, astride, k, out, ostride)
-#define CALL2_q4_1(k) gemm_seq(n, w, ws, 2, sizeof(block_q4_1), NULL, 0, 1, offsetof(block_q4_1, qs), -1, a, astride, k, out, ostride)
-#define CALL_q5_1(k) gemm_seq(n, w, ws, 1, sizeof(block_q5_1), NULL, 0, 1, offsetof(block_q5_1, qs), (int)offsetof(block_q5_1, qh), a, astride, k, out, ostride)
-#define CALL2_q5_1(k) gemm_seq(n, w, ws, 2, sizeof(block_q5_1), NULL, 0, 1, offsetof(block_q5_1, qs), (int)offsetof(block_q5_1, qh), a, astride, k, out, ostride)
-DEFINE_GEMM(q4_0, 2)
-DEFINE_GEMM(q5_0, 2)
-DEFINE_GEMM(q8_0, 2)
-DEFINE_GEMM(iq4_nl, 2)
-DEFINE_GEMM(q4_1, 2)
-DEFINE_GEMM(q5_1, 2)
-DEFINE_GEMM(q4_K, 1)
+/* decoded rows w + i * ws, i < nr, four at a time (the last 1 .. 3
+ * together), each against the token pairs of the packed group a */
+static ALWAYS_INLINE void gemm_rows(int64_t n, const uint8_t *w, size_t ws, int nr, int min_layout, const uint8_t *a,
+                                    int nt, float *out, size_t ostride)
+{
+#define TILE(R, NP) gemm_tile(n, w + (size_t)i * ws, ws, R, min_layout, a, NP, out + i, ostride, nt)
+#define TILE_NP(R)                                                                             \
+    switch ((nt + 1) / 2) {                                                                    \
+    case 1: TILE(R, 1); break;                                                                 \
+    case 2: TILE(R, 2); break;                                                                 \
+    case 3: TILE(R, 3); break;                                                                 \
+    default: TILE(R, 4); break;                                                                \
+    }
+    for (int i = 0; i < nr; i += 4) {
+        switch (nr - i < 4 ? nr - i : 4) {
+        case 1: TILE_NP(1) break;
+        case 2: TILE_NP(2) break;
+        case 3: TILE_NP(3) break;
+        default: TILE_NP(4) break;
+        }
+    }
+#undef TILE_NP
+#undef TILE
+}
+
+/* against Q8_0 activations (an offset) and against Q8_1 ones (a min) */
+static void gemm_decoded_off(int64_t n, const void *w, size_t ws, int nr, const uint8_t *a, size_t astride, int nt,
+                             float *out, size_t ostride)
+{
+    (void)astride;
+    gemm_rows(n, w, ws, nr, 0, a, nt, out, ostride);
+}
+
+static void gemm_decoded_min(int64_t n, const void *w, size_t ws, int nr, const uint8_t *a, size_t astride, int nt,
+                             float *out, size_t ostride)
+{
+    (void)astride;
+    gemm_rows(n, w, ws, nr, 1, a, nt, out, ostride);
+}
+
+#define DEFINE_DECODE(name, block, decode, min_layout, qh_off)                                   \
+    static void decode_rows_##name(int64_t n, const void *w, size_t ws, int nr, uint8_t *out)       \
+    {                                                                                            \
+        decode_rows(n, w, ws, nr, sizeof(block), decode, min_layout, offsetof(block, qs), qh_off, out); \
+    }
+DEFINE_DECODE(q4_0, block_q4_0, decode_q4_0, 0, -1)
+DEFINE_DECODE(q5_0, block_q5_0, decode_q5_0, 0, -1)
+DEFINE_DECODE(q8_0, block_q8_0, decode_q8_0, 0, -1)
+DEFINE_DECODE(iq4_nl, block_iq4_nl, decode_iq4_nl, 0, -1)
+DEFINE_DECODE(q4_1, block_q4_1, NULL, 1, -1)
+DEFINE_DECODE(q5_1, block_q5_1, NULL, 1, (int)offsetof(block_q5_1, qh))
 DEFINE_GEMM(q5_K, 1)
 DEFINE_GEMM(q6_K, 1)
+
+static void gemm_q4_K_lanes(int64_t n, const void *w0, size_t ws, int nr, const uint8_t *a, size_t astride, int nt,
+                            float *out0, size_t ostride)
+{
+    for (int i = 0; i < nr; i += 16) {
+        const uint8_t *w = (const uint8_t *)w0 + (size_t)i * ws;
+        const int r = nr - i < 16 ? nr - i : 16;
+        float *out = out0 + i;
+#define CALL_ROWS16(k) gemm_q4_K_rows16(n, w, ws, r, a, astride, k, out, ostride)
+        NT_SWITCH(CALL_ROWS16)
+#undef CALL_ROWS16
+    }
+}
+
+#define CALL_q5_K_tiled(k) gemm_k_tiled_n(n, w, 0, a, astride, k, out, ostride)
+#define CALL2_q5_K_tiled(k) CALL_q5_K_tiled(k)
+DEFINE_GEMM(q5_K_tiled, 1)
+#define CALL_q6_K_tiled(k) gemm_k_tiled_n(n, w, 1, a, astride, k, out, ostride)
+#define CALL2_q6_K_tiled(k) CALL_q6_K_tiled(k)
+DEFINE_GEMM(q6_K_tiled, 1)
+
+kinfer_gemm_fn kinfer_gemm_tiled_avx512(int type)
+{
+    switch (type) {
+    case KINFER_TYPE_Q5_K: return gemm_q5_K_tiled;
+    case KINFER_TYPE_Q6_K: return gemm_q6_K_tiled;
+    default: return NULL;
+    }
+}
 
 kinfer_gemm_kernels kinfer_gemm_avx512(int type)
 {
     switch (type) {
-    case KINFER_TYPE_Q4_0: return (kinfer_gemm_kernels){pack_q8_0, gemm_q4_0};
-    case KINFER_TYPE_Q5_0: return (kinfer_gemm_kernels){pack_q8_0, gemm_q5_0};
-    case KINFER_TYPE_Q8_0: return (kinfer_gemm_kernels){pack_q8_0, gemm_q8_0};
-    case KINFER_TYPE_IQ4_NL: return (kinfer_gemm_kernels){pack_q8_0, gemm_iq4_nl};
-    case KINFER_TYPE_Q4_1: return (kinfer_gemm_kernels){pack_q8_1, gemm_q4_1};
-    case KINFER_TYPE_Q5_1: return (kinfer_gemm_kernels){pack_q8_1, gemm_q5_1};
-    case KINFER_TYPE_Q4_K: return (kinfer_gemm_kernels){pack_q8_K, gemm_q4_K};
-    case KINFER_TYPE_Q5_K: return (kinfer_gemm_kernels){pack_q8_K, gemm_q5_K};
-    case KINFER_TYPE_Q6_K: return (kinfer_gemm_kernels){pack_q8_K, gemm_q6_K};
-    default: return (kinfer_gemm_kernels){NULL, NULL};
+    case KINFER_TYPE_Q4_0:
+        return (kinfer_gemm_kernels){.gemm = gemm_decoded_off, .pack_group = pack_group_off8, .decode = decode_rows_q4_0};
+    case KINFER_TYPE_Q5_0:
+        return (kinfer_gemm_kernels){.gemm = gemm_decoded_off, .pack_group = pack_group_off16, .decode = decode_rows_q5_0};
+    case KINFER_TYPE_Q8_0:
+        return (kinfer_gemm_kernels){.gemm = gemm_decoded_off, .pack_group = pack_group_off128, .decode = decode_rows_q8_0};
+    case KINFER_TYPE_IQ4_NL:
+        return (kinfer_gemm_kernels){.gemm = gemm_decoded_off, .pack_group = pack_group_off128, .decode = decode_rows_iq4_nl};
+    case KINFER_TYPE_Q4_1:
+        return (kinfer_gemm_kernels){.gemm = gemm_decoded_min, .pack_group = pack_group_q8_1, .decode = decode_rows_q4_1};
+    case KINFER_TYPE_Q5_1:
+        return (kinfer_gemm_kernels){.gemm = gemm_decoded_min, .pack_group = pack_group_q8_1, .decode = decode_rows_q5_1};
+    case KINFER_TYPE_Q4_K: return (kinfer_gemm_kernels){.pack = pack_q8_K, .gemm = gemm_q4_K_lanes};
+    case KINFER_TYPE_Q5_K: return (kinfer_gemm_kernels){.pack = pack_q8_K, .gemm = gemm_q5_K};
+    case KINFER_TYPE_Q6_K: return (kinfer_gemm_kernels){.pack = pack_q8_K, .gemm = gemm_q6_K};
+    default: return (kinfer_gemm_kernels){0};
     }
 }

@@ -8,7 +8,9 @@
  * activation rows (nt = 1 for decode, 4 for prompt batches).  The weight
  * row is decoded once per block and reused for every activation row, and
  * each activation row is accumulated in exactly the order the nt = 1 case
- * uses, so batched and single-token results are bit for bit the same.
+ * uses, so batched and single-token results are bit for bit the same --
+ * except Q4_K, whose four-token kernel takes llama.cpp's order for a group
+ * of four tokens, not its single-token one (quant_avx512.h).
  *
  * 32-element block types use vpdpbusd (u8 x s8 -> i32) in ggml's float
  * order (see dot_seq_n).  It needs the unsigned operand first, so weights
@@ -204,90 +206,150 @@ static inline int k4_min_term(const int16_t *bsums, __m128i mins16)
     return _mm_cvtsi128_si32(s);
 }
 
-/* Q4_K (has_qh = 0) and Q5_K (has_qh = 1) share everything but the 5th
- * bit. */
-static ALWAYS_INLINE void dot_k4_n(int64_t n, const void *w, size_t bsize, int has_qh, const void *a,
-                                   size_t stride, int nt, float *out)
+/* acc + madd(maddubs(v[c], y), sc[c]) of a decoded K4 block (k4_decode)
+ * against the activation bytes q8, in one vpdpwssd (int sums are exact) */
+static ALWAYS_INLINE __m512i k4_pair_lanes(__m512i acc, const __m512i *v, const __m512i *sc, const int8_t *q8, int c)
 {
-    const uint8_t *xb = w;
-    const __m512i mask = _mm512_set1_epi8(0x0F);
-    /* the 64-bit lanes of the upper half shift right by 4 to expose the
-     * high nibbles */
-    const __m512i shifts = _mm512_set_epi64(4, 4, 4, 4, 0, 0, 0, 0);
-    __m512 acc[MAX_NT];
-    float acc_m[MAX_NT];
+    return _mm512_dpwssd_epi32(acc, _mm512_maddubs_epi16(v[c], _mm512_loadu_si512((const void *)(q8 + 64 * c))),
+                               sc[c]);
+}
+
+/* Q4_K for one token, in llama.cpp's gemv order (quant_avx512.h). */
+static float dot_q4_K(int64_t n, const void *w, const void *a)
+{
+    const block_q4_K *x = w;
+    const block_q8_K *y = a;
+    float acc = 0.0f, accm = 0.0f;
+    for (int64_t b = 0; b < n / QK_K; b++) {
+        __m512i v[4], sc[4];
+        __m128i mins16;
+        k4_decode(&x[b], 0, v, sc, &mins16);
+        __m512i sumi = _mm512_setzero_si512();
+#pragma GCC unroll 4
+        for (int c = 0; c < 4; c++)
+            sumi = k4_pair_lanes(sumi, v, sc, y[b].qs, c);
+        acc = fma_ss((float)_mm512_reduce_add_epi32(sumi), fp16(x[b].d) * y[b].d, acc);
+        accm = fma_ss((float)k4_min_term(y[b].bsums, mins16), fp16(x[b].dmin) * y[b].d, accm);
+    }
+    return acc - accm;
+}
+
+/* Four Q4_K rows against one token, each exactly as dot_q4_K: the rows'
+ * block integers reduced together, their fma chains in the lanes. */
+static void dot_q4_K_r4(int64_t n, const void *w, size_t ws, const void *a, float *out)
+{
+    const block_q8_K *y = a;
+    __m128 acc = _mm_setzero_ps(), accm = _mm_setzero_ps();
+    /* as dot_seq_r4: fetch the rows two calls ahead */
+    for (size_t o = 0; o < 4 * ws; o += 64)
+        _mm_prefetch((const char *)w + 8 * ws + o, _MM_HINT_T0);
+    for (int64_t b = 0; b < n / QK_K; b++) {
+        const __m128i pair = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)y[b].bsums),
+                                            _mm_loadu_si128((const __m128i *)(y[b].bsums + 8)));
+        __m512i s[4];
+        __m128i m[4];
+        float xd[4], xm[4];
+#pragma GCC unroll 4
+        for (int i = 0; i < 4; i++) {
+            const block_q4_K *x = (const block_q4_K *)((const uint8_t *)w + (size_t)i * ws) + b;
+            __m512i v[4], sc[4];
+            __m128i mins16;
+            k4_decode(x, 0, v, sc, &mins16);
+            s[i] = _mm512_setzero_si512();
+#pragma GCC unroll 4
+            for (int c = 0; c < 4; c++)
+                s[i] = k4_pair_lanes(s[i], v, sc, y[b].qs, c);
+            m[i] = _mm_madd_epi16(pair, mins16);
+            xd[i] = fp16(x->d);
+            xm[i] = fp16(x->dmin);
+        }
+        const __m128i M = _mm_hadd_epi32(_mm_hadd_epi32(m[0], m[1]), _mm_hadd_epi32(m[2], m[3]));
+        const __m128 vyd = _mm_set1_ps(y[b].d);
+        const __m128i I = hsum4_epi32(s[0], s[1], s[2], s[3]);
+        acc = _mm_fmadd_ps(_mm_cvtepi32_ps(I), _mm_mul_ps(_mm_loadu_ps(xd), vyd), acc);
+        accm = _mm_fmadd_ps(_mm_cvtepi32_ps(M), _mm_mul_ps(_mm_loadu_ps(xm), vyd), accm);
+    }
+    _mm_storeu_ps(out, _mm_sub_ps(acc, accm));
+}
+
+/* Q4_K for a group of four tokens, in llama.cpp's gemm order: one fma per
+ * pair of sub-blocks, the four tokens in the lanes of a vector. */
+static void dot_q4_K_x4(int64_t n, const void *w, const void *a, size_t stride, float *out)
+{
+    const block_q4_K *x = w;
+    __m128 acc = _mm_setzero_ps(), accm = _mm_setzero_ps();
+    for (int64_t b = 0; b < n / QK_K; b++) {
+        __m512i v[4], sc[4];
+        __m128i mins16;
+        k4_decode(&x[b], 0, v, sc, &mins16);
+        __m512i p[4][4];
+        __m128i m[4];
+        float yd[4];
+        for (int t = 0; t < 4; t++) {
+            const block_q8_K *y = (const block_q8_K *)((const uint8_t *)a + (size_t)t * stride) + b;
+            for (int c = 0; c < 4; c++)
+                p[c][t] = k4_pair_lanes(_mm512_setzero_si512(), v, sc, y->qs, c);
+            const __m128i pair = _mm_hadd_epi16(_mm_loadu_si128((const __m128i *)y->bsums),
+                                                _mm_loadu_si128((const __m128i *)(y->bsums + 8)));
+            m[t] = _mm_madd_epi16(pair, mins16); /* lane c: M_bc */
+            yd[t] = y->d;
+        }
+        __m128i mc[4];
+        transpose4_epi32(m[0], m[1], m[2], m[3], mc);
+        const __m128 vyd = _mm_loadu_ps(yd);
+        const __m128 dd = _mm_mul_ps(_mm_set1_ps(fp16(x[b].d)), vyd);
+        const __m128 dm = _mm_mul_ps(_mm_set1_ps(fp16(x[b].dmin)), vyd);
+        for (int c = 0; c < 4; c++) {
+            acc = _mm_fmadd_ps(_mm_cvtepi32_ps(hsum4_epi32(p[c][0], p[c][1], p[c][2], p[c][3])), dd, acc);
+            accm = _mm_fmadd_ps(_mm_cvtepi32_ps(mc[c]), dm, accm);
+        }
+    }
+    _mm_storeu_ps(out, _mm_sub_ps(acc, accm));
+}
+
+/* Q5_K in ggml_vec_dot_q5_K_q8_K's order (quant_avx512.h), nt tokens. */
+static ALWAYS_INLINE void dot_q5_K_n(int64_t n, const void *w, const void *a, size_t stride, int nt, float *out)
+{
+    const block_q5_K *x = w;
+    __m256 acc[MAX_NT];
+    float summs[MAX_NT];
     for (int t = 0; t < nt; t++) {
-        acc[t] = _mm512_setzero_ps();
-        acc_m[t] = 0.0f;
+        acc[t] = _mm256_setzero_ps();
+        summs[t] = 0.0f;
     }
     for (int64_t b = 0; b < n / QK_K; b++) {
-        /* block_q4_K and block_q5_K start alike: d, dmin, scales[12] */
-        const block_q4_K *x = (const block_q4_K *)(xb + (size_t)b * bsize);
-        uint8_t sm[16];
-        k4_unpack_scales(x->scales, sm);
-        const __m128i mins16 = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)(sm + 8)));
-        const __m512i scales16 = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)sm)));
-        const float d = fp16(x->d), dmin = fp16(x->dmin);
-        const uint8_t *qs = has_qh ? ((const block_q5_K *)x)->qs : x->qs;
-        __m256i qh = _mm256_setzero_si256();
-        if (has_qh)
-            qh = _mm256_loadu_si256((const __m256i *)((const block_q5_K *)x)->qh);
-        __m512i sumi[MAX_NT];
-        for (int t = 0; t < nt; t++)
-            sumi[t] = _mm512_setzero_si512();
-        for (int c = 0; c < 4; c++) {
-            const __m512i q4 = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(qs + 32 * c)));
-            __m512i v = _mm512_and_si512(_mm512_srlv_epi64(q4, shifts), mask);
-            if (has_qh) {
-                /* the 5th bit of sub-block j is bit j of qh[l] */
-                const __mmask32 h0 = _mm256_test_epi8_mask(qh, _mm256_set1_epi8((char)(1 << (2 * c))));
-                const __mmask32 h1 = _mm256_test_epi8_mask(qh, _mm256_set1_epi8((char)(2 << (2 * c))));
-                const __mmask64 hm = (__mmask64)h0 | ((__mmask64)h1 << 32);
-                v = _mm512_mask_add_epi8(v, hm, v, _mm512_set1_epi8(0x10));
-            }
-            const __m512i sc = k4_scale_pair(scales16, c);
-            for (int t = 0; t < nt; t++) {
-                const block_q8_K *y = (const block_q8_K *)((const uint8_t *)a + (size_t)t * stride);
-                const __m512i yv = _mm512_loadu_si512((const void *)(y[b].qs + 64 * c));
-                sumi[t] = _mm512_add_epi32(sumi[t], _mm512_madd_epi16(_mm512_maddubs_epi16(v, yv), sc));
-            }
-        }
+        __m512i v[4], sc[4];
+        __m128i mins16;
+        k4_decode(&x[b], 1, v, sc, &mins16);
+        const float dx = fp16(x[b].d), mx = fp16(x[b].dmin);
         for (int t = 0; t < nt; t++) {
-            const block_q8_K *y = (const block_q8_K *)((const uint8_t *)a + (size_t)t * stride);
-            acc_m[t] += y[b].d * dmin * (float)k4_min_term(y[b].bsums, mins16);
-            acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(y[b].d * d), _mm512_cvtepi32_ps(sumi[t]), acc[t]);
+            const block_q8_K *y = (const block_q8_K *)((const uint8_t *)a + (size_t)t * stride) + b;
+            __m512i sumi = _mm512_setzero_si512();
+            for (int c = 0; c < 4; c++)
+                sumi = k4_pair_lanes(sumi, v, sc, y->qs, c);
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(y->d * dx), _mm256_cvtepi32_ps(fold512_epi32(sumi)), acc[t]);
+            summs[t] = fma_ss(-y->d * mx, (float)k4_min_term(y->bsums, mins16), summs[t]);
         }
     }
     for (int t = 0; t < nt; t++)
-        out[t] = _mm512_reduce_add_ps(acc[t]) - acc_m[t];
-}
-
-static float dot_q4_K(int64_t n, const void *w, const void *a)
-{
-    float r;
-    dot_k4_n(n, w, sizeof(block_q4_K), 0, a, 0, 1, &r);
-    return r;
-}
-
-static void dot_q4_K_x4(int64_t n, const void *w, const void *a, size_t stride, float *out)
-{
-    dot_k4_n(n, w, sizeof(block_q4_K), 0, a, stride, 4, out);
+        out[t] = hsum8(acc[t]) + summs[t];
 }
 
 static float dot_q5_K(int64_t n, const void *w, const void *a)
 {
     float r;
-    dot_k4_n(n, w, sizeof(block_q5_K), 1, a, 0, 1, &r);
+    dot_q5_K_n(n, w, a, 0, 1, &r);
     return r;
 }
 
 static void dot_q5_K_x4(int64_t n, const void *w, const void *a, size_t stride, float *out)
 {
-    dot_k4_n(n, w, sizeof(block_q5_K), 1, a, stride, 4, out);
+    dot_q5_K_n(n, w, a, stride, 4, out);
 }
 
 /* Q6_K: v in 0..63 unsigned, quant = v - 32; the -32 sum(a) comes from
- * the activation's bsums. */
+ * the activation's bsums.  ggml_vec_dot_q6_K_q8_K's order
+ * (quant_avx512.h). */
 static ALWAYS_INLINE void dot_q6_K_n(int64_t n, const void *w, const void *a, size_t stride, int nt,
                                      float *out)
 {
@@ -295,9 +357,9 @@ static ALWAYS_INLINE void dot_q6_K_n(int64_t n, const void *w, const void *a, si
     /* i16 lane l of a maddubs result covers elements 2l, 2l+1: group l/8 */
     const __m512i idx0 = _mm512_set_epi16(3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2,
                                           1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
-    __m512 acc[MAX_NT];
+    __m256 acc[MAX_NT];
     for (int t = 0; t < nt; t++)
-        acc[t] = _mm512_setzero_ps();
+        acc[t] = _mm256_setzero_ps();
     for (int64_t b = 0; b < n / QK_K; b++) {
         const __m256i sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[b].scales));
         const __m512i sc = _mm512_castsi256_si512(sc16);
@@ -323,12 +385,12 @@ static ALWAYS_INLINE void dot_q6_K_n(int64_t n, const void *w, const void *a, si
         for (int t = 0; t < nt; t++) {
             const block_q8_K *y = (const block_q8_K *)((const uint8_t *)a + (size_t)t * stride);
             const __m256i off = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)y[b].bsums), sc16);
-            sumi[t] = _mm512_sub_epi32(sumi[t], _mm512_zextsi256_si512(_mm256_slli_epi32(off, 5)));
-            acc[t] = _mm512_fmadd_ps(_mm512_set1_ps(y[b].d * d), _mm512_cvtepi32_ps(sumi[t]), acc[t]);
+            const __m256i s8 = _mm256_sub_epi32(fold512_epi32(sumi[t]), _mm256_slli_epi32(off, 5));
+            acc[t] = _mm256_fmadd_ps(_mm256_set1_ps(y[b].d * d), _mm256_cvtepi32_ps(s8), acc[t]);
         }
     }
     for (int t = 0; t < nt; t++)
-        out[t] = _mm512_reduce_add_ps(acc[t]);
+        out[t] = hsum8(acc[t]);
 }
 
 static float dot_q6_K(int64_t n, const void *w, const void *a)
@@ -512,6 +574,7 @@ void kinfer_avx512_fill(kinfer_cpu_kernels *t)
     t[KINFER_TYPE_IQ4_NL].vec_dot_r4 = dot_iq4_nl_r4;
     t[KINFER_TYPE_Q4_K].vec_dot = dot_q4_K;
     t[KINFER_TYPE_Q4_K].vec_dot_x4 = dot_q4_K_x4;
+    t[KINFER_TYPE_Q4_K].vec_dot_r4 = dot_q4_K_r4;
     t[KINFER_TYPE_Q5_K].vec_dot = dot_q5_K;
     t[KINFER_TYPE_Q5_K].vec_dot_x4 = dot_q5_K_x4;
     t[KINFER_TYPE_Q6_K].vec_dot = dot_q6_K;

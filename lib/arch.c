@@ -40,6 +40,7 @@ static const arch_desc arch_table[] = {
         .swa_pattern = 6,
         .swa_rope_base = 10000.0f,
         .attn_scale_27b_rule = 1,
+        .attn_scale_on_q = 1,
     },
 };
 

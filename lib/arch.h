@@ -42,6 +42,9 @@ typedef struct arch_desc {
      * 1/sqrt(head_dim).
      */
     int attn_scale_27b_rule;
+    /* the scale multiplies q itself after RoPE, not q.k (Gemma, as llama.cpp
+     * does it): the same value, but q rounds to F16 differently */
+    int attn_scale_on_q;
 } arch_desc;
 
 /* The row for general.architecture, or NULL when kinfer cannot run it. */

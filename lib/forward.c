@@ -104,13 +104,23 @@ static att_cells att_cells_find(kinfer_context *ctx, const fwd_ubatch *ub)
     return (att_cells){.cell = cell, .pos = pos, .n = n, .one_seq = one_seq};
 }
 
+/* The period of llama.cpp's lanes over cache rows: 16 lanes of 4
+ * accumulators in the one-token order, 16 lanes in the batch order. */
+#define ATT_LANE_PERIOD 64
+
 /*
  * Cache rows of layer il token t may see, in cell order: of its own
  * sequence, at a position not after its own and, on a sliding-window
  * layer, less than n_swa behind.  Returns how many.
+ *
+ * llama.cpp sums the weights and the weighted values in lanes by cache row
+ * (attn_order.h), over every row from 0, the ones a token may not see
+ * weighing 0.  When the visible rows are a run that starts past row 0 (a
+ * sliding window that has moved on), *n_pad rows lead the list to keep
+ * that phase: their scores are to be -inf, their weights 0 (head_weights).
  */
 static int32_t visible_rows(const kinfer_context *ctx, const att_cells *ac, int il, kinfer_pos p,
-                            kinfer_seq_id s, int swa, int32_t *rows)
+                            kinfer_seq_id s, int swa, int32_t *rows, int32_t *n_pad)
 {
     const kv_cache *kv = &ctx->kv;
     const int32_t n_swa = ctx->model->w.hp.n_swa;
@@ -121,6 +131,14 @@ static int32_t visible_rows(const kinfer_context *ctx, const att_cells *ac, int 
         if (cp > p || (swa && p - cp >= n_swa)) continue;
         if (!ac->one_seq && !kv_cell_has_seq(&kv->cells[c], s)) continue;
         rows[nv++] = by_slot ? kv->slot[c] : c;
+    }
+    const int32_t pad = nv > 0 ? rows[0] % ATT_LANE_PERIOD : 0;
+    *n_pad = 0;
+    if (pad > 0 && rows[nv - 1] - rows[0] == nv - 1 && (size_t)(nv + pad) <= ctx->sz.n_ctx) {
+        memmove(rows + pad, rows, (size_t)nv * sizeof *rows);
+        for (int32_t r = 0; r < pad; r++) rows[r] = rows[pad];
+        *n_pad = pad;
+        nv += pad;
     }
     return nv;
 }
@@ -140,7 +158,8 @@ static att_shape att_shape_of(const kinfer_context *ctx)
     const model_hparams *hp = &ctx->model->w.hp;
     const kv_cache *kv = &ctx->kv;
     att_shape a = {.hd_k = hp->head_dim_k, .hd_v = hp->head_dim_v, .n_head = hp->n_head,
-                   .gqa = hp->n_head / hp->n_head_kv, .scale = hp->attn_scale, .n_ctx = ctx->sz.n_ctx};
+                   .gqa = hp->n_head / hp->n_head_kv, .n_ctx = ctx->sz.n_ctx,
+                   .scale = hp->attn_scale_on_q ? 1.0f : hp->attn_scale};
     a.QD = (int64_t)a.n_head * a.hd_k;
     a.OD = (int64_t)a.n_head * a.hd_v;
     a.kk = kinfer_cpu_kernels_get(kv->type_k);
@@ -164,7 +183,7 @@ typedef struct att_job {
     /* the split of one token over its cells (decode): the units u0 ..
      * u0 + n_units - 1 of a round, unit i's weights in slice i's scratch */
     const int32_t *rows;           /* (nv) the cache rows the token sees */
-    int32_t nv;
+    int32_t nv, n_pad;             /* (visible_rows) */
     int u0, n_units;
 } att_job;
 
@@ -221,11 +240,12 @@ static void unit_scores(const att_job *j, att_unit un, int32_t t, const int32_t 
     }
 }
 
-/* Scores to weights in place: softmax, then, as llama.cpp (no flash
- * attention) multiplies V by them in V's type, rounded to F16 for an F16
- * cache. */
-static void head_weights(const kv_cache *kv, float *s, int32_t nv)
+/* Scores to weights in place (the first n_pad rows only keep the lanes'
+ * phase: weight 0): softmax, then, as llama.cpp (no flash attention)
+ * multiplies V by them in V's type, rounded to F16 for an F16 cache. */
+static void head_weights(const kv_cache *kv, float *s, int32_t nv, int32_t n_pad)
 {
+    for (int32_t r = 0; r < n_pad; r++) s[r] = -INFINITY;
     kinfer_attn_softmax(s, nv);
     if (kv->type_v == KINFER_TYPE_F16) kinfer_attn_round_fp16(s, nv);
 }
@@ -272,7 +292,7 @@ static void task_attention(void *arg, int ith, int nth)
     const int by_token = ub->n >= 2 * nth;
     const int64_t n_pairs = (int64_t)ub->n * n_head;
     const int64_t per = (n_pairs + nth - 1) / nth;
-    int32_t t_vis = -1, nv = 0;
+    int32_t t_vis = -1, nv = 0, n_pad = 0;
     for (int first = 1;; first = 0) {
         int64_t i0, i1;
         if (by_token) {
@@ -291,12 +311,12 @@ static void task_attention(void *arg, int ith, int nth)
             int g = 1; /* heads h .. h+g-1: same token, same kv head, this thread's */
             while (g < KINFER_ATTN_MAX_G && i + g < i1 && h + g < n_head && (h + g) / sh->gqa == kvh) g++;
             if (t != t_vis) {
-                nv = visible_rows(ctx, j->ac, j->il, ub->pos[t], ub->seq[t], j->L->is_swa, tb.rows);
+                nv = visible_rows(ctx, j->ac, j->il, ub->pos[t], ub->seq[t], j->L->is_swa, tb.rows, &n_pad);
                 t_vis = t;
             }
             const att_unit un = {.kvh = kvh, .h0 = h, .g = g};
             unit_scores(j, un, t, tb.rows, nv, tb.s, tb.qq);
-            for (int k = 0; k < g; k++) head_weights(&ctx->kv, tb.s + k * sh->n_ctx, nv);
+            for (int k = 0; k < g; k++) head_weights(&ctx->kv, tb.s + k * sh->n_ctx, nv, n_pad);
             unit_values(j, un, t, 0, sh->hd_v, tb.rows, nv, tb.s);
             i += g;
         }
@@ -338,7 +358,7 @@ static void task_att_weights(void *arg, int ith, int nth)
         const int g = att_unit_of(&j->sh, j->u0 + i).g;
         float *s = att_buf_of(j->ctx, i).s;
         for (int h = 0; h < g; h++, k++)
-            if (k >= k0 && k < k1) head_weights(&j->ctx->kv, s + (size_t)h * j->sh.n_ctx, j->nv);
+            if (k >= k0 && k < k1) head_weights(&j->ctx->kv, s + (size_t)h * j->sh.n_ctx, j->nv, j->n_pad);
     }
 }
 
@@ -366,9 +386,10 @@ static void attention(kinfer_context *ctx, att_job *j)
     const fwd_ubatch *ub = j->ub;
     if (ub->n == 1 && nth > 1) {
         int32_t *rows = att_buf_of(ctx, 0).rows;
-        const int32_t nv = visible_rows(ctx, j->ac, j->il, ub->pos[0], ub->seq[0], j->L->is_swa, rows);
+        int32_t n_pad;
+        const int32_t nv = visible_rows(ctx, j->ac, j->il, ub->pos[0], ub->seq[0], j->L->is_swa, rows, &n_pad);
         if (nv >= ATT_SPLIT_MIN_CELLS) {
-            j->rows = rows, j->nv = nv;
+            j->rows = rows, j->nv = nv, j->n_pad = n_pad;
             const int n_units = ctx->model->w.hp.n_head_kv * att_units_per_kv(&j->sh);
             for (int u0 = 0; u0 < n_units; u0 += nth) {
                 j->u0 = u0;
@@ -442,6 +463,7 @@ static void task_qkv(void *arg, int ith, int nth)
     }
     kinfer_rope(q, n, hp->n_head, hp->head_dim_k, j->ub->pos + t0, j->rp);
     kinfer_rope(k, n, hp->n_head_kv, hp->head_dim_k, j->ub->pos + t0, j->rp);
+    if (hp->attn_scale_on_q) kinfer_scale(q, hp->attn_scale, (int64_t)n * QD);
     /* store this batch's keys and values; the batch then attends to itself
      * through the cache, at cache precision */
     for (int32_t t = t0; t < t1; t++)

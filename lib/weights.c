@@ -168,6 +168,7 @@ static kinfer_status read_hparams(kinfer_model *model, const arch_desc *a, model
     TRY(meta_f32(model, n, ARCH_K_FINAL_LOGIT_SOFTCAP, 0, 0.0f, &hp->logit_softcap));
 
     hp->attn_scale = 1.0f / sqrtf((float)hp->head_dim_k);
+    hp->attn_scale_on_q = a->attn_scale_on_q;
     if (a->attn_scale_27b_rule && hp->n_layer == 62)
         hp->attn_scale = 1.0f / sqrtf((float)(hp->n_embd / hp->n_head));
     hp->embd_scale = a->embd_scale_sqrt ? sqrtf((float)hp->n_embd) : 1.0f;

@@ -55,6 +55,7 @@ typedef struct model_hparams {
     float rope_base;         /* global layers */
     float rope_scale;        /* 1 / rope.scaling.factor for linear scaling */
     float attn_scale;        /* multiplies q.k */
+    int attn_scale_on_q;     /* ... by multiplying q (arch_desc.attn_scale_on_q) */
     float embd_scale;        /* multiplies the token embeddings (1 = none) */
     float logit_softcap;     /* 0 = none; else logits = c * tanh(logits / c) */
 } model_hparams;

@@ -29,14 +29,12 @@
  * So kinfer follows ggml's arithmetic where a model needs it: activation
  * quantizers, F16 attention weights, and on AVX-512 the summation orders of
  * the 32-element block dot products and of F16 attention (attn_order.h),
- * SwiGLU and RoPE.  SmolLM2 (Q4_1, Q8_0) uses only such kernels: there the
- * logits are llama.cpp's to the bit, and the issue's bounds apply (top-10
- * within 1e-3, greedy identical unless llama.cpp's top-2 are within 1e-3).
- * Gemma 3's K-quant kernels (Q4_K, Q6_K) follow llama.cpp's orders too
- * (repacked Q4_K, tiled Q6_K: kernels/cpu/x86/quant_avx512.h), and its
- * prompts match to the bit; but its decode attention beyond 32 cached
- * tokens and its 512-token micro-batches still differ in float noise, so it
- * keeps llama.cpp's own noise bounds.
+ * SwiGLU, RoPE, the K-quant kernels (repacked Q4_K, tiled Q5_K/Q6_K:
+ * kernels/cpu/x86/quant_avx512.h), GELU, Gemma's scaled q and the lanes of
+ * a moved sliding window (forward.c).  On such a CPU both models give
+ * llama.cpp's logits to the bit, and the issue's bounds apply (top-10 within
+ * 1e-3, greedy identical unless llama.cpp's top-2 are within 1e-3).  Other
+ * CPUs get llama.cpp's own noise bounds.
  */
 typedef struct tolerance {
     float top10_max;  /* |kinfer - llama.cpp| on each of the oracle's top-10 */
@@ -59,11 +57,12 @@ static int cpu_avx512(void)
            __builtin_cpu_supports("avx512vnni");
 }
 
-/* Whether kinfer runs every kernel of this model in ggml's order: SmolLM2 on
- * a CPU with the AVX-512 level. */
+/* Whether kinfer runs every kernel of the test models in ggml's order: on a
+ * CPU with the AVX-512 level. */
 static tolerance tolerance_for(const char *file)
 {
-    return cpu_avx512() && strcmp(file, TEST_MODEL_SMOLLM2) == 0 ? TOL_EXACT : TOL_NOISE;
+    (void)file;
+    return cpu_avx512() ? TOL_EXACT : TOL_NOISE;
 }
 
 /* Same logits whatever the micro-batch size beyond one token, thread count
@@ -716,8 +715,9 @@ static void check_kv_types(const char *file)
 }
 
 /* Gemma 3's sliding-window layers keep only a window's worth of rows: a
- * context whose local layers must reuse slots gives the same logits as one
- * large enough to never reuse them; going back past the window is refused. */
+ * context whose local layers must reuse slots gives the same logits (but
+ * for float noise) as one large enough to never reuse them; going back past
+ * the window is refused. */
 START_TEST(test_swa_slots_gemma3)
 {
     if (quick()) {
@@ -759,7 +759,9 @@ START_TEST(test_swa_slots_gemma3)
             float d = max_diff(ref, lg, n_vocab);
             fprintf(stderr, "gemma3: %d tokens through 1040 local-layer slots vs 2048: max diff %g\n",
                     n1 + n2, d);
-            ck_assert_msg(d <= BATCH_TOL, "slot reuse changed the logits by %g", d);
+            /* a row's place in the cache sets its summation lane (as in
+             * llama.cpp, forward.c's visible_rows): reused slots move rows */
+            ck_assert_msg(d <= TOL_NOISE.top10_max, "slot reuse changed the logits by %g", d);
         }
         kinfer_context_free(c);
     }

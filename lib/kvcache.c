@@ -63,7 +63,8 @@ kinfer_status kv_init(kv_cache *kv, const model_weights *w, uint32_t n_ctx, uint
     if (kv->n_swa > 0) {
         uint8_t *ls = calloc((size_t)hp->n_layer, 1);
         kv->free_slots = malloc((size_t)kv->n_swa_slots * sizeof *kv->free_slots);
-        if (!ls || !kv->free_slots) {
+        kv->dead = malloc((size_t)kv->n_swa_slots * sizeof *kv->dead);
+        if (!ls || !kv->free_slots || !kv->dead) {
             free(ls);
             return KINFER_E_NOMEM;
         }
@@ -93,6 +94,7 @@ void kv_free(kv_cache *kv)
     free(kv->cells);
     free(kv->slot);
     free(kv->free_slots);
+    free(kv->dead);
     free((void *)kv->layer_swa);
     memset(kv, 0, sizeof *kv);
 }
@@ -118,6 +120,14 @@ static void slot_release(kv_cache *kv, uint32_t i)
     kv->slot[i] = -1;
 }
 
+/* qsort_r order of cell indices: by position */
+static int by_pos(const void *a, const void *b, void *kv_)
+{
+    const kv_cache *kv = kv_;
+    const int32_t pa = kv->cells[*(const uint32_t *)a].pos, pb = kv->cells[*(const uint32_t *)b].pos;
+    return (pa > pb) - (pa < pb);
+}
+
 /* Dead for every sequence of the cell: no token can see it on a local layer. */
 static int cell_dead(const kv_cache *kv, const kv_cell *c, const int32_t *horizon)
 {
@@ -135,11 +145,16 @@ int kv_swa_assign(kv_cache *kv, const uint32_t *cells, int32_t n, const uint8_t 
 {
     if (kv->n_swa <= 0) return 1;
     if (kv->n_free_slots < (uint32_t)n) {
+        /* reclaim dead cells' slots, the oldest first and only as many as
+         * needed: the rest keep their rows for a kv_seq_rm that goes back */
+        uint32_t n_dead = 0;
         for (uint32_t i = 0; i < kv->hi; i++) {
             const kv_cell *c = &kv->cells[i];
             if (c->pos < 0 || kv->slot[i] < 0) continue;
-            if (cell_dead(kv, c, mine[i] ? horizon_now : horizon_before)) slot_release(kv, i);
+            if (cell_dead(kv, c, mine[i] ? horizon_now : horizon_before)) kv->dead[n_dead++] = i;
         }
+        qsort_r(kv->dead, n_dead, sizeof *kv->dead, by_pos, kv);
+        for (uint32_t d = 0; d < n_dead && kv->n_free_slots < (uint32_t)n; d++) slot_release(kv, kv->dead[d]);
     }
     if (kv->n_free_slots < (uint32_t)n) return 0;
     for (int32_t t = 0; t < n; t++)

@@ -9,8 +9,8 @@
  *
  * Sliding-window layers (Gemma 3) keep their rows in a smaller store of
  * n_swa_slots rows: a cell gets a slot when it is written, and gives it back
- * once no later token of its sequences can see it (its position is n_swa or
- * more behind the sequence's last).  A used cell without a slot has lost its
+ * when a slot is needed and no later token of its sequences can see it (its
+ * position is n_swa or more behind the sequence's last).  A used cell without a slot has lost its
  * local-layer rows: a batch that would need them (after kv_seq_rm went back
  * more than a window) is refused.
  */
@@ -49,6 +49,7 @@ typedef struct kv_cache {
     int32_t *slot;                 /* (n_ctx) slot of each cell, -1 none */
     uint32_t *free_slots;          /* stack of free slots */
     uint32_t n_free_slots;
+    uint32_t *dead;                /* (n_swa_slots) scratch of kv_swa_assign */
 } kv_cache;
 
 /* Bytes the cache of a model would take (without the cell table). */
@@ -94,8 +95,10 @@ kinfer_status kv_seq_add(kv_cache *kv, const model_weights *w, int32_t seq, int3
 void kv_clear(kv_cache *kv);
 
 /*
- * Give slots to the cells of one micro-batch (cells[0..n)).  First reclaims
- * the slots of cells no token can see any more.  A cell is dead for
+ * Give slots to the cells of one micro-batch (cells[0..n)).  When short,
+ * reclaims the slots of cells no token can see any more, oldest first and
+ * no more than needed (the others keep their rows should kv_seq_rm take the
+ * sequence back).  A cell is dead for
  * sequence s when its position is at least n_swa behind the earliest
  * position a token of s may still have: for cells written before this
  * decode (mine[cell] == 0) that is horizon_before[s] (the sequence's last

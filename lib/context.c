@@ -225,11 +225,16 @@ kinfer_status context_plan(const kinfer_model *model, const kinfer_context_param
     uint64_t floats = nb * (2 * E + attn_ffn_floats(hp) + (uint64_t)hp->n_ff);
     floats += 2 * (uint64_t)out->n_ctx; /* att_cell, att_pos (4-byte ints) */
     out->att_stride = context_att_stride(out->n_ctx, hp->head_dim_k, p->type_k);
+    /* a decode split over the threads holds every kv head's group of up to
+     * KINFER_ATTN_MAX_G query heads at once */
+    const int32_t n_units = hp->n_head_kv * ((hp->n_head / hp->n_head_kv + KINFER_ATTN_MAX_G - 1) /
+                                             KINFER_ATTN_MAX_G);
+    out->att_slices = out->n_threads > n_units ? out->n_threads : n_units;
 
     /* logits: one row (the default, last token only); each further token
      * that asks for logits adds 4 * n_vocab bytes when it is decoded */
     floats += (uint64_t)hp->n_vocab;
-    out->compute_bytes = floats * sizeof(float) + mm + out->att_stride * (size_t)out->n_threads;
+    out->compute_bytes = floats * sizeof(float) + mm + out->att_stride * (size_t)out->att_slices;
     return plan_gpu(model, p, floats * sizeof(float), out, err, err_size);
 }
 
@@ -287,7 +292,7 @@ kinfer_status kinfer_context_new(const kinfer_model *model, const kinfer_context
     b->att_cell = malloc((size_t)sz->n_ctx * sizeof *b->att_cell);
     b->att_pos = malloc((size_t)sz->n_ctx * sizeof *b->att_pos);
     b->att_stride = sz->att_stride;
-    b->att_tmp = aligned_alloc(64, b->att_stride * (size_t)sz->n_threads);
+    b->att_tmp = aligned_alloc(64, b->att_stride * (size_t)sz->att_slices);
     b->mm_size = sz->matmul_scratch;
     b->mm = b->mm_size ? aligned_alloc(64, (b->mm_size + 63) & ~(size_t)63) : NULL;
     if (sz->n_threads > 1) {

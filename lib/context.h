@@ -25,7 +25,9 @@ typedef struct context_sizes {
     uint64_t kv_bytes;         /* K and V rows of every layer */
     uint64_t compute_bytes;    /* forward scratch + one row of logits */
     size_t matmul_scratch;     /* bytes kinfer_matmul needs at most */
-    size_t att_stride;         /* attention scratch bytes per thread */
+    size_t att_stride;         /* bytes of one attention scratch slice */
+    int32_t att_slices;        /* slices: one per thread, and at least one per
+                                * unit of a split decode (forward.c) */
     placement gpu;             /* the layers on the GPU */
     int gpu_simulated;         /* no GPU: planned for params.gpu_budget_bytes */
     uint64_t weights_device_bytes, kv_device_bytes, compute_device_bytes;

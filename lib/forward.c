@@ -180,11 +180,11 @@ typedef struct att_job {
     kinfer_attn_wsum_fn wsum;
     kinfer_attn_scores_fn scores;  /* NULL: vec_dot */
     atomic_int next_token;         /* tokens claimed so far (prompt split) */
-    /* the split of one token over its cells (decode): the units u0 ..
-     * u0 + n_units - 1 of a round, unit i's weights in slice i's scratch */
+    /* the split of one token over its cells (decode): every unit, unit
+     * i's weights in scratch slice i */
     const int32_t *rows;           /* (nv) the cache rows the token sees */
     int32_t nv, n_pad;             /* (visible_rows) */
-    int u0, n_units;
+    int n_units;
 } att_job;
 
 /* Query heads h0 .. h0+g-1 of one kv head: what one kernel call takes. */
@@ -325,9 +325,9 @@ static void task_attention(void *arg, int ith, int nth)
 
 /*
  * One token over many cells (decode at depth) takes every thread on every
- * kv head, each K and V byte read once, in three steps per round of units
- * (one unit per thread's scratch): the scores, split by cells; the weights,
- * split by heads; the weighted sums, split by 32-dim slices of the heads.
+ * kv head, each K and V byte read once, in three steps over every unit
+ * (a scratch slice each): the scores, split by cells; the weights, split by
+ * heads; the weighted sums, split by 32-dim slices of the heads.
  * Each score, weight and output dim is computed by the same calls as in
  * task_attention, so the bits do not change.
  */
@@ -344,18 +344,18 @@ static void task_att_scores(void *arg, int ith, int nth)
     if (r0 >= r1) return;
     const att_thread_buf tb = att_buf_of(j->ctx, ith);
     for (int i = 0; i < j->n_units; i++)
-        unit_scores(j, att_unit_of(&j->sh, j->u0 + i), 0, j->rows + r0, r1 - r0,
+        unit_scores(j, att_unit_of(&j->sh, i), 0, j->rows + r0, r1 - r0,
                     att_buf_of(j->ctx, i).s + r0, tb.qq);
 }
 
 static void task_att_weights(void *arg, int ith, int nth)
 {
     const att_job *j = arg;
-    int n_rows = 0; /* rows of weights: the heads of the round's units */
-    for (int i = 0; i < j->n_units; i++) n_rows += att_unit_of(&j->sh, j->u0 + i).g;
+    int n_rows = 0; /* rows of weights: the heads of every unit */
+    for (int i = 0; i < j->n_units; i++) n_rows += att_unit_of(&j->sh, i).g;
     const int k0 = n_rows * ith / nth, k1 = n_rows * (ith + 1) / nth;
     for (int i = 0, k = 0; i < j->n_units; i++) {
-        const int g = att_unit_of(&j->sh, j->u0 + i).g;
+        const int g = att_unit_of(&j->sh, i).g;
         float *s = att_buf_of(j->ctx, i).s;
         for (int h = 0; h < g; h++, k++)
             if (k >= k0 && k < k1) head_weights(&j->ctx->kv, s + (size_t)h * j->sh.n_ctx, j->nv, j->n_pad);
@@ -372,7 +372,7 @@ static void task_att_values(void *arg, int ith, int nth)
     for (int i = i0; i < i1;) {
         const int u = i / n_slices, c0 = i % n_slices;
         const int c1 = n_slices < c0 + (i1 - i) ? n_slices : c0 + (i1 - i);
-        unit_values(j, att_unit_of(&j->sh, j->u0 + u), 0, c0 * slice, (c1 - c0) * slice, j->rows, j->nv,
+        unit_values(j, att_unit_of(&j->sh, u), 0, c0 * slice, (c1 - c0) * slice, j->rows, j->nv,
                     att_buf_of(j->ctx, u).s);
         i += c1 - c0;
     }
@@ -389,15 +389,13 @@ static void attention(kinfer_context *ctx, att_job *j)
         int32_t n_pad;
         const int32_t nv = visible_rows(ctx, j->ac, j->il, ub->pos[0], ub->seq[0], j->L->is_swa, rows, &n_pad);
         if (nv >= ATT_SPLIT_MIN_CELLS) {
+            /* every unit at once, unit i's weights in scratch slice i
+             * (context.c sizes the slices for it) */
             j->rows = rows, j->nv = nv, j->n_pad = n_pad;
-            const int n_units = ctx->model->w.hp.n_head_kv * att_units_per_kv(&j->sh);
-            for (int u0 = 0; u0 < n_units; u0 += nth) {
-                j->u0 = u0;
-                j->n_units = n_units - u0 < nth ? n_units - u0 : nth;
-                kinfer_threadpool_run(ctx->pool, task_att_scores, j);
-                kinfer_threadpool_run(ctx->pool, task_att_weights, j);
-                kinfer_threadpool_run(ctx->pool, task_att_values, j);
-            }
+            j->n_units = ctx->model->w.hp.n_head_kv * att_units_per_kv(&j->sh);
+            kinfer_threadpool_run(ctx->pool, task_att_scores, j);
+            kinfer_threadpool_run(ctx->pool, task_att_weights, j);
+            kinfer_threadpool_run(ctx->pool, task_att_values, j);
             return;
         }
     }

@@ -149,7 +149,7 @@ typedef struct att_shape {
     int hd_k, hd_v, n_head, gqa;
     int64_t QD, OD;                   /* q and att floats per token */
     const kinfer_cpu_kernels *kk, *kq; /* of the K type and of its dot type */
-    size_t k_head_bytes, v_head_bytes, q_size, n_ctx;
+    size_t q_size, n_ctx;
     float scale;
 } att_shape;
 
@@ -164,8 +164,6 @@ static att_shape att_shape_of(const kinfer_context *ctx)
     a.OD = (int64_t)a.n_head * a.hd_v;
     a.kk = kinfer_cpu_kernels_get(kv->type_k);
     a.kq = kinfer_cpu_kernels_get(a.kk->vec_dot_type);
-    a.k_head_bytes = kinfer_row_size(kv->type_k, a.hd_k);
-    a.v_head_bytes = kinfer_row_size(kv->type_v, a.hd_v);
     a.q_size = kinfer_row_size(a.kk->vec_dot_type, a.hd_k);
     return a;
 }
@@ -221,21 +219,21 @@ static void unit_scores(const att_job *j, att_unit un, int32_t t, const int32_t 
     for (int k = 0; k < g; k++)
         sh->kq->from_float_act(j->ctx->buf.q + (size_t)t * sh->QD + (size_t)(un.h0 + k) * sh->hd_k,
                                qq + k * q_size, sh->hd_k);
-    const uint8_t *k0 = kv->k[j->il] + (size_t)un.kvh * sh->k_head_bytes;
+    const uint8_t *k0 = kv_k_head(kv, j->il, un.kvh);
     if (j->scores) {
-        j->scores(s, n_ctx, g, sh->hd_k, k0, kv->row_k, rows, nv, qq, q_size, sh->scale);
+        j->scores(s, n_ctx, g, sh->hd_k, k0, kv->head_k, rows, nv, qq, q_size, sh->scale);
     } else if (g > 1 && sh->kk->vec_dot_x4) {
         /* one K row against all g heads (the unused slots repeat head h0) */
         for (int k = g; k < 4; k++) memcpy(qq + k * q_size, qq, q_size);
         for (int32_t r = 0; r < nv; r++) {
             float d4[4];
-            sh->kk->vec_dot_x4(sh->hd_k, k0 + (size_t)rows[r] * kv->row_k, qq, q_size, d4);
+            sh->kk->vec_dot_x4(sh->hd_k, k0 + (size_t)rows[r] * kv->head_k, qq, q_size, d4);
             for (int k = 0; k < g; k++) s[k * n_ctx + r] = d4[k] * sh->scale;
         }
     } else {
         for (int k = 0; k < g; k++)
             for (int32_t r = 0; r < nv; r++)
-                s[k * n_ctx + r] = sh->kk->vec_dot(sh->hd_k, k0 + (size_t)rows[r] * kv->row_k, qq + k * q_size) *
+                s[k * n_ctx + r] = sh->kk->vec_dot(sh->hd_k, k0 + (size_t)rows[r] * kv->head_k, qq + k * q_size) *
                                    sh->scale;
     }
 }
@@ -258,7 +256,7 @@ static void unit_values(const att_job *j, att_unit un, int32_t t, int d0, int nd
     const att_shape *sh = &j->sh;
     const kv_cache *kv = &j->ctx->kv;
     j->wsum(j->ctx->buf.att + (size_t)t * sh->OD + (size_t)un.h0 * sh->hd_v + d0, (size_t)sh->hd_v, un.g, nd,
-            kv->v[j->il] + (size_t)un.kvh * sh->v_head_bytes + kinfer_row_size(kv->type_v, d0), kv->row_v, rows,
+            kv_v_head(kv, j->il, un.kvh) + kinfer_row_size(kv->type_v, d0), kv->head_v, rows,
             w, sh->n_ctx, nv);
 }
 

@@ -48,11 +48,12 @@ kinfer_status kv_init(kv_cache *kv, const model_weights *w, uint32_t n_ctx, uint
     kv->n_layer = hp->n_layer;
     kv->type_k = type_k;
     kv->type_v = type_v;
-    kv->kv_dim_k = (int64_t)hp->n_head_kv * hp->head_dim_k;
-    kv->kv_dim_v = (int64_t)hp->n_head_kv * hp->head_dim_v;
-    kv->row_k = kinfer_row_size(type_k, kv->kv_dim_k);
-    kv->row_v = kinfer_row_size(type_v, kv->kv_dim_v);
-    if (!kv->row_k || !kv->row_v) return KINFER_E_UNSUPPORTED;
+    kv->n_head_kv = hp->n_head_kv;
+    kv->head_dim_k = hp->head_dim_k;
+    kv->head_dim_v = hp->head_dim_v;
+    kv->head_k = kinfer_row_size(type_k, hp->head_dim_k);
+    kv->head_v = kinfer_row_size(type_v, hp->head_dim_v);
+    if (!kv->head_k || !kv->head_v) return KINFER_E_UNSUPPORTED;
     kv->cells = malloc((size_t)n_ctx * sizeof *kv->cells);
     kv->slot = malloc((size_t)n_ctx * sizeof *kv->slot);
     kv->k = calloc((size_t)hp->n_layer, sizeof *kv->k);
@@ -74,9 +75,9 @@ kinfer_status kv_init(kv_cache *kv, const model_weights *w, uint32_t n_ctx, uint
     for (int il = 0; il < hp->n_layer; il++) {
         /* calloc: zero rows are valid in every cache type, so reading a
          * never-written row (masked anyway) never sees garbage floats */
-        const size_t rows = kv->layer_swa && kv->layer_swa[il] ? kv->n_swa_slots : n_ctx;
-        kv->k[il] = calloc(rows, kv->row_k);
-        kv->v[il] = calloc(rows, kv->row_v);
+        const size_t rows = kv_layer_rows(kv, il) * (size_t)kv->n_head_kv;
+        kv->k[il] = calloc(rows, kv->head_k);
+        kv->v[il] = calloc(rows, kv->head_v);
         if (!kv->k[il] || !kv->v[il]) return KINFER_E_NOMEM;
     }
     kv_clear(kv);
@@ -274,8 +275,10 @@ static void rerotate_cell(kv_cache *kv, const model_weights *w, uint32_t i, int3
     for (int il = 0; il < kv->n_layer; il++) {
         const layer_weights *L = &w->layers[il];
         if (kv->layer_swa && kv->layer_swa[il] && kv->slot[i] < 0) continue; /* rows gone */
-        uint8_t *row = kv->k[il] + kv_row_index(kv, il, i) * kv->row_k;
-        kinfer_dequantize_row(kv->type_k, row, tmp, kv->kv_dim_k);
+        const size_t r = kv_row_index(kv, il, i);
+        for (int h = 0; h < kv->n_head_kv; h++)
+            kinfer_dequantize_row(kv->type_k, kv_k_head(kv, il, h) + r * kv->head_k,
+                                  tmp + h * kv->head_dim_k, kv->head_dim_k);
         kinfer_rope_params rp = {
             .neox = w->arch->rope_neox != 0,
             .n_rot = hp->n_rot,
@@ -285,7 +288,9 @@ static void rerotate_cell(kv_cache *kv, const model_weights *w, uint32_t i, int3
             .freq_factors = w->rope_freqs.data,
         };
         kinfer_rope(tmp, 1, hp->n_head_kv, hp->head_dim_k, &delta, &rp);
-        kinfer_quantize_act_row(kv->type_k, tmp, row, kv->kv_dim_k);
+        for (int h = 0; h < kv->n_head_kv; h++)
+            kinfer_quantize_act_row(kv->type_k, tmp + h * kv->head_dim_k,
+                                    kv_k_head(kv, il, h) + r * kv->head_k, kv->head_dim_k);
     }
 }
 
@@ -293,7 +298,7 @@ kinfer_status kv_seq_add(kv_cache *kv, const model_weights *w, int32_t seq, int3
                          int32_t p1, int32_t delta)
 {
     if (delta == 0) return KINFER_OK;
-    float *tmp = malloc((size_t)kv->kv_dim_k * sizeof *tmp);
+    float *tmp = malloc((size_t)kv->n_head_kv * (size_t)kv->head_dim_k * sizeof *tmp);
     if (!tmp) return KINFER_E_NOMEM;
     for (uint32_t i = 0; i < kv->hi; i++) {
         kv_cell *c = &kv->cells[i];
@@ -315,6 +320,10 @@ kinfer_status kv_seq_add(kv_cache *kv, const model_weights *w, int32_t seq, int3
 void kv_write(kv_cache *kv, int il, uint32_t i, const float *k, const float *v)
 {
     const size_t r = kv_row_index(kv, il, i);
-    kinfer_quantize_act_row(kv->type_k, k, kv->k[il] + r * kv->row_k, kv->kv_dim_k);
-    kinfer_quantize_act_row(kv->type_v, v, kv->v[il] + r * kv->row_v, kv->kv_dim_v);
+    for (int h = 0; h < kv->n_head_kv; h++) {
+        kinfer_quantize_act_row(kv->type_k, k + h * kv->head_dim_k, kv_k_head(kv, il, h) + r * kv->head_k,
+                                kv->head_dim_k);
+        kinfer_quantize_act_row(kv->type_v, v + h * kv->head_dim_v, kv_v_head(kv, il, h) + r * kv->head_v,
+                                kv->head_dim_v);
+    }
 }

@@ -35,9 +35,13 @@ typedef struct kv_cache {
     uint32_t n_seq_max;
     int32_t n_layer;
     int type_k, type_v;            /* KINFER_TYPE_F16 / Q8_0 / F32 */
-    int64_t kv_dim_k, kv_dim_v;    /* n_head_kv * head_dim_{k,v}: elements per row */
-    size_t row_k, row_v;           /* bytes per row */
-    uint8_t **k, **v;              /* per layer: (n_ctx, row_k) and (n_ctx, row_v) bytes */
+    int n_head_kv;
+    int64_t head_dim_k, head_dim_v;
+    size_t head_k, head_v;         /* bytes of one kv head's key / value row */
+    /* per layer: (n_head_kv, rows, head_k) and (n_head_kv, rows, head_v)
+     * bytes, a kv head's rows together: attention streams one head's keys
+     * and values without striding over the others' (kv_k_head) */
+    uint8_t **k, **v;
     kv_cell *cells;                /* n_ctx */
     uint32_t n_used;               /* cells with pos >= 0 */
     uint32_t hi;                   /* every cell at index >= hi is free */
@@ -120,7 +124,25 @@ static inline size_t kv_row_index(const kv_cache *kv, int il, uint32_t i)
     return kv->layer_swa && kv->layer_swa[il] ? (size_t)kv->slot[i] : (size_t)i;
 }
 
-/* Write one token's key and value rows (f32, kv_dim_k / kv_dim_v) of layer
+/* Rows of layer il's store: slots on a sliding-window layer, else cells. */
+static inline size_t kv_layer_rows(const kv_cache *kv, int il)
+{
+    return kv->layer_swa && kv->layer_swa[il] ? (size_t)kv->n_swa_slots : (size_t)kv->n_ctx;
+}
+
+/* Row 0 of kv head h's keys (values) in layer il; rows are head_k (head_v)
+ * bytes apart. */
+static inline uint8_t *kv_k_head(const kv_cache *kv, int il, int h)
+{
+    return kv->k[il] + (size_t)h * kv_layer_rows(kv, il) * kv->head_k;
+}
+
+static inline uint8_t *kv_v_head(const kv_cache *kv, int il, int h)
+{
+    return kv->v[il] + (size_t)h * kv_layer_rows(kv, il) * kv->head_v;
+}
+
+/* Write one token's key and value rows (f32, n_head_kv * head_dim_k / _v) of layer
  * il into cell i, converting to the cache types. */
 void kv_write(kv_cache *kv, int il, uint32_t i, const float *k, const float *v);
 

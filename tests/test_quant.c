@@ -443,6 +443,79 @@ static float llama_tiled_k(int type, const void *w, const void *a, int64_t n)
     return acc;
 }
 
+/* llama.cpp's repacked Q4_0 (x86, a matrix of a multiple of 8 rows; its
+ * gemv and gemm alike): per block the exact integer (q - 8) . y, then
+ * acc = fma(integer, d_x d_y, acc). */
+static float llama_dot_q4_0_repacked(const void *w, const void *a, int64_t n)
+{
+    const block_q4_0 *x = w;
+    const block_q8_0 *y = a;
+    float acc = 0.0f;
+    for (int64_t b = 0; b < n / 32; b++) {
+        int I = 0;
+        for (int l = 0; l < 16; l++)
+            I += ((x[b].qs[l] & 0xF) - 8) * y[b].qs[l] + ((x[b].qs[l] >> 4) - 8) * y[b].qs[l + 16];
+        acc = fmaf((float)I, kinfer_fp16_to_fp32(x[b].d) * kinfer_fp16_to_fp32(y[b].d), acc);
+    }
+    return acc;
+}
+
+/* The repacked kernels (kinfer_cpu_kernels.repacked and the gemm) against
+ * llama_dot_q4_0_repacked, bit for bit: vec_dot, vec_dot_r4, and the gemm
+ * for every row count up to two groups and a remainder, 1 .. MAX_NT
+ * tokens. */
+static void check_repacked(int type, const kinfer_cpu_kernels *k, int64_t n)
+{
+    const size_t wrow = kinfer_row_size(type, n), ab = kinfer_row_size(KINFER_TYPE_Q8_0, n);
+    enum { MAX_ROWS = 2 * KINFER_GEMM_REPACKED_ROWS + 3, NT = KINFER_GEMM_MAX_NT };
+    uint8_t *w = xmalloc(MAX_ROWS * wrow), *aq = xmalloc(NT * ab);
+    float *x = xmalloc((size_t)n * sizeof(float));
+    for (int i = 0; i < MAX_ROWS; i++)
+        random_row(type, w + i * wrow, n);
+    for (int t = 0; t < NT; t++) {
+        fill_gauss(x, n, 0.5f + (float)t);
+        kinfer_cpu_kernels_get(KINFER_TYPE_Q8_0)->from_float_act(x, aq + t * ab, n);
+    }
+    float want[MAX_ROWS][NT];
+    for (int i = 0; i < MAX_ROWS; i++)
+        for (int t = 0; t < NT; t++)
+            want[i][t] = llama_dot_q4_0_repacked(w + i * wrow, aq + t * ab, n);
+    for (int i = 0; i < 4; i++) {
+        const float one = k->vec_dot(n, w + i * wrow, aq);
+        ck_assert_msg(kinfer_f32_bits(one) == kinfer_f32_bits(want[i][0]),
+                      "repacked n=%ld vec_dot row %d: %.9g vs llama.cpp order %.9g", (long)n, i, one, want[i][0]);
+    }
+    float out4[4];
+    k->vec_dot_r4(n, w, wrow, aq, out4);
+    for (int i = 0; i < 4; i++)
+        ck_assert_msg(kinfer_f32_bits(out4[i]) == kinfer_f32_bits(want[i][0]),
+                      "repacked n=%ld r4 row %d: %.9g vs llama.cpp order %.9g", (long)n, i, out4[i], want[i][0]);
+
+    const kinfer_gemm_kernels gk = kinfer_gemm_get_repacked(type);
+    ck_assert_ptr_nonnull(gk.gemm);
+    const size_t pb = kinfer_gemm_packed_size(n), grow = kinfer_gemm_decoded_row_size(n);
+    uint8_t *ap = xmalloc(NT * pb), *wg = xmalloc(MAX_ROWS * grow);
+    for (int nr = 1; nr <= MAX_ROWS; nr++) {
+        /* the row groups depend on the row count: decode what the gemm takes */
+        gk.decode(n, w, wrow, nr, wg);
+        for (int nt = 1; nt <= NT; nt++) {
+            gk.pack_group(n, aq, ab, nt, ap);
+            float out[MAX_ROWS * NT];
+            gk.gemm(n, wg, grow, nr, ap, pb, nt, out, MAX_ROWS);
+            for (int i = 0; i < nr; i++)
+                for (int t = 0; t < nt; t++)
+                    ck_assert_msg(kinfer_f32_bits(out[i + MAX_ROWS * t]) == kinfer_f32_bits(want[i][t]),
+                                  "repacked n=%ld gemm rows=%d nt=%d row %d token %d: %.9g vs llama.cpp order %.9g",
+                                  (long)n, nr, nt, i, t, out[i + MAX_ROWS * t], want[i][t]);
+        }
+    }
+    free(ap);
+    free(wg);
+    free(w);
+    free(aq);
+    free(x);
+}
+
 /* llama.cpp's order for a K-quant dot at the AVX-512 level; *has_model =
  * false for other types.  in_group: the token is in one of the batch's
  * groups of four (Q4_K's gemm order). */
@@ -517,6 +590,10 @@ static void check_dots(int type, int64_t n, bool random_bytes)
             const float lm = llama_k_dot(type, w, a, n, false, &has_model);
             ck_assert_msg(!has_model || kinfer_f32_bits(s) == kinfer_f32_bits(lm),
                           "%s n=%ld avx512 dot %.9g vs llama.cpp order %.9g", tt->name, (long)n, s, lm);
+        }
+        if (k->repacked != NULL) {
+            ck_assert_int_eq(level, KINFER_CPU_AVX512);
+            check_repacked(type, k->repacked, n);
         }
         const bool grouped = groups_of_4(type, (kinfer_cpu_level)level);
         if (k->vec_dot_x4 != NULL) {
@@ -908,6 +985,53 @@ START_TEST(test_matmul)
 }
 END_TEST
 
+/* A Q4_0 matrix of a multiple of 8 rows at AVX-512 (llama.cpp repacks it):
+ * every token, batched or alone, on 1 to 3 threads, in llama.cpp's
+ * repacked order. */
+START_TEST(test_matmul_repacked)
+{
+    if (kinfer_cpu_kernels_get(KINFER_TYPE_Q4_0)->repacked == NULL)
+        return;
+    rng_state = 3100;
+    const int type = KINFER_TYPE_Q4_0;
+    const int64_t n_rows = 56, n_cols = 32 * 7, token_counts[] = {1, 5, 40};
+    const size_t wrow = kinfer_row_size(type, n_cols), ab = kinfer_row_size(KINFER_TYPE_Q8_0, n_cols);
+    uint8_t *w = xmalloc(wrow * (size_t)n_rows), *aq = xmalloc(ab);
+    for (int64_t r = 0; r < n_rows; r++)
+        random_row(type, w + r * wrow, n_cols);
+    kinfer_threadpool *pools[3] = {NULL, kinfer_threadpool_new(2), kinfer_threadpool_new(3)};
+    for (size_t tc = 0; tc < sizeof token_counts / sizeof token_counts[0]; tc++) {
+        const int64_t nt = token_counts[tc];
+        float *x = xmalloc((size_t)(nt * n_cols) * sizeof(float));
+        float *y = xmalloc((size_t)(nt * n_rows) * sizeof(float));
+        fill_gauss(x, nt * n_cols, 1.0f);
+        const size_t ss = kinfer_matmul_scratch_size(type, n_cols, nt, 3);
+        void *scratch = xmalloc(ss);
+        for (int p = 0; p < 3; p++) {
+            memset(y, 0, (size_t)(nt * n_rows) * sizeof(float));
+            ck_assert_int_eq(kinfer_matmul_ex(pools[p], scratch, ss, type, w, n_rows, n_cols, x, nt, y,
+                                              KINFER_MATMUL_QUANT), KINFER_OK);
+            for (int64_t t = 0; t < nt; t++) {
+                ck_assert_int_eq(kinfer_quantize_act_row(KINFER_TYPE_Q8_0, x + t * n_cols, aq, n_cols), KINFER_OK);
+                for (int64_t r = 0; r < n_rows; r++) {
+                    const float want = llama_dot_q4_0_repacked(w + r * wrow, aq, n_cols);
+                    ck_assert_msg(kinfer_f32_bits(y[t * n_rows + r]) == kinfer_f32_bits(want),
+                                  "%ld tokens, %d threads: token %ld row %ld: %.9g vs llama.cpp order %.9g",
+                                  (long)nt, p + 1, (long)t, (long)r, y[t * n_rows + r], want);
+                }
+            }
+        }
+        free(scratch);
+        free(x);
+        free(y);
+    }
+    kinfer_threadpool_free(pools[1]);
+    kinfer_threadpool_free(pools[2]);
+    free(w);
+    free(aq);
+}
+END_TEST
+
 /* Many small jobs through the pool: every slice of every job runs exactly
  * once, with that job's context (a fresh one on the stack each time, so a
  * late worker using a stale job would show up as a miss or a double run). */
@@ -971,6 +1095,7 @@ static Suite *quant_suite(void)
     tcase_add_test(tc, test_fp16_exhaustive);
     tcase_add_test(tc, test_errors);
     tcase_add_loop_test(tc, test_matmul, 0, N_MATMUL_TYPES);
+    tcase_add_test(tc, test_matmul_repacked);
     tcase_add_test(tc, test_threadpool);
     suite_add_tcase(s, tc);
     return s;

@@ -55,9 +55,8 @@ static const synth_config configs[] = {
  * every kernel kinfer runs here follows ggml's summation order, so the
  * logits are llama.cpp's to the bit (measured: max 0.000000) and the bound
  * is only the fixture's 6-decimal rounding.  The Q4_0 fixture comes from
- * llama.cpp with weight repacking off: by default it repacks Q4_0 to Q4_0x8
- * on x86 and sums in that layout's order, which kinfer does not follow
- * (there the two differ by top-10 max 0.014, mean 0.0017).  Elsewhere
+ * llama.cpp with its defaults: it repacks Q4_0 to Q4_0x8 on x86 and sums in
+ * that layout's order, which kinfer's AVX-512 kernels follow.  Elsewhere
  * kinfer's kernels sum in their own order: allow that spread and then
  * some; a pass that dropped the q/k/v biases is off by mean 1.8.
  */

@@ -37,7 +37,7 @@ static void build_tables(void)
         if (tt == NULL || tt->to_float == NULL)
             continue;
         tables[KINFER_CPU_SCALAR][t] = (kinfer_cpu_kernels){
-            tt->to_float, tt->from_float, tt->vec_dot, tt->vec_dot_type, NULL, tt->from_float, NULL};
+            tt->to_float, tt->from_float, tt->vec_dot, tt->vec_dot_type, NULL, tt->from_float, NULL, NULL};
     }
     tables[KINFER_CPU_SCALAR][KINFER_TYPE_Q8_0].from_float_act = kinfer_act_from_float_q8_0;
     tables[KINFER_CPU_SCALAR][KINFER_TYPE_Q8_1].from_float_act = kinfer_act_from_float_q8_1;

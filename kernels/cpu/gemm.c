@@ -42,3 +42,12 @@ kinfer_gemm_fn kinfer_gemm_get_tiled(int type)
     (void)type;
     return NULL;
 }
+
+kinfer_gemm_kernels kinfer_gemm_get_repacked(int type)
+{
+#if defined(__x86_64__)
+    if (kinfer_cpu_best_level() >= KINFER_CPU_AVX512) return kinfer_gemm_repacked_avx512(type);
+#endif
+    (void)type;
+    return (kinfer_gemm_kernels){0};
+}

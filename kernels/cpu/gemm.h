@@ -83,10 +83,21 @@ size_t kinfer_gemm_decoded_row_size(int64_t n);
 #define KINFER_GEMM_TILED_MIN_TOKENS 8
 kinfer_gemm_fn kinfer_gemm_get_tiled(int type);
 
+/*
+ * Kernels for a weight matrix that llama.cpp repacks (x86 Q4_0 of a
+ * multiple of 8 rows: the type's kinfer_cpu_kernels.repacked is set), or
+ * all NULL.  Their decoded rows go in groups of KINFER_GEMM_REPACKED_ROWS
+ * (the last one shorter): decode and gemm must be given the same rows, and
+ * row chunks should be multiples of it.
+ */
+#define KINFER_GEMM_REPACKED_ROWS 16
+kinfer_gemm_kernels kinfer_gemm_get_repacked(int type);
+
 #if defined(__x86_64__)
 /* The AVX-512 kernels of a type, all NULL for a type without them. */
 kinfer_gemm_kernels kinfer_gemm_avx512(int type);
 kinfer_gemm_fn kinfer_gemm_tiled_avx512(int type);
+kinfer_gemm_kernels kinfer_gemm_repacked_avx512(int type);
 #endif
 
 #endif /* KINFER_CPU_GEMM_H */

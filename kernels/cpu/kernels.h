@@ -52,6 +52,11 @@ typedef struct kinfer_cpu_kernels {
      * whose from_float is the reference quantizer model files are made with */
     kinfer_from_float_fn from_float_act;
     kinfer_vec_dot_r4_fn vec_dot_r4; /* optional (NULL): four rows, one token */
+    /* optional (NULL): the kernels for a weight matrix of a multiple of 8
+     * rows, which llama.cpp repacks and sums in another order (x86 Q4_0,
+     * quant_avx512.h); the type's own stay for every other use (KV cache
+     * rows, matrices it does not repack) */
+    const struct kinfer_cpu_kernels *repacked;
 } kinfer_cpu_kernels;
 
 /* Kernels of a type at the best level this CPU has; NULL for a type we have

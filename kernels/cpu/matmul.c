@@ -67,11 +67,14 @@ static size_t align_up(size_t n)
 /* Weight rows per chunk of the batched path: about 16 KiB (as the kernel
  * reads them: decoded where the type has a decoder), at most 64 rows
  * (enough chunks to balance), a multiple of 4 where it can be (the kernels
- * take four rows at a time). */
-static int64_t gemm_tile_rows(size_t row_bytes)
+ * take four rows at a time); for a repacked matrix a multiple of its
+ * kernel's row group (a short group wastes lanes). */
+static int64_t gemm_tile_rows(size_t row_bytes, bool repacked)
 {
     int64_t r = (int64_t)(16384 / (row_bytes ? row_bytes : 1));
     r = r < 1 ? 1 : (r > 64 ? 64 : r);
+    if (repacked)
+        return r < KINFER_GEMM_REPACKED_ROWS ? KINFER_GEMM_REPACKED_ROWS : r - r % KINFER_GEMM_REPACKED_ROWS;
     return r >= 4 ? r & ~(int64_t)3 : r;
 }
 
@@ -84,13 +87,16 @@ static size_t packed_bytes(int64_t n_cols, int64_t n_tokens)
 }
 
 /* Bytes of the row chunk a thread decodes for the batched kernels (0: the
- * type has no decoder). */
-static size_t gemm_panel_bytes(const kinfer_gemm_kernels *gk, int64_t n_cols)
+ * type has no decoder); may_repack: room for a repacked matrix's chunk too. */
+static size_t gemm_panel_bytes(const kinfer_gemm_kernels *gk, int64_t n_cols, bool may_repack)
 {
     if (gk->decode == NULL)
         return 0;
     const size_t row = kinfer_gemm_decoded_row_size(n_cols);
-    return align_up((size_t)gemm_tile_rows(row) * row);
+    int64_t rows = gemm_tile_rows(row, false);
+    if (may_repack && gemm_tile_rows(row, true) > rows)
+        rows = gemm_tile_rows(row, true);
+    return align_up((size_t)rows * row);
 }
 
 size_t kinfer_matmul_scratch_size(int type, int64_t n_cols, int64_t n_tokens, int n_threads)
@@ -104,9 +110,11 @@ size_t kinfer_matmul_scratch_size(int type, int64_t n_cols, int64_t n_tokens, in
     /* the batched kernels' packed activations and decoded row chunks (one
      * per thread) share the BLAS panel's room */
     const kinfer_gemm_kernels gk = kinfer_gemm_get(type);
+    const kinfer_cpu_kernels *k = kinfer_cpu_kernels_get(type);
     const size_t packed = n_tokens > 1 && gk.gemm != NULL
                               ? packed_bytes(n_cols, n_tokens) +
-                                    gemm_panel_bytes(&gk, n_cols) * (size_t)(n_threads > 0 ? n_threads : 1)
+                                    gemm_panel_bytes(&gk, n_cols, k != NULL && k->repacked != NULL) *
+                                        (size_t)(n_threads > 0 ? n_threads : 1)
                               : 0;
     return 64 + quant + (blas > packed ? blas : packed);
 }
@@ -126,6 +134,7 @@ typedef struct matmul_job {
     size_t xp_row_bytes;
     uint8_t *panels;               /* gk.decode: a decoded row chunk per thread */
     size_t panel_bytes;
+    int64_t chunk_rows;            /* batched path: weight rows per chunk */
     atomic_int next_chunk;         /* batched path: next row chunk to claim */
 } matmul_job;
 
@@ -183,7 +192,7 @@ static void gemm_task(void *p, int ith, int nth)
     const kinfer_gemm_decode_fn decode = job->gk.decode;
     uint8_t *panel = job->panels + (size_t)ith * job->panel_bytes;
     const size_t row_bytes = decode != NULL ? kinfer_gemm_decoded_row_size(job->n_cols) : job->w_row_bytes;
-    const int64_t chunk = gemm_tile_rows(row_bytes);
+    const int64_t chunk = job->chunk_rows;
     for (;;) {
         const int64_t rb = (int64_t)atomic_fetch_add_explicit(&job->next_chunk, 1, memory_order_relaxed) * chunk;
         if (rb >= job->n_rows) break;
@@ -301,6 +310,12 @@ kinfer_status kinfer_matmul_ex(kinfer_threadpool *pool, void *scratch, size_t sc
     const kinfer_cpu_kernels *k = kinfer_cpu_kernels_get(type);
     if (tt == NULL || k == NULL || k->vec_dot == NULL)
         return KINFER_E_UNSUPPORTED;
+    /* llama.cpp repacks some types' matrices of a multiple of 8 rows and
+     * sums them in another order (kernels.h) */
+    const bool repacked = k->repacked != NULL && n_rows % 8 == 0;
+    const int64_t blas_from = blas_min_tokens(type, k); /* the type's, whichever order */
+    if (repacked)
+        k = k->repacked;
     const kinfer_cpu_kernels *ka = kinfer_cpu_kernels_get(k->vec_dot_type);
     if (ka == NULL || ka->from_float_act == NULL)
         return KINFER_E_UNSUPPORTED;
@@ -326,20 +341,22 @@ kinfer_status kinfer_matmul_ex(kinfer_threadpool *pool, void *scratch, size_t sc
         .xq = base, .act_row_bytes = kinfer_row_size(k->vec_dot_type, n_cols),
     };
     if (path == KINFER_MATMUL_AUTO)
-        path = n_tokens >= blas_min_tokens(type, k) ? KINFER_MATMUL_BLAS : KINFER_MATMUL_QUANT;
+        path = n_tokens >= blas_from ? KINFER_MATMUL_BLAS : KINFER_MATMUL_QUANT;
     if (path == KINFER_MATMUL_BLAS) {
         float *panel = (float *)(base + align_up(job.act_row_bytes * (size_t)n_tokens));
         matmul_blas(pool, &job, panel);
     } else {
         if (n_tokens > 1 && n_cols % 32 == 0) {
-            job.gk = kinfer_gemm_get(type);
+            job.gk = repacked ? kinfer_gemm_get_repacked(type) : kinfer_gemm_get(type);
             /* llama.cpp's order for many tokens (gemm.h) */
             const kinfer_gemm_fn tiled =
                 n_tokens >= KINFER_GEMM_TILED_MIN_TOKENS ? kinfer_gemm_get_tiled(type) : NULL;
             if (tiled != NULL && job.gk.gemm != NULL) job.gk.gemm = tiled;
             job.xp_row_bytes = kinfer_gemm_packed_size(n_cols);
             job.xp = base + align_up(job.act_row_bytes * (size_t)n_tokens);
-            job.panel_bytes = gemm_panel_bytes(&job.gk, n_cols);
+            job.panel_bytes = gemm_panel_bytes(&job.gk, n_cols, repacked);
+            job.chunk_rows = gemm_tile_rows(
+                job.gk.decode != NULL ? kinfer_gemm_decoded_row_size(n_cols) : job.w_row_bytes, repacked);
             job.panels = job.xp + packed_bytes(n_cols, n_tokens);
         }
         matmul_quant(pool, &job);

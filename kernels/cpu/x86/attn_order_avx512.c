@@ -240,6 +240,18 @@ void kinfer_attn_softmax_ordered_avx512(float *x, int64_t n)
     }
 }
 
+/* acc[h][s][t] += p[h * p_stride] * slice s of V row `row`, for the G heads */
+static ALWAYS_INLINE void chain_step(__m512 acc[][2][16], int t, const int G, const int NS, const uint8_t *v0,
+                                     size_t row_v, int32_t row, const float *p, size_t p_stride)
+{
+#pragma GCC unroll 2
+    for (int s = 0; s < NS; s++) {
+        const __m512 v = load_f16((const kinfer_fp16 *)(v0 + (size_t)row * row_v) + 16 * s);
+#pragma GCC unroll 4
+        for (int h = 0; h < G; h++) acc[h][s][t] = _mm512_fmadd_ps(v, _mm512_set1_ps(p[h * p_stride]), acc[h][s][t]);
+    }
+}
+
 /* Chain accumulators of NS (1 or 2) 16-dim slices at v0 for G heads: chain
  * c of a slice sums p[r] * V row r over the rows r = c, c + step, ... < nv,
  * in row order, for the chains c < step.  Each pass takes CT chains of all
@@ -262,26 +274,12 @@ static ALWAYS_INLINE void wsum_chains(__m512 ch[][2][64], const int G, const int
         int32_t c = c0;
         for (; c + CT <= nv; c += step) {
 #pragma GCC unroll 16
-            for (int t = 0; t < CT; t++)
-#pragma GCC unroll 2
-                for (int s = 0; s < NS; s++) {
-                    const __m512 v = load_f16((const kinfer_fp16 *)(v0 + (size_t)rows[c + t] * row_v) + 16 * s);
-#pragma GCC unroll 4
-                    for (int h = 0; h < G; h++)
-                        acc[h][s][t] = _mm512_fmadd_ps(v, _mm512_set1_ps(p[h * p_stride + c + t]), acc[h][s][t]);
-                }
+            for (int t = 0; t < CT; t++) chain_step(acc, t, G, NS, v0, row_v, rows[c + t], p + c + t, p_stride);
         }
         /* the last rows, fewer than CT */
 #pragma GCC unroll 16
         for (int t = 0; t < CT; t++)
-            if (c + t < nv)
-#pragma GCC unroll 2
-                for (int s = 0; s < NS; s++) {
-                    const __m512 v = load_f16((const kinfer_fp16 *)(v0 + (size_t)rows[c + t] * row_v) + 16 * s);
-#pragma GCC unroll 4
-                    for (int h = 0; h < G; h++)
-                        acc[h][s][t] = _mm512_fmadd_ps(v, _mm512_set1_ps(p[h * p_stride + c + t]), acc[h][s][t]);
-                }
+            if (c + t < nv) chain_step(acc, t, G, NS, v0, row_v, rows[c + t], p + c + t, p_stride);
 #pragma GCC unroll 4
         for (int h = 0; h < G; h++)
 #pragma GCC unroll 2

@@ -10,7 +10,8 @@
  * Only the way the integer lanes and the scale vectors are obtained
  * differs, and integer sums are exact.  The K-quants follow llama.cpp where
  * its batched order is not its vec_dot's (quant_avx512.h): Q4_K's groups of
- * four tokens, and the tiled Q5_K, Q6_K kernels for 8 tokens or more.
+ * four tokens, and the tiled Q5_K, Q6_K kernels for 8 tokens or more; and
+ * the Q4_0 matrices it repacks take their repacked vec_dot's order.
  */
 #include <immintrin.h>
 #include <stddef.h>
@@ -185,6 +186,100 @@ static ALWAYS_INLINE void gemm_tile(int64_t n, const uint8_t *w, size_t wstride,
         for (int t = 0; t < nt; t++)
             out[r + (size_t)t * ostride] = dot[t] + sm[t];
     }
+}
+
+/* ------------------------------- Q4_0 in llama.cpp's repacked order
+ * (quant_avx512.h): per block one exact integer per (row, token), then
+ * acc = fma(integer, d_x d_y, acc).  The rows are in the lanes, 16 at a
+ * time, so the integer needs no horizontal sum and one fma serves 16 rows.
+ * A packed group's block record: the slots' 32 quant bytes each, then
+ * their -8 sum(q) as int32 (the integer's start: weights are decoded to
+ * u = q + 8), then their d as floats. */
+
+#define REC_RP (GROUP * (32 + 4 + 4))
+_Static_assert(KINFER_GEMM_REPACKED_ROWS == 16, "a row per lane of a 512-bit vector");
+
+static void pack_group_q4_0_repacked(int64_t n, const void *act, size_t act_stride, int nt, uint8_t *out)
+{
+    for (int64_t b = 0; b < n / 32; b++) {
+        uint8_t *rec = out + b * REC_RP;
+        int32_t start[GROUP] = {0};
+        float d[GROUP] = {0};
+        memset(rec, 0, GROUP * 32);
+        for (int s = 0; s < nt; s++) {
+            const block_q8_0 *y = (const block_q8_0 *)((const uint8_t *)act + (size_t)s * act_stride) + b;
+            memcpy(rec + 32 * s, y->qs, 32);
+            for (int l = 0; l < 32; l++)
+                start[s] -= 8 * y->qs[l];
+            d[s] = fp16(y->d);
+        }
+        memcpy(rec + GROUP * 32, start, sizeof start);
+        memcpy(rec + GROUP * 36, d, sizeof d);
+    }
+}
+
+/* Weight rows -> groups of 16 rows (the last one R = nr % 16 rows) with
+ * the rows in the lanes: per block 8 runs of R dwords (run k: each row's
+ * unsigned quants 4k .. 4k + 3), then the R rows' d as floats; 36 R bytes
+ * a block, within the room of R decoded rows. */
+static void decode_rows_q4_0_repacked(int64_t n, const void *w, size_t ws, int nr, uint8_t *out)
+{
+    const int64_t nb = n / 32;
+    const size_t dstride = kinfer_gemm_decoded_row_size(n);
+    for (int i = 0; i < nr; i += 16) {
+        const int R = nr - i < 16 ? nr - i : 16;
+        for (int64_t b = 0; b < nb; b++) {
+            uint8_t *q = out + (size_t)i * dstride + (size_t)b * 36 * R;
+            for (int r = 0; r < R; r++) {
+                const block_q4_0 *x = (const block_q4_0 *)((const uint8_t *)w + (size_t)(i + r) * ws) + b;
+                uint8_t u[32];
+                _mm256_storeu_si256((__m256i *)u, decode_q4_0(x));
+                for (int k = 0; k < 8; k++)
+                    memcpy(q + 4 * (k * R + r), u + 4 * k, 4);
+                const float d = fp16(x->d);
+                memcpy(q + 32 * R + 4 * r, &d, 4);
+            }
+        }
+    }
+}
+
+/* R (1 .. 16) decoded rows (one group) x NT tokens of a packed group */
+static ALWAYS_INLINE void gemm_q4_0_repacked_rows16(int64_t n, const uint8_t *w, int R, const uint8_t *a, int NT,
+                                                    float *out, size_t ostride)
+{
+    const __mmask16 rows = (__mmask16)((1u << R) - 1);
+    __m512 acc[GROUP];
+#pragma GCC unroll 8
+    for (int t = 0; t < NT; t++)
+        acc[t] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < n / 32; b++) {
+        const uint8_t *q = w + (size_t)b * 36 * R, *g = a + (size_t)b * REC_RP;
+        __m512i wq[8];
+#pragma GCC unroll 8
+        for (int k = 0; k < 8; k++)
+            wq[k] = _mm512_maskz_loadu_epi32(rows, q + 4 * k * R);
+        const __m512 dw = _mm512_maskz_loadu_ps(rows, q + 32 * R);
+#pragma GCC unroll 8
+        for (int t = 0; t < NT; t++) {
+            int32_t y4[8], start;
+            float dy;
+            memcpy(y4, g + 32 * t, 32);
+            memcpy(&start, g + GROUP * 32 + 4 * t, 4);
+            memcpy(&dy, g + GROUP * 36 + 4 * t, 4);
+            /* two chains of dot products, half as long */
+            __m512i s0 = _mm512_set1_epi32(start), s1 = _mm512_setzero_si512();
+#pragma GCC unroll 4
+            for (int k = 0; k < 8; k += 2) {
+                s0 = _mm512_dpbusd_epi32(s0, wq[k], _mm512_set1_epi32(y4[k]));
+                s1 = _mm512_dpbusd_epi32(s1, wq[k + 1], _mm512_set1_epi32(y4[k + 1]));
+            }
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_add_epi32(s0, s1)), _mm512_mul_ps(dw, _mm512_set1_ps(dy)),
+                                     acc[t]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int t = 0; t < NT; t++)
+        _mm512_mask_storeu_ps(out + (size_t)t * ostride, rows, acc[t]);
 }
 
 /* ------------------------------------------------------------- K-quants
@@ -669,6 +764,29 @@ DEFINE_GEMM(q5_K_tiled, 1)
 #define CALL_q6_K_tiled(k) gemm_k_tiled_n(n, w, 1, a, astride, k, out, ostride)
 #define CALL2_q6_K_tiled(k) CALL_q6_K_tiled(k)
 DEFINE_GEMM(q6_K_tiled, 1)
+
+/* decoded rows w + i * ws, i < nr, in groups of 16 (decode_rows_q4_0_repacked) */
+static void gemm_q4_0_repacked(int64_t n, const void *w0, size_t ws, int nr, const uint8_t *a, size_t astride, int nt,
+                               float *out0, size_t ostride)
+{
+    (void)astride;
+    for (int i = 0; i < nr; i += 16) {
+        const uint8_t *w = (const uint8_t *)w0 + (size_t)i * ws;
+        const int R = nr - i < 16 ? nr - i : 16;
+        float *out = out0 + i;
+#define CALL_ROWS16(k) gemm_q4_0_repacked_rows16(n, w, R, a, k, out, ostride)
+        NT_SWITCH(CALL_ROWS16)
+#undef CALL_ROWS16
+    }
+}
+
+kinfer_gemm_kernels kinfer_gemm_repacked_avx512(int type)
+{
+    if (type != KINFER_TYPE_Q4_0)
+        return (kinfer_gemm_kernels){0};
+    return (kinfer_gemm_kernels){.gemm = gemm_q4_0_repacked, .pack_group = pack_group_q4_0_repacked,
+                                 .decode = decode_rows_q4_0_repacked};
+}
 
 kinfer_gemm_fn kinfer_gemm_tiled_avx512(int type)
 {

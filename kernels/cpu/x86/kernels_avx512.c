@@ -10,7 +10,9 @@
  * each activation row is accumulated in exactly the order the nt = 1 case
  * uses, so batched and single-token results are bit for bit the same --
  * except Q4_K, whose four-token kernel takes llama.cpp's order for a group
- * of four tokens, not its single-token one (quant_avx512.h).
+ * of four tokens, not its single-token one (quant_avx512.h).  Q4_0
+ * matrices that llama.cpp repacks have kernels of their own in its
+ * repacked order (kinfer_cpu_kernels.repacked).
  *
  * 32-element block types use vpdpbusd (u8 x s8 -> i32) in ggml's float
  * order (see dot_seq_n).  It needs the unsigned operand first, so weights
@@ -18,6 +20,7 @@
  * taken off with a second vpdpbusd.
  */
 #include <immintrin.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <string.h>
 
@@ -193,6 +196,88 @@ static void dot_q5_1_x4(int64_t n, const void *w, const void *a, size_t stride, 
 {
     dot_seq_n(n, w, sizeof(block_q5_1), NULL, 0, 1, offsetof(block_q5_1, qs), (int)offsetof(block_q5_1, qh),
               a, stride, 4, out);
+}
+
+/* Q4_0 weight matrices of a multiple of 8 rows, in llama.cpp's repacked
+ * order (quant_avx512.h): each block's exact integer, then one fma. */
+static float dot_q4_0_repacked(int64_t n, const void *w, const void *a)
+{
+    const block_q4_0 *x = w;
+    const block_q8_0 *y = a;
+    const __m256i zero = _mm256_setzero_si256(), off = _mm256_set1_epi8(8);
+    float acc = 0.0f;
+    for (int64_t b = 0; b < n / 32; b++) {
+        const __m256i yv = _mm256_loadu_si256((const __m256i *)y[b].qs);
+        const __m256i s = _mm256_sub_epi32(_mm256_dpbusd_epi32(zero, decode_q4_0(&x[b]), yv),
+                                           _mm256_dpbusd_epi32(zero, off, yv));
+        acc = fma_ss((float)_mm512_reduce_add_epi32(_mm512_zextsi256_si512(s)), fp16(x[b].d) * fp16(y[b].d), acc);
+    }
+    return acc;
+}
+
+/* s[i]: weight row i's 8 i32 lanes of one block (low half) and of the next
+ * (high half) -> lane i of sums[0]: row i's integer of the first block,
+ * of sums[1]: of the second (exact). */
+static inline void block_sums_r4(const __m512i s[4], __m128i sums[2])
+{
+    /* per 128-bit chunk of lanes a..d: rows 0, 1 (a + c), rows 0, 1 (b + d) */
+    const __m512i s01 = _mm512_add_epi32(_mm512_unpacklo_epi32(s[0], s[1]), _mm512_unpackhi_epi32(s[0], s[1]));
+    const __m512i s23 = _mm512_add_epi32(_mm512_unpacklo_epi32(s[2], s[3]), _mm512_unpackhi_epi32(s[2], s[3]));
+    /* per chunk: rows 0..3, then chunks 0 + 1 and 2 + 3 */
+    __m512i t = _mm512_add_epi32(_mm512_unpacklo_epi64(s01, s23), _mm512_unpackhi_epi64(s01, s23));
+    t = _mm512_add_epi32(t, _mm512_shuffle_i64x2(t, t, _MM_SHUFFLE(2, 3, 0, 1)));
+    sums[0] = _mm512_castsi512_si128(t);
+    sums[1] = _mm512_extracti32x4_epi32(t, 2);
+}
+
+/* Blocks b and (two) b + 1 of four rows against one token, each row's
+ * fma chain in a lane of acc (dot_q4_0_repacked_r4). */
+static ALWAYS_INLINE __m128 q4_0_repacked_step_r4(__m128 acc, const uint8_t *w, size_t ws, const block_q8_0 *y,
+                                                  int64_t b, bool two)
+{
+    const __m512i zero = _mm512_setzero_si512();
+    const __m256i y0 = _mm256_loadu_si256((const __m256i *)y[b].qs);
+    const __m512i yv = two ? join256(y0, _mm256_loadu_si256((const __m256i *)y[b + 1].qs)) : _mm512_zextsi256_si512(y0);
+    const __m512i oy = _mm512_dpbusd_epi32(zero, _mm512_set1_epi8(8), yv);
+    __m512i s[4];
+    kinfer_fp16 hd[8] = {0};
+#pragma GCC unroll 4
+    for (int i = 0; i < 4; i++) {
+        const block_q4_0 *x = (const block_q4_0 *)(w + (size_t)i * ws) + b;
+        const __m256i x0 = decode_q4_0(x);
+        const __m512i xv = two ? join256(x0, decode_q4_0(x + 1)) : _mm512_zextsi256_si512(x0);
+        s[i] = _mm512_sub_epi32(_mm512_dpbusd_epi32(zero, xv, yv), oy);
+        hd[i] = x->d;
+        if (two)
+            hd[4 + i] = x[1].d;
+    }
+    /* the rows' d of block b (low half) and b + 1 (high half) */
+    const __m256 xd = _mm256_cvtph_ps(_mm_setr_epi16((short)hd[0], (short)hd[1], (short)hd[2], (short)hd[3],
+                                                     (short)hd[4], (short)hd[5], (short)hd[6], (short)hd[7]));
+    __m128i I[2];
+    block_sums_r4(s, I);
+    acc = _mm_fmadd_ps(_mm_cvtepi32_ps(I[0]), _mm_mul_ps(_mm256_castps256_ps128(xd), _mm_set1_ps(fp16(y[b].d))), acc);
+    if (two)
+        acc = _mm_fmadd_ps(_mm_cvtepi32_ps(I[1]), _mm_mul_ps(_mm256_extractf128_ps(xd, 1), _mm_set1_ps(fp16(y[b + 1].d))),
+                           acc);
+    return acc;
+}
+
+/* Four rows against one token, each exactly as dot_q4_0_repacked: two
+ * blocks per 512-bit vector, the rows' fma chains in the lanes. */
+static void dot_q4_0_repacked_r4(int64_t n, const void *w, size_t ws, const void *a, float *out)
+{
+    const int64_t nb = n / 32;
+    __m128 acc = _mm_setzero_ps();
+    /* as dot_seq_r4: fetch the rows two calls ahead */
+    for (size_t o = 0; o < 4 * ws; o += 64)
+        _mm_prefetch((const char *)w + 8 * ws + o, _MM_HINT_T0);
+    int64_t b = 0;
+    for (; b + 2 <= nb; b += 2)
+        acc = q4_0_repacked_step_r4(acc, w, ws, a, b, true);
+    if (b < nb)
+        acc = q4_0_repacked_step_r4(acc, w, ws, a, b, false);
+    _mm_storeu_ps(out, acc);
 }
 
 /* sum over 8 sub-blocks of mins[j] * (bsums[2j] + bsums[2j+1]) */
@@ -557,6 +642,13 @@ void kinfer_avx512_fill(kinfer_cpu_kernels *t)
     t[KINFER_TYPE_Q4_0].vec_dot = dot_q4_0;
     t[KINFER_TYPE_Q4_0].vec_dot_x4 = dot_q4_0_x4;
     t[KINFER_TYPE_Q4_0].vec_dot_r4 = dot_q4_0_r4;
+    /* written once, before any reader (dispatch.c builds the tables once) */
+    static kinfer_cpu_kernels q4_0_repacked;
+    q4_0_repacked = t[KINFER_TYPE_Q4_0];
+    q4_0_repacked.vec_dot = dot_q4_0_repacked;
+    q4_0_repacked.vec_dot_x4 = NULL; /* prompts take the gemm (gemm_avx512.c) */
+    q4_0_repacked.vec_dot_r4 = dot_q4_0_repacked_r4;
+    t[KINFER_TYPE_Q4_0].repacked = &q4_0_repacked;
     t[KINFER_TYPE_Q4_1].vec_dot = dot_q4_1;
     t[KINFER_TYPE_Q4_1].vec_dot_x4 = dot_q4_1_x4;
     t[KINFER_TYPE_Q4_1].vec_dot_r4 = dot_q4_1_r4;

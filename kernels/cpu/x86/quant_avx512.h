@@ -193,6 +193,12 @@ static ALWAYS_INLINE void k4_decode(const void *blk, int has_qh, __m512i v[4], _
  *   (ggml's a * b + c, contracted by the compiler) after the hsum8.
  *   Matmuls of 8 tokens or more take llama.cpp's tiled kernel instead
  *   (gemm_avx512.c).
+ * Q4_0 (repacked to 8 interleaved rows when the matrix has a multiple of 8
+ *   rows; gemv and gemm alike, so no token groups): per block the exact
+ *   integer I_b = (q - 8) . y, acc = fma(I_b, d_x d_y, acc), from 0.  Its
+ *   activations come from ggml_quantize_mat_q8_0_4x8 for groups of four
+ *   tokens, which rounds as quantize_row_q8_0 (from_float_act).  Other
+ *   Q4_0 matrices and the KV cache keep ggml's vec_dot order (above).
  * Q8_K activations are quantize_row_q8_K_ref's.  (For Q4_K's groups of
  * four llama.cpp quantizes with ggml_quantize_mat_q8_K_4x8, which can negate
  * a block's d and quants where its largest |x| occurs as both +m and -m:

@@ -113,6 +113,20 @@ typedef struct {
     uint8_t qs[QK_K / 2];
 } block_q5_K;
 
+/* Q4_K/Q5_K scales: the 12 packed bytes as 8 6-bit scales (out16[0..7])
+ * and 8 6-bit mins (out16[8..15]). */
+static inline void kinfer_k4_unpack_scales(const uint8_t *packed, uint8_t *out16)
+{
+    uint32_t u[4];
+    memcpy(u, packed, K_SCALE_SIZE);
+    const uint32_t m0_3 = u[1] & 0x3f3f3f3fu;
+    u[3] = ((u[2] >> 4) & 0x0f0f0f0fu) | (((u[1] >> 6) & 0x03030303u) << 4);
+    u[1] = (u[2] & 0x0f0f0f0fu) | (((u[0] >> 6) & 0x03030303u) << 4);
+    u[2] = m0_3;
+    u[0] &= 0x3f3f3f3fu;
+    memcpy(out16, u, 16);
+}
+
 typedef struct {
     uint8_t ql[QK_K / 2];      /* low 4 bits */
     uint8_t qh[QK_K / 4];      /* high 2 bits */

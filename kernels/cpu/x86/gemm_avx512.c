@@ -366,7 +366,7 @@ static ALWAYS_INLINE void q4_K_to_lanes(const uint8_t *w, size_t ws, int nr, int
         }
         const block_q4_K *x = (const block_q4_K *)(w + (size_t)r * ws) + b;
         uint8_t sm[16];
-        k4_unpack_scales(x->scales, sm);
+        kinfer_k4_unpack_scales(x->scales, sm);
         for (int j = 0; j < 8; j++) sc[j][r] = sm[j];
         for (int c = 0; c < 4; c++) mn[c][r] = sm[8 + 2 * c] | (sm[9 + 2 * c] << 16);
         d[r] = fp16(x->d);

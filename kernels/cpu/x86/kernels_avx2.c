@@ -417,26 +417,12 @@ static inline __m256i scale_pair(__m256i s8x2, int j)
     return _mm256_shuffle_epi8(s8x2, _mm256_loadu_si256((const __m256i *)scale_pair_ctrl[j]));
 }
 
-
 /* sum_g scales[g] * bsums[g] over the 16 groups of a Q8_K block. */
 static inline int scaled_bsums16(const int16_t *bsums, const int8_t *scales)
 {
     const __m256i bs = _mm256_loadu_si256((const __m256i *)bsums);
     const __m256i sc = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)scales));
     return hsum_epi32(_mm256_madd_epi16(bs, sc));
-}
-
-/* Q4_K/Q5_K: unpack the 8 6-bit scales and mins (bytes 0..7, 8..15). */
-static inline void k4_unpack_scales(const uint8_t *packed, uint8_t *out16)
-{
-    uint32_t u[4];
-    memcpy(u, packed, 12);
-    const uint32_t m0_3 = u[1] & 0x3f3f3f3fu;
-    u[3] = ((u[2] >> 4) & 0x0f0f0f0fu) | (((u[1] >> 6) & 0x03030303u) << 4);
-    u[1] = (u[2] & 0x0f0f0f0fu) | (((u[0] >> 6) & 0x03030303u) << 4);
-    u[2] = m0_3;
-    u[0] &= 0x3f3f3f3fu;
-    memcpy(out16, u, 16);
 }
 
 /* sum over 8 sub-blocks of mins[j] * (bsums[2j] + bsums[2j+1]) */
@@ -461,7 +447,7 @@ static float dot_q4_K(int64_t n, const void *w, const void *a)
     float acc_m = 0.0f;
     for (int64_t b = 0; b < n / QK_K; b++) {
         uint8_t sm[16];
-        k4_unpack_scales(x[b].scales, sm);
+        kinfer_k4_unpack_scales(x[b].scales, sm);
         const float d = y[b].d * fp16(x[b].d);
         acc_m += y[b].d * fp16(x[b].dmin) * (float)k4_min_term(y[b].bsums, sm + 8);
         __m256i sumi = _mm256_setzero_si256();
@@ -490,7 +476,7 @@ static float dot_q5_K(int64_t n, const void *w, const void *a)
     float acc_m = 0.0f;
     for (int64_t b = 0; b < n / QK_K; b++) {
         uint8_t sm[16];
-        k4_unpack_scales(x[b].scales, sm);
+        kinfer_k4_unpack_scales(x[b].scales, sm);
         const float d = y[b].d * fp16(x[b].d);
         acc_m += y[b].d * fp16(x[b].dmin) * (float)k4_min_term(y[b].bsums, sm + 8);
         const __m256i qh = _mm256_loadu_si256((const __m256i *)x[b].qh);

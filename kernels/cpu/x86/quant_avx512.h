@@ -82,18 +82,6 @@ static inline float hsum8(__m256 v)
     return _mm_cvtss_f32(r);
 }
 
-static inline void k4_unpack_scales(const uint8_t *packed, uint8_t *out16)
-{
-    uint32_t u[4];
-    memcpy(u, packed, 12);
-    const uint32_t m0_3 = u[1] & 0x3f3f3f3fu;
-    u[3] = ((u[2] >> 4) & 0x0f0f0f0fu) | (((u[1] >> 6) & 0x03030303u) << 4);
-    u[1] = (u[2] & 0x0f0f0f0fu) | (((u[0] >> 6) & 0x03030303u) << 4);
-    u[2] = m0_3;
-    u[0] &= 0x3f3f3f3fu;
-    memcpy(out16, u, 16);
-}
-
 /* i16 lanes 0..15 get scale 2c, 16..31 get 2c+1, from 8 i16 scales */
 static inline __m512i k4_scale_pair(__m512i scales16, int c)
 {
@@ -146,7 +134,7 @@ static ALWAYS_INLINE void k4_decode(const void *blk, int has_qh, __m512i v[4], _
 {
     const block_q4_K *x = blk;
     uint8_t sm[16];
-    k4_unpack_scales(x->scales, sm);
+    kinfer_k4_unpack_scales(x->scales, sm);
     *mins16 = _mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)(sm + 8)));
     const __m512i scales16 = _mm512_castsi128_si512(_mm_cvtepu8_epi16(_mm_loadl_epi64((const __m128i *)sm)));
     const uint8_t *qs = has_qh ? ((const block_q5_K *)blk)->qs : x->qs;

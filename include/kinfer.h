@@ -375,6 +375,11 @@ void kinfer_sampler_accept(kinfer_sampler *sampler, kinfer_token token);
 /* Forget the history and reseed. */
 void kinfer_sampler_reset(kinfer_sampler *sampler);
 
+/* -log p(target) under the softmax of n_vocab logits, summed in double as
+ * llama-perplexity does (perplexity = exp of its mean); NAN for a target
+ * outside [0, n_vocab). */
+double kinfer_token_nll(const float *logits, int32_t n_vocab, kinfer_token target);
+
 /* --------------------------------------------------------------- tokenizer */
 
 /*

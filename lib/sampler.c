@@ -370,3 +370,14 @@ kinfer_token kinfer_sampler_sample(kinfer_sampler *sampler, const float *logits,
     }
     return c[last].id;
 }
+
+double kinfer_token_nll(const float *logits, int32_t n_vocab, kinfer_token target)
+{
+    if (!logits || target < 0 || target >= n_vocab) return NAN;
+    float max = logits[0];
+    for (int32_t i = 1; i < n_vocab; i++)
+        if (logits[i] > max) max = logits[i];
+    double sum = 0.0;
+    for (int32_t i = 0; i < n_vocab; i++) sum += exp((double)(logits[i] - max));
+    return -((double)(logits[target] - max) - log(sum));
+}

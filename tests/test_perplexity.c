@@ -90,17 +90,6 @@ static void fixture_load(const char *model_file, int n_ctx, fixture *fx)
     ck_assert_msg(found, "fixture %s has no run at n_ctx %d", path, n_ctx);
 }
 
-/* -log p(target) from one row of logits, in double like llama.cpp. */
-static double nll_of(const float *logits, int n_vocab, kinfer_token target)
-{
-    float max = logits[0];
-    for (int i = 1; i < n_vocab; i++)
-        if (logits[i] > max) max = logits[i];
-    double sum = 0.0;
-    for (int i = 0; i < n_vocab; i++) sum += exp((double)(logits[i] - max));
-    return -((double)(logits[target] - max) - log(sum));
-}
-
 /* Perplexity of model_file over the text's first n_chunks chunks of n_ctx
  * (all of them when n_chunks is 0), compared with the fixture. */
 static void check_perplexity(const char *model_file, int n_ctx, int n_chunks)
@@ -169,7 +158,7 @@ static void check_perplexity(const char *model_file, int n_ctx, int n_chunks)
         for (int j = first; j < n_ctx - 1; j++) {
             const float *lg = kinfer_get_logits(ctx, j);
             ck_assert(lg != NULL);
-            nll += nll_of(lg, n_vocab, src[j + 1]);
+            nll += kinfer_token_nll(lg, n_vocab, src[j + 1]);
             count++;
         }
     }

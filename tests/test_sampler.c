@@ -516,6 +516,18 @@ START_TEST(test_bad_args)
 }
 END_TEST
 
+/* -log p: logits {0, log 3, -inf}: p = 1/4, 3/4, 0 */
+START_TEST(test_token_nll)
+{
+    const float lg[3] = {0.0f, logf(3.0f), -INFINITY};
+    ck_assert_double_eq_tol(kinfer_token_nll(lg, 3, 0), log(4.0), 1e-6);
+    ck_assert_double_eq_tol(kinfer_token_nll(lg, 3, 1), -log(0.75), 1e-6);
+    ck_assert(isinf(kinfer_token_nll(lg, 3, 2)));
+    ck_assert(isnan(kinfer_token_nll(lg, 3, 3)));
+    ck_assert(isnan(kinfer_token_nll(lg, 3, -1)));
+}
+END_TEST
+
 START_TEST(test_all_minus_infinity)
 {
     float logits[4] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};
@@ -621,6 +633,7 @@ static Suite *sampler_suite(void)
     tcase_add_test(tc, test_seed_reproducible);
     tcase_add_test(tc, test_bad_args);
     tcase_add_test(tc, test_all_minus_infinity);
+    tcase_add_test(tc, test_token_nll);
     suite_add_tcase(s, tc);
     TCase *tm = tcase_create("model");
     tcase_set_timeout(tm, 120);

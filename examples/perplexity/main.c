@@ -59,17 +59,6 @@ static double seconds(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* -log p(target) from one row of logits, in double like llama.cpp. */
-static double nll_of(const float *logits, int n_vocab, kinfer_token target)
-{
-    float max = logits[0];
-    for (int i = 1; i < n_vocab; i++)
-        if (logits[i] > max) max = logits[i];
-    double sum = 0.0;
-    for (int i = 0; i < n_vocab; i++) sum += exp((double)(logits[i] - max));
-    return -((double)(logits[target] - max) - log(sum));
-}
-
 int main(int argc, char **argv)
 {
     const char *model_path = NULL, *text_path = NULL;
@@ -180,7 +169,7 @@ int main(int argc, char **argv)
             return 1;
         }
         for (int j = first; j < n_ctx - 1; j++) {
-            double v = nll_of(kinfer_get_logits(ctx, j), n_vocab, src[j + 1]);
+            double v = kinfer_token_nll(kinfer_get_logits(ctx, j), n_vocab, src[j + 1]);
             nll += v;
             nll2 += v * v;
             count++;

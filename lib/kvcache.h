@@ -42,6 +42,8 @@ typedef struct kv_cache {
      * bytes, a kv head's rows together: attention streams one head's keys
      * and values without striding over the others' (kv_k_head) */
     uint8_t **k, **v;
+    void *mem;                     /* the mapping k and v point into */
+    size_t mem_size;
     kv_cell *cells;                /* n_ctx */
     uint32_t n_used;               /* cells with pos >= 0 */
     uint32_t hi;                   /* every cell at index >= hi is free */

@@ -278,9 +278,11 @@ START_TEST(test_ordered)
         fprintf(stderr, "SKIP: ordered attention kernels need AVX-512\n");
         return;
     }
-    /* 576: past the tiles' head size, key by key */
+    /* 576: past the tiles' head size, key by key; 300 and 1100: the
+     * one-token weighted sum in ranges of rows (one, then three, the last
+     * partial) */
     const int hds[] = {16, 48, 64, 80, 128, 256, 576};
-    const int32_t nvs[] = {1, 15, 16, 17, 64, 77, 300};
+    const int32_t nvs[] = {1, 15, 16, 17, 64, 77, 300, 1100};
     rng_state = 7;
     for (size_t hi = 0; hi < sizeof hds / sizeof hds[0]; hi++)
         for (size_t ni = 0; ni < sizeof nvs / sizeof nvs[0]; ni++)

@@ -312,11 +312,107 @@ static ALWAYS_INLINE void wsum_slices(float *out, size_t out_stride, const int G
         }
 }
 
+/*
+ * The one-token order over a long run of rows (decode at depth).  The
+ * passes of wsum_chains each visit one row in 64, 32 KiB apart for a head
+ * of 256: a pattern the hardware prefetchers cannot follow, so the rows
+ * come from memory a line at a time.  Here the rows go in ranges instead:
+ * every chain of a range is run, its sums kept in memory (64 chains x G
+ * heads x 2 slices) for the next range, while the next range's lines are
+ * prefetched in row order.  Each chain still adds its rows in order, so
+ * the bits are wsum_slices'.
+ */
+#define WS_RANGE 512           /* rows per range: a multiple of 64 */
+#define WS_RANGE_MIN_ROWS 128  /* below this, the rows are too few to matter */
+
+/* lines [0, bytes) of rows r0 .. r1-1 (from v0) towards the cache */
+static inline void prefetch_rows(const uint8_t *v0, size_t row_v, const int32_t *rows, int32_t r0, int32_t r1,
+                                 size_t bytes)
+{
+    for (int32_t r = r0; r < r1; r++)
+        for (size_t o = 0; o < bytes; o += 64) _mm_prefetch((const char *)v0 + (size_t)rows[r] * row_v + o, _MM_HINT_T0);
+}
+
+/* chains of the rows r0 .. r1-1 (r0 a multiple of 64) of one 32-dim slice
+ * at v0, continuing the sums in st (zero when r0 is 0); meanwhile rows
+ * pf0 .. pf1-1 are prefetched (pf bytes of each from pf_v), spread over the
+ * passes so that the loads in flight never stall the arithmetic */
+static ALWAYS_INLINE void chains_range(__m512 st[][2][64], const int G, const uint8_t *v0, size_t row_v,
+                                       const int32_t *rows, const float *p, size_t p_stride, int32_t r0,
+                                       int32_t r1, const uint8_t *pf_v, size_t pf, int32_t pf0, int32_t pf1)
+{
+    enum { CT = 4 };
+    const int ct = G <= 2 ? CT : 2; /* chains per pass: G x 2 x ct accumulators */
+    const int n_pass = 64 / ct;
+    for (int c0 = 0; c0 < 64; c0 += ct) {
+        const int q = c0 / ct;
+        prefetch_rows(pf_v, row_v, rows, pf0 + (pf1 - pf0) * q / n_pass, pf0 + (pf1 - pf0) * (q + 1) / n_pass, pf);
+        __m512 acc[KINFER_ATTN_MAX_G][2][16]; /* chain_step's shape; ct used */
+#pragma GCC unroll 4
+        for (int h = 0; h < G; h++)
+#pragma GCC unroll 2
+            for (int sl = 0; sl < 2; sl++)
+#pragma GCC unroll 4
+                for (int t = 0; t < ct; t++)
+                    acc[h][sl][t] = r0 ? st[h][sl][c0 + t] : _mm512_setzero_ps();
+        int32_t c = r0 + c0;
+        for (; c + ct <= r1; c += 64) {
+#pragma GCC unroll 4
+            for (int t = 0; t < ct; t++) chain_step(acc, t, G, 2, v0, row_v, rows[c + t], p + c + t, p_stride);
+        }
+#pragma GCC unroll 4
+        for (int t = 0; t < ct; t++)
+            if (c + t < r1) chain_step(acc, t, G, 2, v0, row_v, rows[c + t], p + c + t, p_stride);
+#pragma GCC unroll 4
+        for (int h = 0; h < G; h++)
+#pragma GCC unroll 2
+            for (int sl = 0; sl < 2; sl++)
+#pragma GCC unroll 4
+                for (int t = 0; t < ct; t++) st[h][sl][c0 + t] = acc[h][sl][t];
+    }
+}
+
+/* dims 0 .. nd-1 (a multiple of 32) in groups of two 32-dim slices */
+static ALWAYS_INLINE void wsum_vec_ranges(float *out, size_t out_stride, const int G, int nd, const uint8_t *v0,
+                                          size_t row_v, const int32_t *rows, const float *p, size_t p_stride,
+                                          int32_t nv)
+{
+    __m512 st[2][KINFER_ATTN_MAX_G][2][64], lane[16];
+    for (int d0 = 0; d0 < nd; d0 += 64) {
+        const int n32 = nd - d0 >= 64 ? 2 : 1;
+        const uint8_t *vg = v0 + 2 * (size_t)d0;
+        const size_t bytes = 64 * (size_t)n32;
+        prefetch_rows(vg, row_v, rows, 0, nv < WS_RANGE ? nv : WS_RANGE, bytes);
+        for (int32_t r0 = 0; r0 < nv; r0 += WS_RANGE) {
+            const int32_t r1 = nv - r0 < WS_RANGE ? nv : r0 + WS_RANGE;
+            const int32_t r2 = nv - r1 < WS_RANGE ? nv : r1 + WS_RANGE;
+            /* the next range's rows while the first slice runs */
+            for (int k = 0; k < n32; k++)
+                chains_range(st[k], G, vg + 64 * (size_t)k, row_v, rows, p, p_stride, r0, r1, vg, bytes, r1,
+                             k ? r1 : r2);
+        }
+        /* lane l of accumulator j sums cells 16 j + l, 16 j + l + 64, ...;
+         * then (a0 + a2) + (a1 + a3), as wsum_slices */
+        for (int k = 0; k < n32; k++)
+            for (int h = 0; h < G; h++)
+                for (int sl = 0; sl < 2; sl++) {
+                    const __m512 *ch = st[k][h][sl];
+                    for (int l = 0; l < 16; l++)
+                        lane[l] = _mm512_add_ps(_mm512_add_ps(ch[l], ch[32 + l]), _mm512_add_ps(ch[16 + l], ch[48 + l]));
+                    _mm512_storeu_ps(out + h * out_stride + d0 + 32 * k + 16 * sl, sum16_lanes(lane));
+                }
+    }
+}
+
 static ALWAYS_INLINE void wsum_heads(float *out, size_t out_stride, const int G, int order, int hd,
                                      const uint8_t *v0, size_t row_v, const int32_t *rows, const float *p,
                                      size_t p_stride, int32_t nv)
 {
     const int step = order == KINFER_F16_ORDER_GEMM ? 16 : 64;
+    if (step == 64 && hd % 32 == 0 && nv >= WS_RANGE_MIN_ROWS) {
+        wsum_vec_ranges(out, out_stride, G, hd, v0, row_v, rows, p, p_stride, nv);
+        return;
+    }
     int d = 0;
     for (; d + 32 <= hd; d += 32) {
         if (step == 16)

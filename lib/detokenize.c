@@ -14,43 +14,42 @@
 
 /* ------------------------------------------------------------ token pieces */
 
-static int append(char **buf, size_t *len, size_t *cap, const char *s, size_t n)
+/* Output of vocab_render_piece: counts every byte, keeps those that fit. */
+typedef struct piece_out {
+    char *buf;
+    size_t size, len;
+} piece_out;
+
+static void put(piece_out *o, const char *s, size_t n)
 {
-    if (*len + n > *cap) {
-        size_t c = *cap ? *cap : 64;
-        while (c < *len + n)
-            c *= 2;
-        char *nb = realloc(*buf, c);
-        if (!nb)
-            return -1;
-        *buf = nb;
-        *cap = c;
+    if (o->len < o->size) {
+        size_t k = o->size - o->len < n ? o->size - o->len : n;
+        memcpy(o->buf + o->len, s, k);
     }
-    memcpy(*buf + *len, s, n);
-    *len += n;
-    return 0;
+    o->len += n;
 }
 
-int vocab_render_piece(const struct kinfer_vocab *v, int32_t id, char **buf, size_t *len,
-                       size_t *cap)
+size_t vocab_render_piece(const struct kinfer_vocab *v, int32_t id, char *buf, size_t size)
 {
-    const char *t = v->text + v->text_off[id];
-    size_t tl = v->text_len[id];
+    piece_out o = {buf, size, 0};
+    const char *t = vocab_text(v, id);
+    size_t tl = vocab_text_len(v, id);
     uint32_t attr = v->attr[id];
-    if (attr & (TOK_ATTR_UNKNOWN | TOK_ATTR_CONTROL | TOK_ATTR_USER_DEFINED))
-        return append(buf, len, cap, t, tl);
+    if (attr & (TOK_ATTR_UNKNOWN | TOK_ATTR_CONTROL | TOK_ATTR_USER_DEFINED)) {
+        put(&o, t, tl);
+        return o.len;
+    }
     if (attr & TOK_ATTR_NORMAL) {
         if (v->type == VOCAB_SPM || v->escape_whitespaces) {
             for (size_t i = 0; i < tl; i++) {
                 if (i + 2 < tl && memcmp(t + i, "\xe2\x96\x81", 3) == 0) {
-                    if (append(buf, len, cap, " ", 1) < 0)
-                        return -1;
+                    put(&o, " ", 1);
                     i += 2;
-                } else if (append(buf, len, cap, t + i, 1) < 0) {
-                    return -1;
+                } else {
+                    put(&o, t + i, 1);
                 }
             }
-            return 0;
+            return o.len;
         }
         /* GPT-2 byte decoding */
         for (size_t i = 0; i < tl;) {
@@ -66,24 +65,21 @@ int vocab_render_piece(const struct kinfer_vocab *v, int32_t id, char **buf, siz
             int byte = bpe_cpt_to_byte(cpt);
             if (byte >= 0) {
                 char c = (char)byte;
-                if (append(buf, len, cap, &c, 1) < 0)
-                    return -1;
+                put(&o, &c, 1);
             } else {
                 size_t ul = cpt == 0xfffd && src == fffd ? 3 : k;
                 char tmp[32];
-                if (append(buf, len, cap, "[UNK_BYTE_0x", 12) < 0)
-                    return -1;
+                put(&o, "[UNK_BYTE_0x", 12);
                 for (size_t j = 0; j < ul; j++) {
                     snprintf(tmp, sizeof tmp, "%02x", (uint8_t)src[j]);
-                    if (append(buf, len, cap, tmp, 2) < 0)
-                        return -1;
+                    put(&o, tmp, 2);
                 }
-                if (append(buf, len, cap, t, tl) < 0 || append(buf, len, cap, "]", 1) < 0)
-                    return -1;
+                put(&o, t, tl);
+                put(&o, "]", 1);
             }
             i += k;
         }
-        return 0;
+        return o.len;
     }
     if (attr & TOK_ATTR_BYTE) {
         /* strtol of the two characters after "<0x" */
@@ -91,9 +87,9 @@ int vocab_render_piece(const struct kinfer_vocab *v, int32_t id, char **buf, siz
         for (int j = 0; j < 2 && 3 + (size_t)j < tl; j++)
             hex[j] = t[3 + j];
         char c = (char)strtol(hex, NULL, 16);
-        return append(buf, len, cap, &c, 1);
+        put(&o, &c, 1);
     }
-    return 0;
+    return o.len;
 }
 
 int32_t vocab_token_to_piece(const struct kinfer_vocab *v, int32_t token, char *buf, int32_t size,
@@ -104,19 +100,33 @@ int32_t vocab_token_to_piece(const struct kinfer_vocab *v, int32_t token, char *
     uint32_t attr = v->attr[token];
     if (!special && (attr & (TOK_ATTR_UNKNOWN | TOK_ATTR_CONTROL)))
         return 0;
-    const char *p = v->piece + v->piece_off[token];
-    size_t n = v->piece_len[token];
+    /* almost every piece fits the stack; a longer one is rendered twice */
+    char small[256];
+    char *p = small;
+    size_t n = vocab_render_piece(v, token, small, sizeof small);
+    char *heap = NULL;
+    if (n > sizeof small) {
+        if (!(heap = malloc(n)))
+            return 0;
+        vocab_render_piece(v, token, heap, n);
+        p = heap;
+    }
+    int32_t ret;
     for (int32_t i = 0; i < lstrip && n && *p == ' '; i++) {
         p++;
         n--;
     }
     if (n > (size_t)INT32_MAX)
-        return 0;
-    if (size < (int32_t)n)
-        return -(int32_t)n;
-    if (n)
-        memcpy(buf, p, n);
-    return (int32_t)n;
+        ret = 0;
+    else if (size < (int32_t)n)
+        ret = -(int32_t)n;
+    else {
+        if (n)
+            memcpy(buf, p, n);
+        ret = (int32_t)n;
+    }
+    free(heap);
+    return ret;
 }
 
 /* ------------------------------------------------------------ clean spaces */

@@ -144,10 +144,11 @@ static void decode_scalar(enum gguf_vtype t, const uint8_t *p, uint64_t *u, int6
 
 /*
  * Validate the elements of an array starting at the cursor and move past
- * them.  offsets, when not NULL, receives each string element's offset from
- * the first element.  depth bounds recursion on nested arrays.
+ * them.  index, when not NULL, receives the offset from the first element of
+ * every GGUF_STR_INDEX_STEP-th string element.  depth bounds recursion on
+ * nested arrays.
  */
-static kinfer_status skip_array(cursor *c, enum gguf_vtype type, uint64_t n, uint64_t *offsets,
+static kinfer_status skip_array(cursor *c, enum gguf_vtype type, uint64_t n, uint64_t *index,
                                 int depth, const char *key)
 {
     uint64_t start = c->pos;
@@ -175,7 +176,8 @@ static kinfer_status skip_array(cursor *c, enum gguf_vtype type, uint64_t n, uin
         for (uint64_t j = 0; j < n; j++) {
             const uint8_t *p;
             uint64_t len;
-            if (offsets) offsets[j] = c->pos - start;
+            if (index && j % GGUF_STR_INDEX_STEP == 0)
+                index[j / GGUF_STR_INDEX_STEP] = c->pos - start;
             kinfer_status st = read_str(c, &p, &len, "a string array element");
             if (st) return st;
         }
@@ -233,7 +235,7 @@ struct gguf_owned {
 void gguf_free(gguf_file *gf)
 {
     if (!gf) return;
-    for (uint64_t i = 0; gf->kv && i < gf->n_kv; i++) free(gf->kv[i].str_offsets);
+    for (uint64_t i = 0; gf->kv && i < gf->n_kv; i++) free(gf->kv[i].str_index);
     free(gf->kv);
     free(gf->tensors);
     free(((struct gguf_owned *)gf)->pool_mem);
@@ -288,12 +290,13 @@ static kinfer_status parse_kv(cursor *c, gguf_kv *kv, pool *strings)
         kv->elem_type = (enum gguf_vtype)et;
         kv->elems = c->buf + c->pos;
         if (kv->elem_type == GGUF_STR && kv->n_elems <= remaining(c) / 8) {
-            kv->str_offsets = malloc((kv->n_elems ? kv->n_elems : 1) * sizeof(uint64_t));
-            if (!kv->str_offsets)
+            uint64_t n_index = kv->n_elems / GGUF_STR_INDEX_STEP + 1;
+            kv->str_index = malloc(n_index * sizeof(uint64_t));
+            if (!kv->str_index)
                 return fail(c, KINFER_E_NOMEM, at, "out of memory indexing array '%s'", kv->key);
         }
         uint64_t start = c->pos;
-        st = skip_array(c, kv->elem_type, kv->n_elems, kv->str_offsets, 0, kv->key);
+        st = skip_array(c, kv->elem_type, kv->n_elems, kv->str_index, 0, kv->key);
         if (st) return st;
         kv->elems_size = c->pos - start;
         return KINFER_OK;
@@ -598,7 +601,9 @@ kinfer_status gguf_arr_str(const gguf_kv *kv, uint64_t j, const char **out, size
 {
     if (kv->type != GGUF_ARR || kv->elem_type != GGUF_STR) return KINFER_E_TYPE_MISMATCH;
     if (j >= kv->n_elems) return KINFER_E_NOT_FOUND;
-    const uint8_t *p = kv->elems + kv->str_offsets[j];
+    /* the indexed string before j, then skip (validated by the parser) */
+    const uint8_t *p = kv->elems + kv->str_index[j / GGUF_STR_INDEX_STEP];
+    for (uint64_t k = j % GGUF_STR_INDEX_STEP; k > 0; k--) p += 8 + load_le(p, 8);
     *len = (size_t)load_le(p, 8);
     *out = (const char *)p + 8;
     return KINFER_OK;

@@ -70,6 +70,25 @@ static int report_progress(const kinfer_model_params *p, float progress)
     return !p->progress || p->progress(progress, p->progress_user_data);
 }
 
+/*
+ * Drop the resident pages of the metadata once everything built from it is
+ * built: the vocabulary (copied into the vocab), token types, merges and
+ * scores are read once at load, and a 262k-token vocabulary spans 6 MiB of
+ * the file.  The mapping is private, read-only and never written, so the
+ * pages are clean copies of the file: anything that reads them later (the
+ * meta accessors, pointers kept in the gguf tables) faults them back in with
+ * the same bytes.  The page holding the start of the tensor data is kept.
+ */
+static void model_release_metadata(kinfer_model *model)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    if (!model->mapped || page <= 0) return;
+    size_t end = (size_t)model->gguf->data_offset;
+    if (end > model->image_size) end = model->image_size;
+    end -= end % (size_t)page;
+    if (end > 0) madvise((void *)model->image, end, MADV_DONTNEED); /* advice: failure is harmless */
+}
+
 /* Parse the image and everything built from it. */
 static kinfer_status model_finish_load(kinfer_model *model, const kinfer_model_params *params)
 {
@@ -80,6 +99,7 @@ static kinfer_status model_finish_load(kinfer_model *model, const kinfer_model_p
     if (st) return st;
     st = vocab_load(model, &model->vocab);
     if (st) return st;
+    model_release_metadata(model);
     if (!report_progress(params, 1.0f))
         return model_fail(model, KINFER_E_ABORTED, "load cancelled by the progress callback");
     model->errmsg[0] = '\0';

@@ -426,8 +426,8 @@ static int partition(const struct kinfer_vocab *v, const char *text, size_t len,
         uint32_t attr = v->attr[id];
         if (!parse_special && (attr & (TOK_ATTR_CONTROL | TOK_ATTR_UNKNOWN)))
             continue;
-        const char *t = v->text + v->text_off[id];
-        size_t tl = v->text_len[id];
+        const char *t = vocab_text(v, id);
+        size_t tl = vocab_text_len(v, id);
         if (grams && tl >= 4) {
             uint32_t h = gram_hash(t);
             if (!(grams[h / 64] >> (h % 64) & 1))

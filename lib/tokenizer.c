@@ -41,7 +41,7 @@ static const gguf_kv *find_kv(const gguf_file *gf, const char *key)
 static int is_text(const struct kinfer_vocab *v, int32_t id, const char *s)
 {
     size_t n = strlen(s);
-    return v->text_len[id] == n && memcmp(v->text + v->text_off[id], s, n) == 0;
+    return vocab_text_len(v, id) == n && memcmp(vocab_text(v, id), s, n) == 0;
 }
 
 static int32_t find_cstr(const struct kinfer_vocab *v, const char *s)
@@ -106,7 +106,7 @@ static int cmp_special(const void *a, const void *b, void *vocab)
 {
     const struct kinfer_vocab *v = vocab;
     int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
-    uint32_t lx = v->text_len[x], ly = v->text_len[y];
+    size_t lx = vocab_text_len(v, x), ly = vocab_text_len(v, y);
     if (lx != ly)
         return lx > ly ? -1 : 1;
     return (x > y) - (x < y);
@@ -213,11 +213,10 @@ kinfer_status vocab_build(const gguf_file *gf, const char *pre_override,
                  (unsigned long long)kv_types->n_elems, n);
     }
 
-    v->text_off = malloc((size_t)n * sizeof *v->text_off);
-    v->text_len = malloc((size_t)n * sizeof *v->text_len);
+    v->text_off = malloc(((size_t)n + 1) * sizeof *v->text_off);
     v->score = malloc((size_t)n * sizeof *v->score);
     v->attr = malloc((size_t)n * sizeof *v->attr);
-    if (!v->text_off || !v->text_len || !v->score || !v->attr)
+    if (!v->text_off || !v->score || !v->attr)
         FAIL(KINFER_E_NOMEM, "out of memory for %d tokens", n);
 
     /* text arena: sizes first (an empty token becomes "[EMPTY_<id>]") */
@@ -248,8 +247,8 @@ kinfer_status vocab_build(const gguf_file *gf, const char *pre_override,
             memcpy(v->text + pos, s, len);
         }
         v->text[pos + len] = 0;
-        v->text_len[i] = (uint32_t)len;
         pos += (uint32_t)len + 1;
+        v->text_off[i + 1] = pos;
 
         double sc = 0;
         if (kv_scores && gguf_arr_float(kv_scores, (uint64_t)i, &sc) != KINFER_OK) {
@@ -259,7 +258,7 @@ kinfer_status vocab_build(const gguf_file *gf, const char *pre_override,
         }
         v->score[i] = (float)sc;
 
-        uint32_t attr = TOK_ATTR_NORMAL;
+        uint16_t attr = TOK_ATTR_NORMAL;
         if (kv_types) {
             int64_t t = 0;
             gguf_arr_int(kv_types, (uint64_t)i, &t);
@@ -284,11 +283,12 @@ kinfer_status vocab_build(const gguf_file *gf, const char *pre_override,
         FAIL(KINFER_E_NOMEM, "out of memory");
     memset(v->hash, 0xff, ((size_t)v->hash_mask + 1) * sizeof *v->hash);
     for (int32_t i = 0; i < n; i++) {
-        const char *s = v->text + v->text_off[i];
-        uint32_t h = (uint32_t)vocab_hash_bytes(s, v->text_len[i], VOCAB_HASH_SEED) & v->hash_mask;
+        const char *s = vocab_text(v, i);
+        size_t len = vocab_text_len(v, i);
+        uint32_t h = (uint32_t)vocab_hash_bytes(s, len, VOCAB_HASH_SEED) & v->hash_mask;
         while (v->hash[h] != TOKEN_NULL) {
             int32_t o = v->hash[h];
-            if (v->text_len[o] == v->text_len[i] && memcmp(v->text + v->text_off[o], s, v->text_len[i]) == 0)
+            if (vocab_text_len(v, o) == len && memcmp(vocab_text(v, o), s, len) == 0)
                 FAIL(KINFER_E_FORMAT, "tokenizer.ggml.tokens[%d] repeats token %d", i, o);
             h = (h + 1) & v->hash_mask;
         }
@@ -318,10 +318,9 @@ kinfer_status vocab_build(const gguf_file *gf, const char *pre_override,
         v->merge_text = malloc(mtotal + 1);
         v->merge_off = malloc(((size_t)nm + 1) * sizeof *v->merge_off);
         v->merge_llen = malloc(((size_t)nm + 1) * sizeof *v->merge_llen);
-        v->merge_rlen = malloc(((size_t)nm + 1) * sizeof *v->merge_rlen);
         v->mhash_mask = table_size((uint64_t)nm) - 1;
         v->mhash = malloc(((size_t)v->mhash_mask + 1) * sizeof *v->mhash);
-        if (!v->merge_text || !v->merge_off || !v->merge_llen || !v->merge_rlen || !v->mhash)
+        if (!v->merge_text || !v->merge_off || !v->merge_llen || !v->mhash)
             FAIL(KINFER_E_NOMEM, "out of memory for %d merges", nm);
         memset(v->mhash, 0xff, ((size_t)v->mhash_mask + 1) * sizeof *v->mhash);
         uint32_t mpos = 0;
@@ -331,26 +330,26 @@ kinfer_status vocab_build(const gguf_file *gf, const char *pre_override,
             gguf_arr_str(kv_m, (uint64_t)i, &s, &len);
             /* "left right", split at the first space after the first byte */
             const char *sp = len > 1 ? memchr(s + 1, ' ', len - 1) : NULL;
-            v->merge_off[i] = mpos;
+            v->merge_off[i] = v->merge_off[i + 1] = mpos;
             if (!sp) {
                 /* llama.cpp files it as ("", ""), which never matches */
-                v->merge_llen[i] = v->merge_rlen[i] = 0;
+                v->merge_llen[i] = 0;
                 continue;
             }
             size_t ll = (size_t)(sp - s), rl = len - ll - 1;
             memcpy(v->merge_text + mpos, s, ll);
             memcpy(v->merge_text + mpos + ll, sp + 1, rl);
             v->merge_llen[i] = (uint32_t)ll;
-            v->merge_rlen[i] = (uint32_t)rl;
             mpos += (uint32_t)(ll + rl);
+            v->merge_off[i + 1] = mpos;
             /* a repeated pair keeps its first (lowest) rank */
             uint32_t h = (uint32_t)vocab_merge_hash(s, ll, sp + 1, rl) & v->mhash_mask;
             int dup = 0;
             while (v->mhash[h] >= 0) {
                 int32_t o = v->mhash[h];
                 const char *t = v->merge_text + v->merge_off[o];
-                if (v->merge_llen[o] == ll && v->merge_rlen[o] == rl && memcmp(t, s, ll) == 0 &&
-                    memcmp(t + ll, sp + 1, rl) == 0) {
+                if (v->merge_llen[o] == ll && v->merge_off[o + 1] - v->merge_off[o] == ll + rl &&
+                    memcmp(t, s, ll) == 0 && memcmp(t + ll, sp + 1, rl) == 0) {
                     dup = 1;
                     break;
                 }
@@ -449,7 +448,7 @@ kinfer_status vocab_build(const gguf_file *gf, const char *pre_override,
 
     /* control tokens named "...unused..." are unused */
     for (int32_t i = 0; i < n; i++) {
-        if ((v->attr[i] & TOK_ATTR_CONTROL) && strstr(v->text + v->text_off[i], "unused"))
+        if ((v->attr[i] & TOK_ATTR_CONTROL) && strstr(vocab_text(v, i), "unused"))
             v->attr[i] |= TOK_ATTR_UNUSED;
     }
 
@@ -511,36 +510,18 @@ kinfer_status vocab_build(const gguf_file *gf, const char *pre_override,
         qsort(v->eog, (size_t)v->n_eog, sizeof *v->eog, cmp_i32);
 
     /* ---- special tokens, longest first */
-    v->special = malloc((size_t)n * sizeof *v->special);
+    const uint32_t special_attr = TOK_ATTR_CONTROL | TOK_ATTR_USER_DEFINED | TOK_ATTR_UNKNOWN;
+    int32_t n_special = 0;
+    for (int32_t i = 0; i < n; i++)
+        n_special += (v->attr[i] & special_attr) != 0;
+    v->special = malloc(((size_t)n_special + 1) * sizeof *v->special);
     if (!v->special)
         FAIL(KINFER_E_NOMEM, "out of memory");
     for (int32_t i = 0; i < n; i++) {
-        if (v->attr[i] & (TOK_ATTR_CONTROL | TOK_ATTR_USER_DEFINED | TOK_ATTR_UNKNOWN))
+        if (v->attr[i] & special_attr)
             v->special[v->n_special++] = i;
     }
     qsort_r(v->special, (size_t)v->n_special, sizeof *v->special, cmp_special, v);
-
-    /* ---- piece cache */
-    {
-        size_t cap = (size_t)total + 64, len = 0;
-        char *buf = malloc(cap);
-        v->piece_off = malloc((size_t)n * sizeof *v->piece_off);
-        v->piece_len = malloc((size_t)n * sizeof *v->piece_len);
-        if (!buf || !v->piece_off || !v->piece_len) {
-            free(buf);
-            FAIL(KINFER_E_NOMEM, "out of memory");
-        }
-        for (int32_t i = 0; i < n; i++) {
-            size_t start = len;
-            if (vocab_render_piece(v, i, &buf, &len, &cap) < 0 || len > UINT32_MAX) {
-                free(buf);
-                FAIL(KINFER_E_NOMEM, "out of memory");
-            }
-            v->piece_off[i] = (uint32_t)start;
-            v->piece_len[i] = (uint32_t)(len - start);
-        }
-        v->piece = buf;
-    }
 
     /* ---- per-model attributes (llama.cpp keys them on general.name) */
     if ((kv = find_kv(gf, "general.name")) && kv->type == GGUF_STR) {
@@ -601,18 +582,13 @@ void vocab_free(struct kinfer_vocab *v)
         return;
     free(v->text);
     free(v->text_off);
-    free(v->text_len);
     free(v->score);
     free(v->attr);
     free(v->hash);
     free(v->merge_text);
     free(v->merge_off);
     free(v->merge_llen);
-    free(v->merge_rlen);
     free(v->mhash);
-    free(v->piece);
-    free(v->piece_off);
-    free(v->piece_len);
     free(v->special);
     free(v->eog);
     pretok_free(v->pretok);
@@ -701,7 +677,7 @@ const char *kinfer_token_text(const kinfer_model *model, kinfer_token token)
     const struct kinfer_vocab *v = vocab_of(model);
     if (!v || token < 0 || token >= v->n_tokens)
         return NULL;
-    return v->text + v->text_off[token];
+    return vocab_text(v, token);
 }
 
 float kinfer_token_score(const kinfer_model *model, kinfer_token token)

@@ -138,15 +138,18 @@ enum { VOCAB_SPM = 1, VOCAB_BPE = 2 };
 
 #define TOKEN_NULL (-1)
 
+/* Tables are sized per token, so their element sizes matter: a 262k-token
+ * vocabulary (Gemma 3) costs about 7 MiB.  Lengths follow from consecutive
+ * offsets, and a token's piece (its text as output) is rendered when asked
+ * for rather than cached: it is a cheap function of the text. */
 struct kinfer_vocab {
     int type;                 /* VOCAB_SPM or VOCAB_BPE */
     int32_t n_tokens;
 
-    char *text;               /* every token's text, each NUL-terminated */
-    uint32_t *text_off;       /* (n_tokens) */
-    uint32_t *text_len;       /* (n_tokens) */
+    char *text;               /* every token's text, each NUL-terminated, in id order */
+    uint32_t *text_off;       /* (n_tokens + 1) token i is text[text_off[i] .. text_off[i+1] - 1) */
     float *score;             /* (n_tokens) */
-    uint32_t *attr;           /* (n_tokens) TOK_ATTR_* */
+    uint16_t *attr;           /* (n_tokens) TOK_ATTR_* */
 
     int32_t *hash;            /* open addressing, text -> id; TOKEN_NULL = empty */
     uint32_t hash_mask;
@@ -154,16 +157,11 @@ struct kinfer_vocab {
     /* BPE merges: rank r joins (left, right); their text lives in merge_text */
     int32_t n_merges;
     char *merge_text;
-    uint32_t *merge_off;      /* (n_merges) offset of "left" */
-    uint32_t *merge_llen;     /* (n_merges) */
-    uint32_t *merge_rlen;     /* (n_merges) right follows left directly */
+    uint32_t *merge_off;      /* (n_merges + 1) merge r is "left" "right" at
+                               * merge_text[merge_off[r] .. merge_off[r+1]) */
+    uint32_t *merge_llen;     /* (n_merges) bytes of "left" */
     int32_t *mhash;
     uint32_t mhash_mask;
-
-    /* token_to_piece(special = true) of every token, as llama.cpp caches it */
-    char *piece;
-    uint32_t *piece_off;      /* (n_tokens) */
-    uint32_t *piece_len;      /* (n_tokens) */
 
     int32_t *special;         /* control/user-defined/unknown ids, longest text first */
     int32_t n_special;
@@ -176,6 +174,16 @@ struct kinfer_vocab {
     bool add_space_prefix, add_bos, add_eos, ignore_merges, clean_spaces, escape_whitespaces;
     struct pretok *pretok;    /* BPE only */
 };
+
+static inline const char *vocab_text(const struct kinfer_vocab *v, int32_t id)
+{
+    return v->text + v->text_off[id];
+}
+
+static inline size_t vocab_text_len(const struct kinfer_vocab *v, int32_t id)
+{
+    return v->text_off[id + 1] - v->text_off[id] - 1;
+}
 
 /* Text -> id and merge -> rank tables: open addressing, FNV-1a.  Inline
  * because the tokenizers call them once per candidate pair. */
@@ -199,7 +207,7 @@ static inline int32_t vocab_find(const struct kinfer_vocab *v, const char *s, si
         int32_t id = v->hash[i];
         if (id == TOKEN_NULL)
             return TOKEN_NULL;
-        if (v->text_len[id] == n && memcmp(v->text + v->text_off[id], s, n) == 0)
+        if (vocab_text_len(v, id) == n && memcmp(vocab_text(v, id), s, n) == 0)
             return id;
         i = (i + 1) & v->hash_mask;
     }
@@ -223,8 +231,8 @@ static inline int32_t vocab_merge_rank(const struct kinfer_vocab *v, const char 
         if (m < 0)
             return -1;
         const char *t = v->merge_text + v->merge_off[m];
-        if (v->merge_llen[m] == ln && v->merge_rlen[m] == rn && memcmp(t, l, ln) == 0 &&
-            memcmp(t + ln, r, rn) == 0)
+        if (v->merge_llen[m] == ln && v->merge_off[m + 1] - v->merge_off[m] == ln + rn &&
+            memcmp(t, l, ln) == 0 && memcmp(t + ln, r, rn) == 0)
             return m;
         i = (i + 1) & v->mhash_mask;
     }
@@ -233,11 +241,10 @@ static inline int32_t vocab_merge_rank(const struct kinfer_vocab *v, const char 
 /* The vocabulary of a model (NULL for NULL or a model without one). */
 const struct kinfer_vocab *vocab_of(const kinfer_model *model);
 
-/* Append token id's piece as token_to_piece(special = true) computes it to
- * *buf (length *len, capacity *cap, grown with realloc).  -1 when out of
- * memory.  vocab_build caches every token's piece with it. */
-int vocab_render_piece(const struct kinfer_vocab *vocab, int32_t id, char **buf, size_t *len,
-                       size_t *cap);
+/* Token id's piece as token_to_piece(special = true) computes it: writes
+ * its first min(length, size) bytes to buf and returns its length (as
+ * snprintf, without the NUL). */
+size_t vocab_render_piece(const struct kinfer_vocab *vocab, int32_t id, char *buf, size_t size);
 
 /* kinfer_detok_new on a bare vocabulary (tests use it with pre_override). */
 kinfer_status vocab_detok_new(const struct kinfer_vocab *vocab, bool special, kinfer_detok **out);

@@ -331,6 +331,27 @@ static void task_attention(void *arg, int ith, int nth)
  */
 #define ATT_SPLIT_MIN_CELLS 256
 
+/* The value rows this thread will weigh (task_att_values' split), the
+ * first ATT_PREFETCH_ROWS of them, set loading while the scores are
+ * computed: decode reads them from memory, and the two streams overlap. */
+#define ATT_PREFETCH_ROWS 512
+
+static void prefetch_values(const att_job *j, int ith, int nth)
+{
+    const kv_cache *kv = &j->ctx->kv;
+    const int hd_v = j->sh.hd_v, slice = hd_v % 32 == 0 ? 32 : hd_v, n_slices = hd_v / slice;
+    const int n_items = j->n_units * n_slices;
+    const int i0 = n_items * ith / nth, i1 = n_items * (ith + 1) / nth;
+    const int32_t nr = j->nv < ATT_PREFETCH_ROWS ? j->nv : ATT_PREFETCH_ROWS;
+    for (int i = i0; i < i1; i++) {
+        const att_unit un = att_unit_of(&j->sh, i / n_slices);
+        const uint8_t *v0 = kv_v_head(kv, j->il, un.kvh) + kinfer_row_size(kv->type_v, (i % n_slices) * slice);
+        const size_t bytes = kinfer_row_size(kv->type_v, slice);
+        for (int32_t r = 0; r < nr; r++)
+            for (size_t o = 0; o < bytes; o += 64) __builtin_prefetch(v0 + (size_t)j->rows[r] * kv->head_v + o);
+    }
+}
+
 static void task_att_scores(void *arg, int ith, int nth)
 {
     const att_job *j = arg;
@@ -341,6 +362,7 @@ static void task_att_scores(void *arg, int ith, int nth)
     if (r1 > j->nv) r1 = j->nv;
     if (r0 >= r1) return;
     const att_thread_buf tb = att_buf_of(j->ctx, ith);
+    prefetch_values(j, ith, nth);
     for (int i = 0; i < j->n_units; i++)
         unit_scores(j, att_unit_of(&j->sh, i), 0, j->rows + r0, r1 - r0,
                     att_buf_of(j->ctx, i).s + r0, tb.qq);

@@ -289,27 +289,29 @@ static ALWAYS_INLINE void wsum_chains(__m512 ch[][2][64], const int G, const int
     }
 }
 
+/* The one-token (VEC) sum of a 16-dim slice's 64 chains: lane l of
+ * accumulator j sums cells 16 j + l, 16 j + l + 64, ...; then
+ * (a0 + a2) + (a1 + a3) and the 16-lane sum. */
+static ALWAYS_INLINE __m512 vec_chains_sum(const __m512 ch[64])
+{
+    __m512 lane[16];
+    for (int l = 0; l < 16; l++)
+        lane[l] = _mm512_add_ps(_mm512_add_ps(ch[l], ch[32 + l]), _mm512_add_ps(ch[16 + l], ch[48 + l]));
+    return sum16_lanes(lane);
+}
+
 /* out (NS slices of 16 dims) from the chains of step cells */
 static ALWAYS_INLINE void wsum_slices(float *out, size_t out_stride, const int G, const int NS, const int step,
                                       const uint8_t *v0, size_t row_v, const int32_t *rows, const float *p,
                                       size_t p_stride, int32_t nv)
 {
-    __m512 ch[KINFER_ATTN_MAX_G][2][64], lane[16];
+    __m512 ch[KINFER_ATTN_MAX_G][2][64];
     wsum_chains(ch, G, NS, step, v0, row_v, rows, p, p_stride, nv);
     for (int h = 0; h < G; h++)
-        for (int s = 0; s < NS; s++) {
-            if (step == 16) {
-                /* GEMM: lane l sums cells l, l + 16, ... */
-                _mm512_storeu_ps(out + h * out_stride + 16 * s, sum16_lanes(ch[h][s]));
-            } else {
-                /* VEC: lane l of accumulator j sums cells 16 j + l,
-                 * 16 j + l + 64, ...; then (a0 + a2) + (a1 + a3) */
-                for (int l = 0; l < 16; l++)
-                    lane[l] = _mm512_add_ps(_mm512_add_ps(ch[h][s][l], ch[h][s][32 + l]),
-                                            _mm512_add_ps(ch[h][s][16 + l], ch[h][s][48 + l]));
-                _mm512_storeu_ps(out + h * out_stride + 16 * s, sum16_lanes(lane));
-            }
-        }
+        for (int s = 0; s < NS; s++)
+            /* GEMM: lane l sums cells l, l + 16, ... */
+            _mm512_storeu_ps(out + h * out_stride + 16 * s,
+                             step == 16 ? sum16_lanes(ch[h][s]) : vec_chains_sum(ch[h][s]));
 }
 
 /*
@@ -377,7 +379,7 @@ static ALWAYS_INLINE void wsum_vec_ranges(float *out, size_t out_stride, const i
                                           size_t row_v, const int32_t *rows, const float *p, size_t p_stride,
                                           int32_t nv)
 {
-    __m512 st[2][KINFER_ATTN_MAX_G][2][64], lane[16];
+    __m512 st[2][KINFER_ATTN_MAX_G][2][64];
     for (int d0 = 0; d0 < nd; d0 += 64) {
         const int n32 = nd - d0 >= 64 ? 2 : 1;
         const uint8_t *vg = v0 + 2 * (size_t)d0;
@@ -391,16 +393,10 @@ static ALWAYS_INLINE void wsum_vec_ranges(float *out, size_t out_stride, const i
                 chains_range(st[k], G, vg + 64 * (size_t)k, row_v, rows, p, p_stride, r0, r1, vg, bytes, r1,
                              k ? r1 : r2);
         }
-        /* lane l of accumulator j sums cells 16 j + l, 16 j + l + 64, ...;
-         * then (a0 + a2) + (a1 + a3), as wsum_slices */
         for (int k = 0; k < n32; k++)
             for (int h = 0; h < G; h++)
-                for (int sl = 0; sl < 2; sl++) {
-                    const __m512 *ch = st[k][h][sl];
-                    for (int l = 0; l < 16; l++)
-                        lane[l] = _mm512_add_ps(_mm512_add_ps(ch[l], ch[32 + l]), _mm512_add_ps(ch[16 + l], ch[48 + l]));
-                    _mm512_storeu_ps(out + h * out_stride + d0 + 32 * k + 16 * sl, sum16_lanes(lane));
-                }
+                for (int sl = 0; sl < 2; sl++)
+                    _mm512_storeu_ps(out + h * out_stride + d0 + 32 * k + 16 * sl, vec_chains_sum(st[k][h][sl]));
     }
 }
 

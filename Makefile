@@ -31,15 +31,20 @@ endif
 ARCH := $(shell uname -m)
 .SECONDEXPANSION:
 
+# OpenBLAS is not linked: kernels/cpu/blas_dl.c loads it on the first BLAS-path
+# matmul (the forward pass never takes it; linking it costs every process its
+# ~2 MiB with libgfortran).  Only bench_kernels links it, for its reference.
 OPENBLAS_CFLAGS := $(shell pkg-config --cflags openblas 2>/dev/null)
 OPENBLAS_LIBS := $(or $(shell pkg-config --libs openblas 2>/dev/null),-lopenblas)
+OPENBLAS_SONAME ?= $(or $(shell objdump -p $(shell pkg-config --variable=libdir openblas 2>/dev/null)/libopenblas.so \
+	2>/dev/null | awk '$$1 == "SONAME" { print $$2 }'),libopenblas.so.0)
 PCRE2_LIBS := $(or $(shell pkg-config --libs libpcre2-8 2>/dev/null),-lpcre2-8)
 CHECK_LIBS := $(or $(shell pkg-config --libs check 2>/dev/null),-lcheck -lsubunit -lrt -lm)
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter -Wno-format-truncation
 CFLAGS_BASE := -std=c11 -O2 -g -fPIC -pthread $(WARN) -D_GNU_SOURCE \
-	-Iinclude -Ilib -Ikernels $(OPENBLAS_CFLAGS) -MMD -MP
-LDLIBS := $(OPENBLAS_LIBS) $(PCRE2_LIBS) -lpthread -lm
+	-Iinclude -Ilib -Ikernels $(OPENBLAS_CFLAGS) -DKINFER_OPENBLAS_SONAME='"$(OPENBLAS_SONAME)"' -MMD -MP
+LDLIBS := $(PCRE2_LIBS) -ldl -lpthread -lm
 
 ifeq ($(SANITIZE),1)
 CFLAGS_BASE += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
@@ -51,7 +56,7 @@ ifeq ($(KINFER_CUDA),1)
 # (linking it costs every process ~150 MiB of memory at start-up).
 CUBLAS_SONAME := $(or $(notdir $(shell readlink $(CUDA_HOME)/lib64/libcublas.so 2>/dev/null)),libcublas.so)
 CFLAGS_BASE += -DKINFER_CUDA=1 -I$(CUDA_HOME)/include -DKINFER_CUBLAS_SONAME='"$(CUBLAS_SONAME)"'
-LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -ldl -lstdc++
+LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lstdc++
 NVCCFLAGS := -O2 -std=c++17 -Xcompiler -fPIC -Iinclude -Ilib -Ikernels -MMD -MP \
 	-Werror all-warnings \
 	$(foreach a,$(CUDA_ARCHS),-gencode arch=compute_$(a),code=sm_$(a)) \
@@ -123,6 +128,8 @@ $(EXAMPLE_BIN): $(BUILD)/bin/kinfer-%: $$(call objects_of,$$(wildcard examples/$
 $(BENCH_BIN): $(BUILD)/bin/%: $(BUILD)/obj/bench/%.o $(STATIC_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+# (its cblas_sgemm reference timing calls OpenBLAS directly)
+$(BUILD)/bin/bench_kernels: LDLIBS += $(OPENBLAS_LIBS)
 
 $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TEST_UTIL) $(STATIC_LIB)
 	@mkdir -p $(dir $@)

@@ -60,8 +60,8 @@ static size_t context_att_stride(uint32_t n_ctx, int head_dim, int type_k)
     return (bytes + 63) & ~(size_t)63;
 }
 
-/* Per token: the attention's q, k, v and output, which the FFN's up
- * projection reuses (the two are never live at once). */
+/* Per token: the attention's q, k, v and output, which the FFN's gated
+ * product reuses (the two are never live at once). */
 static uint64_t attn_ffn_floats(const model_hparams *hp)
 {
     const uint64_t attn = (uint64_t)hp->n_head * (hp->head_dim_k + hp->head_dim_v) +
@@ -220,9 +220,14 @@ kinfer_status context_plan(const kinfer_model *model, const kinfer_context_param
                                &L->ffn_down};
         for (size_t i = 0; i < sizeof ts / sizeof ts[0]; i++) mm = max_sz(mm, mm_scratch(ts[i], nb, nt));
     }
+    for (int il = 0; il < hp->n_layer; il++) {
+        const layer_weights *L = &w->layers[il];
+        out->ffn_split |= L->ffn_gate.type != L->ffn_up.type;
+        mm = max_sz(mm, kinfer_matmul_gated_scratch_size(L->ffn_gate.type, L->ffn_gate.ne0, nb, nt));
+    }
     out->matmul_scratch = mm;
     const uint64_t E = (uint64_t)hp->n_embd;
-    uint64_t floats = nb * (2 * E + attn_ffn_floats(hp) + (uint64_t)hp->n_ff);
+    uint64_t floats = nb * (2 * E + attn_ffn_floats(hp) + (out->ffn_split ? (uint64_t)hp->n_ff : 0));
     floats += 2 * (uint64_t)out->n_ctx; /* att_cell, att_pos (4-byte ints) */
     out->att_stride = context_att_stride(out->n_ctx, hp->head_dim_k, p->type_k);
     /* a decode split over the threads holds every kv head's group of up to
@@ -286,9 +291,9 @@ kinfer_status kinfer_context_new(const kinfer_model *model, const kinfer_context
         b->k = b->q + nb * QD;
         b->v = b->k + nb * KD;
         b->att = b->v + nb * VD;
-        b->ffn_u = b->q;
+        b->ffn_h = b->q;
     }
-    b->ffn_g = alloc_floats(nb * (uint64_t)hp->n_ff);
+    if (sz->ffn_split) b->ffn_u = alloc_floats(nb * (uint64_t)hp->n_ff);
     b->att_cell = malloc((size_t)sz->n_ctx * sizeof *b->att_cell);
     b->att_pos = malloc((size_t)sz->n_ctx * sizeof *b->att_pos);
     b->att_stride = sz->att_stride;
@@ -304,7 +309,7 @@ kinfer_status kinfer_context_new(const kinfer_model *model, const kinfer_context
     ctx->seq_last = malloc((size_t)sz->n_seq_max * sizeof *ctx->seq_last);
     ctx->horizon = malloc(2 * (size_t)sz->n_seq_max * sizeof *ctx->horizon);
     ctx->cell_mine = calloc(sz->n_ctx, 1);
-    if (!b->x || !b->xb || !b->q || !b->k || !b->v || !b->att || !b->ffn_g || !b->ffn_u ||
+    if (!b->x || !b->xb || !b->q || !b->k || !b->v || !b->att || (sz->ffn_split && !b->ffn_u) ||
         !b->att_cell || !b->att_pos || !b->att_tmp || (b->mm_size && !b->mm) ||
         !ctx->cells_taken || !ctx->seq_last || !ctx->horizon || !ctx->cell_mine)
         return ctx_fail(ctx, KINFER_E_NOMEM, "out of memory for %llu bytes of scratch",
@@ -319,8 +324,8 @@ void kinfer_context_free(kinfer_context *ctx)
     fwd_buffers *b = &ctx->buf;
     free(b->x);
     free(b->xb);
-    free(b->q); /* and k, v, att, ffn_u with it */
-    free(b->ffn_g);
+    free(b->q); /* and k, v, att, ffn_h with it */
+    free(b->ffn_u);
     free(b->att_cell);
     free(b->att_pos);
     free(b->att_tmp);

@@ -24,7 +24,8 @@ typedef struct context_sizes {
     int type_k, type_v;
     uint64_t kv_bytes;         /* K and V rows of every layer */
     uint64_t compute_bytes;    /* forward scratch + one row of logits */
-    size_t matmul_scratch;     /* bytes kinfer_matmul needs at most */
+    size_t matmul_scratch;     /* bytes kinfer_matmul(_gated) needs at most */
+    int ffn_split;             /* some layer's FFN gate and up differ in type */
     size_t att_stride;         /* bytes of one attention scratch slice */
     int32_t att_slices;        /* slices: one per thread, and at least one per
                                 * unit of a split decode (forward.c) */
@@ -45,8 +46,9 @@ typedef struct fwd_buffers {
     float *k;       /* (n_batch, n_head_kv * head_dim_k) this batch's keys */
     float *v;       /* (n_batch, n_head_kv * head_dim_v) this batch's values */
     float *att;     /* (n_batch, n_head * head_dim_v) attention output per head */
-    float *ffn_g;   /* (n_batch, n_ff) gate, then act(gate) * up */
-    float *ffn_u;   /* (n_batch, n_ff) up, in the memory of q, k, v and att */
+    float *ffn_h;   /* (n_batch, n_ff) act(gate) * up, in the memory of q, k, v and att */
+    float *ffn_u;   /* (n_batch, n_ff) up, only for a model whose gate and up
+                     * types differ (else kinfer_matmul_gated needs none): NULL */
     int32_t *att_cell; /* (n_ctx) cells a micro-batch may attend to */
     int32_t *att_pos;  /* (n_ctx) their positions */
     void *att_tmp;  /* (n_threads, att_stride) per-thread attention scratch */

@@ -513,22 +513,47 @@ static void task_attn_out(void *arg, int ith, int nth)
     residual_rows(j, ith, nth, &j->L->attn_post_norm, &j->L->ffn_norm);
 }
 
-/* g = act(g) * u */
+/* The FFN's activation: llama.cpp's GELU (tanh) or SiLU gate */
+static kinfer_gate_fn ffn_gate_fn(const kinfer_context *ctx)
+{
+    return ctx->model->w.arch->act == ARCH_ACT_GELU ? kinfer_gelu_gate : kinfer_silu_gate;
+}
+
+/* h = act(h) * u, token by token (kinfer_matmul_gated's rows) */
 static void task_ffn_act(void *arg, int ith, int nth)
 {
     const rows_job *j = arg;
-    const model_weights *w = &j->ctx->model->w;
     fwd_buffers *b = &j->ctx->buf;
-    const int64_t F = w->hp.n_ff;
+    const int64_t F = j->ctx->model->w.hp.n_ff;
+    const kinfer_gate_fn gate = ffn_gate_fn(j->ctx);
     int32_t t0, t1;
     rows_of(j, ith, nth, &t0, &t1);
-    if (t1 <= t0) return;
-    float *g = b->ffn_g + (size_t)t0 * F;
-    const float *u = b->ffn_u + (size_t)t0 * F;
-    if (w->arch->act == ARCH_ACT_GELU)
-        kinfer_gelu_gate(g, g, u, (int64_t)(t1 - t0) * F);
-    else
-        kinfer_silu_gate(g, g, u, (int64_t)(t1 - t0) * F);
+    for (int32_t t = t0; t < t1; t++)
+        gate(b->ffn_h + (size_t)t * F, b->ffn_h + (size_t)t * F, b->ffn_u + (size_t)t * F, F);
+}
+
+/* h (n, F) = act(gate xb) * (up xb): one pass over both matrices when they
+ * share a type, else two products and the gate (context.c then gave the up
+ * product a buffer of its own). */
+static kinfer_status ffn_gate_up(kinfer_context *ctx, rows_job *rj)
+{
+    const layer_weights *L = rj->L;
+    fwd_buffers *b = &ctx->buf;
+    const int32_t n = rj->ub->n;
+    kinfer_status st;
+    if (L->ffn_gate.type != L->ffn_up.type) {
+        if ((st = matmul(ctx, &L->ffn_gate, b->xb, n, b->ffn_h))) return st;
+        if ((st = matmul(ctx, &L->ffn_up, b->xb, n, b->ffn_u))) return st;
+        run_rows(ctx, task_ffn_act, rj);
+        return KINFER_OK;
+    }
+    const wtensor *g = &L->ffn_gate;
+    st = kinfer_matmul_gated(ctx->pool, b->mm, b->mm_size, g->type, g->data, L->ffn_up.data, g->ne1, g->ne0,
+                             b->xb, n, b->ffn_h, ffn_gate_fn(ctx));
+    if (st) return ctx_fail(ctx, st, "gated matmul of %s weights (2 x %lld x %lld) failed: %s",
+                            kinfer_type_name(g->type), (long long)g->ne1, (long long)g->ne0,
+                            kinfer_status_str(st));
+    return KINFER_OK;
 }
 
 /* x += ffn out */
@@ -592,10 +617,8 @@ static kinfer_status layer_forward(kinfer_context *ctx, const fwd_ubatch *ub, co
     run_rows(ctx, task_attn_out, &rj);                             /* x += attn; xb = norm */
 
     /* ---- feed-forward ---- */
-    if ((st = matmul(ctx, &L->ffn_gate, b->xb, n, b->ffn_g))) return st; /* g (n, F) */
-    if ((st = matmul(ctx, &L->ffn_up, b->xb, n, b->ffn_u))) return st;   /* u (n, F) */
-    run_rows(ctx, task_ffn_act, &rj);                              /* g = act(g) * u */
-    if ((st = matmul(ctx, &L->ffn_down, b->ffn_g, n, b->xb))) return st; /* xb (n, E) */
+    if ((st = ffn_gate_up(ctx, &rj))) return st;                   /* h (n, F) */
+    if ((st = matmul(ctx, &L->ffn_down, b->ffn_h, n, b->xb))) return st; /* xb (n, E) */
     run_rows(ctx, task_ffn_out, &rj);                              /* x += ffn */
     return KINFER_OK;
 }

@@ -10,12 +10,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cpu/blas_dl.h"
 #include "cpu/gemm.h"
 #include "cpu/kernels.h"
 #include "cpu/ref.h"
 #include "quant.h"
 #include "testutil.h"
 #include "threadpool.h"
+
+#undef I /* OpenBLAS's cblas.h includes complex.h; the llama.cpp ports name sums I */
 
 /* ------------------------------------------------------------ helpers */
 
@@ -1032,6 +1035,69 @@ START_TEST(test_matmul_repacked)
 }
 END_TEST
 
+/* The gated pair (the FFN's gate and up at once) against two QUANT
+ * matmuls and the gate over each token's row: the same bits, for every
+ * path (one token, batched kernels, repacked rows, a last row chunk cut
+ * short) and thread count. */
+START_TEST(test_matmul_gated)
+{
+    static const int types[] = {KINFER_TYPE_Q4_0, KINFER_TYPE_Q4_1, KINFER_TYPE_Q5_0, KINFER_TYPE_Q8_0,
+                                KINFER_TYPE_Q4_K, KINFER_TYPE_Q6_K, KINFER_TYPE_F16};
+    static const kinfer_gate_fn gates[] = {kinfer_silu_gate, kinfer_gelu_gate};
+    const int type = types[_i / 2];
+    const kinfer_gate_fn gate = gates[_i % 2];
+    const kinfer_type_traits *tt = kinfer_type_traits_get(type);
+    rng_state = 3200 + (uint64_t)_i;
+    const int64_t n_cols = tt->blck_size == 256 ? 512 : 32 * 5, row_counts[] = {37, 72}, token_counts[] = {1, 5, 40};
+    const size_t wrow = kinfer_row_size(type, n_cols);
+    kinfer_threadpool *pools[3] = {NULL, kinfer_threadpool_new(2), kinfer_threadpool_new(3)};
+    for (size_t rc = 0; rc < 2; rc++) {
+        const int64_t n_rows = row_counts[rc];
+        uint8_t *wg = xmalloc(wrow * (size_t)n_rows), *wu = xmalloc(wrow * (size_t)n_rows);
+        for (int64_t r = 0; r < n_rows; r++) {
+            random_row(type, wg + r * wrow, n_cols);
+            random_row(type, wu + r * wrow, n_cols);
+        }
+        for (size_t tc = 0; tc < sizeof token_counts / sizeof token_counts[0]; tc++) {
+            const int64_t nt = token_counts[tc], ny = nt * n_rows;
+            float *x = xmalloc((size_t)(nt * n_cols) * sizeof(float));
+            float *g = xmalloc((size_t)ny * sizeof(float)), *u = xmalloc((size_t)ny * sizeof(float));
+            float *y = xmalloc((size_t)ny * sizeof(float));
+            fill_gauss(x, nt * n_cols, 1.0f);
+            const size_t ss = kinfer_matmul_scratch_size(type, n_cols, nt, 3),
+                         gs = kinfer_matmul_gated_scratch_size(type, n_cols, nt, 3);
+            void *scratch = xmalloc(ss > gs ? ss : gs);
+            ck_assert_int_eq(kinfer_matmul_ex(NULL, scratch, ss, type, wg, n_rows, n_cols, x, nt, g,
+                                              KINFER_MATMUL_QUANT), KINFER_OK);
+            ck_assert_int_eq(kinfer_matmul_ex(NULL, scratch, ss, type, wu, n_rows, n_cols, x, nt, u,
+                                              KINFER_MATMUL_QUANT), KINFER_OK);
+            for (int64_t t = 0; t < nt; t++)
+                gate(g + t * n_rows, g + t * n_rows, u + t * n_rows, n_rows);
+            for (int p = 0; p < 3; p++) {
+                memset(y, 0, (size_t)ny * sizeof(float));
+                ck_assert_int_eq(kinfer_matmul_gated(pools[p], scratch, gs, type, wg, wu, n_rows, n_cols, x,
+                                                     nt, y, gate), KINFER_OK);
+                for (int64_t i = 0; i < ny; i++)
+                    ck_assert_msg(kinfer_f32_bits(y[i]) == kinfer_f32_bits(g[i]),
+                                  "%s %ld rows, %ld tokens, %d threads: [%ld] %.9g vs %.9g", tt->name,
+                                  (long)n_rows, (long)nt, p + 1, (long)i, y[i], g[i]);
+            }
+            ck_assert_int_eq(kinfer_matmul_gated(pools[2], scratch, gs - 1, type, wg, wu, n_rows, n_cols, x, nt, y,
+                                                 gate), KINFER_E_INVALID_ARG);
+            free(scratch);
+            free(x);
+            free(g);
+            free(u);
+            free(y);
+        }
+        free(wg);
+        free(wu);
+    }
+    kinfer_threadpool_free(pools[1]);
+    kinfer_threadpool_free(pools[2]);
+}
+END_TEST
+
 /* Many small jobs through the pool: every slice of every job runs exactly
  * once, with that job's context (a fresh one on the stack each time, so a
  * late worker using a stale job would show up as a miss or a double run). */
@@ -1082,6 +1148,22 @@ START_TEST(test_threadpool)
 }
 END_TEST
 
+/* OpenBLAS is loaded on demand, not linked: it must load (it is installed
+ * wherever this builds) and multiply. */
+START_TEST(test_blas_loads)
+{
+    char err[256] = "";
+    const kblas_api *blas = kblas_load(err, sizeof err);
+    ck_assert_msg(blas != NULL, "%s", err);
+    const float a[4] = {1, 2, 3, 4}, b[4] = {5, 6, 7, 8};
+    float c[4] = {0};
+    /* c = a . b^T, row-major 2x2 */
+    blas->sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, 2, 2, 2, 1.0f, a, 2, b, 2, 0.0f, c, 2);
+    ck_assert(c[0] == 17 && c[1] == 23 && c[2] == 39 && c[3] == 53);
+    ck_assert_ptr_eq(kblas_load(NULL, 0), blas); /* once per process */
+}
+END_TEST
+
 static Suite *quant_suite(void)
 {
     Suite *s = suite_create("quant");
@@ -1096,6 +1178,8 @@ static Suite *quant_suite(void)
     tcase_add_test(tc, test_errors);
     tcase_add_loop_test(tc, test_matmul, 0, N_MATMUL_TYPES);
     tcase_add_test(tc, test_matmul_repacked);
+    tcase_add_loop_test(tc, test_matmul_gated, 0, 14);
+    tcase_add_test(tc, test_blas_loads);
     tcase_add_test(tc, test_threadpool);
     suite_add_tcase(s, tc);
     return s;

@@ -116,10 +116,31 @@ typedef enum kinfer_matmul_path {
     KINFER_MATMUL_BLAS = 2   /* dequantize panels + cblas_sgemm */
 } kinfer_matmul_path;
 
+/* OpenBLAS is loaded on first use: where it cannot be, AUTO takes the
+ * quantized path and BLAS returns KINFER_E_UNSUPPORTED. */
+
 kinfer_status kinfer_matmul_ex(struct kinfer_threadpool *pool, void *scratch, size_t scratch_size,
                                int type, const void *w, int64_t n_rows, int64_t n_cols,
                                const float *x, int64_t n_tokens, float *y,
                                kinfer_matmul_path path);
+
+/* out[i] = act(g[i]) * u[i], i < n: kinfer_silu_gate or kinfer_gelu_gate */
+typedef void (*kinfer_gate_fn)(float *out, const float *g, const float *u, int64_t n);
+
+/*
+ * y = gate(W_gate x, W_up x), the gated FFN's two projections at once:
+ * both matrices (n_rows, n_cols) of one type, x quantized once, and each
+ * row chunk's products gated while they are in cache, so neither product
+ * is ever stored whole (y is the only (n_tokens, n_rows) output).  Every
+ * element has the bits of two kinfer_matmul_ex(QUANT) calls followed by
+ * gate over each token's row.  Same errors as kinfer_matmul; scratch of
+ * kinfer_matmul_gated_scratch_size bytes.
+ */
+size_t kinfer_matmul_gated_scratch_size(int type, int64_t n_cols, int64_t n_tokens, int n_threads);
+kinfer_status kinfer_matmul_gated(struct kinfer_threadpool *pool, void *scratch, size_t scratch_size,
+                                  int type, const void *w_gate, const void *w_up, int64_t n_rows,
+                                  int64_t n_cols, const float *x, int64_t n_tokens, float *y,
+                                  kinfer_gate_fn gate);
 
 /* --------------------------------------------------------- elementwise */
 

@@ -14,15 +14,22 @@
  * BLAS path: dequantize panels of weight rows to f32 and multiply them with
  * cblas_sgemm (OpenBLAS, with its own threads).  It wins once there are
  * enough tokens; the crossover is measured by bench/bench_kernels.
+ * OpenBLAS is loaded on the first BLAS-path call (blas_dl.h); where it
+ * cannot be, AUTO takes the quantized path and BLAS is refused.
+ *
+ * Gated pair (kinfer_matmul_gated): a gated FFN's gate and up projections
+ * share one quantization of x, and each row chunk of both goes through the
+ * kernels and the gate while it is in cache, so only the gated product is
+ * ever stored (the forward pass then needs one n_ff-wide buffer, not two).
  *
  * Every output element is one vec_dot call whatever the thread count, so
  * results do not depend on how rows were split.
  */
-#include <cblas.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <string.h>
 
+#include "cpu/blas_dl.h"
 #include "cpu/gemm.h"
 #include "cpu/kernels.h"
 #include "threadpool.h"
@@ -287,7 +294,8 @@ static void dequant_task(void *p, int ith, int nth)
                          job->panel + i * job->n_cols, job->n_cols);
 }
 
-static void matmul_blas(kinfer_threadpool *pool, const matmul_job *job, float *panel)
+static void matmul_blas(kinfer_threadpool *pool, const kblas_api *blas, const matmul_job *job,
+                        float *panel)
 {
     const int64_t panel_rows = blas_panel_rows(job->n_cols);
     for (int64_t r0 = 0; r0 < job->n_rows; r0 += panel_rows) {
@@ -296,10 +304,42 @@ static void matmul_blas(kinfer_threadpool *pool, const matmul_job *job, float *p
         /* our workers must not spin while OpenBLAS's threads want the CPUs */
         kinfer_threadpool_run_then_sleep(pool, dequant_task, &dj);
         /* y[:, r0:r0+nr] = x (n_tokens, n_cols) . panel^T (n_cols, nr) */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)job->n_tokens, (int)nr,
+        blas->sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)job->n_tokens, (int)nr,
                     (int)job->n_cols, 1.0f, job->x, (int)job->n_cols, panel, (int)job->n_cols, 0.0f,
                     job->y + r0, (int)job->n_rows);
     }
+}
+
+/* The batched kernels for n_tokens of type (gemm NULL: none), as
+ * kinfer_matmul_ex picks them. */
+static kinfer_gemm_kernels batched_kernels(int type, bool repacked, int64_t n_tokens)
+{
+    kinfer_gemm_kernels gk = repacked ? kinfer_gemm_get_repacked(type) : kinfer_gemm_get(type);
+    /* llama.cpp's order for many tokens (gemm.h) */
+    const kinfer_gemm_fn tiled = n_tokens >= KINFER_GEMM_TILED_MIN_TOKENS ? kinfer_gemm_get_tiled(type) : NULL;
+    if (tiled != NULL && gk.gemm != NULL) gk.gemm = tiled;
+    return gk;
+}
+
+/* The kernels a matmul of type uses for n_rows rows: the weight's (its
+ * repacked order where llama.cpp repacks the matrix: a multiple of 8 rows,
+ * kernels.h) and its activations'.  NULL *k: none. */
+static void resolve_kernels(int type, int64_t n_rows, const kinfer_cpu_kernels **k, const kinfer_cpu_kernels **ka,
+                            bool *repacked)
+{
+    *k = kinfer_cpu_kernels_get(type);
+    *ka = NULL;
+    *repacked = false;
+    if (*k == NULL || (*k)->vec_dot == NULL) {
+        *k = NULL;
+        return;
+    }
+    *repacked = (*k)->repacked != NULL && n_rows % 8 == 0;
+    if (*repacked)
+        *k = (*k)->repacked;
+    *ka = kinfer_cpu_kernels_get((*k)->vec_dot_type);
+    if (*ka == NULL || (*ka)->from_float_act == NULL)
+        *k = NULL;
 }
 
 kinfer_status kinfer_matmul_ex(kinfer_threadpool *pool, void *scratch, size_t scratch_size,
@@ -307,18 +347,12 @@ kinfer_status kinfer_matmul_ex(kinfer_threadpool *pool, void *scratch, size_t sc
                                const float *x, int64_t n_tokens, float *y, kinfer_matmul_path path)
 {
     const kinfer_type_traits *tt = kinfer_type_traits_get(type);
-    const kinfer_cpu_kernels *k = kinfer_cpu_kernels_get(type);
-    if (tt == NULL || k == NULL || k->vec_dot == NULL)
+    const kinfer_cpu_kernels *k, *ka;
+    bool repacked;
+    resolve_kernels(type, n_rows, &k, &ka, &repacked);
+    if (tt == NULL || k == NULL)
         return KINFER_E_UNSUPPORTED;
-    /* llama.cpp repacks some types' matrices of a multiple of 8 rows and
-     * sums them in another order (kernels.h) */
-    const bool repacked = k->repacked != NULL && n_rows % 8 == 0;
-    const int64_t blas_from = blas_min_tokens(type, k); /* the type's, whichever order */
-    if (repacked)
-        k = k->repacked;
-    const kinfer_cpu_kernels *ka = kinfer_cpu_kernels_get(k->vec_dot_type);
-    if (ka == NULL || ka->from_float_act == NULL)
-        return KINFER_E_UNSUPPORTED;
+    const int64_t blas_from = blas_min_tokens(type, kinfer_cpu_kernels_get(type)); /* whichever order */
     if (n_rows < 0 || n_cols < 0 || n_tokens < 0 || n_cols % tt->blck_size != 0 ||
         (kinfer_row_size(k->vec_dot_type, n_cols) == 0 && n_cols > 0))
         return KINFER_E_INVALID_ARG;
@@ -340,18 +374,20 @@ kinfer_status kinfer_matmul_ex(kinfer_threadpool *pool, void *scratch, size_t sc
         .n_rows = n_rows, .n_cols = n_cols, .n_tokens = n_tokens, .x = x, .y = y,
         .xq = base, .act_row_bytes = kinfer_row_size(k->vec_dot_type, n_cols),
     };
+    /* OpenBLAS is loaded only when a call wants it: without it AUTO
+     * quantizes (correct, slower for float weights), BLAS is refused */
+    const kblas_api *blas = NULL;
     if (path == KINFER_MATMUL_AUTO)
-        path = n_tokens >= blas_from ? KINFER_MATMUL_BLAS : KINFER_MATMUL_QUANT;
+        path = n_tokens >= blas_from && (blas = kblas_load(NULL, 0)) != NULL ? KINFER_MATMUL_BLAS
+                                                                             : KINFER_MATMUL_QUANT;
+    else if (path == KINFER_MATMUL_BLAS && (blas = kblas_load(NULL, 0)) == NULL)
+        return KINFER_E_UNSUPPORTED;
     if (path == KINFER_MATMUL_BLAS) {
         float *panel = (float *)(base + align_up(job.act_row_bytes * (size_t)n_tokens));
-        matmul_blas(pool, &job, panel);
+        matmul_blas(pool, blas, &job, panel);
     } else {
         if (n_tokens > 1 && n_cols % 32 == 0) {
-            job.gk = repacked ? kinfer_gemm_get_repacked(type) : kinfer_gemm_get(type);
-            /* llama.cpp's order for many tokens (gemm.h) */
-            const kinfer_gemm_fn tiled =
-                n_tokens >= KINFER_GEMM_TILED_MIN_TOKENS ? kinfer_gemm_get_tiled(type) : NULL;
-            if (tiled != NULL && job.gk.gemm != NULL) job.gk.gemm = tiled;
+            job.gk = batched_kernels(type, repacked, n_tokens);
             job.xp_row_bytes = kinfer_gemm_packed_size(n_cols);
             job.xp = base + align_up(job.act_row_bytes * (size_t)n_tokens);
             job.panel_bytes = gemm_panel_bytes(&job.gk, n_cols, repacked);
@@ -370,4 +406,180 @@ kinfer_status kinfer_matmul(kinfer_threadpool *pool, void *scratch, size_t scrat
 {
     return kinfer_matmul_ex(pool, scratch, scratch_size, type, w, n_rows, n_cols, x, n_tokens, y,
                             KINFER_MATMUL_AUTO);
+}
+
+/* ------------------------------------------------------------ gated pair */
+
+/* Rows per chunk of the gated product: the plain chunk rounded to whole
+ * 16-row groups, so each token's act(g) * u runs over the 16-lane groups
+ * a whole-row call would (the SIMD gates round their tail differently). */
+static int64_t gated_chunk_rows(const kinfer_gemm_kernels *gk, int64_t n_cols, size_t w_row_bytes, bool repacked)
+{
+    const int64_t r = gemm_tile_rows(gk->decode != NULL ? kinfer_gemm_decoded_row_size(n_cols) : w_row_bytes,
+                                     repacked);
+    return r < 16 ? 16 : r & ~(int64_t)15;
+}
+
+/* Per thread: a decoded chunk of each matrix and both outputs of one
+ * token group. */
+static size_t gated_thread_bytes(const kinfer_gemm_kernels *gk, int64_t n_cols, size_t w_row_bytes, bool repacked)
+{
+    const int64_t rows = gated_chunk_rows(gk, n_cols, w_row_bytes, repacked);
+    const size_t panel = gk->decode != NULL ? align_up((size_t)rows * kinfer_gemm_decoded_row_size(n_cols)) : 0;
+    return 2 * panel + align_up(2 * (size_t)rows * KINFER_GEMM_MAX_NT * sizeof(float));
+}
+
+typedef struct gated_job {
+    matmul_job g, u;          /* the two products: same type, shape, activations */
+    kinfer_gate_fn gate;
+    uint8_t *thread_mem;      /* gated_thread_bytes each */
+    size_t thread_bytes;
+} gated_job;
+
+/* y[t][r] = gate(g[t][r], u[t][r]) for rows r0 .. r1-1 of one token */
+static void gated_rows_one_token(const gated_job *gj, const uint8_t *xq, int64_t r0, int64_t r1, float *y)
+{
+    const matmul_job *jg = &gj->g, *ju = &gj->u;
+    float g[64], u[64];
+    for (int64_t rb = r0; rb < r1; rb += 64) {
+        const int64_t nr = r1 - rb < 64 ? r1 - rb : 64;
+        int64_t i = 0;
+        if (jg->k->vec_dot_r4 != NULL)
+            for (; i + 4 <= nr; i += 4) {
+                jg->k->vec_dot_r4(jg->n_cols, jg->w + (size_t)(rb + i) * jg->w_row_bytes, jg->w_row_bytes, xq, g + i);
+                jg->k->vec_dot_r4(ju->n_cols, ju->w + (size_t)(rb + i) * ju->w_row_bytes, ju->w_row_bytes, xq, u + i);
+            }
+        for (; i < nr; i++) {
+            g[i] = jg->k->vec_dot(jg->n_cols, jg->w + (size_t)(rb + i) * jg->w_row_bytes, xq);
+            u[i] = ju->k->vec_dot(ju->n_cols, ju->w + (size_t)(rb + i) * ju->w_row_bytes, xq);
+        }
+        gj->gate(y + rb, g, u, nr);
+    }
+}
+
+/* Without batched kernels (a token or two, or types without them): each
+ * thread a range of whole 16-row groups, token by token. */
+static void gated_dot_task(void *p, int ith, int nth)
+{
+    const gated_job *gj = p;
+    const int64_t n16 = (gj->g.n_rows + 15) / 16;
+    int64_t r0 = 16 * (n16 * ith / nth), r1 = 16 * (n16 * (ith + 1) / nth);
+    if (r1 > gj->g.n_rows) r1 = gj->g.n_rows;
+    for (int64_t t = 0; r0 < r1 && t < gj->g.n_tokens; t++)
+        gated_rows_one_token(gj, gj->g.xq + (size_t)t * gj->g.act_row_bytes, r0, r1,
+                             gj->g.y + t * gj->g.n_rows);
+}
+
+/* gemm_task over both matrices: a row chunk of each decoded, then every
+ * token group through both and the gate, so neither product is stored
+ * whole. */
+static void gated_gemm_task(void *p, int ith, int nth)
+{
+    gated_job *gj = p;
+    (void)nth;
+    matmul_job *jg = &gj->g;
+    const matmul_job *ju = &gj->u;
+    const kinfer_gemm_fn gemm = jg->gk.gemm;
+    const kinfer_gemm_decode_fn decode = jg->gk.decode;
+    uint8_t *mem = gj->thread_mem + (size_t)ith * gj->thread_bytes;
+    const int64_t chunk = jg->chunk_rows;
+    const size_t row_bytes = decode != NULL ? kinfer_gemm_decoded_row_size(jg->n_cols) : jg->w_row_bytes;
+    uint8_t *panel_g = mem, *panel_u = mem + jg->panel_bytes;
+    float *out_g = (float *)(mem + 2 * jg->panel_bytes), *out_u = out_g + chunk * KINFER_GEMM_MAX_NT;
+    for (;;) {
+        const int64_t rb = (int64_t)atomic_fetch_add_explicit(&jg->next_chunk, 1, memory_order_relaxed) * chunk;
+        if (rb >= jg->n_rows) break;
+        const int nr = (int)(rb + chunk < jg->n_rows ? chunk : jg->n_rows - rb);
+        const uint8_t *wg = jg->w + (size_t)rb * jg->w_row_bytes, *wu = ju->w + (size_t)rb * ju->w_row_bytes;
+        if (decode != NULL) {
+            decode(jg->n_cols, wg, jg->w_row_bytes, nr, panel_g);
+            decode(ju->n_cols, wu, ju->w_row_bytes, nr, panel_u);
+            wg = panel_g, wu = panel_u;
+        }
+        for (int64_t t = 0; t < jg->n_tokens; t += KINFER_GEMM_MAX_NT) {
+            const int nt = (int)(jg->n_tokens - t < KINFER_GEMM_MAX_NT ? jg->n_tokens - t : KINFER_GEMM_MAX_NT);
+            const uint8_t *a = jg->xp + (size_t)t * jg->xp_row_bytes;
+            gemm(jg->n_cols, wg, row_bytes, nr, a, jg->xp_row_bytes, nt, out_g, (size_t)nr);
+            gemm(ju->n_cols, wu, row_bytes, nr, a, ju->xp_row_bytes, nt, out_u, (size_t)nr);
+            for (int i = 0; i < nt; i++)
+                gj->gate(jg->y + (t + i) * jg->n_rows + rb, out_g + (size_t)i * nr, out_u + (size_t)i * nr, nr);
+        }
+    }
+}
+
+size_t kinfer_matmul_gated_scratch_size(int type, int64_t n_cols, int64_t n_tokens, int n_threads)
+{
+    const kinfer_type_traits *tt = kinfer_type_traits_get(type);
+    const kinfer_cpu_kernels *k = kinfer_cpu_kernels_get(type);
+    if (tt == NULL || k == NULL || tt->vec_dot_type < 0 || n_cols < 0 || n_tokens < 0)
+        return 0;
+    const size_t w_row = kinfer_row_size(type, n_cols);
+    size_t per_thread = 0;
+    if (n_tokens > 1) {
+        /* either order: the row count decides which one a call takes */
+        for (int rp = 0; rp < 2; rp++) {
+            if (rp && k->repacked == NULL) continue;
+            const kinfer_gemm_kernels gk = batched_kernels(type, rp, n_tokens);
+            const size_t b = gk.gemm != NULL ? gated_thread_bytes(&gk, n_cols, w_row, rp) : 0;
+            if (b > per_thread) per_thread = b;
+        }
+    }
+    const size_t act = kinfer_row_size(tt->vec_dot_type, n_cols);
+    return 64 + align_up(act * (size_t)n_tokens) +
+           (per_thread ? packed_bytes(n_cols, n_tokens) + per_thread * (size_t)(n_threads > 0 ? n_threads : 1) : 0);
+}
+
+kinfer_status kinfer_matmul_gated(kinfer_threadpool *pool, void *scratch, size_t scratch_size, int type,
+                                  const void *w_gate, const void *w_up, int64_t n_rows, int64_t n_cols,
+                                  const float *x, int64_t n_tokens, float *y, kinfer_gate_fn gate)
+{
+    const kinfer_type_traits *tt = kinfer_type_traits_get(type);
+    const kinfer_cpu_kernels *k, *ka;
+    bool repacked;
+    resolve_kernels(type, n_rows, &k, &ka, &repacked);
+    if (tt == NULL || k == NULL)
+        return KINFER_E_UNSUPPORTED;
+    if (n_rows < 0 || n_cols <= 0 || n_tokens < 0 || n_cols % tt->blck_size != 0 ||
+        kinfer_row_size(k->vec_dot_type, n_cols) == 0 || n_rows > INT32_MAX || n_cols > INT32_MAX ||
+        n_tokens > INT32_MAX || gate == NULL)
+        return KINFER_E_INVALID_ARG;
+    if (n_rows == 0 || n_tokens == 0)
+        return KINFER_OK;
+    if (w_gate == NULL || w_up == NULL || x == NULL || y == NULL || scratch == NULL ||
+        scratch_size < kinfer_matmul_gated_scratch_size(type, n_cols, n_tokens, kinfer_threadpool_size(pool)))
+        return KINFER_E_INVALID_ARG;
+
+    uint8_t *base = (uint8_t *)(((uintptr_t)scratch + 63) & ~(uintptr_t)63);
+    gated_job gj = {.gate = gate};
+    matmul_job *jg = &gj.g;
+    *jg = (matmul_job){
+        .k = k, .ka = ka, .w = w_gate, .w_row_bytes = kinfer_row_size(type, n_cols),
+        .n_rows = n_rows, .n_cols = n_cols, .n_tokens = n_tokens, .x = x, .y = y,
+        .xq = base, .act_row_bytes = kinfer_row_size(k->vec_dot_type, n_cols),
+    };
+    if (n_tokens > 1 && n_cols % 32 == 0)
+        jg->gk = batched_kernels(type, repacked, n_tokens);
+    if (jg->gk.gemm != NULL) {
+        jg->xp_row_bytes = kinfer_gemm_packed_size(n_cols);
+        jg->xp = base + align_up(jg->act_row_bytes * (size_t)n_tokens);
+        jg->chunk_rows = gated_chunk_rows(&jg->gk, n_cols, jg->w_row_bytes, repacked);
+        jg->panel_bytes = jg->gk.decode != NULL
+                              ? align_up((size_t)jg->chunk_rows * kinfer_gemm_decoded_row_size(n_cols)) : 0;
+        gj.thread_mem = jg->xp + packed_bytes(n_cols, n_tokens);
+        gj.thread_bytes = gated_thread_bytes(&jg->gk, n_cols, jg->w_row_bytes, repacked);
+        atomic_init(&jg->next_chunk, 0);
+    }
+    gj.u = *jg;
+    gj.u.w = w_up;
+    if (jg->gk.gemm != NULL) {
+        kinfer_threadpool_run(pool, quantize_pack_task, jg);
+        kinfer_threadpool_run(pool, gated_gemm_task, &gj);
+        return KINFER_OK;
+    }
+    if (n_tokens == 1)
+        quantize_task(jg, 0, 1);
+    else
+        kinfer_threadpool_run(pool, quantize_task, jg);
+    kinfer_threadpool_run(pool, gated_dot_task, &gj);
+    return KINFER_OK;
 }

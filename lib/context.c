@@ -184,6 +184,7 @@ kinfer_status context_plan(const kinfer_model *model, const kinfer_context_param
         return KINFER_E_INVALID_ARG;
     }
     if (out->n_batch > out->n_ctx) out->n_batch = out->n_ctx;
+    out->n_slice = out->n_batch < FWD_SLICE_TOKENS ? out->n_batch : FWD_SLICE_TOKENS;
     if (out->n_seq_max > KINFER_MAX_SEQ) {
         snprintf(err, err_size, "n_seq_max %u is over the limit of %d", out->n_seq_max,
                  KINFER_MAX_SEQ);
@@ -211,7 +212,7 @@ kinfer_status context_plan(const kinfer_model *model, const kinfer_context_param
     out->kv_bytes = kv_cache_bytes(w, out->n_ctx, out->n_seq_max, out->n_batch, p->type_k, p->type_v);
 
     /* matmul scratch: the largest any projection needs */
-    const int64_t nb = out->n_batch;
+    const int64_t nb = out->n_slice;
     const int nt = out->n_threads;
     size_t mm = mm_scratch(&w->output, nb, nt);
     for (int il = 0; il < hp->n_layer; il++) {
@@ -280,7 +281,7 @@ kinfer_status kinfer_context_new(const kinfer_model *model, const kinfer_context
                         (unsigned long long)sz->kv_bytes, sz->n_ctx);
 
     fwd_buffers *b = &ctx->buf;
-    const uint64_t nb = sz->n_batch, E = (uint64_t)hp->n_embd;
+    const uint64_t nb = sz->n_slice, E = (uint64_t)hp->n_embd;
     const uint64_t QD = (uint64_t)hp->n_head * hp->head_dim_k;
     const uint64_t KD = (uint64_t)hp->n_head_kv * hp->head_dim_k;
     const uint64_t VD = (uint64_t)hp->n_head_kv * hp->head_dim_v;

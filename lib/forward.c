@@ -15,6 +15,7 @@
 
 #include "context.h"
 #include "cpu/attn_kernels.h"
+#include "cpu/gemm.h"
 #include "cpu/kernels.h"
 #include "threadpool.h"
 
@@ -623,7 +624,8 @@ static kinfer_status layer_forward(kinfer_context *ctx, const fwd_ubatch *ub, co
     return KINFER_OK;
 }
 
-kinfer_status forward_ubatch(kinfer_context *ctx, const fwd_ubatch *ub)
+/* tokens of ub (at most n_slice) through every layer, then their logits */
+static kinfer_status forward_slice(kinfer_context *ctx, const fwd_ubatch *ub, const att_cells *ac)
 {
     const model_weights *w = &ctx->model->w;
     const model_hparams *hp = &w->hp;
@@ -637,11 +639,10 @@ kinfer_status forward_ubatch(kinfer_context *ctx, const fwd_ubatch *ub)
     if (st) return ctx_fail(ctx, st, "embedding lookup failed: %s", kinfer_status_str(st));
     if (hp->embd_scale != 1.0f) kinfer_scale(b->x, hp->embd_scale, (int64_t)n * E);
 
-    const att_cells ac = att_cells_find(ctx, ub);
     for (int il = 0; il < hp->n_layer; il++) {
         if (ctx->params.abort_callback && ctx->params.abort_callback(ctx->params.abort_user_data))
             return ctx_fail(ctx, KINFER_E_ABORTED, "decode aborted by the callback at layer %d", il);
-        if ((st = layer_forward(ctx, ub, &ac, il))) return st;
+        if ((st = layer_forward(ctx, ub, ac, il))) return st;
     }
 
     /* Only the tokens that asked for logits: gather their rows into xb. */
@@ -662,6 +663,38 @@ kinfer_status forward_ubatch(kinfer_context *ctx, const fwd_ubatch *ub)
         const float c = hp->logit_softcap;
         for (size_t i = 0; i < (size_t)n_out * hp->n_vocab; i++)
             logits[i] = c * tanhf(logits[i] / c);
+    }
+    return KINFER_OK;
+}
+
+/*
+ * A micro-batch in slices of up to n_slice tokens (context.h), in order.
+ * The cells of the whole micro-batch are taken before and its
+ * sliding-window slots assigned, so the cache is laid out as for one pass;
+ * a slice's tokens see the earlier slices' keys and values, written by
+ * then, and no later one's (later positions).  The bits are the whole
+ * micro-batch's: the kernels pick llama.cpp's order by token count (the
+ * batched attention from 2 tokens, the tiled matmuls from 8, gemm.h) and
+ * group tokens by 8 from the start of a call, so slices start on a
+ * multiple of 8 and none is left shorter than 8.
+ */
+kinfer_status forward_ubatch(kinfer_context *ctx, const fwd_ubatch *ub)
+{
+    const att_cells ac = att_cells_find(ctx, ub);
+    const int32_t most = (int32_t)ctx->sz.n_slice, min = KINFER_GEMM_TILED_MIN_TOKENS;
+    for (int32_t i0 = 0, m; i0 < ub->n; i0 += m) {
+        m = ub->n - i0 < most ? ub->n - i0 : most;
+        if (ub->n - i0 - m > 0 && ub->n - i0 - m < min) m -= KINFER_GEMM_MAX_NT;
+        const fwd_ubatch slice = {
+            .n = m,
+            .token = ub->token + i0,
+            .pos = ub->pos + i0,
+            .seq = ub->seq + i0,
+            .cell = ub->cell + i0,
+            .out_row = ub->out_row + i0,
+        };
+        kinfer_status st = forward_slice(ctx, &slice, &ac);
+        if (st) return st;
     }
     return KINFER_OK;
 }

@@ -929,6 +929,17 @@ START_TEST(test_matmul)
         }
         ck_assert_msg(memcmp(y0, y1, (size_t)(nt * n_rows) * sizeof(float)) == 0,
                       "%s: batch of %ld differs from one token at a time", tt->name, (long)nt);
+        if (nt >= 24) {
+            /* in slices that start on a multiple of 8 and hold 8 or more
+             * (forward.c's), a batch keeps its bits */
+            ck_assert_int_eq(kinfer_matmul_ex(NULL, scratch, ss, type, w, n_rows, n_cols, x, 16, y1,
+                                              KINFER_MATMUL_QUANT), KINFER_OK);
+            ck_assert_int_eq(kinfer_matmul_ex(NULL, scratch, ss, type, w, n_rows, n_cols, x + 16 * n_cols, nt - 16,
+                                              y1 + 16 * n_rows, KINFER_MATMUL_QUANT), KINFER_OK);
+            ck_assert_msg(memcmp(y0, y1, (size_t)(nt * n_rows) * sizeof(float)) == 0,
+                          "%s: batch of %ld differs from its slices of 16 and %ld", tt->name, (long)nt,
+                          (long)(nt - 16));
+        }
         for (int p = 1; p < 3; p++) {
             memset(y1, 0, (size_t)(nt * n_rows) * sizeof(float));
             ck_assert_int_eq(kinfer_matmul_ex(pools[p], scratch, ss, type, w, n_rows, n_cols, x, nt,

@@ -229,7 +229,7 @@ kinfer_status context_plan(const kinfer_model *model, const kinfer_context_param
     out->matmul_scratch = mm;
     const uint64_t E = (uint64_t)hp->n_embd;
     uint64_t floats = nb * (2 * E + attn_ffn_floats(hp) + (out->ffn_split ? (uint64_t)hp->n_ff : 0));
-    floats += 2 * (uint64_t)out->n_ctx; /* att_cell, att_pos (4-byte ints) */
+    floats += 4 * (uint64_t)out->n_ctx; /* att_cell, att_pos, dec_rows (4-byte ints) */
     out->att_stride = context_att_stride(out->n_ctx, hp->head_dim_k, p->type_k);
     /* a decode split over the threads holds every kv head's group of up to
      * KINFER_ATTN_MAX_G query heads at once */
@@ -297,6 +297,7 @@ kinfer_status kinfer_context_new(const kinfer_model *model, const kinfer_context
     if (sz->ffn_split) b->ffn_u = alloc_floats(nb * (uint64_t)hp->n_ff);
     b->att_cell = malloc((size_t)sz->n_ctx * sizeof *b->att_cell);
     b->att_pos = malloc((size_t)sz->n_ctx * sizeof *b->att_pos);
+    b->dec_rows = malloc(2 * (size_t)sz->n_ctx * sizeof *b->dec_rows);
     b->att_stride = sz->att_stride;
     b->att_tmp = aligned_alloc(64, b->att_stride * (size_t)sz->att_slices);
     b->mm_size = sz->matmul_scratch;
@@ -311,7 +312,7 @@ kinfer_status kinfer_context_new(const kinfer_model *model, const kinfer_context
     ctx->horizon = malloc(2 * (size_t)sz->n_seq_max * sizeof *ctx->horizon);
     ctx->cell_mine = calloc(sz->n_ctx, 1);
     if (!b->x || !b->xb || !b->q || !b->k || !b->v || !b->att || (sz->ffn_split && !b->ffn_u) ||
-        !b->att_cell || !b->att_pos || !b->att_tmp || (b->mm_size && !b->mm) ||
+        !b->att_cell || !b->att_pos || !b->dec_rows || !b->att_tmp || (b->mm_size && !b->mm) ||
         !ctx->cells_taken || !ctx->seq_last || !ctx->horizon || !ctx->cell_mine)
         return ctx_fail(ctx, KINFER_E_NOMEM, "out of memory for %llu bytes of scratch",
                         (unsigned long long)sz->compute_bytes);
@@ -329,6 +330,7 @@ void kinfer_context_free(kinfer_context *ctx)
     free(b->ffn_u);
     free(b->att_cell);
     free(b->att_pos);
+    free(b->dec_rows);
     free(b->att_tmp);
     kinfer_threadpool_free(ctx->pool);
     free(b->mm);

@@ -60,6 +60,7 @@ typedef struct fwd_buffers {
                      * types differ (else kinfer_matmul_gated needs none): NULL */
     int32_t *att_cell; /* (n_ctx) cells a micro-batch may attend to */
     int32_t *att_pos;  /* (n_ctx) their positions */
+    int32_t *dec_rows; /* (2, n_ctx) the rows a lone token sees (forward.c's att_cells) */
     void *att_tmp;  /* (n_threads, att_stride) per-thread attention scratch */
     size_t att_stride;
     void *mm;       /* kinfer_matmul scratch */

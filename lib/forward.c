@@ -83,6 +83,11 @@ typedef struct att_cells {
     const int32_t *pos;    /* (n) their positions */
     int32_t n;
     int one_seq;           /* every token of the batch is of one sequence */
+    /* a one-token micro-batch: the rows it sees on full (0) and
+     * sliding-window (1) layers, the same on every layer of a kind (cells
+     * and slots are shared), found by the first (nv -1: not yet), kept in
+     * buf.dec_rows */
+    int32_t dec_nv[2], dec_pad[2];
 } att_cells;
 
 static att_cells att_cells_find(kinfer_context *ctx, const fwd_ubatch *ub)
@@ -102,7 +107,7 @@ static att_cells att_cells_find(kinfer_context *ctx, const fwd_ubatch *ub)
         pos[n] = cells[c].pos;
         n++;
     }
-    return (att_cells){.cell = cell, .pos = pos, .n = n, .one_seq = one_seq};
+    return (att_cells){.cell = cell, .pos = pos, .n = n, .one_seq = one_seq, .dec_nv = {-1, -1}};
 }
 
 /* The period of llama.cpp's lanes over cache rows: 16 lanes of 4
@@ -173,7 +178,7 @@ typedef struct att_job {
     kinfer_context *ctx;
     const fwd_ubatch *ub;
     const layer_weights *L;
-    const att_cells *ac;
+    att_cells *ac;
     int il;
     att_shape sh;
     kinfer_attn_wsum_fn wsum;
@@ -332,27 +337,6 @@ static void task_attention(void *arg, int ith, int nth)
  */
 #define ATT_SPLIT_MIN_CELLS 256
 
-/* The value rows this thread will weigh (task_att_values' split), the
- * first ATT_PREFETCH_ROWS of them, set loading while the scores are
- * computed: decode reads them from memory, and the two streams overlap. */
-#define ATT_PREFETCH_ROWS 512
-
-static void prefetch_values(const att_job *j, int ith, int nth)
-{
-    const kv_cache *kv = &j->ctx->kv;
-    const int hd_v = j->sh.hd_v, slice = hd_v % 32 == 0 ? 32 : hd_v, n_slices = hd_v / slice;
-    const int n_items = j->n_units * n_slices;
-    const int i0 = n_items * ith / nth, i1 = n_items * (ith + 1) / nth;
-    const int32_t nr = j->nv < ATT_PREFETCH_ROWS ? j->nv : ATT_PREFETCH_ROWS;
-    for (int i = i0; i < i1; i++) {
-        const att_unit un = att_unit_of(&j->sh, i / n_slices);
-        const uint8_t *v0 = kv_v_head(kv, j->il, un.kvh) + kinfer_row_size(kv->type_v, (i % n_slices) * slice);
-        const size_t bytes = kinfer_row_size(kv->type_v, slice);
-        for (int32_t r = 0; r < nr; r++)
-            for (size_t o = 0; o < bytes; o += 64) __builtin_prefetch(v0 + (size_t)j->rows[r] * kv->head_v + o);
-    }
-}
-
 static void task_att_scores(void *arg, int ith, int nth)
 {
     const att_job *j = arg;
@@ -363,7 +347,6 @@ static void task_att_scores(void *arg, int ith, int nth)
     if (r1 > j->nv) r1 = j->nv;
     if (r0 >= r1) return;
     const att_thread_buf tb = att_buf_of(j->ctx, ith);
-    prefetch_values(j, ith, nth);
     for (int i = 0; i < j->n_units; i++)
         unit_scores(j, att_unit_of(&j->sh, i), 0, j->rows + r0, r1 - r0,
                     att_buf_of(j->ctx, i).s + r0, tb.qq);
@@ -406,9 +389,13 @@ static void attention(kinfer_context *ctx, att_job *j)
     const int nth = kinfer_threadpool_size(ctx->pool);
     const fwd_ubatch *ub = j->ub;
     if (ub->n == 1 && nth > 1) {
-        int32_t *rows = att_buf_of(ctx, 0).rows;
-        int32_t n_pad;
-        const int32_t nv = visible_rows(ctx, j->ac, j->il, ub->pos[0], ub->seq[0], j->L->is_swa, rows, &n_pad);
+        att_cells *ac = j->ac;
+        const int kind = j->L->is_swa != 0;
+        int32_t *rows = ctx->buf.dec_rows + (size_t)kind * ctx->sz.n_ctx;
+        if (ac->dec_nv[kind] < 0)
+            ac->dec_nv[kind] = visible_rows(ctx, ac, j->il, ub->pos[0], ub->seq[0], j->L->is_swa, rows,
+                                            &ac->dec_pad[kind]);
+        const int32_t nv = ac->dec_nv[kind], n_pad = ac->dec_pad[kind];
         if (nv >= ATT_SPLIT_MIN_CELLS) {
             /* every unit at once, unit i's weights in scratch slice i
              * (context.c sizes the slices for it) */
@@ -578,7 +565,7 @@ static void task_attn_norm(void *arg, int ith, int nth)
                  hp->rms_eps);
 }
 
-static kinfer_status layer_forward(kinfer_context *ctx, const fwd_ubatch *ub, const att_cells *ac,
+static kinfer_status layer_forward(kinfer_context *ctx, const fwd_ubatch *ub, att_cells *ac,
                                    int il)
 {
     const model_weights *w = &ctx->model->w;
@@ -625,7 +612,7 @@ static kinfer_status layer_forward(kinfer_context *ctx, const fwd_ubatch *ub, co
 }
 
 /* tokens of ub (at most n_slice) through every layer, then their logits */
-static kinfer_status forward_slice(kinfer_context *ctx, const fwd_ubatch *ub, const att_cells *ac)
+static kinfer_status forward_slice(kinfer_context *ctx, const fwd_ubatch *ub, att_cells *ac)
 {
     const model_weights *w = &ctx->model->w;
     const model_hparams *hp = &w->hp;
@@ -680,7 +667,7 @@ static kinfer_status forward_slice(kinfer_context *ctx, const fwd_ubatch *ub, co
  */
 kinfer_status forward_ubatch(kinfer_context *ctx, const fwd_ubatch *ub)
 {
-    const att_cells ac = att_cells_find(ctx, ub);
+    att_cells ac = att_cells_find(ctx, ub);
     const int32_t most = (int32_t)ctx->sz.n_slice, min = KINFER_GEMM_TILED_MIN_TOKENS;
     for (int32_t i0 = 0, m; i0 < ub->n; i0 += m) {
         m = ub->n - i0 < most ? ub->n - i0 : most;

@@ -342,6 +342,15 @@ static void resolve_kernels(int type, int64_t n_rows, const kinfer_cpu_kernels *
         *k = NULL;
 }
 
+/* The shapes both matmuls take (n_cols 0 only where the caller allows it) */
+static bool shape_ok(const kinfer_type_traits *tt, const kinfer_cpu_kernels *k, int64_t n_rows, int64_t n_cols,
+                     int64_t n_tokens)
+{
+    return n_rows >= 0 && n_cols >= 0 && n_tokens >= 0 && n_cols % tt->blck_size == 0 &&
+           (n_cols == 0 || kinfer_row_size(k->vec_dot_type, n_cols) != 0) && n_rows <= INT32_MAX &&
+           n_cols <= INT32_MAX && n_tokens <= INT32_MAX;
+}
+
 kinfer_status kinfer_matmul_ex(kinfer_threadpool *pool, void *scratch, size_t scratch_size,
                                int type, const void *w, int64_t n_rows, int64_t n_cols,
                                const float *x, int64_t n_tokens, float *y, kinfer_matmul_path path)
@@ -353,10 +362,7 @@ kinfer_status kinfer_matmul_ex(kinfer_threadpool *pool, void *scratch, size_t sc
     if (tt == NULL || k == NULL)
         return KINFER_E_UNSUPPORTED;
     const int64_t blas_from = blas_min_tokens(type, kinfer_cpu_kernels_get(type)); /* whichever order */
-    if (n_rows < 0 || n_cols < 0 || n_tokens < 0 || n_cols % tt->blck_size != 0 ||
-        (kinfer_row_size(k->vec_dot_type, n_cols) == 0 && n_cols > 0))
-        return KINFER_E_INVALID_ARG;
-    if (n_rows > INT32_MAX || n_cols > INT32_MAX || n_tokens > INT32_MAX)
+    if (!shape_ok(tt, k, n_rows, n_cols, n_tokens))
         return KINFER_E_INVALID_ARG;
     if (n_rows == 0 || n_tokens == 0)
         return KINFER_OK;
@@ -539,9 +545,7 @@ kinfer_status kinfer_matmul_gated(kinfer_threadpool *pool, void *scratch, size_t
     resolve_kernels(type, n_rows, &k, &ka, &repacked);
     if (tt == NULL || k == NULL)
         return KINFER_E_UNSUPPORTED;
-    if (n_rows < 0 || n_cols <= 0 || n_tokens < 0 || n_cols % tt->blck_size != 0 ||
-        kinfer_row_size(k->vec_dot_type, n_cols) == 0 || n_rows > INT32_MAX || n_cols > INT32_MAX ||
-        n_tokens > INT32_MAX || gate == NULL)
+    if (!shape_ok(tt, k, n_rows, n_cols, n_tokens) || n_cols == 0 || gate == NULL)
         return KINFER_E_INVALID_ARG;
     if (n_rows == 0 || n_tokens == 0)
         return KINFER_OK;

@@ -256,7 +256,8 @@ typedef bool (*kinfer_abort_fn)(void *user_data);
 
 typedef struct kinfer_context_params {
     uint32_t n_ctx;        /* KV cache cells; 0 = the model's training context */
-    uint32_t n_batch;      /* most tokens one kinfer_decode may carry (default 512) */
+    uint32_t n_batch;      /* tokens per micro-batch, llama.cpp's n_ubatch (default 512): a
+                              kinfer_decode of more is split into micro-batches */
     uint32_t n_seq_max;    /* distinct sequence ids (default 1) */
     int32_t n_threads;     /* 0 = one per online core */
     kinfer_type type_k;    /* KV cache types: F16 (default), Q8_0 or F32 */

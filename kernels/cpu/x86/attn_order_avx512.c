@@ -312,8 +312,9 @@ static ALWAYS_INLINE void wsum_slices(float *out, size_t out_stride, const int G
  * of 256: a pattern the hardware prefetchers cannot follow, so the rows
  * come from memory a line at a time.  Here the rows go in ranges instead:
  * every chain of a range is run, its sums kept in memory (64 chains x G
- * heads x 2 slices) for the next range, while the next range's lines are
- * prefetched in row order.  Each chain still adds its rows in order, so
+ * heads x 2 slices) for the next range, while the lines to come next (the
+ * next range, or the next 64 dims' first range) are prefetched in row
+ * order, so that loading always overlaps arithmetic.  Each chain still adds its rows in order, so
  * the bits are wsum_slices'.
  */
 #define WS_RANGE 512           /* rows per range: a multiple of 64 */
@@ -372,18 +373,27 @@ static ALWAYS_INLINE void wsum_vec_ranges(float *out, size_t out_stride, const i
                                           int32_t nv)
 {
     __m512 st[2][KINFER_ATTN_MAX_G][2][64];
+    const int32_t first = nv < WS_RANGE ? nv : WS_RANGE;
+    prefetch_rows(v0, row_v, rows, 0, first, 64 * (size_t)(nd >= 64 ? 2 : 1));
     for (int d0 = 0; d0 < nd; d0 += 64) {
         const int n32 = nd - d0 >= 64 ? 2 : 1;
         const uint8_t *vg = v0 + 2 * (size_t)d0;
-        const size_t bytes = 64 * (size_t)n32;
-        prefetch_rows(vg, row_v, rows, 0, nv < WS_RANGE ? nv : WS_RANGE, bytes);
         for (int32_t r0 = 0; r0 < nv; r0 += WS_RANGE) {
             const int32_t r1 = nv - r0 < WS_RANGE ? nv : r0 + WS_RANGE;
-            const int32_t r2 = nv - r1 < WS_RANGE ? nv : r1 + WS_RANGE;
-            /* the next range's rows while the first slice runs */
+            /* meanwhile the rows to come: this group's next range, or
+             * after its last the next group's first, half during each
+             * slice's passes */
+            const uint8_t *pv = vg;
+            size_t pb = 64 * (size_t)n32;
+            int32_t p0 = r1, p1 = nv - r1 < WS_RANGE ? nv : r1 + WS_RANGE;
+            if (r1 == nv) {
+                pv = vg + 128, p0 = 0, p1 = d0 + 64 < nd ? first : 0;
+                pb = 64 * (size_t)(nd - d0 - 64 >= 64 ? 2 : 1);
+            }
+            const int32_t pm = n32 == 2 ? p0 + (p1 - p0) / 2 : p1;
             for (int k = 0; k < n32; k++)
-                chains_range(st[k], G, vg + 64 * (size_t)k, row_v, rows, p, p_stride, r0, r1, vg, bytes, r1,
-                             k ? r1 : r2);
+                chains_range(st[k], G, vg + 64 * (size_t)k, row_v, rows, p, p_stride, r0, r1, pv, pb,
+                             k ? pm : p0, k ? p1 : pm);
         }
         for (int k = 0; k < n32; k++)
             for (int h = 0; h < G; h++)

@@ -283,15 +283,9 @@ kinfer_status vocab_build(const gguf_file *gf, const char *pre_override,
         FAIL(KINFER_E_NOMEM, "out of memory");
     memset(v->hash, 0xff, ((size_t)v->hash_mask + 1) * sizeof *v->hash);
     for (int32_t i = 0; i < n; i++) {
-        const char *s = vocab_text(v, i);
-        size_t len = vocab_text_len(v, i);
-        uint32_t h = (uint32_t)vocab_hash_bytes(s, len, VOCAB_HASH_SEED) & v->hash_mask;
-        while (v->hash[h] != TOKEN_NULL) {
-            int32_t o = v->hash[h];
-            if (vocab_text_len(v, o) == len && memcmp(vocab_text(v, o), s, len) == 0)
-                FAIL(KINFER_E_FORMAT, "tokenizer.ggml.tokens[%d] repeats token %d", i, o);
-            h = (h + 1) & v->hash_mask;
-        }
+        const uint32_t h = vocab_slot(v, vocab_text(v, i), vocab_text_len(v, i));
+        if (v->hash[h] != TOKEN_NULL)
+            FAIL(KINFER_E_FORMAT, "tokenizer.ggml.tokens[%d] repeats token %d", i, v->hash[h]);
         v->hash[h] = i;
     }
 
@@ -343,19 +337,8 @@ kinfer_status vocab_build(const gguf_file *gf, const char *pre_override,
             mpos += (uint32_t)(ll + rl);
             v->merge_off[i + 1] = mpos;
             /* a repeated pair keeps its first (lowest) rank */
-            uint32_t h = (uint32_t)vocab_merge_hash(s, ll, sp + 1, rl) & v->mhash_mask;
-            int dup = 0;
-            while (v->mhash[h] >= 0) {
-                int32_t o = v->mhash[h];
-                const char *t = v->merge_text + v->merge_off[o];
-                if (v->merge_llen[o] == ll && v->merge_off[o + 1] - v->merge_off[o] == ll + rl &&
-                    memcmp(t, s, ll) == 0 && memcmp(t + ll, sp + 1, rl) == 0) {
-                    dup = 1;
-                    break;
-                }
-                h = (h + 1) & v->mhash_mask;
-            }
-            if (!dup)
+            const uint32_t h = vocab_merge_slot(v, s, ll, sp + 1, rl);
+            if (v->mhash[h] < 0)
                 v->mhash[h] = i;
         }
         v->n_merges = nm;

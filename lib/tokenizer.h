@@ -200,17 +200,23 @@ static inline uint64_t vocab_hash_bytes(const char *s, size_t n, uint64_t h)
 
 #define VOCAB_HASH_SEED 0xcbf29ce484222325ull
 
-static inline int32_t vocab_find(const struct kinfer_vocab *v, const char *s, size_t n)
+/* The hash slot of text s: the one holding its id, or the empty one
+ * (TOKEN_NULL) where it would go. */
+static inline uint32_t vocab_slot(const struct kinfer_vocab *v, const char *s, size_t n)
 {
     uint32_t i = (uint32_t)vocab_hash_bytes(s, n, VOCAB_HASH_SEED) & v->hash_mask;
     for (;;) {
         int32_t id = v->hash[i];
-        if (id == TOKEN_NULL)
-            return TOKEN_NULL;
-        if (vocab_text_len(v, id) == n && memcmp(vocab_text(v, id), s, n) == 0)
-            return id;
+        if (id == TOKEN_NULL || (vocab_text_len(v, id) == n && memcmp(vocab_text(v, id), s, n) == 0))
+            return i;
         i = (i + 1) & v->hash_mask;
     }
+}
+
+/* Id of the token with text s, or TOKEN_NULL. */
+static inline int32_t vocab_find(const struct kinfer_vocab *v, const char *s, size_t n)
+{
+    return v->hash[vocab_slot(v, s, n)];
 }
 
 static inline uint64_t vocab_merge_hash(const char *l, size_t ln, const char *r, size_t rn)
@@ -221,21 +227,29 @@ static inline uint64_t vocab_merge_hash(const char *l, size_t ln, const char *r,
     return vocab_hash_bytes(r, rn, h);
 }
 
-/* Rank of the BPE merge (left, right), or -1. */
-static inline int32_t vocab_merge_rank(const struct kinfer_vocab *v, const char *l, size_t ln,
-                                       const char *r, size_t rn)
+/* The mhash slot of the BPE merge (left, right): the one holding its rank,
+ * or the empty one (-1) where it would go. */
+static inline uint32_t vocab_merge_slot(const struct kinfer_vocab *v, const char *l, size_t ln, const char *r,
+                                        size_t rn)
 {
     uint32_t i = (uint32_t)vocab_merge_hash(l, ln, r, rn) & v->mhash_mask;
     for (;;) {
         int32_t m = v->mhash[i];
         if (m < 0)
-            return -1;
+            return i;
         const char *t = v->merge_text + v->merge_off[m];
         if (v->merge_llen[m] == ln && v->merge_off[m + 1] - v->merge_off[m] == ln + rn &&
             memcmp(t, l, ln) == 0 && memcmp(t + ln, r, rn) == 0)
-            return m;
+            return i;
         i = (i + 1) & v->mhash_mask;
     }
+}
+
+/* Rank of the BPE merge (left, right), or -1. */
+static inline int32_t vocab_merge_rank(const struct kinfer_vocab *v, const char *l, size_t ln,
+                                       const char *r, size_t rn)
+{
+    return v->mhash[vocab_merge_slot(v, l, ln, r, rn)];
 }
 
 /* The vocabulary of a model (NULL for NULL or a model without one). */

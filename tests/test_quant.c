@@ -830,6 +830,23 @@ END_TEST
 
 /* --------------------------------------------------------------- matmul */
 
+/* Pools of 1 (NULL: the calling thread), 2 and 3 threads: a matmul's bits
+ * must not depend on the split. */
+#define N_POOLS 3
+static void pools_new(kinfer_threadpool *pools[N_POOLS])
+{
+    pools[0] = NULL;
+    for (int p = 1; p < N_POOLS; p++) {
+        pools[p] = kinfer_threadpool_new(p + 1);
+        ck_assert_ptr_nonnull(pools[p]);
+    }
+}
+
+static void pools_free(kinfer_threadpool *pools[N_POOLS])
+{
+    for (int p = 1; p < N_POOLS; p++) kinfer_threadpool_free(pools[p]);
+}
+
 /* Naive y = W x through the reference kernels, for comparison. */
 static void naive_matmul(int type, const void *w, int64_t n_rows, int64_t n_cols, const float *x,
                          int64_t n_tokens, float *y)
@@ -866,9 +883,8 @@ START_TEST(test_matmul)
     fill_gauss(wf, n_rows * n_cols, 0.1f);
     ck_assert_int_eq(kinfer_quantize_row(type, wf, w, n_rows * n_cols), KINFER_OK);
 
-    kinfer_threadpool *pools[3] = {NULL, kinfer_threadpool_new(2), kinfer_threadpool_new(3)};
-    ck_assert_ptr_nonnull(pools[1]);
-    ck_assert_ptr_nonnull(pools[2]);
+    kinfer_threadpool *pools[N_POOLS];
+    pools_new(pools);
     for (size_t tc = 0; tc < sizeof token_counts / sizeof token_counts[0]; tc++) {
         const int64_t nt = token_counts[tc];
         float *x = xmalloc((size_t)(nt * n_cols) * sizeof(float));
@@ -940,7 +956,7 @@ START_TEST(test_matmul)
                           "%s: batch of %ld differs from its slices of 16 and %ld", tt->name, (long)nt,
                           (long)(nt - 16));
         }
-        for (int p = 1; p < 3; p++) {
+        for (int p = 1; p < N_POOLS; p++) {
             memset(y1, 0, (size_t)(nt * n_rows) * sizeof(float));
             ck_assert_int_eq(kinfer_matmul_ex(pools[p], scratch, ss, type, w, n_rows, n_cols, x, nt,
                                               y1, KINFER_MATMUL_QUANT), KINFER_OK);
@@ -992,8 +1008,7 @@ START_TEST(test_matmul)
         free(y0);
         free(y1);
     }
-    kinfer_threadpool_free(pools[1]);
-    kinfer_threadpool_free(pools[2]);
+    pools_free(pools);
     free(w);
     free(wf);
 }
@@ -1013,7 +1028,8 @@ START_TEST(test_matmul_repacked)
     uint8_t *w = xmalloc(wrow * (size_t)n_rows), *aq = xmalloc(ab);
     for (int64_t r = 0; r < n_rows; r++)
         random_row(type, w + r * wrow, n_cols);
-    kinfer_threadpool *pools[3] = {NULL, kinfer_threadpool_new(2), kinfer_threadpool_new(3)};
+    kinfer_threadpool *pools[N_POOLS];
+    pools_new(pools);
     for (size_t tc = 0; tc < sizeof token_counts / sizeof token_counts[0]; tc++) {
         const int64_t nt = token_counts[tc];
         float *x = xmalloc((size_t)(nt * n_cols) * sizeof(float));
@@ -1021,7 +1037,7 @@ START_TEST(test_matmul_repacked)
         fill_gauss(x, nt * n_cols, 1.0f);
         const size_t ss = kinfer_matmul_scratch_size(type, n_cols, nt, 3);
         void *scratch = xmalloc(ss);
-        for (int p = 0; p < 3; p++) {
+        for (int p = 0; p < N_POOLS; p++) {
             memset(y, 0, (size_t)(nt * n_rows) * sizeof(float));
             ck_assert_int_eq(kinfer_matmul_ex(pools[p], scratch, ss, type, w, n_rows, n_cols, x, nt, y,
                                               KINFER_MATMUL_QUANT), KINFER_OK);
@@ -1039,8 +1055,7 @@ START_TEST(test_matmul_repacked)
         free(x);
         free(y);
     }
-    kinfer_threadpool_free(pools[1]);
-    kinfer_threadpool_free(pools[2]);
+    pools_free(pools);
     free(w);
     free(aq);
 }
@@ -1061,7 +1076,8 @@ START_TEST(test_matmul_gated)
     rng_state = 3200 + (uint64_t)_i;
     const int64_t n_cols = tt->blck_size == 256 ? 512 : 32 * 5, row_counts[] = {37, 72}, token_counts[] = {1, 5, 40};
     const size_t wrow = kinfer_row_size(type, n_cols);
-    kinfer_threadpool *pools[3] = {NULL, kinfer_threadpool_new(2), kinfer_threadpool_new(3)};
+    kinfer_threadpool *pools[N_POOLS];
+    pools_new(pools);
     for (size_t rc = 0; rc < 2; rc++) {
         const int64_t n_rows = row_counts[rc];
         uint8_t *wg = xmalloc(wrow * (size_t)n_rows), *wu = xmalloc(wrow * (size_t)n_rows);
@@ -1084,7 +1100,7 @@ START_TEST(test_matmul_gated)
                                               KINFER_MATMUL_QUANT), KINFER_OK);
             for (int64_t t = 0; t < nt; t++)
                 gate(g + t * n_rows, g + t * n_rows, u + t * n_rows, n_rows);
-            for (int p = 0; p < 3; p++) {
+            for (int p = 0; p < N_POOLS; p++) {
                 memset(y, 0, (size_t)ny * sizeof(float));
                 ck_assert_int_eq(kinfer_matmul_gated(pools[p], scratch, gs, type, wg, wu, n_rows, n_cols, x,
                                                      nt, y, gate), KINFER_OK);
@@ -1104,8 +1120,7 @@ START_TEST(test_matmul_gated)
         free(wg);
         free(wu);
     }
-    kinfer_threadpool_free(pools[1]);
-    kinfer_threadpool_free(pools[2]);
+    pools_free(pools);
 }
 END_TEST
 

@@ -321,49 +321,39 @@ static kinfer_gemm_kernels batched_kernels(int type, bool repacked, int64_t n_to
     return gk;
 }
 
-/* The kernels a matmul of type uses for n_rows rows: the weight's (its
- * repacked order where llama.cpp repacks the matrix: a multiple of 8 rows,
- * kernels.h) and its activations'.  NULL *k: none. */
-static void resolve_kernels(int type, int64_t n_rows, const kinfer_cpu_kernels **k, const kinfer_cpu_kernels **ka,
-                            bool *repacked)
+/* The kernels a matmul of type uses for n_rows rows, after its checks: the
+ * weight's (its repacked order where llama.cpp repacks the matrix: a
+ * multiple of 8 rows, kernels.h) and its activations'.  n_cols 0 passes
+ * (kinfer_matmul_ex writes zeros). */
+static kinfer_status matmul_kernels(int type, int64_t n_rows, int64_t n_cols, int64_t n_tokens,
+                                    const kinfer_cpu_kernels **k, const kinfer_cpu_kernels **ka, bool *repacked)
 {
+    const kinfer_type_traits *tt = kinfer_type_traits_get(type);
     *k = kinfer_cpu_kernels_get(type);
-    *ka = NULL;
-    *repacked = false;
-    if (*k == NULL || (*k)->vec_dot == NULL) {
-        *k = NULL;
-        return;
-    }
+    if (tt == NULL || *k == NULL || (*k)->vec_dot == NULL)
+        return KINFER_E_UNSUPPORTED;
     *repacked = (*k)->repacked != NULL && n_rows % 8 == 0;
     if (*repacked)
         *k = (*k)->repacked;
     *ka = kinfer_cpu_kernels_get((*k)->vec_dot_type);
     if (*ka == NULL || (*ka)->from_float_act == NULL)
-        *k = NULL;
-}
-
-/* The shapes both matmuls take (n_cols 0 only where the caller allows it) */
-static bool shape_ok(const kinfer_type_traits *tt, const kinfer_cpu_kernels *k, int64_t n_rows, int64_t n_cols,
-                     int64_t n_tokens)
-{
-    return n_rows >= 0 && n_cols >= 0 && n_tokens >= 0 && n_cols % tt->blck_size == 0 &&
-           (n_cols == 0 || kinfer_row_size(k->vec_dot_type, n_cols) != 0) && n_rows <= INT32_MAX &&
-           n_cols <= INT32_MAX && n_tokens <= INT32_MAX;
+        return KINFER_E_UNSUPPORTED;
+    const bool shape_ok = n_rows >= 0 && n_cols >= 0 && n_tokens >= 0 && n_cols % tt->blck_size == 0 &&
+                          (n_cols == 0 || kinfer_row_size((*k)->vec_dot_type, n_cols) != 0) &&
+                          n_rows <= INT32_MAX && n_cols <= INT32_MAX && n_tokens <= INT32_MAX;
+    return shape_ok ? KINFER_OK : KINFER_E_INVALID_ARG;
 }
 
 kinfer_status kinfer_matmul_ex(kinfer_threadpool *pool, void *scratch, size_t scratch_size,
                                int type, const void *w, int64_t n_rows, int64_t n_cols,
                                const float *x, int64_t n_tokens, float *y, kinfer_matmul_path path)
 {
-    const kinfer_type_traits *tt = kinfer_type_traits_get(type);
     const kinfer_cpu_kernels *k, *ka;
     bool repacked;
-    resolve_kernels(type, n_rows, &k, &ka, &repacked);
-    if (tt == NULL || k == NULL)
-        return KINFER_E_UNSUPPORTED;
+    const kinfer_status st = matmul_kernels(type, n_rows, n_cols, n_tokens, &k, &ka, &repacked);
+    if (st)
+        return st;
     const int64_t blas_from = blas_min_tokens(type, kinfer_cpu_kernels_get(type)); /* whichever order */
-    if (!shape_ok(tt, k, n_rows, n_cols, n_tokens))
-        return KINFER_E_INVALID_ARG;
     if (n_rows == 0 || n_tokens == 0)
         return KINFER_OK;
     if (n_cols == 0) {
@@ -539,13 +529,12 @@ kinfer_status kinfer_matmul_gated(kinfer_threadpool *pool, void *scratch, size_t
                                   const void *w_gate, const void *w_up, int64_t n_rows, int64_t n_cols,
                                   const float *x, int64_t n_tokens, float *y, kinfer_gate_fn gate)
 {
-    const kinfer_type_traits *tt = kinfer_type_traits_get(type);
     const kinfer_cpu_kernels *k, *ka;
     bool repacked;
-    resolve_kernels(type, n_rows, &k, &ka, &repacked);
-    if (tt == NULL || k == NULL)
-        return KINFER_E_UNSUPPORTED;
-    if (!shape_ok(tt, k, n_rows, n_cols, n_tokens) || n_cols == 0 || gate == NULL)
+    const kinfer_status st = matmul_kernels(type, n_rows, n_cols, n_tokens, &k, &ka, &repacked);
+    if (st)
+        return st;
+    if (n_cols == 0 || gate == NULL)
         return KINFER_E_INVALID_ARG;
     if (n_rows == 0 || n_tokens == 0)
         return KINFER_OK;

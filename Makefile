@@ -66,7 +66,7 @@ CFLAGS ?=
 CFLAGS_ALL = $(CFLAGS_BASE) $(CFLAGS)
 
 # ------------------------------------------------------------------ sources
-LIB_SRC := $(wildcard lib/*.c) $(wildcard kernels/*.c) $(wildcard kernels/cpu/*.c)
+LIB_SRC := $(wildcard lib/*/*.c) $(wildcard kernels/*.c) $(wildcard kernels/cpu/*.c)
 # SIMD variants are compiled with their own flags and picked at run time.
 ifeq ($(ARCH),x86_64)
 LIB_SRC += $(wildcard kernels/cpu/x86/*.c)
@@ -144,7 +144,7 @@ test-asan:
 	KINFER_TEST_QUICK=1 $(MAKE) BUILD=build/asan SANITIZE=1 KINFER_CUDA=0 test
 
 FUZZ_BIN := $(BUILD)/fuzz/fuzz_gguf
-FUZZ_SRC := tests/fuzz/fuzz_gguf.c lib/gguf.c kernels/types.c kernels/cpu/ref.c kernels/cpu/ref_kquants.c
+FUZZ_SRC := tests/fuzz/fuzz_gguf.c lib/gguf/gguf.c kernels/types.c kernels/cpu/ref.c kernels/cpu/ref_kquants.c
 fuzz: $(FUZZ_BIN)
 	@mkdir -p $(BUILD)/fuzz/corpus
 	python3 tests/fuzz/make_seeds.py $(BUILD)/fuzz/seeds
@@ -153,7 +153,7 @@ fuzz: $(FUZZ_BIN)
 		$(BUILD)/fuzz/corpus $(BUILD)/fuzz/seeds > $(BUILD)/fuzz/log 2>&1; \
 		status=$$?; tail -n 25 $(BUILD)/fuzz/log; exit $$status
 
-$(FUZZ_BIN): $(FUZZ_SRC) lib/gguf.h kernels/quant.h include/kinfer.h
+$(FUZZ_BIN): $(FUZZ_SRC) lib/gguf/gguf.h kernels/quant.h include/kinfer.h
 	@mkdir -p $(dir $@)
 	clang -std=c11 -g -O1 -D_GNU_SOURCE -Iinclude -Ilib -Ikernels \
 		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -o $@ $(FUZZ_SRC) -lm

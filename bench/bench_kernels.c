@@ -23,7 +23,7 @@
 
 #include "cpu/gemm.h"
 #include "cpu/kernels.h"
-#include "threadpool.h"
+#include "core/threadpool.h"
 
 static double now_s(void)
 {

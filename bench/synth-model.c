@@ -14,9 +14,9 @@
 #include <unistd.h>
 
 #include "cpu/kernels.h"
-#include "gguf_writer.h"
+#include "gguf/writer.h"
 #include "quant.h"
-#include "quantize.h"
+#include "model/quantize.h"
 
 typedef struct shape {
     const char *name, *arch;

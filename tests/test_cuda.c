@@ -17,9 +17,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "backend_cuda.h"
+#include "backend/cuda.h"
 #ifdef KINFER_CUDA
-#include "cublas_dl.h"
+#include "core/cublas_dl.h"
 #endif
 #include "cpu/kernels.h"
 #include "quant.h"

@@ -8,8 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "gguf.h"
-#include "model.h"
+#include "gguf/gguf.h"
+#include "model/model.h"
 #include "kinfer.h"
 #include "testutil.h"
 

@@ -9,8 +9,8 @@
 #include <string.h>
 
 #include "kinfer.h"
-#include "model.h"
-#include "placement.h"
+#include "model/model.h"
+#include "runtime/plan.h"
 #include "testutil.h"
 
 #define MiB ((uint64_t)1 << 20)

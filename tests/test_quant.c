@@ -16,7 +16,7 @@
 #include "cpu/ref.h"
 #include "quant.h"
 #include "testutil.h"
-#include "threadpool.h"
+#include "core/threadpool.h"
 
 #undef I /* OpenBLAS's cblas.h includes complex.h; the llama.cpp ports name sums I */
 

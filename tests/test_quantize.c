@@ -9,9 +9,9 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "gguf.h"
+#include "gguf/gguf.h"
 #include "kinfer.h"
-#include "model.h"
+#include "model/model.h"
 #include "testutil.h"
 
 static uint32_t crc32_of(const uint8_t *p, uint64_t n)

@@ -7,11 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "gguf_writer.h"
+#include "gguf/writer.h"
 #include "kinfer.h"
-#include "model.h"
+#include "model/model.h"
 #include "testutil.h"
-#include "tokenizer.h"
+#include "tokenizer/tokenizer.h"
 
 #define FIX "tests/fixtures/tokenizer/"
 

@@ -32,7 +32,7 @@
 #include "cpu/blas_dl.h"
 #include "cpu/gemm.h"
 #include "cpu/kernels.h"
-#include "threadpool.h"
+#include "core/threadpool.h"
 
 /* Weight rows dequantized per sgemm call in the BLAS path: about 4 MiB of
  * f32, so OpenBLAS gets a wide enough problem to split over its threads. */

@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "arch.h"
+#include "model/arch.h"
 #include "kinfer.h"
 
 /* A weight matrix (ne1 rows of ne0 elements) or vector (ne1 = 1) in place. */

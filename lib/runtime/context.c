@@ -2,18 +2,18 @@
  * context.c — contexts: creation (KV cache, scratch), kinfer_decode (batch
  * validation, micro-batches, logits), and the KV-cache calls of the API.
  */
-#include "context.h"
+#include "runtime/context.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
-#include "backend_cuda.h"
+#include "backend/cuda.h"
 #include "cpu/attn_kernels.h"
 #include "cpu/kernels.h"
 #include "quant.h"
-#include "threadpool.h"
+#include "core/threadpool.h"
 
 kinfer_status ctx_fail(kinfer_context *ctx, kinfer_status st, const char *fmt, ...)
 {

@@ -4,9 +4,9 @@
 
 #include <stdarg.h>
 
-#include "gguf.h"
+#include "gguf/gguf.h"
 #include "kinfer.h"
-#include "weights.h"
+#include "model/weights.h"
 
 struct kinfer_model {
     gguf_file *gguf;          /* metadata and tensor table; NULL after a failed load */

@@ -1,6 +1,6 @@
 /* gguf_writer.c — write GGUF v3 files: metadata and tensor infos go into a
  * growing buffer; tensor data is streamed after it. */
-#include "gguf_writer.h"
+#include "gguf/writer.h"
 
 #include <stdlib.h>
 #include <string.h>

@@ -4,7 +4,7 @@
  * against (KINFER_CUBLAS_SONAME, set by the Makefile), so the ABI matches.
  */
 #ifdef KINFER_CUDA
-#include "cublas_dl.h"
+#include "core/cublas_dl.h"
 
 #include <dlfcn.h>
 #include <pthread.h>

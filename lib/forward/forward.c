@@ -13,11 +13,11 @@
 #include <stdatomic.h>
 #include <string.h>
 
-#include "context.h"
+#include "runtime/context.h"
 #include "cpu/attn_kernels.h"
 #include "cpu/gemm.h"
 #include "cpu/kernels.h"
-#include "threadpool.h"
+#include "core/threadpool.h"
 
 /*
  * y (n, rows) = W x, x (n, cols): one projection of the whole micro-batch.

@@ -6,7 +6,7 @@
  * overflow and against the file before it is used.  Errors name what is wrong
  * and the byte offset where it was found.
  */
-#include "gguf.h"
+#include "gguf/gguf.h"
 
 #include <limits.h>
 #include <stdarg.h>

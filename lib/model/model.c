@@ -2,8 +2,8 @@
  * model.c — the model handle: the GGUF image (mapped, read, or the caller's),
  * its parsed tables, and read access to metadata and tensors.
  */
-#include "model.h"
-#include "tokenizer.h"
+#include "model/model.h"
+#include "tokenizer/tokenizer.h"
 
 #include <errno.h>
 #include <fcntl.h>

@@ -8,10 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "context.h"
-#include "model.h"
+#include "runtime/context.h"
+#include "model/model.h"
 #include "quant.h"
-#include "quantize.h"
+#include "model/quantize.h"
 
 /* ----------------------------------------------------------- metadata */
 

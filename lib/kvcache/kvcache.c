@@ -2,7 +2,7 @@
  * kvcache.c — KV cells (position, sequence set) and per-layer K/V storage;
  * sequence remove / copy / keep / shift.
  */
-#include "kvcache.h"
+#include "kvcache/kvcache.h"
 
 #include <stdlib.h>
 #include <string.h>

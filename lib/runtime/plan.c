@@ -1,7 +1,7 @@
 /*
  * placement.c — the layer placement rules of placement.h.
  */
-#include "placement.h"
+#include "runtime/plan.h"
 
 #include <stdio.h>
 #include <string.h>

@@ -10,9 +10,9 @@
 #include <stdint.h>
 
 #include "kinfer.h"
-#include "kvcache.h"
-#include "model.h"
-#include "placement.h"
+#include "kvcache/kvcache.h"
+#include "model/model.h"
+#include "runtime/plan.h"
 
 struct kinfer_threadpool;
 

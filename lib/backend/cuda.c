@@ -5,7 +5,7 @@
  * runtime and cuBLAS; without it, it reports that CUDA is absent, so
  * nothing else in the library needs to know how it was built.
  */
-#include "backend_cuda.h"
+#include "backend/cuda.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -81,7 +81,7 @@ static void put_msg(char *buf, size_t size, const char *fmt, ...)
 #ifdef KINFER_CUDA
 #include <cuda_runtime_api.h>
 
-#include "cublas_dl.h"
+#include "core/cublas_dl.h"
 
 struct kcuda {
     int device;

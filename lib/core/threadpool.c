@@ -13,7 +13,7 @@
  * worker that wakes up late, after its job ended, can never claim a slice
  * of the next job with the previous job's function and context.
  */
-#include "threadpool.h"
+#include "core/threadpool.h"
 
 #include <pthread.h>
 #include <sched.h>

@@ -25,7 +25,7 @@
 #include <stdint.h>
 #include <string.h>
 
-#include "gguf.h"
+#include "gguf/gguf.h"
 #include "kinfer.h"
 
 struct kinfer_vocab;

@@ -21,7 +21,7 @@
 #include <stdint.h>
 
 #include "kinfer.h"
-#include "weights.h"
+#include "model/weights.h"
 
 #define KV_SEQ_WORDS ((KINFER_MAX_SEQ + 63) / 64)
 

@@ -10,7 +10,7 @@
 
 #include <stdio.h>
 
-#include "gguf.h"
+#include "gguf/gguf.h"
 
 typedef struct gguf_writer gguf_writer;
 

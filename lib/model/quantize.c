@@ -15,10 +15,10 @@
 #include <unistd.h>
 
 #include "cpu/kernels.h"
-#include "gguf_writer.h"
-#include "model.h"
+#include "gguf/writer.h"
+#include "model/model.h"
 #include "quant.h"
-#include "quantize.h"
+#include "model/quantize.h"
 
 struct ftype_info {
     const char *name;

@@ -13,7 +13,7 @@
  *    layers with RoPE base 10000 on those.  The converter already adds 1 to
  *    every Gemma 3 norm weight, so norms here are plain RMSNorm * w.
  */
-#include "arch.h"
+#include "model/arch.h"
 
 #include <string.h>
 

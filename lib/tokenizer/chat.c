@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model.h"
+#include "model/model.h"
 
 /* Every family llama.cpp detects, by its name there.  render = 0 marks the
  * ones kinfer does not render (yet). */

@@ -17,6 +17,7 @@
 
 #include "kinfer.h"
 #include "quant.h"
+#include "rope.h"
 
 struct kinfer_threadpool;
 
@@ -147,17 +148,6 @@ kinfer_status kinfer_matmul_gated(struct kinfer_threadpool *pool, void *scratch,
 /* out = x / sqrt(mean(x^2) + eps) * w over n elements (w may be NULL for no
  * weight; Gemma's (1 + w) is a different w).  out may alias x. */
 void kinfer_rmsnorm(float *out, const float *x, const float *w, int64_t n, float eps);
-
-typedef struct kinfer_rope_params {
-    bool neox;                  /* rotate pairs (i, i + n_rot/2), not (2i, 2i+1) */
-    int n_rot;                  /* leading dims of each head that rotate (even;
-                                 * clamped to head_dim) */
-    float freq_base;            /* theta base, e.g. 10000 */
-    float freq_scale;           /* linear position scale (1 = none) */
-    float attn_factor;          /* multiplies cos and sin (1 = none) */
-    const float *freq_factors;  /* n_rot/2 divisors of each frequency, or NULL
-                                 * (Llama 3.1 "rope_freqs") */
-} kinfer_rope_params;
 
 /* Rotate, in place, x: (n_tokens, n_heads, head_dim), token t at position
  * pos[t]: angle of pair i is pos * freq_scale * base^(-2i/n_rot) / ff[i],

@@ -27,7 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "cpu/kernels.h" /* kinfer_rope_params: the CUDA rope takes the same struct */
+#include "rope.h"
 #include "kinfer.h"
 #include "quant.h"
 

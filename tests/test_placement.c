@@ -10,7 +10,7 @@
 
 #include "kinfer.h"
 #include "model/model.h"
-#include "runtime/plan.h"
+#include "runtime/placement.h"
 #include "testutil.h"
 
 #define MiB ((uint64_t)1 << 20)

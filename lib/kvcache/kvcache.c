@@ -9,6 +9,7 @@
 #include <sys/mman.h>
 
 #include "cpu/kernels.h"
+#include "model/weights.h"
 #include "quant.h"
 
 uint32_t kv_swa_slots(const model_weights *w, uint32_t n_ctx, uint32_t n_seq_max, uint32_t n_batch)
@@ -64,7 +65,13 @@ kinfer_status kv_init(kv_cache *kv, const model_weights *w, uint32_t n_ctx, uint
     kv->slot = malloc((size_t)n_ctx * sizeof *kv->slot);
     kv->k = calloc((size_t)hp->n_layer, sizeof *kv->k);
     kv->v = calloc((size_t)hp->n_layer, sizeof *kv->v);
-    if (!kv->cells || !kv->slot || !kv->k || !kv->v) return KINFER_E_NOMEM;
+    kv->cell_mine = calloc(n_ctx, 1);
+    kv->horizon = malloc(2 * (size_t)n_seq_max * sizeof *kv->horizon);
+    kv->view_cell = malloc((size_t)n_ctx * sizeof *kv->view_cell);
+    kv->view_pos = malloc((size_t)n_ctx * sizeof *kv->view_pos);
+    if (!kv->cells || !kv->slot || !kv->k || !kv->v || !kv->cell_mine || !kv->horizon ||
+        !kv->view_cell || !kv->view_pos)
+        return KINFER_E_NOMEM;
     kv->n_swa = hp->n_swa;
     kv->n_swa_slots = kv_swa_slots(w, n_ctx, n_seq_max, n_batch);
     if (kv->n_swa > 0) {
@@ -114,6 +121,10 @@ void kv_free(kv_cache *kv)
     free(kv->free_slots);
     free(kv->dead);
     free((void *)kv->layer_swa);
+    free(kv->cell_mine);
+    free(kv->horizon);
+    free(kv->view_cell);
+    free(kv->view_pos);
     memset(kv, 0, sizeof *kv);
 }
 
@@ -290,20 +301,12 @@ static void rerotate_cell(kv_cache *kv, const model_weights *w, uint32_t i, int3
 {
     const model_hparams *hp = &w->hp;
     for (int il = 0; il < kv->n_layer; il++) {
-        const layer_weights *L = &w->layers[il];
         if (kv->layer_swa && kv->layer_swa[il] && kv->slot[i] < 0) continue; /* rows gone */
         const size_t r = kv_row_index(kv, il, i);
         for (int h = 0; h < kv->n_head_kv; h++)
             kinfer_dequantize_row(kv->type_k, kv_k_head(kv, il, h) + r * kv->head_k,
                                   tmp + h * kv->head_dim_k, kv->head_dim_k);
-        kinfer_rope_params rp = {
-            .neox = w->arch->rope_neox != 0,
-            .n_rot = hp->n_rot,
-            .freq_base = L->rope_base,
-            .freq_scale = L->rope_scale,
-            .attn_factor = 1.0f,
-            .freq_factors = w->rope_freqs.data,
-        };
+        const kinfer_rope_params rp = model_layer_rope(w, il);
         kinfer_rope(tmp, 1, hp->n_head_kv, hp->head_dim_k, &delta, &rp);
         for (int h = 0; h < kv->n_head_kv; h++)
             kinfer_quantize_act_row(kv->type_k, tmp + h * kv->head_dim_k,
@@ -343,4 +346,84 @@ void kv_write(kv_cache *kv, int il, uint32_t i, const float *k, const float *v)
         kinfer_quantize_act_row(kv->type_v, v + h * kv->head_dim_v, kv_v_head(kv, il, h) + r * kv->head_v,
                                 kv->head_dim_v);
     }
+}
+
+/* ------------------------------------------------------ a decode's cells */
+
+kinfer_status kv_batch_begin(kv_cache *kv, int32_t n, const int32_t *pos, const int32_t *seq,
+                             uint32_t *cells)
+{
+    if (!kv_find_free(kv, (uint32_t)n, cells)) return KINFER_E_CONTEXT_FULL;
+    for (int32_t i = 0; i < n; i++) kv_cell_take(kv, cells[i], pos[i], seq[i]);
+    for (int32_t i = 0; i < n; i++) kv->cell_mine[cells[i]] = 1;
+    if (kv->n_swa <= 0) return KINFER_OK;
+    /* sliding-window horizons per sequence (see kv_swa_assign), from the
+     * cells that were there before this decode */
+    int32_t *h_before = kv->horizon, *h_now = kv->horizon + kv->n_seq_max;
+    for (uint32_t q = 0; q < kv->n_seq_max; q++) h_before[q] = 0;
+    for (uint32_t c = 0; c < kv->hi; c++) {
+        const kv_cell *cell = &kv->cells[c];
+        if (cell->pos < 0 || kv->cell_mine[c]) continue;
+        for (int w = 0; w < KV_SEQ_WORDS; w++)
+            for (uint64_t bits = cell->seq[w]; bits; bits &= bits - 1) {
+                const int q = w * 64 + __builtin_ctzll(bits);
+                if (cell->pos + 1 > h_before[q]) h_before[q] = cell->pos + 1;
+            }
+    }
+    memcpy(h_now, h_before, kv->n_seq_max * sizeof *h_now);
+    return KINFER_OK;
+}
+
+int kv_batch_ubatch(kv_cache *kv, const uint32_t *cells, int32_t m, const int32_t *pos,
+                    const int32_t *seq)
+{
+    if (kv->n_swa <= 0) return 1;
+    int32_t *h_before = kv->horizon, *h_now = kv->horizon + kv->n_seq_max;
+    for (int32_t i = m; i-- > 0;) h_now[seq[i]] = pos[i]; /* first */
+    if (!kv_swa_assign(kv, cells, m, kv->cell_mine, h_before, h_now)) return 0;
+    for (int32_t i = 0; i < m; i++) h_now[seq[i]] = pos[i] + 1;
+    return 1;
+}
+
+void kv_batch_end(kv_cache *kv, const uint32_t *cells, int32_t n, int failed)
+{
+    for (int32_t i = 0; i < n; i++) kv->cell_mine[cells[i]] = 0;
+    if (failed)
+        for (int32_t i = 0; i < n; i++) kv_cell_release(kv, cells[i]);
+}
+
+/* ------------------------------------------------------------- views */
+
+kv_view kv_view_of(kv_cache *kv, const int32_t *seq, int32_t n)
+{
+    uint64_t want[KV_SEQ_WORDS] = {0};
+    for (int32_t t = 0; t < n; t++) want[seq[t] >> 6] |= 1ull << (seq[t] & 63);
+    int one_seq = 1;
+    for (int32_t t = 1; t < n; t++) one_seq &= seq[t] == seq[0];
+    int32_t *cell = kv->view_cell, *pos = kv->view_pos, nv = 0;
+    for (uint32_t c = 0; c < kv->hi; c++) {
+        const kv_cell *kc = &kv->cells[c];
+        if (kc->pos < 0) continue;
+        uint64_t any = 0;
+        for (int w = 0; w < KV_SEQ_WORDS; w++) any |= kc->seq[w] & want[w];
+        if (!any) continue;
+        cell[nv] = (int32_t)c;
+        pos[nv] = kc->pos;
+        nv++;
+    }
+    return (kv_view){.cell = cell, .pos = pos, .n = nv, .one_seq = one_seq, .id = ++kv->n_views};
+}
+
+int32_t kv_visible_rows(const kv_cache *kv, const kv_view *view, int il, int32_t p, int32_t s,
+                        int swa, int32_t *rows)
+{
+    const int by_slot = kv->layer_swa && kv->layer_swa[il];
+    int32_t nv = 0;
+    for (int32_t r = 0; r < view->n; r++) {
+        const int32_t cp = view->pos[r], c = view->cell[r];
+        if (cp > p || (swa && p - cp >= kv->n_swa)) continue;
+        if (!view->one_seq && !kv_cell_has_seq(&kv->cells[c], s)) continue;
+        rows[nv++] = by_slot ? kv->slot[c] : c;
+    }
+    return nv;
 }

@@ -56,6 +56,12 @@ typedef struct kv_cache {
     uint32_t *free_slots;          /* stack of free slots */
     uint32_t n_free_slots;
     uint32_t *dead;                /* (n_swa_slots) scratch of kv_swa_assign */
+
+    /* a decode in progress (kv_batch_*) and its views (kv_view_of) */
+    uint8_t *cell_mine;            /* (n_ctx) 1: cell taken by the current decode */
+    int32_t *horizon;              /* (2, n_seq_max) sliding-window horizons */
+    int32_t *view_cell, *view_pos; /* (n_ctx) the cells of the current view */
+    uint64_t n_views;              /* views made so far: a view's id */
 } kv_cache;
 
 /* Bytes the cache of a model would take (without the cell table). */
@@ -99,6 +105,45 @@ void kv_seq_keep(kv_cache *kv, int32_t seq);
 kinfer_status kv_seq_add(kv_cache *kv, const model_weights *w, int32_t seq, int32_t p0,
                          int32_t p1, int32_t delta);
 void kv_clear(kv_cache *kv);
+
+/*
+ * A decode's claim on cells, in three steps: kv_batch_begin takes a cell for
+ * every token of the batch (cells[0..n), lowest free first) before any is
+ * written; kv_batch_ubatch gives the cells of each micro-batch, in order,
+ * their sliding-window slots; kv_batch_end releases them all again when the
+ * decode failed, so the cache is as it was before the call.  The cells of
+ * later micro-batches are taken but not written yet: no token sees them
+ * (later positions of its own sequence; other sequences are masked).
+ */
+kinfer_status kv_batch_begin(kv_cache *kv, int32_t n, const int32_t *pos, const int32_t *seq,
+                             uint32_t *cells);
+/* 0 when the sliding-window store is out of slots. */
+int kv_batch_ubatch(kv_cache *kv, const uint32_t *cells, int32_t m, const int32_t *pos,
+                    const int32_t *seq);
+void kv_batch_end(kv_cache *kv, const uint32_t *cells, int32_t n, int failed);
+
+/*
+ * The cells a micro-batch may attend to, found once per micro-batch (the
+ * cell table does not change while its layers run): used cells, in cell
+ * order, seen by at least one sequence of the batch.  Each token then
+ * filters this short list per layer (kv_visible_rows).  Valid until the
+ * next kv_view_of or change of the cache.
+ */
+typedef struct kv_view {
+    const int32_t *cell;   /* (n) cell indices, ascending */
+    const int32_t *pos;    /* (n) their positions */
+    int32_t n;
+    int one_seq;           /* every token of the batch is of one sequence */
+    uint64_t id;           /* distinct for every view made on this cache */
+} kv_view;
+
+kv_view kv_view_of(kv_cache *kv, const int32_t *seq, int32_t n);
+
+/* Rows of layer il's store that a token at position p of sequence s sees,
+ * in cell order: of its sequence, at positions <= p and, on a
+ * sliding-window layer (swa), less than n_swa behind.  Returns how many. */
+int32_t kv_visible_rows(const kv_cache *kv, const kv_view *view, int il, int32_t p, int32_t s,
+                        int swa, int32_t *rows);
 
 /*
  * Give slots to the cells of one micro-batch (cells[0..n)).  When short,

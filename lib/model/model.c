@@ -14,50 +14,6 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#define STR_(x) #x
-#define STR(x) STR_(x)
-
-const char *kinfer_version(void)
-{
-    return STR(KINFER_VERSION_MAJOR) "." STR(KINFER_VERSION_MINOR) "." STR(KINFER_VERSION_PATCH);
-}
-
-const char *kinfer_status_str(kinfer_status status)
-{
-    switch (status) {
-    case KINFER_OK: return "KINFER_OK";
-    case KINFER_E_IO: return "KINFER_E_IO";
-    case KINFER_E_FORMAT: return "KINFER_E_FORMAT";
-    case KINFER_E_TRUNCATED: return "KINFER_E_TRUNCATED";
-    case KINFER_E_UNSUPPORTED: return "KINFER_E_UNSUPPORTED";
-    case KINFER_E_NOMEM: return "KINFER_E_NOMEM";
-    case KINFER_E_DEVICE: return "KINFER_E_DEVICE";
-    case KINFER_E_CONTEXT_FULL: return "KINFER_E_CONTEXT_FULL";
-    case KINFER_E_ABORTED: return "KINFER_E_ABORTED";
-    case KINFER_E_INVALID_ARG: return "KINFER_E_INVALID_ARG";
-    case KINFER_E_NOT_FOUND: return "KINFER_E_NOT_FOUND";
-    case KINFER_E_TYPE_MISMATCH: return "KINFER_E_TYPE_MISMATCH";
-    }
-    return "KINFER_E_UNKNOWN";
-}
-
-const char *kinfer_value_type_name(int type)
-{
-    static const char *const names[GGUF_NTYPES] = {
-        "u8", "i8", "u16", "i16", "u32", "i32", "f32", "bool", "string", "array", "u64", "i64", "f64",
-    };
-    return type >= 0 && type < GGUF_NTYPES ? names[type] : NULL;
-}
-
-kinfer_status model_fail(kinfer_model *model, kinfer_status status, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(model->errmsg, sizeof model->errmsg, fmt, ap);
-    va_end(ap);
-    return status;
-}
-
 kinfer_model_params kinfer_model_default_params(void)
 {
     kinfer_model_params p = {0};
@@ -97,8 +53,9 @@ static kinfer_status model_finish_load(kinfer_model *model, const kinfer_model_p
     if (st) return st;
     st = model_bind(model);
     if (st) return st;
-    st = vocab_load(model, &model->vocab);
-    if (st) return st;
+    char err[256];
+    st = vocab_build(model->gguf, NULL, &model->vocab, err, sizeof err);
+    if (st) return model_fail(model, st, "vocab: %s", err);
     model_release_metadata(model);
     if (!report_progress(params, 1.0f))
         return model_fail(model, KINFER_E_ABORTED, "load cancelled by the progress callback");

@@ -5,6 +5,7 @@
 #include <stdarg.h>
 
 #include "gguf/gguf.h"
+#include "core/status.h"
 #include "kinfer.h"
 #include "model/weights.h"
 
@@ -20,7 +21,7 @@ struct kinfer_model {
 };
 
 /* Record a failure message on the model and return status. printf-style. */
-kinfer_status model_fail(kinfer_model *model, kinfer_status status, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+#define model_fail(model, status, ...) \
+    status_fail((model)->errmsg, sizeof (model)->errmsg, (status), __VA_ARGS__)
 
 #endif /* KINFER_MODEL_H */

@@ -16,33 +16,10 @@
 
 #include "cpu/kernels.h"
 #include "gguf/writer.h"
+#include "model/ftype.h"
 #include "model/model.h"
 #include "quant.h"
 #include "model/quantize.h"
-
-struct ftype_info {
-    const char *name;
-    uint32_t file_type; /* general.file_type, llama.cpp's numbering */
-    int base;           /* type of most weights */
-};
-
-static const struct ftype_info ftypes[] = {
-    {"F32", 0, KINFER_TYPE_F32},       {"F16", 1, KINFER_TYPE_F16},
-    {"BF16", 32, KINFER_TYPE_BF16},    {"Q8_0", 7, KINFER_TYPE_Q8_0},
-    {"Q4_0", 2, KINFER_TYPE_Q4_0},     {"Q4_1", 3, KINFER_TYPE_Q4_1},
-    {"Q5_0", 8, KINFER_TYPE_Q5_0},     {"Q5_1", 9, KINFER_TYPE_Q5_1},
-    {"Q2_K", 10, KINFER_TYPE_Q2_K},    {"Q3_K_M", 12, KINFER_TYPE_Q3_K},
-    {"Q4_K_S", 14, KINFER_TYPE_Q4_K},  {"Q4_K_M", 15, KINFER_TYPE_Q4_K},
-    {"Q5_K_S", 16, KINFER_TYPE_Q5_K},  {"Q5_K_M", 17, KINFER_TYPE_Q5_K},
-    {"Q6_K", 18, KINFER_TYPE_Q6_K},    {"IQ4_NL", 25, KINFER_TYPE_IQ4_NL},
-    {"IQ4_XS", 30, KINFER_TYPE_IQ4_XS},
-};
-#define N_FTYPES (sizeof ftypes / sizeof ftypes[0])
-
-const char *kinfer_quantize_ftype_name(int i)
-{
-    return i >= 0 && (size_t)i < N_FTYPES ? ftypes[i].name : NULL;
-}
 
 kinfer_quantize_params kinfer_quantize_default_params(void)
 {
@@ -99,19 +76,11 @@ kinfer_status quant_mix_init(quant_mix *mix, const char *ftype)
 {
     memset(mix, 0, sizeof *mix);
     mix->n_gqa = 1;
-    for (size_t i = 0; ftype && i < N_FTYPES; i++)
-        if (strcasecmp(ftypes[i].name, ftype) == 0) mix->ft = &ftypes[i];
+    mix->ft = ftype_find(ftype);
     return mix->ft ? KINFER_OK : KINFER_E_UNSUPPORTED;
 }
 
 uint32_t quant_mix_file_type(const quant_mix *mix) { return mix->ft->file_type; }
-
-const char *quant_file_type_name(uint32_t file_type)
-{
-    for (size_t i = 0; i < N_FTYPES; i++)
-        if (ftypes[i].file_type == file_type) return ftypes[i].name;
-    return NULL;
-}
 
 int quant_mix_type(quant_mix *s, const char *name, uint32_t n_dims, const int64_t *ne, int src_type)
 {

@@ -8,7 +8,7 @@
 #include "kinfer.h"
 
 typedef struct quant_mix {
-    const struct ftype_info *ft;
+    const struct ftype_info *ft; /* ftype.h */
     int tied;               /* no output.weight: token_embd serves as output */
     int n_gqa;              /* query heads per KV head */
     int n_attn_v, i_attn_v; /* attn_v tensors in the model, and seen so far */
@@ -21,9 +21,6 @@ kinfer_status quant_mix_init(quant_mix *mix, const char *ftype);
 
 /* general.file_type of the mixture. */
 uint32_t quant_mix_file_type(const quant_mix *mix);
-
-/* Name of a general.file_type value ("Q4_K_M"), or NULL when unknown. */
-const char *quant_file_type_name(uint32_t file_type);
 
 /* Type of the next tensor, asked in writing order (by layer, then name). */
 int quant_mix_type(quant_mix *mix, const char *name, uint32_t n_dims, const int64_t *ne,

@@ -1,17 +1,15 @@
 /*
  * weights.c — bind a model's architecture: hyperparameters from metadata,
- * per-layer weight pointers into the GGUF image, shape checks; the model-info
- * calls and the memory estimate of the public API.
+ * per-layer weight pointers into the GGUF image (one table of the layer
+ * tensors), shape checks.
  */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/context.h"
 #include "model/model.h"
 #include "quant.h"
-#include "model/quantize.h"
 
 /* ----------------------------------------------------------- metadata */
 
@@ -58,28 +56,31 @@ static kinfer_status meta_f32(kinfer_model *model, const char *arch, const char 
 
 /* ------------------------------------------------------------ tensors */
 
-enum { T_REQUIRED = 1, T_F32 = 2 };
-
 /*
- * Bind tensor `name` with shape (ne0) or (ne0, ne1) (ne1 = 0: a vector).
- * Absent and not required: *out stays zeroed.
+ * Bind tensor `name` with shape (ne0), (ne0, ne1) or (ne0, ne1, ne2) (a
+ * trailing 1 is an absent dimension).  Absent and not required: *out stays
+ * zeroed.
  */
-static kinfer_status bind(kinfer_model *model, wtensor *out, const char *name, int64_t ne0,
-                          int64_t ne1, int flags)
+static kinfer_status bind3(kinfer_model *model, wtensor *out, const char *name, int64_t ne0,
+                           int64_t ne1, int64_t ne2, int flags)
 {
     memset(out, 0, sizeof *out);
     int64_t i = gguf_find_tensor(model->gguf, name);
-    const char *shape_fmt = ne1 ? "[%lld, %lld]" : "[%lld]";
     char want[64];
-    snprintf(want, sizeof want, shape_fmt, (long long)ne0, (long long)ne1);
+    if (ne2 > 1)
+        snprintf(want, sizeof want, "[%lld, %lld, %lld]", (long long)ne0, (long long)ne1, (long long)ne2);
+    else if (ne1 > 1)
+        snprintf(want, sizeof want, "[%lld, %lld]", (long long)ne0, (long long)ne1);
+    else
+        snprintf(want, sizeof want, "[%lld]", (long long)ne0);
     if (i < 0) {
-        if (!(flags & T_REQUIRED)) return KINFER_OK;
+        if (!(flags & WT_REQUIRED)) return KINFER_OK;
         return model_fail(model, KINFER_E_FORMAT, "missing tensor %s (expected shape %s)", name,
                           want);
     }
     const gguf_tensor *t = &model->gguf->tensors[i];
-    int64_t rows = ne1 ? ne1 : 1;
-    int ok = t->ne[0] == ne0 && t->ne[1] == rows && t->ne[2] == 1 && t->ne[3] == 1;
+    const int64_t rows = ne1;
+    int ok = t->ne[0] == ne0 && t->ne[1] == rows && t->ne[2] == ne2 && t->ne[3] == 1;
     if (!ok) {
         char got[96];
         snprintf(got, sizeof got, "[%lld, %lld, %lld, %lld]", (long long)t->ne[0],
@@ -87,11 +88,11 @@ static kinfer_status bind(kinfer_model *model, wtensor *out, const char *name, i
         return model_fail(model, KINFER_E_FORMAT, "tensor %s has shape %s, expected %s", name, got,
                           want);
     }
-    if ((flags & T_F32) && t->type != KINFER_TYPE_F32)
+    if ((flags & WT_F32) && t->type != KINFER_TYPE_F32)
         return model_fail(model, KINFER_E_UNSUPPORTED, "tensor %s is %s; kinfer needs F32 here",
                           name, kinfer_type_name((int)t->type));
     size_t rs = kinfer_row_size((int)t->type, ne0);
-    if (rs == 0 || (uint64_t)rs * (uint64_t)rows > t->size)
+    if (rs == 0 || (uint64_t)rs * (uint64_t)rows * (uint64_t)ne2 > t->size)
         return model_fail(model, KINFER_E_UNSUPPORTED, "tensor %s: type %s with rows of %lld", name,
                           kinfer_type_name((int)t->type), (long long)ne0);
     model->w.bound[i] = 1;
@@ -99,16 +100,105 @@ static kinfer_status bind(kinfer_model *model, wtensor *out, const char *name, i
     out->type = (int)t->type;
     out->ne0 = ne0;
     out->ne1 = rows;
+    out->ne2 = ne2;
     out->row_size = rs;
     return KINFER_OK;
 }
 
-static kinfer_status bind_l(kinfer_model *model, wtensor *out, const char *fmt, int il,
-                            int64_t ne0, int64_t ne1, int flags)
+/* A vector (ne1 = 0) or matrix outside the layers. */
+static kinfer_status bind(kinfer_model *model, wtensor *out, const char *name, int64_t ne0,
+                          int64_t ne1, int flags)
 {
-    char name[96];
-    snprintf(name, sizeof name, fmt, il);
-    return bind(model, out, name, ne0, ne1, flags);
+    return bind3(model, out, name, ne0, ne1 ? ne1 : 1, 1, flags);
+}
+
+/* ------------------------------------------------------ the layer table */
+
+#define LT(field, fmt, d0, d1, d2, fl, c) \
+    {fmt, offsetof(layer_weights, field), d0, d1, d2, fl, c}
+
+const layer_tensor layer_tensors[] = {
+    LT(attn_norm, ARCH_T_ATTN_NORM, WD_EMBD, WD_1, WD_1, WT_REQUIRED | WT_F32, WC_ALWAYS),
+    LT(wq, ARCH_T_ATTN_Q, WD_EMBD, WD_Q, WD_1, WT_REQUIRED | WT_MATRIX, WC_ALWAYS),
+    LT(wk, ARCH_T_ATTN_K, WD_EMBD, WD_K, WD_1, WT_REQUIRED | WT_MATRIX, WC_ALWAYS),
+    LT(wv, ARCH_T_ATTN_V, WD_EMBD, WD_V, WD_1, WT_REQUIRED | WT_MATRIX, WC_ALWAYS),
+    LT(bq, ARCH_T_ATTN_Q_BIAS, WD_Q, WD_1, WD_1, WT_REQUIRED | WT_F32, WC_QKV_BIAS),
+    LT(bk, ARCH_T_ATTN_K_BIAS, WD_K, WD_1, WD_1, WT_REQUIRED | WT_F32, WC_QKV_BIAS),
+    LT(bv, ARCH_T_ATTN_V_BIAS, WD_V, WD_1, WD_1, WT_REQUIRED | WT_F32, WC_QKV_BIAS),
+    LT(q_norm, ARCH_T_ATTN_Q_NORM, WD_HEAD_K, WD_1, WD_1, WT_REQUIRED | WT_F32, WC_QK_NORM),
+    LT(k_norm, ARCH_T_ATTN_K_NORM, WD_HEAD_K, WD_1, WD_1, WT_REQUIRED | WT_F32, WC_QK_NORM),
+    LT(wo, ARCH_T_ATTN_OUT, WD_O, WD_EMBD, WD_1, WT_REQUIRED | WT_MATRIX, WC_ALWAYS),
+    LT(attn_post_norm, ARCH_T_ATTN_POST_NORM, WD_EMBD, WD_1, WD_1, WT_REQUIRED | WT_F32, WC_POST_NORMS),
+    LT(ffn_norm, ARCH_T_FFN_NORM, WD_EMBD, WD_1, WD_1, WT_REQUIRED | WT_F32, WC_ALWAYS),
+    LT(ffn_gate, ARCH_T_FFN_GATE, WD_EMBD, WD_FF, WD_1, WT_REQUIRED | WT_MATRIX, WC_ALWAYS),
+    LT(ffn_up, ARCH_T_FFN_UP, WD_EMBD, WD_FF, WD_1, WT_REQUIRED | WT_MATRIX, WC_ALWAYS),
+    LT(ffn_down, ARCH_T_FFN_DOWN, WD_FF, WD_EMBD, WD_1, WT_REQUIRED | WT_MATRIX, WC_ALWAYS),
+    LT(ffn_post_norm, ARCH_T_FFN_POST_NORM, WD_EMBD, WD_1, WD_1, WT_REQUIRED | WT_F32, WC_POST_NORMS),
+};
+#undef LT
+const int n_layer_tensors = (int)(sizeof layer_tensors / sizeof layer_tensors[0]);
+
+static int64_t dim_of(const model_hparams *hp, int d)
+{
+    switch ((wdim)d) {
+    case WD_1: return 1;
+    case WD_EMBD: return hp->n_embd;
+    case WD_FF: return hp->n_ff;
+    case WD_Q: return (int64_t)hp->n_head * hp->head_dim_k;
+    case WD_K: return (int64_t)hp->n_head_kv * hp->head_dim_k;
+    case WD_V: return (int64_t)hp->n_head_kv * hp->head_dim_v;
+    case WD_O: return (int64_t)hp->n_head * hp->head_dim_v;
+    case WD_HEAD_K: return hp->head_dim_k;
+    }
+    return 0;
+}
+
+static int arch_has(const arch_desc *a, int cond)
+{
+    switch ((wcond)cond) {
+    case WC_ALWAYS: return 1;
+    case WC_QKV_BIAS: return a->attn_qkv_bias;
+    case WC_QK_NORM: return a->attn_qk_norm;
+    case WC_POST_NORMS: return a->post_norms;
+    }
+    return 0;
+}
+
+uint64_t layer_weight_bytes(const layer_weights *L)
+{
+    uint64_t bytes = 0;
+    for (int i = 0; i < n_layer_tensors; i++) bytes += wtensor_bytes(layer_tensor_of(L, i));
+    return bytes;
+}
+
+kinfer_rope_params model_layer_rope(const model_weights *w, int il)
+{
+    const layer_weights *L = &w->layers[il];
+    return (kinfer_rope_params){
+        .neox = w->arch->rope_neox != 0,
+        .n_rot = w->hp.n_rot,
+        .freq_base = L->rope_base,
+        .freq_scale = L->rope_scale,
+        .attn_factor = 1.0f,
+        .freq_factors = w->rope_freqs.data,
+    };
+}
+
+/* Every tensor of layer il that architecture a has. */
+static kinfer_status bind_layer(kinfer_model *model, const arch_desc *a, int il)
+{
+    const model_hparams *hp = &model->w.hp;
+    layer_weights *L = &model->w.layers[il];
+    for (int i = 0; i < n_layer_tensors; i++) {
+        const layer_tensor *lt = &layer_tensors[i];
+        if (!arch_has(a, lt->cond)) continue;
+        char name[96];
+        snprintf(name, sizeof name, lt->name, il);
+        kinfer_status st = bind3(model, (wtensor *)((char *)L + lt->offset), name, dim_of(hp, lt->ne0),
+                                 dim_of(hp, lt->ne1), dim_of(hp, lt->ne2), lt->flags);
+        if (st) return st;
+    }
+    return KINFER_OK;
 }
 
 /* ------------------------------------------------------------- binding */
@@ -265,11 +355,7 @@ static kinfer_status bind_all(kinfer_model *model, const arch_desc *a)
     model_hparams *hp = &w->hp;
     kinfer_status st;
 
-    const int64_t E = hp->n_embd, F = hp->n_ff;
-    const int64_t QD = (int64_t)hp->n_head * hp->head_dim_k;
-    const int64_t KD = (int64_t)hp->n_head_kv * hp->head_dim_k;
-    const int64_t VD = (int64_t)hp->n_head_kv * hp->head_dim_v;
-    const int64_t OD = (int64_t)hp->n_head * hp->head_dim_v;
+    const int64_t E = hp->n_embd;
 
     /* token_embd: its rows give n_vocab */
     int64_t ti = gguf_find_tensor(model->gguf, ARCH_T_TOKEN_EMBD);
@@ -285,43 +371,18 @@ static kinfer_status bind_all(kinfer_model *model, const arch_desc *a)
     do { \
         if ((st = (x)) != KINFER_OK) return st; \
     } while (0)
-    TRY(bind(model, &w->tok_embd, ARCH_T_TOKEN_EMBD, E, n_vocab, T_REQUIRED));
-    TRY(bind(model, &w->output_norm, ARCH_T_OUTPUT_NORM, E, 0, T_REQUIRED | T_F32));
+    TRY(bind(model, &w->tok_embd, ARCH_T_TOKEN_EMBD, E, n_vocab, WT_REQUIRED));
+    TRY(bind(model, &w->output_norm, ARCH_T_OUTPUT_NORM, E, 0, WT_REQUIRED | WT_F32));
     TRY(bind(model, &w->output, ARCH_T_OUTPUT, E, n_vocab, 0));
     if (!w->output.data) {
         w->output = w->tok_embd;
         w->output_tied = 1;
     }
-    if (a->rope_freqs) TRY(bind(model, &w->rope_freqs, ARCH_T_ROPE_FREQS, hp->n_rot / 2, 0, T_F32));
+    if (a->rope_freqs) TRY(bind(model, &w->rope_freqs, ARCH_T_ROPE_FREQS, hp->n_rot / 2, 0, WT_F32));
 
     w->layers = calloc((size_t)hp->n_layer, sizeof *w->layers);
     if (!w->layers) return model_fail(model, KINFER_E_NOMEM, "out of memory for layer table");
-    const int R = T_REQUIRED, RF = T_REQUIRED | T_F32;
-    for (int il = 0; il < hp->n_layer; il++) {
-        layer_weights *L = &w->layers[il];
-        TRY(bind_l(model, &L->attn_norm, ARCH_T_ATTN_NORM, il, E, 0, RF));
-        TRY(bind_l(model, &L->wq, ARCH_T_ATTN_Q, il, E, QD, R));
-        TRY(bind_l(model, &L->wk, ARCH_T_ATTN_K, il, E, KD, R));
-        TRY(bind_l(model, &L->wv, ARCH_T_ATTN_V, il, E, VD, R));
-        if (a->attn_qkv_bias) {
-            TRY(bind_l(model, &L->bq, ARCH_T_ATTN_Q_BIAS, il, QD, 0, RF));
-            TRY(bind_l(model, &L->bk, ARCH_T_ATTN_K_BIAS, il, KD, 0, RF));
-            TRY(bind_l(model, &L->bv, ARCH_T_ATTN_V_BIAS, il, VD, 0, RF));
-        }
-        if (a->attn_qk_norm) {
-            TRY(bind_l(model, &L->q_norm, ARCH_T_ATTN_Q_NORM, il, hp->head_dim_k, 0, RF));
-            TRY(bind_l(model, &L->k_norm, ARCH_T_ATTN_K_NORM, il, hp->head_dim_k, 0, RF));
-        }
-        TRY(bind_l(model, &L->wo, ARCH_T_ATTN_OUT, il, OD, E, R));
-        TRY(bind_l(model, &L->ffn_norm, ARCH_T_FFN_NORM, il, E, 0, RF));
-        TRY(bind_l(model, &L->ffn_gate, ARCH_T_FFN_GATE, il, E, F, R));
-        TRY(bind_l(model, &L->ffn_up, ARCH_T_FFN_UP, il, E, F, R));
-        TRY(bind_l(model, &L->ffn_down, ARCH_T_FFN_DOWN, il, F, E, R));
-        if (a->post_norms) {
-            TRY(bind_l(model, &L->attn_post_norm, ARCH_T_ATTN_POST_NORM, il, E, 0, RF));
-            TRY(bind_l(model, &L->ffn_post_norm, ARCH_T_FFN_POST_NORM, il, E, 0, RF));
-        }
-    }
+    for (int il = 0; il < hp->n_layer; il++) TRY(bind_layer(model, a, il));
     TRY(read_swa_layers(model, a));
 #undef TRY
     for (uint64_t i = 0; i < model->gguf->n_tensors && !w->unsupported[0]; i++)
@@ -341,105 +402,3 @@ void model_unbind(kinfer_model *model)
     model->w.layers = NULL;
 }
 
-/* --------------------------------------------------------------- info */
-
-static const model_hparams *runnable(const kinfer_model *model)
-{
-    return model && model->gguf && model->w.arch ? &model->w.hp : NULL;
-}
-
-int32_t kinfer_model_n_layer(const kinfer_model *model)
-{
-    const model_hparams *hp = runnable(model);
-    return hp ? hp->n_layer : 0;
-}
-
-int32_t kinfer_model_n_embd(const kinfer_model *model)
-{
-    const model_hparams *hp = runnable(model);
-    return hp ? hp->n_embd : 0;
-}
-
-int32_t kinfer_model_n_vocab(const kinfer_model *model)
-{
-    const model_hparams *hp = runnable(model);
-    return hp ? hp->n_vocab : 0;
-}
-
-int32_t kinfer_model_n_ctx_train(const kinfer_model *model)
-{
-    const model_hparams *hp = runnable(model);
-    return hp ? hp->n_ctx_train : 0;
-}
-
-int64_t kinfer_model_desc(const kinfer_model *model, char *buf, size_t size)
-{
-    char tmp[256];
-    if (!model || !model->gguf) {
-        snprintf(tmp, sizeof tmp, "(no model)");
-    } else {
-        const char *arch = "unknown";
-        kinfer_meta_get_str(model, "general.architecture", &arch);
-        /* parameter count and the most common weight type */
-        uint64_t n_params = 0, bytes_by_type[KINFER_TYPE_COUNT] = {0};
-        for (uint64_t i = 0; i < model->gguf->n_tensors; i++) {
-            const gguf_tensor *t = &model->gguf->tensors[i];
-            n_params += t->n_elements;
-            if (t->type < KINFER_TYPE_COUNT) bytes_by_type[t->type] += t->size;
-        }
-        int best = 0;
-        for (int t = 1; t < KINFER_TYPE_COUNT; t++)
-            if (bytes_by_type[t] > bytes_by_type[best]) best = t;
-        /* the file type the file declares, else the type holding most bytes */
-        uint64_t file_type;
-        const char *tname = kinfer_meta_get_uint(model, "general.file_type", &file_type) == KINFER_OK
-                                ? quant_file_type_name((uint32_t)file_type)
-                                : NULL;
-        if (!tname) tname = kinfer_type_name(best);
-        char size_str[32];
-        if (n_params >= 1000000000ull)
-            snprintf(size_str, sizeof size_str, "%.1fB", (double)n_params / 1e9);
-        else
-            snprintf(size_str, sizeof size_str, "%.0fM", (double)n_params / 1e6);
-        if (model->w.arch)
-            snprintf(tmp, sizeof tmp, "%s %s %s, %d layers", arch, size_str, tname ? tname : "?",
-                     model->w.hp.n_layer);
-        else
-            snprintf(tmp, sizeof tmp, "%s %s %s (not runnable: %s)", arch, size_str,
-                     tname ? tname : "?", model->w.unsupported);
-    }
-    size_t len = strlen(tmp);
-    if (!buf || size <= len) {
-        if (buf && size) buf[0] = '\0';
-        return -(int64_t)len;
-    }
-    memcpy(buf, tmp, len + 1);
-    return (int64_t)len;
-}
-
-kinfer_status kinfer_model_estimate(const kinfer_model *model, const kinfer_context_params *params,
-                                    kinfer_estimate *out)
-{
-    if (!model || !out) return KINFER_E_INVALID_ARG;
-    if (!runnable(model)) return KINFER_E_UNSUPPORTED;
-    kinfer_context_params defaults = kinfer_context_default_params();
-    if (!params) params = &defaults;
-    memset(out, 0, sizeof *out);
-    context_sizes sz;
-    kinfer_status st = context_plan(model, params, &sz, out->errmsg, sizeof out->errmsg);
-    if (st) return st;
-    /* a tied output matrix is the token embedding: it stays on the host too */
-    const uint64_t output_bytes = (uint64_t)model->w.output.row_size * (uint64_t)model->w.output.ne1;
-    const uint64_t left_on_host =
-        sz.gpu.output_on_gpu && model->w.output_tied ? output_bytes : 0;
-    out->weights_device_bytes = sz.weights_device_bytes;
-    out->weights_host_bytes = model->w.tensor_bytes - sz.weights_device_bytes + left_on_host;
-    out->kv_device_bytes = sz.kv_device_bytes;
-    out->kv_host_bytes = sz.kv_bytes - sz.kv_device_bytes;
-    out->compute_device_bytes = sz.compute_device_bytes;
-    out->compute_host_bytes = sz.compute_bytes;
-    out->host_bytes = out->weights_host_bytes + out->kv_host_bytes + out->compute_host_bytes;
-    out->device_bytes = out->weights_device_bytes + out->kv_device_bytes + out->compute_device_bytes;
-    out->n_gpu_layers = sz.gpu.n_gpu_layers;
-    return KINFER_OK;
-}

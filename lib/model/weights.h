@@ -9,16 +9,24 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "model/arch.h"
 #include "kinfer.h"
+#include "model/arch.h"
+#include "rope.h"
 
-/* A weight matrix (ne1 rows of ne0 elements) or vector (ne1 = 1) in place. */
+/* A weight vector (ne1 = ne2 = 1), matrix (ne1 rows of ne0 elements) or
+ * stack of ne2 expert matrices, in place. */
 typedef struct wtensor {
     const void *data;   /* NULL: the model has no such tensor */
     int type;           /* kinfer_type */
     int64_t ne0, ne1;   /* ne0 innermost (a row), ne1 rows */
+    int64_t ne2;        /* matrices (experts of a 3-D tensor); 1 otherwise */
     size_t row_size;    /* bytes of one row */
 } wtensor;
+
+static inline uint64_t wtensor_bytes(const wtensor *t)
+{
+    return t->data ? (uint64_t)t->row_size * (uint64_t)t->ne1 * (uint64_t)t->ne2 : 0;
+}
 
 typedef struct layer_weights {
     wtensor attn_norm;       /* (n_embd) f32 */
@@ -34,6 +42,7 @@ typedef struct layer_weights {
     wtensor ffn_up;          /* (n_ff, n_embd) */
     wtensor ffn_down;        /* (n_embd, n_ff) */
     wtensor ffn_post_norm;   /* (n_embd) f32 (Gemma 3) or absent */
+    /* (add a tensor here and a row to layer_tensors, weights.c) */
     int is_swa;              /* sliding-window (local) layer */
     float rope_base;         /* RoPE theta base of this layer */
     float rope_scale;        /* linear position scale of this layer (1 = none) */
@@ -73,6 +82,58 @@ typedef struct model_weights {
     int output_tied;
     uint8_t *bound;          /* (n_tensors) 1: used by the forward pass; only while binding */
 } model_weights;
+
+/*
+ * The per-layer tensors as one table (weights.c): name, where it sits in
+ * layer_weights, its shape in terms of the hyperparameters, and when the
+ * architecture has it.  Binding, byte counts and scratch sizing all walk
+ * this table, so a new tensor kind is one row.
+ */
+typedef enum wdim {
+    WD_1 = 0,   /* absent dimension */
+    WD_EMBD,    /* n_embd */
+    WD_FF,      /* n_ff */
+    WD_Q,       /* n_head * head_dim_k */
+    WD_K,       /* n_head_kv * head_dim_k */
+    WD_V,       /* n_head_kv * head_dim_v */
+    WD_O,       /* n_head * head_dim_v */
+    WD_HEAD_K,  /* head_dim_k */
+} wdim;
+
+enum {
+    WT_REQUIRED = 1, /* a missing one is an error (when the arch has it) */
+    WT_F32 = 2,      /* must be F32 (norm weights, biases) */
+    WT_MATRIX = 4,   /* a projection: goes through matmul */
+};
+
+typedef enum wcond {
+    WC_ALWAYS = 0,
+    WC_QKV_BIAS,     /* arch_desc.attn_qkv_bias */
+    WC_QK_NORM,      /* arch_desc.attn_qk_norm */
+    WC_POST_NORMS,   /* arch_desc.post_norms */
+} wcond;
+
+typedef struct layer_tensor {
+    const char *name;        /* printf format taking the layer number */
+    size_t offset;           /* of its wtensor in layer_weights */
+    uint8_t ne0, ne1, ne2;   /* wdim of each dimension */
+    uint8_t flags;           /* WT_* */
+    uint8_t cond;            /* wcond */
+} layer_tensor;
+
+extern const layer_tensor layer_tensors[];
+extern const int n_layer_tensors;
+
+static inline const wtensor *layer_tensor_of(const layer_weights *L, int i)
+{
+    return (const wtensor *)((const char *)L + layer_tensors[i].offset);
+}
+
+/* Bytes of every tensor of a layer. */
+uint64_t layer_weight_bytes(const layer_weights *L);
+
+/* RoPE of layer il (its base and scale: sliding-window layers differ). */
+kinfer_rope_params model_layer_rope(const model_weights *w, int il);
 
 struct kinfer_model;
 

@@ -1,51 +1,187 @@
 /*
- * placement.c — the layer placement rules of placement.h.
+ * plan.c — a context's sizes from its params (cache, scratch, threads), the
+ * split of its layers between host and GPU, and kinfer_model_estimate.
  */
 #include "runtime/plan.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-#define MIB (1024.0 * 1024.0)
+#include "backend/cpu.h"
+#include "backend/cuda.h"
+#include "forward/forward.h"
+#include "kvcache/kvcache.h"
+#include "model/model.h"
+#include "quant.h"
 
-uint64_t placement_bytes(const placement_need *need, int32_t n)
+static size_t max_sz(size_t a, size_t b)
 {
-    if (n <= 0) return 0;
-    const int32_t n_rep = n < need->n_layer ? n : need->n_layer;
-    uint64_t bytes = need->compute_bytes;
-    for (int32_t il = need->n_layer - n_rep; il < need->n_layer; il++) bytes += need->layer_bytes[il];
-    if (n > need->n_layer) bytes += need->output_bytes;
-    return bytes;
+    return a > b ? a : b;
 }
 
-kinfer_status placement_plan(const placement_need *need, int32_t n_gpu_layers, uint64_t free_bytes,
-                             uint64_t margin_bytes, placement *out, char *err, size_t err_size)
+/* Device scratch of a context with any layer on the GPU: the activations
+ * (as on the host), the largest matmul's F16 staging, flash-decoding
+ * partials for the longest context. */
+static uint64_t device_compute_bytes(const model_weights *w, const context_sizes *sz,
+                                     uint64_t activation_bytes)
 {
-    memset(out, 0, sizeof *out);
-    const int32_t n_all = need->n_layer + 1; /* every repeating layer and the output */
-    int32_t n;
-    if (n_gpu_layers < 0) {
-        /* the bytes grow with n: take the largest n that fits beside the margin */
-        const uint64_t budget = free_bytes > margin_bytes ? free_bytes - margin_bytes : 0;
-        for (n = n_all; n > 0 && placement_bytes(need, n) > budget; n--) {}
-    } else {
-        /* layers asked for by number go there if they fit at all */
-        n = n_gpu_layers < n_all ? n_gpu_layers : n_all; /* llama.cpp's "-ngl 99" */
-        const uint64_t bytes = placement_bytes(need, n);
-        if (bytes > free_bytes) {
-            if (err)
-                snprintf(err, err_size,
-                         "n_gpu_layers = %d needs %.1f MiB of GPU memory (%d layers%s and %.1f MiB "
-                         "of scratch) but %.1f MiB are free",
-                         n_gpu_layers, bytes / MIB, n < need->n_layer ? n : need->n_layer,
-                         n > need->n_layer ? ", the output" : "", need->compute_bytes / MIB,
-                         free_bytes / MIB);
-            return KINFER_E_DEVICE;
+    const model_hparams *hp = &w->hp;
+    size_t mm = kcuda_matmul_scratch_bytes(w->output.type, w->output.ne1, w->output.ne0, sz->n_batch,
+                                           KCUDA_GEMM_PANEL_BYTES_DEFAULT, KCUDA_MATMUL_AUTO);
+    for (int il = 0; il < hp->n_layer; il++) {
+        for (int i = 0; i < n_layer_tensors; i++) {
+            const wtensor *t = layer_tensor_of(&w->layers[il], i);
+            if (!(layer_tensors[i].flags & WT_MATRIX) || !t->data) continue;
+            mm = max_sz(mm, kcuda_matmul_scratch_bytes(t->type, t->ne1, t->ne0, sz->n_batch,
+                                                       KCUDA_GEMM_PANEL_BYTES_DEFAULT,
+                                                       KCUDA_MATMUL_AUTO));
         }
     }
-    out->n_gpu_layers = n;
-    out->first_gpu_layer = need->n_layer - (n < need->n_layer ? n : need->n_layer);
-    out->output_on_gpu = n > need->n_layer;
-    out->device_bytes = placement_bytes(need, n);
+    return activation_bytes + mm +
+           kinfer_cuda_attn_decode_scratch_bytes(KCUDA_GEMV_MAX_BATCH, hp->n_head, sz->n_ctx,
+                                                 hp->head_dim_v);
+}
+
+/*
+ * Where the layers go (placement.h): on device 0's free memory, capped by
+ * params.gpu_budget_bytes; without a GPU, on a simulated device of that
+ * budget (for kinfer_model_estimate), or nowhere.
+ */
+static kinfer_status plan_gpu(const kinfer_model *model, const kinfer_context_params *p,
+                              uint64_t activation_bytes, context_sizes *out, char *err,
+                              size_t err_size)
+{
+    const model_weights *w = &model->w;
+    const int32_t n_layer = w->hp.n_layer;
+    if (p->n_gpu_layers == 0) return KINFER_OK;
+    uint64_t free_bytes = p->gpu_budget_bytes;
+    kcuda_device_info info;
+    char why[256];
+    if (kcuda_device_info_get(0, &info, why, sizeof why) == KINFER_OK) {
+        if (!free_bytes || info.free_bytes < free_bytes) free_bytes = info.free_bytes;
+    } else if (free_bytes) {
+        out->gpu_simulated = 1;
+    } else if (p->n_gpu_layers > 0) {
+        snprintf(err, err_size, "n_gpu_layers = %d, but there is no usable GPU: %s", p->n_gpu_layers, why);
+        return KINFER_E_DEVICE;
+    } else {
+        return KINFER_OK; /* automatic, no GPU: everything on the CPU */
+    }
+    uint64_t *layer_bytes = malloc((size_t)n_layer * sizeof *layer_bytes);
+    if (!layer_bytes) {
+        snprintf(err, err_size, "out of memory");
+        return KINFER_E_NOMEM;
+    }
+    for (int il = 0; il < n_layer; il++)
+        layer_bytes[il] = layer_weight_bytes(&w->layers[il]) +
+                          kv_layer_bytes(w, il, out->n_ctx, out->n_seq_max, out->n_batch, p->type_k,
+                                         p->type_v);
+    const placement_need need = {
+        .n_layer = n_layer,
+        .layer_bytes = layer_bytes,
+        .output_bytes = wtensor_bytes(&w->output_norm) + wtensor_bytes(&w->output),
+        .compute_bytes = device_compute_bytes(w, out, activation_bytes),
+    };
+    kinfer_status st = placement_plan(&need, p->n_gpu_layers, free_bytes, p->gpu_margin_bytes,
+                                      &out->gpu, err, err_size);
+    free(layer_bytes);
+    if (st) return st;
+    for (int il = out->gpu.first_gpu_layer; il < n_layer; il++) {
+        out->weights_device_bytes += layer_weight_bytes(&w->layers[il]);
+        out->kv_device_bytes +=
+            kv_layer_bytes(w, il, out->n_ctx, out->n_seq_max, out->n_batch, p->type_k, p->type_v);
+    }
+    if (out->gpu.output_on_gpu) out->weights_device_bytes += need.output_bytes;
+    out->compute_device_bytes = out->gpu.n_gpu_layers > 0 ? need.compute_bytes : 0;
+    return KINFER_OK;
+}
+
+kinfer_status context_plan(const kinfer_model *model, const kinfer_context_params *p,
+                           context_sizes *out, char *err, size_t err_size)
+{
+    char dummy[8];
+    if (!err) err = dummy, err_size = sizeof dummy;
+    memset(out, 0, sizeof *out);
+    const model_weights *w = &model->w;
+    const model_hparams *hp = &w->hp;
+    out->n_ctx = p->n_ctx ? p->n_ctx : (uint32_t)hp->n_ctx_train;
+    out->n_batch = p->n_batch ? p->n_batch : 512;
+    out->n_seq_max = p->n_seq_max ? p->n_seq_max : 1;
+    out->n_threads = p->n_threads > 0 ? p->n_threads : (int32_t)sysconf(_SC_NPROCESSORS_ONLN);
+    if (out->n_threads <= 0) out->n_threads = 1;
+    out->type_k = p->type_k;
+    out->type_v = p->type_v;
+    if (out->n_ctx > (1u << 24)) {
+        snprintf(err, err_size, "n_ctx %u is too large (at most %u)", out->n_ctx, 1u << 24);
+        return KINFER_E_INVALID_ARG;
+    }
+    if (out->n_batch > 65536) {
+        snprintf(err, err_size, "n_batch %u is too large (at most 65536)", out->n_batch);
+        return KINFER_E_INVALID_ARG;
+    }
+    if (out->n_batch > out->n_ctx) out->n_batch = out->n_ctx;
+    out->n_slice = forward_slice_tokens(out->n_batch);
+    if (out->n_seq_max > KINFER_MAX_SEQ) {
+        snprintf(err, err_size, "n_seq_max %u is over the limit of %d", out->n_seq_max,
+                 KINFER_MAX_SEQ);
+        return KINFER_E_INVALID_ARG;
+    }
+    const int types_ok[] = {KINFER_TYPE_F16, KINFER_TYPE_F32, KINFER_TYPE_Q8_0};
+    int ok_k = 0, ok_v = 0;
+    for (size_t i = 0; i < 3; i++) {
+        ok_k |= (int)p->type_k == types_ok[i];
+        ok_v |= (int)p->type_v == types_ok[i];
+    }
+    if (!ok_k || !ok_v) {
+        snprintf(err, err_size, "KV cache types must be F16, F32 or Q8_0 (got %s / %s)",
+                 kinfer_type_name(p->type_k) ? kinfer_type_name(p->type_k) : "?",
+                 kinfer_type_name(p->type_v) ? kinfer_type_name(p->type_v) : "?");
+        return KINFER_E_INVALID_ARG;
+    }
+    /* attention reads one head of a K row in place: heads must be whole blocks */
+    if (!kinfer_row_size(p->type_k, hp->head_dim_k) || !kinfer_row_size(p->type_v, hp->head_dim_v)) {
+        snprintf(err, err_size, "heads of %d / %d elements do not fit %s / %s KV cache blocks",
+                 hp->head_dim_k, hp->head_dim_v, kinfer_type_name(p->type_k),
+                 kinfer_type_name(p->type_v));
+        return KINFER_E_UNSUPPORTED;
+    }
+    out->kv_bytes = kv_cache_bytes(w, out->n_ctx, out->n_seq_max, out->n_batch, p->type_k, p->type_v);
+
+    /* activations, the CPU backend's scratch, and one row of logits (the
+     * default, last token only; each further token that asks for logits
+     * adds 4 * n_vocab bytes when it is decoded) */
+    const cpu_backend_shape cpu = {.w = w, .n_ctx = out->n_ctx, .type_k = p->type_k,
+                                   .n_tokens = out->n_slice, .n_threads = out->n_threads};
+    const uint64_t activations = forward_buffer_bytes(hp, out->n_slice);
+    out->compute_bytes = activations + backend_cpu_scratch_bytes(&cpu) + (uint64_t)hp->n_vocab * sizeof(float);
+    return plan_gpu(model, p, activations, out, err, err_size);
+}
+
+kinfer_status kinfer_model_estimate(const kinfer_model *model, const kinfer_context_params *params,
+                                    kinfer_estimate *out)
+{
+    if (!model || !out) return KINFER_E_INVALID_ARG;
+    if (!model->gguf || !model->w.arch) return KINFER_E_UNSUPPORTED;
+    kinfer_context_params defaults = kinfer_context_default_params();
+    if (!params) params = &defaults;
+    memset(out, 0, sizeof *out);
+    context_sizes sz;
+    kinfer_status st = context_plan(model, params, &sz, out->errmsg, sizeof out->errmsg);
+    if (st) return st;
+    /* a tied output matrix is the token embedding: it stays on the host too */
+    const uint64_t output_bytes = (uint64_t)model->w.output.row_size * (uint64_t)model->w.output.ne1;
+    const uint64_t left_on_host =
+        sz.gpu.output_on_gpu && model->w.output_tied ? output_bytes : 0;
+    out->weights_device_bytes = sz.weights_device_bytes;
+    out->weights_host_bytes = model->w.tensor_bytes - sz.weights_device_bytes + left_on_host;
+    out->kv_device_bytes = sz.kv_device_bytes;
+    out->kv_host_bytes = sz.kv_bytes - sz.kv_device_bytes;
+    out->compute_device_bytes = sz.compute_device_bytes;
+    out->compute_host_bytes = sz.compute_bytes;
+    out->host_bytes = out->weights_host_bytes + out->kv_host_bytes + out->compute_host_bytes;
+    out->device_bytes = out->weights_device_bytes + out->kv_device_bytes + out->compute_device_bytes;
+    out->n_gpu_layers = sz.gpu.n_gpu_layers;
     return KINFER_OK;
 }

@@ -1,46 +1,31 @@
 /*
- * placement.h — which layers of a model go to the GPU (internal).
- *
- * n_gpu_layers has llama.cpp's meaning: the last N repeating layers go to
- * the GPU, and when N exceeds the layer count the output layer (final norm
- * and output matrix) too; the token embedding always stays in host memory.
- * N < 0 asks for as many as fit in the device's free memory less a margin
- * the caller sets.  A layer on the GPU brings its weights and its KV cache;
- * the first layer there also brings the device's compute scratch.
- *
- * Pure arithmetic on sizes, so the rules are tested with simulated devices.
+ * plan.h — what a context with given params needs, and where its layers go
+ * (internal).  kinfer_context_new and kinfer_model_estimate both plan with
+ * context_plan, so the estimate is what a context takes.
  */
-#ifndef KINFER_PLACEMENT_H
-#define KINFER_PLACEMENT_H
+#ifndef KINFER_PLAN_H
+#define KINFER_PLAN_H
 
 #include <stddef.h>
 #include <stdint.h>
 
 #include "kinfer.h"
+#include "runtime/placement.h"
 
-typedef struct placement_need {
-    int32_t n_layer;
-    const uint64_t *layer_bytes; /* (n_layer) weights + KV cache of each repeating layer */
-    uint64_t output_bytes;       /* output norm + output matrix */
-    uint64_t compute_bytes;      /* device scratch, once any layer is on the device */
-} placement_need;
+typedef struct context_sizes {
+    uint32_t n_ctx, n_batch, n_seq_max;
+    int32_t n_slice;           /* tokens the forward pass takes at once (forward.h) */
+    int32_t n_threads;
+    int type_k, type_v;
+    uint64_t kv_bytes;         /* K and V rows of every layer */
+    uint64_t compute_bytes;    /* activations, backend scratch, one row of logits */
+    placement gpu;             /* the layers on the GPU */
+    int gpu_simulated;         /* no GPU: planned for params.gpu_budget_bytes */
+    uint64_t weights_device_bytes, kv_device_bytes, compute_device_bytes;
+} context_sizes;
 
-typedef struct placement {
-    int32_t n_gpu_layers;     /* as llama.cpp counts them: n_layer + 1 = every layer and the output */
-    int32_t first_gpu_layer;  /* repeating layers [first_gpu_layer, n_layer) are on the GPU */
-    int output_on_gpu;
-    uint64_t device_bytes;    /* everything placed on the device */
-} placement;
+/* Resolve defaults and check params; err (may be NULL) gets a message. */
+kinfer_status context_plan(const kinfer_model *model, const kinfer_context_params *params,
+                           context_sizes *out, char *err, size_t err_size);
 
-/* Device bytes of the first n (llama.cpp count, 0 .. n_layer + 1) layers. */
-uint64_t placement_bytes(const placement_need *need, int32_t n);
-
-/* Place n_gpu_layers (< 0: automatic) on a device with free_bytes free.
- * Automatic placement takes as many as fit in free_bytes - margin_bytes,
- * possibly none; layers demanded by number must fit in free_bytes, else
- * KINFER_E_DEVICE with a message (into err) saying what was needed and
- * what was free. */
-kinfer_status placement_plan(const placement_need *need, int32_t n_gpu_layers, uint64_t free_bytes,
-                             uint64_t margin_bytes, placement *out, char *err, size_t err_size);
-
-#endif /* KINFER_PLACEMENT_H */
+#endif /* KINFER_PLAN_H */

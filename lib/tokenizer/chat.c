@@ -9,7 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/model.h"
+#include "tokenizer/tokenizer.h"
 
 /* Every family llama.cpp detects, by its name there.  render = 0 marks the
  * ones kinfer does not render (yet). */
@@ -211,16 +211,6 @@ const char *kinfer_chat_template_family(const char *tmpl)
     if (!tmpl)
         return NULL;
     return FAMILIES[detect(tmpl)].name;
-}
-
-const char *kinfer_model_chat_template(const kinfer_model *model)
-{
-    if (!model || !model->gguf)
-        return NULL;
-    int64_t i = gguf_find_key(model->gguf, "tokenizer.chat_template");
-    if (i < 0 || model->gguf->kv[i].type != GGUF_STR)
-        return NULL;
-    return model->gguf->kv[i].str;
 }
 
 /* ------------------------------------------------------------ string builder */
@@ -625,10 +615,9 @@ static void chat_error(kinfer_error *e, kinfer_status st, const char *what, cons
              tmpl && tmpl[n] ? "..." : "");
 }
 
-int64_t kinfer_chat_apply_template(const kinfer_model *model, const char *tmpl,
-                                   const kinfer_chat_message *messages, size_t n_messages,
-                                   bool add_generation_prompt, char *buf, int64_t size,
-                                   kinfer_error *error)
+int64_t chat_apply_template(const char *tmpl, const kinfer_chat_message *messages,
+                            size_t n_messages, bool add_generation_prompt, char *buf, int64_t size,
+                            kinfer_error *error)
 {
     if (error) {
         error->status = KINFER_OK;
@@ -650,8 +639,6 @@ int64_t kinfer_chat_apply_template(const kinfer_model *model, const char *tmpl,
             return 0;
         }
     }
-    if (!tmpl)
-        tmpl = kinfer_model_chat_template(model);
     if (!tmpl)
         tmpl = "chatml"; /* llama.cpp's default */
     enum family f = detect(tmpl);

@@ -230,25 +230,6 @@ size_t utf8_complete_prefix(const char *s, size_t n)
     return n;
 }
 
-/* ---------------------------------------------------------------- public API */
-
-int32_t kinfer_token_to_piece(const kinfer_model *model, kinfer_token token, char *buf,
-                              int32_t size, bool special)
-{
-    if (!buf && size > 0)
-        return 0;
-    return vocab_token_to_piece(vocab_of(model), token, buf, size < 0 ? 0 : size, 0, special);
-}
-
-int64_t kinfer_detokenize(const kinfer_model *model, const kinfer_token *tokens, int64_t n_tokens,
-                          char *buf, int64_t size, bool remove_special, bool unparse_special)
-{
-    if ((!tokens && n_tokens > 0) || (!buf && size > 0) || size < 0)
-        return 0;
-    return vocab_detokenize(vocab_of(model), tokens, n_tokens, buf, size, remove_special,
-                            unparse_special);
-}
-
 /* --------------------------------------------------- streaming detokenizer */
 
 /*
@@ -348,15 +329,6 @@ kinfer_status vocab_detok_new(const struct kinfer_vocab *vocab, bool special, ki
     return KINFER_OK;
 }
 
-kinfer_status kinfer_detok_new(const kinfer_model *model, bool special, kinfer_detok **out)
-{
-    if (!out)
-        return KINFER_E_INVALID_ARG;
-    *out = NULL;
-    if (!model)
-        return KINFER_E_INVALID_ARG;
-    return vocab_detok_new(vocab_of(model), special, out);
-}
 
 int32_t kinfer_detok_push(kinfer_detok *d, kinfer_token token, char *buf, int32_t size)
 {

@@ -54,10 +54,6 @@ enum {
 kinfer_status vocab_build(const gguf_file *gf, const char *pre_override,
                           struct kinfer_vocab **out, char *err, size_t err_size);
 
-/* The model-load hook: vocab_build() on model->gguf, failures recorded with
- * model_fail(). */
-kinfer_status vocab_load(kinfer_model *model, struct kinfer_vocab **out);
-
 void vocab_free(struct kinfer_vocab *vocab);
 
 /*
@@ -252,8 +248,13 @@ static inline int32_t vocab_merge_rank(const struct kinfer_vocab *v, const char 
     return v->mhash[vocab_merge_slot(v, l, ln, r, rn)];
 }
 
-/* The vocabulary of a model (NULL for NULL or a model without one). */
-const struct kinfer_vocab *vocab_of(const kinfer_model *model);
+/* Whether token ends generation (false for a NULL vocabulary). */
+bool vocab_is_eog(const struct kinfer_vocab *vocab, int32_t token);
+
+/* kinfer_chat_apply_template with the template given (NULL: chatml). */
+int64_t chat_apply_template(const char *tmpl, const kinfer_chat_message *messages,
+                            size_t n_messages, bool add_generation_prompt, char *buf, int64_t size,
+                            kinfer_error *error);
 
 /* Token id's piece as token_to_piece(special = true) computes it: writes
  * its first min(length, size) bytes to buf and returns its length (as

@@ -1,9 +1,9 @@
 /*
- * tokenizer.c — the vocabulary: built from the GGUF metadata (token texts,
+ * vocab.c — the vocabulary: built from the GGUF metadata (token texts,
  * scores, types, BPE merges, special-token ids, the pre-tokenizer and its
- * flags) following llama.cpp's llama-vocab.cpp rule for rule, and the
- * per-token queries of the public API.  Tokenizing is in tokenize.c,
- * detokenizing in detokenize.c.
+ * flags) following llama.cpp's llama-vocab.cpp rule for rule, and its
+ * per-token queries.  Tokenizing is in tokenize.c, detokenizing in
+ * detokenize.c; the public calls on a model handle in model/tokens.c.
  */
 #include <ctype.h>
 #include <limits.h>
@@ -12,7 +12,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/model.h"
 #include "tokenizer/tokenizer.h"
 
 static uint32_t table_size(uint64_t n)
@@ -547,18 +546,6 @@ fail:
     return st;
 }
 
-kinfer_status vocab_load(kinfer_model *model, struct kinfer_vocab **out)
-{
-    char err[256];
-    *out = NULL;
-    if (!model->gguf)
-        return model_fail(model, KINFER_E_INVALID_ARG, "vocab: no parsed GGUF");
-    kinfer_status st = vocab_build(model->gguf, NULL, out, err, sizeof err);
-    if (st != KINFER_OK)
-        return model_fail(model, st, "vocab: %s", err);
-    return KINFER_OK;
-}
-
 void vocab_free(struct kinfer_vocab *v)
 {
     if (!v)
@@ -578,12 +565,7 @@ void vocab_free(struct kinfer_vocab *v)
     free(v);
 }
 
-/* ---------------------------------------------------------------- public API */
-
-const struct kinfer_vocab *vocab_of(const kinfer_model *model)
-{
-    return model ? model->vocab : NULL;
-}
+/* ------------------------------------------------------------- queries */
 
 int32_t vocab_n_tokens(const struct kinfer_vocab *v)
 {
@@ -595,83 +577,9 @@ uint32_t vocab_token_attr(const struct kinfer_vocab *v, int32_t id)
     return v && id >= 0 && id < v->n_tokens ? v->attr[id] : TOK_ATTR_UNDEFINED;
 }
 
-int32_t kinfer_vocab_n_tokens(const kinfer_model *model)
+bool vocab_is_eog(const struct kinfer_vocab *v, int32_t token)
 {
-    return vocab_n_tokens(vocab_of(model));
-}
-
-const char *kinfer_vocab_type(const kinfer_model *model)
-{
-    const struct kinfer_vocab *v = vocab_of(model);
-    if (!v)
-        return "none";
-    return v->type == VOCAB_SPM ? "spm" : "bpe";
-}
-
-bool kinfer_vocab_add_bos(const kinfer_model *model)
-{
-    const struct kinfer_vocab *v = vocab_of(model);
-    return v && v->add_bos;
-}
-
-bool kinfer_vocab_add_eos(const kinfer_model *model)
-{
-    const struct kinfer_vocab *v = vocab_of(model);
-    return v && v->add_eos;
-}
-
-#define TOKEN_GETTER(name, field)                                  \
-    kinfer_token kinfer_token_##name(const kinfer_model *model)    \
-    {                                                              \
-        const struct kinfer_vocab *v = vocab_of(model);         \
-        return v ? v->field : KINFER_TOKEN_NULL;                   \
-    }
-
-TOKEN_GETTER(bos, bos)
-TOKEN_GETTER(eos, eos)
-TOKEN_GETTER(eot, eot)
-TOKEN_GETTER(eom, eom)
-TOKEN_GETTER(unk, unk)
-TOKEN_GETTER(sep, sep)
-TOKEN_GETTER(pad, pad)
-TOKEN_GETTER(nl, nl)
-TOKEN_GETTER(fim_pre, fim_pre)
-TOKEN_GETTER(fim_suf, fim_suf)
-TOKEN_GETTER(fim_mid, fim_mid)
-TOKEN_GETTER(fim_pad, fim_pad)
-TOKEN_GETTER(fim_rep, fim_rep)
-TOKEN_GETTER(fim_sep, fim_sep)
-
-bool kinfer_token_is_eog(const kinfer_model *model, kinfer_token token)
-{
-    const struct kinfer_vocab *v = vocab_of(model);
     if (!v || token < 0)
         return false;
     return bsearch(&token, v->eog, (size_t)v->n_eog, sizeof *v->eog, cmp_i32) != NULL;
-}
-
-bool kinfer_token_is_control(const kinfer_model *model, kinfer_token token)
-{
-    return (vocab_token_attr(vocab_of(model), token) & TOK_ATTR_CONTROL) != 0;
-}
-
-const char *kinfer_token_text(const kinfer_model *model, kinfer_token token)
-{
-    const struct kinfer_vocab *v = vocab_of(model);
-    if (!v || token < 0 || token >= v->n_tokens)
-        return NULL;
-    return vocab_text(v, token);
-}
-
-float kinfer_token_score(const kinfer_model *model, kinfer_token token)
-{
-    const struct kinfer_vocab *v = vocab_of(model);
-    if (!v || token < 0 || token >= v->n_tokens)
-        return 0.0f;
-    return v->score[token];
-}
-
-uint32_t kinfer_token_attr(const kinfer_model *model, kinfer_token token)
-{
-    return vocab_token_attr(vocab_of(model), token);
 }

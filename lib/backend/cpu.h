@@ -1,0 +1,61 @@
+/*
+ * cpu.h — the CPU backend: the operations of backend.h on kernels/cpu/,
+ * split over a thread pool (internal).
+ */
+#ifndef KINFER_BACKEND_CPU_H
+#define KINFER_BACKEND_CPU_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend/backend.h"
+
+struct kinfer_threadpool;
+
+/* What a CPU backend is made for: the model, the cache's cells and K type,
+ * the most tokens one call sees, the threads. */
+typedef struct cpu_backend_shape {
+    const model_weights *w;
+    uint32_t n_ctx;
+    int type_k;
+    int32_t n_tokens;
+    int32_t n_threads;
+} cpu_backend_shape;
+
+/* Host scratch bytes the backend will allocate (for the memory estimate). */
+uint64_t backend_cpu_scratch_bytes(const cpu_backend_shape *shape);
+
+/* err gets a message on failure. */
+kinfer_status backend_cpu_new(const cpu_backend_shape *shape, backend **out, char *err,
+                              size_t err_size);
+
+/* ------------------------------------------- shared by cpu.c and cpu_attn.c */
+
+typedef struct cpu_backend {
+    backend base;
+    struct kinfer_threadpool *pool; /* NULL: the calling thread does everything */
+    uint32_t n_ctx;
+    void *mm;                       /* kinfer_matmul scratch */
+    size_t mm_size;
+    float *up;                      /* (n_tokens, n_ff) the up product when gate and up
+                                     * differ in type (kinfer_matmul_gated needs none) */
+    int64_t n_ff;
+    /* attention: per-slice scratch (cpu_attn.c's att_slice) */
+    void *att_tmp;                  /* (att_slices, att_stride) */
+    size_t att_stride;
+    int32_t att_slices;
+    /* a lone token's visible rows on full (0) and sliding-window (1) layers:
+     * the same on every layer of a kind, found by the first of the view
+     * dec_view (nv -1: not yet) */
+    int32_t *dec_rows;              /* (2, n_ctx) */
+    uint64_t dec_view;
+    int32_t dec_nv[2], dec_pad[2];
+} cpu_backend;
+
+/* Attention scratch bytes of one slice, and the slices a context needs. */
+size_t cpu_attn_stride(uint32_t n_ctx, int head_dim_k, int type_k);
+int32_t cpu_attn_slices(const model_hparams *hp, int32_t n_threads);
+
+void cpu_attention(backend *be, const backend_attn *a);
+
+#endif /* KINFER_BACKEND_CPU_H */

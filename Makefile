@@ -144,7 +144,7 @@ test-asan:
 	KINFER_TEST_QUICK=1 $(MAKE) BUILD=build/asan SANITIZE=1 KINFER_CUDA=0 test
 
 FUZZ_BIN := $(BUILD)/fuzz/fuzz_gguf
-FUZZ_SRC := tests/fuzz/fuzz_gguf.c lib/gguf/gguf.c kernels/types.c kernels/cpu/ref.c kernels/cpu/ref_kquants.c
+FUZZ_SRC := tests/fuzz/fuzz_gguf.c lib/gguf/gguf.c kernels/types.c
 fuzz: $(FUZZ_BIN)
 	@mkdir -p $(BUILD)/fuzz/corpus
 	python3 tests/fuzz/make_seeds.py $(BUILD)/fuzz/seeds

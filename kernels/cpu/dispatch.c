@@ -88,6 +88,14 @@ static void build_tables(void)
     }
 }
 
+/* Chosen once at start (as the library loads), so no kernel call pays for
+ * the choice; the getters' pthread_once covers a caller that runs before
+ * this (another library's constructor). */
+__attribute__((constructor)) static void choose_at_start(void)
+{
+    pthread_once(&tables_once, build_tables);
+}
+
 /* The table of the level this CPU has. */
 static const kinfer_cpu_table *best_table(void)
 {

@@ -3,7 +3,7 @@
  *
  * Quantized kernels come in variants (scalar reference, AVX2, AVX-512/VNNI):
  * one kernel table per ISA level (isa.h), the one this CPU runs chosen once,
- * at first use, and the rest of the program sees its kernels per type.  Everything here is thread-safe and
+ * at start, and the rest of the program sees its kernels per type.  Everything here is thread-safe and
  * keeps no mutable state besides that one-time choice.
  *
  * Shapes: rows are contiguous; "n" counts elements (not blocks or bytes).

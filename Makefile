@@ -31,7 +31,7 @@ endif
 ARCH := $(shell uname -m)
 .SECONDEXPANSION:
 
-# OpenBLAS is not linked: kernels/cpu/blas_dl.c loads it on the first BLAS-path
+# OpenBLAS is not linked: kernels/cpu/blas_dl.c loads it (core/dl.c) on the first BLAS-path
 # matmul (the forward pass never takes it; linking it costs every process its
 # ~2 MiB with libgfortran).  Only bench_kernels links it, for its reference.
 OPENBLAS_CFLAGS := $(shell pkg-config --cflags openblas 2>/dev/null)
@@ -52,7 +52,7 @@ LDFLAGS += -fsanitize=address,undefined
 endif
 
 ifeq ($(KINFER_CUDA),1)
-# cuBLAS is not linked: lib/cublas_dl.c loads it when a CUDA context is made
+# cuBLAS is not linked: lib/core/cublas_dl.c loads it (core/dl.c) when a CUDA context is made
 # (linking it costs every process ~150 MiB of memory at start-up).
 CUBLAS_SONAME := $(or $(notdir $(shell readlink $(CUDA_HOME)/lib64/libcublas.so 2>/dev/null)),libcublas.so)
 CFLAGS_BASE += -DKINFER_CUDA=1 -I$(CUDA_HOME)/include -DKINFER_CUBLAS_SONAME='"$(CUBLAS_SONAME)"'
@@ -144,7 +144,7 @@ test-asan:
 	KINFER_TEST_QUICK=1 $(MAKE) BUILD=build/asan SANITIZE=1 KINFER_CUDA=0 test
 
 FUZZ_BIN := $(BUILD)/fuzz/fuzz_gguf
-FUZZ_SRC := tests/fuzz/fuzz_gguf.c lib/gguf/gguf.c kernels/types.c kernels/cpu/ref.c kernels/cpu/ref_kquants.c
+FUZZ_SRC := tests/fuzz/fuzz_gguf.c lib/gguf/gguf.c kernels/types.c
 fuzz: $(FUZZ_BIN)
 	@mkdir -p $(BUILD)/fuzz/corpus
 	python3 tests/fuzz/make_seeds.py $(BUILD)/fuzz/seeds

@@ -1,6 +1,7 @@
 /*
  * quant.h — tensor type traits and quantized block layouts, shared by the
- * C and CUDA kernels (internal).
+ * C and CUDA kernels (internal).  Data and inline conversions only: no
+ * function pointers, nothing of the CPU kernels.
  *
  * The layouts are byte for byte those of ggml (ggml-common.h), so tensors in
  * GGUF files are used in place.  Every struct is packed by construction (only
@@ -237,25 +238,14 @@ static inline kinfer_bf16 kinfer_fp32_to_bf16(float f)
 
 /* ------------------------------------------------------- type traits */
 
-/* Dequantize n elements (a multiple of blck_size) of one row to floats. */
-typedef void (*kinfer_to_float_fn)(const void *src, float *dst, int64_t n);
-/* Quantize n floats (a multiple of blck_size) into blocks. */
-typedef void (*kinfer_from_float_fn)(const float *src, void *dst, int64_t n);
-/* Dot product of n elements: a weight row w of this type with an activation
- * row a already in vec_dot_type. */
-typedef float (*kinfer_vec_dot_fn)(int64_t n, const void *w, const void *a);
-
+/* What a tensor type is, as data only: the CPU kernels of a type are
+ * chosen in kernels/cpu/dispatch.c, the CUDA ones in kernels/cuda/. */
 typedef struct kinfer_type_traits {
     const char *name;   /* "Q4_K" */
     int64_t blck_size;  /* elements per block */
     size_t type_size;   /* bytes per block */
-    /* CPU reference kernels (kernels/cpu/ref.c), NULL where we have none.
-     * These are the scalar ground truth; the forward pass should go through
-     * kernels/cpu/kernels.h, which picks SIMD versions at run time. */
-    kinfer_to_float_fn to_float;
-    kinfer_from_float_fn from_float;
-    kinfer_vec_dot_fn vec_dot;
-    int vec_dot_type;   /* kinfer_type the activation must be in for vec_dot */
+    int vec_dot_type;   /* kinfer_type the activation must be in for a dot
+                         * product with a row of this type; -1: none */
 } kinfer_type_traits;
 
 /* Traits of a GGUF type number, or NULL when the number names no type whose

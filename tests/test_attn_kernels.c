@@ -99,6 +99,26 @@ START_TEST(test_wsum)
             }
     ck_assert_ptr_null(kinfer_attn_wsum_get(KINFER_TYPE_Q4_0, 64, KINFER_F16_ORDER_GEMM));
     ck_assert_ptr_nonnull(kinfer_attn_wsum_get(KINFER_TYPE_F16, 64, KINFER_F16_ORDER_GEMM));
+    /* the getters read the chosen level's table: a head size off the 16
+     * lanes gets the level's plain kernel; on AVX-512 a whole-vector F16
+     * head gets llama.cpp's orders, one kernel per order */
+    const int best = (int)kinfer_cpu_best_level();
+    ck_assert_ptr_eq(kinfer_attn_wsum_get(KINFER_TYPE_F16, 40, KINFER_F16_ORDER_VEC),
+                     kinfer_attn_wsum_at(KINFER_TYPE_F16, best));
+    ck_assert_ptr_eq(kinfer_attn_wsum_get(KINFER_TYPE_Q8_0, 64, KINFER_F16_ORDER_VEC),
+                     kinfer_attn_wsum_at(KINFER_TYPE_Q8_0, best));
+    ck_assert_ptr_null(kinfer_attn_wsum_at(KINFER_TYPE_F16, KINFER_CPU_LEVEL_COUNT));
+    ck_assert_ptr_null(kinfer_attn_scores_get(KINFER_TYPE_Q8_0, 64, KINFER_F16_ORDER_VEC));
+    if (best >= KINFER_CPU_AVX512) {
+        ck_assert_ptr_ne(kinfer_attn_wsum_get(KINFER_TYPE_F16, 64, KINFER_F16_ORDER_GEMM),
+                         kinfer_attn_wsum_get(KINFER_TYPE_F16, 64, KINFER_F16_ORDER_VEC));
+        ck_assert_ptr_ne(kinfer_attn_wsum_get(KINFER_TYPE_F16, 64, KINFER_F16_ORDER_VEC),
+                         kinfer_attn_wsum_at(KINFER_TYPE_F16, best));
+        ck_assert_ptr_nonnull(kinfer_attn_scores_get(KINFER_TYPE_F32, 64, KINFER_F16_ORDER_VEC));
+        ck_assert_ptr_null(kinfer_attn_scores_get(KINFER_TYPE_F32, 40, KINFER_F16_ORDER_VEC));
+    } else {
+        ck_assert_ptr_null(kinfer_attn_scores_get(KINFER_TYPE_F16, 64, KINFER_F16_ORDER_VEC));
+    }
 }
 END_TEST
 

@@ -109,7 +109,7 @@ static int64_t odd_cols(int type, int64_t mult)
  * what the reference dequantizes them to (malloc'd). */
 static void *make_weights(int type, int64_t n_rows, int64_t n_cols, float **ref, size_t *bytes)
 {
-    const kinfer_type_traits *tt = kinfer_type_traits_get(type);
+    const kinfer_cpu_kernels *rk = kinfer_cpu_ref_kernels(type);
     const size_t row = kinfer_row_size(type, n_cols);
     uint8_t *w = xmalloc(row * (size_t)n_rows);
     float *src = xmalloc(sizeof(float) * (size_t)(n_rows * n_cols));
@@ -118,8 +118,8 @@ static void *make_weights(int type, int64_t n_rows, int64_t n_cols, float **ref,
         /* rows of different magnitude, so per-block scales differ */
         const double mag = 0.05 + 2.0 * rng_uniform();
         fill(src + r * n_cols, n_cols, -mag, mag);
-        tt->from_float(src + r * n_cols, w + (size_t)r * row, n_cols);
-        tt->to_float(w + (size_t)r * row, *ref + r * n_cols, n_cols);
+        rk->from_float(src + r * n_cols, w + (size_t)r * row, n_cols);
+        rk->to_float(w + (size_t)r * row, *ref + r * n_cols, n_cols);
     }
     free(src);
     *bytes = row * (size_t)n_rows;
@@ -510,20 +510,20 @@ START_TEST(test_set_rows)
     float *dsrc = dev_upload(src, sizeof src);
     for (int ti = 0; ti < 4; ti++) {
         const int type = types[ti];
-        const kinfer_type_traits *tt = kinfer_type_traits_get(type);
+        const kinfer_cpu_kernels *rk = kinfer_cpu_ref_kernels(type);
         const size_t row = kinfer_row_size(type, n_cols);
         for (int scatter = 0; scatter < 2; scatter++) {
             uint8_t *want = xmalloc(row * (size_t)n_rows), *got = xmalloc(row * (size_t)n_rows);
             memset(want, 0xA5, row * (size_t)n_rows);
             void *dt = dev_upload(want, row * (size_t)n_rows);
             for (int64_t i = 0; i < n_ids; i++)
-                tt->from_float(src + i * n_cols, want + (size_t)(scatter ? ids[i] : i) * row,
+                rk->from_float(src + i * n_cols, want + (size_t)(scatter ? ids[i] : i) * row,
                                n_cols);
             OK(kcuda_set_rows(g_cu, type, dt, n_rows, n_cols, scatter ? dids : NULL, n_ids, dsrc));
             dev_download(got, dt, row * (size_t)n_rows);
             for (int64_t r = 0; r < n_rows; r++)
                 ck_assert_msg(memcmp(got + r * row, want + r * row, row) == 0,
-                              "%s row %lld (scatter %d)", tt->name, (long long)r, scatter);
+                              "%s row %lld (scatter %d)", kinfer_type_name(type), (long long)r, scatter);
             kcuda_dealloc(g_cu, dt);
             free(want);
             free(got);
@@ -766,8 +766,8 @@ static void attn_ref(const attn_case *c, const float *q, const float *kf, const 
 static void run_attn_case(const attn_case *c)
 {
     const int64_t kd = (int64_t)c->n_head_kv * c->hd_k, vd = (int64_t)c->n_head_kv * c->hd_v;
-    const kinfer_type_traits *tk = kinfer_type_traits_get(c->type_k);
-    const kinfer_type_traits *tv = kinfer_type_traits_get(c->type_v);
+    const kinfer_cpu_kernels *tk = kinfer_cpu_ref_kernels(c->type_k);
+    const kinfer_cpu_kernels *tv = kinfer_cpu_ref_kernels(c->type_v);
     const size_t row_k = kinfer_row_size(c->type_k, kd), row_v = kinfer_row_size(c->type_v, vd);
     const int n_kv = c->n_kv;
 
@@ -856,8 +856,8 @@ static void run_attn_case(const attn_case *c)
                          "path %d, n_q %d, heads %d/%d, hd %d/%d, n_kv %d, %s/%s, swa %d, "
                          "softcap %g, seqs %d, element %lld",
                          (int)paths[pi], c->n_q, c->n_head, c->n_head_kv, c->hd_k, c->hd_v,
-                         c->n_kv, tk->name, tv->name, c->n_swa, (double)c->softcap,
-                         c->multi_seq, (long long)i);
+                         c->n_kv, kinfer_type_name(c->type_k), kinfer_type_name(c->type_v), c->n_swa,
+                         (double)c->softcap, c->multi_seq, (long long)i);
     }
     kcuda_dealloc(g_cu, (void *)p.q);
     kcuda_dealloc(g_cu, (void *)p.q_pos);

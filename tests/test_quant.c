@@ -103,7 +103,7 @@ static void random_row(int type, void *dst, int64_t n)
     if (tt->blck_size == 1) {
         float *tmp = xmalloc((size_t)n * sizeof(float));
         fill_gauss(tmp, n, 1.0f);
-        tt->from_float(tmp, dst, n);
+        kinfer_cpu_ref_kernels(type)->from_float(tmp, dst, n);
         free(tmp);
         return;
     }
@@ -295,8 +295,8 @@ static double dequant_dot(int wtype, const void *w, int atype, const void *a, in
 {
     float *fw = xmalloc((size_t)n * sizeof(float));
     float *fa = xmalloc((size_t)n * sizeof(float));
-    kinfer_type_traits_get(wtype)->to_float(w, fw, n);
-    kinfer_type_traits_get(atype)->to_float(a, fa, n);
+    kinfer_cpu_ref_kernels(wtype)->to_float(w, fw, n);
+    kinfer_cpu_ref_kernels(atype)->to_float(a, fa, n);
     double s = 0.0, m = 0.0;
     for (int64_t i = 0; i < n; i++) {
         s += (double)fw[i] * fa[i];
@@ -552,10 +552,10 @@ static void check_dots(int type, int64_t n, bool random_bytes)
         random_row(type, w, n);
     } else {
         fill_gauss(x, n, 0.05f);
-        tt->from_float(x, w, n);
+        kinfer_cpu_ref_kernels(type)->from_float(x, w, n);
     }
     fill_gauss(x, n, 1.0f);
-    kinfer_type_traits_get(atype)->from_float(x, a, n);
+    kinfer_cpu_ref_kernels(atype)->from_float(x, a, n);
 
     double mag;
     const double exact = dequant_dot(type, w, atype, a, n, &mag);
@@ -570,7 +570,7 @@ static void check_dots(int type, int64_t n, bool random_bytes)
             tol += fabs(kinfer_fp16_to_fp32(m) * kinfer_fp16_to_fp32(ab[b].s)) * 1e-3;
         }
     }
-    const float r = tt->vec_dot(n, w, a);
+    const float r = kinfer_cpu_ref_kernels(type)->vec_dot(n, w, a);
     ck_assert_msg(fabs(r - exact) <= tol, "%s n=%ld ref dot %.9g vs dequantized %.9g (tol %.3g)",
                   tt->name, (long)n, r, exact, tol);
 
@@ -811,14 +811,32 @@ START_TEST(test_traits)
     for (int i = 0; i < N_WEIGHT_TYPES; i++) {
         const kinfer_type_traits *tt = kinfer_type_traits_get(weight_types[i]);
         ck_assert_ptr_nonnull(tt);
-        ck_assert_ptr_nonnull(tt->to_float);
-        ck_assert_ptr_nonnull(tt->from_float);
-        ck_assert_ptr_nonnull(tt->vec_dot);
+        const kinfer_cpu_kernels *rk = kinfer_cpu_ref_kernels(weight_types[i]);
+        ck_assert_ptr_nonnull(rk);
+        ck_assert_ptr_nonnull(rk->to_float);
+        ck_assert_ptr_nonnull(rk->from_float);
+        ck_assert_ptr_nonnull(rk->vec_dot);
+        ck_assert_int_eq(rk->vec_dot_type, tt->vec_dot_type);
         const kinfer_type_traits *at = kinfer_type_traits_get(tt->vec_dot_type);
         ck_assert_ptr_nonnull(at);
-        ck_assert_ptr_nonnull(at->from_float);
+        ck_assert_ptr_nonnull(kinfer_cpu_ref_kernels(tt->vec_dot_type)->from_float);
         ck_assert_int_eq(at->blck_size == tt->blck_size || tt->blck_size == 1, 1);
-        ck_assert_ptr_nonnull(kinfer_cpu_kernels_get(weight_types[i]));
+        /* every level's table is complete and agrees on the activation type */
+        for (int level = 0; level < KINFER_CPU_LEVEL_COUNT; level++) {
+            const kinfer_cpu_kernels *k = kinfer_cpu_kernels_at(weight_types[i], (kinfer_cpu_level)level);
+            if (level > (int)kinfer_cpu_best_level()) {
+                ck_assert_ptr_null(k);
+                continue;
+            }
+            ck_assert_ptr_nonnull(k);
+            ck_assert_ptr_nonnull(k->to_float);
+            ck_assert_ptr_nonnull(k->from_float);
+            ck_assert_ptr_nonnull(k->from_float_act);
+            ck_assert_ptr_nonnull(k->vec_dot);
+            ck_assert_int_eq(k->vec_dot_type, tt->vec_dot_type);
+        }
+        ck_assert_ptr_eq(kinfer_cpu_kernels_get(weight_types[i]),
+                         kinfer_cpu_kernels_at(weight_types[i], kinfer_cpu_best_level()));
     }
     ck_assert_ptr_null(kinfer_cpu_kernels_get(KINFER_TYPE_IQ2_XXS));
     ck_assert_ptr_nonnull(kinfer_cpu_kernels_at(KINFER_TYPE_Q4_0, KINFER_CPU_SCALAR));
@@ -851,13 +869,13 @@ static void pools_free(kinfer_threadpool *pools[N_POOLS])
 static void naive_matmul(int type, const void *w, int64_t n_rows, int64_t n_cols, const float *x,
                          int64_t n_tokens, float *y)
 {
-    const kinfer_type_traits *tt = kinfer_type_traits_get(type);
-    const kinfer_type_traits *at = kinfer_type_traits_get(tt->vec_dot_type);
-    void *a = xmalloc(kinfer_row_size(tt->vec_dot_type, n_cols));
+    const kinfer_cpu_kernels *rk = kinfer_cpu_ref_kernels(type);
+    const kinfer_cpu_kernels *ra = kinfer_cpu_ref_kernels(rk->vec_dot_type);
+    void *a = xmalloc(kinfer_row_size(rk->vec_dot_type, n_cols));
     for (int64_t t = 0; t < n_tokens; t++) {
-        at->from_float(x + t * n_cols, a, n_cols);
+        ra->from_float(x + t * n_cols, a, n_cols);
         for (int64_t r = 0; r < n_rows; r++)
-            y[t * n_rows + r] = tt->vec_dot(n_cols, (const uint8_t *)w + r * kinfer_row_size(type, n_cols), a);
+            y[t * n_rows + r] = rk->vec_dot(n_cols, (const uint8_t *)w + r * kinfer_row_size(type, n_cols), a);
     }
     free(a);
 }
@@ -975,7 +993,7 @@ START_TEST(test_matmul)
         /* BLAS multiplies by unquantized activations: compare with the
          * float product of dequantized W and x */
         float *wd = xmalloc((size_t)(n_rows * n_cols) * sizeof(float));
-        tt->to_float(w, wd, n_rows * n_cols);
+        kinfer_cpu_ref_kernels(type)->to_float(w, wd, n_rows * n_cols);
         for (int64_t t = 0; t < nt; t++) {
             for (int64_t r = 0; r < n_rows; r++) {
                 double s = 0.0, m = 0.0;

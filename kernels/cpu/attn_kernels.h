@@ -4,8 +4,8 @@
  * The decode step reads every cached value row of a sequence once per query
  * head; these kernels read the rows in place, in the cache's type, instead
  * of dequantizing the cache to f32 first.  Variants: scalar (any CPU),
- * AVX2 + FMA + F16C, AVX-512; the best one the CPU has is chosen at first use
- * (the same choice as kinfer_cpu_best_level).
+ * AVX2 + FMA + F16C, AVX-512; the getters read the CPU's kernel table
+ * (isa.h), the same choice as kinfer_cpu_best_level.
  */
 #ifndef KINFER_CPU_ATTN_KERNELS_H
 #define KINFER_CPU_ATTN_KERNELS_H
@@ -66,17 +66,5 @@ kinfer_attn_wsum_fn kinfer_attn_wsum_get(int type, int64_t n, int order);
 
 /* Same at a given kinfer_cpu_level, or NULL when the CPU lacks it.  For tests. */
 kinfer_attn_wsum_fn kinfer_attn_wsum_at(int type, int level);
-
-#if defined(__x86_64__)
-/* Per-ISA variants (x86/attn_avx2.c, x86/attn_avx512.c); NULL for a type
- * they lack. */
-kinfer_attn_wsum_fn kinfer_attn_wsum_avx2(int type);
-kinfer_attn_wsum_fn kinfer_attn_wsum_avx512(int type);
-kinfer_attn_scores_fn kinfer_attn_scores_avx512(int type, int64_t n);
-kinfer_attn_scores_fn kinfer_attn_scores_f16_ordered(int order);
-kinfer_attn_wsum_fn kinfer_attn_wsum_f16_ordered(int order);
-void kinfer_attn_softmax_ordered_avx512(float *x, int64_t n);
-void kinfer_attn_round_fp16_avx512(float *x, int64_t n);
-#endif
 
 #endif /* KINFER_CPU_ATTN_KERNELS_H */

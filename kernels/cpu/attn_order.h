@@ -1,7 +1,7 @@
 /*
  * attn_order.h — attention over an F16 KV cache in llama.cpp's summation
  * orders (x86/attn_order_avx512.c explains them), for the heads that share
- * one KV head; the attention getters of attn_kernels.h hand them out.
+ * one KV head; the AVX-512 kernel table (isa.h) holds them.
  * AVX-512 only: call after kinfer_cpu_best_level() >= KINFER_CPU_AVX512.
  */
 #ifndef KINFER_CPU_ATTN_ORDER_H

@@ -59,15 +59,29 @@ typedef struct kinfer_gemm_kernels {
 } kinfer_gemm_kernels;
 
 /* Kernels for a weight type at the best level this CPU has, or all NULL
- * when there are none (then use vec_dot / vec_dot_x4). */
+ * when there are none (then use vec_dot / vec_dot_x4).  The getters here
+ * read the CPU's kernel table (isa.h, dispatch.c). */
 kinfer_gemm_kernels kinfer_gemm_get(int type);
 
 /* Bytes of one packed activation row of n elements (a multiple of 64); a
  * packed group of MAX_NT tokens takes at most MAX_NT times as many. */
-size_t kinfer_gemm_packed_size(int64_t n);
+static inline size_t kinfer_gemm_packed_size(int64_t n)
+{
+    /* per token and 32-element block: 32 quant bytes, 8 int32 lane
+     * corrections and a float (the 32-element types' groups), or 32 quant
+     * bytes and two floats (Q8_1); K-quants: 256 bytes and a 64-byte record
+     * per 256 elements */
+    const size_t nb = (size_t)(n > 0 ? n : 0) / 32;
+    return (nb * (32 + 32 + 4) + 63) & ~(size_t)63;
+}
 
 /* Bytes of one decoded weight row of n elements (a multiple of 64). */
-size_t kinfer_gemm_decoded_row_size(int64_t n);
+static inline size_t kinfer_gemm_decoded_row_size(int64_t n)
+{
+    /* per 32-element block 32 quant bytes, d and m */
+    const size_t nb = (size_t)(n > 0 ? n : 0) / 32;
+    return (nb * (32 + 8) + 63) & ~(size_t)63;
+}
 
 /*
  * llama.cpp sums some types differently for a matmul of many tokens, so
@@ -92,12 +106,5 @@ kinfer_gemm_fn kinfer_gemm_get_tiled(int type);
  */
 #define KINFER_GEMM_REPACKED_ROWS 16
 kinfer_gemm_kernels kinfer_gemm_get_repacked(int type);
-
-#if defined(__x86_64__)
-/* The AVX-512 kernels of a type, all NULL for a type without them. */
-kinfer_gemm_kernels kinfer_gemm_avx512(int type);
-kinfer_gemm_fn kinfer_gemm_tiled_avx512(int type);
-kinfer_gemm_kernels kinfer_gemm_repacked_avx512(int type);
-#endif
 
 #endif /* KINFER_CPU_GEMM_H */

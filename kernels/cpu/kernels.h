@@ -1,9 +1,9 @@
 /*
  * kernels.h — the CPU kernels the forward pass calls (internal).
  *
- * Quantized kernels come in variants (scalar reference, AVX2, AVX-512/VNNI);
- * the best one the CPU supports is chosen once, at first use, and the rest of
- * the program sees one table per type.  Everything here is thread-safe and
+ * Quantized kernels come in variants (scalar reference, AVX2, AVX-512/VNNI):
+ * one kernel table per ISA level (isa.h), the one this CPU runs chosen once,
+ * at start, and the rest of the program sees its kernels per type.  Everything here is thread-safe and
  * keeps no mutable state besides that one-time choice.
  *
  * Shapes: rows are contiguous; "n" counts elements (not blocks or bytes).
@@ -29,6 +29,14 @@ typedef enum kinfer_cpu_level {
     KINFER_CPU_AVX512 = 2, /* AVX-512 F/BW/VL/DQ + VNNI */
     KINFER_CPU_LEVEL_COUNT
 } kinfer_cpu_level;
+
+/* Dequantize n elements (a multiple of blck_size) of one row to floats. */
+typedef void (*kinfer_to_float_fn)(const void *src, float *dst, int64_t n);
+/* Quantize n floats (a multiple of blck_size) into blocks. */
+typedef void (*kinfer_from_float_fn)(const float *src, void *dst, int64_t n);
+/* Dot product of n elements: a weight row w of this type with an activation
+ * row a already in vec_dot_type. */
+typedef float (*kinfer_vec_dot_fn)(int64_t n, const void *w, const void *a);
 
 /* One weight row against 4 activation rows (a, a + a_stride, ... bytes):
  * out[t] = w . a_t, bit for bit what vec_dot gives for each, but the
@@ -69,6 +77,10 @@ const kinfer_cpu_kernels *kinfer_cpu_kernels_get(int type);
  * A level fills in what it does not implement from the level below, so the
  * table is always complete.  For tests and benchmarks. */
 const kinfer_cpu_kernels *kinfer_cpu_kernels_at(int type, kinfer_cpu_level level);
+
+/* The reference kernels of a type (ref.c, ref_kquants.c): its scalar
+ * level, the ground truth every SIMD and CUDA kernel is tested against. */
+const kinfer_cpu_kernels *kinfer_cpu_ref_kernels(int type);
 
 /* Level chosen for this CPU and its name ("avx512", "avx2", "scalar"). */
 kinfer_cpu_level kinfer_cpu_best_level(void);

@@ -1,14 +1,15 @@
 /*
  * ops.c — elementwise kernels of the forward pass: rmsnorm, rope, softmax,
- * gated activations, add, scale, embedding lookup.  Plain C written so the
- * compiler vectorizes the inner loops; they are a small share of a step.
+ * GELU gate, add, scale.  Plain C written so the compiler vectorizes the
+ * inner loops; they are a small share of a step.  The ones that differ by
+ * ISA (SwiGLU) are in the kernel table (isa.h), and kinfer_silu_gate and
+ * kinfer_get_rows, which go through it, in dispatch.c.
  */
 #include <math.h>
 #include <pthread.h>
 #include <string.h>
 
 #include "cpu/kernels.h"
-#include "cpu/simd.h"
 
 /*
  * The numerics of these kernels follow ggml's CPU backend step for step
@@ -93,18 +94,6 @@ void kinfer_softmax(float *x, int64_t n)
         x[i] *= inv;
 }
 
-void kinfer_silu_gate(float *out, const float *g, const float *u, int64_t n)
-{
-#if defined(__x86_64__)
-    if (kinfer_cpu_best_level() >= KINFER_CPU_AVX512) {
-        kinfer_silu_gate_avx512(out, g, u, n);
-        return;
-    }
-#endif
-    for (int64_t i = 0; i < n; i++)
-        out[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
-}
-
 /* ggml's CPU GELU reads a table indexed by the input rounded to fp16 and
  * stores fp16: the same table, built once on first use (every entry is
  * computed by the formula below, so a lookup equals computing it). */
@@ -154,23 +143,4 @@ void kinfer_scale(float *x, float s, int64_t n)
 {
     for (int64_t i = 0; i < n; i++)
         x[i] *= s;
-}
-
-kinfer_status kinfer_get_rows(int type, const void *table, int64_t n_rows_table, int64_t n_cols,
-                              const int32_t *ids, int64_t n_ids, float *out)
-{
-    const kinfer_cpu_kernels *k = kinfer_cpu_kernels_get(type);
-    if (k == NULL || k->to_float == NULL)
-        return KINFER_E_UNSUPPORTED;
-    const size_t row_bytes = kinfer_row_size(type, n_cols);
-    if (n_cols < 0 || n_ids < 0 || n_rows_table < 0 || (row_bytes == 0 && n_cols > 0))
-        return KINFER_E_INVALID_ARG;
-    if (n_ids > 0 && n_cols > 0 && (table == NULL || ids == NULL || out == NULL))
-        return KINFER_E_INVALID_ARG;
-    for (int64_t i = 0; i < n_ids; i++)
-        if (ids[i] < 0 || ids[i] >= n_rows_table)
-            return KINFER_E_INVALID_ARG;
-    for (int64_t i = 0; i < n_ids; i++)
-        k->to_float((const uint8_t *)table + (size_t)ids[i] * row_bytes, out + i * n_cols, n_cols);
-    return KINFER_OK;
 }

@@ -12,10 +12,6 @@
 
 #include "cpu/ref.h"
 
-const int8_t kinfer_iq4nl_values[16] = {
-    -127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113,
-};
-
 /* ------------------------------------------------------------ floats */
 
 void kinfer_ref_to_float_f32(const void *src, float *dst, int64_t n)

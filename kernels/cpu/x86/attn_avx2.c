@@ -11,8 +11,7 @@
  */
 #include <immintrin.h>
 
-#include "cpu/attn_kernels.h"
-#include "cpu/kernels.h"
+#include "cpu/isa.h"
 #include "quant.h"
 
 #define ALWAYS_INLINE inline __attribute__((always_inline))
@@ -118,12 +117,9 @@ static void wsum_q8_0(float *out, size_t ostride, int g, int64_t n, const uint8_
     wsum(K_Q8_0, out, ostride, g, n, base, stride, rows, w, wstride, nr);
 }
 
-kinfer_attn_wsum_fn kinfer_attn_wsum_avx2(int type)
+void kinfer_avx2_fill_attn(kinfer_cpu_table *t)
 {
-    switch (type) {
-    case KINFER_TYPE_F32: return wsum_f32;
-    case KINFER_TYPE_F16: return wsum_f16;
-    case KINFER_TYPE_Q8_0: return wsum_q8_0;
-    default: return NULL;
-    }
+    t->attn_wsum[KINFER_TYPE_F32] = wsum_f32;
+    t->attn_wsum[KINFER_TYPE_F16] = wsum_f16;
+    t->attn_wsum[KINFER_TYPE_Q8_0] = wsum_q8_0;
 }

@@ -10,8 +10,7 @@
  */
 #include <immintrin.h>
 
-#include "cpu/attn_kernels.h"
-#include "cpu/kernels.h"
+#include "cpu/isa.h"
 #include "cpu/x86/vexp_avx512.h"
 #include "quant.h"
 
@@ -212,15 +211,6 @@ static ALWAYS_INLINE void scores(int kind, float *s, size_t s_stride, int g, int
 DEFINE_SCORES(f32, K_F32)
 DEFINE_SCORES(f16, K_F16)
 
-kinfer_attn_scores_fn kinfer_attn_scores_avx512(int type, int64_t n)
-{
-    if (n <= 0 || n % 16 || n > SCORES_MAX_N) return NULL;
-    switch (type) {
-    case KINFER_TYPE_F32: return scores_f32;
-    case KINFER_TYPE_F16: return scores_f16;
-    default: return NULL;
-    }
-}
 
 /* ------------------------------------------------------------ softmax */
 
@@ -231,7 +221,7 @@ static ALWAYS_INLINE __mmask16 tail_mask(int64_t left)
 
 /* x rounded to fp16 and back, ties to even: the F16C instructions, which
  * kinfer_fp32_to_fp16 matches bit for bit (test_quant checks every half). */
-void kinfer_attn_round_fp16_avx512(float *x, int64_t n)
+static void round_fp16(float *x, int64_t n)
 {
     for (int64_t i = 0; i < n; i += 16) {
         const __mmask16 m = tail_mask(n - i);
@@ -240,12 +230,13 @@ void kinfer_attn_round_fp16_avx512(float *x, int64_t n)
     }
 }
 
-kinfer_attn_wsum_fn kinfer_attn_wsum_avx512(int type)
+void kinfer_avx512_fill_attn(kinfer_cpu_table *t)
 {
-    switch (type) {
-    case KINFER_TYPE_F32: return wsum_f32;
-    case KINFER_TYPE_F16: return wsum_f16;
-    case KINFER_TYPE_Q8_0: return wsum_q8_0;
-    default: return NULL;
-    }
+    t->attn_wsum[KINFER_TYPE_F32] = wsum_f32;
+    t->attn_wsum[KINFER_TYPE_F16] = wsum_f16;
+    t->attn_wsum[KINFER_TYPE_Q8_0] = wsum_q8_0;
+    t->attn_scores[KINFER_TYPE_F32] = scores_f32;
+    t->attn_scores[KINFER_TYPE_F16] = scores_f16;
+    t->attn_scores_max_n = SCORES_MAX_N;
+    t->attn_round_fp16 = round_fp16;
 }

@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "cpu/attn_order.h"
+#include "cpu/isa.h"
 #include "cpu/x86/vexp_avx512.h"
 
 #define ALWAYS_INLINE inline __attribute__((always_inline))
@@ -208,7 +209,7 @@ void kinfer_attn_scores_f16_ordered_avx512(float *s, size_t s_stride, int g, int
                                   scale;
 }
 
-void kinfer_attn_softmax_ordered_avx512(float *x, int64_t n)
+static void softmax_ordered(float *x, int64_t n)
 {
     if (n <= 0) return;
     /* the max lane-wise from x[0] (a NaN past x[0] is skipped, as by
@@ -467,12 +468,11 @@ static void wsum_vec(float *out, size_t out_stride, int g, int64_t n, const uint
                                         KINFER_F16_ORDER_VEC);
 }
 
-kinfer_attn_scores_fn kinfer_attn_scores_f16_ordered(int order)
+void kinfer_avx512_fill_attn_order(kinfer_cpu_table *t)
 {
-    return order == KINFER_F16_ORDER_GEMM ? scores_gemm : scores_vec;
-}
-
-kinfer_attn_wsum_fn kinfer_attn_wsum_f16_ordered(int order)
-{
-    return order == KINFER_F16_ORDER_GEMM ? wsum_gemm : wsum_vec;
+    t->attn_scores_f16_ordered[KINFER_F16_ORDER_GEMM] = scores_gemm;
+    t->attn_scores_f16_ordered[KINFER_F16_ORDER_VEC] = scores_vec;
+    t->attn_wsum_f16_ordered[KINFER_F16_ORDER_GEMM] = wsum_gemm;
+    t->attn_wsum_f16_ordered[KINFER_F16_ORDER_VEC] = wsum_vec;
+    t->attn_softmax = softmax_ordered;
 }

@@ -17,8 +17,7 @@
 #include <stddef.h>
 #include <string.h>
 
-#include "cpu/gemm.h"
-#include "cpu/kernels.h"
+#include "cpu/isa.h"
 #include "cpu/x86/quant_avx512.h"
 #include "quant.h"
 
@@ -780,41 +779,27 @@ static void gemm_q4_0_repacked(int64_t n, const void *w0, size_t ws, int nr, con
     }
 }
 
-kinfer_gemm_kernels kinfer_gemm_repacked_avx512(int type)
+void kinfer_avx512_fill_gemm(kinfer_cpu_table *t)
 {
-    if (type != KINFER_TYPE_Q4_0)
-        return (kinfer_gemm_kernels){0};
-    return (kinfer_gemm_kernels){.gemm = gemm_q4_0_repacked, .pack_group = pack_group_q4_0_repacked,
-                                 .decode = decode_rows_q4_0_repacked};
-}
+    t->gemm[KINFER_TYPE_Q4_0] = (kinfer_gemm_kernels){
+        .gemm = gemm_decoded_off, .pack_group = pack_group_off8, .decode = decode_rows_q4_0};
+    t->gemm[KINFER_TYPE_Q5_0] = (kinfer_gemm_kernels){
+        .gemm = gemm_decoded_off, .pack_group = pack_group_off16, .decode = decode_rows_q5_0};
+    t->gemm[KINFER_TYPE_Q8_0] = (kinfer_gemm_kernels){
+        .gemm = gemm_decoded_off, .pack_group = pack_group_off128, .decode = decode_rows_q8_0};
+    t->gemm[KINFER_TYPE_IQ4_NL] = (kinfer_gemm_kernels){
+        .gemm = gemm_decoded_off, .pack_group = pack_group_off128, .decode = decode_rows_iq4_nl};
+    t->gemm[KINFER_TYPE_Q4_1] = (kinfer_gemm_kernels){
+        .gemm = gemm_decoded_min, .pack_group = pack_group_q8_1, .decode = decode_rows_q4_1};
+    t->gemm[KINFER_TYPE_Q5_1] = (kinfer_gemm_kernels){
+        .gemm = gemm_decoded_min, .pack_group = pack_group_q8_1, .decode = decode_rows_q5_1};
+    t->gemm[KINFER_TYPE_Q4_K] = (kinfer_gemm_kernels){.pack = pack_q8_K, .gemm = gemm_q4_K_lanes};
+    t->gemm[KINFER_TYPE_Q5_K] = (kinfer_gemm_kernels){.pack = pack_q8_K, .gemm = gemm_q5_K};
+    t->gemm[KINFER_TYPE_Q6_K] = (kinfer_gemm_kernels){.pack = pack_q8_K, .gemm = gemm_q6_K};
 
-kinfer_gemm_fn kinfer_gemm_tiled_avx512(int type)
-{
-    switch (type) {
-    case KINFER_TYPE_Q5_K: return gemm_q5_K_tiled;
-    case KINFER_TYPE_Q6_K: return gemm_q6_K_tiled;
-    default: return NULL;
-    }
-}
+    t->gemm_tiled[KINFER_TYPE_Q5_K] = gemm_q5_K_tiled;
+    t->gemm_tiled[KINFER_TYPE_Q6_K] = gemm_q6_K_tiled;
 
-kinfer_gemm_kernels kinfer_gemm_avx512(int type)
-{
-    switch (type) {
-    case KINFER_TYPE_Q4_0:
-        return (kinfer_gemm_kernels){.gemm = gemm_decoded_off, .pack_group = pack_group_off8, .decode = decode_rows_q4_0};
-    case KINFER_TYPE_Q5_0:
-        return (kinfer_gemm_kernels){.gemm = gemm_decoded_off, .pack_group = pack_group_off16, .decode = decode_rows_q5_0};
-    case KINFER_TYPE_Q8_0:
-        return (kinfer_gemm_kernels){.gemm = gemm_decoded_off, .pack_group = pack_group_off128, .decode = decode_rows_q8_0};
-    case KINFER_TYPE_IQ4_NL:
-        return (kinfer_gemm_kernels){.gemm = gemm_decoded_off, .pack_group = pack_group_off128, .decode = decode_rows_iq4_nl};
-    case KINFER_TYPE_Q4_1:
-        return (kinfer_gemm_kernels){.gemm = gemm_decoded_min, .pack_group = pack_group_q8_1, .decode = decode_rows_q4_1};
-    case KINFER_TYPE_Q5_1:
-        return (kinfer_gemm_kernels){.gemm = gemm_decoded_min, .pack_group = pack_group_q8_1, .decode = decode_rows_q5_1};
-    case KINFER_TYPE_Q4_K: return (kinfer_gemm_kernels){.pack = pack_q8_K, .gemm = gemm_q4_K_lanes};
-    case KINFER_TYPE_Q5_K: return (kinfer_gemm_kernels){.pack = pack_q8_K, .gemm = gemm_q5_K};
-    case KINFER_TYPE_Q6_K: return (kinfer_gemm_kernels){.pack = pack_q8_K, .gemm = gemm_q6_K};
-    default: return (kinfer_gemm_kernels){0};
-    }
+    t->gemm_repacked[KINFER_TYPE_Q4_0] = (kinfer_gemm_kernels){
+        .gemm = gemm_q4_0_repacked, .pack_group = pack_group_q4_0_repacked, .decode = decode_rows_q4_0_repacked};
 }

@@ -13,7 +13,7 @@
 #include <math.h>
 
 #include "cpu/ref.h"
-#include "cpu/simd.h"
+#include "cpu/isa.h"
 
 static inline float fp16(kinfer_fp16 h)
 {
@@ -638,8 +638,9 @@ static float dot_iq4_xs(int64_t n, const void *w, const void *a)
     return hsum_ps(acc);
 }
 
-void kinfer_avx2_fill(kinfer_cpu_kernels *t)
+void kinfer_avx2_fill_types(kinfer_cpu_table *table)
 {
+    kinfer_cpu_kernels *t = table->types;
     t[KINFER_TYPE_F32].vec_dot = dot_f32;
     t[KINFER_TYPE_F16].vec_dot = dot_f16;
     t[KINFER_TYPE_F16].to_float = f16_to_float;

@@ -25,7 +25,7 @@
 #include <string.h>
 
 #include "cpu/ref.h"
-#include "cpu/simd.h"
+#include "cpu/isa.h"
 #include "cpu/x86/quant_avx512.h"
 
 #define MAX_NT 4
@@ -629,8 +629,9 @@ DEFINE_FLOAT(f32, 0)
 DEFINE_FLOAT(f16, 1)
 DEFINE_FLOAT(bf16, 2)
 
-void kinfer_avx512_fill(kinfer_cpu_kernels *t)
+void kinfer_avx512_fill_types(kinfer_cpu_table *table)
 {
+    kinfer_cpu_kernels *t = table->types;
     t[KINFER_TYPE_F32].vec_dot = dot_f32;
     t[KINFER_TYPE_F32].vec_dot_x4 = dot_f32_x4;
     t[KINFER_TYPE_F16].vec_dot = dot_f16;

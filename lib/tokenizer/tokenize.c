@@ -3,7 +3,7 @@
  * rule (so that token ids agree exactly): special tokens are cut out of the
  * text first, then each remaining fragment goes through SPM (greedy merging
  * of the highest-scoring pair) or BPE (pre-tokenizer words, merged by rank).
- * The vocabulary itself is built in tokenizer.c.
+ * The vocabulary itself is built in vocab.c.
  */
 #include <ctype.h>
 #include <limits.h>

@@ -24,6 +24,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "gguf/gguf.h"
@@ -84,6 +85,18 @@ int64_t vocab_detokenize(const struct kinfer_vocab *vocab, const int32_t *tokens
 /* Length of the longest prefix of s[0..n) that does not end inside an
  * incomplete (but so far valid) UTF-8 sequence. */
 size_t utf8_complete_prefix(const char *s, size_t n);
+
+/* A growable array's storage with twice the capacity (first_cap when it
+ * has none): the new pointer, *cap updated; NULL when out of memory (the
+ * array is left as it was).  Every list the tokenizers build grows so. */
+static inline void *array_grow(void *items, size_t *cap, size_t elem_size, size_t first_cap)
+{
+    size_t new_cap = *cap ? *cap * 2 : first_cap;
+    void *grown = realloc(items, new_cap * elem_size);
+    if (grown)
+        *cap = new_cap;
+    return grown;
+}
 
 /* ------------------------------------------------------------- pre-tokenizer
  * (pretok.c)  Splits text into words as llama.cpp's unicode_regex_split:

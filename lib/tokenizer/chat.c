@@ -1,216 +1,298 @@
 /*
- * chat.c — chat-template rendering for the common families, detected from
+ * chat.c — chat templates as a table of families.  A family is detected from
  * tokenizer.chat_template the way llama.cpp's llm_chat_detect_template does
- * (substring heuristics, not a Jinja engine), rendered exactly as
- * llm_chat_apply_template renders them.
+ * (substring heuristics, not a Jinja engine) and rendered exactly as
+ * llm_chat_apply_template renders it.  Each row of FAMILIES holds one
+ * family's name, its detection rule and its rendering data (chat_style);
+ * one renderer serves every family.
  */
 #include <ctype.h>
+#include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "tokenizer/tokenizer.h"
 
-/* Every family llama.cpp detects, by its name there.  render = 0 marks the
- * ones kinfer does not render (yet). */
-enum family {
-    F_UNKNOWN = 0,
-    F_CHATML, F_LLAMA2, F_LLAMA2_SYS, F_LLAMA2_SYS_BOS, F_LLAMA2_SYS_STRIP,
-    F_MISTRAL_V1, F_MISTRAL_V3, F_MISTRAL_V3_TEKKEN, F_MISTRAL_V7, F_MISTRAL_V7_TEKKEN,
-    F_PHI3, F_PHI4, F_FALCON3, F_ZEPHYR, F_MONARCH, F_GEMMA, F_ORION, F_OPENCHAT, F_VICUNA,
-    F_VICUNA_ORCA, F_DEEPSEEK, F_DEEPSEEK2, F_DEEPSEEK3, F_DEEPSEEK_OCR, F_COMMAND_R, F_LLAMA3,
-    F_CHATGLM3, F_CHATGLM4, F_GLMEDGE, F_MINICPM, F_EXAONE3, F_EXAONE4, F_EXAONE_MOE,
-    F_RWKV_WORLD, F_GRANITE, F_GRANITE_40, F_GRANITE_41, F_GIGACHAT, F_MEGREZ, F_YANDEX,
-    F_BAILING, F_BAILING_THINK, F_BAILING2, F_LLAMA4, F_SMOLVLM, F_HUNYUAN_MOE, F_GPT_OSS,
-    F_HUNYUAN_DENSE, F_HUNYUAN_VL, F_KIMI_K2, F_SEED_OSS, F_GROK2, F_PANGU_EMBED, F_SOLAR_OPEN,
-    F_DOTS1,
-    F_COUNT
-};
+/* ------------------------------------------------------- rendering data */
 
-static const struct {
-    const char *name;
-    int render;
-} FAMILIES[F_COUNT] = {
-    [F_UNKNOWN] = {NULL, 0},
-    [F_CHATML] = {"chatml", 1},
-    [F_LLAMA2] = {"llama2", 1},
-    [F_LLAMA2_SYS] = {"llama2-sys", 1},
-    [F_LLAMA2_SYS_BOS] = {"llama2-sys-bos", 1},
-    [F_LLAMA2_SYS_STRIP] = {"llama2-sys-strip", 1},
-    [F_MISTRAL_V1] = {"mistral-v1", 1},
-    [F_MISTRAL_V3] = {"mistral-v3", 1},
-    [F_MISTRAL_V3_TEKKEN] = {"mistral-v3-tekken", 1},
-    [F_MISTRAL_V7] = {"mistral-v7", 1},
-    [F_MISTRAL_V7_TEKKEN] = {"mistral-v7-tekken", 1},
-    [F_PHI3] = {"phi3", 1},
-    [F_PHI4] = {"phi4", 1},
-    [F_FALCON3] = {"falcon3", 1},
-    [F_ZEPHYR] = {"zephyr", 1},
-    [F_MONARCH] = {"monarch", 1},
-    [F_GEMMA] = {"gemma", 1},
-    [F_ORION] = {"orion", 1},
-    [F_OPENCHAT] = {"openchat", 1},
-    [F_VICUNA] = {"vicuna", 1},
-    [F_VICUNA_ORCA] = {"vicuna-orca", 1},
-    [F_DEEPSEEK] = {"deepseek", 1},
-    [F_DEEPSEEK2] = {"deepseek2", 1},
-    [F_DEEPSEEK3] = {"deepseek3", 1},
-    [F_DEEPSEEK_OCR] = {"deepseek-ocr", 0},
-    [F_COMMAND_R] = {"command-r", 1},
-    [F_LLAMA3] = {"llama3", 1},
-    [F_CHATGLM3] = {"chatglm3", 0},
-    [F_CHATGLM4] = {"chatglm4", 0},
-    [F_GLMEDGE] = {"glmedge", 0},
-    [F_MINICPM] = {"minicpm", 0},
-    [F_EXAONE3] = {"exaone3", 0},
-    [F_EXAONE4] = {"exaone4", 0},
-    [F_EXAONE_MOE] = {"exaone-moe", 0},
-    [F_RWKV_WORLD] = {"rwkv-world", 0},
-    [F_GRANITE] = {"granite", 0},
-    [F_GRANITE_40] = {"granite-4.0", 0},
-    [F_GRANITE_41] = {"granite-4.1", 0},
-    [F_GIGACHAT] = {"gigachat", 0},
-    [F_MEGREZ] = {"megrez", 0},
-    [F_YANDEX] = {"yandex", 0},
-    [F_BAILING] = {"bailing", 0},
-    [F_BAILING_THINK] = {"bailing-think", 0},
-    [F_BAILING2] = {"bailing2", 0},
-    [F_LLAMA4] = {"llama4", 0},
-    [F_SMOLVLM] = {"smolvlm", 0},
-    [F_HUNYUAN_MOE] = {"hunyuan-moe", 0},
-    [F_GPT_OSS] = {"gpt-oss", 0},
-    [F_HUNYUAN_DENSE] = {"hunyuan-dense", 0},
-    [F_HUNYUAN_VL] = {"hunyuan-vl", 0},
-    [F_KIMI_K2] = {"kimi-k2", 0},
-    [F_SEED_OSS] = {"seed_oss", 0},
-    [F_GROK2] = {"grok-2", 0},
-    [F_PANGU_EMBED] = {"pangu-embedded", 0},
-    [F_SOLAR_OPEN] = {"solar-open", 1},
-    [F_DOTS1] = {"dots1", 0}, /* detected by llama.cpp, but it has no name there */
-};
+/* How one message is written: open, its content, close. */
+typedef struct chat_turn {
+    const char *open;  /* "{role}" stands for the message's role, "{Role}" for it
+                        * capitalized; NULL: see chat_style */
+    const char *close;
+    bool trim;         /* the content with ASCII whitespace trimmed from both ends */
+    bool takes_system; /* with hold_system: the held system text comes after open */
+} chat_turn;
 
-static int has(const char *t, const char *s)
+typedef struct chat_style {
+    /* Messages of the roles system, user, assistant take their turn; one
+     * without an open takes the turn of any other role.  Messages of a role
+     * whose turn has no open are left out. */
+    chat_turn system, user, assistant, other;
+    const char *assistant_alias; /* the family's own name for the assistant role */
+    bool hold_system;            /* no system role: system text (trimmed when
+                                  * system.trim) is held back and written, with a
+                                  * blank line after it, into the next turn that
+                                  * takes_system */
+    const char *later_turn_bos;  /* before every message but the first (the
+                                  * tokenizer adds the first BOS) */
+    /* [INST] blocks: a message outside one first writes block_open, and a
+     * message of a role other than system and user ends the block.
+     * block_first is written at the very start, even for no messages, and
+     * opens the first block (Llama 2). */
+    const char *block_first, *block_open;
+    const char *generation;      /* the generation prompt; NULL: none */
+} chat_style;
+
+/* ------------------------------------------------------------ the families */
+
+typedef struct chat_family {
+    const char *name;       /* llama.cpp's name, also accepted as the template */
+    bool name_unknown;      /* llama.cpp detects it but has no name for it: the
+                             * template "dots1" is not this family */
+    /* Detection, tried row by row after the names: the template holds every
+     * substring of detect[0], or of detect[1]; and also() holds when given.
+     * A row with neither is found by its name only. */
+    bool (*also)(const char *tmpl);
+    const char *detect[2][4];
+    const chat_style *style; /* NULL: kinfer does not render it (yet) */
+} chat_family;
+
+/* The Mistral and Llama 2 templates: [INST] in them, or a name that starts
+ * with "mistral". */
+static bool inst_template(const char *tmpl)
 {
-    return strstr(t, s) != NULL;
+    return strncmp(tmpl, "mistral", 7) == 0 || strstr(tmpl, "[INST]") != NULL;
 }
 
-static enum family detect(const char *t)
+/* Mistral v1 / v3 */
+#define MISTRAL_SYSTEM_MESSAGE "' [INST] ' + system_message"
+#define MISTRAL_TOOLS "[AVAILABLE_TOOLS]"
+
+/* Every family llama.cpp detects, in its order of detection. */
+static const chat_family FAMILIES[] = {
+    {"phi4", .detect = {{"<|im_start|>", "<|im_sep|>"}},
+     .style = &(const chat_style){
+         .other = {"<|im_start|>{role}<|im_sep|>", "<|im_end|>"},
+         .generation = "<|im_start|>assistant<|im_sep|>"}},
+    {"smolvlm", .detect = {{"<|im_start|>", "<end_of_utterance>"}}},
+    {"chatml", .detect = {{"<|im_start|>"}},
+     .style = &(const chat_style){
+         .other = {"<|im_start|>{role}\n", "<|im_end|>\n"},
+         .generation = "<|im_start|>assistant\n"}},
+
+    {"mistral-v7", .also = inst_template, .detect = {{"[SYSTEM_PROMPT]"}},
+     .style = &(const chat_style){
+         .system = {"[SYSTEM_PROMPT] ", "[/SYSTEM_PROMPT]"},
+         .user = {"[INST] ", "[/INST]"},
+         .other = {" ", "</s>"}}},
+    {"mistral-v7-tekken",
+     .style = &(const chat_style){
+         .system = {"[SYSTEM_PROMPT]", "[/SYSTEM_PROMPT]"},
+         .user = {"[INST]", "[/INST]"},
+         .other = {"", "</s>"}}},
+    {"mistral-v1", .also = inst_template,
+     .detect = {{MISTRAL_SYSTEM_MESSAGE, " [INST]"}, {MISTRAL_TOOLS, " [INST]"}},
+     .style = &(const chat_style){
+         .system = {"", "\n\n"},
+         .user = {"", " [/INST]"},
+         .other = {" ", "</s>"},
+         .block_open = " [INST] "}},
+    {"mistral-v3-tekken", .also = inst_template,
+     .detect = {{MISTRAL_SYSTEM_MESSAGE, "\"[INST]\""}, {MISTRAL_TOOLS, "\"[INST]\""}},
+     .style = &(const chat_style){
+         .system = {"", "\n\n"},
+         .user = {"", "[/INST]"},
+         .other = {"", "</s>"},
+         .block_open = "[INST]"}},
+    {"mistral-v3", .also = inst_template, .detect = {{MISTRAL_SYSTEM_MESSAGE}, {MISTRAL_TOOLS}},
+     .style = &(const chat_style){
+         .system = {"", "\n\n"},
+         .user = {"", "[/INST]"},
+         .other = {" ", "</s>", .trim = true},
+         .block_open = "[INST] "}},
+    {"llama2-sys-strip", .also = inst_template, .detect = {{"content.strip()"}},
+     .style = &(const chat_style){
+         .system = {"<<SYS>>\n", "\n<</SYS>>\n\n", .trim = true},
+         .user = {"", " [/INST]", .trim = true},
+         .other = {"", "</s>", .trim = true},
+         .block_first = "[INST] ", .block_open = "[INST] "}},
+    {"llama2-sys-bos", .also = inst_template, .detect = {{"bos_token + '[INST]"}},
+     .style = &(const chat_style){
+         .system = {"<<SYS>>\n", "\n<</SYS>>\n\n"},
+         .user = {"", " [/INST]"},
+         .other = {"", "</s>"},
+         .block_first = "[INST] ", .block_open = "<s>[INST] "}},
+    {"llama2-sys", .also = inst_template, .detect = {{"<<SYS>>"}},
+     .style = &(const chat_style){
+         .system = {"<<SYS>>\n", "\n<</SYS>>\n\n"},
+         .user = {"", " [/INST]"},
+         .other = {"", "</s>"},
+         .block_first = "[INST] ", .block_open = "[INST] "}},
+    {"llama2", .also = inst_template, /* any other [INST] template */
+     .style = &(const chat_style){
+         .system = {"", "\n"},
+         .user = {"", " [/INST]"},
+         .other = {"", "</s>"},
+         .block_first = "[INST] ", .block_open = "[INST] "}},
+
+    {"phi3", .detect = {{"<|assistant|>", "<|end|>"}},
+     .style = &(const chat_style){
+         .other = {"<|{role}|>\n", "<|end|>\n"},
+         .generation = "<|assistant|>\n"}},
+    {"chatglm4", .detect = {{"[gMASK]<sop>"}}},
+    {"exaone-moe", .detect = {{"<|assistant|>", "<|user|>", "<|tool_declare|>"}}},
+    {"falcon3", .detect = {{"<|assistant|>", "<|user|>", "</s>"}},
+     .style = &(const chat_style){
+         .other = {"<|{role}|>\n", "\n"},
+         .generation = "<|assistant|>\n"}},
+    {"glmedge",
+     .detect = {{"<|assistant|>", "<|user|>"}, {"<|{{ item['role'] }}|>", "<|begin_of_image|>"}}},
+    {"zephyr", .detect = {{"<|user|>", "<|endoftext|>"}},
+     .style = &(const chat_style){
+         .other = {"<|{role}|>\n", "<|endoftext|>\n"},
+         .generation = "<|assistant|>\n"}},
+    {"monarch", .detect = {{"bos_token + message['role']"}},
+     .style = &(const chat_style){
+         .other = {"{role}\n", "</s>\n"},
+         .later_turn_bos = "<s>",
+         .generation = "<s>assistant\n"}},
+    {"gemma", .detect = {{"<start_of_turn>"}},
+     .style = &(const chat_style){
+         .system = {.trim = true},
+         .assistant = {"<start_of_turn>model\n", "<end_of_turn>\n", .trim = true},
+         .other = {"<start_of_turn>{role}\n", "<end_of_turn>\n", .trim = true,
+                   .takes_system = true},
+         .assistant_alias = "model",
+         .hold_system = true,
+         .generation = "<start_of_turn>model\n"}},
+    {"orion", .detect = {{"'\\n\\nAssistant: ' + eos_token"}},
+     .style = &(const chat_style){
+         .user = {"Human: ", "\n\nAssistant: </s>", .takes_system = true},
+         .other = {"", "</s>"},
+         .hold_system = true}},
+    {"openchat", .detect = {{"GPT4 Correct "}},
+     .style = &(const chat_style){
+         .system = {"", "<|end_of_turn|>"},
+         .other = {"GPT4 Correct {Role}: ", "<|end_of_turn|>"},
+         .generation = "GPT4 Correct Assistant:"}},
+    {"vicuna-orca", .detect = {{"USER: ", "ASSISTANT: ", "SYSTEM: "}},
+     .style = &(const chat_style){
+         .system = {"SYSTEM: ", "\n"},
+         .user = {"USER: ", "\n"},
+         .assistant = {"ASSISTANT: ", "</s>\n"},
+         .generation = "ASSISTANT:"}},
+    {"vicuna", .detect = {{"USER: ", "ASSISTANT: "}},
+     .style = &(const chat_style){
+         .system = {"", "\n\n"},
+         .user = {"USER: ", "\n"},
+         .assistant = {"ASSISTANT: ", "</s>\n"},
+         .generation = "ASSISTANT:"}},
+    {"deepseek", .detect = {{"### Instruction:", "<|EOT|>"}},
+     .style = &(const chat_style){
+         .system = {"", ""},
+         .user = {"### Instruction:\n", "\n"},
+         .assistant = {"### Response:\n", "\n<|EOT|>\n"},
+         .generation = "### Response:\n"}},
+    {"command-r", .detect = {{"<|START_OF_TURN_TOKEN|>", "<|USER_TOKEN|>"}},
+     .style = &(const chat_style){
+         .system = {"<|START_OF_TURN_TOKEN|><|SYSTEM_TOKEN|>", "<|END_OF_TURN_TOKEN|>", .trim = true},
+         .user = {"<|START_OF_TURN_TOKEN|><|USER_TOKEN|>", "<|END_OF_TURN_TOKEN|>", .trim = true},
+         .assistant = {"<|START_OF_TURN_TOKEN|><|CHATBOT_TOKEN|>", "<|END_OF_TURN_TOKEN|>",
+                       .trim = true},
+         .generation = "<|START_OF_TURN_TOKEN|><|CHATBOT_TOKEN|>"}},
+    {"llama3", .detect = {{"<|start_header_id|>", "<|end_header_id|>"}},
+     .style = &(const chat_style){
+         .other = {"<|start_header_id|>{role}<|end_header_id|>\n\n", "<|eot_id|>", .trim = true},
+         .generation = "<|start_header_id|>assistant<|end_header_id|>\n\n"}},
+    {"chatglm3", .detect = {{"[gMASK]sop"}}},
+    {"minicpm", .detect = {{"<用户>"}}},
+    {"deepseek2", .detect = {{"'Assistant: ' + message['content'] + eos_token"}},
+     .style = &(const chat_style){
+         .system = {"", "\n\n"},
+         .user = {"User: ", "\n\n"},
+         .assistant = {"Assistant: ", "<｜end▁of▁sentence｜>"},
+         .generation = "Assistant:"}},
+    {"deepseek3", .detect = {{"<｜Assistant｜>", "<｜User｜>", "<｜end▁of▁sentence｜>"}},
+     .style = &(const chat_style){
+         .system = {"", "\n\n"},
+         .user = {"<｜User｜>", ""},
+         .assistant = {"<｜Assistant｜>", "<｜end▁of▁sentence｜>"},
+         .generation = "<｜Assistant｜>"}},
+    {"exaone4", .detect = {{"[|system|]", "[|assistant|]", "[|endofturn|]", "[|tool|]"}}},
+    {"exaone3", .detect = {{"[|system|]", "[|assistant|]", "[|endofturn|]"}}},
+    {"rwkv-world",
+     .detect = {{"rwkv-world"}, {"{{- 'User: ' + message['content']|trim + '\\n\\n' -}}"}}},
+    {"granite-4.0", .detect = {{"<|start_of_role|>", "<tool_call>", "g4_default_system_message"},
+                               {"<|start_of_role|>", "<tools>", "g4_default_system_message"}}},
+    {"granite-4.1", .detect = {{"<|start_of_role|>", "<tool_call>"}, {"<|start_of_role|>", "<tools>"}}},
+    {"granite", .detect = {{"<|start_of_role|>"}}},
+    {"gigachat", .detect = {{"message['role'] + additional_special_tokens[0] + message['content'] + additional_special_tokens[1]"}}},
+    {"megrez", .detect = {{"<|role_start|>"}}},
+    {"yandex", .detect = {{" Ассистент:"}}},
+    {"bailing", .detect = {{"<role>ASSISTANT</role>", "'HUMAN'"}}},
+    {"bailing-think", .detect = {{"<role>ASSISTANT</role>", "\"HUMAN\"", "<think>"}}},
+    {"bailing2", .detect = {{"<role>ASSISTANT</role>", "<role>HUMAN</role>", "<|role_end|>"}}},
+    {"llama4", .detect = {{"<|header_start|>", "<|header_end|>"}}},
+    {"dots1", .name_unknown = true, .detect = {{"<|endofuserprompt|>"}}},
+    {"hunyuan-moe", .detect = {{"<|extra_0|>", "<|extra_4|>"}}},
+    {"gpt-oss", .detect = {{"<|start|>", "<|channel|>"}}},
+    {"hunyuan-vl", .detect = {{"<｜hy_Assistant｜>", "<｜hy_begin▁of▁sentence｜>"}}},
+    {"hunyuan-dense", .detect = {{"<｜hy_Assistant｜>", "<｜hy_place▁holder▁no▁3｜>"}}},
+    {"kimi-k2", .detect = {{"<|im_assistant|>assistant<|im_middle|>"}}},
+    {"seed_oss", .detect = {{"<seed:bos>"}}},
+    {"grok-2", .detect = {{"'Assistant: '  + message['content'] + '<|separator|>"}}},
+    {"pangu-embedded", .detect = {{"[unused9]系统：[unused10]"}}},
+    {"solar-open", .detect = {{"<|begin|>", "<|end|>", "<|content|>"}},
+     .style = &(const chat_style){
+         .other = {"<|begin|>{role}<|content|>", "<|end|>"},
+         .generation = "<|begin|>assistant"}},
+    {.name = "deepseek-ocr"},
+};
+
+#define N_FAMILIES (sizeof FAMILIES / sizeof FAMILIES[0])
+
+/* ---------------------------------------------------------------- detection */
+
+static bool holds_all(const char *tmpl, const char *const substrings[4])
 {
-    for (int f = 1; f < F_COUNT; f++) {
-        if (f != F_DOTS1 && strcmp(t, FAMILIES[f].name) == 0)
-            return (enum family)f;
+    for (int i = 0; i < 4 && substrings[i]; i++) {
+        if (!strstr(tmpl, substrings[i]))
+            return false;
     }
-    if (has(t, "<|im_start|>")) {
-        return has(t, "<|im_sep|>")           ? F_PHI4
-               : has(t, "<end_of_utterance>") ? F_SMOLVLM
-                                              : F_CHATML;
+    return true;
+}
+
+static bool detects(const chat_family *f, const char *tmpl)
+{
+    if (!f->also && !f->detect[0][0])
+        return false; /* found by its name only */
+    if (f->also && !f->also(tmpl))
+        return false;
+    return !f->detect[0][0] || holds_all(tmpl, f->detect[0]) ||
+           (f->detect[1][0] && holds_all(tmpl, f->detect[1]));
+}
+
+/* The family of a template (or of a family's name), or NULL. */
+static const chat_family *detect(const char *tmpl)
+{
+    for (size_t i = 0; i < N_FAMILIES; i++) {
+        if (!FAMILIES[i].name_unknown && strcmp(tmpl, FAMILIES[i].name) == 0)
+            return &FAMILIES[i];
     }
-    if (strncmp(t, "mistral", 7) == 0 || has(t, "[INST]")) {
-        if (has(t, "[SYSTEM_PROMPT]"))
-            return F_MISTRAL_V7;
-        if (has(t, "' [INST] ' + system_message") || has(t, "[AVAILABLE_TOOLS]")) {
-            if (has(t, " [INST]"))
-                return F_MISTRAL_V1;
-            if (has(t, "\"[INST]\""))
-                return F_MISTRAL_V3_TEKKEN;
-            return F_MISTRAL_V3;
-        }
-        if (has(t, "content.strip()"))
-            return F_LLAMA2_SYS_STRIP;
-        if (has(t, "bos_token + '[INST]"))
-            return F_LLAMA2_SYS_BOS;
-        if (has(t, "<<SYS>>"))
-            return F_LLAMA2_SYS;
-        return F_LLAMA2;
+    for (size_t i = 0; i < N_FAMILIES; i++) {
+        if (detects(&FAMILIES[i], tmpl))
+            return &FAMILIES[i];
     }
-    if (has(t, "<|assistant|>") && has(t, "<|end|>"))
-        return F_PHI3;
-    if (has(t, "[gMASK]<sop>"))
-        return F_CHATGLM4;
-    if (has(t, "<|assistant|>") && has(t, "<|user|>")) {
-        if (has(t, "<|tool_declare|>"))
-            return F_EXAONE_MOE;
-        return has(t, "</s>") ? F_FALCON3 : F_GLMEDGE;
-    }
-    if (has(t, "<|{{ item['role'] }}|>") && has(t, "<|begin_of_image|>"))
-        return F_GLMEDGE;
-    if (has(t, "<|user|>") && has(t, "<|endoftext|>"))
-        return F_ZEPHYR;
-    if (has(t, "bos_token + message['role']"))
-        return F_MONARCH;
-    if (has(t, "<start_of_turn>"))
-        return F_GEMMA;
-    if (has(t, "'\\n\\nAssistant: ' + eos_token"))
-        return F_ORION;
-    if (has(t, "GPT4 Correct "))
-        return F_OPENCHAT;
-    if (has(t, "USER: ") && has(t, "ASSISTANT: "))
-        return has(t, "SYSTEM: ") ? F_VICUNA_ORCA : F_VICUNA;
-    if (has(t, "### Instruction:") && has(t, "<|EOT|>"))
-        return F_DEEPSEEK;
-    if (has(t, "<|START_OF_TURN_TOKEN|>") && has(t, "<|USER_TOKEN|>"))
-        return F_COMMAND_R;
-    if (has(t, "<|start_header_id|>") && has(t, "<|end_header_id|>"))
-        return F_LLAMA3;
-    if (has(t, "[gMASK]sop"))
-        return F_CHATGLM3;
-    if (has(t, "<用户>"))
-        return F_MINICPM;
-    if (has(t, "'Assistant: ' + message['content'] + eos_token"))
-        return F_DEEPSEEK2;
-    if (has(t, "<｜Assistant｜>") && has(t, "<｜User｜>") && has(t, "<｜end▁of▁sentence｜>"))
-        return F_DEEPSEEK3;
-    if (has(t, "[|system|]") && has(t, "[|assistant|]") && has(t, "[|endofturn|]"))
-        return has(t, "[|tool|]") ? F_EXAONE4 : F_EXAONE3;
-    if (has(t, "rwkv-world") || has(t, "{{- 'User: ' + message['content']|trim + '\\n\\n' -}}"))
-        return F_RWKV_WORLD;
-    if (has(t, "<|start_of_role|>")) {
-        if (has(t, "<tool_call>") || has(t, "<tools>"))
-            return has(t, "g4_default_system_message") ? F_GRANITE_40 : F_GRANITE_41;
-        return F_GRANITE;
-    }
-    if (has(t, "message['role'] + additional_special_tokens[0] + message['content'] + additional_special_tokens[1]"))
-        return F_GIGACHAT;
-    if (has(t, "<|role_start|>"))
-        return F_MEGREZ;
-    if (has(t, " Ассистент:"))
-        return F_YANDEX;
-    if (has(t, "<role>ASSISTANT</role>") && has(t, "'HUMAN'"))
-        return F_BAILING;
-    if (has(t, "<role>ASSISTANT</role>") && has(t, "\"HUMAN\"") && has(t, "<think>"))
-        return F_BAILING_THINK;
-    if (has(t, "<role>ASSISTANT</role>") && has(t, "<role>HUMAN</role>") && has(t, "<|role_end|>"))
-        return F_BAILING2;
-    if (has(t, "<|header_start|>") && has(t, "<|header_end|>"))
-        return F_LLAMA4;
-    if (has(t, "<|endofuserprompt|>"))
-        return F_DOTS1;
-    if (has(t, "<|extra_0|>") && has(t, "<|extra_4|>"))
-        return F_HUNYUAN_MOE;
-    if (has(t, "<|start|>") && has(t, "<|channel|>"))
-        return F_GPT_OSS;
-    if (has(t, "<｜hy_Assistant｜>") && has(t, "<｜hy_begin▁of▁sentence｜>"))
-        return F_HUNYUAN_VL;
-    if (has(t, "<｜hy_Assistant｜>") && has(t, "<｜hy_place▁holder▁no▁3｜>"))
-        return F_HUNYUAN_DENSE;
-    if (has(t, "<|im_assistant|>assistant<|im_middle|>"))
-        return F_KIMI_K2;
-    if (has(t, "<seed:bos>"))
-        return F_SEED_OSS;
-    if (has(t, "'Assistant: '  + message['content'] + '<|separator|>"))
-        return F_GROK2;
-    if (has(t, "[unused9]系统：[unused10]"))
-        return F_PANGU_EMBED;
-    if (has(t, "<|begin|>") && has(t, "<|end|>") && has(t, "<|content|>"))
-        return F_SOLAR_OPEN;
-    return F_UNKNOWN;
+    return NULL;
 }
 
 const char *kinfer_chat_template_family(const char *tmpl)
 {
-    if (!tmpl)
-        return NULL;
-    return FAMILIES[detect(tmpl)].name;
+    const chat_family *f = tmpl ? detect(tmpl) : NULL;
+    return f ? f->name : NULL;
 }
 
 /* ------------------------------------------------------------ string builder */
@@ -246,373 +328,123 @@ static void sb_add(sb *b, const char *s)
     sb_addn(b, s, strlen(s));
 }
 
-/* text with ASCII whitespace (C isspace) trimmed from both ends */
-static void sb_add_trim(sb *b, const char *s)
+/* s, or with trim s with ASCII whitespace (C isspace) trimmed from both ends */
+static void sb_add_content(sb *b, const char *s, bool trim)
 {
     size_t a = 0, e = strlen(s);
-    while (a < e && isspace((unsigned char)s[a]))
+    while (trim && a < e && isspace((unsigned char)s[a]))
         a++;
-    while (e > a && isspace((unsigned char)s[e - 1]))
+    while (trim && e > a && isspace((unsigned char)s[e - 1]))
         e--;
     sb_addn(b, s + a, e - a);
 }
 
-static int eq(const char *a, const char *b)
+/* ---------------------------------------------------------------- rendering */
+
+static bool eq(const char *a, const char *b)
 {
     return strcmp(a, b) == 0;
 }
 
-/* ---------------------------------------------------------------- rendering */
-
-static void render(enum family f, const kinfer_chat_message *m, size_t n, int add_ass, sb *b)
+/* The turn a message of this role takes. */
+static const chat_turn *turn_of(const chat_style *s, const char *role)
 {
-    switch (f) {
-    case F_CHATML:
-        for (size_t i = 0; i < n; i++) {
-            sb_add(b, "<|im_start|>");
-            sb_add(b, m[i].role);
-            sb_add(b, "\n");
-            sb_add(b, m[i].content);
-            sb_add(b, "<|im_end|>\n");
-        }
-        if (add_ass)
-            sb_add(b, "<|im_start|>assistant\n");
-        break;
-    case F_MISTRAL_V7:
-    case F_MISTRAL_V7_TEKKEN: {
-        const char *sp = f == F_MISTRAL_V7 ? " " : "";
-        for (size_t i = 0; i < n; i++) {
-            if (eq(m[i].role, "system")) {
-                sb_add(b, "[SYSTEM_PROMPT]");
-                sb_add(b, sp);
-                sb_add(b, m[i].content);
-                sb_add(b, "[/SYSTEM_PROMPT]");
-            } else if (eq(m[i].role, "user")) {
-                sb_add(b, "[INST]");
-                sb_add(b, sp);
-                sb_add(b, m[i].content);
-                sb_add(b, "[/INST]");
-            } else {
-                sb_add(b, sp);
-                sb_add(b, m[i].content);
-                sb_add(b, "</s>");
-            }
-        }
-        break;
-    }
-    case F_MISTRAL_V1:
-    case F_MISTRAL_V3:
-    case F_MISTRAL_V3_TEKKEN: {
-        const char *lead = f == F_MISTRAL_V1 ? " " : "";
-        const char *trail = f == F_MISTRAL_V3_TEKKEN ? "" : " ";
-        int inside = 0;
-        for (size_t i = 0; i < n; i++) {
-            if (!inside) {
-                sb_add(b, lead);
-                sb_add(b, "[INST]");
-                sb_add(b, trail);
-                inside = 1;
-            }
-            if (eq(m[i].role, "system")) {
-                sb_add(b, m[i].content);
-                sb_add(b, "\n\n");
-            } else if (eq(m[i].role, "user")) {
-                sb_add(b, m[i].content);
-                sb_add(b, lead);
-                sb_add(b, "[/INST]");
-            } else {
-                sb_add(b, trail);
-                if (f == F_MISTRAL_V3)
-                    sb_add_trim(b, m[i].content);
-                else
-                    sb_add(b, m[i].content);
-                sb_add(b, "</s>");
-                inside = 0;
-            }
-        }
-        break;
-    }
-    case F_LLAMA2:
-    case F_LLAMA2_SYS:
-    case F_LLAMA2_SYS_BOS:
-    case F_LLAMA2_SYS_STRIP: {
-        int inside = 1; /* no BOS before the first turn */
-        sb_add(b, "[INST] ");
-        for (size_t i = 0; i < n; i++) {
-            if (!inside) {
-                inside = 1;
-                sb_add(b, f == F_LLAMA2_SYS_BOS ? "<s>[INST] " : "[INST] ");
-            }
-            void (*put)(sb *, const char *) = f == F_LLAMA2_SYS_STRIP ? sb_add_trim : sb_add;
-            if (eq(m[i].role, "system")) {
-                if (f != F_LLAMA2) {
-                    sb_add(b, "<<SYS>>\n");
-                    put(b, m[i].content);
-                    sb_add(b, "\n<</SYS>>\n\n");
-                } else {
-                    put(b, m[i].content);
-                    sb_add(b, "\n");
-                }
-            } else if (eq(m[i].role, "user")) {
-                put(b, m[i].content);
-                sb_add(b, " [/INST]");
-            } else {
-                put(b, m[i].content);
-                sb_add(b, "</s>");
-                inside = 0;
-            }
-        }
-        break;
-    }
-    case F_PHI3:
-    case F_FALCON3:
-        for (size_t i = 0; i < n; i++) {
-            sb_add(b, "<|");
-            sb_add(b, m[i].role);
-            sb_add(b, "|>\n");
-            sb_add(b, m[i].content);
-            sb_add(b, f == F_PHI3 ? "<|end|>\n" : "\n");
-        }
-        if (add_ass)
-            sb_add(b, "<|assistant|>\n");
-        break;
-    case F_PHI4:
-        for (size_t i = 0; i < n; i++) {
-            sb_add(b, "<|im_start|>");
-            sb_add(b, m[i].role);
-            sb_add(b, "<|im_sep|>");
-            sb_add(b, m[i].content);
-            sb_add(b, "<|im_end|>");
-        }
-        if (add_ass)
-            sb_add(b, "<|im_start|>assistant<|im_sep|>");
-        break;
-    case F_ZEPHYR:
-        for (size_t i = 0; i < n; i++) {
-            sb_add(b, "<|");
-            sb_add(b, m[i].role);
-            sb_add(b, "|>\n");
-            sb_add(b, m[i].content);
-            sb_add(b, "<|endoftext|>\n");
-        }
-        if (add_ass)
-            sb_add(b, "<|assistant|>\n");
-        break;
-    case F_MONARCH:
-        for (size_t i = 0; i < n; i++) {
-            sb_add(b, i == 0 ? "" : "<s>");
-            sb_add(b, m[i].role);
-            sb_add(b, "\n");
-            sb_add(b, m[i].content);
-            sb_add(b, "</s>\n");
-        }
-        if (add_ass)
-            sb_add(b, "<s>assistant\n");
-        break;
-    case F_GEMMA: {
-        sb sys = {0};
-        for (size_t i = 0; i < n; i++) {
-            if (eq(m[i].role, "system")) {
-                /* no system role: merged into the next user turn */
-                sb_add_trim(&sys, m[i].content);
-                continue;
-            }
-            const char *role = eq(m[i].role, "assistant") ? "model" : m[i].role;
-            sb_add(b, "<start_of_turn>");
-            sb_add(b, role);
-            sb_add(b, "\n");
-            if (sys.n && !eq(role, "model")) {
-                sb_addn(b, sys.s, sys.n);
-                sb_add(b, "\n\n");
-                sys.n = 0;
-            }
-            sb_add_trim(b, m[i].content);
-            sb_add(b, "<end_of_turn>\n");
-        }
-        if (sys.oom)
-            b->oom = 1;
-        free(sys.s);
-        if (add_ass)
-            sb_add(b, "<start_of_turn>model\n");
-        break;
-    }
-    case F_ORION: {
-        sb sys = {0};
-        for (size_t i = 0; i < n; i++) {
-            if (eq(m[i].role, "system")) {
-                sb_add(&sys, m[i].content);
-            } else if (eq(m[i].role, "user")) {
-                sb_add(b, "Human: ");
-                if (sys.n) {
-                    sb_addn(b, sys.s, sys.n);
-                    sb_add(b, "\n\n");
-                    sys.n = 0;
-                }
-                sb_add(b, m[i].content);
-                sb_add(b, "\n\nAssistant: </s>");
-            } else {
-                sb_add(b, m[i].content);
-                sb_add(b, "</s>");
-            }
-        }
-        if (sys.oom)
-            b->oom = 1;
-        free(sys.s);
-        break;
-    }
-    case F_OPENCHAT:
-        for (size_t i = 0; i < n; i++) {
-            if (eq(m[i].role, "system")) {
-                sb_add(b, m[i].content);
-                sb_add(b, "<|end_of_turn|>");
-            } else {
-                sb_add(b, "GPT4 Correct ");
-                if (m[i].role[0]) {
-                    char c = (char)toupper((unsigned char)m[i].role[0]);
-                    sb_addn(b, &c, 1);
-                    sb_add(b, m[i].role + 1);
-                }
-                sb_add(b, ": ");
-                sb_add(b, m[i].content);
-                sb_add(b, "<|end_of_turn|>");
-            }
-        }
-        if (add_ass)
-            sb_add(b, "GPT4 Correct Assistant:");
-        break;
-    case F_VICUNA:
-    case F_VICUNA_ORCA:
-        for (size_t i = 0; i < n; i++) {
-            if (eq(m[i].role, "system")) {
-                if (f == F_VICUNA_ORCA) {
-                    sb_add(b, "SYSTEM: ");
-                    sb_add(b, m[i].content);
-                    sb_add(b, "\n");
-                } else {
-                    sb_add(b, m[i].content);
-                    sb_add(b, "\n\n");
-                }
-            } else if (eq(m[i].role, "user")) {
-                sb_add(b, "USER: ");
-                sb_add(b, m[i].content);
-                sb_add(b, "\n");
-            } else if (eq(m[i].role, "assistant")) {
-                sb_add(b, "ASSISTANT: ");
-                sb_add(b, m[i].content);
-                sb_add(b, "</s>\n");
-            }
-        }
-        if (add_ass)
-            sb_add(b, "ASSISTANT:");
-        break;
-    case F_DEEPSEEK:
-        for (size_t i = 0; i < n; i++) {
-            if (eq(m[i].role, "system")) {
-                sb_add(b, m[i].content);
-            } else if (eq(m[i].role, "user")) {
-                sb_add(b, "### Instruction:\n");
-                sb_add(b, m[i].content);
-                sb_add(b, "\n");
-            } else if (eq(m[i].role, "assistant")) {
-                sb_add(b, "### Response:\n");
-                sb_add(b, m[i].content);
-                sb_add(b, "\n<|EOT|>\n");
-            }
-        }
-        if (add_ass)
-            sb_add(b, "### Response:\n");
-        break;
-    case F_COMMAND_R:
-        for (size_t i = 0; i < n; i++) {
-            const char *tag = eq(m[i].role, "system")      ? "<|SYSTEM_TOKEN|>"
-                              : eq(m[i].role, "user")      ? "<|USER_TOKEN|>"
-                              : eq(m[i].role, "assistant") ? "<|CHATBOT_TOKEN|>"
-                                                           : NULL;
-            if (!tag)
-                continue;
-            sb_add(b, "<|START_OF_TURN_TOKEN|>");
-            sb_add(b, tag);
-            sb_add_trim(b, m[i].content);
-            sb_add(b, "<|END_OF_TURN_TOKEN|>");
-        }
-        if (add_ass)
-            sb_add(b, "<|START_OF_TURN_TOKEN|><|CHATBOT_TOKEN|>");
-        break;
-    case F_LLAMA3:
-        for (size_t i = 0; i < n; i++) {
-            sb_add(b, "<|start_header_id|>");
-            sb_add(b, m[i].role);
-            sb_add(b, "<|end_header_id|>\n\n");
-            sb_add_trim(b, m[i].content);
-            sb_add(b, "<|eot_id|>");
-        }
-        if (add_ass)
-            sb_add(b, "<|start_header_id|>assistant<|end_header_id|>\n\n");
-        break;
-    case F_DEEPSEEK2:
-        for (size_t i = 0; i < n; i++) {
-            if (eq(m[i].role, "system")) {
-                sb_add(b, m[i].content);
-                sb_add(b, "\n\n");
-            } else if (eq(m[i].role, "user")) {
-                sb_add(b, "User: ");
-                sb_add(b, m[i].content);
-                sb_add(b, "\n\n");
-            } else if (eq(m[i].role, "assistant")) {
-                sb_add(b, "Assistant: ");
-                sb_add(b, m[i].content);
-                sb_add(b, "<｜end▁of▁sentence｜>");
-            }
-        }
-        if (add_ass)
-            sb_add(b, "Assistant:");
-        break;
-    case F_DEEPSEEK3:
-        for (size_t i = 0; i < n; i++) {
-            if (eq(m[i].role, "system")) {
-                sb_add(b, m[i].content);
-                sb_add(b, "\n\n");
-            } else if (eq(m[i].role, "user")) {
-                sb_add(b, "<｜User｜>");
-                sb_add(b, m[i].content);
-            } else if (eq(m[i].role, "assistant")) {
-                sb_add(b, "<｜Assistant｜>");
-                sb_add(b, m[i].content);
-                sb_add(b, "<｜end▁of▁sentence｜>");
-            }
-        }
-        if (add_ass)
-            sb_add(b, "<｜Assistant｜>");
-        break;
-    case F_SOLAR_OPEN:
-        for (size_t i = 0; i < n; i++) {
-            sb_add(b, "<|begin|>");
-            sb_add(b, m[i].role);
-            sb_add(b, "<|content|>");
-            sb_add(b, m[i].content);
-            sb_add(b, "<|end|>");
-        }
-        if (add_ass)
-            sb_add(b, "<|begin|>assistant");
-        break;
-    default:
-        break;
-    }
+    if (eq(role, "system") && s->system.open)
+        return &s->system;
+    if (eq(role, "user") && s->user.open)
+        return &s->user;
+    if ((eq(role, "assistant") || (s->assistant_alias && eq(role, s->assistant_alias))) &&
+        s->assistant.open)
+        return &s->assistant;
+    return &s->other;
 }
 
-static void chat_error(kinfer_error *e, kinfer_status st, const char *what, const char *tmpl)
+/* A turn's open with "{role}" / "{Role}" filled in. */
+static void add_open(sb *b, const char *open, const char *role)
+{
+    const char *at = strstr(open, "{role}");
+    bool capital = false;
+    if (!at && (at = strstr(open, "{Role}")))
+        capital = true;
+    if (!at) {
+        sb_add(b, open);
+        return;
+    }
+    sb_addn(b, open, (size_t)(at - open));
+    if (capital && role[0]) {
+        char c = (char)toupper((unsigned char)role[0]);
+        sb_addn(b, &c, 1);
+        role++;
+    }
+    sb_add(b, role);
+    sb_add(b, at + strlen("{role}"));
+}
+
+static void render(const chat_style *s, const kinfer_chat_message *m, size_t n,
+                   bool add_generation_prompt, sb *b)
+{
+    sb held_system = {0};
+    bool in_block = false;
+    if (s->block_first) {
+        sb_add(b, s->block_first);
+        in_block = true;
+    }
+    for (size_t i = 0; i < n; i++) {
+        const char *role = m[i].role;
+        if (s->block_open && !in_block) {
+            sb_add(b, s->block_open);
+            in_block = true;
+        }
+        if (s->later_turn_bos && i > 0)
+            sb_add(b, s->later_turn_bos);
+        if (s->hold_system && eq(role, "system")) {
+            sb_add_content(&held_system, m[i].content, s->system.trim);
+            continue;
+        }
+        const chat_turn *t = turn_of(s, role);
+        if (!t->open)
+            continue;
+        add_open(b, t->open, role);
+        if (t->takes_system && held_system.n) {
+            sb_addn(b, held_system.s, held_system.n);
+            sb_add(b, "\n\n");
+            held_system.n = 0;
+        }
+        sb_add_content(b, m[i].content, t->trim);
+        sb_add(b, t->close);
+        if (!eq(role, "system") && !eq(role, "user"))
+            in_block = false;
+    }
+    if (held_system.oom)
+        b->oom = 1;
+    free(held_system.s);
+    if (add_generation_prompt && s->generation)
+        sb_add(b, s->generation);
+}
+
+/* ------------------------------------------------------------------ the API */
+
+__attribute__((format(printf, 3, 4)))
+static void set_error(kinfer_error *e, kinfer_status st, const char *fmt, ...)
 {
     if (!e)
         return;
     e->status = st;
-    /* name the template: its first line, shortened */
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(e->message, sizeof e->message, fmt, ap);
+    va_end(ap);
+}
+
+/* what, naming the template by its first line, shortened */
+static void template_error(kinfer_error *e, kinfer_status st, const char *what, const char *tmpl)
+{
     char head[96];
     size_t n = 0;
     for (; tmpl && tmpl[n] && tmpl[n] != '\n' && n + 1 < sizeof head; n++)
         head[n] = tmpl[n];
     head[n] = 0;
-    snprintf(e->message, sizeof e->message, "%s: '%s%s'", what, head,
-             tmpl && tmpl[n] ? "..." : "");
+    set_error(e, st, "%s: '%s%s'", what, head, tmpl && tmpl[n] ? "..." : "");
 }
 
 int64_t chat_apply_template(const char *tmpl, const kinfer_chat_message *messages,
@@ -624,44 +456,32 @@ int64_t chat_apply_template(const char *tmpl, const kinfer_chat_message *message
         error->message[0] = 0;
     }
     if ((!messages && n_messages) || (!buf && size > 0) || size < 0) {
-        if (error) {
-            error->status = KINFER_E_INVALID_ARG;
-            snprintf(error->message, sizeof error->message, "NULL buffer with a non-zero size");
-        }
+        set_error(error, KINFER_E_INVALID_ARG, "NULL buffer with a non-zero size");
         return 0;
     }
     for (size_t i = 0; i < n_messages; i++) {
         if (!messages[i].role || !messages[i].content) {
-            if (error) {
-                error->status = KINFER_E_INVALID_ARG;
-                snprintf(error->message, sizeof error->message, "message %zu has a NULL field", i);
-            }
+            set_error(error, KINFER_E_INVALID_ARG, "message %zu has a NULL field", i);
             return 0;
         }
     }
     if (!tmpl)
         tmpl = "chatml"; /* llama.cpp's default */
-    enum family f = detect(tmpl);
-    if (f == F_UNKNOWN) {
-        chat_error(error, KINFER_E_NOT_FOUND, "unknown chat template", tmpl);
+    const chat_family *f = detect(tmpl);
+    if (!f) {
+        template_error(error, KINFER_E_NOT_FOUND, "unknown chat template", tmpl);
         return 0;
     }
-    if (!FAMILIES[f].render) {
-        if (error) {
-            error->status = KINFER_E_UNSUPPORTED;
-            snprintf(error->message, sizeof error->message,
-                     "chat template family '%s' is not supported", FAMILIES[f].name);
-        }
+    if (!f->style) {
+        set_error(error, KINFER_E_UNSUPPORTED, "chat template family '%s' is not supported",
+                  f->name);
         return 0;
     }
     sb b = {0};
-    render(f, messages, n_messages, add_generation_prompt, &b);
+    render(f->style, messages, n_messages, add_generation_prompt, &b);
     if (b.oom) {
         free(b.s);
-        if (error) {
-            error->status = KINFER_E_NOMEM;
-            snprintf(error->message, sizeof error->message, "out of memory");
-        }
+        set_error(error, KINFER_E_NOMEM, "out of memory");
         return 0;
     }
     int64_t len = (int64_t)b.n;

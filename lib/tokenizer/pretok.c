@@ -274,7 +274,12 @@ static uint32_t byte_cpt(uint8_t b)
 
 int bpe_byte_to_utf8(uint8_t b, char out[2])
 {
-    return (int)utf8_encode(byte_cpt(b), out);
+    /* every code point of the map is below U+0800, so 2 bytes hold it; the
+     * 4-byte buffer is for utf8_encode's signature */
+    char utf8[4];
+    size_t n = utf8_encode(byte_cpt(b), utf8);
+    memcpy(out, utf8, n);
+    return (int)n;
 }
 
 int bpe_cpt_to_byte(uint32_t cpt)
@@ -306,17 +311,119 @@ static int word_push(word_vec *w, size_t off, size_t len)
     if (len == 0)
         return 0;
     if (w->n == w->cap) {
-        size_t cap = w->cap ? w->cap * 2 : 64;
-        pretok_word *v = realloc(w->v, cap * sizeof *v);
+        pretok_word *v = array_grow(w->v, &w->cap, sizeof *v, 64);
         if (!v)
             return -1;
         w->v = v;
-        w->cap = cap;
     }
     w->v[w->n].off = (uint32_t)off;
     w->v[w->n].len = (uint32_t)len;
     w->n++;
     return 0;
+}
+
+/* text as llama.cpp sees it into norm (room for 3 * len + 1 bytes): each
+ * invalid UTF-8 byte replaced by U+FFFD.  Returns its length; *has_surrogate
+ * tells whether it encodes a code point in D800..DFFF. */
+static size_t normalize_utf8(const char *text, size_t len, char *norm, bool *has_surrogate)
+{
+    size_t nl = 0;
+    *has_surrogate = false;
+    const uint8_t *s = (const uint8_t *)text;
+    for (size_t i = 0; i < len;) {
+        uint32_t cpt;
+        size_t k = utf8_decode_llama(s + i, len - i, &cpt);
+        if (k == 0) {
+            cpt = 0xfffd;
+            k = 1;
+        }
+        if (cpt >= 0xd800 && cpt <= 0xdfff)
+            *has_surrogate = true;
+        nl += utf8_encode(cpt, norm + nl);
+        i += k;
+    }
+    norm[nl] = 0;
+    return nl;
+}
+
+/* A copy of norm for the regexes, which PCRE2 in UTF mode would refuse
+ * with surrogates in it: each one becomes U+E000 (same length, so the
+ * offsets still hold).  NULL when out of memory. */
+static char *surrogates_replaced(const char *norm, size_t nl)
+{
+    char *rx = malloc(nl + 1);
+    if (!rx)
+        return NULL;
+    memcpy(rx, norm, nl + 1);
+    for (size_t i = 0; i + 2 < nl; i++) {
+        /* ED A0..BF xx encodes D800..DFFF; EE 80 80 is U+E000 */
+        if ((uint8_t)rx[i] == 0xed && ((uint8_t)rx[i + 1] & 0xe0) == 0xa0) {
+            rx[i] = (char)0xee;
+            rx[i + 1] = (char)0x80;
+            rx[i + 2] = (char)0x80;
+            i += 2;
+        }
+    }
+    return rx;
+}
+
+/* PCRE2's per-call state: match data and a JIT stack. */
+typedef struct match_state {
+    pcre2_match_data *md;
+    pcre2_match_context *mctx;
+    pcre2_jit_stack *jstack;
+} match_state;
+
+static void match_state_free(match_state *ms)
+{
+    pcre2_match_data_free(ms->md);
+    pcre2_match_context_free(ms->mctx);
+    pcre2_jit_stack_free(ms->jstack);
+}
+
+static int match_state_init(match_state *ms)
+{
+    ms->md = pcre2_match_data_create(1, NULL);
+    ms->mctx = pcre2_match_context_create(NULL);
+    ms->jstack = pcre2_jit_stack_create(32 * 1024, 8 * 1024 * 1024, NULL);
+    if (!ms->md || !ms->mctx || !ms->jstack)
+        return -1;
+    pcre2_jit_stack_assign(ms->mctx, NULL, ms->jstack);
+    return 0;
+}
+
+/* One regex over every word of cur: its matches and the gaps between them
+ * (empty ones dropped) appended to next, in order. */
+static kinfer_status split_by_regex(const pcre2_code *re, const char *subject, const word_vec *cur,
+                                    word_vec *next, match_state *ms)
+{
+    for (size_t w = 0; w < cur->n; w++) {
+        size_t off = cur->v[w].off, wl = cur->v[w].len;
+        PCRE2_SPTR sub = (PCRE2_SPTR)(subject + off);
+        size_t pos = 0, gap = 0;
+        while (pos < wl) {
+            int rc = pcre2_match(re, sub, wl, pos, PCRE2_NO_UTF_CHECK, ms->md, ms->mctx);
+            if (rc == PCRE2_ERROR_NOMATCH)
+                break;
+            if (rc < 0)
+                return rc == PCRE2_ERROR_NOMEMORY ? KINFER_E_NOMEM : KINFER_E_INVALID_ARG;
+            PCRE2_SIZE *ov = pcre2_get_ovector_pointer(ms->md);
+            size_t match_start = ov[0], match_end = ov[1];
+            if (match_end == match_start) { /* empty match: no piece; step one character */
+                pos = match_start + 1;
+                while (pos < wl && ((uint8_t)sub[pos] & 0xc0) == 0x80)
+                    pos++;
+                continue;
+            }
+            if (word_push(next, off + gap, match_start - gap) < 0 ||
+                word_push(next, off + match_start, match_end - match_start) < 0)
+                return KINFER_E_NOMEM;
+            gap = pos = match_end;
+        }
+        if (word_push(next, off + gap, wl - gap) < 0)
+            return KINFER_E_NOMEM;
+    }
+    return KINFER_OK;
 }
 
 kinfer_status pretok_split(const pretok *pt, const char *text, size_t len, char **norm_out,
@@ -333,86 +440,23 @@ kinfer_status pretok_split(const pretok *pt, const char *text, size_t len, char 
     char *norm = malloc(len * 3 + 1);
     char *rx = NULL; /* what the regexes see, only when it differs from norm */
     word_vec cur = {0}, next = {0};
-    pcre2_match_data *md = NULL;
-    pcre2_match_context *mctx = NULL;
-    pcre2_jit_stack *jstack = NULL;
+    match_state ms = {0};
     kinfer_status st = KINFER_E_NOMEM;
     if (!norm)
         goto done;
-
-    size_t nl = 0;
-    int has_surrogate = 0;
-    const uint8_t *s = (const uint8_t *)text;
-    for (size_t i = 0; i < len;) {
-        uint32_t cpt;
-        size_t k = utf8_decode_llama(s + i, len - i, &cpt);
-        if (k == 0) {
-            cpt = 0xfffd;
-            k = 1;
-        }
-        if (cpt >= 0xd800 && cpt <= 0xdfff)
-            has_surrogate = 1;
-        nl += utf8_encode(cpt, norm + nl);
-        i += k;
-    }
-    norm[nl] = 0;
-    if (has_surrogate) {
-        rx = malloc(nl + 1);
-        if (!rx)
-            goto done;
-        memcpy(rx, norm, nl + 1);
-        for (size_t i = 0; i + 2 < nl; i++) {
-            /* ED A0..BF xx encodes D800..DFFF; EE 80 80 is U+E000 */
-            if ((uint8_t)rx[i] == 0xed && ((uint8_t)rx[i + 1] & 0xe0) == 0xa0) {
-                rx[i] = (char)0xee;
-                rx[i + 1] = (char)0x80;
-                rx[i + 2] = (char)0x80;
-                i += 2;
-            }
-        }
-    }
-    const char *subject = rx ? rx : norm;
-
-    if (word_push(&cur, 0, nl) < 0)
+    bool has_surrogate;
+    size_t nl = normalize_utf8(text, len, norm, &has_surrogate);
+    if (has_surrogate && !(rx = surrogates_replaced(norm, nl)))
+        goto done;
+    if (word_push(&cur, 0, nl) < 0 || match_state_init(&ms) < 0)
         goto done;
 
-    md = pcre2_match_data_create(1, NULL);
-    mctx = pcre2_match_context_create(NULL);
-    jstack = pcre2_jit_stack_create(32 * 1024, 8 * 1024 * 1024, NULL);
-    if (!md || !mctx || !jstack)
-        goto done;
-    pcre2_jit_stack_assign(mctx, NULL, jstack);
-
+    /* each regex splits the words the previous one left */
     for (int r = 0; r < pt->n_regex; r++) {
         next.n = 0;
-        for (size_t w = 0; w < cur.n; w++) {
-            size_t off = cur.v[w].off, wl = cur.v[w].len;
-            PCRE2_SPTR sub = (PCRE2_SPTR)(subject + off);
-            size_t pos = 0, gap = 0;
-            while (pos < wl) {
-                int rc = pcre2_match(pt->re[r], sub, wl, pos, PCRE2_NO_UTF_CHECK, md, mctx);
-                if (rc == PCRE2_ERROR_NOMATCH)
-                    break;
-                if (rc < 0) {
-                    st = rc == PCRE2_ERROR_NOMEMORY ? KINFER_E_NOMEM : KINFER_E_INVALID_ARG;
-                    goto done;
-                }
-                PCRE2_SIZE *ov = pcre2_get_ovector_pointer(md);
-                size_t ms = ov[0], me = ov[1];
-                if (me == ms) { /* empty match: no piece; step one character */
-                    pos = ms + 1;
-                    while (pos < wl && ((uint8_t)sub[pos] & 0xc0) == 0x80)
-                        pos++;
-                    continue;
-                }
-                if (word_push(&next, off + gap, ms - gap) < 0 ||
-                    word_push(&next, off + ms, me - ms) < 0)
-                    goto done;
-                gap = pos = me;
-            }
-            if (word_push(&next, off + gap, wl - gap) < 0)
-                goto done;
-        }
+        st = split_by_regex(pt->re[r], rx ? rx : norm, &cur, &next, &ms);
+        if (st != KINFER_OK)
+            goto done;
         word_vec t = cur;
         cur = next;
         next = t;
@@ -430,8 +474,6 @@ done:
     free(rx);
     free(cur.v);
     free(next.v);
-    pcre2_match_data_free(md);
-    pcre2_match_context_free(mctx);
-    pcre2_jit_stack_free(jstack);
+    match_state_free(&ms);
     return st;
 }

@@ -3,7 +3,7 @@
  * rule (so that token ids agree exactly): special tokens are cut out of the
  * text first, then each remaining fragment goes through SPM (greedy merging
  * of the highest-scoring pair) or BPE (pre-tokenizer words, merged by rank).
- * The vocabulary itself is built in tokenizer.c.
+ * The vocabulary itself is built in vocab.c.
  */
 #include <ctype.h>
 #include <limits.h>
@@ -25,14 +25,12 @@ typedef struct tokvec {
 static void tv_push(tokvec *t, int32_t id)
 {
     if (t->n == t->cap) {
-        size_t cap = t->cap ? t->cap * 2 : 256;
-        int32_t *nv = realloc(t->v, cap * sizeof *nv);
-        if (!nv) {
+        int32_t *grown = array_grow(t->v, &t->cap, sizeof *grown, 256);
+        if (!grown) {
             t->oom = 1;
             return;
         }
-        t->v = nv;
-        t->cap = cap;
+        t->v = grown;
     }
     t->v[t->n++] = id;
 }
@@ -68,14 +66,12 @@ static int bigram_before(const heap *h, const bigram *a, const bigram *b)
 static void heap_push(heap *h, bigram b)
 {
     if (h->n == h->cap) {
-        size_t cap = h->cap ? h->cap * 2 : 64;
-        bigram *nv = realloc(h->v, cap * sizeof *nv);
-        if (!nv) {
+        bigram *grown = array_grow(h->v, &h->cap, sizeof *grown, 64);
+        if (!grown) {
             h->oom = 1;
             return;
         }
-        h->v = nv;
-        h->cap = cap;
+        h->v = grown;
     }
     size_t i = h->n++;
     while (i > 0) {
@@ -369,12 +365,10 @@ typedef struct fragments {
 static int32_t frag_insert_after(fragments *f, int32_t at, int32_t token, size_t off, size_t len)
 {
     if (f->n == f->cap) {
-        size_t cap = f->cap ? f->cap * 2 : 64;
-        frag *nv = realloc(f->v, cap * sizeof *nv);
-        if (!nv)
+        frag *grown = array_grow(f->v, &f->cap, sizeof *grown, 64);
+        if (!grown)
             return -1;
-        f->v = nv;
-        f->cap = cap;
+        f->v = grown;
     }
     int32_t i = (int32_t)f->n++;
     f->v[i].token = token;
@@ -394,6 +388,74 @@ static uint32_t gram_hash(const char *s)
     return (x * 2654435761u) >> 12; /* 20 bits */
 }
 
+/* A bitmap of the 4-byte windows of text, or NULL when out of memory. */
+static uint64_t *text_grams(const char *text, size_t len)
+{
+    uint64_t *grams = calloc(GRAM_BITS / 64, sizeof *grams);
+    if (grams) {
+        for (size_t i = 0; i + 4 <= len; i++) {
+            uint32_t h = gram_hash(text + i);
+            grams[h / 64] |= 1ull << (h % 64);
+        }
+    }
+    return grams;
+}
+
+/* Cut every occurrence of special token id (text t, tl bytes) out of raw
+ * fragment i: the text before it stays in i, the token and the text after
+ * it become new fragments, and the search goes on in that text.  Returns
+ * the last fragment made (the caller goes on after it), or -1 when out of
+ * memory. */
+static int32_t cut_special(fragments *f, int32_t i, const char *text, int32_t id, uint32_t attr,
+                           const char *t, size_t tl)
+{
+    int32_t node = i;
+    size_t off = f->v[node].off, flen = f->v[node].len;
+    for (;;) {
+        const char *m = memmem(text + off, flen, t, tl);
+        if (!m) {
+            f->v[node].off = off;
+            f->v[node].len = flen;
+            return i;
+        }
+        size_t match = (size_t)(m - text);
+        size_t left_len = match - off;
+        if (attr & TOK_ATTR_LSTRIP) {
+            while (left_len > 0 && isspace((unsigned char)text[off + left_len - 1]))
+                left_len--;
+        }
+        size_t right_off = match + tl, right_len = off + flen - right_off;
+        if (attr & TOK_ATTR_RSTRIP) {
+            while (right_len > 0 && isspace((unsigned char)text[right_off])) {
+                right_off++;
+                right_len--;
+            }
+        }
+        int32_t tok_node;
+        if (left_len > 0) {
+            f->v[node].off = off;
+            f->v[node].len = left_len;
+            tok_node = frag_insert_after(f, node, id, 0, 0);
+            if (tok_node < 0)
+                return -1;
+        } else {
+            f->v[node].token = id;
+            tok_node = node;
+        }
+        i = tok_node;
+        if (right_len == 0)
+            return i;
+        node = frag_insert_after(f, tok_node, TOKEN_NULL, right_off, right_len);
+        if (node < 0)
+            return -1;
+        i = node;
+        off = right_off;
+        flen = right_len;
+    }
+}
+
+/* The text as a list of fragments: special tokens (longest first) and the
+ * raw text between them.  0, or -1 when out of memory. */
 static int partition(const struct kinfer_vocab *v, const char *text, size_t len, int parse_special,
                      fragments *f)
 {
@@ -411,16 +473,7 @@ static int partition(const struct kinfer_vocab *v, const char *text, size_t len,
     /* Searching the text once per special token costs n_special passes (6000+
      * for Gemma).  A bitmap of the text's 4-byte windows lets us skip tokens
      * whose first 4 bytes occur nowhere: the result is the same. */
-    uint64_t *grams = NULL;
-    if (len >= 4096 && v->n_special > 64) {
-        grams = calloc(GRAM_BITS / 64, sizeof *grams);
-        if (grams) {
-            for (size_t i = 0; i + 4 <= len; i++) {
-                uint32_t h = gram_hash(text + i);
-                grams[h / 64] |= 1ull << (h % 64);
-            }
-        }
-    }
+    uint64_t *grams = len >= 4096 && v->n_special > 64 ? text_grams(text, len) : NULL;
     for (int32_t k = 0; k < v->n_special; k++) {
         int32_t id = v->special[k];
         uint32_t attr = v->attr[id];
@@ -436,52 +489,10 @@ static int partition(const struct kinfer_vocab *v, const char *text, size_t len,
         for (int32_t i = 0; i != -1; i = f->v[i].next) {
             if (f->v[i].token != TOKEN_NULL || f->v[i].len < tl)
                 continue;
-            int32_t node = i;
-            size_t off = f->v[node].off, flen = f->v[node].len;
-            for (;;) {
-                const char *m = memmem(text + off, flen, t, tl);
-                if (!m) {
-                    f->v[node].off = off;
-                    f->v[node].len = flen;
-                    break;
-                }
-                size_t match = (size_t)(m - text);
-                size_t left_len = match - off;
-                if (attr & TOK_ATTR_LSTRIP) {
-                    while (left_len > 0 && isspace((unsigned char)text[off + left_len - 1]))
-                        left_len--;
-                }
-                size_t right_off = match + tl, right_len = off + flen - right_off;
-                if (attr & TOK_ATTR_RSTRIP) {
-                    while (right_len > 0 && isspace((unsigned char)text[right_off])) {
-                        right_off++;
-                        right_len--;
-                    }
-                }
-                int32_t tok_node;
-                if (left_len > 0) {
-                    f->v[node].off = off;
-                    f->v[node].len = left_len;
-                    tok_node = frag_insert_after(f, node, id, 0, 0);
-                    if (tok_node < 0) {
-                        free(grams);
-                        return -1;
-                    }
-                } else {
-                    f->v[node].token = id;
-                    tok_node = node;
-                }
-                i = tok_node;
-                if (right_len == 0)
-                    break;
-                node = frag_insert_after(f, tok_node, TOKEN_NULL, right_off, right_len);
-                if (node < 0) {
-                    free(grams);
-                    return -1;
-                }
-                i = node;
-                off = right_off;
-                flen = right_len;
+            i = cut_special(f, i, text, id, attr, t, tl);
+            if (i < 0) {
+                free(grams);
+                return -1;
             }
         }
     }

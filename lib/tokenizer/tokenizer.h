@@ -13,9 +13,10 @@
  *    and merged by merge rank.
  * Special tokens (control, user-defined, unknown) are cut out of the text first.
  *
- * Files: tokenizer.c builds the vocabulary and answers the per-token queries,
- * tokenize.c turns text into tokens, detokenize.c tokens into text (including
- * the streaming decoder), pretok.c holds the BPE pre-tokenizer regexes.
+ * Files: vocab.c builds the vocabulary, vocab_query.c answers the per-token
+ * queries, tokenize.c turns text into tokens, detokenize.c tokens into text
+ * (including the streaming decoder), pretok.c holds the BPE pre-tokenizer
+ * regexes, chat.c the chat templates.
  */
 #ifndef KINFER_TOKENIZER_H
 #define KINFER_TOKENIZER_H
@@ -23,6 +24,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "gguf/gguf.h"
@@ -80,8 +82,20 @@ int64_t vocab_detokenize(const struct kinfer_vocab *vocab, const int32_t *tokens
  * incomplete (but so far valid) UTF-8 sequence. */
 size_t utf8_complete_prefix(const char *s, size_t n);
 
+/* A growable array's storage with twice the capacity (first_cap when it
+ * has none): the new pointer, *cap updated; NULL when out of memory (the
+ * array is left as it was).  Every list the tokenizers build grows so. */
+static inline void *array_grow(void *items, size_t *cap, size_t elem_size, size_t first_cap)
+{
+    size_t new_cap = *cap ? *cap * 2 : first_cap;
+    void *grown = realloc(items, new_cap * elem_size);
+    if (grown)
+        *cap = new_cap;
+    return grown;
+}
+
 /* ------------------------------------------------------------- pre-tokenizer
- * (lib/pretok.c)  Splits text into words as llama.cpp's unicode_regex_split:
+ * (pretok.c)  Splits text into words as llama.cpp's unicode_regex_split:
  * each regex of the pre-type splits every piece produced by the previous one
  * into its matches and the gaps between them. */
 
@@ -127,8 +141,8 @@ int bpe_cpt_to_byte(uint32_t cpt);
 size_t utf8_decode_llama(const uint8_t *s, size_t n, uint32_t *cpt);
 
 /* ------------------------------------------------------ vocabulary internals
- * Shared by tokenizer.c, tokenize.c and detokenize.c; nothing else looks
- * inside a kinfer_vocab. */
+ * Shared by the files of lib/tokenizer/; nothing else looks inside a
+ * kinfer_vocab. */
 
 enum { VOCAB_SPM = 1, VOCAB_BPE = 2 };
 
@@ -247,6 +261,14 @@ static inline int32_t vocab_merge_rank(const struct kinfer_vocab *v, const char 
 {
     return v->mhash[vocab_merge_slot(v, l, ln, r, rn)];
 }
+
+/* qsort / bsearch order of token ids (the sorted end-of-generation set). */
+static inline int vocab_cmp_id(const void *a, const void *b)
+{
+    int32_t x = *(const int32_t *)a, y = *(const int32_t *)b;
+    return (x > y) - (x < y);
+}
+
 
 /* Whether token ends generation (false for a NULL vocabulary). */
 bool vocab_is_eog(const struct kinfer_vocab *vocab, int32_t token);

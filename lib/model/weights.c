@@ -8,48 +8,88 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "model/model.h"
+#include "core/status.h"
+#include "gguf/gguf.h"
+#include "model/weights.h"
 #include "quant.h"
+
+/* What binding works on: the file's tables in, the weights out, and where
+ * a failure's message goes. */
+typedef struct binding {
+    model_weights *w;
+    const gguf_file *gf;
+    char *err;
+    size_t err_size;
+} binding;
+
+#define bind_fail(b, status, ...) status_fail((b)->err, (b)->err_size, (status), __VA_ARGS__)
 
 /* ----------------------------------------------------------- metadata */
 
-static kinfer_status meta_i32(kinfer_model *model, const char *arch, const char *suffix,
+static const gguf_kv *meta_kv(const binding *b, const char *key)
+{
+    const int64_t i = gguf_find_key(b->gf, key);
+    return i >= 0 ? &b->gf->kv[i] : NULL;
+}
+
+static kinfer_status meta_get_int(const binding *b, const char *key, int64_t *out)
+{
+    const gguf_kv *kv = meta_kv(b, key);
+    return kv ? gguf_kv_int(kv, out) : KINFER_E_NOT_FOUND;
+}
+
+static kinfer_status meta_get_float(const binding *b, const char *key, double *out)
+{
+    const gguf_kv *kv = meta_kv(b, key);
+    return kv ? gguf_kv_float(kv, out) : KINFER_E_NOT_FOUND;
+}
+
+static kinfer_status meta_get_str(const binding *b, const char *key, const char **out)
+{
+    const gguf_kv *kv = meta_kv(b, key);
+    if (!kv) return KINFER_E_NOT_FOUND;
+    if (kv->type != GGUF_STR) return KINFER_E_TYPE_MISMATCH;
+    *out = kv->str;
+    return KINFER_OK;
+}
+
+static kinfer_status meta_i32(binding *b, const char *arch, const char *suffix,
                               int required, int32_t def, int32_t *out)
 {
     char key[128];
     snprintf(key, sizeof key, "%s.%s", arch, suffix);
     int64_t v;
-    kinfer_status st = kinfer_meta_get_int(model, key, &v);
+    kinfer_status st = meta_get_int(b, key, &v);
     if (st == KINFER_E_NOT_FOUND && !required) {
         *out = def;
         return KINFER_OK;
     }
     if (st == KINFER_E_NOT_FOUND)
-        return model_fail(model, KINFER_E_FORMAT, "missing metadata key %s", key);
+        return bind_fail(b, KINFER_E_FORMAT, "missing metadata key %s", key);
     if (st)
-        return model_fail(model, KINFER_E_FORMAT, "metadata key %s is not an integer", key);
+        return bind_fail(b, KINFER_E_FORMAT, "metadata key %s is not an integer", key);
     if (v < 0 || v > INT32_MAX)
-        return model_fail(model, KINFER_E_FORMAT, "metadata key %s = %lld is out of range", key,
+        return bind_fail(b, KINFER_E_FORMAT, "metadata key %s = %lld is out of range", key,
                           (long long)v);
     *out = (int32_t)v;
     return KINFER_OK;
 }
 
-static kinfer_status meta_f32(kinfer_model *model, const char *arch, const char *suffix,
+static kinfer_status meta_f32(binding *b, const char *arch, const char *suffix,
                               int required, float def, float *out)
 {
     char key[128];
     snprintf(key, sizeof key, "%s.%s", arch, suffix);
     double v;
-    kinfer_status st = kinfer_meta_get_float(model, key, &v);
+    kinfer_status st = meta_get_float(b, key, &v);
     if (st == KINFER_E_NOT_FOUND && !required) {
         *out = def;
         return KINFER_OK;
     }
     if (st == KINFER_E_NOT_FOUND)
-        return model_fail(model, KINFER_E_FORMAT, "missing metadata key %s", key);
+        return bind_fail(b, KINFER_E_FORMAT, "missing metadata key %s", key);
     if (st || !isfinite(v))
-        return model_fail(model, KINFER_E_FORMAT, "metadata key %s is not a finite number", key);
+        return bind_fail(b, KINFER_E_FORMAT, "metadata key %s is not a finite number", key);
     *out = (float)v;
     return KINFER_OK;
 }
@@ -61,11 +101,11 @@ static kinfer_status meta_f32(kinfer_model *model, const char *arch, const char 
  * trailing 1 is an absent dimension).  Absent and not required: *out stays
  * zeroed.
  */
-static kinfer_status bind3(kinfer_model *model, wtensor *out, const char *name, int64_t ne0,
+static kinfer_status bind3(binding *b, wtensor *out, const char *name, int64_t ne0,
                            int64_t ne1, int64_t ne2, int flags)
 {
     memset(out, 0, sizeof *out);
-    int64_t i = gguf_find_tensor(model->gguf, name);
+    int64_t i = gguf_find_tensor(b->gf, name);
     char want[64];
     if (ne2 > 1)
         snprintf(want, sizeof want, "[%lld, %lld, %lld]", (long long)ne0, (long long)ne1, (long long)ne2);
@@ -75,27 +115,27 @@ static kinfer_status bind3(kinfer_model *model, wtensor *out, const char *name, 
         snprintf(want, sizeof want, "[%lld]", (long long)ne0);
     if (i < 0) {
         if (!(flags & WT_REQUIRED)) return KINFER_OK;
-        return model_fail(model, KINFER_E_FORMAT, "missing tensor %s (expected shape %s)", name,
+        return bind_fail(b, KINFER_E_FORMAT, "missing tensor %s (expected shape %s)", name,
                           want);
     }
-    const gguf_tensor *t = &model->gguf->tensors[i];
+    const gguf_tensor *t = &b->gf->tensors[i];
     const int64_t rows = ne1;
     int ok = t->ne[0] == ne0 && t->ne[1] == rows && t->ne[2] == ne2 && t->ne[3] == 1;
     if (!ok) {
         char got[96];
         snprintf(got, sizeof got, "[%lld, %lld, %lld, %lld]", (long long)t->ne[0],
                  (long long)t->ne[1], (long long)t->ne[2], (long long)t->ne[3]);
-        return model_fail(model, KINFER_E_FORMAT, "tensor %s has shape %s, expected %s", name, got,
+        return bind_fail(b, KINFER_E_FORMAT, "tensor %s has shape %s, expected %s", name, got,
                           want);
     }
     if ((flags & WT_F32) && t->type != KINFER_TYPE_F32)
-        return model_fail(model, KINFER_E_UNSUPPORTED, "tensor %s is %s; kinfer needs F32 here",
+        return bind_fail(b, KINFER_E_UNSUPPORTED, "tensor %s is %s; kinfer needs F32 here",
                           name, kinfer_type_name((int)t->type));
     size_t rs = kinfer_row_size((int)t->type, ne0);
     if (rs == 0 || (uint64_t)rs * (uint64_t)rows * (uint64_t)ne2 > t->size)
-        return model_fail(model, KINFER_E_UNSUPPORTED, "tensor %s: type %s with rows of %lld", name,
+        return bind_fail(b, KINFER_E_UNSUPPORTED, "tensor %s: type %s with rows of %lld", name,
                           kinfer_type_name((int)t->type), (long long)ne0);
-    model->w.bound[i] = 1;
+    b->w->bound[i] = 1;
     out->data = t->data;
     out->type = (int)t->type;
     out->ne0 = ne0;
@@ -106,10 +146,10 @@ static kinfer_status bind3(kinfer_model *model, wtensor *out, const char *name, 
 }
 
 /* A vector (ne1 = 0) or matrix outside the layers. */
-static kinfer_status bind(kinfer_model *model, wtensor *out, const char *name, int64_t ne0,
+static kinfer_status bind(binding *b, wtensor *out, const char *name, int64_t ne0,
                           int64_t ne1, int flags)
 {
-    return bind3(model, out, name, ne0, ne1 ? ne1 : 1, 1, flags);
+    return bind3(b, out, name, ne0, ne1 ? ne1 : 1, 1, flags);
 }
 
 /* ------------------------------------------------------ the layer table */
@@ -185,16 +225,16 @@ kinfer_rope_params model_layer_rope(const model_weights *w, int il)
 }
 
 /* Every tensor of layer il that architecture a has. */
-static kinfer_status bind_layer(kinfer_model *model, const arch_desc *a, int il)
+static kinfer_status bind_layer(binding *b, const arch_desc *a, int il)
 {
-    const model_hparams *hp = &model->w.hp;
-    layer_weights *L = &model->w.layers[il];
+    const model_hparams *hp = &b->w->hp;
+    layer_weights *L = &b->w->layers[il];
     for (int i = 0; i < n_layer_tensors; i++) {
         const layer_tensor *lt = &layer_tensors[i];
         if (!arch_has(a, lt->cond)) continue;
         char name[96];
         snprintf(name, sizeof name, lt->name, il);
-        kinfer_status st = bind3(model, (wtensor *)((char *)L + lt->offset), name, dim_of(hp, lt->ne0),
+        kinfer_status st = bind3(b, (wtensor *)((char *)L + lt->offset), name, dim_of(hp, lt->ne0),
                                  dim_of(hp, lt->ne1), dim_of(hp, lt->ne2), lt->flags);
         if (st) return st;
     }
@@ -203,7 +243,7 @@ static kinfer_status bind_layer(kinfer_model *model, const arch_desc *a, int il)
 
 /* ------------------------------------------------------------- binding */
 
-static kinfer_status read_hparams(kinfer_model *model, const arch_desc *a, model_hparams *hp)
+static kinfer_status read_hparams(binding *b, const arch_desc *a, model_hparams *hp)
 {
     const char *n = a->name;
     kinfer_status st;
@@ -211,51 +251,51 @@ static kinfer_status read_hparams(kinfer_model *model, const arch_desc *a, model
     do { \
         if ((st = (x)) != KINFER_OK) return st; \
     } while (0)
-    TRY(meta_i32(model, n, ARCH_K_BLOCK_COUNT, 1, 0, &hp->n_layer));
-    TRY(meta_i32(model, n, ARCH_K_EMBEDDING_LENGTH, 1, 0, &hp->n_embd));
-    TRY(meta_i32(model, n, ARCH_K_FEED_FORWARD_LENGTH, 1, 0, &hp->n_ff));
-    TRY(meta_i32(model, n, ARCH_K_CONTEXT_LENGTH, 1, 0, &hp->n_ctx_train));
-    TRY(meta_i32(model, n, ARCH_K_HEAD_COUNT, 1, 0, &hp->n_head));
+    TRY(meta_i32(b, n, ARCH_K_BLOCK_COUNT, 1, 0, &hp->n_layer));
+    TRY(meta_i32(b, n, ARCH_K_EMBEDDING_LENGTH, 1, 0, &hp->n_embd));
+    TRY(meta_i32(b, n, ARCH_K_FEED_FORWARD_LENGTH, 1, 0, &hp->n_ff));
+    TRY(meta_i32(b, n, ARCH_K_CONTEXT_LENGTH, 1, 0, &hp->n_ctx_train));
+    TRY(meta_i32(b, n, ARCH_K_HEAD_COUNT, 1, 0, &hp->n_head));
     if (hp->n_layer <= 0 || hp->n_layer > 1024 || hp->n_embd <= 0 || hp->n_ff <= 0 ||
         hp->n_head <= 0 || hp->n_ctx_train <= 0)
-        return model_fail(model, KINFER_E_FORMAT,
+        return bind_fail(b, KINFER_E_FORMAT,
                           "bad hyperparameters: %d layers, n_embd %d, n_ff %d, %d heads, "
                           "context %d",
                           hp->n_layer, hp->n_embd, hp->n_ff, hp->n_head, hp->n_ctx_train);
-    TRY(meta_i32(model, n, ARCH_K_HEAD_COUNT_KV, 0, hp->n_head, &hp->n_head_kv));
+    TRY(meta_i32(b, n, ARCH_K_HEAD_COUNT_KV, 0, hp->n_head, &hp->n_head_kv));
     if (hp->n_head_kv <= 0 || hp->n_head % hp->n_head_kv != 0)
-        return model_fail(model, KINFER_E_FORMAT, "%d heads is not a multiple of %d kv heads",
+        return bind_fail(b, KINFER_E_FORMAT, "%d heads is not a multiple of %d kv heads",
                           hp->n_head, hp->n_head_kv);
-    TRY(meta_i32(model, n, ARCH_K_KEY_LENGTH, 0, hp->n_embd / hp->n_head, &hp->head_dim_k));
-    TRY(meta_i32(model, n, ARCH_K_VALUE_LENGTH, 0, hp->n_embd / hp->n_head, &hp->head_dim_v));
-    TRY(meta_i32(model, n, ARCH_K_ROPE_DIMS, 0, hp->head_dim_k, &hp->n_rot));
+    TRY(meta_i32(b, n, ARCH_K_KEY_LENGTH, 0, hp->n_embd / hp->n_head, &hp->head_dim_k));
+    TRY(meta_i32(b, n, ARCH_K_VALUE_LENGTH, 0, hp->n_embd / hp->n_head, &hp->head_dim_v));
+    TRY(meta_i32(b, n, ARCH_K_ROPE_DIMS, 0, hp->head_dim_k, &hp->n_rot));
     if (hp->head_dim_k <= 0 || hp->head_dim_v <= 0 || hp->head_dim_k % 2 || hp->n_rot <= 0 ||
         hp->n_rot > hp->head_dim_k || hp->n_rot % 2)
-        return model_fail(model, KINFER_E_FORMAT, "bad head sizes: key %d, value %d, rope %d",
+        return bind_fail(b, KINFER_E_FORMAT, "bad head sizes: key %d, value %d, rope %d",
                           hp->head_dim_k, hp->head_dim_v, hp->n_rot);
-    TRY(meta_f32(model, n, ARCH_K_RMS_EPS, 1, 0, &hp->rms_eps));
-    TRY(meta_f32(model, n, ARCH_K_ROPE_FREQ_BASE, 0, 10000.0f, &hp->rope_base));
+    TRY(meta_f32(b, n, ARCH_K_RMS_EPS, 1, 0, &hp->rms_eps));
+    TRY(meta_f32(b, n, ARCH_K_ROPE_FREQ_BASE, 0, 10000.0f, &hp->rope_base));
 
     /* RoPE scaling: only "linear" (or none) is supported. */
     char key[128];
     const char *scaling = NULL;
     snprintf(key, sizeof key, "%s.%s", n, ARCH_K_ROPE_SCALING_TYPE);
-    if (kinfer_meta_get_str(model, key, &scaling) != KINFER_OK) scaling = "linear";
+    if (meta_get_str(b, key, &scaling) != KINFER_OK) scaling = "linear";
     float factor;
-    TRY(meta_f32(model, n, ARCH_K_ROPE_SCALING_FACTOR, 0, 0.0f, &factor));
-    if (factor == 0.0f) TRY(meta_f32(model, n, ARCH_K_ROPE_SCALE_LINEAR, 0, 0.0f, &factor));
+    TRY(meta_f32(b, n, ARCH_K_ROPE_SCALING_FACTOR, 0, 0.0f, &factor));
+    if (factor == 0.0f) TRY(meta_f32(b, n, ARCH_K_ROPE_SCALE_LINEAR, 0, 0.0f, &factor));
     /* llama.cpp: freq_scale = 1 / factor for "linear" (the default type);
      * "none" means no scaling.  YaRN, LongRoPE, ... are not implemented. */
     hp->rope_scale = 1.0f;
     if (strcmp(scaling, "linear") == 0) {
         if (factor > 0.0f) hp->rope_scale = 1.0f / factor;
     } else if (strcmp(scaling, "none") != 0) {
-        snprintf(model->w.unsupported, sizeof model->w.unsupported,
+        snprintf(b->w->unsupported, sizeof b->w->unsupported,
                  "RoPE scaling \"%.40s\" is not supported (only linear)", scaling);
     }
     hp->n_swa = 0;
-    if (a->swa_pattern) TRY(meta_i32(model, n, ARCH_K_SLIDING_WINDOW, 0, 0, &hp->n_swa));
-    TRY(meta_f32(model, n, ARCH_K_FINAL_LOGIT_SOFTCAP, 0, 0.0f, &hp->logit_softcap));
+    if (a->swa_pattern) TRY(meta_i32(b, n, ARCH_K_SLIDING_WINDOW, 0, 0, &hp->n_swa));
+    TRY(meta_f32(b, n, ARCH_K_FINAL_LOGIT_SOFTCAP, 0, 0.0f, &hp->logit_softcap));
 
     hp->attn_scale = 1.0f / sqrtf((float)hp->head_dim_k);
     hp->attn_scale_on_q = a->attn_scale_on_q;
@@ -268,33 +308,32 @@ static kinfer_status read_hparams(kinfer_model *model, const arch_desc *a, model
 
 /* Which layers are local (sliding window), from the pattern key or the
  * arch's default pattern. */
-static kinfer_status read_swa_layers(kinfer_model *model, const arch_desc *a)
+static kinfer_status read_swa_layers(binding *b, const arch_desc *a)
 {
-    model_weights *w = &model->w;
+    model_weights *w = b->w;
     const model_hparams *hp = &w->hp;
     float base_swa;
-    kinfer_status st = meta_f32(model, a->name, ARCH_K_ROPE_FREQ_BASE_SWA, 0, a->swa_rope_base,
+    kinfer_status st = meta_f32(b, a->name, ARCH_K_ROPE_FREQ_BASE_SWA, 0, a->swa_rope_base,
                                 &base_swa);
     if (st) return st;
     int32_t pattern = a->swa_pattern;
     char key[128];
     snprintf(key, sizeof key, "%s.%s", a->name, ARCH_K_SLIDING_WINDOW_PATTERN);
-    int64_t ki = kinfer_meta_find(model, key);
-    kinfer_value_type vt = KINFER_VALUE_UINT32;
-    uint64_t n_el = 0;
-    if (ki >= 0) kinfer_meta_type(model, ki, &vt, NULL, &n_el);
-    if (ki >= 0 && vt != KINFER_VALUE_ARRAY) {
-        st = meta_i32(model, a->name, ARCH_K_SLIDING_WINDOW_PATTERN, 0, pattern, &pattern);
+    const gguf_kv *pk = meta_kv(b, key);
+    const int is_array = pk && pk->type == GGUF_ARR;
+    const uint64_t n_el = is_array ? pk->n_elems : 0;
+    if (pk && !is_array) {
+        st = meta_i32(b, a->name, ARCH_K_SLIDING_WINDOW_PATTERN, 0, pattern, &pattern);
         if (st) return st;
     }
     for (int il = 0; il < hp->n_layer; il++) {
         layer_weights *L = &w->layers[il];
         int swa = 0;
         if (hp->n_swa > 0) {
-            if (ki >= 0 && vt == KINFER_VALUE_ARRAY) {
+            if (is_array) {
                 int64_t v = 0;
-                if ((uint64_t)il >= n_el || kinfer_meta_array_int(model, ki, (uint64_t)il, &v))
-                    return model_fail(model, KINFER_E_FORMAT, "%s has no entry for layer %d",
+                if ((uint64_t)il >= n_el || gguf_arr_int(pk, (uint64_t)il, &v))
+                    return bind_fail(b, KINFER_E_FORMAT, "%s has no entry for layer %d",
                                       key, il);
                 swa = v != 0;
             } else {
@@ -308,22 +347,22 @@ static kinfer_status read_swa_layers(kinfer_model *model, const arch_desc *a)
     return KINFER_OK;
 }
 
-static kinfer_status bind_all(kinfer_model *model, const arch_desc *a);
+static kinfer_status bind_all(binding *b, const arch_desc *a);
 
-kinfer_status model_bind(kinfer_model *model)
+static kinfer_status bind_model(binding *b)
 {
-    model_weights *w = &model->w;
+    model_weights *w = b->w;
     memset(w, 0, sizeof *w);
-    for (uint64_t i = 0; i < model->gguf->n_tensors; i++)
-        w->tensor_bytes += model->gguf->tensors[i].size;
+    for (uint64_t i = 0; i < b->gf->n_tensors; i++)
+        w->tensor_bytes += b->gf->tensors[i].size;
 
     const char *arch_name = NULL;
-    if (kinfer_meta_get_str(model, "general.architecture", &arch_name) != KINFER_OK) {
+    if (meta_get_str(b, "general.architecture", &arch_name) != KINFER_OK) {
         snprintf(w->unsupported, sizeof w->unsupported,
                  "the file has no general.architecture string");
         return KINFER_OK;
     }
-    if (model->gguf->n_tensors == 0) {
+    if (b->gf->n_tensors == 0) {
         snprintf(w->unsupported, sizeof w->unsupported,
                  "the file has no tensors (a vocabulary-only GGUF?)");
         return KINFER_OK;
@@ -336,11 +375,11 @@ kinfer_status model_bind(kinfer_model *model)
         return KINFER_OK;
     }
     model_hparams *hp = &w->hp;
-    kinfer_status st = read_hparams(model, a, hp);
+    kinfer_status st = read_hparams(b, a, hp);
     if (st) return st;
-    w->bound = calloc(model->gguf->n_tensors, 1);
-    if (!w->bound) return model_fail(model, KINFER_E_NOMEM, "out of memory for the tensor table");
-    st = bind_all(model, a);
+    w->bound = calloc(b->gf->n_tensors, 1);
+    if (!w->bound) return bind_fail(b, KINFER_E_NOMEM, "out of memory for the tensor table");
+    st = bind_all(b, a);
     free(w->bound);
     w->bound = NULL;
     return st;
@@ -349,46 +388,46 @@ kinfer_status model_bind(kinfer_model *model)
 /* Bind every tensor of architecture a; a tensor the forward pass would
  * not use makes the model unsupported (llama.cpp refuses such files too:
  * running without it would give other logits). */
-static kinfer_status bind_all(kinfer_model *model, const arch_desc *a)
+static kinfer_status bind_all(binding *b, const arch_desc *a)
 {
-    model_weights *w = &model->w;
+    model_weights *w = b->w;
     model_hparams *hp = &w->hp;
     kinfer_status st;
 
     const int64_t E = hp->n_embd;
 
     /* token_embd: its rows give n_vocab */
-    int64_t ti = gguf_find_tensor(model->gguf, ARCH_T_TOKEN_EMBD);
+    int64_t ti = gguf_find_tensor(b->gf, ARCH_T_TOKEN_EMBD);
     if (ti < 0)
-        return model_fail(model, KINFER_E_FORMAT, "missing tensor %s (expected shape [%lld, n_vocab])",
+        return bind_fail(b, KINFER_E_FORMAT, "missing tensor %s (expected shape [%lld, n_vocab])",
                           ARCH_T_TOKEN_EMBD, (long long)E);
-    int64_t n_vocab = model->gguf->tensors[ti].ne[1];
+    int64_t n_vocab = b->gf->tensors[ti].ne[1];
     if (n_vocab <= 0 || n_vocab > INT32_MAX)
-        return model_fail(model, KINFER_E_FORMAT, "tensor %s: bad vocabulary size %lld",
+        return bind_fail(b, KINFER_E_FORMAT, "tensor %s: bad vocabulary size %lld",
                           ARCH_T_TOKEN_EMBD, (long long)n_vocab);
     hp->n_vocab = (int32_t)n_vocab;
 #define TRY(x) \
     do { \
         if ((st = (x)) != KINFER_OK) return st; \
     } while (0)
-    TRY(bind(model, &w->tok_embd, ARCH_T_TOKEN_EMBD, E, n_vocab, WT_REQUIRED));
-    TRY(bind(model, &w->output_norm, ARCH_T_OUTPUT_NORM, E, 0, WT_REQUIRED | WT_F32));
-    TRY(bind(model, &w->output, ARCH_T_OUTPUT, E, n_vocab, 0));
+    TRY(bind(b, &w->tok_embd, ARCH_T_TOKEN_EMBD, E, n_vocab, WT_REQUIRED));
+    TRY(bind(b, &w->output_norm, ARCH_T_OUTPUT_NORM, E, 0, WT_REQUIRED | WT_F32));
+    TRY(bind(b, &w->output, ARCH_T_OUTPUT, E, n_vocab, 0));
     if (!w->output.data) {
         w->output = w->tok_embd;
         w->output_tied = 1;
     }
-    if (a->rope_freqs) TRY(bind(model, &w->rope_freqs, ARCH_T_ROPE_FREQS, hp->n_rot / 2, 0, WT_F32));
+    if (a->rope_freqs) TRY(bind(b, &w->rope_freqs, ARCH_T_ROPE_FREQS, hp->n_rot / 2, 0, WT_F32));
 
     w->layers = calloc((size_t)hp->n_layer, sizeof *w->layers);
-    if (!w->layers) return model_fail(model, KINFER_E_NOMEM, "out of memory for layer table");
-    for (int il = 0; il < hp->n_layer; il++) TRY(bind_layer(model, a, il));
-    TRY(read_swa_layers(model, a));
+    if (!w->layers) return bind_fail(b, KINFER_E_NOMEM, "out of memory for layer table");
+    for (int il = 0; il < hp->n_layer; il++) TRY(bind_layer(b, a, il));
+    TRY(read_swa_layers(b, a));
 #undef TRY
-    for (uint64_t i = 0; i < model->gguf->n_tensors && !w->unsupported[0]; i++)
+    for (uint64_t i = 0; i < b->gf->n_tensors && !w->unsupported[0]; i++)
         if (!w->bound[i])
             snprintf(w->unsupported, sizeof w->unsupported,
-                     "tensor %.96s is not part of kinfer's %s forward pass", model->gguf->tensors[i].name,
+                     "tensor %.96s is not part of kinfer's %s forward pass", b->gf->tensors[i].name,
                      a->name);
     /* Everything checks out: the model can run (unless unsupported was set
      * by a feature above). */
@@ -396,9 +435,15 @@ static kinfer_status bind_all(kinfer_model *model, const arch_desc *a)
     return KINFER_OK;
 }
 
-void model_unbind(kinfer_model *model)
+kinfer_status weights_bind(model_weights *w, const gguf_file *gf, char *err, size_t err_size)
 {
-    free(model->w.layers);
-    model->w.layers = NULL;
+    binding b = {.w = w, .gf = gf, .err = err, .err_size = err_size};
+    return bind_model(&b);
+}
+
+void weights_unbind(model_weights *w)
+{
+    free(w->layers);
+    w->layers = NULL;
 }
 

@@ -135,12 +135,13 @@ uint64_t layer_weight_bytes(const layer_weights *L);
 /* RoPE of layer il (its base and scale: sliding-window layers differ). */
 kinfer_rope_params model_layer_rope(const model_weights *w, int il);
 
-struct kinfer_model;
+struct gguf_file;
 
 /* Bind the architecture after the GGUF tables are parsed.  An unknown
- * architecture is not an error here (weights.arch stays NULL with a reason);
- * a known one with a missing tensor, a wrong shape or bad metadata is. */
-kinfer_status model_bind(struct kinfer_model *model);
-void model_unbind(struct kinfer_model *model);
+ * architecture is not an error here (w->arch stays NULL with a reason in
+ * w->unsupported); a known one with a missing tensor, a wrong shape or bad
+ * metadata is, with a message in err. */
+kinfer_status weights_bind(model_weights *w, const struct gguf_file *gf, char *err, size_t err_size);
+void weights_unbind(model_weights *w);
 
 #endif /* KINFER_WEIGHTS_H */

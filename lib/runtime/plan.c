@@ -16,6 +16,20 @@
 #include "model/model.h"
 #include "quant.h"
 
+kinfer_context_params kinfer_context_default_params(void)
+{
+    kinfer_context_params p = {0};
+    p.n_ctx = 0;
+    p.n_batch = 512;
+    p.n_seq_max = 1;
+    p.n_threads = 0;
+    p.type_k = KINFER_TYPE_F16;
+    p.type_v = KINFER_TYPE_F16;
+    p.n_gpu_layers = 0;
+    p.gpu_margin_bytes = (uint64_t)512 << 20;
+    return p;
+}
+
 static size_t max_sz(size_t a, size_t b)
 {
     return a > b ? a : b;

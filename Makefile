@@ -42,7 +42,7 @@ PCRE2_LIBS := $(or $(shell pkg-config --libs libpcre2-8 2>/dev/null),-lpcre2-8)
 CHECK_LIBS := $(or $(shell pkg-config --libs check 2>/dev/null),-lcheck -lsubunit -lrt -lm)
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter -Wno-format-truncation
-CFLAGS_BASE := -std=c11 -O2 -g -fPIC -pthread $(WARN) -D_GNU_SOURCE \
+CFLAGS_BASE := -std=c11 -O2 -g -fPIC -fvisibility=hidden -pthread $(WARN) -D_GNU_SOURCE \
 	-Iinclude -Ilib -Ikernels $(OPENBLAS_CFLAGS) -DKINFER_OPENBLAS_SONAME='"$(OPENBLAS_SONAME)"' -MMD -MP
 LDLIBS := $(PCRE2_LIBS) -ldl -lpthread -lm
 
@@ -57,7 +57,7 @@ ifeq ($(KINFER_CUDA),1)
 CUBLAS_SONAME := $(or $(notdir $(shell readlink $(CUDA_HOME)/lib64/libcublas.so 2>/dev/null)),libcublas.so)
 CFLAGS_BASE += -DKINFER_CUDA=1 -I$(CUDA_HOME)/include -DKINFER_CUBLAS_SONAME='"$(CUBLAS_SONAME)"'
 LDLIBS += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lstdc++
-NVCCFLAGS := -O2 -std=c++17 -Xcompiler -fPIC -Iinclude -Ilib -Ikernels -MMD -MP \
+NVCCFLAGS := -O2 -std=c++17 -Xcompiler -fPIC,-fvisibility=hidden -Iinclude -Ilib -Ikernels -MMD -MP \
 	-Werror all-warnings \
 	$(foreach a,$(CUDA_ARCHS),-gencode arch=compute_$(a),code=sm_$(a)) \
 	-gencode arch=compute_$(lastword $(CUDA_ARCHS)),code=compute_$(lastword $(CUDA_ARCHS))
@@ -95,7 +95,7 @@ STATIC_LIB := $(BUILD)/lib/libkinfer.a
 objects_of = $(patsubst %.c,$(BUILD)/obj/%.o,$1)
 SHARED_LIB := $(BUILD)/lib/libkinfer.so.$(VERSION)
 
-.PHONY: all lib examples tests test test-asan fuzz models demo install uninstall clean
+.PHONY: all lib examples tests test check-shape test-asan fuzz models demo install uninstall clean
 all: lib examples $(BENCH_BIN) tests
 lib: $(STATIC_LIB) $(SHARED_LIB)
 examples: $(EXAMPLE_BIN)
@@ -136,8 +136,14 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TEST_UTIL) $(STATIC_LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(LDLIBS)
 
 # ------------------------------------------------------------------- tests
-test: $(TEST_BIN) $(BUILD)/bin/synth-model
+test: $(TEST_BIN) $(BUILD)/bin/synth-model check-shape
 	@KINFER_MODELS_DIR=$(MODELS_DIR) KINFER_TEST_QUICK=$(SANITIZE) sh tests/run.sh $(TEST_BIN)
+
+# The library's shape: only kinfer.h's functions exported, includes only
+# downward between the layers of lib/ and kernels/, no include circle.
+check-shape: $(SHARED_LIB)
+	@sh scripts/check-exports.sh $(SHARED_LIB) include/kinfer.h
+	@python3 scripts/check-layers.py
 
 # KINFER_TEST_QUICK: model suites check fewer prompts/positions under the sanitizers.
 test-asan:

@@ -24,12 +24,20 @@
 extern "C" {
 #endif
 
+/* Marks the symbols libkinfer exports; everything else in it is hidden
+ * (built with -fvisibility=hidden). */
+#if defined(__GNUC__) || defined(__clang__)
+#define KINFER_API __attribute__((visibility("default")))
+#else
+#define KINFER_API
+#endif
+
 #define KINFER_VERSION_MAJOR 0
 #define KINFER_VERSION_MINOR 1
 #define KINFER_VERSION_PATCH 0
 
 /* "MAJOR.MINOR.PATCH" of the library actually linked. Static storage. */
-const char *kinfer_version(void);
+KINFER_API const char *kinfer_version(void);
 
 /* ------------------------------------------------------------------ status */
 
@@ -49,7 +57,7 @@ typedef enum kinfer_status {
 } kinfer_status;
 
 /* Short constant name of a status ("KINFER_E_FORMAT"); never NULL. */
-const char *kinfer_status_str(kinfer_status status);
+KINFER_API const char *kinfer_status_str(kinfer_status status);
 
 /* ------------------------------------------------------------ tensor types */
 
@@ -91,7 +99,7 @@ typedef enum kinfer_type {
 } kinfer_type;
 
 /* "Q4_K" etc.; NULL for a number that names no known type. */
-const char *kinfer_type_name(int type);
+KINFER_API const char *kinfer_type_name(int type);
 
 /* ------------------------------------------------------------------ model */
 
@@ -107,7 +115,7 @@ typedef struct kinfer_model_params {
     void *progress_user_data;
 } kinfer_model_params;
 
-kinfer_model_params kinfer_model_default_params(void);
+KINFER_API kinfer_model_params kinfer_model_default_params(void);
 
 /*
  * Load a GGUF file.  params may be NULL for the defaults.
@@ -117,23 +125,23 @@ kinfer_model_params kinfer_model_default_params(void);
  * kinfer_model_free() (or NULL when even that could not be allocated); the
  * caller frees it either way.
  */
-kinfer_status kinfer_model_load(const char *path, const kinfer_model_params *params,
+KINFER_API kinfer_status kinfer_model_load(const char *path, const kinfer_model_params *params,
                                 kinfer_model **out);
 
 /* Same, from a GGUF image in caller memory.  The buffer is not copied: it must
  * stay valid and unchanged until kinfer_model_free().  use_mmap is ignored. */
-kinfer_status kinfer_model_load_from_buffer(const void *data, size_t size,
+KINFER_API kinfer_status kinfer_model_load_from_buffer(const void *data, size_t size,
                                             const kinfer_model_params *params,
                                             kinfer_model **out);
 
-void kinfer_model_free(kinfer_model *model);
+KINFER_API void kinfer_model_free(kinfer_model *model);
 
 /* Message of the last failure on this handle ("" if none).  Valid until the
  * next call on the handle. */
-const char *kinfer_model_errmsg(const kinfer_model *model);
+KINFER_API const char *kinfer_model_errmsg(const kinfer_model *model);
 
 /* GGUF version of the file (2 or 3). */
-uint32_t kinfer_model_gguf_version(const kinfer_model *model);
+KINFER_API uint32_t kinfer_model_gguf_version(const kinfer_model *model);
 
 /* ---------------------------------------------------------- GGUF metadata */
 
@@ -155,20 +163,20 @@ typedef enum kinfer_value_type {
 } kinfer_value_type;
 
 /* "u32", "string", "array", ...; NULL for an unknown number. */
-const char *kinfer_value_type_name(int type);
+KINFER_API const char *kinfer_value_type_name(int type);
 
 /* Number of metadata entries, in file order. */
-int64_t kinfer_meta_count(const kinfer_model *model);
+KINFER_API int64_t kinfer_meta_count(const kinfer_model *model);
 
 /* Key of entry i, or NULL when i is out of range.  Valid for the model's life. */
-const char *kinfer_meta_key(const kinfer_model *model, int64_t i);
+KINFER_API const char *kinfer_meta_key(const kinfer_model *model, int64_t i);
 
 /* Index of a key, or -1 when absent. */
-int64_t kinfer_meta_find(const kinfer_model *model, const char *key);
+KINFER_API int64_t kinfer_meta_find(const kinfer_model *model, const char *key);
 
 /* Type of entry i; for arrays also the element type and length (either
  * pointer may be NULL).  KINFER_E_NOT_FOUND when i is out of range. */
-kinfer_status kinfer_meta_type(const kinfer_model *model, int64_t i, kinfer_value_type *type,
+KINFER_API kinfer_status kinfer_meta_type(const kinfer_model *model, int64_t i, kinfer_value_type *type,
                                kinfer_value_type *elem_type, uint64_t *n_elems);
 
 /*
@@ -178,20 +186,20 @@ kinfer_status kinfer_meta_type(const kinfer_model *model, int64_t i, kinfer_valu
  * out of range for the requested one.  Strings are NUL-terminated and valid
  * for the model's life.
  */
-kinfer_status kinfer_meta_get_int(const kinfer_model *model, const char *key, int64_t *out);
-kinfer_status kinfer_meta_get_uint(const kinfer_model *model, const char *key, uint64_t *out);
-kinfer_status kinfer_meta_get_float(const kinfer_model *model, const char *key, double *out);
-kinfer_status kinfer_meta_get_bool(const kinfer_model *model, const char *key, bool *out);
-kinfer_status kinfer_meta_get_str(const kinfer_model *model, const char *key, const char **out);
+KINFER_API kinfer_status kinfer_meta_get_int(const kinfer_model *model, const char *key, int64_t *out);
+KINFER_API kinfer_status kinfer_meta_get_uint(const kinfer_model *model, const char *key, uint64_t *out);
+KINFER_API kinfer_status kinfer_meta_get_float(const kinfer_model *model, const char *key, double *out);
+KINFER_API kinfer_status kinfer_meta_get_bool(const kinfer_model *model, const char *key, bool *out);
+KINFER_API kinfer_status kinfer_meta_get_str(const kinfer_model *model, const char *key, const char **out);
 
 /* Element j of the array at entry i, with the same conversions.  A string
  * element is given as pointer and length (not NUL-terminated, inside the
  * file image, valid for the model's life). */
-kinfer_status kinfer_meta_array_int(const kinfer_model *model, int64_t i, uint64_t j,
+KINFER_API kinfer_status kinfer_meta_array_int(const kinfer_model *model, int64_t i, uint64_t j,
                                     int64_t *out);
-kinfer_status kinfer_meta_array_float(const kinfer_model *model, int64_t i, uint64_t j,
+KINFER_API kinfer_status kinfer_meta_array_float(const kinfer_model *model, int64_t i, uint64_t j,
                                       double *out);
-kinfer_status kinfer_meta_array_str(const kinfer_model *model, int64_t i, uint64_t j,
+KINFER_API kinfer_status kinfer_meta_array_str(const kinfer_model *model, int64_t i, uint64_t j,
                                     const char **out, size_t *len);
 
 /*
@@ -202,7 +210,7 @@ kinfer_status kinfer_meta_array_str(const kinfer_model *model, int64_t i, uint64
  * the length of the full text (without NUL), negated when it did not fit, or
  * 0 when i is out of range (any value formats to at least one character).
  */
-int64_t kinfer_meta_format(const kinfer_model *model, int64_t i, uint64_t max_elems, char *buf,
+KINFER_API int64_t kinfer_meta_format(const kinfer_model *model, int64_t i, uint64_t max_elems, char *buf,
                            size_t size);
 
 /* ----------------------------------------------------------- tensor table */
@@ -219,25 +227,25 @@ typedef struct kinfer_tensor_info {
     uint64_t size;           /* bytes of data */
 } kinfer_tensor_info;
 
-int64_t kinfer_tensor_count(const kinfer_model *model);
+KINFER_API int64_t kinfer_tensor_count(const kinfer_model *model);
 
 /* Index of a tensor by name, or -1 when absent. */
-int64_t kinfer_tensor_find(const kinfer_model *model, const char *name);
+KINFER_API int64_t kinfer_tensor_find(const kinfer_model *model, const char *name);
 
 /* KINFER_E_NOT_FOUND when i is out of range. */
-kinfer_status kinfer_tensor_get_info(const kinfer_model *model, int64_t i, kinfer_tensor_info *out);
+KINFER_API kinfer_status kinfer_tensor_get_info(const kinfer_model *model, int64_t i, kinfer_tensor_info *out);
 
 /* ------------------------------------------------------------- model info */
 
 /* Hyperparameters of a model whose architecture kinfer runs; 0 otherwise. */
-int32_t kinfer_model_n_layer(const kinfer_model *model);
-int32_t kinfer_model_n_embd(const kinfer_model *model);
-int32_t kinfer_model_n_vocab(const kinfer_model *model);   /* rows of the output matrix */
-int32_t kinfer_model_n_ctx_train(const kinfer_model *model);
+KINFER_API int32_t kinfer_model_n_layer(const kinfer_model *model);
+KINFER_API int32_t kinfer_model_n_embd(const kinfer_model *model);
+KINFER_API int32_t kinfer_model_n_vocab(const kinfer_model *model);   /* rows of the output matrix */
+KINFER_API int32_t kinfer_model_n_ctx_train(const kinfer_model *model);
 
 /* One line describing the model ("llama 135M Q4_1, 30 layers"), into buf;
  * returns the length, negated when it did not fit. */
-int64_t kinfer_model_desc(const kinfer_model *model, char *buf, size_t size);
+KINFER_API int64_t kinfer_model_desc(const kinfer_model *model, char *buf, size_t size);
 
 /* --------------------------------------------------------------- contexts */
 
@@ -272,17 +280,17 @@ typedef struct kinfer_context_params {
     void *abort_user_data;
 } kinfer_context_params;
 
-kinfer_context_params kinfer_context_default_params(void);
+KINFER_API kinfer_context_params kinfer_context_default_params(void);
 
 /* A context holds the KV cache, scratch and threads for one decoding stream
  * on a model; it belongs to one thread at a time.  Different contexts on one
  * model may run in parallel.  The model must outlive its contexts.  On
  * failure *out follows kinfer_model_load's rule (free it either way). */
-kinfer_status kinfer_context_new(const kinfer_model *model, const kinfer_context_params *params,
+KINFER_API kinfer_status kinfer_context_new(const kinfer_model *model, const kinfer_context_params *params,
                                  kinfer_context **out);
-void kinfer_context_free(kinfer_context *ctx);
-const char *kinfer_context_errmsg(const kinfer_context *ctx);
-uint32_t kinfer_context_n_ctx(const kinfer_context *ctx);
+KINFER_API void kinfer_context_free(kinfer_context *ctx);
+KINFER_API const char *kinfer_context_errmsg(const kinfer_context *ctx);
+KINFER_API uint32_t kinfer_context_n_ctx(const kinfer_context *ctx);
 
 /* What a model would need with these context params, before anything is
  * allocated, and where its layers would go (n_gpu_layers as llama.cpp counts
@@ -298,7 +306,7 @@ typedef struct kinfer_estimate {
     char errmsg[256];              /* why, when the estimate failed */
 } kinfer_estimate;
 
-kinfer_status kinfer_model_estimate(const kinfer_model *model, const kinfer_context_params *params,
+KINFER_API kinfer_status kinfer_model_estimate(const kinfer_model *model, const kinfer_context_params *params,
                                     kinfer_estimate *out);
 
 /* ----------------------------------------------------------------- decode */
@@ -322,28 +330,28 @@ typedef struct kinfer_batch {
  * KINFER_E_INVALID_ARG for a token outside the vocabulary, a position that
  * is negative or not after the sequence's last one, a bad sequence id, or an
  * empty batch. */
-kinfer_status kinfer_decode(kinfer_context *ctx, const kinfer_batch *batch);
+KINFER_API kinfer_status kinfer_decode(kinfer_context *ctx, const kinfer_batch *batch);
 
 /* Logits (n_vocab floats) of token i of the last decoded batch, NULL when
  * that token did not ask for them.  Valid until the next decode on ctx. */
-const float *kinfer_get_logits(kinfer_context *ctx, int32_t i);
+KINFER_API const float *kinfer_get_logits(kinfer_context *ctx, int32_t i);
 
 /* ------------------------------------------------------------- KV cache */
 
 /* Positions are half-open ranges [p0, p1); p1 < 0 means "to the end". */
-kinfer_status kinfer_kv_clear(kinfer_context *ctx);
-kinfer_status kinfer_kv_seq_rm(kinfer_context *ctx, kinfer_seq_id seq, kinfer_pos p0, kinfer_pos p1);
+KINFER_API kinfer_status kinfer_kv_clear(kinfer_context *ctx);
+KINFER_API kinfer_status kinfer_kv_seq_rm(kinfer_context *ctx, kinfer_seq_id seq, kinfer_pos p0, kinfer_pos p1);
 /* Make dst share src's cells in [p0, p1) (a common prompt prefix). */
-kinfer_status kinfer_kv_seq_cp(kinfer_context *ctx, kinfer_seq_id src, kinfer_seq_id dst,
+KINFER_API kinfer_status kinfer_kv_seq_cp(kinfer_context *ctx, kinfer_seq_id src, kinfer_seq_id dst,
                                kinfer_pos p0, kinfer_pos p1);
 /* Drop every sequence but seq. */
-kinfer_status kinfer_kv_seq_keep(kinfer_context *ctx, kinfer_seq_id seq);
+KINFER_API kinfer_status kinfer_kv_seq_keep(kinfer_context *ctx, kinfer_seq_id seq);
 /* Add delta to the positions in [p0, p1) of seq (context shift); the keys
  * are re-rotated.  Cells moved below position 0 are removed. */
-kinfer_status kinfer_kv_seq_add(kinfer_context *ctx, kinfer_seq_id seq, kinfer_pos p0,
+KINFER_API kinfer_status kinfer_kv_seq_add(kinfer_context *ctx, kinfer_seq_id seq, kinfer_pos p0,
                                 kinfer_pos p1, kinfer_pos delta);
 /* Smallest and largest position held for seq; KINFER_E_NOT_FOUND if none. */
-kinfer_status kinfer_kv_seq_pos_range(const kinfer_context *ctx, kinfer_seq_id seq,
+KINFER_API kinfer_status kinfer_kv_seq_pos_range(const kinfer_context *ctx, kinfer_seq_id seq,
                                       kinfer_pos *min, kinfer_pos *max);
 
 /* --------------------------------------------------------------- sampling */
@@ -364,22 +372,22 @@ typedef struct kinfer_sampler_params {
     uint64_t seed;           /* the same seed gives the same draws; default 0 */
 } kinfer_sampler_params;
 
-kinfer_sampler_params kinfer_sampler_default_params(void);
-kinfer_status kinfer_sampler_new(const kinfer_sampler_params *params, kinfer_sampler **out);
-void kinfer_sampler_free(kinfer_sampler *sampler);
+KINFER_API kinfer_sampler_params kinfer_sampler_default_params(void);
+KINFER_API kinfer_status kinfer_sampler_new(const kinfer_sampler_params *params, kinfer_sampler **out);
+KINFER_API void kinfer_sampler_free(kinfer_sampler *sampler);
 
 /* Pick a token from n_vocab logits (not modified).  Returns the token id, or
  * a negative kinfer_status (KINFER_E_INVALID_ARG for n_vocab <= 0). */
-kinfer_token kinfer_sampler_sample(kinfer_sampler *sampler, const float *logits, int32_t n_vocab);
+KINFER_API kinfer_token kinfer_sampler_sample(kinfer_sampler *sampler, const float *logits, int32_t n_vocab);
 /* Record a token in the penalty history (prompt tokens and sampled ones). */
-void kinfer_sampler_accept(kinfer_sampler *sampler, kinfer_token token);
+KINFER_API void kinfer_sampler_accept(kinfer_sampler *sampler, kinfer_token token);
 /* Forget the history and reseed. */
-void kinfer_sampler_reset(kinfer_sampler *sampler);
+KINFER_API void kinfer_sampler_reset(kinfer_sampler *sampler);
 
 /* -log p(target) under the softmax of n_vocab logits, summed in double as
  * llama-perplexity does (perplexity = exp of its mean); NAN for a target
  * outside [0, n_vocab). */
-double kinfer_token_nll(const float *logits, int32_t n_vocab, kinfer_token target);
+KINFER_API double kinfer_token_nll(const float *logits, int32_t n_vocab, kinfer_token target);
 
 /* --------------------------------------------------------------- tokenizer */
 
@@ -412,7 +420,7 @@ typedef struct kinfer_error {
  * negated.  On failure returns 0 and fills *error (may be NULL):
  * KINFER_E_UNSUPPORTED (no vocabulary), KINFER_E_INVALID_ARG, KINFER_E_NOMEM.
  */
-int64_t kinfer_tokenize(const kinfer_model *model, const char *text, size_t text_len,
+KINFER_API int64_t kinfer_tokenize(const kinfer_model *model, const char *text, size_t text_len,
                         kinfer_token *tokens, int64_t n_tokens_max, bool add_special,
                         bool parse_special, kinfer_error *error);
 
@@ -423,7 +431,7 @@ int64_t kinfer_tokenize(const kinfer_model *model, const char *text, size_t text
  * Not NUL-terminated; may be a fragment of a UTF-8 character.  Returns the
  * length, negated when size is too small; 0 for an id outside the vocabulary.
  */
-int32_t kinfer_token_to_piece(const kinfer_model *model, kinfer_token token, char *buf,
+KINFER_API int32_t kinfer_token_to_piece(const kinfer_model *model, kinfer_token token, char *buf,
                               int32_t size, bool special);
 
 /*
@@ -432,41 +440,41 @@ int32_t kinfer_token_to_piece(const kinfer_model *model, kinfer_token token, cha
  * control tokens.  Ids outside the vocabulary render as nothing.  Returns the
  * length (a NUL follows when there is room), negated when size is too small.
  */
-int64_t kinfer_detokenize(const kinfer_model *model, const kinfer_token *tokens, int64_t n_tokens,
+KINFER_API int64_t kinfer_detokenize(const kinfer_model *model, const kinfer_token *tokens, int64_t n_tokens,
                           char *buf, int64_t size, bool remove_special, bool unparse_special);
 
-int32_t kinfer_vocab_n_tokens(const kinfer_model *model);
+KINFER_API int32_t kinfer_vocab_n_tokens(const kinfer_model *model);
 /* "spm", "bpe", or "none".  Static storage. */
-const char *kinfer_vocab_type(const kinfer_model *model);
+KINFER_API const char *kinfer_vocab_type(const kinfer_model *model);
 /* Whether tokenizing with add_special adds BOS / EOS. */
-bool kinfer_vocab_add_bos(const kinfer_model *model);
-bool kinfer_vocab_add_eos(const kinfer_model *model);
+KINFER_API bool kinfer_vocab_add_bos(const kinfer_model *model);
+KINFER_API bool kinfer_vocab_add_eos(const kinfer_model *model);
 
 /* Special token ids; KINFER_TOKEN_NULL when the vocabulary has none. */
-kinfer_token kinfer_token_bos(const kinfer_model *model);
-kinfer_token kinfer_token_eos(const kinfer_model *model);
-kinfer_token kinfer_token_eot(const kinfer_model *model);  /* end of turn */
-kinfer_token kinfer_token_eom(const kinfer_model *model);  /* end of message */
-kinfer_token kinfer_token_unk(const kinfer_model *model);
-kinfer_token kinfer_token_sep(const kinfer_model *model);
-kinfer_token kinfer_token_pad(const kinfer_model *model);
-kinfer_token kinfer_token_nl(const kinfer_model *model);   /* newline */
-kinfer_token kinfer_token_fim_pre(const kinfer_model *model);
-kinfer_token kinfer_token_fim_suf(const kinfer_model *model);
-kinfer_token kinfer_token_fim_mid(const kinfer_model *model);
-kinfer_token kinfer_token_fim_pad(const kinfer_model *model);
-kinfer_token kinfer_token_fim_rep(const kinfer_model *model);
-kinfer_token kinfer_token_fim_sep(const kinfer_model *model);
+KINFER_API kinfer_token kinfer_token_bos(const kinfer_model *model);
+KINFER_API kinfer_token kinfer_token_eos(const kinfer_model *model);
+KINFER_API kinfer_token kinfer_token_eot(const kinfer_model *model);  /* end of turn */
+KINFER_API kinfer_token kinfer_token_eom(const kinfer_model *model);  /* end of message */
+KINFER_API kinfer_token kinfer_token_unk(const kinfer_model *model);
+KINFER_API kinfer_token kinfer_token_sep(const kinfer_model *model);
+KINFER_API kinfer_token kinfer_token_pad(const kinfer_model *model);
+KINFER_API kinfer_token kinfer_token_nl(const kinfer_model *model);   /* newline */
+KINFER_API kinfer_token kinfer_token_fim_pre(const kinfer_model *model);
+KINFER_API kinfer_token kinfer_token_fim_suf(const kinfer_model *model);
+KINFER_API kinfer_token kinfer_token_fim_mid(const kinfer_model *model);
+KINFER_API kinfer_token kinfer_token_fim_pad(const kinfer_model *model);
+KINFER_API kinfer_token kinfer_token_fim_rep(const kinfer_model *model);
+KINFER_API kinfer_token kinfer_token_fim_sep(const kinfer_model *model);
 
 /* Whether the token ends generation (EOS, EOT, <|im_end|>, ...). */
-bool kinfer_token_is_eog(const kinfer_model *model, kinfer_token token);
+KINFER_API bool kinfer_token_is_eog(const kinfer_model *model, kinfer_token token);
 /* Whether it is a control token (rendered only on request). */
-bool kinfer_token_is_control(const kinfer_model *model, kinfer_token token);
+KINFER_API bool kinfer_token_is_control(const kinfer_model *model, kinfer_token token);
 /* Raw vocabulary entry: NUL-terminated text (valid for the model's life, NULL
  * for a bad id), score, and attribute bits (llama.cpp's llama_token_attr). */
-const char *kinfer_token_text(const kinfer_model *model, kinfer_token token);
-float kinfer_token_score(const kinfer_model *model, kinfer_token token);
-uint32_t kinfer_token_attr(const kinfer_model *model, kinfer_token token);
+KINFER_API const char *kinfer_token_text(const kinfer_model *model, kinfer_token token);
+KINFER_API float kinfer_token_score(const kinfer_model *model, kinfer_token token);
+KINFER_API uint32_t kinfer_token_attr(const kinfer_model *model, kinfer_token token);
 
 /*
  * Streaming detokenizer: push tokens one at a time as they are generated and
@@ -480,15 +488,15 @@ uint32_t kinfer_token_attr(const kinfer_model *model, kinfer_token token);
  */
 typedef struct kinfer_detok kinfer_detok;
 
-kinfer_status kinfer_detok_new(const kinfer_model *model, bool special, kinfer_detok **out);
+KINFER_API kinfer_status kinfer_detok_new(const kinfer_model *model, bool special, kinfer_detok **out);
 /* Appends the text completed by this token to buf; returns its length, or its
  * length negated when size is too small (then the token is not consumed:
  * push it again with a larger buffer). */
-int32_t kinfer_detok_push(kinfer_detok *detok, kinfer_token token, char *buf, int32_t size);
+KINFER_API int32_t kinfer_detok_push(kinfer_detok *detok, kinfer_token token, char *buf, int32_t size);
 /* Emits any held-back bytes (an unfinished character) and resets; same
  * return convention. */
-int32_t kinfer_detok_flush(kinfer_detok *detok, char *buf, int32_t size);
-void kinfer_detok_free(kinfer_detok *detok);
+KINFER_API int32_t kinfer_detok_flush(kinfer_detok *detok, char *buf, int32_t size);
+KINFER_API void kinfer_detok_free(kinfer_detok *detok);
 
 /* ------------------------------------------------------------ chat template */
 
@@ -502,10 +510,10 @@ typedef struct kinfer_chat_message {
  * template or family name, detected as llama.cpp's llm_chat_detect_template
  * does; NULL when unknown.  Static storage.
  */
-const char *kinfer_chat_template_family(const char *tmpl);
+KINFER_API const char *kinfer_chat_template_family(const char *tmpl);
 
 /* The model's tokenizer.chat_template, or NULL.  Valid for the model's life. */
-const char *kinfer_model_chat_template(const kinfer_model *model);
+KINFER_API const char *kinfer_model_chat_template(const kinfer_model *model);
 
 /*
  * Render messages with a chat template, as llama.cpp's
@@ -518,7 +526,7 @@ const char *kinfer_model_chat_template(const kinfer_model *model);
  * KINFER_E_UNSUPPORTED for a family kinfer does not render (both name it),
  * KINFER_E_INVALID_ARG, KINFER_E_NOMEM.
  */
-int64_t kinfer_chat_apply_template(const kinfer_model *model, const char *tmpl,
+KINFER_API int64_t kinfer_chat_apply_template(const kinfer_model *model, const char *tmpl,
                                    const kinfer_chat_message *messages, size_t n_messages,
                                    bool add_generation_prompt, char *buf, int64_t size,
                                    kinfer_error *error);
@@ -532,10 +540,10 @@ typedef struct kinfer_quantize_params {
     void *progress_user_data;
 } kinfer_quantize_params;
 
-kinfer_quantize_params kinfer_quantize_default_params(void);
+KINFER_API kinfer_quantize_params kinfer_quantize_default_params(void);
 
 /* The i-th supported ftype name ("F16", "Q8_0", "Q4_K_M", ...), NULL past the end. */
-const char *kinfer_quantize_ftype_name(int i);
+KINFER_API const char *kinfer_quantize_ftype_name(int i);
 
 /*
  * Write in_path's model to out_path with its weights converted to an ftype,
@@ -543,7 +551,7 @@ const char *kinfer_quantize_ftype_name(int i);
  * inputs are dequantized first (requantizing loses some quality).  On failure
  * nothing is left at out_path and err (may be NULL) receives the message.
  */
-kinfer_status kinfer_quantize(const char *in_path, const char *out_path,
+KINFER_API kinfer_status kinfer_quantize(const char *in_path, const char *out_path,
                               const kinfer_quantize_params *params, char *err, size_t err_size);
 
 /* ------------------------------------------------------------------ devices */
@@ -551,7 +559,7 @@ kinfer_status kinfer_quantize(const char *in_path, const char *out_path,
 /* Number of usable CUDA devices: 0 when the library was built without CUDA,
  * when there is no GPU or no usable driver.  why (may be NULL) receives a
  * static string saying which, or "" when devices were found. */
-int kinfer_cuda_device_count(const char **why);
+KINFER_API int kinfer_cuda_device_count(const char **why);
 
 #ifdef __cplusplus
 }

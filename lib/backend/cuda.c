@@ -7,6 +7,8 @@
  */
 #include "backend/cuda.h"
 
+#include "core/status.h"
+
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,17 +69,6 @@ size_t kcuda_matmul_scratch_bytes(int type, int64_t n_rows, int64_t n_cols, int6
     return bytes;
 }
 
-static void put_msg(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void put_msg(char *buf, size_t size, const char *fmt, ...)
-{
-    if (buf == NULL || size == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(buf, size, fmt, ap);
-    va_end(ap);
-}
-
 #ifdef KINFER_CUDA
 #include <cuda_runtime_api.h>
 
@@ -96,21 +87,12 @@ struct kcuda {
 
 void kcuda_format_error(char *buf, size_t size, const char *what, int cuda_err)
 {
-    put_msg(buf, size, "%s: %s (%s)", what, cudaGetErrorName((cudaError_t)cuda_err),
+    (void)status_fail(buf, size, KINFER_E_DEVICE, "%s: %s (%s)", what, cudaGetErrorName((cudaError_t)cuda_err),
             cudaGetErrorString((cudaError_t)cuda_err));
 }
 
 /* Record a failure on the handle; returns the status. */
-static kinfer_status fail(kcuda *cu, kinfer_status st, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-static kinfer_status fail(kcuda *cu, kinfer_status st, const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(cu->errmsg, sizeof cu->errmsg, fmt, ap);
-    va_end(ap);
-    return st;
-}
+#define fail(cu, st, ...) status_fail((cu)->errmsg, sizeof (cu)->errmsg, (st), __VA_ARGS__)
 
 /* A cudaError_t from `what` as a status (and message when it failed).
  * Sticky errors stay; others are cleared so later calls start clean. */
@@ -167,13 +149,13 @@ static kinfer_status check_device(int device, char *err, size_t err_size)
         cudaDriverGetVersion(&drv);
         cudaRuntimeGetVersion(&rt);
         cudaGetLastError();
-        put_msg(err, err_size, "cudaGetDeviceCount: %s (%s); driver supports CUDA %d.%d, "
+        (void)status_fail(err, err_size, KINFER_E_DEVICE, "cudaGetDeviceCount: %s (%s); driver supports CUDA %d.%d, "
                 "runtime is %d.%d", cudaGetErrorName(e), cudaGetErrorString(e), drv / 1000,
                 drv % 1000 / 10, rt / 1000, rt % 1000 / 10);
         return KINFER_E_DEVICE;
     }
     if (device < 0 || device >= n) {
-        put_msg(err, err_size, "CUDA device %d does not exist (%d found)", device, n);
+        (void)status_fail(err, err_size, KINFER_E_DEVICE, "CUDA device %d does not exist (%d found)", device, n);
         return KINFER_E_INVALID_ARG;
     }
     return KINFER_OK;
@@ -183,7 +165,7 @@ kinfer_status kcuda_device_info_get(int device, kcuda_device_info *out, char *er
                                     size_t err_size)
 {
     if (out == NULL) {
-        put_msg(err, err_size, "kcuda_device_info_get: out is NULL");
+        (void)status_fail(err, err_size, KINFER_E_DEVICE, "kcuda_device_info_get: out is NULL");
         return KINFER_E_INVALID_ARG;
     }
     memset(out, 0, sizeof *out);
@@ -213,7 +195,7 @@ kinfer_status kcuda_device_info_get(int device, kcuda_device_info *out, char *er
 kinfer_status kcuda_new(int device, kcuda **out, char *err, size_t err_size)
 {
     if (out == NULL) {
-        put_msg(err, err_size, "kcuda_new: out is NULL");
+        (void)status_fail(err, err_size, KINFER_E_DEVICE, "kcuda_new: out is NULL");
         return KINFER_E_INVALID_ARG;
     }
     *out = NULL;
@@ -232,14 +214,14 @@ kinfer_status kcuda_new(int device, kcuda **out, char *err, size_t err_size)
             minor = prop.minor;
         }
         cudaGetLastError();
-        put_msg(err, err_size, "kinfer_cuda_probe: %s: this build has no kernels for the GPU's "
+        (void)status_fail(err, err_size, KINFER_E_DEVICE, "kinfer_cuda_probe: %s: this build has no kernels for the GPU's "
                 "architecture (sm_%d%d); rebuild with CUDA_ARCHS=%d%d",
                 cudaGetErrorName((cudaError_t)probe), major, minor, major, minor);
         return KINFER_E_DEVICE;
     }
     kcuda *cu = calloc(1, sizeof *cu);
     if (cu == NULL) {
-        put_msg(err, err_size, "kcuda_new: out of host memory");
+        (void)status_fail(err, err_size, KINFER_E_DEVICE, "kcuda_new: out of host memory");
         return KINFER_E_NOMEM;
     }
     cu->device = device;
@@ -253,7 +235,7 @@ kinfer_status kcuda_new(int device, kcuda **out, char *err, size_t err_size)
     if (st == KINFER_OK)
         st = cublas_check(cu, cu->blas->set_stream(cu->cublas, cu->stream), "cublasSetStream");
     if (st != KINFER_OK) {
-        put_msg(err, err_size, "%s", cu->errmsg);
+        (void)status_fail(err, err_size, KINFER_E_DEVICE, "%s", cu->errmsg);
         kcuda_free(cu); /* releases what was made */
         return st;
     }
@@ -652,7 +634,7 @@ int kinfer_cuda_device_count(const char **why)
 
 void kcuda_format_error(char *buf, size_t size, const char *what, int cuda_err)
 {
-    put_msg(buf, size, "%s: CUDA error %d (" NO_CUDA ")", what, cuda_err);
+    (void)status_fail(buf, size, KINFER_E_DEVICE, "%s: CUDA error %d (" NO_CUDA ")", what, cuda_err);
 }
 
 kinfer_status kcuda_device_info_get(int device, kcuda_device_info *out, char *err,
@@ -660,7 +642,7 @@ kinfer_status kcuda_device_info_get(int device, kcuda_device_info *out, char *er
 {
     if (out)
         memset(out, 0, sizeof *out);
-    put_msg(err, err_size, NO_CUDA);
+    (void)status_fail(err, err_size, KINFER_E_DEVICE, NO_CUDA);
     return KINFER_E_UNSUPPORTED;
 }
 
@@ -668,7 +650,7 @@ kinfer_status kcuda_new(int device, kcuda **out, char *err, size_t err_size)
 {
     if (out)
         *out = NULL;
-    put_msg(err, err_size, NO_CUDA);
+    (void)status_fail(err, err_size, KINFER_E_DEVICE, NO_CUDA);
     return KINFER_E_UNSUPPORTED;
 }
 

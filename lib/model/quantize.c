@@ -7,13 +7,14 @@
  * 32-block type), so a file we write is the file llama-quantize would write,
  * up to the rounding of the quantizers themselves.
  */
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "core/status.h"
+#include "core/threadpool.h"
 #include "cpu/kernels.h"
 #include "gguf/writer.h"
 #include "model/ftype.h"
@@ -132,51 +133,41 @@ typedef struct convert_job {
     int dst_type;
     uint8_t *dst;
     int64_t n_rows;
-    int ith, nth;
-    kinfer_status status;
+    kinfer_status status[64];  /* per slice (a pool of at most 64 threads) */
 } convert_job;
 
-/* Dequantize this thread's rows to F32 and quantize them to the new type. */
-static void *convert_rows(void *arg)
+/* Dequantize this slice's rows to F32 and quantize them to the new type. */
+static void convert_rows(void *arg, int ith, int nth)
 {
     convert_job *j = arg;
     int64_t ncols = j->src->ne[0];
     size_t src_row = kinfer_row_size((int)j->src->type, ncols);
     size_t dst_row = kinfer_row_size(j->dst_type, ncols);
+    const int64_t per = (j->n_rows + nth - 1) / nth;
+    const int64_t r0 = per * ith, r1 = r0 + per < j->n_rows ? r0 + per : j->n_rows;
+    kinfer_status *st = &j->status[ith];
+    if (r0 >= r1) return;
     float *row = malloc((size_t)ncols * sizeof(float));
     if (!row) {
-        j->status = KINFER_E_NOMEM;
-        return NULL;
+        *st = KINFER_E_NOMEM;
+        return;
     }
-    int64_t per = (j->n_rows + j->nth - 1) / j->nth;
-    int64_t r0 = per * j->ith, r1 = r0 + per < j->n_rows ? r0 + per : j->n_rows;
-    for (int64_t r = r0; r < r1 && !j->status; r++) {
+    for (int64_t r = r0; r < r1 && !*st; r++) {
         const uint8_t *in = (const uint8_t *)j->src->data + (size_t)r * src_row;
-        j->status = kinfer_dequantize_row((int)j->src->type, in, row, ncols);
-        if (!j->status)
-            j->status = kinfer_quantize_row(j->dst_type, row, j->dst + (size_t)r * dst_row, ncols);
+        *st = kinfer_dequantize_row((int)j->src->type, in, row, ncols);
+        if (!*st) *st = kinfer_quantize_row(j->dst_type, row, j->dst + (size_t)r * dst_row, ncols);
     }
     free(row);
-    return NULL;
 }
 
-static kinfer_status convert_tensor(const gguf_tensor *t, int dst_type, uint8_t *dst, int n_threads)
+static kinfer_status convert_tensor(kinfer_threadpool *pool, const gguf_tensor *t, int dst_type,
+                                    uint8_t *dst)
 {
-    int64_t n_rows = (int64_t)(t->n_elements / (uint64_t)t->ne[0]);
-    if (n_threads > n_rows) n_threads = n_rows > 0 ? (int)n_rows : 1;
-    convert_job jobs[64];
-    pthread_t threads[64];
-    if (n_threads > 64) n_threads = 64;
-    int started = 0;
-    for (int i = 0; i < n_threads; i++) {
-        jobs[i] = (convert_job){t, dst_type, dst, n_rows, i, n_threads, KINFER_OK};
-        if (i > 0 && pthread_create(&threads[i], NULL, convert_rows, &jobs[i]) == 0) started++;
-        else if (i > 0) convert_rows(&jobs[i]); /* no thread: do it here */
-    }
-    convert_rows(&jobs[0]);
-    for (int i = 1; i <= started; i++) pthread_join(threads[i], NULL);
-    for (int i = 0; i < n_threads; i++)
-        if (jobs[i].status) return jobs[i].status;
+    convert_job job = {.src = t, .dst_type = dst_type, .dst = dst,
+                       .n_rows = (int64_t)(t->n_elements / (uint64_t)t->ne[0])};
+    kinfer_threadpool_run(pool, convert_rows, &job);
+    for (int i = 0; i < kinfer_threadpool_size(pool); i++)
+        if (job.status[i]) return job.status[i];
     return KINFER_OK;
 }
 
@@ -198,19 +189,6 @@ static int by_layer_then_name(const void *a, const void *b)
     return strcmp(ta->name, tb->name);
 }
 
-static kinfer_status qfail(char *err, size_t size, kinfer_status st, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static kinfer_status qfail(char *err, size_t size, kinfer_status st, const char *fmt, ...)
-{
-    if (err && size) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, size, fmt, ap);
-        va_end(ap);
-    }
-    return st;
-}
-
 static int meta_int(const gguf_file *gf, const char *arch, const char *suffix, int fallback)
 {
     char key[256];
@@ -228,15 +206,15 @@ kinfer_status kinfer_quantize(const char *in_path, const char *out_path,
     if (!params) params = &defaults;
     if (err && err_size) err[0] = '\0';
     if (!in_path || !out_path || !params->ftype)
-        return qfail(err, err_size, KINFER_E_INVALID_ARG, "input, output and ftype are required");
+        return status_fail(err, err_size, KINFER_E_INVALID_ARG, "input, output and ftype are required");
     quant_mix mix;
     if (quant_mix_init(&mix, params->ftype))
-        return qfail(err, err_size, KINFER_E_UNSUPPORTED, "unknown ftype '%s'", params->ftype);
+        return status_fail(err, err_size, KINFER_E_UNSUPPORTED, "unknown ftype '%s'", params->ftype);
 
     kinfer_model *model = NULL;
     kinfer_status st = kinfer_model_load(in_path, NULL, &model);
     if (st) {
-        qfail(err, err_size, st, "%s", kinfer_model_errmsg(model));
+        status_fail(err, err_size, st, "%s", kinfer_model_errmsg(model));
         kinfer_model_free(model);
         return st;
     }
@@ -259,8 +237,9 @@ kinfer_status kinfer_quantize(const char *in_path, const char *out_path,
     const gguf_tensor **order = calloc(gf->n_tensors ? gf->n_tensors : 1, sizeof *order);
     FILE *out = NULL;
     uint8_t *buf = NULL;
+    kinfer_threadpool *pool = NULL;
     if (!w || !types || !order) {
-        st = qfail(err, err_size, KINFER_E_NOMEM, "out of memory");
+        st = status_fail(err, err_size, KINFER_E_NOMEM, "out of memory");
         goto done;
     }
     /* Metadata as it was, but for the file type and the alignment we write. */
@@ -280,7 +259,7 @@ kinfer_status kinfer_quantize(const char *in_path, const char *out_path,
         const gguf_tensor *t = order[i];
         types[i] = quant_mix_type(&mix, t->name, t->n_dims, t->ne, (int)t->type);
         if (!kinfer_cpu_kernels_get((int)t->type) && types[i] != (int)t->type) {
-            st = qfail(err, err_size, KINFER_E_UNSUPPORTED, "tensor '%s': cannot convert from %s",
+            st = status_fail(err, err_size, KINFER_E_UNSUPPORTED, "tensor '%s': cannot convert from %s",
                        t->name, kinfer_type_name((int)t->type));
             break;
         }
@@ -289,47 +268,49 @@ kinfer_status kinfer_quantize(const char *in_path, const char *out_path,
         if (size > max_size) max_size = size;
     }
     if (st) {
-        if (!err || !err[0]) qfail(err, err_size, st, "cannot build the output header");
+        if (!err || !err[0]) status_fail(err, err_size, st, "cannot build the output header");
         goto done;
     }
     out = fopen(out_path, "wb");
     if (!out) {
-        st = qfail(err, err_size, KINFER_E_IO, "%s: cannot create", out_path);
+        st = status_fail(err, err_size, KINFER_E_IO, "%s: cannot create", out_path);
         goto done;
     }
     buf = malloc(max_size ? max_size : 1);
     if (!buf) {
-        st = qfail(err, err_size, KINFER_E_NOMEM, "out of memory for a %llu-byte tensor",
+        st = status_fail(err, err_size, KINFER_E_NOMEM, "out of memory for a %llu-byte tensor",
                    (unsigned long long)max_size);
         goto done;
     }
     st = gguf_writer_write_header(w, out);
     int n_threads = params->n_threads > 0 ? params->n_threads : (int)sysconf(_SC_NPROCESSORS_ONLN);
-    if (n_threads < 1) n_threads = 1;
+    if (n_threads > 64) n_threads = 64; /* convert_job's status slots */
+    pool = n_threads > 1 ? kinfer_threadpool_new(n_threads) : NULL; /* NULL: this thread alone */
     for (uint64_t i = 0; i < gf->n_tensors && !st; i++) {
         const gguf_tensor *t = order[i];
         const void *data = t->data;
         uint64_t size = t->size;
         if (types[i] != (int)t->type) {
             size = kinfer_row_size(types[i], t->ne[0]) * (t->n_elements / (uint64_t)t->ne[0]);
-            st = convert_tensor(t, types[i], buf, n_threads);
+            st = convert_tensor(pool, t, types[i], buf);
             if (st) {
-                qfail(err, err_size, st, "tensor '%s': conversion %s -> %s failed", t->name,
+                status_fail(err, err_size, st, "tensor '%s': conversion %s -> %s failed", t->name,
                       kinfer_type_name((int)t->type), kinfer_type_name(types[i]));
                 break;
             }
             data = buf;
         }
         st = gguf_writer_write_tensor_data(w, out, data, size);
-        if (st) qfail(err, err_size, st, "%s: write failed", out_path);
+        if (st) status_fail(err, err_size, st, "%s: write failed", out_path);
         if (!st && params->progress &&
             !params->progress((float)(i + 1) / (float)gf->n_tensors, params->progress_user_data))
-            st = qfail(err, err_size, KINFER_E_ABORTED, "cancelled by the progress callback");
+            st = status_fail(err, err_size, KINFER_E_ABORTED, "cancelled by the progress callback");
     }
 
 done:
-    if (out && fclose(out) != 0 && !st) st = qfail(err, err_size, KINFER_E_IO, "%s: close failed", out_path);
+    if (out && fclose(out) != 0 && !st) st = status_fail(err, err_size, KINFER_E_IO, "%s: close failed", out_path);
     if (st && out) unlink(out_path);
+    kinfer_threadpool_free(pool);
     free(buf);
     free(order);
     free(types);

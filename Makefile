@@ -82,7 +82,7 @@ FLAGS_avx2 := -mavx2 -mfma -mf16c
 FLAGS_avx512 := -mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mfma -mf16c
 simd_flags = $(if $(findstring _avx512,$1),$(FLAGS_avx512),$(if $(findstring _avx2,$1),$(FLAGS_avx2)))
 
-EXAMPLES := $(notdir $(wildcard examples/*))
+EXAMPLES := $(filter-out common,$(notdir $(wildcard examples/*)))
 EXAMPLE_BIN := $(EXAMPLES:%=$(BUILD)/bin/kinfer-%)
 BENCH_SRC := $(wildcard bench/*.c)
 BENCH_BIN := $(BENCH_SRC:bench/%.c=$(BUILD)/bin/%)
@@ -121,7 +121,7 @@ $(SHARED_LIB): $(LIB_OBJ)
 
 # Programs link the static library so they run from the build tree.
 # (static pattern rules: bench/kinfer-bench.c must not match the examples' rule)
-$(EXAMPLE_BIN): $(BUILD)/bin/kinfer-%: $$(call objects_of,$$(wildcard examples/$$*/*.c)) $(STATIC_LIB)
+$(EXAMPLE_BIN): $(BUILD)/bin/kinfer-%: $$(call objects_of,$$(wildcard examples/$$*/*.c)) $$(EXAMPLES_COMMON_OBJ) $(STATIC_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
@@ -135,9 +135,29 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TEST_UTIL) $(STATIC_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(LDLIBS)
 
+# --------------------------------------------------- examples/common, server
+# examples/common/ is the generate loop the programs share (linked into each).
+# kinfer-server links libmicrohttpd and cJSON; its scheduler's pure logic and
+# the common loop have Check suites (linked like the programs, plus Check);
+# tests/server/ is its pytest suite, run by `make test` when build/venv exists.
+EXAMPLES_COMMON_OBJ := $(call objects_of,$(wildcard examples/common/*.c))
+SERVER_LIBS := $(or $(shell pkg-config --libs libmicrohttpd libcjson 2>/dev/null),-lmicrohttpd -lcjson)
+$(BUILD)/bin/kinfer-server: LDLIBS += $(SERVER_LIBS)
+$(BUILD)/tests/test_common: $(EXAMPLES_COMMON_OBJ)
+$(BUILD)/tests/test_sched: $(BUILD)/obj/examples/server/sched.o $(EXAMPLES_COMMON_OBJ)
+VENV ?= build/venv
+.PHONY: serve test-server
+serve: $(BUILD)/bin/kinfer-server
+	$(BUILD)/bin/kinfer-server -m $(MODELS_DIR)/SmolLM2-135M-Instruct.Q4_1.gguf -c 8192 -np 4
+test-server: $(BUILD)/bin/kinfer-server $(BUILD)/bin/kinfer-cli
+	@if [ ! -x $(VENV)/bin/pytest ]; then echo "== server tests skipped: no $(VENV) (python3 -m venv $(VENV) && $(VENV)/bin/pip install pytest openai httpx)"; \
+	elif [ ! -f $(MODELS_DIR)/SmolLM2-135M-Instruct.Q4_1.gguf ]; then echo "== server tests skipped: no models (make models)"; \
+	else KINFER_BIN=$(BUILD)/bin KINFER_MODELS_DIR=$(MODELS_DIR) $(VENV)/bin/pytest -q tests/server; fi
+
 # ------------------------------------------------------------------- tests
 test: $(TEST_BIN) $(BUILD)/bin/synth-model check-shape
 	@KINFER_MODELS_DIR=$(MODELS_DIR) KINFER_TEST_QUICK=$(SANITIZE) sh tests/run.sh $(TEST_BIN)
+	@$(MAKE) --no-print-directory test-server
 
 # The library's shape: only kinfer.h's functions exported, includes only
 # downward between the layers of lib/ and kernels/, no include circle.

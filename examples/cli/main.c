@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "kinfer.h"
+#include "../common/gen.h"
 
 /* ------------------------------------------------------------ arguments */
 
@@ -225,27 +226,12 @@ static bool abort_on_interrupt(void *user_data)
     return g_interrupted != 0;
 }
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
 typedef struct session {
     kinfer_model *model;
     kinfer_context *ctx;
-    kinfer_sampler *sampler;
-    kinfer_detok *detok;
+    gen_seq gen;              /* sequence 0: sampler, detokenizer, positions, timings */
     const cli_args *args;
-    int32_t n_vocab;
     int32_t n_ctx;
-    kinfer_pos n_past;        /* tokens in the KV cache (positions 0 .. n_past-1) */
-    int32_t n_keep;           /* kept by a context shift */
-    int32_t last_batch;       /* tokens of the last decode: logits are of its last one */
-    /* statistics */
-    int64_t n_prompt_tokens, n_gen_tokens, n_shifts;
-    uint64_t t_prompt_ns, t_gen_ns, t_sample_ns;
 } session;
 
 static void ctx_die(const session *s, kinfer_status st, const char *what)
@@ -253,100 +239,27 @@ static void ctx_die(const session *s, kinfer_status st, const char *what)
     die("%s: %s: %s", what, kinfer_status_str(st), kinfer_context_errmsg(s->ctx));
 }
 
-/* llama.cpp's context shift: keep the first n_keep tokens, drop the older
- * half of the rest, slide the newer half down. */
-static bool context_shift(session *s)
-{
-    int32_t n_left = s->n_past - s->n_keep;
-    int32_t n_discard = n_left / 2;
-    if (n_discard <= 0) return false;
-    kinfer_status st = kinfer_kv_seq_rm(s->ctx, 0, s->n_keep, s->n_keep + n_discard);
-    if (st != KINFER_OK) ctx_die(s, st, "context shift (remove)");
-    st = kinfer_kv_seq_add(s->ctx, 0, s->n_keep + n_discard, s->n_past, -n_discard);
-    if (st != KINFER_OK) ctx_die(s, st, "context shift (move)");
-    s->n_past -= n_discard;
-    s->n_shifts++;
-    return true;
-}
-
-/* Decode n tokens after what is in the cache.  Returns KINFER_OK, or
- * KINFER_E_CONTEXT_FULL when they do not fit (and shifting is off or cannot
- * help), or KINFER_E_ABORTED on Ctrl-C; other failures end the program. */
+/* Decode n tokens after what is in the cache (examples/common's gen_eval,
+ * prompt chunks of n_batch).  Returns KINFER_OK, or KINFER_E_CONTEXT_FULL
+ * when they do not fit (and shifting is off or cannot help), or
+ * KINFER_E_ABORTED on Ctrl-C; other failures end the program. */
 static kinfer_status eval(session *s, const kinfer_token *tokens, int32_t n, bool is_prompt)
 {
-    /* like llama.cpp, shift when the cache would become full (>=), so
-     * outputs with --context-shift match its */
-    while (s->args->context_shift ? s->n_past + n >= s->n_ctx : s->n_past + n > s->n_ctx) {
-        if (!s->args->context_shift || n > s->n_ctx - s->n_keep - 1 || !context_shift(s))
-            return KINFER_E_CONTEXT_FULL;
-    }
-    kinfer_pos *pos = malloc((size_t)n * sizeof *pos);
-    if (!pos) die("out of memory");
-    for (int32_t i = 0; i < n; i++) pos[i] = s->n_past + i;
-    kinfer_batch batch = {.n_tokens = n, .token = tokens, .pos = pos};
-    uint64_t t0 = now_ns();
-    kinfer_status st = kinfer_decode(s->ctx, &batch);
-    uint64_t dt = now_ns() - t0;
-    free(pos);
-    if (st == KINFER_E_ABORTED) return st;
-    if (st != KINFER_OK) ctx_die(s, st, "decode");
-    s->n_past += n;
-    s->last_batch = n;
-    if (is_prompt) {
-        s->n_prompt_tokens += n;
-        s->t_prompt_ns += dt;
-    } else {
-        s->n_gen_tokens += n;
-        s->t_gen_ns += dt;
-    }
-    return KINFER_OK;
+    kinfer_status st = gen_eval(s->ctx, &s->gen, tokens, n, (int32_t)s->args->cparams.n_batch,
+                                s->n_ctx, s->args->context_shift, is_prompt);
+    if (st == KINFER_OK || st == KINFER_E_ABORTED || st == KINFER_E_CONTEXT_FULL) return st;
+    ctx_die(s, st, "decode");
+    return st;
 }
 
-/* Text buffers; emit() writes streamed text to stdout and, when collect is
- * given, appends it there too. */
-typedef struct text_buf {
-    char *p;
-    size_t n, cap;
-} text_buf;
-
-static void emit_to(text_buf *b, const char *text, size_t n)
+/* Write streamed text to stdout and, when collect is given, append it there. */
+static void emit(textbuf *piece, textbuf *collect)
 {
-    if (b->n + n + 1 > b->cap) {
-        b->cap = (b->n + n + 1) * 2;
-        b->p = realloc(b->p, b->cap);
-        if (!b->p) die("out of memory");
-    }
-    memcpy(b->p + b->n, text, n);
-    b->n += n;
-    b->p[b->n] = '\0';
-}
-
-static void emit(const char *text, int32_t n, text_buf *collect)
-{
-    if (n <= 0) return;
-    fwrite(text, 1, (size_t)n, stdout);
+    if (piece->n == 0) return;
+    fwrite(piece->p, 1, piece->n, stdout);
     fflush(stdout);
-    if (collect) emit_to(collect, text, (size_t)n);
-}
-
-static void detok_emit(session *s, kinfer_token t, bool flush, text_buf *collect)
-{
-    char small[256];
-    char *buf = small;
-    int32_t size = sizeof small;
-    for (;;) {
-        int32_t n = flush ? kinfer_detok_flush(s->detok, buf, size)
-                          : kinfer_detok_push(s->detok, t, buf, size);
-        if (n >= 0) {
-            emit(buf, n, collect);
-            break;
-        }
-        size = -n;
-        if (buf != small) free(buf);
-        buf = malloc((size_t)size);
-        if (!buf) die("out of memory");
-    }
-    if (buf != small) free(buf);
+    if (collect && !textbuf_append(collect, piece->p, piece->n)) die("out of memory");
+    textbuf_clear(piece);
 }
 
 /* Sample and decode until end of generation, n_max tokens (-1 = no limit),
@@ -354,26 +267,25 @@ static void detok_emit(session *s, kinfer_token t, bool flush, text_buf *collect
  * logits of its last token.  Returns why it stopped, for the caller. */
 typedef enum stop_reason { STOP_EOG, STOP_LIMIT, STOP_FULL, STOP_INTERRUPT } stop_reason;
 
-static stop_reason generate(session *s, int32_t n_max, text_buf *collect)
+static stop_reason generate(session *s, int32_t n_max, textbuf *collect)
 {
     stop_reason why = STOP_LIMIT;
-    for (int32_t i = 0; n_max < 0 || i < n_max; i++) {
+    textbuf piece = {0};
+    s->gen.n_predict = n_max;
+    s->gen.n_generated = 0;
+    for (;;) {
         if (g_interrupted) {
             why = STOP_INTERRUPT;
             break;
         }
-        const float *logits = kinfer_get_logits(s->ctx, s->last_batch - 1);
+        const float *logits = kinfer_get_logits(s->ctx, s->gen.logits_index);
         if (!logits) die("no logits after decode");
-        uint64_t t0 = now_ns();
-        kinfer_token t = kinfer_sampler_sample(s->sampler, logits, s->n_vocab);
-        s->t_sample_ns += now_ns() - t0;
-        if (t < 0) die("sampling: %s", kinfer_status_str((kinfer_status)t));
-        kinfer_sampler_accept(s->sampler, t);
-        if (!s->args->ignore_eos && kinfer_token_is_eog(s->model, t)) {
-            why = STOP_EOG;
-            break;
-        }
-        detok_emit(s, t, false, collect);
+        kinfer_token t = 0;
+        gen_status gs = gen_seq_next(&s->gen, logits, &t, &piece);
+        emit(&piece, collect);
+        if (gs == GEN_ERROR) die("sampling failed");
+        if (gs == GEN_EOG) why = STOP_EOG;
+        if (gs != GEN_CONTINUE) break;
         kinfer_status st = eval(s, &t, 1, false);
         if (st == KINFER_E_CONTEXT_FULL) {
             why = STOP_FULL;
@@ -384,29 +296,19 @@ static stop_reason generate(session *s, int32_t n_max, text_buf *collect)
             break;
         }
     }
-    detok_emit(s, 0, true, collect);
+    gen_seq_finish(&s->gen, &piece);
+    emit(&piece, collect);
+    textbuf_free(&piece);
     return why;
 }
 
-/* Tokenize text; *n gets the count.  The caller frees. */
+/* Tokenize text (control-token text parsed: templates and prompts are the
+ * user's own); *n gets the count.  The caller frees. */
 static kinfer_token *tokenize(const session *s, const char *text, bool add_special, int32_t *n)
 {
-    size_t len = strlen(text);
-    int64_t cap = (int64_t)len + 8;
-    kinfer_token *toks = malloc((size_t)cap * sizeof *toks);
-    if (!toks) die("out of memory");
     kinfer_error err = {0};
-    int64_t got = kinfer_tokenize(s->model, text, len, toks, cap, add_special, true, &err);
-    if (got < 0) {
-        cap = -got;
-        toks = realloc(toks, (size_t)cap * sizeof *toks);
-        if (!toks) die("out of memory");
-        got = kinfer_tokenize(s->model, text, len, toks, cap, add_special, true, &err);
-    }
-    if (got == 0 && err.status != KINFER_OK)
-        die("tokenize: %s: %s", kinfer_status_str(err.status), err.message);
-    if (got > INT32_MAX) die("prompt too long");
-    *n = (int32_t)got;
+    kinfer_token *toks = gen_tokenize(s->model, text, strlen(text), add_special, true, n, &err);
+    if (!toks) die("tokenize: %s: %s", kinfer_status_str(err.status), err.message);
     return toks;
 }
 
@@ -440,9 +342,9 @@ static void run_completion(session *s)
     if (keep < 0 || keep > n) keep = n;
     else keep += bos ? 1 : 0;
     if (keep > n) keep = n;
-    s->n_keep = keep;
+    s->gen.n_keep = keep;
 
-    for (int32_t i = 0; i < n; i++) kinfer_sampler_accept(s->sampler, toks[i]);
+    gen_seq_accept_prompt(&s->gen, toks, n);
     if (a->display_prompt) {
         fputs(prompt, stdout);
         fflush(stdout);
@@ -520,11 +422,11 @@ static void run_chat(session *s)
     chat_history h = {0};
     const char *sys = a->system_prompt ? a->system_prompt : a->prompt;
     if (sys && *sys) chat_push(&h, "system", sys);
-    s->n_keep = 0;
+    s->gen.n_keep = 0;
 
     /* fed: the text now in the KV cache (the last rendering and the reply
      * generated after it); valid while no context shift has cut into it */
-    text_buf fed = {0};
+    textbuf fed = {0};
     int64_t fed_shifts = 0;
     char *line = NULL;
     size_t line_cap = 0;
@@ -545,16 +447,16 @@ static void run_chat(session *s)
          * the cache over with the whole conversation. */
         char *rendered = chat_render(s, tmpl, &h, true);
         const char *delta = rendered;
-        if (fed.n && fed_shifts == s->n_shifts && !strncmp(rendered, fed.p, fed.n)) {
+        if (fed.n && fed_shifts == s->gen.n_shifts && !strncmp(rendered, fed.p, fed.n)) {
             delta = rendered + fed.n;
-        } else if (s->n_past > 0) {
+        } else if (s->gen.n_past > 0) {
             kinfer_kv_clear(s->ctx);
-            s->n_past = 0;
+            s->gen.n_past = 0;
         }
         int32_t n = 0;
-        kinfer_token *toks = tokenize(s, delta, s->n_past == 0, &n);
+        kinfer_token *toks = tokenize(s, delta, s->gen.n_past == 0, &n);
         if (a->verbose_prompt) print_tokens(s, toks, n);
-        for (int32_t i = 0; i < n; i++) kinfer_sampler_accept(s->sampler, toks[i]);
+        gen_seq_accept_prompt(&s->gen, toks, n);
         kinfer_status st = n ? eval(s, toks, n, true) : KINFER_OK;
         free(toks);
         if (st != KINFER_OK) {
@@ -564,24 +466,24 @@ static void run_chat(session *s)
             break;
         }
 
-        text_buf reply = {0};
+        textbuf reply = {0};
         stop_reason why = generate(s, a->n_predict, &reply);
         fputc('\n', stdout);
         if (why == STOP_FULL) fprintf(stderr, "[context full: the conversation ends]\n");
         if (why == STOP_INTERRUPT) fprintf(stderr, "[interrupted]\n");
-        fed.n = 0;
-        emit_to(&fed, rendered, strlen(rendered));
-        emit_to(&fed, reply.p ? reply.p : "", reply.n);
-        fed_shifts = s->n_shifts;
-        chat_push(&h, "assistant", reply.p ? reply.p : "");
-        free(reply.p);
+        textbuf_clear(&fed);
+        if (!textbuf_append_str(&fed, rendered) || !textbuf_append(&fed, textbuf_str(&reply), reply.n))
+            die("out of memory");
+        fed_shifts = s->gen.n_shifts;
+        chat_push(&h, "assistant", textbuf_str(&reply));
+        textbuf_free(&reply);
         free(rendered);
         if (why == STOP_FULL) break;
     }
     fputc('\n', stdout);
     fflush(stdout);
     free(line);
-    free(fed.p);
+    textbuf_free(&fed);
     for (size_t i = 0; i < h.n; i++) {
         free((char *)h.msgs[i].role);
         free((char *)h.msgs[i].content);
@@ -648,13 +550,12 @@ int main(int argc, char **argv)
     kinfer_model_params mp = kinfer_model_default_params();
     mp.progress = load_progress;
     mp.progress_user_data = &last_pct;
-    uint64_t t0 = now_ns();
+    uint64_t t0 = gen_now_ns();
     kinfer_status st = kinfer_model_load(a.model_path, &mp, &s.model);
     if (last_pct >= 0 && last_pct < 100) fputc('\n', stderr);
     if (st != KINFER_OK)
         die("%s: %s: %s", a.model_path, kinfer_status_str(st), kinfer_model_errmsg(s.model));
-    uint64_t t_load = now_ns() - t0;
-    s.n_vocab = kinfer_model_n_vocab(s.model);
+    uint64_t t_load = gen_now_ns() - t0;
     if (kinfer_vocab_n_tokens(s.model) == 0) die("%s: the file has no tokenizer", a.model_path);
 
     /* context */
@@ -674,10 +575,12 @@ int main(int argc, char **argv)
     if (a.sparams.penalty_last_n < 0) a.sparams.penalty_last_n = s.n_ctx;
     if (a.seed < 0) a.seed = (int64_t)((uint64_t)time(NULL) ^ ((uint64_t)getpid() << 16)) & INT32_MAX;
     a.sparams.seed = (uint64_t)a.seed;
-    st = kinfer_sampler_new(&a.sparams, &s.sampler);
+    gen_params gp = gen_default_params();
+    gp.sampling = a.sparams;
+    gp.n_predict = a.n_predict;
+    gp.ignore_eos = a.ignore_eos;
+    st = gen_seq_init(&s.gen, s.model, 0, &gp);
     if (st != KINFER_OK) die("sampler: %s: bad sampling parameters", kinfer_status_str(st));
-    st = kinfer_detok_new(s.model, false, &s.detok);
-    if (st != KINFER_OK) die("detokenizer: %s", kinfer_status_str(st));
 
     char desc[256];
     if (kinfer_model_desc(s.model, desc, sizeof desc) < 0) snprintf(desc, sizeof desc, "?");
@@ -691,13 +594,12 @@ int main(int argc, char **argv)
         run_completion(&s);
 
     fprintf(stderr, "kinfer: load       %9.2f ms\n", (double)t_load / 1e6);
-    print_rate("prompt", s.n_prompt_tokens, s.t_prompt_ns);
-    print_rate("generation", s.n_gen_tokens, s.t_gen_ns);
-    fprintf(stderr, "kinfer: sampling   %9.2f ms%s\n", (double)s.t_sample_ns / 1e6,
-            s.n_shifts ? " (context shifted)" : "");
+    print_rate("prompt", s.gen.n_prompt_eval, s.gen.t_prompt_ns);
+    print_rate("generation", s.gen.n_gen_eval, s.gen.t_gen_ns);
+    fprintf(stderr, "kinfer: sampling   %9.2f ms%s\n", (double)s.gen.t_sample_ns / 1e6,
+            s.gen.n_shifts ? " (context shifted)" : "");
 
-    kinfer_detok_free(s.detok);
-    kinfer_sampler_free(s.sampler);
+    gen_seq_free(&s.gen);
     kinfer_context_free(s.ctx);
     kinfer_model_free(s.model);
     free(a.prompt_file_text);

@@ -143,8 +143,11 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TEST_UTIL) $(STATIC_LIB)
 EXAMPLES_COMMON_OBJ := $(call objects_of,$(wildcard examples/common/*.c))
 SERVER_LIBS := $(or $(shell pkg-config --libs libmicrohttpd libcjson 2>/dev/null),-lmicrohttpd -lcjson)
 $(BUILD)/bin/kinfer-server: LDLIBS += $(SERVER_LIBS)
-$(BUILD)/tests/test_common: $(EXAMPLES_COMMON_OBJ)
-$(BUILD)/tests/test_sched: $(BUILD)/obj/examples/server/sched.o $(EXAMPLES_COMMON_OBJ)
+# (explicit rules: these objects must come before the static library)
+$(BUILD)/tests/test_common: $(BUILD)/obj/tests/test_common.o $(TEST_UTIL) $(EXAMPLES_COMMON_OBJ) $(STATIC_LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(LDLIBS)
+$(BUILD)/tests/test_sched: $(BUILD)/obj/tests/test_sched.o $(TEST_UTIL) $(BUILD)/obj/examples/server/sched.o $(STATIC_LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(LDLIBS)
 VENV ?= build/venv
 .PHONY: serve test-server
 serve: $(BUILD)/bin/kinfer-server

@@ -135,32 +135,17 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TEST_UTIL) $(STATIC_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(LDLIBS)
 
-# --------------------------------------------------- examples/common, server
-# examples/common/ is the generate loop the programs share (linked into each).
-# kinfer-server links libmicrohttpd and cJSON; its scheduler's pure logic and
-# the common loop have Check suites (linked like the programs, plus Check);
-# tests/server/ is its pytest suite, run by `make test` when build/venv exists.
+# ---------------------------------------------------------- examples/common
+# examples/common/ is the generate loop the programs share (linked into each);
+# its Check suite links it like the programs do.
 EXAMPLES_COMMON_OBJ := $(call objects_of,$(wildcard examples/common/*.c))
-SERVER_LIBS := $(or $(shell pkg-config --libs libmicrohttpd libcjson 2>/dev/null),-lmicrohttpd -lcjson)
-$(BUILD)/bin/kinfer-server: LDLIBS += $(SERVER_LIBS)
-# (explicit rules: these objects must come before the static library)
+# (an explicit rule: these objects must come before the static library)
 $(BUILD)/tests/test_common: $(BUILD)/obj/tests/test_common.o $(TEST_UTIL) $(EXAMPLES_COMMON_OBJ) $(STATIC_LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(LDLIBS)
-$(BUILD)/tests/test_sched: $(BUILD)/obj/tests/test_sched.o $(TEST_UTIL) $(BUILD)/obj/examples/server/sched.o $(STATIC_LIB)
-	$(CC) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(LDLIBS)
-VENV ?= build/venv
-.PHONY: serve test-server
-serve: $(BUILD)/bin/kinfer-server
-	$(BUILD)/bin/kinfer-server -m $(MODELS_DIR)/SmolLM2-135M-Instruct.Q4_1.gguf -c 8192 -np 4
-test-server: $(BUILD)/bin/kinfer-server $(BUILD)/bin/kinfer-cli
-	@if [ ! -x $(VENV)/bin/pytest ]; then echo "== server tests skipped: no $(VENV) (python3 -m venv $(VENV) && $(VENV)/bin/pip install pytest openai httpx)"; \
-	elif [ ! -f $(MODELS_DIR)/SmolLM2-135M-Instruct.Q4_1.gguf ]; then echo "== server tests skipped: no models (make models)"; \
-	else KINFER_BIN=$(BUILD)/bin KINFER_MODELS_DIR=$(MODELS_DIR) $(VENV)/bin/pytest -q tests/server; fi
 
 # ------------------------------------------------------------------- tests
 test: $(TEST_BIN) $(BUILD)/bin/synth-model check-shape
 	@KINFER_MODELS_DIR=$(MODELS_DIR) KINFER_TEST_QUICK=$(SANITIZE) sh tests/run.sh $(TEST_BIN)
-	@$(MAKE) --no-print-directory test-server
 
 # The library's shape: only kinfer.h's functions exported, includes only
 # downward between the layers of lib/ and kernels/, no include circle.

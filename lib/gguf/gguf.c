@@ -515,6 +515,19 @@ int64_t gguf_find_key(const gguf_file *gf, const char *key)
     return -1;
 }
 
+const gguf_kv *gguf_get(const gguf_file *gf, const char *key)
+{
+    const int64_t i = gguf_find_key(gf, key);
+    return i >= 0 ? &gf->kv[i] : NULL;
+}
+
+kinfer_status gguf_kv_str(const gguf_kv *kv, const char **out)
+{
+    if (kv->type != GGUF_STR) return KINFER_E_TYPE_MISMATCH;
+    *out = kv->str;
+    return KINFER_OK;
+}
+
 int64_t gguf_find_tensor(const gguf_file *gf, const char *name)
 {
     for (uint64_t i = 0; i < gf->n_tensors; i++)

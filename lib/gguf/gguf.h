@@ -98,6 +98,8 @@ kinfer_status gguf_parse(const void *buf, size_t size, gguf_file **out, char *er
 void gguf_free(gguf_file *gf);
 
 int64_t gguf_find_key(const gguf_file *gf, const char *key);
+/* The value of key, or NULL when the file has none. */
+const gguf_kv *gguf_get(const gguf_file *gf, const char *key);
 int64_t gguf_find_tensor(const gguf_file *gf, const char *name);
 
 /* Bytes of one element of a fixed-size value type; 0 for STR and ARR. */
@@ -109,6 +111,8 @@ kinfer_status gguf_kv_int(const gguf_kv *kv, int64_t *out);
 kinfer_status gguf_kv_uint(const gguf_kv *kv, uint64_t *out);
 kinfer_status gguf_kv_float(const gguf_kv *kv, double *out);
 kinfer_status gguf_kv_bool(const gguf_kv *kv, int *out);
+/* KINFER_E_TYPE_MISMATCH unless kv is a string. */
+kinfer_status gguf_kv_str(const gguf_kv *kv, const char **out);
 kinfer_status gguf_arr_int(const gguf_kv *kv, uint64_t j, int64_t *out);
 kinfer_status gguf_arr_float(const gguf_kv *kv, uint64_t j, double *out);
 kinfer_status gguf_arr_str(const gguf_kv *kv, uint64_t j, const char **out, size_t *len);

@@ -78,10 +78,7 @@ kinfer_status kinfer_meta_get_bool(const kinfer_model *model, const char *key, b
 kinfer_status kinfer_meta_get_str(const kinfer_model *model, const char *key, const char **out)
 {
     const gguf_kv *kv = kv_by_key(model, key);
-    if (!kv) return KINFER_E_NOT_FOUND;
-    if (kv->type != GGUF_STR) return KINFER_E_TYPE_MISMATCH;
-    *out = kv->str;
-    return KINFER_OK;
+    return kv ? gguf_kv_str(kv, out) : KINFER_E_NOT_FOUND;
 }
 
 kinfer_status kinfer_meta_array_int(const kinfer_model *model, int64_t i, uint64_t j,

@@ -168,10 +168,9 @@ const char *kinfer_model_chat_template(const kinfer_model *model)
 {
     if (!model || !model->gguf)
         return NULL;
-    int64_t i = gguf_find_key(model->gguf, "tokenizer.chat_template");
-    if (i < 0 || model->gguf->kv[i].type != GGUF_STR)
-        return NULL;
-    return model->gguf->kv[i].str;
+    const gguf_kv *kv = gguf_get(model->gguf, "tokenizer.chat_template");
+    const char *tmpl = NULL;
+    return kv && gguf_kv_str(kv, &tmpl) == KINFER_OK ? tmpl : NULL;
 }
 
 int64_t kinfer_chat_apply_template(const kinfer_model *model, const char *tmpl,

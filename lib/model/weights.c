@@ -26,31 +26,22 @@ typedef struct binding {
 
 /* ----------------------------------------------------------- metadata */
 
-static const gguf_kv *meta_kv(const binding *b, const char *key)
-{
-    const int64_t i = gguf_find_key(b->gf, key);
-    return i >= 0 ? &b->gf->kv[i] : NULL;
-}
-
 static kinfer_status meta_get_int(const binding *b, const char *key, int64_t *out)
 {
-    const gguf_kv *kv = meta_kv(b, key);
+    const gguf_kv *kv = gguf_get(b->gf, key);
     return kv ? gguf_kv_int(kv, out) : KINFER_E_NOT_FOUND;
 }
 
 static kinfer_status meta_get_float(const binding *b, const char *key, double *out)
 {
-    const gguf_kv *kv = meta_kv(b, key);
+    const gguf_kv *kv = gguf_get(b->gf, key);
     return kv ? gguf_kv_float(kv, out) : KINFER_E_NOT_FOUND;
 }
 
 static kinfer_status meta_get_str(const binding *b, const char *key, const char **out)
 {
-    const gguf_kv *kv = meta_kv(b, key);
-    if (!kv) return KINFER_E_NOT_FOUND;
-    if (kv->type != GGUF_STR) return KINFER_E_TYPE_MISMATCH;
-    *out = kv->str;
-    return KINFER_OK;
+    const gguf_kv *kv = gguf_get(b->gf, key);
+    return kv ? gguf_kv_str(kv, out) : KINFER_E_NOT_FOUND;
 }
 
 static kinfer_status meta_i32(binding *b, const char *arch, const char *suffix,
@@ -319,7 +310,7 @@ static kinfer_status read_swa_layers(binding *b, const arch_desc *a)
     int32_t pattern = a->swa_pattern;
     char key[128];
     snprintf(key, sizeof key, "%s.%s", a->name, ARCH_K_SLIDING_WINDOW_PATTERN);
-    const gguf_kv *pk = meta_kv(b, key);
+    const gguf_kv *pk = gguf_get(b->gf, key);
     const int is_array = pk && pk->type == GGUF_ARR;
     const uint64_t n_el = is_array ? pk->n_elems : 0;
     if (pk && !is_array) {

@@ -1,0 +1,336 @@
+/* engine.c — the scheduler thread (see engine.h). */
+#include "engine.h"
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sched.h"
+
+struct engine {
+    const kinfer_model *model;
+    kinfer_context *ctx;
+    metrics *metrics;
+    int32_t n_vocab, n_ctx_total;
+    pthread_t thread;
+    pthread_mutex_t mu;        /* guards sched (queue and slots), stopping */
+    pthread_cond_t wake;       /* a submit, a cancel, or stop */
+    bool stopping;
+    bool joined;               /* the thread has ended */
+    sched sched;
+    sched_batch batch;
+    gen_seq *gens;             /* (n_slots) the generation state of busy slots */
+    float *biased;             /* (n_vocab) logits copy for logit_bias */
+};
+
+/* Hand text and/or the end to the request's reader. */
+static void deliver(request *r, const textbuf *text, finish_reason finish)
+{
+    pthread_mutex_lock(&r->mu);
+    if (text->n) {
+        textbuf_append(&r->text, text->p, text->n);
+        textbuf_append(&r->all_text, text->p, text->n);
+    }
+    if (finish != FINISH_NONE) {
+        r->done = true;
+        r->finish = finish;
+        r->t_end_ns = gen_now_ns();
+    }
+    pthread_cond_broadcast(&r->cv);
+    pthread_mutex_unlock(&r->mu);
+}
+
+static void finish_unadmitted(request *r, finish_reason why)
+{
+    textbuf none = {0};
+    deliver(r, &none, why);
+    request_release(r);
+}
+
+/* A slot's request ends: flush its text, count it, free or keep its cells. */
+static void finish_slot(engine *e, int32_t slot, finish_reason why)
+{
+    sched_slot *sl = &e->sched.slots[slot];
+    request *r = sl->request;
+    gen_seq *g = &e->gens[slot];
+    textbuf tail = {0};
+    if (why != FINISH_CANCELLED) gen_seq_finish(g, &tail);
+    pthread_mutex_lock(&r->mu);
+    r->n_generated = g->n_generated;
+    pthread_mutex_unlock(&r->mu);
+    deliver(r, &tail, why);
+    textbuf_free(&tail);
+    uint64_t now = gen_now_ns();
+    uint64_t first = r->t_first_ns ? r->t_first_ns : now;
+    metrics_add_tokens(e->metrics, (uint64_t)(r->n_prompt - r->n_cached), (uint64_t)g->n_generated,
+                       (uint64_t)r->n_cached, (double)(first - r->t_admit_ns) / 1e9,
+                       (double)(now - first) / 1e9);
+    gen_seq_free(g);
+    bool keep = why != FINISH_CANCELLED;
+    if (!keep) kinfer_kv_seq_rm(e->ctx, slot, 0, -1);
+    sched_release(&e->sched, slot, keep);
+    request_release(r);
+}
+
+/* Queue -> idle slots, applying each admission's KV plan. */
+static void admit_waiting(engine *e)
+{
+    while (sched_n_idle(&e->sched) > 0) {
+        request *r = sched_queue_pop(&e->sched.queue);
+        if (!r) break;
+        if (atomic_load(&r->cancelled)) {
+            finish_unadmitted(r, FINISH_CANCELLED);
+            continue;
+        }
+        sched_admission a;
+        if (!sched_admit(&e->sched, r->prompt, r->n_prompt, r->cache_prompt, r, &a)) break;
+        kinfer_status st;
+        if (a.donor >= 0) {
+            st = kinfer_kv_seq_rm(e->ctx, a.slot, 0, -1);
+            if (st == KINFER_OK) st = kinfer_kv_seq_cp(e->ctx, a.donor, a.slot, 0, a.n_reuse);
+        } else {
+            st = kinfer_kv_seq_rm(e->ctx, a.slot, a.n_reuse, -1);
+        }
+        if (st == KINFER_OK) st = gen_seq_init(&e->gens[a.slot], e->model, a.slot, &r->gen);
+        if (st != KINFER_OK) {
+            /* the cells are in an unknown state: forget them */
+            kinfer_kv_seq_rm(e->ctx, a.slot, 0, -1);
+            snprintf(r->error, sizeof r->error, "admission: %s", kinfer_status_str(st));
+            gen_seq_free(&e->gens[a.slot]);
+            sched_release(&e->sched, a.slot, false);
+            finish_unadmitted(r, FINISH_ERROR);
+            continue;
+        }
+        gen_seq_accept_prompt(&e->gens[a.slot], r->prompt, r->n_prompt);
+        pthread_mutex_lock(&r->mu);
+        r->slot = a.slot;
+        r->n_cached = a.n_reuse;
+        r->t_admit_ns = gen_now_ns();
+        pthread_mutex_unlock(&r->mu);
+    }
+}
+
+static void cancel_gone(engine *e)
+{
+    for (int32_t i = 0; i < e->sched.n_slots; i++) {
+        sched_slot *sl = &e->sched.slots[i];
+        if (sl->state != SLOT_IDLE && atomic_load(&((request *)sl->request)->cancelled))
+            finish_slot(e, i, FINISH_CANCELLED);
+    }
+}
+
+/* Sample for every batch entry that asked for logits. */
+static void sample_all(engine *e)
+{
+    const sched_batch *b = &e->batch;
+    textbuf piece = {0};
+    for (int32_t k = 0; k < b->n; k++) {
+        if (!b->logits[k]) continue;
+        int32_t slot = b->slot[k];
+        request *r = e->sched.slots[slot].request;
+        const float *logits = kinfer_get_logits(e->ctx, k);
+        if (!logits) {
+            finish_slot(e, slot, FINISH_ERROR);
+            continue;
+        }
+        if (r->n_bias) {
+            memcpy(e->biased, logits, (size_t)e->n_vocab * sizeof *logits);
+            for (int32_t j = 0; j < r->n_bias; j++) e->biased[r->bias_token[j]] += r->bias_value[j];
+            logits = e->biased;
+        }
+        if (!r->t_first_ns) r->t_first_ns = gen_now_ns();
+        kinfer_token t = 0;
+        textbuf_clear(&piece);
+        gen_status gs = gen_seq_next(&e->gens[slot], logits, &t, &piece);
+        if (gs == GEN_CONTINUE && sched_slot_full(&e->sched, slot)) gs = GEN_LENGTH;
+        if (gs == GEN_CONTINUE) {
+            pthread_mutex_lock(&r->mu);
+            r->n_generated = e->gens[slot].n_generated;
+            pthread_mutex_unlock(&r->mu);
+            deliver(r, &piece, FINISH_NONE);
+            sched_set_next(&e->sched, slot, t);
+            continue;
+        }
+        deliver(r, &piece, FINISH_NONE);
+        finish_slot(e, slot, gs == GEN_EOG ? FINISH_EOG
+                           : gs == GEN_STOP_STRING ? FINISH_STOP_WORD
+                           : gs == GEN_LENGTH ? FINISH_LENGTH : FINISH_ERROR);
+    }
+    textbuf_free(&piece);
+}
+
+static void update_gauges(engine *e)
+{
+    int64_t busy = 0, used = 0;
+    for (int32_t i = 0; i < e->sched.n_slots; i++) {
+        busy += e->sched.slots[i].state != SLOT_IDLE;
+        used += e->sched.slots[i].n_cache;
+    }
+    metrics_set_gauges(e->metrics, busy, e->sched.queue.n, used, e->n_ctx_total);
+}
+
+static void *engine_main(void *arg)
+{
+    engine *e = arg;
+    pthread_mutex_lock(&e->mu);
+    for (;;) {
+        cancel_gone(e);
+        if (e->stopping) break;
+        admit_waiting(e);
+        update_gauges(e);
+        if (sched_build_batch(&e->sched, &e->batch) == 0) {
+            pthread_cond_wait(&e->wake, &e->mu);
+            continue;
+        }
+        /* the decode runs without the lock: submits and /slots go on */
+        kinfer_batch kb = {.n_tokens = e->batch.n, .token = e->batch.token, .pos = e->batch.pos,
+                           .seq_id = e->batch.seq, .logits = e->batch.logits};
+        pthread_mutex_unlock(&e->mu);
+        kinfer_status st = kinfer_decode(e->ctx, &kb);
+        pthread_mutex_lock(&e->mu);
+        if (st != KINFER_OK) {
+            /* nothing was written: fail the requests of this batch */
+            for (int32_t k = 0; k < e->batch.n; k++) {
+                int32_t slot = e->batch.slot[k];
+                if (e->sched.slots[slot].state == SLOT_IDLE) continue;
+                snprintf(((request *)e->sched.slots[slot].request)->error, 160, "decode: %s: %s",
+                         kinfer_status_str(st), kinfer_context_errmsg(e->ctx));
+                finish_slot(e, slot, FINISH_ERROR);
+            }
+            continue;
+        }
+        sched_commit_batch(&e->sched, &e->batch);
+        sample_all(e);
+    }
+    /* stopping: cancel what runs and what waits */
+    for (int32_t i = 0; i < e->sched.n_slots; i++)
+        if (e->sched.slots[i].state != SLOT_IDLE) finish_slot(e, i, FINISH_CANCELLED);
+    request *r;
+    while ((r = sched_queue_pop(&e->sched.queue))) finish_unadmitted(r, FINISH_CANCELLED);
+    pthread_mutex_unlock(&e->mu);
+    return NULL;
+}
+
+engine *engine_start(const kinfer_model *model, const engine_params *p, metrics *m, char *err,
+                     size_t err_size)
+{
+    engine *e = calloc(1, sizeof *e);
+    if (!e) {
+        snprintf(err, err_size, "out of memory");
+        return NULL;
+    }
+    e->model = model;
+    e->metrics = m;
+    e->n_vocab = kinfer_model_n_vocab(model);
+    kinfer_context_params cp = p->cparams;
+    cp.n_seq_max = (uint32_t)p->n_slots;
+    kinfer_status st = kinfer_context_new(model, &cp, &e->ctx);
+    if (st != KINFER_OK) {
+        snprintf(err, err_size, "context: %s: %s", kinfer_status_str(st), kinfer_context_errmsg(e->ctx));
+        kinfer_context_free(e->ctx);
+        free(e);
+        return NULL;
+    }
+    e->n_ctx_total = (int32_t)kinfer_context_n_ctx(e->ctx);
+    int32_t n_ctx_slot = e->n_ctx_total / p->n_slots;
+    e->gens = calloc((size_t)p->n_slots, sizeof *e->gens);
+    e->biased = malloc((size_t)e->n_vocab * sizeof *e->biased);
+    if (!e->gens || !e->biased || !sched_init(&e->sched, p->n_slots, n_ctx_slot, p->n_batch, p->queue_cap) ||
+        !sched_batch_init(&e->batch, p->n_batch + p->n_slots)) {
+        snprintf(err, err_size, "out of memory (or -c %d too small for -np %d)", e->n_ctx_total, p->n_slots);
+        goto fail;
+    }
+    pthread_mutex_init(&e->mu, NULL);
+    pthread_cond_init(&e->wake, NULL);
+    if (pthread_create(&e->thread, NULL, engine_main, e) != 0) {
+        snprintf(err, err_size, "cannot start the scheduler thread");
+        pthread_mutex_destroy(&e->mu);
+        pthread_cond_destroy(&e->wake);
+        goto fail;
+    }
+    return e;
+fail:
+    sched_batch_free(&e->batch);
+    sched_free(&e->sched);
+    free(e->gens);
+    free(e->biased);
+    kinfer_context_free(e->ctx);
+    free(e);
+    return NULL;
+}
+
+void engine_stop(engine *e)
+{
+    if (!e || e->joined) return;
+    pthread_mutex_lock(&e->mu);
+    e->stopping = true;
+    pthread_cond_signal(&e->wake);
+    pthread_mutex_unlock(&e->mu);
+    pthread_join(e->thread, NULL);
+    e->joined = true;
+}
+
+void engine_free(engine *e)
+{
+    if (!e) return;
+    engine_stop(e);
+    pthread_mutex_destroy(&e->mu);
+    pthread_cond_destroy(&e->wake);
+    sched_batch_free(&e->batch);
+    sched_free(&e->sched);
+    free(e->gens);
+    free(e->biased);
+    kinfer_context_free(e->ctx);
+    free(e);
+}
+
+submit_result engine_submit(engine *e, request *r)
+{
+    pthread_mutex_lock(&e->mu);
+    submit_result res = SUBMIT_OK;
+    if (e->stopping) {
+        res = SUBMIT_STOPPING;
+    } else {
+        pthread_mutex_lock(&r->mu);
+        r->refs++;
+        r->t_submit_ns = gen_now_ns();
+        pthread_mutex_unlock(&r->mu);
+        if (!sched_queue_push(&e->sched.queue, r)) {
+            pthread_mutex_lock(&r->mu);
+            r->refs--;
+            pthread_mutex_unlock(&r->mu);
+            res = SUBMIT_QUEUE_FULL;
+        }
+    }
+    pthread_cond_signal(&e->wake);
+    pthread_mutex_unlock(&e->mu);
+    return res;
+}
+
+void engine_cancel(engine *e, request *r)
+{
+    atomic_store(&r->cancelled, true);
+    pthread_mutex_lock(&e->mu);
+    pthread_cond_signal(&e->wake);
+    pthread_mutex_unlock(&e->mu);
+}
+
+int32_t engine_n_ctx_slot(const engine *e) { return e->sched.n_ctx_slot; }
+int32_t engine_n_slots(const engine *e) { return e->sched.n_slots; }
+
+void engine_slots(engine *e, slot_info *out)
+{
+    static const char *const names[] = {"idle", "prompt", "generating"};
+    pthread_mutex_lock(&e->mu);
+    for (int32_t i = 0; i < e->sched.n_slots; i++) {
+        const sched_slot *sl = &e->sched.slots[i];
+        out[i].id = i;
+        out[i].state = names[sl->state];
+        out[i].n_cache = sl->n_cache;
+        out[i].n_prompt = sl->n_prompt;
+        out[i].n_prompt_done = sl->n_prompt_done;
+        out[i].n_generated = sl->state == SLOT_IDLE ? 0 : e->gens[i].n_generated;
+    }
+    pthread_mutex_unlock(&e->mu);
+}

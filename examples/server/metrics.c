@@ -1,0 +1,109 @@
+/* metrics.c — counters and their Prometheus text (see metrics.h). */
+#include "metrics.h"
+
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+void metrics_init(metrics *m)
+{
+    memset(m, 0, sizeof *m);
+    pthread_mutex_init(&m->mu, NULL);
+}
+
+void metrics_destroy(metrics *m)
+{
+    pthread_mutex_destroy(&m->mu);
+}
+
+void metrics_count_request(metrics *m, const char *endpoint, int status)
+{
+    pthread_mutex_lock(&m->mu);
+    int i = 0;
+    while (i < m->n_routes && (m->routes[i].status != status || strcmp(m->routes[i].endpoint, endpoint)))
+        i++;
+    if (i == m->n_routes && m->n_routes < METRICS_MAX_ROUTES) {
+        snprintf(m->routes[i].endpoint, sizeof m->routes[i].endpoint, "%s", endpoint);
+        m->routes[i].status = status;
+        m->routes[i].count = 0;
+        m->n_routes++;
+    }
+    if (i < m->n_routes) m->routes[i].count++;
+    pthread_mutex_unlock(&m->mu);
+}
+
+void metrics_add_tokens(metrics *m, uint64_t prompt, uint64_t generated, uint64_t cache_hits,
+                        double prompt_s, double generation_s)
+{
+    pthread_mutex_lock(&m->mu);
+    m->prompt_tokens += prompt;
+    m->generated_tokens += generated;
+    m->cache_hit_tokens += cache_hits;
+    m->prompt_seconds += prompt_s;
+    m->generation_seconds += generation_s;
+    pthread_mutex_unlock(&m->mu);
+}
+
+void metrics_set_gauges(metrics *m, int64_t in_flight, int64_t queued, int64_t kv_used,
+                        int64_t kv_total)
+{
+    pthread_mutex_lock(&m->mu);
+    m->in_flight = in_flight;
+    m->queued = queued;
+    m->kv_cells_used = kv_used;
+    m->kv_cells_total = kv_total;
+    m->decode_steps++;
+    pthread_mutex_unlock(&m->mu);
+}
+
+static void line(textbuf *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void line(textbuf *out, const char *fmt, ...)
+{
+    char buf[512];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof buf, fmt, ap);
+    va_end(ap);
+    if (n > 0) textbuf_append(out, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
+}
+
+void metrics_render(metrics *m, textbuf *out)
+{
+    pthread_mutex_lock(&m->mu);
+    line(out, "# HELP kinfer_requests_total HTTP requests by endpoint and status.\n"
+              "# TYPE kinfer_requests_total counter\n");
+    for (int i = 0; i < m->n_routes; i++)
+        line(out, "kinfer_requests_total{endpoint=\"%s\",status=\"%d\"} %llu\n", m->routes[i].endpoint,
+             m->routes[i].status, (unsigned long long)m->routes[i].count);
+    line(out, "# HELP kinfer_prompt_tokens_total Prompt tokens evaluated (cache hits excluded).\n"
+              "# TYPE kinfer_prompt_tokens_total counter\nkinfer_prompt_tokens_total %llu\n",
+         (unsigned long long)m->prompt_tokens);
+    line(out, "# HELP kinfer_tokens_predicted_total Tokens generated.\n"
+              "# TYPE kinfer_tokens_predicted_total counter\nkinfer_tokens_predicted_total %llu\n",
+         (unsigned long long)m->generated_tokens);
+    line(out, "# HELP kinfer_prompt_seconds_total Time from admission to the first token.\n"
+              "# TYPE kinfer_prompt_seconds_total counter\nkinfer_prompt_seconds_total %.6f\n",
+         m->prompt_seconds);
+    line(out, "# HELP kinfer_tokens_predicted_seconds_total Time generating.\n"
+              "# TYPE kinfer_tokens_predicted_seconds_total counter\n"
+              "kinfer_tokens_predicted_seconds_total %.6f\n", m->generation_seconds);
+    line(out, "# HELP kinfer_cache_hit_tokens_total Prompt tokens taken from the prompt cache.\n"
+              "# TYPE kinfer_cache_hit_tokens_total counter\nkinfer_cache_hit_tokens_total %llu\n",
+         (unsigned long long)m->cache_hit_tokens);
+    line(out, "# HELP kinfer_requests_processing Requests in a slot.\n"
+              "# TYPE kinfer_requests_processing gauge\nkinfer_requests_processing %lld\n",
+         (long long)m->in_flight);
+    line(out, "# HELP kinfer_requests_deferred Requests waiting in the queue.\n"
+              "# TYPE kinfer_requests_deferred gauge\nkinfer_requests_deferred %lld\n",
+         (long long)m->queued);
+    line(out, "# HELP kinfer_kv_cache_tokens Tokens held by the slots (a shared prefix counts per slot).\n"
+              "# TYPE kinfer_kv_cache_tokens gauge\nkinfer_kv_cache_tokens %lld\n",
+         (long long)m->kv_cells_used);
+    line(out, "# HELP kinfer_kv_cache_cells KV cache cells in all.\n"
+              "# TYPE kinfer_kv_cache_cells gauge\nkinfer_kv_cache_cells %lld\n",
+         (long long)m->kv_cells_total);
+    line(out, "# HELP kinfer_decode_steps_total Scheduler steps.\n"
+              "# TYPE kinfer_decode_steps_total counter\nkinfer_decode_steps_total %llu\n",
+         (unsigned long long)m->decode_steps);
+    pthread_mutex_unlock(&m->mu);
+}

@@ -1,0 +1,646 @@
+/* oai.c — OpenAI / llama-server request and response mapping (see oai.h). */
+#include "oai.h"
+
+#include <cjson/cJSON.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+void oai_set_error(api_error *err, int status, const char *type, const char *fmt, ...)
+{
+    err->status = status;
+    err->type = type;
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->message, sizeof err->message, fmt, ap);
+    va_end(ap);
+}
+
+char *oai_error_json(const api_error *err)
+{
+    cJSON *root = cJSON_CreateObject();
+    cJSON *e = cJSON_AddObjectToObject(root, "error");
+    cJSON_AddStringToObject(e, "message", err->message);
+    cJSON_AddStringToObject(e, "type", err->type);
+    cJSON_AddNumberToObject(e, "code", err->status);
+    if (!strcmp(err->type, "exceed_context_size_error")) {
+        cJSON_AddNumberToObject(e, "n_prompt_tokens", err->n_prompt_tokens);
+        cJSON_AddNumberToObject(e, "n_ctx", err->n_ctx);
+    }
+    char *s = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    return s;
+}
+
+/* ------------------------------------------------------------ field access */
+
+/* A 400 invalid_request_error; returns false for `return bad_request(...)`. */
+static bool bad_request(api_error *err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static bool bad_request(api_error *err, const char *fmt, ...)
+{
+    err->status = 400;
+    err->type = "invalid_request_error";
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err->message, sizeof err->message, fmt, ap);
+    va_end(ap);
+    return false;
+}
+
+/* An optional number field; false (with err) when present with another type. */
+static bool get_number(const cJSON *obj, const char *name, double *out, bool *present, api_error *err)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+    if (present) *present = false;
+    if (!v || cJSON_IsNull(v)) return true;
+    if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble))
+        return bad_request(err, "'%s' must be a number", name);
+    *out = v->valuedouble;
+    if (present) *present = true;
+    return true;
+}
+
+static bool get_float(const cJSON *obj, const char *name, float *out, api_error *err)
+{
+    double d = *out;
+    if (!get_number(obj, name, &d, NULL, err)) return false;
+    *out = (float)d;
+    return true;
+}
+
+static bool get_int(const cJSON *obj, const char *name, int64_t lo, int64_t hi, int64_t *out,
+                    bool *present, api_error *err)
+{
+    double d = 0;
+    bool here = false;
+    if (!get_number(obj, name, &d, &here, err)) return false;
+    if (present) *present = here;
+    if (!here) return true;
+    if (d != floor(d) || d < (double)lo || d > (double)hi)
+        return bad_request(err, "'%s' must be an integer in [%lld, %lld]", name, (long long)lo,
+                           (long long)hi);
+    *out = (int64_t)d;
+    return true;
+}
+
+static bool get_bool(const cJSON *obj, const char *name, bool *out, api_error *err)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+    if (!v || cJSON_IsNull(v)) return true;
+    if (!cJSON_IsBool(v)) return bad_request(err, "'%s' must be a boolean", name);
+    *out = cJSON_IsTrue(v);
+    return true;
+}
+
+/* An optional string field: *out borrowed from the JSON, NULL when absent. */
+static bool get_string(const cJSON *obj, const char *name, const char **out, api_error *err)
+{
+    const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+    *out = NULL;
+    if (!v || cJSON_IsNull(v)) return true;
+    if (!cJSON_IsString(v)) return bad_request(err, "'%s' must be a string", name);
+    *out = v->valuestring;
+    return true;
+}
+
+kinfer_token *oai_tokenize(const server *srv, const char *text, size_t len, bool add_special,
+                           int32_t *n, api_error *err)
+{
+    kinfer_error ke = {0};
+    kinfer_token *t = gen_tokenize(srv->model, text, len, add_special, true, n, &ke);
+    if (!t) oai_set_error(err, 400, "invalid_request_error", "tokenize: %s", ke.message);
+    return t;
+}
+
+/* Token ids from a JSON array, each checked against the vocabulary. */
+static kinfer_token *tokens_from_array(const server *srv, const cJSON *arr, const char *name,
+                                       int32_t *n, api_error *err)
+{
+    int32_t count = cJSON_GetArraySize(arr);
+    kinfer_token *t = malloc((size_t)(count ? count : 1) * sizeof *t);
+    if (!t) {
+        oai_set_error(err, 500, "server_error", "out of memory");
+        return NULL;
+    }
+    int32_t n_vocab = kinfer_vocab_n_tokens(srv->model), i = 0;
+    const cJSON *v;
+    cJSON_ArrayForEach(v, arr)
+    {
+        if (!cJSON_IsNumber(v) || v->valuedouble != floor(v->valuedouble) || v->valuedouble < 0 ||
+            v->valuedouble >= n_vocab) {
+            free(t);
+            bad_request(err, "'%s' must hold token ids in [0, %d)", name, n_vocab);
+            return NULL;
+        }
+        t[i++] = (kinfer_token)v->valuedouble;
+    }
+    *n = i;
+    return t;
+}
+
+/* A text of one message's content: a string, or OpenAI's array of parts
+ * ({"type": "text", "text": ...}) joined.  Appends to out. */
+static bool message_content(const cJSON *content, int idx, textbuf *out, api_error *err)
+{
+    if (cJSON_IsString(content)) return textbuf_append_str(out, content->valuestring), true;
+    if (!content || cJSON_IsNull(content)) return true;
+    if (!cJSON_IsArray(content))
+        return bad_request(err, "'messages[%d].content' must be a string or an array of parts", idx);
+    const cJSON *part;
+    cJSON_ArrayForEach(part, content)
+    {
+        const cJSON *type = cJSON_GetObjectItemCaseSensitive(part, "type");
+        const cJSON *text = cJSON_GetObjectItemCaseSensitive(part, "text");
+        if (!cJSON_IsString(type) || strcmp(type->valuestring, "text") || !cJSON_IsString(text))
+            return bad_request(err, "'messages[%d].content' parts must be {\"type\": \"text\", \"text\": ...}", idx);
+        textbuf_append_str(out, text->valuestring);
+    }
+    return true;
+}
+
+/* messages -> the chat template's text -> tokens */
+static bool chat_prompt(const server *srv, const cJSON *root, request *r, api_error *err)
+{
+    const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(root, "messages");
+    if (!msgs) return bad_request(err, "'messages' is required");
+    if (!cJSON_IsArray(msgs) || cJSON_GetArraySize(msgs) == 0)
+        return bad_request(err, "'messages' must be a non-empty array");
+    int n = cJSON_GetArraySize(msgs);
+    kinfer_chat_message *cm = calloc((size_t)n, sizeof *cm);
+    textbuf *texts = calloc((size_t)n, sizeof *texts);
+    bool ok = cm && texts;
+    if (!ok) oai_set_error(err, 500, "server_error", "out of memory");
+    int i = 0;
+    const cJSON *m;
+    cJSON_ArrayForEach(m, msgs)
+    {
+        if (!ok) break;
+        const cJSON *role = cJSON_GetObjectItemCaseSensitive(m, "role");
+        if (!cJSON_IsObject(m) || !cJSON_IsString(role)) {
+            ok = bad_request(err, "'messages[%d].role' must be a string", i);
+            break;
+        }
+        ok = message_content(cJSON_GetObjectItemCaseSensitive(m, "content"), i, &texts[i], err);
+        cm[i].role = role->valuestring;
+        cm[i].content = textbuf_str(&texts[i]);
+        i++;
+    }
+    char *rendered = NULL;
+    if (ok) {
+        kinfer_error ke = {0};
+        int64_t need = kinfer_chat_apply_template(srv->model, srv->template_used, cm, (size_t)n, true,
+                                                  NULL, 0, &ke);
+        if (need == 0 && ke.status != KINFER_OK) {
+            ok = false;
+            oai_set_error(err, 500, "server_error", "chat template: %s", ke.message);
+        } else {
+            if (need < 0) need = -need;
+            rendered = malloc((size_t)need + 1);
+            int64_t got = rendered ? kinfer_chat_apply_template(srv->model, srv->template_used, cm,
+                                                                (size_t)n, true, rendered, need + 1, &ke)
+                                   : -1;
+            if (got < 0) {
+                ok = false;
+                oai_set_error(err, 500, "server_error", "chat template failed");
+            } else {
+                r->prompt = oai_tokenize(srv, rendered, (size_t)got, true, &r->n_prompt, err);
+                ok = r->prompt != NULL;
+            }
+        }
+    }
+    free(rendered);
+    for (int k = 0; texts && k < n; k++) textbuf_free(&texts[k]);
+    free(texts);
+    free(cm);
+    return ok;
+}
+
+/* "prompt": a string, token ids, or a one-element array of either. */
+static bool text_prompt(const server *srv, const cJSON *root, request *r, api_error *err)
+{
+    const cJSON *p = cJSON_GetObjectItemCaseSensitive(root, "prompt");
+    if (!p) return bad_request(err, "'prompt' is required");
+    if (cJSON_IsArray(p) && cJSON_GetArraySize(p) == 1 && !cJSON_IsNumber(cJSON_GetArrayItem(p, 0)))
+        p = cJSON_GetArrayItem(p, 0);
+    if (cJSON_IsString(p)) {
+        r->prompt = oai_tokenize(srv, p->valuestring, strlen(p->valuestring), true, &r->n_prompt, err);
+        return r->prompt != NULL;
+    }
+    if (cJSON_IsArray(p)) {
+        if (cJSON_GetArraySize(p) > 1 && !cJSON_IsNumber(cJSON_GetArrayItem(p, 0)))
+            return bad_request(err, "'prompt': one prompt per request (got a list of %d)", cJSON_GetArraySize(p));
+        r->prompt = tokens_from_array(srv, p, "prompt", &r->n_prompt, err);
+        return r->prompt != NULL;
+    }
+    return bad_request(err, "'prompt' must be a string or an array of token ids");
+}
+
+/* Append tokens of a text to a growing token array. */
+static bool append_tokens(const server *srv, kinfer_token **arr, int32_t *n, const char *text,
+                          api_error *err)
+{
+    int32_t m = 0;
+    kinfer_token *t = gen_tokenize(srv->model, text, strlen(text), false, false, &m, NULL);
+    if (!t) return bad_request(err, "cannot tokenize the infill text");
+    kinfer_token *grown = realloc(*arr, (size_t)(*n + m + 1) * sizeof *grown);
+    if (!grown) {
+        free(t);
+        oai_set_error(err, 500, "server_error", "out of memory");
+        return false;
+    }
+    memcpy(grown + *n, t, (size_t)m * sizeof *t);
+    *arr = grown;
+    *n += m;
+    free(t);
+    return true;
+}
+
+static bool push_token(kinfer_token **arr, int32_t *n, kinfer_token t)
+{
+    kinfer_token *grown = realloc(*arr, (size_t)(*n + 1) * sizeof *grown);
+    if (!grown) return false;
+    grown[(*n)++] = t;
+    *arr = grown;
+    return true;
+}
+
+/* /infill: [BOS] [extra files: FIM_SEP name\n text ...] FIM_PRE prefix
+ * FIM_SUF suffix FIM_MID prompt, the order llama-server's default uses. */
+static bool infill_prompt(const server *srv, const cJSON *root, request *r, api_error *err)
+{
+    const kinfer_model *m = srv->model;
+    kinfer_token pre = kinfer_token_fim_pre(m), suf = kinfer_token_fim_suf(m), mid = kinfer_token_fim_mid(m);
+    if (pre == KINFER_TOKEN_NULL || suf == KINFER_TOKEN_NULL || mid == KINFER_TOKEN_NULL)
+        return bad_request(err, "this model has no fill-in-the-middle tokens (FIM prefix/suffix/middle)");
+    const char *prefix, *suffix, *prompt;
+    if (!get_string(root, "input_prefix", &prefix, err) || !get_string(root, "input_suffix", &suffix, err) ||
+        !get_string(root, "prompt", &prompt, err))
+        return false;
+    const cJSON *extra = cJSON_GetObjectItemCaseSensitive(root, "input_extra");
+    if (extra && !cJSON_IsNull(extra) && !cJSON_IsArray(extra))
+        return bad_request(err, "'input_extra' must be an array of {filename, text}");
+    kinfer_token *t = NULL;
+    int32_t n = 0;
+    bool ok = true;
+    if (kinfer_vocab_add_bos(m)) ok = push_token(&t, &n, kinfer_token_bos(m));
+    kinfer_token sep = kinfer_token_fim_sep(m);
+    const cJSON *chunk;
+    int idx = 0;
+    cJSON_ArrayForEach(chunk, extra)
+    {
+        const cJSON *fn = cJSON_GetObjectItemCaseSensitive(chunk, "filename");
+        const cJSON *tx = cJSON_GetObjectItemCaseSensitive(chunk, "text");
+        if (!cJSON_IsString(tx) || (fn && !cJSON_IsString(fn))) {
+            ok = bad_request(err, "'input_extra[%d]' must be {\"filename\": string, \"text\": string}", idx);
+            break;
+        }
+        if (sep != KINFER_TOKEN_NULL && ok) ok = push_token(&t, &n, sep);
+        if (ok && fn) {
+            char head[512];
+            snprintf(head, sizeof head, "%s\n", fn->valuestring);
+            ok = append_tokens(srv, &t, &n, head, err);
+        }
+        if (ok) ok = append_tokens(srv, &t, &n, tx->valuestring, err);
+        idx++;
+    }
+    if (ok) ok = push_token(&t, &n, pre) && append_tokens(srv, &t, &n, prefix ? prefix : "", err) &&
+                 push_token(&t, &n, suf) && append_tokens(srv, &t, &n, suffix ? suffix : "", err) &&
+                 push_token(&t, &n, mid) && append_tokens(srv, &t, &n, prompt ? prompt : "", err);
+    if (!ok) {
+        free(t);
+        if (err->status == 0) oai_set_error(err, 500, "server_error", "out of memory");
+        return false;
+    }
+    r->prompt = t;
+    r->n_prompt = n;
+    return true;
+}
+
+static bool parse_stop(const cJSON *root, request *r, api_error *err)
+{
+    const cJSON *stop = cJSON_GetObjectItemCaseSensitive(root, "stop");
+    if (!stop || cJSON_IsNull(stop)) return true;
+    if (cJSON_IsString(stop)) return request_add_stop(r, stop->valuestring) || bad_request(err, "out of memory");
+    if (!cJSON_IsArray(stop)) return bad_request(err, "'stop' must be a string or an array of strings");
+    const cJSON *s;
+    cJSON_ArrayForEach(s, stop)
+    {
+        if (!cJSON_IsString(s)) return bad_request(err, "'stop' must be a string or an array of strings");
+        if (!request_add_stop(r, s->valuestring)) return bad_request(err, "out of memory");
+    }
+    return true;
+}
+
+static bool add_bias(request *r, kinfer_token t, float v)
+{
+    kinfer_token *tt = realloc(r->bias_token, (size_t)(r->n_bias + 1) * sizeof *tt);
+    if (!tt) return false;
+    r->bias_token = tt;
+    float *vv = realloc(r->bias_value, (size_t)(r->n_bias + 1) * sizeof *vv);
+    if (!vv) return false;
+    r->bias_value = vv;
+    r->bias_token[r->n_bias] = t;
+    r->bias_value[r->n_bias] = v;
+    r->n_bias++;
+    return true;
+}
+
+/* logit_bias: OpenAI's {"token id": bias} or llama-server's [[id, bias]];
+ * a bias of false bans the token. */
+static bool parse_logit_bias(const server *srv, const cJSON *root, request *r, api_error *err)
+{
+    const cJSON *lb = cJSON_GetObjectItemCaseSensitive(root, "logit_bias");
+    if (!lb || cJSON_IsNull(lb)) return true;
+    int32_t n_vocab = kinfer_vocab_n_tokens(srv->model);
+    const cJSON *e;
+    if (cJSON_IsObject(lb)) {
+        cJSON_ArrayForEach(e, lb)
+        {
+            char *end;
+            long id = strtol(e->string, &end, 10);
+            if (*end || end == e->string || id < 0 || id >= n_vocab)
+                return bad_request(err, "'logit_bias' keys must be token ids in [0, %d)", n_vocab);
+            if (!cJSON_IsNumber(e) && !cJSON_IsFalse(e))
+                return bad_request(err, "'logit_bias' values must be numbers");
+            if (!add_bias(r, (kinfer_token)id, cJSON_IsFalse(e) ? -INFINITY : (float)e->valuedouble))
+                return bad_request(err, "out of memory");
+        }
+        return true;
+    }
+    if (!cJSON_IsArray(lb)) return bad_request(err, "'logit_bias' must be an object {token id: bias}");
+    cJSON_ArrayForEach(e, lb)
+    {
+        const cJSON *id = cJSON_GetArrayItem(e, 0), *v = cJSON_GetArrayItem(e, 1);
+        if (!cJSON_IsArray(e) || cJSON_GetArraySize(e) != 2 || !cJSON_IsNumber(id) ||
+            id->valuedouble < 0 || id->valuedouble >= n_vocab || (!cJSON_IsNumber(v) && !cJSON_IsFalse(v)))
+            return bad_request(err, "'logit_bias' pairs must be [token id, bias]");
+        if (!add_bias(r, (kinfer_token)id->valuedouble, cJSON_IsFalse(v) ? -INFINITY : (float)v->valuedouble))
+            return bad_request(err, "out of memory");
+    }
+    return true;
+}
+
+static bool parse_sampling(const server *srv, const cJSON *root, request *r, api_error *err)
+{
+    kinfer_sampler_params *sp = &r->gen.sampling;
+    sp->temperature = srv->opt.temperature;
+    int64_t top_k = sp->top_k, seed = srv->opt.seed, last_n = sp->penalty_last_n;
+    if (!get_float(root, "temperature", &sp->temperature, err) || !get_float(root, "top_p", &sp->top_p, err) ||
+        !get_float(root, "min_p", &sp->min_p, err) ||
+        !get_float(root, "presence_penalty", &sp->presence_penalty, err) ||
+        !get_float(root, "frequency_penalty", &sp->frequency_penalty, err) ||
+        !get_float(root, "repeat_penalty", &sp->repeat_penalty, err) ||
+        !get_int(root, "top_k", 0, INT32_MAX, &top_k, NULL, err) ||
+        !get_int(root, "repeat_last_n", -1, INT32_MAX, &last_n, NULL, err) ||
+        !get_int(root, "seed", -1, INT64_MAX, &seed, NULL, err))
+        return false;
+    if (sp->temperature < 0) sp->temperature = 0;
+    if (sp->top_p <= 0 || sp->top_p > 1) return bad_request(err, "'top_p' must be in (0, 1]");
+    sp->top_k = (int32_t)top_k;
+    sp->penalty_last_n = last_n < 0 ? engine_n_ctx_slot(srv->engine) : (int32_t)last_n;
+    if (seed < 0) seed = (int64_t)(((uint64_t)time(NULL) * 2654435761u) ^ (uint64_t)(uintptr_t)r);
+    sp->seed = (uint64_t)seed;
+    return true;
+}
+
+bool oai_parse_completion(const server *srv, api_kind kind, const char *body, size_t len,
+                          request *r, api_call *call, api_error *err)
+{
+    memset(err, 0, sizeof *err);
+    cJSON *root = cJSON_ParseWithLength(body, len);
+    if (!root) return bad_request(err, "the body is not valid JSON");
+    bool ok = false;
+    if (!cJSON_IsObject(root)) {
+        bad_request(err, "the body must be a JSON object");
+        goto done;
+    }
+    call->kind = kind;
+    call->created = (int64_t)time(NULL);
+    snprintf(call->id, sizeof call->id, "%s-%08lx%08lx", kind == API_CHAT ? "chatcmpl" : "cmpl",
+             (unsigned long)random(), (unsigned long)random());
+    if (!get_bool(root, "stream", &call->stream, err)) goto done;
+    const cJSON *so = cJSON_GetObjectItemCaseSensitive(root, "stream_options");
+    if (so && !cJSON_IsNull(so)) {
+        if (!cJSON_IsObject(so)) {
+            bad_request(err, "'stream_options' must be an object");
+            goto done;
+        }
+        if (!get_bool(so, "include_usage", &call->include_usage, err)) goto done;
+    }
+    int64_t n_choices = 1;
+    bool here;
+    if (!get_int(root, "n", 1, 128, &n_choices, &here, err)) goto done;
+    if (n_choices != 1) {
+        bad_request(err, "'n' > 1 is not supported: one choice per request");
+        goto done;
+    }
+    const char *model;
+    if (!get_string(root, "model", &model, err)) goto done;
+    bool logprobs = false;
+    if (!get_bool(root, "logprobs", &logprobs, err) && !cJSON_IsNumber(cJSON_GetObjectItem(root, "logprobs")))
+        goto done;
+    if (logprobs || cJSON_IsNumber(cJSON_GetObjectItem(root, "logprobs"))) {
+        oai_set_error(err, 400, "invalid_request_error", "'logprobs' is not supported by kinfer-server yet");
+        goto done;
+    }
+    memset(err, 0, sizeof *err);
+
+    /* max_tokens, its newer name, and llama-server's n_predict */
+    int64_t n_predict = srv->opt.n_predict;
+    if (!get_int(root, "n_predict", -1, INT32_MAX, &n_predict, NULL, err) ||
+        !get_int(root, "max_tokens", -1, INT32_MAX, &n_predict, NULL, err) ||
+        !get_int(root, "max_completion_tokens", -1, INT32_MAX, &n_predict, NULL, err))
+        goto done;
+    r->gen.n_predict = (int32_t)n_predict;
+    if (!get_bool(root, "cache_prompt", &r->cache_prompt, err) || !get_bool(root, "ignore_eos", &r->gen.ignore_eos, err) ||
+        !parse_sampling(srv, root, r, err) || !parse_stop(root, r, err) || !parse_logit_bias(srv, root, r, err))
+        goto done;
+
+    bool have_prompt = kind == API_CHAT ? chat_prompt(srv, root, r, err)
+                     : kind == API_INFILL ? infill_prompt(srv, root, r, err)
+                                          : text_prompt(srv, root, r, err);
+    if (!have_prompt) goto done;
+    if (r->n_prompt == 0) {
+        bad_request(err, "the prompt is empty");
+        goto done;
+    }
+    int32_t n_ctx = engine_n_ctx_slot(srv->engine);
+    if (r->n_prompt >= n_ctx) {
+        oai_set_error(err, 400, "exceed_context_size_error",
+                      "the request exceeds the available context size: the prompt has %d tokens, a slot's context holds %d",
+                      r->n_prompt, n_ctx);
+        err->n_prompt_tokens = r->n_prompt;
+        err->n_ctx = n_ctx;
+        goto done;
+    }
+    ok = true;
+done:
+    cJSON_Delete(root);
+    return ok;
+}
+
+/* ------------------------------------------------------------- responses */
+
+static const char *finish_name(finish_reason f)
+{
+    return f == FINISH_LENGTH ? "length" : "stop";
+}
+
+static void add_timings(cJSON *obj, const request *r)
+{
+    cJSON *t = cJSON_AddObjectToObject(obj, "timings");
+    uint64_t first = r->t_first_ns ? r->t_first_ns : r->t_end_ns;
+    double prompt_ms = r->t_admit_ns && first > r->t_admit_ns ? (double)(first - r->t_admit_ns) / 1e6 : 0;
+    double gen_ms = r->t_end_ns > first ? (double)(r->t_end_ns - first) / 1e6 : 0;
+    int32_t prompt_n = r->n_prompt - r->n_cached;
+    cJSON_AddNumberToObject(t, "cache_n", r->n_cached);
+    cJSON_AddNumberToObject(t, "prompt_n", prompt_n);
+    cJSON_AddNumberToObject(t, "prompt_ms", prompt_ms);
+    cJSON_AddNumberToObject(t, "prompt_per_token_ms", prompt_n ? prompt_ms / prompt_n : 0);
+    cJSON_AddNumberToObject(t, "prompt_per_second", prompt_ms > 0 ? prompt_n * 1000.0 / prompt_ms : 0);
+    cJSON_AddNumberToObject(t, "predicted_n", r->n_generated);
+    cJSON_AddNumberToObject(t, "predicted_ms", gen_ms);
+    cJSON_AddNumberToObject(t, "predicted_per_token_ms", r->n_generated ? gen_ms / r->n_generated : 0);
+    cJSON_AddNumberToObject(t, "predicted_per_second", gen_ms > 0 ? r->n_generated * 1000.0 / gen_ms : 0);
+}
+
+static void add_usage(cJSON *obj, const request *r)
+{
+    cJSON *u = cJSON_AddObjectToObject(obj, "usage");
+    cJSON_AddNumberToObject(u, "prompt_tokens", r->n_prompt);
+    cJSON_AddNumberToObject(u, "completion_tokens", r->n_generated);
+    cJSON_AddNumberToObject(u, "total_tokens", r->n_prompt + r->n_generated);
+    cJSON *d = cJSON_AddObjectToObject(u, "prompt_tokens_details");
+    cJSON_AddNumberToObject(d, "cached_tokens", r->n_cached);
+}
+
+static cJSON *envelope(const server *srv, const api_call *call, const char *object)
+{
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "id", call->id);
+    cJSON_AddStringToObject(root, "object", object);
+    cJSON_AddNumberToObject(root, "created", (double)call->created);
+    cJSON_AddStringToObject(root, "model", srv->opt.alias);
+    cJSON_AddStringToObject(root, "system_fingerprint", "kinfer-" KINFER_SERVER_VERSION);
+    return root;
+}
+
+/* llama-server's native answer: content, counts, stop_type, timings */
+static cJSON *native_object(const server *srv, const request *r, const char *content, bool stop)
+{
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "content", content);
+    cJSON_AddNumberToObject(root, "id_slot", r->slot);
+    cJSON_AddBoolToObject(root, "stop", stop);
+    if (!stop) return root;
+    cJSON_AddStringToObject(root, "model", srv->opt.alias);
+    cJSON_AddNumberToObject(root, "tokens_predicted", r->n_generated);
+    cJSON_AddNumberToObject(root, "tokens_evaluated", r->n_prompt);
+    cJSON_AddNumberToObject(root, "tokens_cached", r->n_cached);
+    cJSON_AddStringToObject(root, "stop_type", r->finish == FINISH_EOG ? "eos"
+                                              : r->finish == FINISH_STOP_WORD ? "word"
+                                              : r->finish == FINISH_LENGTH ? "limit" : "none");
+    cJSON_AddBoolToObject(root, "stopped_eos", r->finish == FINISH_EOG);
+    cJSON_AddBoolToObject(root, "stopped_word", r->finish == FINISH_STOP_WORD);
+    cJSON_AddBoolToObject(root, "stopped_limit", r->finish == FINISH_LENGTH);
+    cJSON_AddBoolToObject(root, "truncated", false);
+    add_timings(root, r);
+    return root;
+}
+
+char *oai_final_json(const server *srv, const api_call *call, request *r)
+{
+    cJSON *root;
+    const char *text = textbuf_str(&r->all_text);
+    if (call->kind == API_NATIVE || call->kind == API_INFILL) {
+        root = native_object(srv, r, text, true);
+    } else {
+        bool chat = call->kind == API_CHAT;
+        root = envelope(srv, call, chat ? "chat.completion" : "text_completion");
+        cJSON *choice = cJSON_CreateObject();
+        cJSON_AddNumberToObject(choice, "index", 0);
+        if (chat) {
+            cJSON *msg = cJSON_AddObjectToObject(choice, "message");
+            cJSON_AddStringToObject(msg, "role", "assistant");
+            cJSON_AddStringToObject(msg, "content", text);
+        } else {
+            cJSON_AddStringToObject(choice, "text", text);
+        }
+        cJSON_AddNullToObject(choice, "logprobs");
+        cJSON_AddStringToObject(choice, "finish_reason", finish_name(r->finish));
+        cJSON *choices = cJSON_AddArrayToObject(root, "choices");
+        cJSON_AddItemToArray(choices, choice);
+        add_usage(root, r);
+        add_timings(root, r);
+    }
+    char *s = cJSON_PrintUnformatted(root);
+    cJSON_Delete(root);
+    return s;
+}
+
+static void sse(textbuf *out, cJSON *obj)
+{
+    char *s = cJSON_PrintUnformatted(obj);
+    textbuf_append_str(out, "data: ");
+    if (s) textbuf_append_str(out, s);
+    textbuf_append_str(out, "\n\n");
+    free(s);
+    cJSON_Delete(obj);
+}
+
+/* One OpenAI chunk: delta text (or none) and finish_reason (or null). */
+static cJSON *chunk(const server *srv, api_call *call, const char *text, size_t n, const char *finish)
+{
+    bool chat = call->kind == API_CHAT;
+    cJSON *root = envelope(srv, call, chat ? "chat.completion.chunk" : "text_completion");
+    cJSON *choice = cJSON_CreateObject();
+    cJSON_AddNumberToObject(choice, "index", 0);
+    char *copy = strndup(text, n);
+    if (chat) {
+        cJSON *delta = cJSON_AddObjectToObject(choice, "delta");
+        if (!call->sent_role) {
+            cJSON_AddStringToObject(delta, "role", "assistant");
+            call->sent_role = true;
+        }
+        if (!finish || n) cJSON_AddStringToObject(delta, "content", copy ? copy : "");
+    } else {
+        cJSON_AddStringToObject(choice, "text", copy ? copy : "");
+    }
+    free(copy);
+    cJSON_AddNullToObject(choice, "logprobs");
+    if (finish) cJSON_AddStringToObject(choice, "finish_reason", finish);
+    else cJSON_AddNullToObject(choice, "finish_reason");
+    cJSON_AddItemToArray(cJSON_AddArrayToObject(root, "choices"), choice);
+    return root;
+}
+
+void oai_stream_events(const server *srv, api_call *call, request *r, const char *text, size_t n,
+                       bool finished, textbuf *out)
+{
+    if (call->kind == API_NATIVE || call->kind == API_INFILL) {
+        if (n) {
+            char *copy = strndup(text, n);
+            sse(out, native_object(srv, r, copy ? copy : "", false));
+            free(copy);
+        }
+        if (finished) sse(out, native_object(srv, r, "", true));
+        return;
+    }
+    if (n || (!finished && !call->sent_role && call->kind == API_CHAT)) sse(out, chunk(srv, call, text, n, NULL));
+    if (!finished) return;
+    cJSON *last = chunk(srv, call, "", 0, finish_name(r->finish));
+    add_timings(last, r);
+    sse(out, last);
+    if (call->include_usage) {
+        cJSON *u = envelope(srv, call, call->kind == API_CHAT ? "chat.completion.chunk" : "text_completion");
+        cJSON_AddArrayToObject(u, "choices");
+        add_usage(u, r);
+        add_timings(u, r);
+        sse(out, u);
+    }
+    textbuf_append_str(out, "data: [DONE]\n\n");
+}

@@ -1,0 +1,63 @@
+/*
+ * oai.h — the OpenAI (and llama-server native) request/response mapping:
+ * JSON bodies to a filled request (validated: every wrong type names its
+ * field), and a finished or streaming request back to JSON.  cJSON does the
+ * parsing and printing.
+ */
+#ifndef KINFER_SERVER_OAI_H
+#define KINFER_SERVER_OAI_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "request.h"
+#include "server.h"
+
+typedef enum api_kind {
+    API_CHAT,         /* /v1/chat/completions */
+    API_COMPLETIONS,  /* /v1/completions */
+    API_NATIVE,       /* /completion (llama-server's own) */
+    API_INFILL        /* /infill */
+} api_kind;
+
+/* An error answer: HTTP status and OpenAI's error object. */
+typedef struct api_error {
+    int status;
+    const char *type;          /* "invalid_request_error", ... */
+    char message[320];
+    int32_t n_prompt_tokens, n_ctx;  /* exceed_context_size_error only */
+} api_error;
+
+/* What the answer needs besides the request's output. */
+typedef struct api_call {
+    api_kind kind;
+    bool stream;
+    bool include_usage;        /* stream_options.include_usage */
+    char id[48];               /* "chatcmpl-..." shared by every chunk */
+    int64_t created;
+    bool sent_role;            /* stream: the first chunk carried the role */
+} api_call;
+
+/* Parse a completion body into r; false with *err filled. */
+bool oai_parse_completion(const server *srv, api_kind kind, const char *body, size_t len,
+                          request *r, api_call *call, api_error *err);
+
+/* The error object as JSON text (malloc'd). */
+char *oai_error_json(const api_error *err);
+void oai_set_error(api_error *err, int status, const char *type, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+/* The whole answer of a finished request (malloc'd JSON). */
+char *oai_final_json(const server *srv, const api_call *call, request *r);
+
+/* Stream: the SSE events for new text and, when finished, the end (final
+ * chunk, usage chunk, [DONE]) appended to out.  Called with r->mu held. */
+void oai_stream_events(const server *srv, api_call *call, request *r, const char *text, size_t n,
+                       bool finished, textbuf *out);
+
+/* Tokenize a prompt string with the server's rules (special text parsed,
+ * BOS as the vocabulary asks); NULL with *err on failure. */
+kinfer_token *oai_tokenize(const server *srv, const char *text, size_t len, bool add_special,
+                           int32_t *n, api_error *err);
+
+#endif

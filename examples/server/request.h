@@ -1,0 +1,65 @@
+/*
+ * request.h — one completion request, shared by the HTTP thread that made it
+ * and the scheduler thread that runs it.
+ *
+ * The HTTP side fills the input part, then submits it (engine_submit); after
+ * that the input is read-only.  The output part is written by the scheduler
+ * under mu and read by the HTTP side under mu.  Two references: whoever
+ * releases last frees it.
+ */
+#ifndef KINFER_SERVER_REQUEST_H
+#define KINFER_SERVER_REQUEST_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "../common/gen.h"
+
+typedef enum finish_reason {
+    FINISH_NONE = 0,
+    FINISH_EOG,        /* the model ended its text */
+    FINISH_STOP_WORD,  /* a stop string */
+    FINISH_LENGTH,     /* max_tokens, or the slot's context is full */
+    FINISH_CANCELLED,  /* the client went away, or the server is stopping */
+    FINISH_ERROR
+} finish_reason;
+
+typedef struct request {
+    /* input */
+    kinfer_token *prompt;          /* (n_prompt) owned */
+    int32_t n_prompt;
+    gen_params gen;                /* gen.stop points into stops */
+    char **stops;                  /* (n_stops) owned */
+    int32_t n_stops;
+    bool cache_prompt;
+    int32_t n_bias;                /* logit_bias: added to a copy of the logits */
+    kinfer_token *bias_token;      /* (n_bias) owned */
+    float *bias_value;             /* (n_bias) owned */
+
+    /* output, under mu */
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    textbuf text;                  /* produced and not yet taken by the HTTP side */
+    textbuf all_text;              /* everything produced (non-stream answers) */
+    bool done;
+    finish_reason finish;
+    int32_t slot;                  /* -1 until admitted */
+    int32_t n_cached;              /* prompt tokens reused from the cache */
+    int32_t n_generated;
+    uint64_t t_submit_ns, t_admit_ns, t_first_ns, t_end_ns;
+    char error[160];
+
+    atomic_bool cancelled;         /* set by the HTTP side: the client is gone */
+    int refs;                      /* under mu */
+} request;
+
+/* A new request with one reference, or NULL.  gen = gen_default_params(). */
+request *request_new(void);
+/* Drop a reference; the last one frees the request. */
+void request_release(request *r);
+/* Add a stop string (copied); false when out of memory. */
+bool request_add_stop(request *r, const char *s);
+
+#endif

@@ -39,6 +39,7 @@ OPENBLAS_LIBS := $(or $(shell pkg-config --libs openblas 2>/dev/null),-lopenblas
 OPENBLAS_SONAME ?= $(or $(shell objdump -p $(shell pkg-config --variable=libdir openblas 2>/dev/null)/libopenblas.so \
 	2>/dev/null | awk '$$1 == "SONAME" { print $$2 }'),libopenblas.so.0)
 PCRE2_LIBS := $(or $(shell pkg-config --libs libpcre2-8 2>/dev/null),-lpcre2-8)
+SERVER_LIBS := $(or $(shell pkg-config --libs libmicrohttpd libcjson 2>/dev/null),-lmicrohttpd -lcjson)
 CHECK_LIBS := $(or $(shell pkg-config --libs check 2>/dev/null),-lcheck -lsubunit -lrt -lm)
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter -Wno-format-truncation
@@ -95,7 +96,7 @@ STATIC_LIB := $(BUILD)/lib/libkinfer.a
 objects_of = $(patsubst %.c,$(BUILD)/obj/%.o,$1)
 SHARED_LIB := $(BUILD)/lib/libkinfer.so.$(VERSION)
 
-.PHONY: all lib examples tests test check-shape test-asan fuzz models demo install uninstall clean
+.PHONY: all lib examples tests test check-shape test-asan fuzz models demo serve install uninstall clean
 all: lib examples $(BENCH_BIN) tests
 lib: $(STATIC_LIB) $(SHARED_LIB)
 examples: $(EXAMPLE_BIN)
@@ -128,6 +129,8 @@ $(EXAMPLE_BIN): $(BUILD)/bin/kinfer-%: $$(call objects_of,$$(wildcard examples/$
 $(BENCH_BIN): $(BUILD)/bin/%: $(BUILD)/obj/bench/%.o $(STATIC_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+# (libmicrohttpd and cJSON: the server's HTTP and JSON)
+$(BUILD)/bin/kinfer-server: LDLIBS += $(SERVER_LIBS)
 # (its cblas_sgemm reference timing calls OpenBLAS directly)
 $(BUILD)/bin/bench_kernels: LDLIBS += $(OPENBLAS_LIBS)
 
@@ -179,6 +182,11 @@ models:
 demo: all models
 	$(BUILD)/bin/kinfer-cli -m $(MODELS_DIR)/SmolLM2-135M-Instruct.Q4_1.gguf \
 		-p "Once upon a time, in a small village by the sea," -n 64 --temp 0
+
+# Serve SmolLM2 from models/ on 127.0.0.1:8080 (PORT=... for another port).
+PORT ?= 8080
+serve: $(BUILD)/bin/kinfer-server models
+	$(BUILD)/bin/kinfer-server -m $(MODELS_DIR)/SmolLM2-135M-Instruct.Q4_1.gguf --port $(PORT) --metrics
 
 # ----------------------------------------------------------------- install
 install: lib

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "kinfer.h"
+#include "../common/args.h"
 #include "../common/gen.h"
 
 /* ------------------------------------------------------------ arguments */
@@ -70,62 +71,23 @@ static void usage(FILE *f)
             "  --verbose-prompt            print the prompt's tokens on stderr\n");
 }
 
-static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
-static void die(const char *fmt, ...)
-{
-    va_list ap;
-    va_start(ap, fmt);
-    fputs("kinfer-cli: ", stderr);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-    exit(1);
-}
-
-static long long parse_ll(const char *flag, const char *s, long long lo, long long hi)
-{
-    char *end;
-    errno = 0;
-    long long v = strtoll(s, &end, 10);
-    if (errno || end == s || *end || v < lo || v > hi)
-        die("%s: '%s' is not an integer in [%lld, %lld]", flag, s, lo, hi);
-    return v;
-}
-
-static float parse_f(const char *flag, const char *s)
-{
-    char *end;
-    errno = 0;
-    float v = strtof(s, &end);
-    if (errno || end == s || *end) die("%s: '%s' is not a number", flag, s);
-    return v;
-}
-
-static kinfer_type parse_kv_type(const char *flag, const char *s)
-{
-    if (!strcasecmp(s, "f16")) return KINFER_TYPE_F16;
-    if (!strcasecmp(s, "f32")) return KINFER_TYPE_F32;
-    if (!strcasecmp(s, "q8_0")) return KINFER_TYPE_Q8_0;
-    die("%s: unknown KV cache type '%s' (f16, q8_0, f32)", flag, s);
-}
-
 static char *read_text_file(const char *path)
 {
     FILE *f = fopen(path, "rb");
-    if (!f) die("%s: %s", path, strerror(errno));
+    if (!f) args_die("%s: %s", path, strerror(errno));
     size_t cap = 4096, n = 0;
     char *buf = malloc(cap);
-    if (!buf) die("out of memory");
+    if (!buf) args_die("out of memory");
     size_t got;
     while ((got = fread(buf + n, 1, cap - n - 1, f)) > 0) {
         n += got;
         if (cap - n - 1 == 0) {
             cap *= 2;
             buf = realloc(buf, cap);
-            if (!buf) die("out of memory");
+            if (!buf) args_die("out of memory");
         }
     }
-    if (ferror(f)) die("%s: read error", path);
+    if (ferror(f)) args_die("%s: read error", path);
     fclose(f);
     buf[n] = '\0';
     return buf;
@@ -169,8 +131,8 @@ static void parse_args(int argc, char **argv, cli_args *a)
         bool known = false;
         for (size_t k = 0; k < sizeof value_flags / sizeof *value_flags; k++)
             known |= IS(value_flags[k]);
-        if (!known) die("unknown option %s (see -h)", f);
-        if (i + 1 >= argc) die("%s needs a value (see -h)", f);
+        if (!known) args_die("unknown option %s (see -h)", f);
+        if (i + 1 >= argc) args_die("%s needs a value (see -h)", f);
         const char *v = argv[++i];
         if (IS("-m") || IS("--model")) a->model_path = v;
         else if (IS("-p") || IS("--prompt")) a->prompt = v;
@@ -179,30 +141,30 @@ static void parse_args(int argc, char **argv, cli_args *a)
             a->prompt = a->prompt_file_text = read_text_file(v);
         } else if (IS("-sys") || IS("--system-prompt")) a->system_prompt = v;
         else if (IS("--chat-template")) a->chat_template = v;
-        else if (IS("-n") || IS("--n-predict")) a->n_predict = (int32_t)parse_ll(f, v, -1, INT32_MAX);
-        else if (IS("-c") || IS("--ctx-size")) a->cparams.n_ctx = (uint32_t)parse_ll(f, v, 0, INT32_MAX);
-        else if (IS("-b") || IS("--batch-size")) a->cparams.n_batch = (uint32_t)parse_ll(f, v, 1, INT32_MAX);
-        else if (IS("-t") || IS("--threads")) a->cparams.n_threads = (int32_t)parse_ll(f, v, -1, 4096);
-        else if (IS("-s") || IS("--seed")) a->seed = parse_ll(f, v, -1, INT64_MAX);
-        else if (IS("--temp")) a->sparams.temperature = parse_f(f, v);
-        else if (IS("--top-k")) a->sparams.top_k = (int32_t)parse_ll(f, v, 0, INT32_MAX);
-        else if (IS("--top-p")) a->sparams.top_p = parse_f(f, v);
-        else if (IS("--min-p")) a->sparams.min_p = parse_f(f, v);
-        else if (IS("--repeat-penalty")) a->sparams.repeat_penalty = parse_f(f, v);
-        else if (IS("--repeat-last-n")) repeat_last_n = (int)parse_ll(f, v, -1, INT32_MAX);
-        else if (IS("--presence-penalty")) a->sparams.presence_penalty = parse_f(f, v);
-        else if (IS("--frequency-penalty")) a->sparams.frequency_penalty = parse_f(f, v);
+        else if (IS("-n") || IS("--n-predict")) a->n_predict = (int32_t)args_int(f, v, -1, INT32_MAX);
+        else if (IS("-c") || IS("--ctx-size")) a->cparams.n_ctx = (uint32_t)args_int(f, v, 0, INT32_MAX);
+        else if (IS("-b") || IS("--batch-size")) a->cparams.n_batch = (uint32_t)args_int(f, v, 1, INT32_MAX);
+        else if (IS("-t") || IS("--threads")) a->cparams.n_threads = (int32_t)args_int(f, v, -1, 4096);
+        else if (IS("-s") || IS("--seed")) a->seed = args_int(f, v, -1, INT64_MAX);
+        else if (IS("--temp")) a->sparams.temperature = args_float(f, v);
+        else if (IS("--top-k")) a->sparams.top_k = (int32_t)args_int(f, v, 0, INT32_MAX);
+        else if (IS("--top-p")) a->sparams.top_p = args_float(f, v);
+        else if (IS("--min-p")) a->sparams.min_p = args_float(f, v);
+        else if (IS("--repeat-penalty")) a->sparams.repeat_penalty = args_float(f, v);
+        else if (IS("--repeat-last-n")) repeat_last_n = (int)args_int(f, v, -1, INT32_MAX);
+        else if (IS("--presence-penalty")) a->sparams.presence_penalty = args_float(f, v);
+        else if (IS("--frequency-penalty")) a->sparams.frequency_penalty = args_float(f, v);
         else if (IS("-ngl") || IS("--n-gpu-layers") || IS("--gpu-layers"))
-            a->cparams.n_gpu_layers = (int32_t)parse_ll(f, v, -1, INT32_MAX);
-        else if (IS("-ctk") || IS("--ctk") || IS("--cache-type-k")) a->cparams.type_k = parse_kv_type(f, v);
-        else if (IS("-ctv") || IS("--ctv") || IS("--cache-type-v")) a->cparams.type_v = parse_kv_type(f, v);
-        else if (IS("--keep")) a->n_keep = (int32_t)parse_ll(f, v, -1, INT32_MAX);
-        else die("unknown option %s (see -h)", f);
+            a->cparams.n_gpu_layers = (int32_t)args_int(f, v, -1, INT32_MAX);
+        else if (IS("-ctk") || IS("--ctk") || IS("--cache-type-k")) a->cparams.type_k = args_kv_type(f, v);
+        else if (IS("-ctv") || IS("--ctv") || IS("--cache-type-v")) a->cparams.type_v = args_kv_type(f, v);
+        else if (IS("--keep")) a->n_keep = (int32_t)args_int(f, v, -1, INT32_MAX);
+        else args_die("unknown option %s (see -h)", f);
 #undef IS
     }
     if (!a->model_path) {
         usage(stderr);
-        die("no model given (-m)");
+        args_die("no model given (-m)");
     }
     if (a->cparams.n_threads < 0) a->cparams.n_threads = 0;
     /* -1 = the whole context, resolved once the context exists */
@@ -236,7 +198,7 @@ typedef struct session {
 
 static void ctx_die(const session *s, kinfer_status st, const char *what)
 {
-    die("%s: %s: %s", what, kinfer_status_str(st), kinfer_context_errmsg(s->ctx));
+    args_die("%s: %s: %s", what, kinfer_status_str(st), kinfer_context_errmsg(s->ctx));
 }
 
 /* Decode n tokens after what is in the cache (examples/common's gen_eval,
@@ -258,7 +220,7 @@ static void emit(textbuf *piece, textbuf *collect)
     if (piece->n == 0) return;
     fwrite(piece->p, 1, piece->n, stdout);
     fflush(stdout);
-    if (collect && !textbuf_append(collect, piece->p, piece->n)) die("out of memory");
+    if (collect && !textbuf_append(collect, piece->p, piece->n)) args_die("out of memory");
     textbuf_clear(piece);
 }
 
@@ -279,11 +241,11 @@ static stop_reason generate(session *s, int32_t n_max, textbuf *collect)
             break;
         }
         const float *logits = kinfer_get_logits(s->ctx, s->gen.logits_index);
-        if (!logits) die("no logits after decode");
+        if (!logits) args_die("no logits after decode");
         kinfer_token t = 0;
         gen_status gs = gen_seq_next(&s->gen, logits, &t, &piece);
         emit(&piece, collect);
-        if (gs == GEN_ERROR) die("sampling failed");
+        if (gs == GEN_ERROR) args_die("sampling failed");
         if (gs == GEN_EOG) why = STOP_EOG;
         if (gs != GEN_CONTINUE) break;
         kinfer_status st = eval(s, &t, 1, false);
@@ -308,7 +270,7 @@ static kinfer_token *tokenize(const session *s, const char *text, bool add_speci
 {
     kinfer_error err = {0};
     kinfer_token *toks = gen_tokenize(s->model, text, strlen(text), add_special, true, n, &err);
-    if (!toks) die("tokenize: %s: %s", kinfer_status_str(err.status), err.message);
+    if (!toks) args_die("tokenize: %s: %s", kinfer_status_str(err.status), err.message);
     return toks;
 }
 
@@ -332,9 +294,9 @@ static void run_completion(session *s)
     const char *prompt = a->prompt ? a->prompt : "";
     int32_t n = 0;
     kinfer_token *toks = tokenize(s, prompt, true, &n);
-    if (n == 0) die("the prompt is empty and the model adds no BOS token");
+    if (n == 0) args_die("the prompt is empty and the model adds no BOS token");
     if (a->verbose_prompt) print_tokens(s, toks, n);
-    if (n > s->n_ctx - 4) die("the prompt (%d tokens) does not fit the context (%d)", n, s->n_ctx);
+    if (n > s->n_ctx - 4) args_die("the prompt (%d tokens) does not fit the context (%d)", n, s->n_ctx);
 
     /* what a context shift keeps: --keep N prompt tokens plus the BOS */
     int32_t keep = a->n_keep;
@@ -355,7 +317,7 @@ static void run_completion(session *s)
         fprintf(stderr, "\n[interrupted]\n");
         return;
     }
-    if (st != KINFER_OK) die("the prompt does not fit the context");
+    if (st != KINFER_OK) args_die("the prompt does not fit the context");
 
     stop_reason why = generate(s, a->n_predict, NULL);
     fputc('\n', stdout);
@@ -373,10 +335,10 @@ typedef struct chat_history {
 static void chat_push(chat_history *h, const char *role, const char *content)
 {
     h->msgs = realloc(h->msgs, (h->n + 1) * sizeof *h->msgs);
-    if (!h->msgs) die("out of memory");
+    if (!h->msgs) args_die("out of memory");
     h->msgs[h->n].role = strdup(role);
     h->msgs[h->n].content = strdup(content);
-    if (!h->msgs[h->n].role || !h->msgs[h->n].content) die("out of memory");
+    if (!h->msgs[h->n].role || !h->msgs[h->n].content) args_die("out of memory");
     h->n++;
 }
 
@@ -386,13 +348,13 @@ static char *chat_render(const session *s, const char *tmpl, const chat_history 
     kinfer_error err = {0};
     int64_t need = kinfer_chat_apply_template(s->model, tmpl, h->msgs, h->n, add_gen, NULL, 0, &err);
     if (need == 0 && err.status != KINFER_OK)
-        die("chat template: %s: %s", kinfer_status_str(err.status), err.message);
+        args_die("chat template: %s: %s", kinfer_status_str(err.status), err.message);
     if (need < 0) need = -need;
     char *buf = malloc((size_t)need + 1);
-    if (!buf) die("out of memory");
+    if (!buf) args_die("out of memory");
     int64_t got = kinfer_chat_apply_template(s->model, tmpl, h->msgs, h->n, add_gen, buf, need + 1, &err);
     if (got < 0 || (got == 0 && err.status != KINFER_OK))
-        die("chat template: %s: %s", kinfer_status_str(err.status), err.message);
+        args_die("chat template: %s: %s", kinfer_status_str(err.status), err.message);
     buf[got] = '\0';
     return buf;
 }
@@ -473,7 +435,7 @@ static void run_chat(session *s)
         if (why == STOP_INTERRUPT) fprintf(stderr, "[interrupted]\n");
         textbuf_clear(&fed);
         if (!textbuf_append_str(&fed, rendered) || !textbuf_append(&fed, textbuf_str(&reply), reply.n))
-            die("out of memory");
+            args_die("out of memory");
         fed_shifts = s->gen.n_shifts;
         chat_push(&h, "assistant", textbuf_str(&reply));
         textbuf_free(&reply);
@@ -534,6 +496,7 @@ static void print_placement(const kinfer_model *model, const kinfer_estimate *e)
 int main(int argc, char **argv)
 {
     cli_args a;
+    args_program("kinfer-cli");
     parse_args(argc, argv, &a);
 
     struct sigaction sa;
@@ -554,9 +517,9 @@ int main(int argc, char **argv)
     kinfer_status st = kinfer_model_load(a.model_path, &mp, &s.model);
     if (last_pct >= 0 && last_pct < 100) fputc('\n', stderr);
     if (st != KINFER_OK)
-        die("%s: %s: %s", a.model_path, kinfer_status_str(st), kinfer_model_errmsg(s.model));
+        args_die("%s: %s: %s", a.model_path, kinfer_status_str(st), kinfer_model_errmsg(s.model));
     uint64_t t_load = gen_now_ns() - t0;
-    if (kinfer_vocab_n_tokens(s.model) == 0) die("%s: the file has no tokenizer", a.model_path);
+    if (kinfer_vocab_n_tokens(s.model) == 0) args_die("%s: the file has no tokenizer", a.model_path);
 
     /* context */
     a.cparams.abort_callback = abort_on_interrupt;
@@ -565,10 +528,10 @@ int main(int argc, char **argv)
         a.cparams.n_ctx = (uint32_t)kinfer_model_n_ctx_train(s.model);
     kinfer_estimate est;
     st = kinfer_model_estimate(s.model, &a.cparams, &est);
-    if (st != KINFER_OK) die("context: %s: %s", kinfer_status_str(st), est.errmsg);
+    if (st != KINFER_OK) args_die("context: %s: %s", kinfer_status_str(st), est.errmsg);
     print_placement(s.model, &est);
     st = kinfer_context_new(s.model, &a.cparams, &s.ctx);
-    if (st != KINFER_OK) die("context: %s: %s", kinfer_status_str(st), kinfer_context_errmsg(s.ctx));
+    if (st != KINFER_OK) args_die("context: %s: %s", kinfer_status_str(st), kinfer_context_errmsg(s.ctx));
     s.n_ctx = (int32_t)kinfer_context_n_ctx(s.ctx);
 
     /* sampler */
@@ -580,7 +543,7 @@ int main(int argc, char **argv)
     gp.n_predict = a.n_predict;
     gp.ignore_eos = a.ignore_eos;
     st = gen_seq_init(&s.gen, s.model, 0, &gp);
-    if (st != KINFER_OK) die("sampler: %s: bad sampling parameters", kinfer_status_str(st));
+    if (st != KINFER_OK) args_die("sampler: %s: bad sampling parameters", kinfer_status_str(st));
 
     char desc[256];
     if (kinfer_model_desc(s.model, desc, sizeof desc) < 0) snprintf(desc, sizeof desc, "?");

@@ -3,6 +3,7 @@
 
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -420,8 +421,9 @@ bool oai_parse_completion(const server *srv, api_kind kind, const char *body, si
     }
     call->kind = kind;
     call->created = (int64_t)time(NULL);
-    snprintf(call->id, sizeof call->id, "%s-%08lx%08lx", kind == API_CHAT ? "chatcmpl" : "cmpl",
-             (unsigned long)random(), (unsigned long)random());
+    static atomic_uint_fast64_t n_calls;   /* ids: unique in this run, distinct across runs */
+    snprintf(call->id, sizeof call->id, "%s-%llx%06llx", kind == API_CHAT ? "chatcmpl" : "cmpl",
+             (unsigned long long)srv->created, (unsigned long long)atomic_fetch_add(&n_calls, 1));
     if (!get_bool(root, "stream", &call->stream, err)) goto done;
     const cJSON *so = cJSON_GetObjectItemCaseSensitive(root, "stream_options");
     if (so && !cJSON_IsNull(so)) {
@@ -621,6 +623,18 @@ static cJSON *chunk(const server *srv, api_call *call, const char *text, size_t 
 void oai_stream_events(const server *srv, api_call *call, request *r, const char *text, size_t n,
                        bool finished, textbuf *out)
 {
+    if (finished && (r->finish == FINISH_ERROR || r->finish == FINISH_CANCELLED)) {
+        /* what OpenAI's clients raise from: an error object as the last event */
+        api_error err;
+        if (r->finish == FINISH_ERROR) oai_set_error(&err, 500, "server_error", "%s", r->error);
+        else oai_set_error(&err, 503, "unavailable_error", "the server is shutting down");
+        char *json = oai_error_json(&err);
+        textbuf_append_str(out, "data: ");
+        if (json) textbuf_append_str(out, json);
+        textbuf_append_str(out, "\n\n");
+        free(json);
+        return;
+    }
     if (call->kind == API_NATIVE || call->kind == API_INFILL) {
         if (n) {
             char *copy = strndup(text, n);

@@ -172,9 +172,9 @@ int32_t sched_build_batch(sched *s, sched_batch *b)
         if (sl->state == SLOT_GENERATE && b->n < b->cap)
             batch_add(b, i, sl->next_token, sl->n_cache, true);
     }
-    int32_t budget = s->n_batch;
+    int32_t budget = s->n_batch, start = s->next_prompt_slot;
     for (int32_t k = 0; k < s->n_slots && budget > 0; k++) {
-        int32_t i = (s->next_prompt_slot + k) % s->n_slots;
+        int32_t i = (start + k) % s->n_slots;
         sched_slot *sl = &s->slots[i];
         if (sl->state != SLOT_PROMPT) continue;
         int32_t left = sl->n_prompt - sl->n_prompt_done;

@@ -1,0 +1,526 @@
+/* http.c — routes and answers on libmicrohttpd (see http.h). */
+#include "http.h"
+
+#include <arpa/inet.h>
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <microhttpd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include "oai.h"
+
+struct http_server {
+    struct MHD_Daemon *daemon;
+    server *srv;
+    int port;
+};
+
+/* One request on a connection: its route and its body. */
+typedef struct exchange {
+    const struct route *route;
+    bool wrong_method;
+    textbuf body;
+    bool too_large;
+} exchange;
+
+typedef enum MHD_Result (*route_fn)(server *srv, struct MHD_Connection *c, exchange *x);
+
+typedef struct route {
+    const char *path;
+    const char *method;
+    const char *name;       /* the endpoint in /metrics */
+    route_fn fn;
+    api_kind kind;          /* completion routes */
+    bool open;              /* answered without the API key and before the model is ready */
+} route;
+
+/* ------------------------------------------------------------- answers */
+
+static enum MHD_Result send_body(server *srv, struct MHD_Connection *c, const exchange *x, int status,
+                                 const char *content_type, const char *body, size_t n)
+{
+    struct MHD_Response *resp = MHD_create_response_from_buffer(n, (void *)body, MHD_RESPMEM_MUST_COPY);
+    if (!resp) return MHD_NO;
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, content_type);
+    MHD_add_response_header(resp, "Access-Control-Allow-Origin", "*");
+    if (status == MHD_HTTP_SERVICE_UNAVAILABLE) MHD_add_response_header(resp, "Retry-After", "1");
+    enum MHD_Result ret = MHD_queue_response(c, (unsigned)status, resp);
+    MHD_destroy_response(resp);
+    metrics_count_request(&srv->metrics, x->route ? x->route->name : "unknown", status);
+    return ret;
+}
+
+/* Send a malloc'd JSON text (NULL: out of memory) and free it. */
+static enum MHD_Result send_json(server *srv, struct MHD_Connection *c, const exchange *x, int status, char *json)
+{
+    if (!json) {
+        static const char oom[] = "{\"error\":{\"message\":\"out of memory\",\"type\":\"server_error\",\"code\":500}}";
+        return send_body(srv, c, x, 500, "application/json", oom, sizeof oom - 1);
+    }
+    enum MHD_Result ret = send_body(srv, c, x, status, "application/json", json, strlen(json));
+    free(json);
+    return ret;
+}
+
+static enum MHD_Result send_cjson(server *srv, struct MHD_Connection *c, const exchange *x, int status, cJSON *obj)
+{
+    char *s = obj ? cJSON_PrintUnformatted(obj) : NULL;
+    cJSON_Delete(obj);
+    return send_json(srv, c, x, status, s);
+}
+
+static enum MHD_Result send_error(server *srv, struct MHD_Connection *c, const exchange *x, const api_error *err)
+{
+    return send_json(srv, c, x, err->status, oai_error_json(err));
+}
+
+static enum MHD_Result fail(server *srv, struct MHD_Connection *c, const exchange *x, int status,
+                            const char *type, const char *message)
+{
+    api_error err;
+    oai_set_error(&err, status, type, "%s", message);
+    return send_error(srv, c, x, &err);
+}
+
+/* ------------------------------------------------- the client went away */
+
+/* The peer closed its end (a read would see end-of-file or an error). */
+static bool client_gone(struct MHD_Connection *c)
+{
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    if (!ci) return false;
+    char byte;
+    ssize_t k = recv(ci->connect_fd, &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    return k == 0 || (k < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+}
+
+/* With r->mu held: wait until the request has new text or is done, looking
+ * for a vanished client every 50 ms.  False (the request cancelled) when
+ * the client is gone. */
+static bool wait_output(server *srv, struct MHD_Connection *c, request *r)
+{
+    while (!r->done && r->text.n == 0) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += 50 * 1000 * 1000;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        if (pthread_cond_timedwait(&r->cv, &r->mu, &ts) == ETIMEDOUT && client_gone(c)) {
+            pthread_mutex_unlock(&r->mu);
+            engine_cancel(srv->engine, r);
+            pthread_mutex_lock(&r->mu);
+            return false;
+        }
+    }
+    return true;
+}
+
+/* ------------------------------------------------------ completion routes */
+
+typedef struct stream {
+    server *srv;
+    struct MHD_Connection *c;
+    request *r;
+    api_call call;
+    textbuf out;            /* events not yet handed to MHD */
+    size_t off;
+    bool finished;
+} stream;
+
+static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max)
+{
+    (void)pos;
+    stream *st = cls;
+    request *r = st->r;
+    while (st->off == st->out.n) {
+        if (st->finished) return MHD_CONTENT_READER_END_OF_STREAM;
+        textbuf_clear(&st->out);
+        st->off = 0;
+        pthread_mutex_lock(&r->mu);
+        if (!wait_output(st->srv, st->c, r)) {
+            pthread_mutex_unlock(&r->mu);
+            return MHD_CONTENT_READER_END_WITH_ERROR;
+        }
+        st->finished = r->done;
+        oai_stream_events(st->srv, &st->call, r, textbuf_str(&r->text), r->text.n, r->done, &st->out);
+        textbuf_clear(&r->text);
+        pthread_mutex_unlock(&r->mu);
+    }
+    size_t n = st->out.n - st->off < max ? st->out.n - st->off : max;
+    memcpy(buf, st->out.p + st->off, n);
+    st->off += n;
+    return (ssize_t)n;
+}
+
+/* MHD is done with the stream (finished, or the connection closed). */
+static void stream_free(void *cls)
+{
+    stream *st = cls;
+    if (!st->finished) engine_cancel(st->srv->engine, st->r);
+    request_release(st->r);
+    textbuf_free(&st->out);
+    free(st);
+}
+
+static enum MHD_Result start_stream(server *srv, struct MHD_Connection *c, const exchange *x, request *r,
+                                    const api_call *call)
+{
+    stream *st = calloc(1, sizeof *st);
+    if (!st) {
+        engine_cancel(srv->engine, r);
+        request_release(r);
+        return fail(srv, c, x, 500, "server_error", "out of memory");
+    }
+    *st = (stream){.srv = srv, .c = c, .r = r, .call = *call};
+    struct MHD_Response *resp = MHD_create_response_from_callback(MHD_SIZE_UNKNOWN, 16 * 1024, stream_read, st, stream_free);
+    if (!resp) {
+        stream_free(st);
+        return MHD_NO;
+    }
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE, "text/event-stream");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CACHE_CONTROL, "no-cache");
+    MHD_add_response_header(resp, "Access-Control-Allow-Origin", "*");
+    enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, resp);
+    MHD_destroy_response(resp);
+    metrics_count_request(&srv->metrics, x->route->name, 200);
+    return ret;
+}
+
+static enum MHD_Result completion(server *srv, struct MHD_Connection *c, exchange *x)
+{
+    request *r = request_new();
+    if (!r) return fail(srv, c, x, 500, "server_error", "out of memory");
+    api_call call = {0};
+    api_error err;
+    if (!oai_parse_completion(srv, x->route->kind, textbuf_str(&x->body), x->body.n, r, &call, &err)) {
+        request_release(r);
+        return send_error(srv, c, x, &err);
+    }
+    submit_result sr = engine_submit(srv->engine, r);
+    if (sr != SUBMIT_OK) {
+        request_release(r);
+        return fail(srv, c, x, 503, "unavailable_error",
+                    sr == SUBMIT_QUEUE_FULL ? "all slots are busy and the queue is full: retry later"
+                                            : "the server is shutting down");
+    }
+    if (call.stream) return start_stream(srv, c, x, r, &call);
+
+    pthread_mutex_lock(&r->mu);
+    bool here = wait_output(srv, c, r);
+    while (here && !r->done) {
+        textbuf_clear(&r->text);    /* the whole text is in all_text */
+        here = wait_output(srv, c, r);
+    }
+    finish_reason fin = r->finish;
+    pthread_mutex_unlock(&r->mu);
+    enum MHD_Result ret;
+    if (!here) ret = MHD_NO;    /* nobody to answer */
+    else if (fin == FINISH_ERROR) ret = fail(srv, c, x, 500, "server_error", r->error);
+    else if (fin == FINISH_CANCELLED) ret = fail(srv, c, x, 503, "unavailable_error", "the server is shutting down");
+    else ret = send_json(srv, c, x, 200, oai_final_json(srv, &call, r));
+    request_release(r);
+    return ret;
+}
+
+/* ------------------------------------------------------------ other routes */
+
+static enum MHD_Result health(server *srv, struct MHD_Connection *c, exchange *x)
+{
+    if (!atomic_load(&srv->ready)) return fail(srv, c, x, 503, "unavailable_error", "Loading model");
+    static const char ok[] = "{\"status\":\"ok\"}";
+    return send_body(srv, c, x, 200, "application/json", ok, sizeof ok - 1);
+}
+
+static enum MHD_Result models(server *srv, struct MHD_Connection *c, exchange *x)
+{
+    cJSON *root = cJSON_CreateObject();
+    cJSON_AddStringToObject(root, "object", "list");
+    cJSON *m = cJSON_CreateObject();
+    cJSON_AddStringToObject(m, "id", srv->opt.alias);
+    cJSON_AddStringToObject(m, "object", "model");
+    cJSON_AddNumberToObject(m, "created", (double)srv->created);
+    cJSON_AddStringToObject(m, "owned_by", "kinfer");
+    cJSON *meta = cJSON_AddObjectToObject(m, "meta");
+    cJSON_AddNumberToObject(meta, "n_vocab", kinfer_vocab_n_tokens(srv->model));
+    cJSON_AddNumberToObject(meta, "n_ctx_train", kinfer_model_n_ctx_train(srv->model));
+    cJSON_AddNumberToObject(meta, "n_ctx_slot", engine_n_ctx_slot(srv->engine));
+    cJSON_AddNumberToObject(meta, "n_slots", engine_n_slots(srv->engine));
+    cJSON_AddItemToArray(cJSON_AddArrayToObject(root, "data"), m);
+    return send_cjson(srv, c, x, 200, root);
+}
+
+static enum MHD_Result slots(server *srv, struct MHD_Connection *c, exchange *x)
+{
+    int32_t n = engine_n_slots(srv->engine);
+    slot_info *info = calloc((size_t)n, sizeof *info);
+    if (!info) return fail(srv, c, x, 500, "server_error", "out of memory");
+    engine_slots(srv->engine, info);
+    cJSON *arr = cJSON_CreateArray();
+    for (int32_t i = 0; i < n; i++) {
+        cJSON *s = cJSON_CreateObject();
+        cJSON_AddNumberToObject(s, "id", info[i].id);
+        cJSON_AddNumberToObject(s, "n_ctx", engine_n_ctx_slot(srv->engine));
+        cJSON_AddBoolToObject(s, "is_processing", strcmp(info[i].state, "idle") != 0);
+        cJSON_AddStringToObject(s, "state", info[i].state);
+        cJSON_AddNumberToObject(s, "n_cached_tokens", info[i].n_cache);
+        cJSON_AddNumberToObject(s, "n_prompt_tokens", info[i].n_prompt);
+        cJSON_AddNumberToObject(s, "n_prompt_processed", info[i].n_prompt_done);
+        cJSON_AddNumberToObject(s, "n_decoded", info[i].n_generated);
+        cJSON_AddItemToArray(arr, s);
+    }
+    free(info);
+    return send_cjson(srv, c, x, 200, arr);
+}
+
+static enum MHD_Result metrics_route(server *srv, struct MHD_Connection *c, exchange *x)
+{
+    if (!srv->opt.metrics_enabled)
+        return fail(srv, c, x, 501, "not_supported_error", "metrics are off: start the server with --metrics");
+    textbuf out = {0};
+    metrics_render(&srv->metrics, &out);
+    enum MHD_Result ret = send_body(srv, c, x, 200, "text/plain; version=0.0.4", textbuf_str(&out), out.n);
+    textbuf_free(&out);
+    return ret;
+}
+
+/* The body as a JSON object, or NULL after answering 400. */
+static cJSON *json_body(server *srv, struct MHD_Connection *c, exchange *x, enum MHD_Result *ret)
+{
+    cJSON *root = cJSON_ParseWithLength(textbuf_str(&x->body), x->body.n);
+    if (cJSON_IsObject(root)) return root;
+    cJSON_Delete(root);
+    *ret = fail(srv, c, x, 400, "invalid_request_error", root ? "the body must be a JSON object" : "the body is not valid JSON");
+    return NULL;
+}
+
+static enum MHD_Result tokenize(server *srv, struct MHD_Connection *c, exchange *x)
+{
+    enum MHD_Result ret;
+    cJSON *root = json_body(srv, c, x, &ret);
+    if (!root) return ret;
+    const cJSON *content = cJSON_GetObjectItemCaseSensitive(root, "content");
+    const cJSON *add = cJSON_GetObjectItemCaseSensitive(root, "add_special");
+    const cJSON *pieces = cJSON_GetObjectItemCaseSensitive(root, "with_pieces");
+    if (!cJSON_IsString(content)) {
+        cJSON_Delete(root);
+        return fail(srv, c, x, 400, "invalid_request_error", "'content' must be a string");
+    }
+    if ((add && !cJSON_IsBool(add)) || (pieces && !cJSON_IsBool(pieces))) {
+        cJSON_Delete(root);
+        return fail(srv, c, x, 400, "invalid_request_error", "'add_special' and 'with_pieces' must be booleans");
+    }
+    api_error err;
+    int32_t n = 0;
+    kinfer_token *t = oai_tokenize(srv, content->valuestring, strlen(content->valuestring), cJSON_IsTrue(add), &n, &err);
+    cJSON_Delete(root);
+    if (!t) return send_error(srv, c, x, &err);
+    cJSON *out = cJSON_CreateObject();
+    cJSON *arr = cJSON_AddArrayToObject(out, "tokens");
+    for (int32_t i = 0; i < n; i++) {
+        if (!cJSON_IsTrue(pieces)) {
+            cJSON_AddItemToArray(arr, cJSON_CreateNumber(t[i]));
+            continue;
+        }
+        char piece[256];
+        int32_t k = kinfer_token_to_piece(srv->model, t[i], piece, sizeof piece - 1, true);
+        piece[k > 0 ? k : 0] = '\0';
+        cJSON *p = cJSON_CreateObject();
+        cJSON_AddNumberToObject(p, "id", t[i]);
+        cJSON_AddStringToObject(p, "piece", piece);
+        cJSON_AddItemToArray(arr, p);
+    }
+    free(t);
+    return send_cjson(srv, c, x, 200, out);
+}
+
+/* llama-server's detokenize: the tokens' pieces (special ones rendered) joined. */
+static enum MHD_Result detokenize(server *srv, struct MHD_Connection *c, exchange *x)
+{
+    enum MHD_Result ret;
+    cJSON *root = json_body(srv, c, x, &ret);
+    if (!root) return ret;
+    const cJSON *tokens = cJSON_GetObjectItemCaseSensitive(root, "tokens");
+    if (!cJSON_IsArray(tokens)) {
+        cJSON_Delete(root);
+        return fail(srv, c, x, 400, "invalid_request_error", "'tokens' must be an array of token ids");
+    }
+    int32_t n_vocab = kinfer_vocab_n_tokens(srv->model);
+    textbuf text = {0};
+    const cJSON *v;
+    cJSON_ArrayForEach(v, tokens)
+    {
+        if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble >= n_vocab || v->valuedouble != (int32_t)v->valuedouble) {
+            cJSON_Delete(root);
+            textbuf_free(&text);
+            return fail(srv, c, x, 400, "invalid_request_error", "'tokens' must hold token ids of this model's vocabulary");
+        }
+        char piece[256];
+        int32_t k = kinfer_token_to_piece(srv->model, (kinfer_token)v->valuedouble, piece, sizeof piece, true);
+        if (k > 0) textbuf_append(&text, piece, (size_t)k);
+    }
+    cJSON_Delete(root);
+    cJSON *out = cJSON_CreateObject();
+    cJSON_AddStringToObject(out, "content", textbuf_str(&text));
+    textbuf_free(&text);
+    return send_cjson(srv, c, x, 200, out);
+}
+
+static const route routes[] = {
+    {"/health", "GET", "/health", health, 0, true},
+    {"/v1/health", "GET", "/health", health, 0, true},
+    {"/v1/models", "GET", "/v1/models", models, 0, false},
+    {"/models", "GET", "/v1/models", models, 0, false},
+    {"/slots", "GET", "/slots", slots, 0, false},
+    {"/metrics", "GET", "/metrics", metrics_route, 0, false},
+    {"/tokenize", "POST", "/tokenize", tokenize, 0, false},
+    {"/detokenize", "POST", "/detokenize", detokenize, 0, false},
+    {"/v1/chat/completions", "POST", "/v1/chat/completions", completion, API_CHAT, false},
+    {"/chat/completions", "POST", "/v1/chat/completions", completion, API_CHAT, false},
+    {"/v1/completions", "POST", "/v1/completions", completion, API_COMPLETIONS, false},
+    {"/completions", "POST", "/v1/completions", completion, API_COMPLETIONS, false},
+    {"/completion", "POST", "/completion", completion, API_NATIVE, false},
+    {"/infill", "POST", "/infill", completion, API_INFILL, false},
+};
+
+/* The route of (url, method); a path known under another method sets
+ * wrong_method. */
+static const route *find_route(const char *url, const char *method, bool *wrong_method)
+{
+    *wrong_method = false;
+    for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+        if (strcmp(routes[i].path, url)) continue;
+        if (!strcmp(routes[i].method, method)) return &routes[i];
+        *wrong_method = true;
+    }
+    return NULL;
+}
+
+/* ------------------------------------------------------------ the gate */
+
+/* Equal in time that depends on the lengths only, not on where they differ. */
+static bool key_equal(const char *given, const char *key)
+{
+    size_t n = strlen(given), m = strlen(key);
+    unsigned char diff = (unsigned char)(n != m);
+    for (size_t i = 0; i < m; i++) diff |= (unsigned char)(key[i] ^ (i < n ? given[i] : 0));
+    return diff == 0;
+}
+
+static bool authorized(const server *srv, struct MHD_Connection *c)
+{
+    if (!srv->opt.api_key) return true;
+    const char *h = MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION);
+    if (!h || strncmp(h, "Bearer ", 7)) return false;
+    return key_equal(h + 7, srv->opt.api_key);
+}
+
+static enum MHD_Result dispatch(server *srv, struct MHD_Connection *c, exchange *x, const char *method)
+{
+    if (!strcmp(method, "OPTIONS")) {   /* CORS preflight of browser front-ends */
+        struct MHD_Response *resp = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+        if (!resp) return MHD_NO;
+        MHD_add_response_header(resp, "Access-Control-Allow-Origin", "*");
+        MHD_add_response_header(resp, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
+        MHD_add_response_header(resp, "Access-Control-Allow-Headers", "Authorization, Content-Type");
+        enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_NO_CONTENT, resp);
+        MHD_destroy_response(resp);
+        return ret;
+    }
+    if (!x->route && x->wrong_method) return fail(srv, c, x, 405, "invalid_request_error", "method not allowed on this route");
+    if (!x->route) return fail(srv, c, x, 404, "not_found_error", "no such route");
+    if (!x->route->open && !authorized(srv, c)) return fail(srv, c, x, 401, "authentication_error", "Invalid API Key");
+    if (x->too_large) {
+        char msg[96];
+        snprintf(msg, sizeof msg, "the body is over the limit of %zu bytes (--max-body)", srv->opt.max_body);
+        return fail(srv, c, x, 413, "invalid_request_error", msg);
+    }
+    if (!x->route->open && !atomic_load(&srv->ready)) return fail(srv, c, x, 503, "unavailable_error", "Loading model");
+    return x->route->fn(srv, c, x);
+}
+
+static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
+                                  const char *version, const char *upload_data, size_t *upload_data_size,
+                                  void **con_cls)
+{
+    (void)version;
+    server *srv = cls;
+    exchange *x = *con_cls;
+    if (!x) {   /* the headers: choose the route, wait for the body */
+        if (!(x = calloc(1, sizeof *x))) return MHD_NO;
+        x->route = find_route(url, method, &x->wrong_method);
+        *con_cls = x;
+        return MHD_YES;
+    }
+    if (*upload_data_size) {    /* a piece of the body; past the limit it is read and dropped */
+        if (!x->too_large && x->body.n + *upload_data_size <= srv->opt.max_body)
+            x->too_large = !textbuf_append(&x->body, upload_data, *upload_data_size);
+        else
+            x->too_large = true;
+        *upload_data_size = 0;
+        return MHD_YES;
+    }
+    return dispatch(srv, c, x, method);
+}
+
+static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, enum MHD_RequestTerminationCode why)
+{
+    (void)cls, (void)c, (void)why;
+    exchange *x = *con_cls;
+    if (!x) return;
+    textbuf_free(&x->body);
+    free(x);
+    *con_cls = NULL;
+}
+
+http_server *http_start(server *srv, char *err, size_t err_size)
+{
+    http_server *h = calloc(1, sizeof *h);
+    if (!h) {
+        snprintf(err, err_size, "out of memory");
+        return NULL;
+    }
+    h->srv = srv;
+    struct sockaddr_in addr = {.sin_family = AF_INET, .sin_port = htons((uint16_t)srv->opt.port)};
+    if (inet_pton(AF_INET, srv->opt.host, &addr.sin_addr) != 1) {
+        snprintf(err, err_size, "--host %s: not an IPv4 address", srv->opt.host);
+        free(h);
+        return NULL;
+    }
+    h->daemon = MHD_start_daemon(MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
+                                     MHD_USE_POLL | MHD_USE_ITC | MHD_USE_ERROR_LOG,
+                                 (uint16_t)srv->opt.port, NULL, NULL, on_request, srv,
+                                 MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
+                                 MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+                                 MHD_OPTION_CONNECTION_LIMIT, (unsigned)1024,
+                                 MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)600,
+                                 MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,
+                                 MHD_OPTION_END);
+    if (!h->daemon) {
+        snprintf(err, err_size, "cannot listen on %s:%d: %s", srv->opt.host, srv->opt.port, strerror(errno));
+        free(h);
+        return NULL;
+    }
+    const union MHD_DaemonInfo *di = MHD_get_daemon_info(h->daemon, MHD_DAEMON_INFO_BIND_PORT);
+    h->port = di ? di->port : srv->opt.port;
+    return h;
+}
+
+void http_quiesce(http_server *h)
+{
+    if (h) MHD_quiesce_daemon(h->daemon);
+}
+
+void http_stop(http_server *h)
+{
+    if (!h) return;
+    MHD_stop_daemon(h->daemon);
+    free(h);
+}
+
+int http_port(const http_server *h) { return h->port; }

@@ -146,6 +146,10 @@ EXAMPLES_COMMON_OBJ := $(call objects_of,$(wildcard examples/common/*.c))
 $(BUILD)/tests/test_common: $(BUILD)/obj/tests/test_common.o $(TEST_UTIL) $(EXAMPLES_COMMON_OBJ) $(STATIC_LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(LDLIBS)
 
+# The server's scheduler is pure logic: its Check suite links it alone.
+$(BUILD)/tests/test_sched: $(BUILD)/obj/tests/test_sched.o $(TEST_UTIL) $(BUILD)/obj/examples/server/sched.o $(STATIC_LIB)
+	$(CC) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(LDLIBS)
+
 # ------------------------------------------------------------------- tests
 test: $(TEST_BIN) $(BUILD)/bin/synth-model check-shape
 	@KINFER_MODELS_DIR=$(MODELS_DIR) KINFER_TEST_QUICK=$(SANITIZE) sh tests/run.sh $(TEST_BIN)

@@ -354,6 +354,9 @@ KINFER_API kinfer_status kinfer_kv_seq_add(kinfer_context *ctx, kinfer_seq_id se
 KINFER_API kinfer_status kinfer_kv_seq_pos_range(const kinfer_context *ctx, kinfer_seq_id seq,
                                       kinfer_pos *min, kinfer_pos *max);
 
+/* Cells holding a token (a cell that sequences share counts once); 0 for NULL. */
+KINFER_API uint32_t kinfer_kv_n_used(const kinfer_context *ctx);
+
 /* --------------------------------------------------------------- sampling */
 
 typedef struct kinfer_sampler kinfer_sampler;

@@ -536,8 +536,11 @@ static void check_kv_ops(const char *file)
     ck_assert_msg(d <= BATCH_TOL, "%s: re-added tail differs by %g", file, d);
 
     /* prefix copied to sequence 2, whose own tail then matches */
+    ck_assert_int_eq(kinfer_kv_n_used(c), (uint32_t)n);
     ck_assert_int_eq(kinfer_kv_seq_cp(c, 0, 2, 0, k), KINFER_OK);
+    ck_assert_int_eq(kinfer_kv_n_used(c), (uint32_t)n);   /* shared, not copied */
     ck_assert_int_eq(decode(c, p->tok + k, n - k, k, 2, 0), KINFER_OK);
+    ck_assert_int_eq(kinfer_kv_n_used(c), (uint32_t)(2 * n - k));
     d = max_diff(fresh, kinfer_get_logits(c, n - k - 1), n_vocab);
     ck_assert_msg(d <= BATCH_TOL, "%s: copied prefix differs by %g", file, d);
     ck_assert_int_eq(kinfer_kv_seq_keep(c, 2), KINFER_OK);

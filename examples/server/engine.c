@@ -162,12 +162,9 @@ static void sample_all(engine *e)
 
 static void update_gauges(engine *e)
 {
-    int64_t busy = 0, used = 0;
-    for (int32_t i = 0; i < e->sched.n_slots; i++) {
-        busy += e->sched.slots[i].state != SLOT_IDLE;
-        used += e->sched.slots[i].n_cache;
-    }
-    metrics_set_gauges(e->metrics, busy, e->sched.queue.n, used, e->n_ctx_total);
+    int64_t busy = 0;
+    for (int32_t i = 0; i < e->sched.n_slots; i++) busy += e->sched.slots[i].state != SLOT_IDLE;
+    metrics_set_gauges(e->metrics, busy, e->sched.queue.n, kinfer_kv_n_used(e->ctx), e->n_ctx_total);
 }
 
 static void *engine_main(void *arg)
@@ -312,6 +309,8 @@ void engine_cancel(engine *e, request *r)
 {
     atomic_store(&r->cancelled, true);
     pthread_mutex_lock(&e->mu);
+    /* still waiting: leave the queue now (a running one ends next step) */
+    if (sched_queue_remove(&e->sched.queue, r)) finish_unadmitted(r, FINISH_CANCELLED);
     pthread_cond_signal(&e->wake);
     pthread_mutex_unlock(&e->mu);
 }

@@ -96,7 +96,7 @@ void metrics_render(metrics *m, textbuf *out)
     line(out, "# HELP kinfer_requests_deferred Requests waiting in the queue.\n"
               "# TYPE kinfer_requests_deferred gauge\nkinfer_requests_deferred %lld\n",
          (long long)m->queued);
-    line(out, "# HELP kinfer_kv_cache_tokens Tokens held by the slots (a shared prefix counts per slot).\n"
+    line(out, "# HELP kinfer_kv_cache_tokens KV cache cells in use (a prefix that slots share counts once).\n"
               "# TYPE kinfer_kv_cache_tokens gauge\nkinfer_kv_cache_tokens %lld\n",
          (long long)m->kv_cells_used);
     line(out, "# HELP kinfer_kv_cache_cells KV cache cells in all.\n"

@@ -275,6 +275,11 @@ kinfer_status kinfer_kv_seq_add(kinfer_context *ctx, kinfer_seq_id seq, kinfer_p
     return KINFER_OK;
 }
 
+uint32_t kinfer_kv_n_used(const kinfer_context *ctx)
+{
+    return ctx ? ctx->kv.n_used : 0;
+}
+
 kinfer_status kinfer_kv_seq_pos_range(const kinfer_context *ctx, kinfer_seq_id seq,
                                       kinfer_pos *min, kinfer_pos *max)
 {

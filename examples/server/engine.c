@@ -144,10 +144,16 @@ static void sample_all(engine *e)
         textbuf_clear(&piece);
         gen_status gs = gen_seq_next(&e->gens[slot], logits, &t, &piece);
         if (gs == GEN_CONTINUE && sched_slot_full(&e->sched, slot)) gs = GEN_LENGTH;
+        pthread_mutex_lock(&r->mu);
+        r->n_generated = e->gens[slot].n_generated;
+        bool noted = r->n_top_logprobs < 0 || gs == GEN_EOG || gs == GEN_ERROR ||
+                     request_add_logprob(r, logits, e->n_vocab, t);
+        pthread_mutex_unlock(&r->mu);
+        if (!noted) {
+            snprintf(r->error, sizeof r->error, "out of memory for logprobs");
+            gs = GEN_ERROR;
+        }
         if (gs == GEN_CONTINUE) {
-            pthread_mutex_lock(&r->mu);
-            r->n_generated = e->gens[slot].n_generated;
-            pthread_mutex_unlock(&r->mu);
             deliver(r, &piece, FINISH_NONE);
             sched_set_next(&e->sched, slot, t);
             continue;

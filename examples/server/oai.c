@@ -408,6 +408,27 @@ static bool parse_sampling(const server *srv, const cJSON *root, request *r, api
     return true;
 }
 
+/* Chat: logprobs (bool) + top_logprobs; completions: logprobs (count);
+ * llama-server's native: n_probs. */
+static bool parse_logprobs(const cJSON *root, api_kind kind, request *r, api_error *err)
+{
+    int64_t top = -1;
+    bool here = false;
+    if (kind == API_CHAT) {
+        bool on = false;
+        if (!get_bool(root, "logprobs", &on, err) ||
+            !get_int(root, "top_logprobs", 0, REQUEST_MAX_TOP_LOGPROBS, &top, &here, err))
+            return false;
+        if (here && !on) return bad_request(err, "'top_logprobs' needs 'logprobs': true");
+        r->n_top_logprobs = on ? (here ? (int32_t)top : 0) : -1;
+        return true;
+    }
+    const char *name = kind == API_COMPLETIONS ? "logprobs" : "n_probs";
+    if (!get_int(root, name, 0, REQUEST_MAX_TOP_LOGPROBS, &top, &here, err)) return false;
+    r->n_top_logprobs = here && (kind == API_COMPLETIONS || top > 0) ? (int32_t)top : -1;
+    return true;
+}
+
 bool oai_parse_completion(const server *srv, api_kind kind, const char *body, size_t len,
                           request *r, api_call *call, api_error *err)
 {
@@ -442,14 +463,7 @@ bool oai_parse_completion(const server *srv, api_kind kind, const char *body, si
     }
     const char *model;
     if (!get_string(root, "model", &model, err)) goto done;
-    bool logprobs = false;
-    if (!get_bool(root, "logprobs", &logprobs, err) && !cJSON_IsNumber(cJSON_GetObjectItem(root, "logprobs")))
-        goto done;
-    if (logprobs || cJSON_IsNumber(cJSON_GetObjectItem(root, "logprobs"))) {
-        oai_set_error(err, 400, "invalid_request_error", "'logprobs' is not supported by kinfer-server yet");
-        goto done;
-    }
-    memset(err, 0, sizeof *err);
+    if (!parse_logprobs(root, kind, r, err)) goto done;
 
     /* max_tokens, its newer name, and llama-server's n_predict */
     int64_t n_predict = srv->opt.n_predict;
@@ -520,6 +534,84 @@ static void add_usage(cJSON *obj, const request *r)
     cJSON_AddNumberToObject(d, "cached_tokens", r->n_cached);
 }
 
+/* A token's text (special tokens rendered) as a JSON string, and its bytes. */
+static void add_piece(const server *srv, cJSON *obj, const char *name, kinfer_token t, bool with_bytes)
+{
+    char piece[256];
+    int32_t n = kinfer_token_to_piece(srv->model, t, piece, sizeof piece - 1, true);
+    if (n < 0) n = 0;
+    piece[n] = '\0';
+    cJSON_AddStringToObject(obj, name, piece);   /* cJSON escapes; a split UTF-8 byte stays raw */
+    if (!with_bytes) return;
+    cJSON *bytes = cJSON_AddArrayToObject(obj, "bytes");
+    for (int32_t i = 0; i < n; i++) cJSON_AddItemToArray(bytes, cJSON_CreateNumber((unsigned char)piece[i]));
+}
+
+/* The logprobs of generated tokens [from, to) in the shape of the API. */
+static cJSON *logprobs_json(const server *srv, const api_call *call, const request *r, int32_t from, int32_t to)
+{
+    if (call->kind == API_COMPLETIONS) {
+        cJSON *lp = cJSON_CreateObject();
+        cJSON *tokens = cJSON_AddArrayToObject(lp, "tokens"), *values = cJSON_AddArrayToObject(lp, "token_logprobs");
+        cJSON *tops = cJSON_AddArrayToObject(lp, "top_logprobs"), *offsets = cJSON_AddArrayToObject(lp, "text_offset");
+        int64_t offset = 0;
+        for (int32_t i = from; i < to; i++) {
+            const token_logprob *e = &r->logprobs[i];
+            cJSON *holder = cJSON_CreateObject();
+            add_piece(srv, holder, "t", e->token, false);
+            const char *text = cJSON_GetObjectItem(holder, "t")->valuestring;
+            cJSON_AddItemToArray(tokens, cJSON_CreateString(text));
+            cJSON_AddItemToArray(values, cJSON_CreateNumber(e->logprob));
+            cJSON_AddItemToArray(offsets, cJSON_CreateNumber((double)offset));
+            offset += (int64_t)strlen(text);
+            cJSON *top = cJSON_CreateObject();
+            for (int32_t j = 0; j < e->n_top; j++) {
+                cJSON *alt = cJSON_CreateObject();
+                add_piece(srv, alt, "t", e->top[j], false);
+                cJSON_AddNumberToObject(top, cJSON_GetObjectItem(alt, "t")->valuestring, e->top_logprob[j]);
+                cJSON_Delete(alt);
+            }
+            cJSON_AddItemToArray(tops, top);
+            cJSON_Delete(holder);
+        }
+        return lp;
+    }
+    bool native = call->kind != API_CHAT;
+    cJSON *content = cJSON_CreateArray();
+    for (int32_t i = from; i < to; i++) {
+        const token_logprob *e = &r->logprobs[i];
+        cJSON *entry = cJSON_CreateObject();
+        if (native) cJSON_AddNumberToObject(entry, "id", e->token);
+        add_piece(srv, entry, "token", e->token, true);
+        cJSON_AddNumberToObject(entry, "logprob", e->logprob);
+        cJSON *top = cJSON_AddArrayToObject(entry, "top_logprobs");
+        for (int32_t j = 0; j < e->n_top; j++) {
+            cJSON *alt = cJSON_CreateObject();
+            if (native) cJSON_AddNumberToObject(alt, "id", e->top[j]);
+            add_piece(srv, alt, "token", e->top[j], true);
+            cJSON_AddNumberToObject(alt, "logprob", e->top_logprob[j]);
+            cJSON_AddItemToArray(top, alt);
+        }
+        cJSON_AddItemToArray(content, entry);
+    }
+    if (native) return content;
+    cJSON *lp = cJSON_CreateObject();
+    cJSON_AddItemToObject(lp, "content", content);
+    cJSON_AddNullToObject(lp, "refusal");
+    return lp;
+}
+
+/* choice.logprobs (or the native completion_probabilities) for [from, to). */
+static void add_logprobs(const server *srv, const api_call *call, cJSON *obj, const request *r, int32_t from, int32_t to)
+{
+    bool native = call->kind == API_NATIVE || call->kind == API_INFILL;
+    if (r->n_top_logprobs < 0) {
+        if (!native) cJSON_AddNullToObject(obj, "logprobs");
+        return;
+    }
+    cJSON_AddItemToObject(obj, native ? "completion_probabilities" : "logprobs", logprobs_json(srv, call, r, from, to));
+}
+
 static cJSON *envelope(const server *srv, const api_call *call, const char *object)
 {
     cJSON *root = cJSON_CreateObject();
@@ -560,6 +652,7 @@ char *oai_final_json(const server *srv, const api_call *call, request *r)
     const char *text = textbuf_str(&r->all_text);
     if (call->kind == API_NATIVE || call->kind == API_INFILL) {
         root = native_object(srv, r, text, true);
+        add_logprobs(srv, call, root, r, 0, r->n_logprobs);
     } else {
         bool chat = call->kind == API_CHAT;
         root = envelope(srv, call, chat ? "chat.completion" : "text_completion");
@@ -572,7 +665,7 @@ char *oai_final_json(const server *srv, const api_call *call, request *r)
         } else {
             cJSON_AddStringToObject(choice, "text", text);
         }
-        cJSON_AddNullToObject(choice, "logprobs");
+        add_logprobs(srv, call, choice, r, 0, r->n_logprobs);
         cJSON_AddStringToObject(choice, "finish_reason", finish_name(r->finish));
         cJSON *choices = cJSON_AddArrayToObject(root, "choices");
         cJSON_AddItemToArray(choices, choice);
@@ -595,7 +688,7 @@ static void sse(textbuf *out, cJSON *obj)
 }
 
 /* One OpenAI chunk: delta text (or none) and finish_reason (or null). */
-static cJSON *chunk(const server *srv, api_call *call, const char *text, size_t n, const char *finish)
+static cJSON *chunk(const server *srv, api_call *call, request *r, const char *text, size_t n, const char *finish)
 {
     bool chat = call->kind == API_CHAT;
     cJSON *root = envelope(srv, call, chat ? "chat.completion.chunk" : "text_completion");
@@ -613,7 +706,8 @@ static cJSON *chunk(const server *srv, api_call *call, const char *text, size_t 
         cJSON_AddStringToObject(choice, "text", copy ? copy : "");
     }
     free(copy);
-    cJSON_AddNullToObject(choice, "logprobs");
+    add_logprobs(srv, call, choice, r, r->n_logprobs_sent, r->n_logprobs);
+    r->n_logprobs_sent = r->n_logprobs;
     if (finish) cJSON_AddStringToObject(choice, "finish_reason", finish);
     else cJSON_AddNullToObject(choice, "finish_reason");
     cJSON_AddItemToArray(cJSON_AddArrayToObject(root, "choices"), choice);
@@ -638,15 +732,18 @@ void oai_stream_events(const server *srv, api_call *call, request *r, const char
     if (call->kind == API_NATIVE || call->kind == API_INFILL) {
         if (n) {
             char *copy = strndup(text, n);
-            sse(out, native_object(srv, r, copy ? copy : "", false));
+            cJSON *obj = native_object(srv, r, copy ? copy : "", false);
+            add_logprobs(srv, call, obj, r, r->n_logprobs_sent, r->n_logprobs);
+            r->n_logprobs_sent = r->n_logprobs;
+            sse(out, obj);
             free(copy);
         }
         if (finished) sse(out, native_object(srv, r, "", true));
         return;
     }
-    if (n || (!finished && !call->sent_role && call->kind == API_CHAT)) sse(out, chunk(srv, call, text, n, NULL));
+    if (n || (!finished && !call->sent_role && call->kind == API_CHAT)) sse(out, chunk(srv, call, r, text, n, NULL));
     if (!finished) return;
-    cJSON *last = chunk(srv, call, "", 0, finish_name(r->finish));
+    cJSON *last = chunk(srv, call, r, "", 0, finish_name(r->finish));
     add_timings(last, r);
     sse(out, last);
     if (call->include_usage) {

@@ -26,6 +26,18 @@ typedef enum finish_reason {
     FINISH_ERROR
 } finish_reason;
 
+#define REQUEST_MAX_TOP_LOGPROBS 20
+
+/* A generated token's log-probability (log-softmax of the logits it was
+ * sampled from) and the most likely alternatives. */
+typedef struct token_logprob {
+    kinfer_token token;
+    float logprob;
+    int32_t n_top;
+    kinfer_token top[REQUEST_MAX_TOP_LOGPROBS];
+    float top_logprob[REQUEST_MAX_TOP_LOGPROBS];
+} token_logprob;
+
 typedef struct request {
     /* input */
     kinfer_token *prompt;          /* (n_prompt) owned */
@@ -37,6 +49,7 @@ typedef struct request {
     int32_t n_bias;                /* logit_bias: added to a copy of the logits */
     kinfer_token *bias_token;      /* (n_bias) owned */
     float *bias_value;             /* (n_bias) owned */
+    int32_t n_top_logprobs;        /* alternatives per token; -1 = no logprobs at all */
 
     /* output, under mu */
     pthread_mutex_t mu;
@@ -48,6 +61,9 @@ typedef struct request {
     int32_t slot;                  /* -1 until admitted */
     int32_t n_cached;              /* prompt tokens reused from the cache */
     int32_t n_generated;
+    token_logprob *logprobs;       /* (n_logprobs) one per generated token, when asked */
+    int32_t n_logprobs, cap_logprobs;
+    int32_t n_logprobs_sent;       /* stream: entries already in an event */
     uint64_t t_submit_ns, t_admit_ns, t_first_ns, t_end_ns;
     char error[160];
 
@@ -61,5 +77,8 @@ request *request_new(void);
 void request_release(request *r);
 /* Add a stop string (copied); false when out of memory. */
 bool request_add_stop(request *r, const char *s);
+/* Record the sampled token's log-probability under logits (and the
+ * n_top_logprobs best); call with mu held.  False when out of memory. */
+bool request_add_logprob(request *r, const float *logits, int32_t n_vocab, kinfer_token token);
 
 #endif

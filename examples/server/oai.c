@@ -21,11 +21,51 @@ void oai_set_error(api_error *err, int status, const char *type, const char *fmt
     va_end(ap);
 }
 
+/* Length of the valid UTF-8 sequence at p (n bytes left), 0 if none. */
+static size_t utf8_len(const unsigned char *p, size_t n)
+{
+    unsigned char c = p[0];
+    size_t len = c >= 0x01 && c < 0x80 ? 1 : c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3
+               : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+    if (len == 0 || len > n) return 0;
+    if (len > 1) {   /* the second byte's range excludes overlongs, surrogates, > U+10FFFF */
+        unsigned char lo = c == 0xE0 ? 0xA0 : c == 0xF0 ? 0x90 : 0x80;
+        unsigned char hi = c == 0xED ? 0x9F : c == 0xF4 ? 0x8F : 0xBF;
+        if (p[1] < lo || p[1] > hi) return 0;
+        for (size_t i = 2; i < len; i++)
+            if ((p[i] & 0xC0) != 0x80) return 0;
+    }
+    return len;
+}
+
+cJSON *oai_text(const char *text, size_t n)
+{
+    /* JSON needs valid UTF-8: each byte that starts no valid sequence (a
+     * token can end inside a character) becomes U+FFFD, as llama-server does */
+    textbuf clean = {0};
+    const unsigned char *p = (const unsigned char *)text;
+    size_t i = 0;
+    while (i < n) {
+        size_t len = utf8_len(p + i, n - i);
+        if (len) textbuf_append(&clean, text + i, len);
+        else textbuf_append(&clean, "\xEF\xBF\xBD", 3);
+        i += len ? len : 1;
+    }
+    cJSON *s = cJSON_CreateString(textbuf_str(&clean));
+    textbuf_free(&clean);
+    return s;
+}
+
+void oai_add_text(cJSON *obj, const char *name, const char *text, size_t n)
+{
+    cJSON_AddItemToObject(obj, name, oai_text(text, n));
+}
+
 char *oai_error_json(const api_error *err)
 {
     cJSON *root = cJSON_CreateObject();
     cJSON *e = cJSON_AddObjectToObject(root, "error");
-    cJSON_AddStringToObject(e, "message", err->message);
+    oai_add_text(e, "message", err->message, strlen(err->message));
     cJSON_AddStringToObject(e, "type", err->type);
     cJSON_AddNumberToObject(e, "code", err->status);
     if (!strcmp(err->type, "exceed_context_size_error")) {
@@ -240,84 +280,135 @@ static bool text_prompt(const server *srv, const cJSON *root, request *r, api_er
     return bad_request(err, "'prompt' must be a string or an array of token ids");
 }
 
-/* Append tokens of a text to a growing token array. */
-static bool append_tokens(const server *srv, kinfer_token **arr, int32_t *n, const char *text,
-                          api_error *err)
+/* A growing token array; ok turns false, and stays so, when memory runs out. */
+typedef struct tokvec {
+    kinfer_token *t;
+    int32_t n, cap;
+    bool ok;
+} tokvec;
+
+static void tv_insert(tokvec *v, int32_t at, const kinfer_token *t, int32_t n)
+{
+    if (!v->ok || n <= 0) return;
+    if (v->n + n > v->cap) {
+        int32_t cap = v->cap ? v->cap : 64;
+        while (cap < v->n + n) cap *= 2;
+        kinfer_token *grown = realloc(v->t, (size_t)cap * sizeof *grown);
+        if (!grown) {
+            v->ok = false;
+            return;
+        }
+        v->t = grown;
+        v->cap = cap;
+    }
+    memmove(v->t + at + n, v->t + at, (size_t)(v->n - at) * sizeof *v->t);
+    memcpy(v->t + at, t, (size_t)n * sizeof *t);
+    v->n += n;
+}
+
+static void tv_push(tokvec *v, kinfer_token t) { tv_insert(v, v->n, &t, 1); }
+
+/* Tokens of a text, no special tokens added or parsed (user text). */
+static void tv_text(const server *srv, tokvec *v, const char *text)
 {
     int32_t m = 0;
     kinfer_token *t = gen_tokenize(srv->model, text, strlen(text), false, false, &m, NULL);
-    if (!t) return bad_request(err, "cannot tokenize the infill text");
-    kinfer_token *grown = realloc(*arr, (size_t)(*n + m + 1) * sizeof *grown);
-    if (!grown) {
-        free(t);
-        oai_set_error(err, 500, "server_error", "out of memory");
-        return false;
-    }
-    memcpy(grown + *n, t, (size_t)m * sizeof *t);
-    *arr = grown;
-    *n += m;
+    if (!t) v->ok = false;
+    tv_insert(v, v->n, t, m);
     free(t);
-    return true;
 }
 
-static bool push_token(kinfer_token **arr, int32_t *n, kinfer_token t)
-{
-    kinfer_token *grown = realloc(*arr, (size_t)(*n + 1) * sizeof *grown);
-    if (!grown) return false;
-    grown[(*n)++] = t;
-    *arr = grown;
-    return true;
-}
-
-/* /infill: [BOS] [extra files: FIM_SEP name\n text ...] FIM_PRE prefix
- * FIM_SUF suffix FIM_MID prompt, the order llama-server's default uses. */
+/*
+ * /infill, built as llama-server builds it (repo-level FIM):
+ *   [extra: FIM_REP "myproject\n", per chunk FIM_SEP "name\n" text (or a
+ *   "--- snippet ---" separator without FIM_SEP), FIM_SEP "filename\n"]
+ *   [BOS] FIM_PRE prefix prompt FIM_SUF suffix FIM_MID
+ * with the prefix cut to its last 3/4 of -b tokens, the suffix to what is
+ * left of a quarter, and the extra text to the tail that fits the slot.
+ */
 static bool infill_prompt(const server *srv, const cJSON *root, request *r, api_error *err)
 {
     const kinfer_model *m = srv->model;
     kinfer_token pre = kinfer_token_fim_pre(m), suf = kinfer_token_fim_suf(m), mid = kinfer_token_fim_mid(m);
     if (pre == KINFER_TOKEN_NULL || suf == KINFER_TOKEN_NULL || mid == KINFER_TOKEN_NULL)
-        return bad_request(err, "this model has no fill-in-the-middle tokens (FIM prefix/suffix/middle)");
+        return bad_request(err, "infill is not supported by this model: it has no fill-in-the-middle tokens (FIM prefix/suffix/middle)");
     const char *prefix, *suffix, *prompt;
     if (!get_string(root, "input_prefix", &prefix, err) || !get_string(root, "input_suffix", &suffix, err) ||
         !get_string(root, "prompt", &prompt, err))
         return false;
+    if (!prefix) return bad_request(err, "'input_prefix' is required");
+    if (!suffix) return bad_request(err, "'input_suffix' is required");
     const cJSON *extra = cJSON_GetObjectItemCaseSensitive(root, "input_extra");
     if (extra && !cJSON_IsNull(extra) && !cJSON_IsArray(extra))
-        return bad_request(err, "'input_extra' must be an array of {filename, text}");
-    kinfer_token *t = NULL;
-    int32_t n = 0;
-    bool ok = true;
-    if (kinfer_vocab_add_bos(m)) ok = push_token(&t, &n, kinfer_token_bos(m));
-    kinfer_token sep = kinfer_token_fim_sep(m);
-    const cJSON *chunk;
+        return bad_request(err, "'input_extra' must be an array of {\"filename\": string, \"text\": string}");
     int idx = 0;
+    const cJSON *chunk;
     cJSON_ArrayForEach(chunk, extra)
     {
         const cJSON *fn = cJSON_GetObjectItemCaseSensitive(chunk, "filename");
-        const cJSON *tx = cJSON_GetObjectItemCaseSensitive(chunk, "text");
-        if (!cJSON_IsString(tx) || (fn && !cJSON_IsString(fn))) {
-            ok = bad_request(err, "'input_extra[%d]' must be {\"filename\": string, \"text\": string}", idx);
-            break;
-        }
-        if (sep != KINFER_TOKEN_NULL && ok) ok = push_token(&t, &n, sep);
-        if (ok && fn) {
-            char head[512];
-            snprintf(head, sizeof head, "%s\n", fn->valuestring);
-            ok = append_tokens(srv, &t, &n, head, err);
-        }
-        if (ok) ok = append_tokens(srv, &t, &n, tx->valuestring, err);
+        if (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(chunk, "text")) || (fn && !cJSON_IsString(fn)))
+            return bad_request(err, "'input_extra[%d]' must be {\"filename\": string, \"text\": string}", idx);
         idx++;
     }
-    if (ok) ok = push_token(&t, &n, pre) && append_tokens(srv, &t, &n, prefix ? prefix : "", err) &&
-                 push_token(&t, &n, suf) && append_tokens(srv, &t, &n, suffix ? suffix : "", err) &&
-                 push_token(&t, &n, mid) && append_tokens(srv, &t, &n, prompt ? prompt : "", err);
-    if (!ok) {
+
+    kinfer_token rep = kinfer_token_fim_rep(m), sep = kinfer_token_fim_sep(m);
+    tokvec ex = {.ok = true}, head = {.ok = true}, tail = {.ok = true}, pr = {.ok = true};
+    if (rep != KINFER_TOKEN_NULL) {
+        tv_push(&ex, rep);
+        tv_text(srv, &ex, "myproject\n");
+    }
+    cJSON_ArrayForEach(chunk, extra)
+    {
+        const cJSON *fn = cJSON_GetObjectItemCaseSensitive(chunk, "filename");
+        if (sep != KINFER_TOKEN_NULL) {
+            char name[512];
+            snprintf(name, sizeof name, "%s\n", cJSON_IsString(fn) ? fn->valuestring : "tmp");
+            tv_push(&ex, sep);
+            tv_text(srv, &ex, name);
+        } else {
+            tv_text(srv, &ex, "\n\n--- snippet ---\n\n");
+        }
+        tv_text(srv, &ex, cJSON_GetObjectItemCaseSensitive(chunk, "text")->valuestring);
+    }
+    if (sep != KINFER_TOKEN_NULL) {
+        tv_push(&ex, sep);
+        tv_text(srv, &ex, "filename\n");
+    }
+    /* the prompt: special text parsed, as llama-server does */
+    if (prompt && *prompt) {
+        int32_t n = 0;
+        kinfer_token *t = gen_tokenize(m, prompt, strlen(prompt), false, true, &n, NULL);
+        if (!t) pr.ok = false;
+        tv_insert(&pr, 0, t, n);
         free(t);
-        if (err->status == 0) oai_set_error(err, 500, "server_error", "out of memory");
+    }
+    tv_text(srv, &head, prefix);
+    tv_text(srv, &tail, suffix);
+
+    const int32_t n_batch = srv->opt.engine.n_batch, n_ctx = engine_n_ctx_slot(srv->engine);
+    int32_t n_prefix = head.n < 3 * (n_batch / 4) ? head.n : 3 * (n_batch / 4);
+    int32_t room = n_batch / 4 - (2 + pr.n);
+    int32_t n_suffix = tail.n < (room > 0 ? room : 0) ? tail.n : (room > 0 ? room : 0);
+    int64_t extra_room = (int64_t)n_ctx - n_batch - 2 * (int64_t)srv->opt.n_predict;
+    int32_t n_extra = extra_room < 0 ? 0 : extra_room < ex.n ? (int32_t)extra_room : ex.n;
+
+    tokvec out = {.ok = head.ok && tail.ok && ex.ok && pr.ok};
+    tv_insert(&out, 0, ex.t + ex.n - n_extra, n_extra);
+    if (kinfer_vocab_add_bos(m)) tv_push(&out, kinfer_token_bos(m));
+    tv_push(&out, pre);
+    tv_insert(&out, out.n, head.t + head.n - n_prefix, n_prefix);
+    tv_insert(&out, out.n, pr.t, pr.n);
+    tv_push(&out, suf);
+    tv_insert(&out, out.n, tail.t, n_suffix);
+    tv_push(&out, mid);
+    free(ex.t), free(head.t), free(tail.t), free(pr.t);
+    if (!out.ok) {
+        free(out.t);
+        oai_set_error(err, 500, "server_error", "out of memory (or text that cannot be tokenized)");
         return false;
     }
-    r->prompt = t;
-    r->n_prompt = n;
+    r->prompt = out.t;
+    r->n_prompt = out.n;
     return true;
 }
 
@@ -541,7 +632,7 @@ static void add_piece(const server *srv, cJSON *obj, const char *name, kinfer_to
     int32_t n = kinfer_token_to_piece(srv->model, t, piece, sizeof piece - 1, true);
     if (n < 0) n = 0;
     piece[n] = '\0';
-    cJSON_AddStringToObject(obj, name, piece);   /* cJSON escapes; a split UTF-8 byte stays raw */
+    oai_add_text(obj, name, piece, (size_t)n);
     if (!with_bytes) return;
     cJSON *bytes = cJSON_AddArrayToObject(obj, "bytes");
     for (int32_t i = 0; i < n; i++) cJSON_AddItemToArray(bytes, cJSON_CreateNumber((unsigned char)piece[i]));
@@ -560,7 +651,7 @@ static cJSON *logprobs_json(const server *srv, const api_call *call, const reque
             cJSON *holder = cJSON_CreateObject();
             add_piece(srv, holder, "t", e->token, false);
             const char *text = cJSON_GetObjectItem(holder, "t")->valuestring;
-            cJSON_AddItemToArray(tokens, cJSON_CreateString(text));
+            cJSON_AddItemToArray(tokens, cJSON_CreateString(text));   /* already clean */
             cJSON_AddItemToArray(values, cJSON_CreateNumber(e->logprob));
             cJSON_AddItemToArray(offsets, cJSON_CreateNumber((double)offset));
             offset += (int64_t)strlen(text);
@@ -627,7 +718,7 @@ static cJSON *envelope(const server *srv, const api_call *call, const char *obje
 static cJSON *native_object(const server *srv, const request *r, const char *content, bool stop)
 {
     cJSON *root = cJSON_CreateObject();
-    cJSON_AddStringToObject(root, "content", content);
+    oai_add_text(root, "content", content, strlen(content));
     cJSON_AddNumberToObject(root, "id_slot", r->slot);
     cJSON_AddBoolToObject(root, "stop", stop);
     if (!stop) return root;
@@ -661,9 +752,9 @@ char *oai_final_json(const server *srv, const api_call *call, request *r)
         if (chat) {
             cJSON *msg = cJSON_AddObjectToObject(choice, "message");
             cJSON_AddStringToObject(msg, "role", "assistant");
-            cJSON_AddStringToObject(msg, "content", text);
+            oai_add_text(msg, "content", text, r->all_text.n);
         } else {
-            cJSON_AddStringToObject(choice, "text", text);
+            oai_add_text(choice, "text", text, r->all_text.n);
         }
         add_logprobs(srv, call, choice, r, 0, r->n_logprobs);
         cJSON_AddStringToObject(choice, "finish_reason", finish_name(r->finish));
@@ -694,18 +785,16 @@ static cJSON *chunk(const server *srv, api_call *call, request *r, const char *t
     cJSON *root = envelope(srv, call, chat ? "chat.completion.chunk" : "text_completion");
     cJSON *choice = cJSON_CreateObject();
     cJSON_AddNumberToObject(choice, "index", 0);
-    char *copy = strndup(text, n);
     if (chat) {
         cJSON *delta = cJSON_AddObjectToObject(choice, "delta");
         if (!call->sent_role) {
             cJSON_AddStringToObject(delta, "role", "assistant");
             call->sent_role = true;
         }
-        if (!finish || n) cJSON_AddStringToObject(delta, "content", copy ? copy : "");
+        if (!finish || n) oai_add_text(delta, "content", text, n);
     } else {
-        cJSON_AddStringToObject(choice, "text", copy ? copy : "");
+        oai_add_text(choice, "text", text, n);
     }
-    free(copy);
     add_logprobs(srv, call, choice, r, r->n_logprobs_sent, r->n_logprobs);
     r->n_logprobs_sent = r->n_logprobs;
     if (finish) cJSON_AddStringToObject(choice, "finish_reason", finish);

@@ -11,6 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../common/fim.h"
+
 void oai_set_error(api_error *err, int status, const char *type, const char *fmt, ...)
 {
     err->status = status;
@@ -280,136 +282,41 @@ static bool text_prompt(const server *srv, const cJSON *root, request *r, api_er
     return bad_request(err, "'prompt' must be a string or an array of token ids");
 }
 
-/* A growing token array; ok turns false, and stays so, when memory runs out. */
-typedef struct tokvec {
-    kinfer_token *t;
-    int32_t n, cap;
-    bool ok;
-} tokvec;
-
-static void tv_insert(tokvec *v, int32_t at, const kinfer_token *t, int32_t n)
-{
-    if (!v->ok || n <= 0) return;
-    if (v->n + n > v->cap) {
-        int32_t cap = v->cap ? v->cap : 64;
-        while (cap < v->n + n) cap *= 2;
-        kinfer_token *grown = realloc(v->t, (size_t)cap * sizeof *grown);
-        if (!grown) {
-            v->ok = false;
-            return;
-        }
-        v->t = grown;
-        v->cap = cap;
-    }
-    memmove(v->t + at + n, v->t + at, (size_t)(v->n - at) * sizeof *v->t);
-    memcpy(v->t + at, t, (size_t)n * sizeof *t);
-    v->n += n;
-}
-
-static void tv_push(tokvec *v, kinfer_token t) { tv_insert(v, v->n, &t, 1); }
-
-/* Tokens of a text, no special tokens added or parsed (user text). */
-static void tv_text(const server *srv, tokvec *v, const char *text)
-{
-    int32_t m = 0;
-    kinfer_token *t = gen_tokenize(srv->model, text, strlen(text), false, false, &m, NULL);
-    if (!t) v->ok = false;
-    tv_insert(v, v->n, t, m);
-    free(t);
-}
-
-/*
- * /infill, built as llama-server builds it (repo-level FIM):
- *   [extra: FIM_REP "myproject\n", per chunk FIM_SEP "name\n" text (or a
- *   "--- snippet ---" separator without FIM_SEP), FIM_SEP "filename\n"]
- *   [BOS] FIM_PRE prefix prompt FIM_SUF suffix FIM_MID
- * with the prefix cut to its last 3/4 of -b tokens, the suffix to what is
- * left of a quarter, and the extra text to the tail that fits the slot.
- */
+/* /infill: llama-server's fields into examples/common's FIM prompt. */
 static bool infill_prompt(const server *srv, const cJSON *root, request *r, api_error *err)
 {
-    const kinfer_model *m = srv->model;
-    kinfer_token pre = kinfer_token_fim_pre(m), suf = kinfer_token_fim_suf(m), mid = kinfer_token_fim_mid(m);
-    if (pre == KINFER_TOKEN_NULL || suf == KINFER_TOKEN_NULL || mid == KINFER_TOKEN_NULL)
-        return bad_request(err, "infill is not supported by this model: it has no fill-in-the-middle tokens (FIM prefix/suffix/middle)");
-    const char *prefix, *suffix, *prompt;
-    if (!get_string(root, "input_prefix", &prefix, err) || !get_string(root, "input_suffix", &suffix, err) ||
-        !get_string(root, "prompt", &prompt, err))
+    fim_input in = {0};
+    if (!get_string(root, "input_prefix", &in.prefix, err) || !get_string(root, "input_suffix", &in.suffix, err) ||
+        !get_string(root, "prompt", &in.prompt, err))
         return false;
-    if (!prefix) return bad_request(err, "'input_prefix' is required");
-    if (!suffix) return bad_request(err, "'input_suffix' is required");
+    if (!in.prefix) return bad_request(err, "'input_prefix' is required");
+    if (!in.suffix) return bad_request(err, "'input_suffix' is required");
     const cJSON *extra = cJSON_GetObjectItemCaseSensitive(root, "input_extra");
     if (extra && !cJSON_IsNull(extra) && !cJSON_IsArray(extra))
         return bad_request(err, "'input_extra' must be an array of {\"filename\": string, \"text\": string}");
-    int idx = 0;
+    int n_extra = cJSON_GetArraySize(extra);
+    fim_file *files = calloc((size_t)(n_extra ? n_extra : 1), sizeof *files);
+    if (!files) return bad_request(err, "out of memory");
     const cJSON *chunk;
     cJSON_ArrayForEach(chunk, extra)
     {
         const cJSON *fn = cJSON_GetObjectItemCaseSensitive(chunk, "filename");
-        if (!cJSON_IsString(cJSON_GetObjectItemCaseSensitive(chunk, "text")) || (fn && !cJSON_IsString(fn)))
-            return bad_request(err, "'input_extra[%d]' must be {\"filename\": string, \"text\": string}", idx);
-        idx++;
-    }
-
-    kinfer_token rep = kinfer_token_fim_rep(m), sep = kinfer_token_fim_sep(m);
-    tokvec ex = {.ok = true}, head = {.ok = true}, tail = {.ok = true}, pr = {.ok = true};
-    if (rep != KINFER_TOKEN_NULL) {
-        tv_push(&ex, rep);
-        tv_text(srv, &ex, "myproject\n");
-    }
-    cJSON_ArrayForEach(chunk, extra)
-    {
-        const cJSON *fn = cJSON_GetObjectItemCaseSensitive(chunk, "filename");
-        if (sep != KINFER_TOKEN_NULL) {
-            char name[512];
-            snprintf(name, sizeof name, "%s\n", cJSON_IsString(fn) ? fn->valuestring : "tmp");
-            tv_push(&ex, sep);
-            tv_text(srv, &ex, name);
-        } else {
-            tv_text(srv, &ex, "\n\n--- snippet ---\n\n");
+        const cJSON *text = cJSON_GetObjectItemCaseSensitive(chunk, "text");
+        if (!cJSON_IsString(text) || (fn && !cJSON_IsString(fn))) {
+            free(files);
+            return bad_request(err, "'input_extra[%d]' must be {\"filename\": string, \"text\": string}", in.n_extra);
         }
-        tv_text(srv, &ex, cJSON_GetObjectItemCaseSensitive(chunk, "text")->valuestring);
+        files[in.n_extra++] = (fim_file){.name = fn ? fn->valuestring : NULL, .text = text->valuestring};
     }
-    if (sep != KINFER_TOKEN_NULL) {
-        tv_push(&ex, sep);
-        tv_text(srv, &ex, "filename\n");
-    }
-    /* the prompt: special text parsed, as llama-server does */
-    if (prompt && *prompt) {
-        int32_t n = 0;
-        kinfer_token *t = gen_tokenize(m, prompt, strlen(prompt), false, true, &n, NULL);
-        if (!t) pr.ok = false;
-        tv_insert(&pr, 0, t, n);
-        free(t);
-    }
-    tv_text(srv, &head, prefix);
-    tv_text(srv, &tail, suffix);
-
-    const int32_t n_batch = srv->opt.engine.n_batch, n_ctx = engine_n_ctx_slot(srv->engine);
-    int32_t n_prefix = head.n < 3 * (n_batch / 4) ? head.n : 3 * (n_batch / 4);
-    int32_t room = n_batch / 4 - (2 + pr.n);
-    int32_t n_suffix = tail.n < (room > 0 ? room : 0) ? tail.n : (room > 0 ? room : 0);
-    int64_t extra_room = (int64_t)n_ctx - n_batch - 2 * (int64_t)srv->opt.n_predict;
-    int32_t n_extra = extra_room < 0 ? 0 : extra_room < ex.n ? (int32_t)extra_room : ex.n;
-
-    tokvec out = {.ok = head.ok && tail.ok && ex.ok && pr.ok};
-    tv_insert(&out, 0, ex.t + ex.n - n_extra, n_extra);
-    if (kinfer_vocab_add_bos(m)) tv_push(&out, kinfer_token_bos(m));
-    tv_push(&out, pre);
-    tv_insert(&out, out.n, head.t + head.n - n_prefix, n_prefix);
-    tv_insert(&out, out.n, pr.t, pr.n);
-    tv_push(&out, suf);
-    tv_insert(&out, out.n, tail.t, n_suffix);
-    tv_push(&out, mid);
-    free(ex.t), free(head.t), free(tail.t), free(pr.t);
-    if (!out.ok) {
-        free(out.t);
-        oai_set_error(err, 500, "server_error", "out of memory (or text that cannot be tokenized)");
-        return false;
-    }
-    r->prompt = out.t;
-    r->n_prompt = out.n;
-    return true;
+    in.extra = files;
+    kinfer_error ke = {0};
+    r->prompt = fim_prompt(srv->model, &in, srv->opt.engine.n_batch, engine_n_ctx_slot(srv->engine),
+                           srv->opt.n_predict, &r->n_prompt, &ke);
+    free(files);
+    if (r->prompt) return true;
+    if (ke.status == KINFER_E_UNSUPPORTED) return bad_request(err, "infill is not supported by this model: %s", ke.message);
+    oai_set_error(err, 500, "server_error", "%s", ke.message);
+    return false;
 }
 
 static bool parse_stop(const cJSON *root, request *r, api_error *err)

@@ -42,7 +42,8 @@ PCRE2_LIBS := $(or $(shell pkg-config --libs libpcre2-8 2>/dev/null),-lpcre2-8)
 SERVER_LIBS := $(or $(shell pkg-config --libs libmicrohttpd libcjson 2>/dev/null),-lmicrohttpd -lcjson)
 CHECK_LIBS := $(or $(shell pkg-config --libs check 2>/dev/null),-lcheck -lsubunit -lrt -lm)
 
-WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter -Wno-format-truncation
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
+WARN += $(if $(findstring clang,$(CC)),-Wno-missing-field-initializers,-Wno-format-truncation)
 CFLAGS_BASE := -std=c11 -O2 -g -fPIC -fvisibility=hidden -pthread $(WARN) -D_GNU_SOURCE \
 	-Iinclude -Ilib -Ikernels $(OPENBLAS_CFLAGS) -DKINFER_OPENBLAS_SONAME='"$(OPENBLAS_SONAME)"' -MMD -MP
 LDLIBS := $(PCRE2_LIBS) -ldl -lpthread -lm
@@ -50,6 +51,11 @@ LDLIBS := $(PCRE2_LIBS) -ldl -lpthread -lm
 ifeq ($(SANITIZE),1)
 CFLAGS_BASE += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 LDFLAGS += -fsanitize=address,undefined
+endif
+
+# FUZZ=1 (with CC=clang): objects instrumented for libFuzzer, linked into the fuzz targets.
+ifeq ($(FUZZ),1)
+CFLAGS_BASE += -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 endif
 
 ifeq ($(KINFER_CUDA),1)

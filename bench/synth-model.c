@@ -26,15 +26,19 @@ typedef struct shape {
     int swa;      /* gemma3 sliding window (0 = none) */
     int qkv_bias; /* attn_q/k/v have biases (qwen2) */
     const char *tok_pre; /* tokenizer.ggml.pre (NULL: "default") */
+    int fim;      /* the vocabulary has DeepSeek-Coder's fill-in-the-middle tokens */
 } shape;
 
 static const shape shapes[] = {
-    {"llama2-7b", "llama", 32000, 4096, 32, 32, 32, 128, 11008, 4096, 10000.0f, 1e-5f, 0, 0, 0, NULL},
-    {"llama3-8b", "llama", 128256, 4096, 32, 32, 8, 128, 14336, 8192, 500000.0f, 1e-5f, 0, 0, 0, NULL},
-    {"smollm2-135m", "llama", 49152, 576, 30, 9, 3, 64, 1536, 8192, 100000.0f, 1e-5f, 1, 0, 0, NULL},
-    {"gemma3-270m", "gemma3", 262144, 640, 18, 4, 1, 256, 2048, 32768, 1000000.0f, 1e-6f, 1, 512, 0, NULL},
+    {"llama2-7b", "llama", 32000, 4096, 32, 32, 32, 128, 11008, 4096, 10000.0f, 1e-5f, 0, 0, 0, NULL, 0},
+    {"llama3-8b", "llama", 128256, 4096, 32, 32, 8, 128, 14336, 8192, 500000.0f, 1e-5f, 0, 0, 0, NULL, 0},
+    {"smollm2-135m", "llama", 49152, 576, 30, 9, 3, 64, 1536, 8192, 100000.0f, 1e-5f, 1, 0, 0, NULL, 0},
+    {"gemma3-270m", "gemma3", 262144, 640, 18, 4, 1, 256, 2048, 32768, 1000000.0f, 1e-6f, 1, 512, 0, NULL, 0},
     {"qwen2.5-0.5b", "qwen2", 151936, 896, 24, 14, 2, 64, 4864, 32768, 1000000.0f, 1e-6f, 1, 0, 1,
-     "qwen2"},
+     "qwen2", 0},
+    /* DeepSeek-Coder 1.3B's shape and FIM tokens (its linear RoPE scaling is not written) */
+    {"deepseek-coder-1.3b", "llama", 32256, 2048, 24, 16, 16, 128, 5504, 16384, 100000.0f, 1e-6f, 0, 0, 0,
+     NULL, 1},
 };
 
 /* ------------------------------------------------------- random numbers */
@@ -119,8 +123,9 @@ static int by_layer_then_name(const void *a, const void *b)
 /* ------------------------------------------------------------- tokenizer */
 
 /* A byte-level BPE vocabulary: the 256 byte symbols, tokens merged from
- * them, and two control tokens at the end.  Loadable, not meaningful. */
-static int write_vocab(gguf_writer *w, int n_vocab, const char *pre)
+ * them, and control tokens at the end (FIM's three when fim, then BOS and
+ * EOS).  Loadable, not meaningful. */
+static int write_vocab(gguf_writer *w, int n_vocab, const char *pre, int fim)
 {
     char **tokens = calloc((size_t)n_vocab, sizeof *tokens);
     int32_t *types = calloc((size_t)n_vocab, sizeof *types);
@@ -138,7 +143,7 @@ static int write_vocab(gguf_writer *w, int n_vocab, const char *pre)
         else s[0] = (char)(0xC0 | (cp >> 6)), s[1] = (char)(0x80 | (cp & 0x3F)), s[2] = 0;
         tokens[n] = s, types[n++] = 1;
     }
-    int n_merges = 0, n_plain = n_vocab - 2;
+    int n_merges = 0, n_plain = n_vocab - 2 - (fim ? 3 : 0);
     for (int i = 0; n < n_plain; i++) {
         /* merge token a with byte symbol b: every pair is new */
         int a = i / 256, b = i % 256;
@@ -148,6 +153,11 @@ static int write_vocab(gguf_writer *w, int n_vocab, const char *pre)
         memcpy(m, tokens[a], la), m[la] = ' ', memcpy(m + la + 1, tokens[b], lb + 1);
         tokens[n] = s, types[n++] = 1;
         merges[n_merges++] = m;
+    }
+    if (fim) {   /* found by their text, as llama.cpp and kinfer both look them up */
+        tokens[n] = strdup("<｜fim▁begin｜>"), types[n++] = 3;
+        tokens[n] = strdup("<｜fim▁hole｜>"), types[n++] = 3;
+        tokens[n] = strdup("<｜fim▁end｜>"), types[n++] = 3;
     }
     tokens[n] = strdup("<|begin_of_text|>"), types[n++] = 3;
     tokens[n] = strdup("<|end_of_text|>"), types[n++] = 3;
@@ -261,7 +271,7 @@ int main(int argc, char **argv)
     else
         bad = bad || gguf_writer_set_u32(w, KEY("rope.dimension_count"), (uint32_t)s.head_dim);
 #undef KEY
-    bad = bad || write_vocab(w, s.n_vocab, s.tok_pre);
+    bad = bad || write_vocab(w, s.n_vocab, s.tok_pre, s.fim);
     uint64_t max_size = 0;
     for (int i = 0; i < n && !bad; i++) {
         t[i].type = quant_mix_type(&mix, t[i].name, t[i].n_dims, t[i].ne, KINFER_TYPE_F32);

@@ -20,6 +20,7 @@
 
 #include "kinfer.h"
 #include "../common/args.h"
+#include "../common/fim.h"
 #include "../common/gen.h"
 
 /* ------------------------------------------------------------ arguments */
@@ -29,6 +30,8 @@ typedef struct cli_args {
     const char *prompt;         /* -p, or the text of -f */
     char *prompt_file_text;
     const char *system_prompt;  /* chat mode */
+    const char *fim_prefix, *fim_suffix;  /* fill-in-the-middle mode (either set) */
+    char *fim_file_text[2];
     const char *chat_template;  /* a family name or template text */
     int32_t n_predict;          /* -1 = until end of generation or a full context */
     int32_t n_keep;             /* tokens of the prompt a context shift keeps; -1 = all */
@@ -46,6 +49,11 @@ static void usage(FILE *f)
             "  -p, --prompt TEXT           prompt (in chat mode: the system prompt)\n"
             "  -f, --file FILE             read the prompt from a file\n"
             "  -sys, --system-prompt TEXT  system prompt for chat mode\n"
+            "  --fim-prefix TEXT           fill in the middle: the code before the hole (then -p\n"
+            "                              starts the middle); the prompt is built as llama-server's\n"
+            "                              /infill builds it, the prefix cut to 3/4 of -b tokens\n"
+            "  --fim-suffix TEXT           the code after the hole\n"
+            "  --fim-prefix-file FILE, --fim-suffix-file FILE   the same, read from files\n"
             "  -i, -cnv, --chat            interactive chat, one user message per line of stdin\n"
             "  --chat-template NAME        chat template family or text (chatml, llama3, gemma, ...)\n"
             "  -n, --n-predict N           tokens to generate (default -1: until end of text)\n"
@@ -126,7 +134,8 @@ static void parse_args(int argc, char **argv, cli_args *a)
             "-t", "--threads", "-s", "--seed", "--temp", "--top-k", "--top-p", "--min-p",
             "--repeat-penalty", "--repeat-last-n", "--presence-penalty", "--frequency-penalty",
             "-ngl", "--n-gpu-layers", "--gpu-layers", "-ctk", "--ctk", "--cache-type-k", "-ctv",
-            "--ctv", "--cache-type-v", "--keep",
+            "--ctv", "--cache-type-v", "--keep", "--fim-prefix", "--fim-suffix", "--fim-prefix-file",
+            "--fim-suffix-file",
         };
         bool known = false;
         for (size_t k = 0; k < sizeof value_flags / sizeof *value_flags; k++)
@@ -159,6 +168,15 @@ static void parse_args(int argc, char **argv, cli_args *a)
         else if (IS("-ctk") || IS("--ctk") || IS("--cache-type-k")) a->cparams.type_k = args_kv_type(f, v);
         else if (IS("-ctv") || IS("--ctv") || IS("--cache-type-v")) a->cparams.type_v = args_kv_type(f, v);
         else if (IS("--keep")) a->n_keep = (int32_t)args_int(f, v, -1, INT32_MAX);
+        else if (IS("--fim-prefix")) a->fim_prefix = v;
+        else if (IS("--fim-suffix")) a->fim_suffix = v;
+        else if (IS("--fim-prefix-file")) {
+            free(a->fim_file_text[0]);
+            a->fim_prefix = a->fim_file_text[0] = read_text_file(v);
+        } else if (IS("--fim-suffix-file")) {
+            free(a->fim_file_text[1]);
+            a->fim_suffix = a->fim_file_text[1] = read_text_file(v);
+        }
         else args_die("unknown option %s (see -h)", f);
 #undef IS
     }
@@ -292,8 +310,17 @@ static void run_completion(session *s)
 {
     const cli_args *a = s->args;
     const char *prompt = a->prompt ? a->prompt : "";
+    bool fim = a->fim_prefix || a->fim_suffix;
     int32_t n = 0;
-    kinfer_token *toks = tokenize(s, prompt, true, &n);
+    kinfer_token *toks;
+    if (fim) {
+        fim_input in = {.prefix = a->fim_prefix, .suffix = a->fim_suffix, .prompt = a->prompt};
+        kinfer_error err = {0};
+        toks = fim_prompt(s->model, &in, (int32_t)a->cparams.n_batch, s->n_ctx, a->n_predict, &n, &err);
+        if (!toks) args_die("fill in the middle: %s", err.message);
+    } else {
+        toks = tokenize(s, prompt, true, &n);
+    }
     if (n == 0) args_die("the prompt is empty and the model adds no BOS token");
     if (a->verbose_prompt) print_tokens(s, toks, n);
     if (n > s->n_ctx - 4) args_die("the prompt (%d tokens) does not fit the context (%d)", n, s->n_ctx);
@@ -307,7 +334,7 @@ static void run_completion(session *s)
     s->gen.n_keep = keep;
 
     gen_seq_accept_prompt(&s->gen, toks, n);
-    if (a->display_prompt) {
+    if (a->display_prompt && !fim) {
         fputs(prompt, stdout);
         fflush(stdout);
     }
@@ -566,5 +593,7 @@ int main(int argc, char **argv)
     kinfer_context_free(s.ctx);
     kinfer_model_free(s.model);
     free(a.prompt_file_text);
+    free(a.fim_file_text[0]);
+    free(a.fim_file_text[1]);
     return 0;
 }

@@ -332,7 +332,7 @@ static enum MHD_Result tokenize(server *srv, struct MHD_Connection *c, exchange 
         piece[k > 0 ? k : 0] = '\0';
         cJSON *p = cJSON_CreateObject();
         cJSON_AddNumberToObject(p, "id", t[i]);
-        cJSON_AddStringToObject(p, "piece", piece);
+        oai_add_text(p, "piece", piece, strlen(piece));
         cJSON_AddItemToArray(arr, p);
     }
     free(t);
@@ -366,7 +366,7 @@ static enum MHD_Result detokenize(server *srv, struct MHD_Connection *c, exchang
     }
     cJSON_Delete(root);
     cJSON *out = cJSON_CreateObject();
-    cJSON_AddStringToObject(out, "content", textbuf_str(&text));
+    oai_add_text(out, "content", textbuf_str(&text), text.n);
     textbuf_free(&text);
     return send_cjson(srv, c, x, 200, out);
 }

@@ -11,6 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../common/fim.h"
+
 void oai_set_error(api_error *err, int status, const char *type, const char *fmt, ...)
 {
     err->status = status;
@@ -21,11 +23,51 @@ void oai_set_error(api_error *err, int status, const char *type, const char *fmt
     va_end(ap);
 }
 
+/* Length of the valid UTF-8 sequence at p (n bytes left), 0 if none. */
+static size_t utf8_len(const unsigned char *p, size_t n)
+{
+    unsigned char c = p[0];
+    size_t len = c >= 0x01 && c < 0x80 ? 1 : c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3
+               : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+    if (len == 0 || len > n) return 0;
+    if (len > 1) {   /* the second byte's range excludes overlongs, surrogates, > U+10FFFF */
+        unsigned char lo = c == 0xE0 ? 0xA0 : c == 0xF0 ? 0x90 : 0x80;
+        unsigned char hi = c == 0xED ? 0x9F : c == 0xF4 ? 0x8F : 0xBF;
+        if (p[1] < lo || p[1] > hi) return 0;
+        for (size_t i = 2; i < len; i++)
+            if ((p[i] & 0xC0) != 0x80) return 0;
+    }
+    return len;
+}
+
+cJSON *oai_text(const char *text, size_t n)
+{
+    /* JSON needs valid UTF-8: each byte that starts no valid sequence (a
+     * token can end inside a character) becomes U+FFFD, as llama-server does */
+    textbuf clean = {0};
+    const unsigned char *p = (const unsigned char *)text;
+    size_t i = 0;
+    while (i < n) {
+        size_t len = utf8_len(p + i, n - i);
+        if (len) textbuf_append(&clean, text + i, len);
+        else textbuf_append(&clean, "\xEF\xBF\xBD", 3);
+        i += len ? len : 1;
+    }
+    cJSON *s = cJSON_CreateString(textbuf_str(&clean));
+    textbuf_free(&clean);
+    return s;
+}
+
+void oai_add_text(cJSON *obj, const char *name, const char *text, size_t n)
+{
+    cJSON_AddItemToObject(obj, name, oai_text(text, n));
+}
+
 char *oai_error_json(const api_error *err)
 {
     cJSON *root = cJSON_CreateObject();
     cJSON *e = cJSON_AddObjectToObject(root, "error");
-    cJSON_AddStringToObject(e, "message", err->message);
+    oai_add_text(e, "message", err->message, strlen(err->message));
     cJSON_AddStringToObject(e, "type", err->type);
     cJSON_AddNumberToObject(e, "code", err->status);
     if (!strcmp(err->type, "exceed_context_size_error")) {
@@ -240,85 +282,41 @@ static bool text_prompt(const server *srv, const cJSON *root, request *r, api_er
     return bad_request(err, "'prompt' must be a string or an array of token ids");
 }
 
-/* Append tokens of a text to a growing token array. */
-static bool append_tokens(const server *srv, kinfer_token **arr, int32_t *n, const char *text,
-                          api_error *err)
-{
-    int32_t m = 0;
-    kinfer_token *t = gen_tokenize(srv->model, text, strlen(text), false, false, &m, NULL);
-    if (!t) return bad_request(err, "cannot tokenize the infill text");
-    kinfer_token *grown = realloc(*arr, (size_t)(*n + m + 1) * sizeof *grown);
-    if (!grown) {
-        free(t);
-        oai_set_error(err, 500, "server_error", "out of memory");
-        return false;
-    }
-    memcpy(grown + *n, t, (size_t)m * sizeof *t);
-    *arr = grown;
-    *n += m;
-    free(t);
-    return true;
-}
-
-static bool push_token(kinfer_token **arr, int32_t *n, kinfer_token t)
-{
-    kinfer_token *grown = realloc(*arr, (size_t)(*n + 1) * sizeof *grown);
-    if (!grown) return false;
-    grown[(*n)++] = t;
-    *arr = grown;
-    return true;
-}
-
-/* /infill: [BOS] [extra files: FIM_SEP name\n text ...] FIM_PRE prefix
- * FIM_SUF suffix FIM_MID prompt, the order llama-server's default uses. */
+/* /infill: llama-server's fields into examples/common's FIM prompt. */
 static bool infill_prompt(const server *srv, const cJSON *root, request *r, api_error *err)
 {
-    const kinfer_model *m = srv->model;
-    kinfer_token pre = kinfer_token_fim_pre(m), suf = kinfer_token_fim_suf(m), mid = kinfer_token_fim_mid(m);
-    if (pre == KINFER_TOKEN_NULL || suf == KINFER_TOKEN_NULL || mid == KINFER_TOKEN_NULL)
-        return bad_request(err, "this model has no fill-in-the-middle tokens (FIM prefix/suffix/middle)");
-    const char *prefix, *suffix, *prompt;
-    if (!get_string(root, "input_prefix", &prefix, err) || !get_string(root, "input_suffix", &suffix, err) ||
-        !get_string(root, "prompt", &prompt, err))
+    fim_input in = {0};
+    if (!get_string(root, "input_prefix", &in.prefix, err) || !get_string(root, "input_suffix", &in.suffix, err) ||
+        !get_string(root, "prompt", &in.prompt, err))
         return false;
+    if (!in.prefix) return bad_request(err, "'input_prefix' is required");
+    if (!in.suffix) return bad_request(err, "'input_suffix' is required");
     const cJSON *extra = cJSON_GetObjectItemCaseSensitive(root, "input_extra");
     if (extra && !cJSON_IsNull(extra) && !cJSON_IsArray(extra))
-        return bad_request(err, "'input_extra' must be an array of {filename, text}");
-    kinfer_token *t = NULL;
-    int32_t n = 0;
-    bool ok = true;
-    if (kinfer_vocab_add_bos(m)) ok = push_token(&t, &n, kinfer_token_bos(m));
-    kinfer_token sep = kinfer_token_fim_sep(m);
+        return bad_request(err, "'input_extra' must be an array of {\"filename\": string, \"text\": string}");
+    int n_extra = cJSON_GetArraySize(extra);
+    fim_file *files = calloc((size_t)(n_extra ? n_extra : 1), sizeof *files);
+    if (!files) return bad_request(err, "out of memory");
     const cJSON *chunk;
-    int idx = 0;
     cJSON_ArrayForEach(chunk, extra)
     {
         const cJSON *fn = cJSON_GetObjectItemCaseSensitive(chunk, "filename");
-        const cJSON *tx = cJSON_GetObjectItemCaseSensitive(chunk, "text");
-        if (!cJSON_IsString(tx) || (fn && !cJSON_IsString(fn))) {
-            ok = bad_request(err, "'input_extra[%d]' must be {\"filename\": string, \"text\": string}", idx);
-            break;
+        const cJSON *text = cJSON_GetObjectItemCaseSensitive(chunk, "text");
+        if (!cJSON_IsString(text) || (fn && !cJSON_IsString(fn))) {
+            free(files);
+            return bad_request(err, "'input_extra[%d]' must be {\"filename\": string, \"text\": string}", in.n_extra);
         }
-        if (sep != KINFER_TOKEN_NULL && ok) ok = push_token(&t, &n, sep);
-        if (ok && fn) {
-            char head[512];
-            snprintf(head, sizeof head, "%s\n", fn->valuestring);
-            ok = append_tokens(srv, &t, &n, head, err);
-        }
-        if (ok) ok = append_tokens(srv, &t, &n, tx->valuestring, err);
-        idx++;
+        files[in.n_extra++] = (fim_file){.name = fn ? fn->valuestring : NULL, .text = text->valuestring};
     }
-    if (ok) ok = push_token(&t, &n, pre) && append_tokens(srv, &t, &n, prefix ? prefix : "", err) &&
-                 push_token(&t, &n, suf) && append_tokens(srv, &t, &n, suffix ? suffix : "", err) &&
-                 push_token(&t, &n, mid) && append_tokens(srv, &t, &n, prompt ? prompt : "", err);
-    if (!ok) {
-        free(t);
-        if (err->status == 0) oai_set_error(err, 500, "server_error", "out of memory");
-        return false;
-    }
-    r->prompt = t;
-    r->n_prompt = n;
-    return true;
+    in.extra = files;
+    kinfer_error ke = {0};
+    r->prompt = fim_prompt(srv->model, &in, srv->opt.engine.n_batch, engine_n_ctx_slot(srv->engine),
+                           srv->opt.n_predict, &r->n_prompt, &ke);
+    free(files);
+    if (r->prompt) return true;
+    if (ke.status == KINFER_E_UNSUPPORTED) return bad_request(err, "infill is not supported by this model: %s", ke.message);
+    oai_set_error(err, 500, "server_error", "%s", ke.message);
+    return false;
 }
 
 static bool parse_stop(const cJSON *root, request *r, api_error *err)
@@ -541,7 +539,7 @@ static void add_piece(const server *srv, cJSON *obj, const char *name, kinfer_to
     int32_t n = kinfer_token_to_piece(srv->model, t, piece, sizeof piece - 1, true);
     if (n < 0) n = 0;
     piece[n] = '\0';
-    cJSON_AddStringToObject(obj, name, piece);   /* cJSON escapes; a split UTF-8 byte stays raw */
+    oai_add_text(obj, name, piece, (size_t)n);
     if (!with_bytes) return;
     cJSON *bytes = cJSON_AddArrayToObject(obj, "bytes");
     for (int32_t i = 0; i < n; i++) cJSON_AddItemToArray(bytes, cJSON_CreateNumber((unsigned char)piece[i]));
@@ -560,7 +558,7 @@ static cJSON *logprobs_json(const server *srv, const api_call *call, const reque
             cJSON *holder = cJSON_CreateObject();
             add_piece(srv, holder, "t", e->token, false);
             const char *text = cJSON_GetObjectItem(holder, "t")->valuestring;
-            cJSON_AddItemToArray(tokens, cJSON_CreateString(text));
+            cJSON_AddItemToArray(tokens, cJSON_CreateString(text));   /* already clean */
             cJSON_AddItemToArray(values, cJSON_CreateNumber(e->logprob));
             cJSON_AddItemToArray(offsets, cJSON_CreateNumber((double)offset));
             offset += (int64_t)strlen(text);
@@ -627,7 +625,7 @@ static cJSON *envelope(const server *srv, const api_call *call, const char *obje
 static cJSON *native_object(const server *srv, const request *r, const char *content, bool stop)
 {
     cJSON *root = cJSON_CreateObject();
-    cJSON_AddStringToObject(root, "content", content);
+    oai_add_text(root, "content", content, strlen(content));
     cJSON_AddNumberToObject(root, "id_slot", r->slot);
     cJSON_AddBoolToObject(root, "stop", stop);
     if (!stop) return root;
@@ -661,9 +659,9 @@ char *oai_final_json(const server *srv, const api_call *call, request *r)
         if (chat) {
             cJSON *msg = cJSON_AddObjectToObject(choice, "message");
             cJSON_AddStringToObject(msg, "role", "assistant");
-            cJSON_AddStringToObject(msg, "content", text);
+            oai_add_text(msg, "content", text, r->all_text.n);
         } else {
-            cJSON_AddStringToObject(choice, "text", text);
+            oai_add_text(choice, "text", text, r->all_text.n);
         }
         add_logprobs(srv, call, choice, r, 0, r->n_logprobs);
         cJSON_AddStringToObject(choice, "finish_reason", finish_name(r->finish));
@@ -694,18 +692,16 @@ static cJSON *chunk(const server *srv, api_call *call, request *r, const char *t
     cJSON *root = envelope(srv, call, chat ? "chat.completion.chunk" : "text_completion");
     cJSON *choice = cJSON_CreateObject();
     cJSON_AddNumberToObject(choice, "index", 0);
-    char *copy = strndup(text, n);
     if (chat) {
         cJSON *delta = cJSON_AddObjectToObject(choice, "delta");
         if (!call->sent_role) {
             cJSON_AddStringToObject(delta, "role", "assistant");
             call->sent_role = true;
         }
-        if (!finish || n) cJSON_AddStringToObject(delta, "content", copy ? copy : "");
+        if (!finish || n) oai_add_text(delta, "content", text, n);
     } else {
-        cJSON_AddStringToObject(choice, "text", copy ? copy : "");
+        oai_add_text(choice, "text", text, n);
     }
-    free(copy);
     add_logprobs(srv, call, choice, r, r->n_logprobs_sent, r->n_logprobs);
     r->n_logprobs_sent = r->n_logprobs;
     if (finish) cJSON_AddStringToObject(choice, "finish_reason", finish);

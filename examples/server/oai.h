@@ -38,6 +38,12 @@ typedef struct api_call {
     bool sent_role;            /* stream: the first chunk carried the role */
 } api_call;
 
+/* A JSON string of text that may be invalid UTF-8 (a token's piece can end
+ * inside a character): each byte outside a valid sequence becomes U+FFFD. */
+struct cJSON;
+struct cJSON *oai_text(const char *text, size_t n);
+void oai_add_text(struct cJSON *obj, const char *name, const char *text, size_t n);
+
 /* Parse a completion body into r; false with *err filled. */
 bool oai_parse_completion(const server *srv, api_kind kind, const char *body, size_t len,
                           request *r, api_call *call, api_error *err);

@@ -169,8 +169,9 @@ $(VENV_STAMP):
 	touch $@
 
 PYTEST_ARGS ?= -q
-test-server: $(VENV_STAMP) $(BUILD)/bin/kinfer-server $(BUILD)/bin/kinfer-cli
+test-server: $(VENV_STAMP) $(BUILD)/bin/kinfer-server $(BUILD)/bin/kinfer-cli $(BUILD)/bin/synth-model
 	KINFER_SERVER_BIN=$(BUILD)/bin/kinfer-server KINFER_CLI_BIN=$(BUILD)/bin/kinfer-cli \
+		KINFER_SYNTH_BIN=$(BUILD)/bin/synth-model \
 		KINFER_MODELS_DIR=$(MODELS_DIR) $(VENV)/bin/python -m pytest tests/server $(PYTEST_ARGS)
 
 # The library's shape: only kinfer.h's functions exported, includes only

@@ -4,6 +4,7 @@ Environment:
   KINFER_SERVER_BIN   the server binary (default build/bin/kinfer-server)
   KINFER_CLI_BIN      kinfer-cli, for the greedy reference text
                       (default: kinfer-cli next to the server binary)
+  KINFER_SYNTH_BIN    synth-model, for test_infill.py's FIM model (default: next to the server)
   KINFER_MODELS_DIR   where SmolLM2-135M-Instruct.Q4_1.gguf is (default models/)
   KINFER_TEST_SLOW    a factor for every timeout (set it >1 under sanitizers;
                       the suite sets 3 by itself when the binary has ASan in it)

@@ -5,6 +5,8 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <microhttpd.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -479,6 +481,18 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls, en
     *con_cls = NULL;
 }
 
+/* Each SSE event is a small write: without TCP_NODELAY, Nagle's algorithm
+ * and the client's delayed ACK hold every second token back ~40 ms. */
+static void on_connection(void *cls, struct MHD_Connection *c, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code)
+{
+    (void)cls, (void)socket_context;
+    if (code != MHD_CONNECTION_NOTIFY_STARTED) return;
+    const union MHD_ConnectionInfo *ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CONNECTION_FD);
+    int one = 1;
+    if (ci) setsockopt(ci->connect_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
 http_server *http_start(server *srv, char *err, size_t err_size)
 {
     http_server *h = calloc(1, sizeof *h);
@@ -498,6 +512,7 @@ http_server *http_start(server *srv, char *err, size_t err_size)
                                  (uint16_t)srv->opt.port, NULL, NULL, on_request, srv,
                                  MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
                                  MHD_OPTION_NOTIFY_COMPLETED, on_completed, srv,
+                                 MHD_OPTION_NOTIFY_CONNECTION, on_connection, srv,
                                  MHD_OPTION_CONNECTION_LIMIT, (unsigned)1024,
                                  MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)600,
                                  MHD_OPTION_LISTENING_ADDRESS_REUSE, (unsigned)1,

@@ -2,6 +2,7 @@
 #
 #   make                  library, examples, bench programs
 #   make test             every test suite (model tests run when models/ has them)
+#   make test-server      the server's pytest suite alone (makes build/venv once)
 #   make test-asan        the same under AddressSanitizer + UBSan (build/asan/)
 #   make fuzz             the GGUF parser's libFuzzer target for FUZZ_TIME seconds
 #   make models           fetch the test models into models/
@@ -102,7 +103,7 @@ STATIC_LIB := $(BUILD)/lib/libkinfer.a
 objects_of = $(patsubst %.c,$(BUILD)/obj/%.o,$1)
 SHARED_LIB := $(BUILD)/lib/libkinfer.so.$(VERSION)
 
-.PHONY: all lib examples tests test check-shape test-asan fuzz models demo serve install uninstall clean
+.PHONY: all lib examples tests test test-server venv check-shape test-asan fuzz models demo serve install uninstall clean
 all: lib examples $(BENCH_BIN) tests
 lib: $(STATIC_LIB) $(SHARED_LIB)
 examples: $(EXAMPLE_BIN)
@@ -159,6 +160,25 @@ $(BUILD)/tests/test_sched: $(BUILD)/obj/tests/test_sched.o $(TEST_UTIL) $(BUILD)
 # ------------------------------------------------------------------- tests
 test: $(TEST_BIN) $(BUILD)/bin/synth-model check-shape
 	@KINFER_MODELS_DIR=$(MODELS_DIR) KINFER_TEST_QUICK=$(SANITIZE) sh tests/run.sh $(TEST_BIN)
+	@$(MAKE) --no-print-directory test-server
+
+# The server's end-to-end suite (tests/server/, pytest with the openai client)
+# against $(BUILD)/bin/kinfer-server; skipped by the suite when models/ lacks SmolLM2.
+# The venv is shared by every BUILD (one pip install, ever: the stamp).
+VENV := build/venv
+VENV_STAMP := $(VENV)/.stamp-openai-2
+PY_TEST_PKGS := openai==3.63.0 httpx==0.29.0 pytest==9.2.0
+venv: $(VENV_STAMP)
+$(VENV_STAMP):
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q $(PY_TEST_PKGS)
+	touch $@
+
+PYTEST_ARGS ?= -q
+test-server: $(VENV_STAMP) $(BUILD)/bin/kinfer-server $(BUILD)/bin/kinfer-cli $(BUILD)/bin/synth-model
+	KINFER_SERVER_BIN=$(BUILD)/bin/kinfer-server KINFER_CLI_BIN=$(BUILD)/bin/kinfer-cli \
+		KINFER_SYNTH_BIN=$(BUILD)/bin/synth-model \
+		KINFER_MODELS_DIR=$(MODELS_DIR) $(VENV)/bin/python -m pytest tests/server $(PYTEST_ARGS)
 
 # The library's shape: only kinfer.h's functions exported, includes only
 # downward between the layers of lib/ and kernels/, no include circle.

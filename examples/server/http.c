@@ -320,12 +320,13 @@ static enum MHD_Result tokenize(server *srv, struct MHD_Connection *c, exchange 
     api_error err;
     int32_t n = 0;
     kinfer_token *t = oai_tokenize(srv, content->valuestring, strlen(content->valuestring), cJSON_IsTrue(add), &n, &err);
+    bool with_pieces = cJSON_IsTrue(pieces); /* (read before root, which holds it, is freed) */
     cJSON_Delete(root);
     if (!t) return send_error(srv, c, x, &err);
     cJSON *out = cJSON_CreateObject();
     cJSON *arr = cJSON_AddArrayToObject(out, "tokens");
     for (int32_t i = 0; i < n; i++) {
-        if (!cJSON_IsTrue(pieces)) {
+        if (!with_pieces) {
             cJSON_AddItemToArray(arr, cJSON_CreateNumber(t[i]));
             continue;
         }

@@ -1,0 +1,48 @@
+"""/infill on a model with FIM tokens: llama-server's answers (tests/fixtures/server_infill.json,
+made by make_infill_fixture.py) on a synthetic deepseek-coder made by synth-model."""
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from conftest import ROOT, SANITIZER_ENV, SERVER_BIN, Server, timeout
+
+FIXTURE = json.loads((ROOT / "tests/fixtures/server_infill.json").read_text())
+SYNTH_BIN = os.environ.get("KINFER_SYNTH_BIN", str(SERVER_BIN.parent / "synth-model"))
+
+
+@pytest.fixture(scope="module")
+def coder_server(tmp_path_factory):
+    if not os.path.isfile(SYNTH_BIN):
+        pytest.skip(f"no synth-model at {SYNTH_BIN} (make {SERVER_BIN.parent}/synth-model)")
+    model = tmp_path_factory.mktemp("coder") / "coder.gguf"
+    args = FIXTURE["model"].split()[1:]  # "synth-model -s deepseek-coder-1.3b -f Q4_0 --layers 2"
+    subprocess.run([SYNTH_BIN, *args, "-o", str(model)], check=True, capture_output=True,
+                   env=dict(os.environ, **SANITIZER_ENV), timeout=timeout(60))
+    srv = Server(*FIXTURE["server_flags"], name="coder_server")
+    srv.args[srv.args.index("-m") + 1] = str(model)
+    srv.start()
+    try:
+        yield srv
+    finally:
+        status = srv.stop()
+        model.unlink()
+        assert status == 0, f"coder_server exited {status} after SIGTERM:\n{srv.stderr_tail()}"
+
+
+@pytest.mark.parametrize("case", FIXTURE["cases"], ids=lambda c: f"prefix{len(c['request']['input_prefix'])}")
+def test_infill_matches_llama_server(coder_server, case):
+    r = coder_server.post("/infill", case["request"])
+    assert r.status_code == 200, r.text
+    body = r.json()
+    assert body["tokens_evaluated"] == case["tokens_evaluated"]
+    assert body["content"] == case["content"]
+
+
+def test_infill_wrong_types(coder_server):
+    r = coder_server.post("/infill", {"input_prefix": 5, "input_suffix": ""})
+    assert r.status_code == 400 and "input_prefix" in r.json()["error"]["message"]
+    r = coder_server.post("/infill", {"input_prefix": "", "input_suffix": "", "input_extra": "x"})
+    assert r.status_code == 400 and "input_extra" in r.json()["error"]["message"]

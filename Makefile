@@ -103,7 +103,7 @@ STATIC_LIB := $(BUILD)/lib/libkinfer.a
 objects_of = $(patsubst %.c,$(BUILD)/obj/%.o,$1)
 SHARED_LIB := $(BUILD)/lib/libkinfer.so.$(VERSION)
 
-.PHONY: all lib examples tests test test-server venv check-shape test-asan fuzz models demo serve install uninstall clean
+.PHONY: all lib examples tests test test-server venv check-shape test-asan fuzz fuzz-server models demo serve install uninstall clean
 all: lib examples $(BENCH_BIN) tests
 lib: $(STATIC_LIB) $(SHARED_LIB)
 examples: $(EXAMPLE_BIN)
@@ -199,6 +199,24 @@ fuzz: $(FUZZ_BIN)
 	$(FUZZ_BIN) -max_total_time=$(FUZZ_TIME) -max_len=65536 -print_final_stats=1 \
 		$(BUILD)/fuzz/corpus $(BUILD)/fuzz/seeds > $(BUILD)/fuzz/log 2>&1; \
 		status=$$?; tail -n 25 $(BUILD)/fuzz/log; exit $$status
+
+	$(MAKE) --no-print-directory BUILD=build/fuzzlib CC=clang FUZZ=1 KINFER_CUDA=0 fuzz-server
+
+# The server's request parsing and answers (tests/fuzz/fuzz_server.c) on
+# SmolLM2, everything instrumented (make it with FUZZ=1 CC=clang, as fuzz does).
+FUZZ_SERVER_TIME ?= 60
+FUZZ_SERVER_OBJ := $(call objects_of,$(filter-out %/main.c %/http.c,$(wildcard examples/server/*.c)) \
+	tests/fuzz/fuzz_server.c)
+$(BUILD)/fuzz/fuzz_server: $(FUZZ_SERVER_OBJ) $(EXAMPLES_COMMON_OBJ) $(STATIC_LIB)
+	@mkdir -p $(dir $@)
+	$(CC) -fsanitize=fuzzer,address,undefined -o $@ $^ $(SERVER_LIBS) $(LDLIBS)
+fuzz-server: $(BUILD)/fuzz/fuzz_server
+	@mkdir -p $(BUILD)/fuzz/server-corpus
+	python3 tests/fuzz/make_server_seeds.py $(BUILD)/fuzz/server-seeds
+	KINFER_FUZZ_MODEL=$(MODELS_DIR)/SmolLM2-135M-Instruct.Q4_1.gguf ASAN_OPTIONS=detect_leaks=1 \
+		$(BUILD)/fuzz/fuzz_server -max_total_time=$(FUZZ_SERVER_TIME) -max_len=16384 -print_final_stats=1 \
+		$(BUILD)/fuzz/server-corpus $(BUILD)/fuzz/server-seeds > $(BUILD)/fuzz/server-log 2>&1; \
+		status=$$?; tail -n 25 $(BUILD)/fuzz/server-log; exit $$status
 
 $(FUZZ_BIN): $(FUZZ_SRC) lib/gguf/gguf.h kernels/quant.h include/kinfer.h
 	@mkdir -p $(dir $@)

@@ -1,0 +1,86 @@
+/*
+ * fuzz_server.c — libFuzzer target for what kinfer-server does with a
+ * request body before and after the engine: parsing and validation of every
+ * completion route (oai_parse_completion: JSON, field types, messages
+ * through the chat template, prompts and FIM parts through the tokenizer),
+ * then the answers built from the parsed request (final JSON, stream
+ * events, errors) with the input's bytes as generated text, so invalid
+ * UTF-8 reaches the JSON writer.
+ *
+ * The first byte picks the route; the rest is the body.  A real model
+ * (SmolLM2; KINFER_FUZZ_MODEL overrides) supplies vocabulary and template.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../../examples/server/oai.h"
+
+int LLVMFuzzerInitialize(int *argc, char ***argv);
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static server srv;
+
+int LLVMFuzzerInitialize(int *argc, char ***argv)
+{
+    (void)argc, (void)argv;
+    const char *path = getenv("KINFER_FUZZ_MODEL");
+    if (!path) path = "models/SmolLM2-135M-Instruct.Q4_1.gguf";
+    if (kinfer_model_load(path, NULL, &srv.model) != KINFER_OK) {
+        fprintf(stderr, "fuzz_server: cannot load %s (set KINFER_FUZZ_MODEL)\n", path);
+        exit(1);
+    }
+    srv.opt.alias = "fuzz";
+    srv.opt.n_predict = -1;
+    srv.opt.temperature = 0.8f;
+    srv.opt.seed = 1;
+    srv.opt.engine.cparams = kinfer_context_default_params();
+    srv.opt.engine.cparams.n_ctx = 512;
+    srv.opt.engine.cparams.n_threads = 1;
+    srv.opt.engine.n_slots = 1;
+    srv.opt.engine.n_batch = 64;
+    srv.opt.engine.queue_cap = 1;
+    metrics_init(&srv.metrics);
+    char err[256];
+    srv.engine = engine_start(srv.model, &srv.opt.engine, &srv.metrics, err, sizeof err);
+    if (!srv.engine) {
+        fprintf(stderr, "fuzz_server: %s\n", err);
+        exit(1);
+    }
+    return 0;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size < 1) return 0;
+    static const api_kind kinds[] = {API_CHAT, API_COMPLETIONS, API_NATIVE, API_INFILL};
+    const api_kind kind = kinds[data[0] % 4];
+    const char *body = (const char *)data + 1;
+    const size_t n = size - 1;
+
+    request *r = request_new();
+    if (!r) return 0;
+    api_call call = {0};
+    api_error err;
+    if (!oai_parse_completion(&srv, kind, body, n, r, &call, &err)) {
+        free(oai_error_json(&err));
+        request_release(r);
+        return 0;
+    }
+    /* pretend the engine ran it: the body's bytes are the generated text */
+    textbuf_append(&r->all_text, body, n);
+    r->n_generated = 1;
+    r->finish = (finish_reason)(data[0] / 4 % 5 + 1);
+    snprintf(r->error, sizeof r->error, "%.*s", (int)(n < 64 ? n : 64), body);
+    if (r->n_top_logprobs >= 0) {
+        float logits[8] = {0, 1, 2, 3, 4, 5, 6, 7};
+        request_add_logprob(r, logits, 8, (kinfer_token)(data[0] % 8));
+    }
+    free(oai_final_json(&srv, &call, r));
+    textbuf events = {0};
+    oai_stream_events(&srv, &call, r, body, n, false, &events);
+    oai_stream_events(&srv, &call, r, "", 0, true, &events);
+    textbuf_free(&events);
+    request_release(r);
+    return 0;
+}

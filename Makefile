@@ -54,6 +54,11 @@ CFLAGS_BASE += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-
 LDFLAGS += -fsanitize=address,undefined
 endif
 
+ifeq ($(SANITIZE),thread)
+CFLAGS_BASE += -fsanitize=thread -fno-omit-frame-pointer
+LDFLAGS += -fsanitize=thread
+endif
+
 # FUZZ=1 (with CC=clang): objects instrumented for libFuzzer, linked into the fuzz targets.
 ifeq ($(FUZZ),1)
 CFLAGS_BASE += -fsanitize=fuzzer-no-link,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
@@ -103,7 +108,7 @@ STATIC_LIB := $(BUILD)/lib/libkinfer.a
 objects_of = $(patsubst %.c,$(BUILD)/obj/%.o,$1)
 SHARED_LIB := $(BUILD)/lib/libkinfer.so.$(VERSION)
 
-.PHONY: all lib examples tests test test-server venv check-shape test-asan fuzz fuzz-server models demo serve install uninstall clean
+.PHONY: all lib examples tests test test-server venv check-shape test-asan test-tsan fuzz fuzz-server models demo serve install uninstall clean
 all: lib examples $(BENCH_BIN) tests
 lib: $(STATIC_LIB) $(SHARED_LIB)
 examples: $(EXAMPLE_BIN)
@@ -175,10 +180,11 @@ $(VENV_STAMP):
 	touch $@
 
 PYTEST_ARGS ?= -q
+PYTEST_PATHS ?= tests/server
 test-server: $(VENV_STAMP) $(BUILD)/bin/kinfer-server $(BUILD)/bin/kinfer-cli $(BUILD)/bin/synth-model
 	KINFER_SERVER_BIN=$(BUILD)/bin/kinfer-server KINFER_CLI_BIN=$(BUILD)/bin/kinfer-cli \
 		KINFER_SYNTH_BIN=$(BUILD)/bin/synth-model \
-		KINFER_MODELS_DIR=$(MODELS_DIR) $(VENV)/bin/python -m pytest tests/server $(PYTEST_ARGS)
+		KINFER_MODELS_DIR=$(MODELS_DIR) $(VENV)/bin/python -m pytest $(PYTEST_PATHS) $(PYTEST_ARGS)
 
 # The library's shape: only kinfer.h's functions exported, includes only
 # downward between the layers of lib/ and kernels/, no include circle.
@@ -189,6 +195,16 @@ check-shape: $(SHARED_LIB)
 # KINFER_TEST_QUICK: model suites check fewer prompts/positions under the sanitizers.
 test-asan:
 	KINFER_TEST_QUICK=1 $(MAKE) BUILD=build/asan SANITIZE=1 KINFER_CUDA=0 test
+
+# ThreadSanitizer over what runs threads: two contexts decoding in parallel
+# on one model (test_forward's kv case) and the server's concurrency tests.
+test-tsan:
+	$(MAKE) --no-print-directory BUILD=build/tsan SANITIZE=thread KINFER_CUDA=0 build/tsan/tests/test_forward \
+		build/tsan/bin/kinfer-server build/tsan/bin/kinfer-cli build/tsan/bin/synth-model
+	CK_RUN_CASE=kv KINFER_TEST_QUICK=1 KINFER_MODELS_DIR=$(MODELS_DIR) TSAN_OPTIONS=halt_on_error=1 \
+		build/tsan/tests/test_forward
+	$(MAKE) --no-print-directory BUILD=build/tsan SANITIZE=thread KINFER_CUDA=0 test-server \
+		PYTEST_PATHS=tests/server/test_concurrency.py
 
 FUZZ_BIN := $(BUILD)/fuzz/fuzz_gguf
 FUZZ_SRC := tests/fuzz/fuzz_gguf.c lib/gguf/gguf.c kernels/types.c

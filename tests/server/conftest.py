@@ -42,15 +42,16 @@ MODELS_DIR = _path("KINFER_MODELS_DIR", "models")
 MODEL = MODELS_DIR / MODEL_NAME
 
 
-def _has_asan(binary):
+def _has_sanitizer(binary, init):
     try:
-        return b"__asan_init" in binary.read_bytes()
+        return init in binary.read_bytes()
     except OSError:
         return False
 
 
-ASAN = _has_asan(SERVER_BIN)
-SLOW = float(os.environ.get("KINFER_TEST_SLOW", "3" if ASAN else "1"))
+ASAN = _has_sanitizer(SERVER_BIN, b"__asan_init")
+TSAN = _has_sanitizer(SERVER_BIN, b"__tsan_init")
+SLOW = float(os.environ.get("KINFER_TEST_SLOW", "5" if TSAN else "3" if ASAN else "1"))
 
 
 def timeout(seconds):
@@ -63,6 +64,7 @@ SANITIZER_ENV = {
     "ASAN_OPTIONS": "detect_leaks=1:halt_on_error=1:abort_on_error=0:exitcode=23",
     "UBSAN_OPTIONS": "halt_on_error=1:print_stacktrace=1:exitcode=24",
     "LSAN_OPTIONS": "exitcode=23",
+    "TSAN_OPTIONS": "halt_on_error=1:exitcode=25",
 }
 
 
@@ -188,7 +190,8 @@ def _server_fixture(*args, name):
         status = srv.stop()
         tail = srv.stderr_tail()
         assert status == 0, f"{name} exited {status} after SIGTERM (a leak under ASan?):\n{tail}"
-        assert not any("ERROR: AddressSanitizer" in l or "runtime error:" in l for l in srv.stderr_lines), tail
+        assert not any("ERROR: AddressSanitizer" in l or "runtime error:" in l or
+                       "WARNING: ThreadSanitizer" in l for l in srv.stderr_lines), tail
 
 
 @pytest.fixture(scope="session")

@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from conftest import ROOT, SANITIZER_ENV, SERVER_BIN, Server, timeout
+from conftest import CLI_BIN, ROOT, SANITIZER_ENV, SERVER_BIN, Server, timeout
 
 FIXTURE = json.loads((ROOT / "tests/fixtures/server_infill.json").read_text())
 SYNTH_BIN = os.environ.get("KINFER_SYNTH_BIN", str(SERVER_BIN.parent / "synth-model"))
@@ -46,3 +46,24 @@ def test_infill_wrong_types(coder_server):
     assert r.status_code == 400 and "input_prefix" in r.json()["error"]["message"]
     r = coder_server.post("/infill", {"input_prefix": "", "input_suffix": "", "input_extra": "x"})
     assert r.status_code == 400 and "input_extra" in r.json()["error"]["message"]
+
+
+def _replaced(text):
+    """Text with each run of U+FFFD as one (Python and llama-server replace stray bytes differently)."""
+    import re
+    return re.sub("\ufffd+", "\ufffd", text)
+
+
+def test_cli_fim_matches_llama_server(coder_server):
+    """kinfer-cli --fim-prefix/--fim-suffix builds the same prompt: the same greedy text."""
+    case = next(c for c in FIXTURE["cases"] if "input_extra" not in c["request"])
+    req = case["request"]
+    model = coder_server.args[coder_server.args.index("-m") + 1]
+    out = subprocess.run([str(CLI_BIN), "-m", model, "--fim-prefix", req["input_prefix"],
+                          "--fim-suffix", req["input_suffix"], "-n", str(req["n_predict"]), "--temp", "0",
+                          "-b", "64", "-t", "2"],
+                         capture_output=True, env=dict(os.environ, **SANITIZER_ENV), timeout=timeout(120))
+    assert out.returncode == 0, out.stderr.decode(errors="replace")[-2000:]
+    text = out.stdout.decode("utf-8", errors="replace")
+    assert text.endswith("\n")
+    assert _replaced(text[:-1]) == _replaced(case["content"])

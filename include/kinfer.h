@@ -278,6 +278,25 @@ typedef struct kinfer_context_params {
     uint64_t gpu_margin_bytes; /* left free by n_gpu_layers = -1 (default 512 MiB) */
     kinfer_abort_fn abort_callback;
     void *abort_user_data;
+    /* Batch-invariant KV placement (default false).  The cache is split into
+     * n_seq_max regions of region = n_ctx / n_seq_max cells rounded down to a
+     * multiple of 64 (at least 64); position p of sequence s goes to cell
+     * s * region + p, so a position of region or more is KINFER_E_CONTEXT_FULL.
+     * Attention sums each token in one order whatever the micro-batch (the
+     * one-token order llama.cpp uses for a batch of 1), and every row is
+     * summed in the lane its position gives.  A sequence's logits then depend
+     * only on its own tokens and positions, never on the other sequences in
+     * the batch or the cache: what a server that batches requests needs for
+     * reproducible output.  A single sequence decoded one token at a time
+     * gets the same bits as without the option; batches of 2+ tokens of one
+     * sequence (a prompt) differ from llama.cpp's by float rounding.
+     * kinfer_kv_seq_cp copies the K/V rows into dst's region instead of
+     * sharing cells; kinfer_kv_seq_add moves cells within the region
+     * (KINFER_E_CONTEXT_FULL when a position would leave it,
+     * KINFER_E_UNSUPPORTED when one would land on a cell of the sequence
+     * that does not move).  Sliding-window layers keep a row for every cell
+     * (as full layers do) instead of a smaller store of slots. */
+    bool kv_seq_regions;
 } kinfer_context_params;
 
 KINFER_API kinfer_context_params kinfer_context_default_params(void);
@@ -341,7 +360,8 @@ KINFER_API const float *kinfer_get_logits(kinfer_context *ctx, int32_t i);
 /* Positions are half-open ranges [p0, p1); p1 < 0 means "to the end". */
 KINFER_API kinfer_status kinfer_kv_clear(kinfer_context *ctx);
 KINFER_API kinfer_status kinfer_kv_seq_rm(kinfer_context *ctx, kinfer_seq_id seq, kinfer_pos p0, kinfer_pos p1);
-/* Make dst share src's cells in [p0, p1) (a common prompt prefix). */
+/* Make dst share src's cells in [p0, p1) (a common prompt prefix); with
+ * kv_seq_regions, copy them into dst's region. */
 KINFER_API kinfer_status kinfer_kv_seq_cp(kinfer_context *ctx, kinfer_seq_id src, kinfer_seq_id dst,
                                kinfer_pos p0, kinfer_pos p1);
 /* Drop every sequence but seq. */

@@ -228,6 +228,12 @@ engine *engine_start(const kinfer_model *model, const engine_params *p, metrics 
     e->n_vocab = kinfer_model_n_vocab(model);
     kinfer_context_params cp = p->cparams;
     cp.n_seq_max = (uint32_t)p->n_slots;
+    /* Each slot's cells in a region of its own: a request's greedy text is
+     * then the same whatever else is being served (batch-invariant
+     * attention sums, kinfer.h), which is worth what it costs (the slots'
+     * regions are fixed: n_ctx / n_slots rounded down to 64 positions each;
+     * slower prompts on K-quant models).  Always on: no flag. */
+    cp.kv_seq_regions = true;
     kinfer_status st = kinfer_context_new(model, &cp, &e->ctx);
     if (st != KINFER_OK) {
         snprintf(err, err_size, "context: %s: %s", kinfer_status_str(st), kinfer_context_errmsg(e->ctx));
@@ -236,7 +242,7 @@ engine *engine_start(const kinfer_model *model, const engine_params *p, metrics 
         return NULL;
     }
     e->n_ctx_total = (int32_t)kinfer_context_n_ctx(e->ctx);
-    int32_t n_ctx_slot = e->n_ctx_total / p->n_slots;
+    int32_t n_ctx_slot = e->n_ctx_total / p->n_slots / 64 * 64; /* its region (kv_seq_regions) */
     e->gens = calloc((size_t)p->n_slots, sizeof *e->gens);
     e->biased = malloc((size_t)e->n_vocab * sizeof *e->biased);
     if (!e->gens || !e->biased || !sched_init(&e->sched, p->n_slots, n_ctx_slot, p->n_batch, p->queue_cap) ||

@@ -71,11 +71,25 @@ static kinfer_status matmul_failed(backend *be, kinfer_status st, const wtensor 
                        kinfer_status_str(st));
 }
 
+/* The K-quants follow llama.cpp's orders, which change with the token count
+ * (gemm.h: Q4_K's groups of four, Q5_K's and Q6_K's tiled kernels): under
+ * batch_invariant their matmuls go one token at a time, in the one-token
+ * order (slower for prompts: the weights are read once per token). */
+static int32_t tokens_per_call(const cpu_backend *cb, int type, int32_t n)
+{
+    const int batch_order = type == KINFER_TYPE_Q4_K || type == KINFER_TYPE_Q5_K || type == KINFER_TYPE_Q6_K;
+    return cb->batch_invariant && batch_order ? 1 : n;
+}
+
 static kinfer_status cpu_matmul(backend *be, const wtensor *w, const float *x, int32_t n, float *y)
 {
     cpu_backend *cb = cpu_of(be);
-    kinfer_status st = kinfer_matmul_ex(cb->pool, cb->mm, cb->mm_size, w->type, w->data, w->ne1, w->ne0,
-                                        x, n, y, KINFER_MATMUL_QUANT);
+    const int32_t step = tokens_per_call(cb, w->type, n);
+    kinfer_status st = KINFER_OK;
+    for (int32_t t = 0; t < n && !st; t += step)
+        st = kinfer_matmul_ex(cb->pool, cb->mm, cb->mm_size, w->type, w->data, w->ne1, w->ne0,
+                              x + (size_t)t * (size_t)w->ne0, step, y + (size_t)t * (size_t)w->ne1,
+                              KINFER_MATMUL_QUANT);
     return st ? matmul_failed(be, st, w, "matmul") : KINFER_OK;
 }
 
@@ -113,8 +127,12 @@ static kinfer_status cpu_matmul_gated(backend *be, const wtensor *gate, const wt
         run_ranges(cb, n, (int64_t)n * gate->ne1, gate_rows, &g);
         return KINFER_OK;
     }
-    st = kinfer_matmul_gated(cb->pool, cb->mm, cb->mm_size, gate->type, gate->data, up->data, gate->ne1,
-                             gate->ne0, x, n, y, gate_fn(act));
+    const int32_t step = tokens_per_call(cb, gate->type, n);
+    st = KINFER_OK;
+    for (int32_t t = 0; t < n && !st; t += step)
+        st = kinfer_matmul_gated(cb->pool, cb->mm, cb->mm_size, gate->type, gate->data, up->data,
+                                 gate->ne1, gate->ne0, x + (size_t)t * (size_t)gate->ne0, step,
+                                 y + (size_t)t * (size_t)gate->ne1, gate_fn(act));
     return st ? matmul_failed(be, st, gate, "gated matmul") : KINFER_OK;
 }
 
@@ -352,6 +370,7 @@ kinfer_status backend_cpu_new(const cpu_backend_shape *sh, backend **out, char *
     if (!cb) return status_fail(err, err_size, KINFER_E_NOMEM, "out of memory");
     cb->base.ops = &cpu_ops;
     cb->n_ctx = sh->n_ctx;
+    cb->batch_invariant = sh->batch_invariant;
     cb->n_ff = hp->n_ff;
     cb->mm_size = matmul_scratch(sh);
     cb->mm = cb->mm_size ? aligned_alloc(64, line_align(cb->mm_size)) : NULL;

@@ -20,6 +20,9 @@ typedef struct cpu_backend_shape {
     int type_k;
     int32_t n_tokens;
     int32_t n_threads;
+    /* kv_seq_regions: a token's bits must not depend on its batch, even
+     * where llama.cpp's order does (cpu_matmul) */
+    int batch_invariant;
 } cpu_backend_shape;
 
 /* Host scratch bytes the backend will allocate (for the memory estimate). */
@@ -35,6 +38,7 @@ typedef struct cpu_backend {
     backend base;
     struct kinfer_threadpool *pool; /* NULL: the calling thread does everything */
     uint32_t n_ctx;
+    int batch_invariant;            /* cpu_backend_shape's */
     void *mm;                       /* kinfer_matmul scratch */
     size_t mm_size;
     float *up;                      /* (n_tokens, n_ff) the up product when gate and up

@@ -314,8 +314,13 @@ void cpu_attention(backend *be, const backend_attn *a)
     cpu_backend *cb = (cpu_backend *)be;
     const kv_cache *kv = a->kv;
     /* llama.cpp sums F16 attention in one order for a single token and in
-     * another for a batch (attn_kernels.h): follow it */
-    const int order = a->n > 1 ? KINFER_F16_ORDER_GEMM : KINFER_F16_ORDER_VEC;
+     * another for a batch (attn_kernels.h): follow it.  Under kv_seq_regions
+     * a token's bits must not depend on the batch it came in: the
+     * single-token order for every batch.  (Its rows need nothing more: a
+     * sequence's cells are a run in its region, which starts on a multiple
+     * of ATT_LANE_PERIOD, so visible_rows gives each row the lane of its
+     * position, as for a sequence alone in the cache.) */
+    const int order = a->n > 1 && !kv->region ? KINFER_F16_ORDER_GEMM : KINFER_F16_ORDER_VEC;
     att_job job = {.cb = cb, .a = a, .sh = att_shape_of(a),
                    .wsum = kinfer_attn_wsum_get(kv->type_v, kv->head_dim_v, order),
                    .scores = kinfer_attn_scores_get(kv->type_k, kv->head_dim_k, order)};

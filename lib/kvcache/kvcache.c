@@ -12,31 +12,37 @@
 #include "model/weights.h"
 #include "quant.h"
 
-uint32_t kv_swa_slots(const model_weights *w, uint32_t n_ctx, uint32_t n_seq_max, uint32_t n_batch)
+uint32_t kv_region_size(uint32_t n_ctx, uint32_t n_seq_max)
+{
+    return n_seq_max ? n_ctx / n_seq_max / 64u * 64u : 0;
+}
+
+uint32_t kv_swa_slots(const model_weights *w, uint32_t n_ctx, uint32_t n_seq_max, uint32_t n_batch,
+                      uint32_t region)
 {
     const int64_t n_swa = w->hp.n_swa;
-    if (n_swa <= 0) return n_ctx;
+    if (n_swa <= 0 || region) return n_ctx;
     const uint64_t want = (uint64_t)n_seq_max * 2u * (uint64_t)n_swa + n_batch;
     return want < n_ctx ? (uint32_t)want : n_ctx;
 }
 
 uint64_t kv_layer_bytes(const model_weights *w, int il, uint32_t n_ctx, uint32_t n_seq_max,
-                        uint32_t n_batch, int type_k, int type_v)
+                        uint32_t n_batch, uint32_t region, int type_k, int type_v)
 {
     const model_hparams *hp = &w->hp;
     const int64_t kd = (int64_t)hp->n_head_kv * hp->head_dim_k;
     const int64_t vd = (int64_t)hp->n_head_kv * hp->head_dim_v;
     const uint64_t row = kinfer_row_size(type_k, kd) + kinfer_row_size(type_v, vd);
     const int swa = w->layers[il].is_swa && hp->n_swa > 0;
-    return row * (swa ? kv_swa_slots(w, n_ctx, n_seq_max, n_batch) : n_ctx);
+    return row * (swa ? kv_swa_slots(w, n_ctx, n_seq_max, n_batch, region) : n_ctx);
 }
 
 uint64_t kv_cache_bytes(const model_weights *w, uint32_t n_ctx, uint32_t n_seq_max,
-                        uint32_t n_batch, int type_k, int type_v)
+                        uint32_t n_batch, uint32_t region, int type_k, int type_v)
 {
     uint64_t bytes = 0;
     for (int il = 0; il < w->hp.n_layer; il++)
-        bytes += kv_layer_bytes(w, il, n_ctx, n_seq_max, n_batch, type_k, type_v);
+        bytes += kv_layer_bytes(w, il, n_ctx, n_seq_max, n_batch, region, type_k, type_v);
     return bytes;
 }
 
@@ -46,12 +52,14 @@ static size_t line_align(size_t n)
 }
 
 kinfer_status kv_init(kv_cache *kv, const model_weights *w, uint32_t n_ctx, uint32_t n_seq_max,
-                      uint32_t n_batch, int type_k, int type_v)
+                      uint32_t n_batch, uint32_t region, int type_k, int type_v)
 {
     const model_hparams *hp = &w->hp;
     memset(kv, 0, sizeof *kv);
     kv->n_ctx = n_ctx;
     kv->n_seq_max = n_seq_max;
+    kv->region = region;
+    if (region && (uint64_t)region * n_seq_max > n_ctx) return KINFER_E_INVALID_ARG;
     kv->n_layer = hp->n_layer;
     kv->type_k = type_k;
     kv->type_v = type_v;
@@ -73,8 +81,11 @@ kinfer_status kv_init(kv_cache *kv, const model_weights *w, uint32_t n_ctx, uint
         !kv->view_cell || !kv->view_pos)
         return KINFER_E_NOMEM;
     kv->n_swa = hp->n_swa;
-    kv->n_swa_slots = kv_swa_slots(w, n_ctx, n_seq_max, n_batch);
-    if (kv->n_swa > 0) {
+    kv->n_swa_slots = kv_swa_slots(w, n_ctx, n_seq_max, n_batch, region);
+    /* with regions a sliding-window layer's rows are by cell (no slots):
+     * layer_swa stays NULL, and only the window (n_swa) limits what a token
+     * sees */
+    if (kv->n_swa > 0 && !region) {
         uint8_t *ls = calloc((size_t)hp->n_layer, 1);
         kv->free_slots = malloc((size_t)kv->n_swa_slots * sizeof *kv->free_slots);
         kv->dead = malloc((size_t)kv->n_swa_slots * sizeof *kv->dead);
@@ -172,7 +183,7 @@ static int cell_dead(const kv_cache *kv, const kv_cell *c, const int32_t *horizo
 int kv_swa_assign(kv_cache *kv, const uint32_t *cells, int32_t n, const uint8_t *mine,
                   const int32_t *horizon_before, const int32_t *horizon_now)
 {
-    if (kv->n_swa <= 0) return 1;
+    if (kv->n_swa <= 0 || kv->region) return 1;
     if (kv->n_free_slots < (uint32_t)n) {
         /* reclaim dead cells' slots, the oldest first and only as many as
          * needed: the rest keep their rows for a kv_seq_rm that goes back */
@@ -193,7 +204,7 @@ int kv_swa_assign(kv_cache *kv, const uint32_t *cells, int32_t n, const uint8_t 
 
 int kv_swa_lost(const kv_cache *kv, int32_t s, int32_t p)
 {
-    if (kv->n_swa <= 0) return 0;
+    if (kv->n_swa <= 0 || kv->region) return 0;
     for (uint32_t i = 0; i < kv->hi; i++) {
         const kv_cell *c = &kv->cells[i];
         if (c->pos >= 0 && kv->slot[i] < 0 && c->pos < p && p - c->pos < kv->n_swa &&
@@ -269,9 +280,39 @@ void kv_seq_rm(kv_cache *kv, int32_t seq, int32_t p0, int32_t p1)
     }
 }
 
+/* Cell `to` gets cell `from`'s key and value rows in every layer (regions:
+ * rows by cell in every layer). */
+static void copy_cell_rows(kv_cache *kv, uint32_t from, uint32_t to)
+{
+    for (int il = 0; il < kv->n_layer; il++)
+        for (int h = 0; h < kv->n_head_kv; h++) {
+            uint8_t *k = kv_k_head(kv, il, h), *v = kv_v_head(kv, il, h);
+            memcpy(k + (size_t)to * kv->head_k, k + (size_t)from * kv->head_k, kv->head_k);
+            memcpy(v + (size_t)to * kv->head_v, v + (size_t)from * kv->head_v, kv->head_v);
+        }
+}
+
+/* Regions: src's cells in [p0, p1) copied to the same positions in dst's
+ * region, whose cells there are replaced. */
+static void region_seq_cp(kv_cache *kv, int32_t src, int32_t dst, int32_t p0, int32_t p1)
+{
+    const uint32_t bs = (uint32_t)src * kv->region, bd = (uint32_t)dst * kv->region;
+    for (uint32_t p = 0; p < kv->region; p++) {
+        if (!in_range((int32_t)p, p0, p1)) continue;
+        const kv_cell *c = &kv->cells[bs + p];
+        if (c->pos < 0 || !kv_cell_has_seq(c, src)) continue;
+        copy_cell_rows(kv, bs + p, bd + p);
+        kv_cell_take(kv, bd + p, c->pos, dst);
+    }
+}
+
 void kv_seq_cp(kv_cache *kv, int32_t src, int32_t dst, int32_t p0, int32_t p1)
 {
     if (src == dst) return;
+    if (kv->region) {
+        region_seq_cp(kv, src, dst, p0, p1);
+        return;
+    }
     for (uint32_t i = 0; i < kv->hi; i++) {
         kv_cell *c = &kv->cells[i];
         if (c->pos >= 0 && in_range(c->pos, p0, p1) && kv_cell_has_seq(c, src))
@@ -314,10 +355,47 @@ static void rerotate_cell(kv_cache *kv, const model_weights *w, uint32_t i, int3
     }
 }
 
+/* Regions: seq's cells in [p0, p1) move to cell base + pos + delta (their
+ * rows copied, then re-rotated); those below position 0 are removed.  The
+ * moves go in the direction that never lands on a cell still to move. */
+static kinfer_status region_seq_add(kv_cache *kv, const model_weights *w, int32_t seq, int32_t p0,
+                                    int32_t p1, int32_t delta)
+{
+    const uint32_t base = (uint32_t)seq * kv->region;
+    const int32_t n = (int32_t)kv->region;
+    for (int32_t p = 0; p < n; p++) {
+        const kv_cell *c = &kv->cells[base + (uint32_t)p];
+        if (c->pos < 0 || !in_range(p, p0, p1)) continue;
+        const int32_t np = p + delta;
+        if (np < 0) continue;
+        if (np >= n) return KINFER_E_CONTEXT_FULL;
+        if (kv->cells[base + (uint32_t)np].pos >= 0 && !in_range(np, p0, p1))
+            return KINFER_E_UNSUPPORTED; /* a cell that stays holds that position */
+    }
+    float *tmp = malloc((size_t)kv->n_head_kv * (size_t)kv->head_dim_k * sizeof *tmp);
+    if (!tmp) return KINFER_E_NOMEM;
+    for (int32_t k = 0; k < n; k++) {
+        const int32_t p = delta < 0 ? k : n - 1 - k;
+        const uint32_t from = base + (uint32_t)p;
+        if (kv->cells[from].pos < 0 || !in_range(p, p0, p1)) continue;
+        const int32_t np = p + delta;
+        if (np >= 0) {
+            const uint32_t to = base + (uint32_t)np;
+            copy_cell_rows(kv, from, to);
+            kv_cell_take(kv, to, np, seq);
+            rerotate_cell(kv, w, to, delta, tmp);
+        }
+        kv_cell_release(kv, from);
+    }
+    free(tmp);
+    return KINFER_OK;
+}
+
 kinfer_status kv_seq_add(kv_cache *kv, const model_weights *w, int32_t seq, int32_t p0,
                          int32_t p1, int32_t delta)
 {
     if (delta == 0) return KINFER_OK;
+    if (kv->region) return region_seq_add(kv, w, seq, p0, p1, delta);
     float *tmp = malloc((size_t)kv->n_head_kv * (size_t)kv->head_dim_k * sizeof *tmp);
     if (!tmp) return KINFER_E_NOMEM;
     for (uint32_t i = 0; i < kv->hi; i++) {
@@ -353,10 +431,21 @@ void kv_write(kv_cache *kv, int il, uint32_t i, const float *k, const float *v)
 kinfer_status kv_batch_begin(kv_cache *kv, int32_t n, const int32_t *pos, const int32_t *seq,
                              uint32_t *cells)
 {
-    if (!kv_find_free(kv, (uint32_t)n, cells)) return KINFER_E_CONTEXT_FULL;
+    if (kv->region) {
+        /* every cell first: the batch's (seq, pos) are distinct (the
+         * positions of a sequence increase), so its cells are too */
+        for (int32_t i = 0; i < n; i++) {
+            if (pos[i] < 0 || (uint32_t)pos[i] >= kv->region || (uint32_t)seq[i] >= kv->n_seq_max)
+                return KINFER_E_CONTEXT_FULL;
+            cells[i] = (uint32_t)seq[i] * kv->region + (uint32_t)pos[i];
+            if (kv->cells[cells[i]].pos >= 0) return KINFER_E_CONTEXT_FULL;
+        }
+    } else if (!kv_find_free(kv, (uint32_t)n, cells)) {
+        return KINFER_E_CONTEXT_FULL;
+    }
     for (int32_t i = 0; i < n; i++) kv_cell_take(kv, cells[i], pos[i], seq[i]);
     for (int32_t i = 0; i < n; i++) kv->cell_mine[cells[i]] = 1;
-    if (kv->n_swa <= 0) return KINFER_OK;
+    if (kv->n_swa <= 0 || kv->region) return KINFER_OK;
     /* sliding-window horizons per sequence (see kv_swa_assign), from the
      * cells that were there before this decode */
     int32_t *h_before = kv->horizon, *h_now = kv->horizon + kv->n_seq_max;
@@ -377,7 +466,7 @@ kinfer_status kv_batch_begin(kv_cache *kv, int32_t n, const int32_t *pos, const 
 int kv_batch_ubatch(kv_cache *kv, const uint32_t *cells, int32_t m, const int32_t *pos,
                     const int32_t *seq)
 {
-    if (kv->n_swa <= 0) return 1;
+    if (kv->n_swa <= 0 || kv->region) return 1;
     int32_t *h_before = kv->horizon, *h_now = kv->horizon + kv->n_seq_max;
     for (int32_t i = m; i-- > 0;) h_now[seq[i]] = pos[i]; /* first */
     if (!kv_swa_assign(kv, cells, m, kv->cell_mine, h_before, h_now)) return 0;

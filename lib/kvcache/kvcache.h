@@ -33,6 +33,9 @@ typedef struct kv_cell {
 typedef struct kv_cache {
     uint32_t n_ctx;                /* cells */
     uint32_t n_seq_max;
+    /* kv_seq_regions: cells per sequence (a multiple of 64), position p of
+     * sequence s in cell s * region + p; 0: any free cell takes any token */
+    uint32_t region;
     int32_t n_layer;
     int type_k, type_v;            /* KINFER_TYPE_F16 / Q8_0 / F32 */
     int n_head_kv;
@@ -64,22 +67,28 @@ typedef struct kv_cache {
     uint64_t n_views;              /* views made so far: a view's id */
 } kv_cache;
 
-/* Bytes the cache of a model would take (without the cell table). */
+/* Cells per sequence under kv_seq_regions: n_ctx / n_seq_max rounded down
+ * to a multiple of 64 (0 when that is less than 64). */
+uint32_t kv_region_size(uint32_t n_ctx, uint32_t n_seq_max);
+
 /* Slots a sliding-window layer needs: every sequence may hold up to n_swa - 1
  * positions from before a decode plus n_swa - 1 from its earlier
- * micro-batches, plus one micro-batch; never more than n_ctx. */
-uint32_t kv_swa_slots(const model_weights *w, uint32_t n_ctx, uint32_t n_seq_max, uint32_t n_batch);
+ * micro-batches, plus one micro-batch; never more than n_ctx.  With regions
+ * (region > 0) n_ctx: such a layer keeps a row per cell, as a full one. */
+uint32_t kv_swa_slots(const model_weights *w, uint32_t n_ctx, uint32_t n_seq_max, uint32_t n_batch,
+                      uint32_t region);
 
 /* Bytes the K and V rows of layer il would take. */
 uint64_t kv_layer_bytes(const model_weights *w, int il, uint32_t n_ctx, uint32_t n_seq_max,
-                        uint32_t n_batch, int type_k, int type_v);
+                        uint32_t n_batch, uint32_t region, int type_k, int type_v);
 
 /* Bytes the cache of a model would take (without the cell table). */
 uint64_t kv_cache_bytes(const model_weights *w, uint32_t n_ctx, uint32_t n_seq_max,
-                        uint32_t n_batch, int type_k, int type_v);
+                        uint32_t n_batch, uint32_t region, int type_k, int type_v);
 
+/* region: kv_region_size for kv_seq_regions, else 0. */
 kinfer_status kv_init(kv_cache *kv, const model_weights *w, uint32_t n_ctx, uint32_t n_seq_max,
-                      uint32_t n_batch, int type_k, int type_v);
+                      uint32_t n_batch, uint32_t region, int type_k, int type_v);
 void kv_free(kv_cache *kv);
 
 static inline int kv_cell_has_seq(const kv_cell *c, int32_t seq)
@@ -98,7 +107,11 @@ void kv_cell_release(kv_cache *kv, uint32_t i);
 int32_t kv_seq_pos_max(const kv_cache *kv, int32_t seq);
 
 /* Remove / copy / keep / shift, as in kinfer.h (seq < 0 in seq_rm = every
- * sequence).  seq_add needs the model to re-rotate keys. */
+ * sequence).  seq_add needs the model to re-rotate keys.  With regions,
+ * seq_cp copies the rows into dst's region (its cells there in [p0, p1)
+ * are replaced), and seq_add moves cells within seq's region: it checks
+ * first and changes nothing on failure (KINFER_E_CONTEXT_FULL: a position
+ * past the region; KINFER_E_UNSUPPORTED: onto a cell that stays). */
 void kv_seq_rm(kv_cache *kv, int32_t seq, int32_t p0, int32_t p1);
 void kv_seq_cp(kv_cache *kv, int32_t src, int32_t dst, int32_t p0, int32_t p1);
 void kv_seq_keep(kv_cache *kv, int32_t seq);
@@ -108,7 +121,8 @@ void kv_clear(kv_cache *kv);
 
 /*
  * A decode's claim on cells, in three steps: kv_batch_begin takes a cell for
- * every token of the batch (cells[0..n), lowest free first) before any is
+ * every token of the batch (cells[0..n), lowest free first; with regions,
+ * cell seq * region + pos, which must be free and in the region) before any is
  * written; kv_batch_ubatch gives the cells of each micro-batch, in order,
  * their sliding-window slots; kv_batch_end releases them all again when the
  * decode failed, so the cache is as it was before the call.  The cells of

@@ -34,13 +34,14 @@ kinfer_status kinfer_context_new(const kinfer_model *model, const kinfer_context
                         "but the forward pass runs on the CPU only so far (use n_gpu_layers = 0)",
                         sz->gpu.n_gpu_layers);
 
-    st = kv_init(&ctx->kv, &model->w, sz->n_ctx, sz->n_seq_max, sz->n_batch, sz->type_k,
-                 sz->type_v);
+    st = kv_init(&ctx->kv, &model->w, sz->n_ctx, sz->n_seq_max, sz->n_batch, sz->kv_region,
+                 sz->type_k, sz->type_v);
     if (st)
         return ctx_fail(ctx, st, "cannot allocate the KV cache (%llu bytes for %u cells)",
                         (unsigned long long)sz->kv_bytes, sz->n_ctx);
     const cpu_backend_shape shape = {.w = &model->w, .n_ctx = sz->n_ctx, .type_k = sz->type_k,
-                                     .n_tokens = sz->n_slice, .n_threads = sz->n_threads};
+                                     .n_tokens = sz->n_slice, .n_threads = sz->n_threads,
+                                     .batch_invariant = sz->kv_region != 0};
     if ((st = backend_cpu_new(&shape, &ctx->be, ctx->errmsg, sizeof ctx->errmsg))) return st;
     ctx->fwd = (forward){
         .w = &model->w,
@@ -110,6 +111,11 @@ static kinfer_status validate(kinfer_context *ctx, const kinfer_batch *batch)
             return ctx_fail(ctx, KINFER_E_INVALID_ARG,
                             "token %d: position %d is outside the context [0, %u)", i, pos,
                             ctx->sz.n_ctx);
+        if (ctx->kv.region && (uint32_t)pos >= ctx->kv.region)
+            return ctx_fail(ctx, KINFER_E_CONTEXT_FULL,
+                            "token %d: position %d of sequence %d is past its KV region of %u "
+                            "cells (kv_seq_regions: n_ctx / n_seq_max rounded down to 64)",
+                            i, pos, seq, ctx->kv.region);
         if (ctx->seq_last[seq] == INT32_MIN) {
             ctx->seq_last[seq] = kv_seq_pos_max(&ctx->kv, seq);
             if (pos > ctx->seq_last[seq] && kv_swa_lost(&ctx->kv, seq, pos))
@@ -271,6 +277,13 @@ kinfer_status kinfer_kv_seq_add(kinfer_context *ctx, kinfer_seq_id seq, kinfer_p
     kinfer_status st = check_seq(ctx, seq, "kv_seq_add");
     if (st) return st;
     st = kv_seq_add(&ctx->kv, &ctx->model->w, seq, p0, p1, delta);
+    if (st == KINFER_E_CONTEXT_FULL)
+        return ctx_fail(ctx, st, "kv_seq_add: a position of sequence %d would move past its KV "
+                        "region of %u cells (kv_seq_regions)", seq, ctx->kv.region);
+    if (st == KINFER_E_UNSUPPORTED)
+        return ctx_fail(ctx, st, "kv_seq_add: a position of sequence %d would move onto one it "
+                        "still holds outside [p0, p1) (kv_seq_regions keeps one cell per "
+                        "position)", seq);
     if (st) return ctx_fail(ctx, st, "kv_seq_add: out of memory");
     return KINFER_OK;
 }

@@ -90,8 +90,8 @@ static kinfer_status plan_gpu(const kinfer_model *model, const kinfer_context_pa
     }
     for (int il = 0; il < n_layer; il++)
         layer_bytes[il] = layer_weight_bytes(&w->layers[il]) +
-                          kv_layer_bytes(w, il, out->n_ctx, out->n_seq_max, out->n_batch, p->type_k,
-                                         p->type_v);
+                          kv_layer_bytes(w, il, out->n_ctx, out->n_seq_max, out->n_batch,
+                                         out->kv_region, p->type_k, p->type_v);
     const placement_need need = {
         .n_layer = n_layer,
         .layer_bytes = layer_bytes,
@@ -105,7 +105,8 @@ static kinfer_status plan_gpu(const kinfer_model *model, const kinfer_context_pa
     for (int il = out->gpu.first_gpu_layer; il < n_layer; il++) {
         out->weights_device_bytes += layer_weight_bytes(&w->layers[il]);
         out->kv_device_bytes +=
-            kv_layer_bytes(w, il, out->n_ctx, out->n_seq_max, out->n_batch, p->type_k, p->type_v);
+            kv_layer_bytes(w, il, out->n_ctx, out->n_seq_max, out->n_batch, out->kv_region, p->type_k,
+                           p->type_v);
     }
     if (out->gpu.output_on_gpu) out->weights_device_bytes += need.output_bytes;
     out->compute_device_bytes = out->gpu.n_gpu_layers > 0 ? need.compute_bytes : 0;
@@ -161,7 +162,16 @@ kinfer_status context_plan(const kinfer_model *model, const kinfer_context_param
                  kinfer_type_name(p->type_v));
         return KINFER_E_UNSUPPORTED;
     }
-    out->kv_bytes = kv_cache_bytes(w, out->n_ctx, out->n_seq_max, out->n_batch, p->type_k, p->type_v);
+    if (p->kv_seq_regions) {
+        out->kv_region = kv_region_size(out->n_ctx, out->n_seq_max);
+        if (!out->kv_region) {
+            snprintf(err, err_size, "kv_seq_regions: n_ctx %u gives the %u sequences less than 64 "
+                     "cells each", out->n_ctx, out->n_seq_max);
+            return KINFER_E_INVALID_ARG;
+        }
+    }
+    out->kv_bytes = kv_cache_bytes(w, out->n_ctx, out->n_seq_max, out->n_batch, out->kv_region,
+                                   p->type_k, p->type_v);
 
     /* activations, the CPU backend's scratch, and one row of logits (the
      * default, last token only; each further token that asks for logits

@@ -17,6 +17,7 @@ typedef struct context_sizes {
     int32_t n_slice;           /* tokens the forward pass takes at once (forward.h) */
     int32_t n_threads;
     int type_k, type_v;
+    uint32_t kv_region;        /* kv_seq_regions: cells per sequence (kv_region_size); 0 off */
     uint64_t kv_bytes;         /* K and V rows of every layer */
     uint64_t compute_bytes;    /* activations, backend scratch, one row of logits */
     placement gpu;             /* the layers on the GPU */

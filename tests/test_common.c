@@ -189,6 +189,19 @@ START_TEST(test_loop_on_model)
 }
 END_TEST
 
+START_TEST(test_textbuf_printf_grows)
+{
+    textbuf b = {0};
+    ck_assert(textbuf_printf(&b, "%s=%d", "a", 1));
+    for (int i = 0; i < 200; i++) ck_assert(textbuf_printf(&b, ";%03d", i));
+    ck_assert_uint_eq(b.n, 3 + 200 * 4);
+    ck_assert_uint_eq(strlen(textbuf_str(&b)), b.n);
+    ck_assert(!strncmp(textbuf_str(&b), "a=1;000;001", 11));
+    ck_assert_str_eq(textbuf_str(&b) + b.n - 4, ";199");
+    textbuf_free(&b);
+}
+END_TEST
+
 static Suite *common_suite(void)
 {
     Suite *s = suite_create("common");
@@ -198,6 +211,7 @@ static Suite *common_suite(void)
     tcase_add_test(tc, test_stop_earliest_of_several);
     tcase_add_test(tc, test_stop_none_passes_through);
     tcase_add_test(tc, test_stop_at_start);
+    tcase_add_test(tc, test_textbuf_printf_grows);
     suite_add_tcase(s, tc);
     TCase *tm = tcase_create("model");
     tcase_set_timeout(tm, 120);

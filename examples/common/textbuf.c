@@ -1,6 +1,8 @@
 /* textbuf.c — growable byte buffer (see textbuf.h). */
 #include "textbuf.h"
 
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -22,6 +24,27 @@ bool textbuf_append(textbuf *b, const char *text, size_t n)
 bool textbuf_append_str(textbuf *b, const char *s)
 {
     return textbuf_append(b, s, strlen(s));
+}
+
+bool textbuf_printf(textbuf *b, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    if (n < 0) return false;
+    if (b->n + (size_t)n + 1 > b->cap) {   /* room for the text and its NUL */
+        size_t cap = (b->n + (size_t)n + 1) * 2;
+        char *p = realloc(b->p, cap);
+        if (!p) return false;
+        b->p = p;
+        b->cap = cap;
+    }
+    va_start(ap, fmt);
+    vsnprintf(b->p + b->n, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    b->n += (size_t)n;
+    return true;
 }
 
 const char *textbuf_str(const textbuf *b)

@@ -13,6 +13,8 @@ typedef struct textbuf {
 /* Append n bytes; false when memory ran out (the buffer is unchanged). */
 bool textbuf_append(textbuf *b, const char *text, size_t n);
 bool textbuf_append_str(textbuf *b, const char *s);
+/* Append printf-formatted text; false when memory ran out. */
+bool textbuf_printf(textbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* The text, "" when empty.  Valid until the next append or free. */
 const char *textbuf_str(const textbuf *b);
 void textbuf_clear(textbuf *b);

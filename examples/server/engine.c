@@ -225,6 +225,9 @@ engine *engine_start(const kinfer_model *model, const engine_params *p, metrics 
     }
     e->model = model;
     e->metrics = m;
+    e->joined = true;   /* no thread yet: engine_free has nothing to stop */
+    pthread_mutex_init(&e->mu, NULL);
+    pthread_cond_init(&e->wake, NULL);
     e->n_vocab = kinfer_model_n_vocab(model);
     kinfer_context_params cp = p->cparams;
     cp.n_seq_max = (uint32_t)p->n_slots;
@@ -237,8 +240,7 @@ engine *engine_start(const kinfer_model *model, const engine_params *p, metrics 
     kinfer_status st = kinfer_context_new(model, &cp, &e->ctx);
     if (st != KINFER_OK) {
         snprintf(err, err_size, "context: %s: %s", kinfer_status_str(st), kinfer_context_errmsg(e->ctx));
-        kinfer_context_free(e->ctx);
-        free(e);
+        engine_free(e);
         return NULL;
     }
     e->n_ctx_total = (int32_t)kinfer_context_n_ctx(e->ctx);
@@ -250,22 +252,14 @@ engine *engine_start(const kinfer_model *model, const engine_params *p, metrics 
         snprintf(err, err_size, "out of memory (or -c %d too small for -np %d)", e->n_ctx_total, p->n_slots);
         goto fail;
     }
-    pthread_mutex_init(&e->mu, NULL);
-    pthread_cond_init(&e->wake, NULL);
     if (pthread_create(&e->thread, NULL, engine_main, e) != 0) {
         snprintf(err, err_size, "cannot start the scheduler thread");
-        pthread_mutex_destroy(&e->mu);
-        pthread_cond_destroy(&e->wake);
         goto fail;
     }
+    e->joined = false;
     return e;
 fail:
-    sched_batch_free(&e->batch);
-    sched_free(&e->sched);
-    free(e->gens);
-    free(e->biased);
-    kinfer_context_free(e->ctx);
-    free(e);
+    engine_free(e);
     return NULL;
 }
 

@@ -1,7 +1,6 @@
 /* metrics.c — counters and their Prometheus text (see metrics.h). */
 #include "metrics.h"
 
-#include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -56,53 +55,42 @@ void metrics_set_gauges(metrics *m, int64_t in_flight, int64_t queued, int64_t k
     pthread_mutex_unlock(&m->mu);
 }
 
-static void line(textbuf *out, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void line(textbuf *out, const char *fmt, ...)
-{
-    char buf[512];
-    va_list ap;
-    va_start(ap, fmt);
-    int n = vsnprintf(buf, sizeof buf, fmt, ap);
-    va_end(ap);
-    if (n > 0) textbuf_append(out, buf, (size_t)n < sizeof buf ? (size_t)n : sizeof buf - 1);
-}
-
 void metrics_render(metrics *m, textbuf *out)
 {
     pthread_mutex_lock(&m->mu);
-    line(out, "# HELP kinfer_requests_total HTTP requests by endpoint and status.\n"
+    textbuf_printf(out, "# HELP kinfer_requests_total HTTP requests by endpoint and status.\n"
               "# TYPE kinfer_requests_total counter\n");
     for (int i = 0; i < m->n_routes; i++)
-        line(out, "kinfer_requests_total{endpoint=\"%s\",status=\"%d\"} %llu\n", m->routes[i].endpoint,
+        textbuf_printf(out, "kinfer_requests_total{endpoint=\"%s\",status=\"%d\"} %llu\n", m->routes[i].endpoint,
              m->routes[i].status, (unsigned long long)m->routes[i].count);
-    line(out, "# HELP kinfer_prompt_tokens_total Prompt tokens evaluated (cache hits excluded).\n"
+    textbuf_printf(out, "# HELP kinfer_prompt_tokens_total Prompt tokens evaluated (cache hits excluded).\n"
               "# TYPE kinfer_prompt_tokens_total counter\nkinfer_prompt_tokens_total %llu\n",
          (unsigned long long)m->prompt_tokens);
-    line(out, "# HELP kinfer_tokens_predicted_total Tokens generated.\n"
+    textbuf_printf(out, "# HELP kinfer_tokens_predicted_total Tokens generated.\n"
               "# TYPE kinfer_tokens_predicted_total counter\nkinfer_tokens_predicted_total %llu\n",
          (unsigned long long)m->generated_tokens);
-    line(out, "# HELP kinfer_prompt_seconds_total Time from admission to the first token.\n"
+    textbuf_printf(out, "# HELP kinfer_prompt_seconds_total Time from admission to the first token.\n"
               "# TYPE kinfer_prompt_seconds_total counter\nkinfer_prompt_seconds_total %.6f\n",
          m->prompt_seconds);
-    line(out, "# HELP kinfer_tokens_predicted_seconds_total Time generating.\n"
+    textbuf_printf(out, "# HELP kinfer_tokens_predicted_seconds_total Time generating.\n"
               "# TYPE kinfer_tokens_predicted_seconds_total counter\n"
               "kinfer_tokens_predicted_seconds_total %.6f\n", m->generation_seconds);
-    line(out, "# HELP kinfer_cache_hit_tokens_total Prompt tokens taken from the prompt cache.\n"
+    textbuf_printf(out, "# HELP kinfer_cache_hit_tokens_total Prompt tokens taken from the prompt cache.\n"
               "# TYPE kinfer_cache_hit_tokens_total counter\nkinfer_cache_hit_tokens_total %llu\n",
          (unsigned long long)m->cache_hit_tokens);
-    line(out, "# HELP kinfer_requests_processing Requests in a slot.\n"
+    textbuf_printf(out, "# HELP kinfer_requests_processing Requests in a slot.\n"
               "# TYPE kinfer_requests_processing gauge\nkinfer_requests_processing %lld\n",
          (long long)m->in_flight);
-    line(out, "# HELP kinfer_requests_deferred Requests waiting in the queue.\n"
+    textbuf_printf(out, "# HELP kinfer_requests_deferred Requests waiting in the queue.\n"
               "# TYPE kinfer_requests_deferred gauge\nkinfer_requests_deferred %lld\n",
          (long long)m->queued);
-    line(out, "# HELP kinfer_kv_cache_tokens KV cache cells in use (a prefix that slots share counts once).\n"
+    textbuf_printf(out, "# HELP kinfer_kv_cache_tokens KV cache cells in use (a prefix that slots share counts once).\n"
               "# TYPE kinfer_kv_cache_tokens gauge\nkinfer_kv_cache_tokens %lld\n",
          (long long)m->kv_cells_used);
-    line(out, "# HELP kinfer_kv_cache_cells KV cache cells in all.\n"
+    textbuf_printf(out, "# HELP kinfer_kv_cache_cells KV cache cells in all.\n"
               "# TYPE kinfer_kv_cache_cells gauge\nkinfer_kv_cache_cells %lld\n",
          (long long)m->kv_cells_total);
-    line(out, "# HELP kinfer_decode_steps_total Scheduler steps.\n"
+    textbuf_printf(out, "# HELP kinfer_decode_steps_total Scheduler steps.\n"
               "# TYPE kinfer_decode_steps_total counter\nkinfer_decode_steps_total %llu\n",
          (unsigned long long)m->decode_steps);
     pthread_mutex_unlock(&m->mu);

@@ -294,11 +294,10 @@ static enum MHD_Result metrics_route(server *srv, struct MHD_Connection *c, exch
 /* The body as a JSON object, or NULL after answering 400. */
 static cJSON *json_body(server *srv, struct MHD_Connection *c, exchange *x, enum MHD_Result *ret)
 {
-    cJSON *root = cJSON_ParseWithLength(textbuf_str(&x->body), x->body.n);
-    if (cJSON_IsObject(root)) return root;
-    cJSON_Delete(root);
-    *ret = fail(srv, c, x, 400, "invalid_request_error", root ? "the body must be a JSON object" : "the body is not valid JSON");
-    return NULL;
+    api_error err;
+    cJSON *root = oai_parse_object(textbuf_str(&x->body), x->body.n, &err);
+    if (!root) *ret = send_error(srv, c, x, &err);
+    return root;
 }
 
 static enum MHD_Result tokenize(server *srv, struct MHD_Connection *c, exchange *x)

@@ -427,17 +427,22 @@ static bool parse_logprobs(const cJSON *root, api_kind kind, request *r, api_err
     return true;
 }
 
+struct cJSON *oai_parse_object(const char *body, size_t len, api_error *err)
+{
+    cJSON *root = cJSON_ParseWithLength(body, len);
+    if (cJSON_IsObject(root)) return root;
+    bad_request(err, root ? "the body must be a JSON object" : "the body is not valid JSON");
+    cJSON_Delete(root);
+    return NULL;
+}
+
 bool oai_parse_completion(const server *srv, api_kind kind, const char *body, size_t len,
                           request *r, api_call *call, api_error *err)
 {
     memset(err, 0, sizeof *err);
-    cJSON *root = cJSON_ParseWithLength(body, len);
-    if (!root) return bad_request(err, "the body is not valid JSON");
+    cJSON *root = oai_parse_object(body, len, err);
+    if (!root) return false;
     bool ok = false;
-    if (!cJSON_IsObject(root)) {
-        bad_request(err, "the body must be a JSON object");
-        goto done;
-    }
     call->kind = kind;
     call->created = (int64_t)time(NULL);
     static atomic_uint_fast64_t n_calls;   /* ids: unique in this run, distinct across runs */

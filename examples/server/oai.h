@@ -44,6 +44,10 @@ struct cJSON;
 struct cJSON *oai_text(const char *text, size_t n);
 void oai_add_text(struct cJSON *obj, const char *name, const char *text, size_t n);
 
+/* A request body as a JSON object (the caller deletes it), or NULL with a
+ * 400 in *err naming what is wrong. */
+struct cJSON *oai_parse_object(const char *body, size_t len, api_error *err);
+
 /* Parse a completion body into r; false with *err filled. */
 bool oai_parse_completion(const server *srv, api_kind kind, const char *body, size_t len,
                           request *r, api_call *call, api_error *err);

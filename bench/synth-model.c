@@ -39,7 +39,34 @@ static const shape shapes[] = {
     /* DeepSeek-Coder 1.3B's shape and FIM tokens (its linear RoPE scaling is not written) */
     {"deepseek-coder-1.3b", "llama", 32256, 2048, 24, 16, 16, 128, 5504, 16384, 100000.0f, 1e-6f, 0, 0, 0,
      NULL, 1},
+    /* mixtures of experts: Mixtral is a llama file with experts of n_ff */
+    {"mixtral-8x7b", "llama", 32000, 4096, 32, 32, 8, 128, 14336, 32768, 1000000.0f, 1e-5f, 0, 0, 0, NULL, 0},
+    {"mixtral-tiny", "llama", 8192, 512, 2, 8, 4, 64, 768, 4096, 1000000.0f, 1e-5f, 0, 0, 0, NULL, 0},
+    {"qwen3-30b-a3b", "qwen3moe", 151936, 2048, 48, 32, 4, 128, 6144, 40960, 1000000.0f, 1e-6f, 0, 0, 0,
+     "qwen2", 0},
+    {"qwen3moe-tiny", "qwen3moe", 8192, 512, 2, 8, 4, 128, 1536, 4096, 1000000.0f, 1e-6f, 0, 0, 0, "qwen2", 0},
 };
+
+/* The shapes whose layers are mixtures of experts (Mixtral's experts are
+ * n_ff wide; Qwen3-MoE's expert_feed_forward_length). */
+typedef struct moe_spec {
+    const char *name;
+    int n_expert, n_expert_used, n_ff_exp;
+} moe_spec;
+
+static const moe_spec moe_specs[] = {
+    {"mixtral-8x7b", 8, 2, 14336},
+    {"mixtral-tiny", 8, 2, 768},
+    {"qwen3-30b-a3b", 128, 8, 768},
+    {"qwen3moe-tiny", 64, 8, 256},
+};
+
+static moe_spec moe_of(const char *name)
+{
+    for (size_t i = 0; i < sizeof moe_specs / sizeof *moe_specs; i++)
+        if (!strcmp(moe_specs[i].name, name)) return moe_specs[i];
+    return (moe_spec){name, 0, 0, 0};
+}
 
 /* ------------------------------------------------------- random numbers */
 
@@ -64,26 +91,33 @@ static void fill_row(float *row, int64_t n, uint64_t seed, float scale, float of
 typedef struct tensor_spec {
     char name[96];
     uint32_t n_dims;
-    int64_t ne[2];
+    int64_t ne[3];      /* ne[2]: experts of a 3-D tensor */
     int is_norm;
     int is_bias;
     int type;
 } tensor_spec;
 
-static int add(tensor_spec *t, int n, const char *name, int64_t ne0, int64_t ne1)
+static int add3(tensor_spec *t, int n, const char *name, int64_t ne0, int64_t ne1, int64_t ne2)
 {
     snprintf(t[n].name, sizeof t[n].name, "%s", name);
-    t[n].n_dims = ne1 ? 2 : 1;
+    t[n].n_dims = ne2 ? 3 : ne1 ? 2 : 1;
     t[n].ne[0] = ne0;
     t[n].ne[1] = ne1 ? ne1 : 1;
+    t[n].ne[2] = ne2 ? ne2 : 1;
     /* 1-D tensors are norm weights (around 1) or biases (around 0) */
     t[n].is_bias = strstr(name, ".bias") != NULL;
     t[n].is_norm = ne1 == 0 && !t[n].is_bias;
     return n + 1;
 }
 
+static int add(tensor_spec *t, int n, const char *name, int64_t ne0, int64_t ne1)
+{
+    return add3(t, n, name, ne0, ne1, 0);
+}
+
 static int layer_tensors(const shape *s, int il, tensor_spec *t, int n)
 {
+    const moe_spec moe = moe_of(s->name);
     char name[96];
     const int64_t q = (int64_t)s->n_head * s->head_dim, kv = (int64_t)s->n_head_kv * s->head_dim;
 #define T(suffix, ne0, ne1) (snprintf(name, sizeof name, "blk.%d." suffix, il), n = add(t, n, name, ne0, ne1))
@@ -98,9 +132,23 @@ static int layer_tensors(const shape *s, int il, tensor_spec *t, int n)
     }
     T("attn_output.weight", q, s->n_embd);
     T("ffn_norm.weight", s->n_embd, 0);
-    T("ffn_gate.weight", s->n_embd, s->n_ff);
-    T("ffn_up.weight", s->n_embd, s->n_ff);
-    T("ffn_down.weight", s->n_ff, s->n_embd);
+    if (moe.n_expert) {
+        const int64_t x = moe.n_expert, f = moe.n_ff_exp;
+#define T3(suffix, ne0, ne1) (snprintf(name, sizeof name, "blk.%d." suffix, il), n = add3(t, n, name, ne0, ne1, x))
+        T("ffn_gate_inp.weight", s->n_embd, x);
+        T3("ffn_gate_exps.weight", s->n_embd, f);
+        T3("ffn_up_exps.weight", s->n_embd, f);
+        T3("ffn_down_exps.weight", f, s->n_embd);
+#undef T3
+    } else {
+        T("ffn_gate.weight", s->n_embd, s->n_ff);
+        T("ffn_up.weight", s->n_embd, s->n_ff);
+        T("ffn_down.weight", s->n_ff, s->n_embd);
+    }
+    if (!strcmp(s->arch, "qwen3moe")) {
+        T("attn_q_norm.weight", s->head_dim, 0);
+        T("attn_k_norm.weight", s->head_dim, 0);
+    }
     if (!strcmp(s->arch, "gemma3")) {
         T("attn_q_norm.weight", s->head_dim, 0);
         T("attn_k_norm.weight", s->head_dim, 0);
@@ -187,7 +235,7 @@ typedef struct fill_job {
 static void *fill_rows(void *arg)
 {
     fill_job *j = arg;
-    int64_t n_rows = j->t->ne[1], ncols = j->t->ne[0];
+    int64_t n_rows = j->t->ne[1] * j->t->ne[2], ncols = j->t->ne[0];
     size_t row_size = kinfer_row_size(j->t->type, ncols);
     float *row = malloc((size_t)ncols * sizeof(float));
     /* biases as large as the projections' outputs (about 0.6 rms), so a
@@ -236,7 +284,7 @@ int main(int argc, char **argv)
     if (n_threads > 64) n_threads = 64;
 
     /* the tensor list, in the order llama.cpp's loader would sort it */
-    int cap = 4 + 13 * s.n_layer, n = 0;
+    int cap = 4 + 16 * s.n_layer, n = 0;
     tensor_spec *t = calloc((size_t)cap, sizeof *t);
     n = add(t, n, "token_embd.weight", s.n_embd, s.n_vocab);
     n = add(t, n, "output_norm.weight", s.n_embd, 0);
@@ -246,6 +294,8 @@ int main(int argc, char **argv)
     mix.tied = s.tied;
     mix.n_gqa = s.n_head / s.n_head_kv;
     mix.n_attn_v = mix.n_ffn_down = s.n_layer;
+    const moe_spec moe = moe_of(s.name);
+    mix.n_expert = moe.n_expert;
 
     gguf_writer *w = gguf_writer_new();
     const char *a = s.arch;
@@ -264,6 +314,13 @@ int main(int argc, char **argv)
               gguf_writer_set_f32(w, KEY("rope.freq_base"), s.rope_base) ||
               gguf_writer_set_f32(w, KEY("attention.layer_norm_rms_epsilon"), s.eps) ||
               gguf_writer_set_u32(w, KEY("vocab_size"), (uint32_t)s.n_vocab);
+    if (moe.n_expert)
+        bad = bad || gguf_writer_set_u32(w, KEY("expert_count"), (uint32_t)moe.n_expert) ||
+              gguf_writer_set_u32(w, KEY("expert_used_count"), (uint32_t)moe.n_expert_used);
+    if (!strcmp(a, "qwen3moe"))
+        bad = bad || gguf_writer_set_u32(w, KEY("expert_feed_forward_length"), (uint32_t)moe.n_ff_exp) ||
+              gguf_writer_set_u32(w, KEY("attention.key_length"), (uint32_t)s.head_dim) ||
+              gguf_writer_set_u32(w, KEY("attention.value_length"), (uint32_t)s.head_dim);
     if (!strcmp(a, "gemma3"))
         bad = bad || gguf_writer_set_u32(w, KEY("attention.key_length"), (uint32_t)s.head_dim) ||
               gguf_writer_set_u32(w, KEY("attention.value_length"), (uint32_t)s.head_dim) ||
@@ -299,7 +356,7 @@ int main(int argc, char **argv)
                 fprintf(stderr, "synth-model: %s: %s\n", t[i].name, kinfer_status_str(jobs[k].st));
                 return 1;
             }
-        uint64_t size = kinfer_row_size(t[i].type, t[i].ne[0]) * (uint64_t)t[i].ne[1];
+        uint64_t size = kinfer_row_size(t[i].type, t[i].ne[0]) * (uint64_t)t[i].ne[1] * (uint64_t)t[i].ne[2];
         if (gguf_writer_write_tensor_data(w, f, buf, size)) {
             fprintf(stderr, "synth-model: write failed\n");
             return 1;

@@ -165,6 +165,12 @@ kinfer_gemm_fn kinfer_gemm_get_tiled(int type)
     return type_ok(type) ? best_table()->gemm_tiled[type] : NULL;
 }
 
+int kinfer_gemm_order_varies(int type)
+{
+    /* Q4_K's gemm sums groups of four tokens in llama.cpp's repacked order */
+    return type == KINFER_TYPE_Q4_K || kinfer_gemm_get_tiled(type) != NULL;
+}
+
 kinfer_gemm_kernels kinfer_gemm_get_repacked(int type)
 {
     return type_ok(type) ? best_table()->gemm_repacked[type] : (kinfer_gemm_kernels){0};
@@ -224,6 +230,12 @@ void kinfer_attn_round_fp16(float *x, int64_t n)
 void kinfer_silu_gate(float *out, const float *g, const float *u, int64_t n)
 {
     best_table()->silu_gate(out, g, u, n);
+}
+
+void kinfer_moe_router(const float *w, int64_t n_expert, int64_t n_cols, const float *x,
+                       int64_t n_tokens, float *probs)
+{
+    best_table()->moe_router(w, n_expert, n_cols, x, n_tokens, probs);
 }
 
 /* ------------------------------------------------- checked entry points */

@@ -45,6 +45,9 @@ typedef struct kinfer_cpu_table {
 
     /* elementwise kernels whose rounding follows ggml's code for the ISA */
     kinfer_gate_fn silu_gate;
+    /* kinfer_moe_router (kernels.h) */
+    void (*moe_router)(const float *w, int64_t n_expert, int64_t n_cols, const float *x,
+                       int64_t n_tokens, float *probs);
 } kinfer_cpu_table;
 
 /* The scalar level (scalar.c): the reference kernels of ref.c and

@@ -126,7 +126,11 @@ kinfer_status kinfer_matmul(struct kinfer_threadpool *pool, void *scratch, size_
 typedef enum kinfer_matmul_path {
     KINFER_MATMUL_AUTO = 0,
     KINFER_MATMUL_QUANT = 1, /* quantized dot products, tiled */
-    KINFER_MATMUL_BLAS = 2   /* dequantize panels + cblas_sgemm */
+    KINFER_MATMUL_BLAS = 2,  /* dequantize panels + cblas_sgemm */
+    /* quantized, every token in the one-token order whatever the batch (as
+     * llama.cpp's mul_mat_id sums expert products): no batched kernel whose
+     * order depends on the token count (kinfer_gemm_order_varies) */
+    KINFER_MATMUL_QUANT_TOKENWISE = 3
 } kinfer_matmul_path;
 
 /* OpenBLAS is loaded on first use: where it cannot be, AUTO takes the
@@ -170,6 +174,18 @@ void kinfer_rope(float *x, int64_t n_tokens, int64_t n_heads, int64_t head_dim,
 
 /* In place, numerically stable (max subtracted). */
 void kinfer_softmax(float *x, int64_t n);
+
+/*
+ * The mixture-of-experts router as llama.cpp's CPU backend computes it:
+ * probs (n_tokens, n_expert) = softmax of each row of x (n_tokens, n_cols)
+ * times w^T, w (n_expert, n_cols) F32.  On AVX-512 the dot products take
+ * ggml's order for an F32 matmul of n_tokens tokens (one: ggml_vec_dot_f32;
+ * more, n_cols a multiple of 16: llamafile's tinyBLAS) and the softmax is
+ * ggml_soft_max's; elsewhere plain float sums.  A token's row depends only
+ * on whether n_tokens is 1.
+ */
+void kinfer_moe_router(const float *w, int64_t n_expert, int64_t n_cols, const float *x,
+                       int64_t n_tokens, float *probs);
 
 /* out = silu(g) * u, silu(g) = g / (1 + e^-g).  out may alias g or u. */
 void kinfer_silu_gate(float *out, const float *g, const float *u, int64_t n);

@@ -312,8 +312,10 @@ static void matmul_blas(kinfer_threadpool *pool, const kblas_api *blas, const ma
 
 /* The batched kernels for n_tokens of type (gemm NULL: none), as
  * kinfer_matmul_ex picks them. */
-static kinfer_gemm_kernels batched_kernels(int type, bool repacked, int64_t n_tokens)
+static kinfer_gemm_kernels batched_kernels(int type, bool repacked, int64_t n_tokens, bool tokenwise)
 {
+    if (tokenwise && kinfer_gemm_order_varies(type))
+        return (kinfer_gemm_kernels){0};
     kinfer_gemm_kernels gk = repacked ? kinfer_gemm_get_repacked(type) : kinfer_gemm_get(type);
     /* llama.cpp's order for many tokens (gemm.h) */
     const kinfer_gemm_fn tiled = n_tokens >= KINFER_GEMM_TILED_MIN_TOKENS ? kinfer_gemm_get_tiled(type) : NULL;
@@ -383,7 +385,7 @@ kinfer_status kinfer_matmul_ex(kinfer_threadpool *pool, void *scratch, size_t sc
         matmul_blas(pool, blas, &job, panel);
     } else {
         if (n_tokens > 1 && n_cols % 32 == 0) {
-            job.gk = batched_kernels(type, repacked, n_tokens);
+            job.gk = batched_kernels(type, repacked, n_tokens, path == KINFER_MATMUL_QUANT_TOKENWISE);
             job.xp_row_bytes = kinfer_gemm_packed_size(n_cols);
             job.xp = base + align_up(job.act_row_bytes * (size_t)n_tokens);
             job.panel_bytes = gemm_panel_bytes(&job.gk, n_cols, repacked);
@@ -515,7 +517,7 @@ size_t kinfer_matmul_gated_scratch_size(int type, int64_t n_cols, int64_t n_toke
         /* either order: the row count decides which one a call takes */
         for (int rp = 0; rp < 2; rp++) {
             if (rp && k->repacked == NULL) continue;
-            const kinfer_gemm_kernels gk = batched_kernels(type, rp, n_tokens);
+            const kinfer_gemm_kernels gk = batched_kernels(type, rp, n_tokens, false);
             const size_t b = gk.gemm != NULL ? gated_thread_bytes(&gk, n_cols, w_row, rp) : 0;
             if (b > per_thread) per_thread = b;
         }
@@ -551,7 +553,7 @@ kinfer_status kinfer_matmul_gated(kinfer_threadpool *pool, void *scratch, size_t
         .xq = base, .act_row_bytes = kinfer_row_size(k->vec_dot_type, n_cols),
     };
     if (n_tokens > 1 && n_cols % 32 == 0)
-        jg->gk = batched_kernels(type, repacked, n_tokens);
+        jg->gk = batched_kernels(type, repacked, n_tokens, false);
     if (jg->gk.gemm != NULL) {
         jg->xp_row_bytes = kinfer_gemm_packed_size(n_cols);
         jg->xp = base + align_up(jg->act_row_bytes * (size_t)n_tokens);

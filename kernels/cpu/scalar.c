@@ -108,6 +108,21 @@ static void silu_gate(float *out, const float *g, const float *u, int64_t n)
         out[i] = g[i] / (1.0f + expf(-g[i])) * u[i];
 }
 
+/* the router's dot products as plain float sums, then kinfer_softmax */
+static void moe_router(const float *w, int64_t n_expert, int64_t n_cols, const float *x, int64_t n_tokens,
+                       float *probs)
+{
+    for (int64_t t = 0; t < n_tokens; t++) {
+        float *p = probs + t * n_expert;
+        for (int64_t e = 0; e < n_expert; e++) {
+            float sum = 0.0f;
+            for (int64_t i = 0; i < n_cols; i++) sum += w[e * n_cols + i] * x[t * n_cols + i];
+            p[e] = sum;
+        }
+        kinfer_softmax(p, n_expert);
+    }
+}
+
 void kinfer_scalar_fill(kinfer_cpu_table *t)
 {
     for (int type = 0; type < KINFER_TYPE_COUNT; type++) {
@@ -130,4 +145,5 @@ void kinfer_scalar_fill(kinfer_cpu_table *t)
     t->attn_round_fp16 = kinfer_round_fp16;
 
     t->silu_gate = silu_gate;
+    t->moe_router = moe_router;
 }

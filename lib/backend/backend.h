@@ -45,6 +45,21 @@ typedef struct backend_attn {
     float scale;             /* multiplies q . k */
 } backend_attn;
 
+/* One layer's mixture-of-experts FFN: per token, the router's n_used most
+ * probable experts (softmax over gate_inp's logits), their gated FFNs, and
+ * the outputs weighted by the router probabilities (renormalised to sum 1
+ * when norm_weights) added in order of decreasing probability, each step
+ * as llama.cpp's build_moe_ffn takes it. */
+typedef struct backend_moe {
+    const wtensor *gate_inp;        /* (n_expert, n_embd) f32 */
+    const wtensor *gate_exps;       /* (n_expert, n_ff_exp, n_embd) */
+    const wtensor *up_exps;         /* (n_expert, n_ff_exp, n_embd) */
+    const wtensor *down_exps;       /* (n_expert, n_embd, n_ff_exp) */
+    int n_used;
+    int norm_weights;
+    arch_act act;
+} backend_moe;
+
 typedef struct backend_ops {
     const char *name;
     /* y (n, w->ne1) = x (n, w->ne0) times w transposed */
@@ -52,6 +67,9 @@ typedef struct backend_ops {
     /* y (n, gate->ne1) = act(x gate) * (x up): the gated FFN's two projections */
     kinfer_status (*matmul_gated)(backend *be, const wtensor *gate, const wtensor *up, arch_act act,
                                   const float *x, int32_t n, float *y);
+    /* y (n, n_embd) = the mixture-of-experts FFN of x (n, n_embd); y may be
+     * x.  NULL: this backend cannot run one */
+    kinfer_status (*moe_ffn)(backend *be, const backend_moe *m, const float *x, int32_t n, float *y);
     /* out (n, table->ne0) = rows ids[0..n) of table, as f32 */
     kinfer_status (*get_rows)(backend *be, const wtensor *table, const int32_t *ids, int32_t n,
                               float *out);

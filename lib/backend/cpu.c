@@ -290,6 +290,7 @@ static void cpu_free(backend *be)
     free(cb->up);
     free(cb->att_tmp);
     free(cb->dec_rows);
+    free(cb->moe_mem);
     free(cb);
 }
 
@@ -297,6 +298,7 @@ static const backend_ops cpu_ops = {
     .name = "CPU",
     .matmul = cpu_matmul,
     .matmul_gated = cpu_matmul_gated,
+    .moe_ffn = cpu_moe_ffn,
     .get_rows = cpu_get_rows,
     .rmsnorm = cpu_rmsnorm,
     .add_bias = cpu_add_bias,
@@ -333,6 +335,7 @@ static size_t matmul_scratch(const cpu_backend_shape *sh)
             mm = max_sz(mm, kinfer_matmul_scratch_size(t->type, t->ne0, nb, nt));
         }
         mm = max_sz(mm, kinfer_matmul_gated_scratch_size(L->ffn_gate.type, L->ffn_gate.ne0, nb, nt));
+        mm = max_sz(mm, kinfer_matmul_gated_scratch_size(L->ffn_gate_exps.type, L->ffn_gate_exps.ne0, nb, nt));
     }
     return mm;
 }
@@ -359,6 +362,7 @@ uint64_t backend_cpu_scratch_bytes(const cpu_backend_shape *sh)
     bytes += (uint64_t)cpu_attn_stride(sh->n_ctx, hp->head_dim_k, sh->type_k) *
              (uint64_t)cpu_attn_slices(hp, sh->n_threads);
     bytes += 2 * (uint64_t)sh->n_ctx * sizeof(int32_t);
+    bytes += cpu_moe_scratch_bytes(hp, sh->n_tokens);
     return bytes;
 }
 
@@ -380,7 +384,8 @@ kinfer_status backend_cpu_new(const cpu_backend_shape *sh, backend **out, char *
     cb->att_tmp = aligned_alloc(64, cb->att_stride * (size_t)cb->att_slices);
     cb->dec_rows = malloc(2 * (size_t)sh->n_ctx * sizeof *cb->dec_rows);
     *out = &cb->base;
-    if ((cb->mm_size && !cb->mm) || (gate_up_split(sh->w) && !cb->up) || !cb->att_tmp || !cb->dec_rows)
+    if ((cb->mm_size && !cb->mm) || (gate_up_split(sh->w) && !cb->up) || !cb->att_tmp || !cb->dec_rows ||
+        cpu_moe_init(cb, hp, sh->n_tokens))
         return status_fail(err, err_size, KINFER_E_NOMEM, "out of memory for %llu bytes of scratch",
                            (unsigned long long)backend_cpu_scratch_bytes(sh));
     if (sh->n_threads > 1) {

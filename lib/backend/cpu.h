@@ -54,6 +54,10 @@ typedef struct cpu_backend {
     int32_t *dec_rows;              /* (2, n_ctx) */
     uint64_t dec_view;
     int32_t dec_nv[2], dec_pad[2];
+    /* mixture of experts: cpu_moe.c's scratch for up to moe_tokens tokens
+     * (NULL: a dense model) */
+    float *moe_mem;
+    int32_t moe_tokens;
 } cpu_backend;
 
 /* Attention scratch bytes of one slice, and the slices a context needs. */
@@ -61,5 +65,11 @@ size_t cpu_attn_stride(uint32_t n_ctx, int head_dim_k, int type_k);
 int32_t cpu_attn_slices(const model_hparams *hp, int32_t n_threads);
 
 void cpu_attention(backend *be, const backend_attn *a);
+
+/* cpu_moe.c: the scratch of n_tokens (0 for a dense model), its
+ * allocation, and the operation */
+size_t cpu_moe_scratch_bytes(const model_hparams *hp, int32_t n_tokens);
+kinfer_status cpu_moe_init(cpu_backend *cb, const model_hparams *hp, int32_t n_tokens);
+kinfer_status cpu_moe_ffn(backend *be, const backend_moe *m, const float *x, int32_t n, float *y);
 
 #endif /* KINFER_BACKEND_CPU_H */

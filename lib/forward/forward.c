@@ -107,6 +107,29 @@ static kinfer_status attn_qkv(const forward *f, const fwd_ubatch *ub, int il)
     return KINFER_OK;
 }
 
+/* xb = ffn(xb): the dense gated FFN, or the layer's mixture of experts */
+static kinfer_status ffn_block(const forward *f, int32_t n, const layer_weights *L)
+{
+    const backend_ops *be = f->be->ops;
+    const fwd_buffers *b = &f->buf;
+    const arch_desc *a = f->w->arch;
+    kinfer_status st;
+    if (L->ffn_gate_inp.data) {
+        if (!be->moe_ffn)
+            return status_fail(f->be->errmsg, sizeof f->be->errmsg, KINFER_E_UNSUPPORTED,
+                               "the %s backend cannot run mixture-of-experts layers", be->name);
+        const backend_moe m = {
+            .gate_inp = &L->ffn_gate_inp, .gate_exps = &L->ffn_gate_exps, .up_exps = &L->ffn_up_exps,
+            .down_exps = &L->ffn_down_exps, .n_used = f->w->hp.n_expert_used,
+            .norm_weights = a->moe_norm_weights, .act = a->act,
+        };
+        return be->moe_ffn(f->be, &m, b->xb, n, b->xb);                /* xb (n, E) */
+    }
+    st = be->matmul_gated(f->be, &L->ffn_gate, &L->ffn_up, a->act, b->xb, n, b->ffn_h);
+    if (st) return st;                                             /* h (n, F) */
+    return be->matmul(f->be, &L->ffn_down, b->ffn_h, n, b->xb);    /* xb (n, E) */
+}
+
 static kinfer_status layer_forward(const forward *f, const fwd_ubatch *ub, const kv_view *view, int il)
 {
     const model_weights *w = f->w;
@@ -130,9 +153,7 @@ static kinfer_status layer_forward(const forward *f, const fwd_ubatch *ub, const
     residual(f, n, &L->attn_post_norm, &L->ffn_norm);              /* x += attn; xb = norm */
 
     /* ---- feed-forward ---- */
-    st = be->matmul_gated(f->be, &L->ffn_gate, &L->ffn_up, w->arch->act, b->xb, n, b->ffn_h);
-    if (st) return st;                                             /* h (n, F) */
-    if ((st = be->matmul(f->be, &L->ffn_down, b->ffn_h, n, b->xb))) return st; /* xb (n, E) */
+    if ((st = ffn_block(f, n, L))) return st;                      /* xb (n, E) */
     residual(f, n, &L->ffn_post_norm, NULL);                       /* x += ffn */
     return KINFER_OK;
 }

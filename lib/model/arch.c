@@ -7,11 +7,17 @@
  *    and Mistral 7B, whose GGUF files say "llama" (llama.cpp has no "mistral"
  *    architecture; it ignores Mistral v0.1's sliding window too).  Normal
  *    RoPE, SiLU gate, optional rope_freqs (Llama 3.1) and linear scaling.
+ *    Mixtral is a llama file with experts (expert_count, ffn_gate_inp and
+ *    3-D ffn_*_exps; the per-expert split names are no longer loaded by
+ *    llama.cpp, nor here): softmax router, top-k weights renormalised.
  *  - qwen2: NeoX RoPE, biases on q/k/v.
  *  - gemma3: NeoX RoPE, GELU(tanh) gate, QK-norm, post-attention and post-FFN
  *    norms, embeddings times sqrt(n_embd), sliding window on 5 of every 6
  *    layers with RoPE base 10000 on those.  The converter already adds 1 to
  *    every Gemma 3 norm weight, so norms here are plain RMSNorm * w.
+ *  - qwen3moe: NeoX RoPE, QK-norm, every layer a mixture of experts of
+ *    expert_feed_forward_length, softmax router, top-k weights renormalised
+ *    (src/models/qwen3moe.cpp: build_moe_ffn with norm_w).
  */
 #include "model/arch.h"
 
@@ -23,6 +29,8 @@ static const arch_desc arch_table[] = {
         .rope_neox = 0,
         .act = ARCH_ACT_SILU,
         .rope_freqs = 1,
+        .moe = ARCH_MOE_FILE,
+        .moe_norm_weights = 1,
     },
     {
         .name = "qwen2",
@@ -42,6 +50,15 @@ static const arch_desc arch_table[] = {
         .attn_scale_27b_rule = 1,
         .attn_scale_on_q = 1,
     },
+    {
+        .name = "qwen3moe",
+        .rope_neox = 1,
+        .act = ARCH_ACT_SILU,
+        .attn_qk_norm = 1,
+        .moe = ARCH_MOE_ALWAYS,
+        .moe_norm_weights = 1,
+        .moe_ff_key = 1,
+    },
 };
 
 const arch_desc *arch_find(const char *name)
@@ -54,5 +71,5 @@ const arch_desc *arch_find(const char *name)
 
 const char *arch_supported_list(void)
 {
-    return "llama, qwen2, gemma3";
+    return "llama, qwen2, gemma3, qwen3moe";
 }

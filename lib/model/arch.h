@@ -17,6 +17,12 @@ typedef enum arch_act {
     ARCH_ACT_GELU = 1  /* out = gelu_tanh(gate) * up   (Gemma) */
 } arch_act;
 
+typedef enum arch_moe {
+    ARCH_MOE_NONE = 0,   /* dense feed-forward only */
+    ARCH_MOE_FILE = 1,   /* experts when <arch>.expert_count > 0 (llama: Mixtral) */
+    ARCH_MOE_ALWAYS = 2  /* every layer is a mixture of experts (qwen3moe) */
+} arch_moe;
+
 typedef struct arch_desc {
     const char *name;       /* general.architecture, also the metadata key prefix */
     int rope_neox;          /* RoPE rotates pairs (i, i + n_rot/2) instead of (2i, 2i+1) */
@@ -45,6 +51,17 @@ typedef struct arch_desc {
     /* the scale multiplies q itself after RoPE, not q.k (Gemma, as llama.cpp
      * does it): the same value, but q rounds to F16 differently */
     int attn_scale_on_q;
+    /*
+     * Mixture of experts (arch_moe): a router (softmax over the experts,
+     * the top <arch>.expert_used_count), the chosen experts' gated FFNs and
+     * their sum weighted by router probability, renormalised to sum 1 where
+     * moe_norm_weights (llama.cpp's norm_w).  moe_ff_key: the experts' width
+     * is <arch>.expert_feed_forward_length (default feed_forward_length /
+     * expert_used_count, as llama.cpp); otherwise feed_forward_length.
+     */
+    int moe;
+    int moe_norm_weights;
+    int moe_ff_key;
 } arch_desc;
 
 /* The row for general.architecture, or NULL when kinfer cannot run it. */
@@ -74,6 +91,10 @@ const char *arch_supported_list(void);
 #define ARCH_T_FFN_UP "blk.%d.ffn_up.weight"
 #define ARCH_T_FFN_DOWN "blk.%d.ffn_down.weight"
 #define ARCH_T_FFN_POST_NORM "blk.%d.post_ffw_norm.weight"
+#define ARCH_T_FFN_GATE_INP "blk.%d.ffn_gate_inp.weight"
+#define ARCH_T_FFN_GATE_EXPS "blk.%d.ffn_gate_exps.weight"
+#define ARCH_T_FFN_UP_EXPS "blk.%d.ffn_up_exps.weight"
+#define ARCH_T_FFN_DOWN_EXPS "blk.%d.ffn_down_exps.weight"
 
 /* Metadata key suffixes, after "<arch>." */
 #define ARCH_K_CONTEXT_LENGTH "context_length"
@@ -94,5 +115,11 @@ const char *arch_supported_list(void);
 #define ARCH_K_ROPE_SCALING_FACTOR "rope.scaling.factor"
 #define ARCH_K_ROPE_SCALE_LINEAR "rope.scale_linear" /* older files */
 #define ARCH_K_FINAL_LOGIT_SOFTCAP "final_logit_softcapping"
+#define ARCH_K_EXPERT_COUNT "expert_count"
+#define ARCH_K_EXPERT_USED_COUNT "expert_used_count"
+#define ARCH_K_EXPERT_FF_LENGTH "expert_feed_forward_length"
+
+/* The most experts a layer may have (llama.cpp's LLAMA_MAX_EXPERTS). */
+#define ARCH_MAX_EXPERTS 1024
 
 #endif /* KINFER_ARCH_H */

@@ -105,6 +105,9 @@ int quant_mix_type(quant_mix *s, const char *name, uint32_t n_dims, const int64_
         else if ((!strcmp(ftn, "Q4_K_M") || !strcmp(ftn, "Q5_K_M")) && use_more_bits(i, s->n_attn_v))
             type = KINFER_TYPE_Q6_K;
         else if (!strcmp(ftn, "Q4_K_S") && i < 4) type = KINFER_TYPE_Q5_K;
+        if (s->n_expert == 8) type = KINFER_TYPE_Q8_0; /* Mixtral: "trades just ~128MB" */
+    } else if (name_has(name, "attn_k.weight") && s->n_expert == 8) {
+        type = KINFER_TYPE_Q8_0;
     } else if (name_has(name, "ffn_down")) {
         int i = s->i_ffn_down++, n = s->n_ffn_down;
         if (!strcmp(ftn, "Q2_K")) type = KINFER_TYPE_Q3_K;
@@ -115,6 +118,10 @@ int quant_mix_type(quant_mix *s, const char *name, uint32_t n_dims, const int64_
             type = KINFER_TYPE_Q5_K;
         else if (!strcmp(ftn, "Q5_K_M") && use_more_bits(i, n)) type = KINFER_TYPE_Q6_K;
         else if (!strcmp(ftn, "Q4_K_S") && i < n / 8) type = KINFER_TYPE_Q5_K;
+    } else if (name_has(name, "attn_output.weight") && s->n_expert == 8) {
+        if (!strcmp(ftn, "Q2_K") || !strcmp(ftn, "Q3_K_M") || !strcmp(ftn, "IQ4_NL") ||
+            !strcmp(ftn, "Q4_K_S") || !strcmp(ftn, "Q4_K_M") || !strcmp(ftn, "IQ4_XS"))
+            type = KINFER_TYPE_Q5_K;
     } else if (name_has(name, "attn_output.weight")) {
         if (!strcmp(ftn, "Q2_K")) type = KINFER_TYPE_Q3_K;
         else if (!strcmp(ftn, "Q3_K_M")) type = KINFER_TYPE_Q4_K;
@@ -227,6 +234,7 @@ kinfer_status kinfer_quantize(const char *in_path, const char *out_path,
     int n_head = meta_int(gf, arch, "attention.head_count", 1);
     int n_head_kv = meta_int(gf, arch, "attention.head_count_kv", n_head);
     mix.n_gqa = n_head_kv > 0 ? n_head / n_head_kv : 1;
+    mix.n_expert = meta_int(gf, arch, "expert_count", 0);
     for (uint64_t i = 0; i < gf->n_tensors; i++) {
         mix.n_attn_v += name_has(gf->tensors[i].name, "attn_v.weight");
         mix.n_ffn_down += name_has(gf->tensors[i].name, "ffn_down");

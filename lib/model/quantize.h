@@ -13,10 +13,11 @@ typedef struct quant_mix {
     int n_gqa;              /* query heads per KV head */
     int n_attn_v, i_attn_v; /* attn_v tensors in the model, and seen so far */
     int n_ffn_down, i_ffn_down;
+    int n_expert;           /* experts per layer (8: llama.cpp's Mixtral rules) */
 } quant_mix;
 
 /* Start a mixture for an ftype name ("Q4_K_M"); the caller then sets tied,
- * n_gqa, n_attn_v and n_ffn_down.  KINFER_E_UNSUPPORTED for an unknown name. */
+ * n_gqa, n_attn_v, n_ffn_down and n_expert.  KINFER_E_UNSUPPORTED for an unknown name. */
 kinfer_status quant_mix_init(quant_mix *mix, const char *ftype);
 
 /* general.file_type of the mixture. */

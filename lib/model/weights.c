@@ -161,10 +161,14 @@ const layer_tensor layer_tensors[] = {
     LT(wo, ARCH_T_ATTN_OUT, WD_O, WD_EMBD, WD_1, WT_REQUIRED | WT_MATRIX, WC_ALWAYS),
     LT(attn_post_norm, ARCH_T_ATTN_POST_NORM, WD_EMBD, WD_1, WD_1, WT_REQUIRED | WT_F32, WC_POST_NORMS),
     LT(ffn_norm, ARCH_T_FFN_NORM, WD_EMBD, WD_1, WD_1, WT_REQUIRED | WT_F32, WC_ALWAYS),
-    LT(ffn_gate, ARCH_T_FFN_GATE, WD_EMBD, WD_FF, WD_1, WT_REQUIRED | WT_MATRIX, WC_ALWAYS),
-    LT(ffn_up, ARCH_T_FFN_UP, WD_EMBD, WD_FF, WD_1, WT_REQUIRED | WT_MATRIX, WC_ALWAYS),
-    LT(ffn_down, ARCH_T_FFN_DOWN, WD_FF, WD_EMBD, WD_1, WT_REQUIRED | WT_MATRIX, WC_ALWAYS),
+    LT(ffn_gate, ARCH_T_FFN_GATE, WD_EMBD, WD_FF, WD_1, WT_REQUIRED | WT_MATRIX, WC_DENSE_FFN),
+    LT(ffn_up, ARCH_T_FFN_UP, WD_EMBD, WD_FF, WD_1, WT_REQUIRED | WT_MATRIX, WC_DENSE_FFN),
+    LT(ffn_down, ARCH_T_FFN_DOWN, WD_FF, WD_EMBD, WD_1, WT_REQUIRED | WT_MATRIX, WC_DENSE_FFN),
     LT(ffn_post_norm, ARCH_T_FFN_POST_NORM, WD_EMBD, WD_1, WD_1, WT_REQUIRED | WT_F32, WC_POST_NORMS),
+    LT(ffn_gate_inp, ARCH_T_FFN_GATE_INP, WD_EMBD, WD_EXPERT, WD_1, WT_REQUIRED | WT_F32, WC_MOE),
+    LT(ffn_gate_exps, ARCH_T_FFN_GATE_EXPS, WD_EMBD, WD_FF_EXP, WD_EXPERT, WT_REQUIRED | WT_MATRIX, WC_MOE),
+    LT(ffn_up_exps, ARCH_T_FFN_UP_EXPS, WD_EMBD, WD_FF_EXP, WD_EXPERT, WT_REQUIRED | WT_MATRIX, WC_MOE),
+    LT(ffn_down_exps, ARCH_T_FFN_DOWN_EXPS, WD_FF_EXP, WD_EMBD, WD_EXPERT, WT_REQUIRED | WT_MATRIX, WC_MOE),
 };
 #undef LT
 const int n_layer_tensors = (int)(sizeof layer_tensors / sizeof layer_tensors[0]);
@@ -180,17 +184,22 @@ static int64_t dim_of(const model_hparams *hp, int d)
     case WD_V: return (int64_t)hp->n_head_kv * hp->head_dim_v;
     case WD_O: return (int64_t)hp->n_head * hp->head_dim_v;
     case WD_HEAD_K: return hp->head_dim_k;
+    case WD_FF_EXP: return hp->n_ff_exp;
+    case WD_EXPERT: return hp->n_expert;
     }
     return 0;
 }
 
-static int arch_has(const arch_desc *a, int cond)
+/* whether a model of architecture a with hyperparameters hp has the tensor */
+static int model_has(const arch_desc *a, const model_hparams *hp, int cond)
 {
     switch ((wcond)cond) {
     case WC_ALWAYS: return 1;
     case WC_QKV_BIAS: return a->attn_qkv_bias;
     case WC_QK_NORM: return a->attn_qk_norm;
     case WC_POST_NORMS: return a->post_norms;
+    case WC_DENSE_FFN: return hp->n_expert == 0;
+    case WC_MOE: return hp->n_expert > 0;
     }
     return 0;
 }
@@ -222,7 +231,7 @@ static kinfer_status bind_layer(binding *b, const arch_desc *a, int il)
     layer_weights *L = &b->w->layers[il];
     for (int i = 0; i < n_layer_tensors; i++) {
         const layer_tensor *lt = &layer_tensors[i];
-        if (!arch_has(a, lt->cond)) continue;
+        if (!model_has(a, hp, lt->cond)) continue;
         char name[96];
         snprintf(name, sizeof name, lt->name, il);
         kinfer_status st = bind3(b, (wtensor *)((char *)L + lt->offset), name, dim_of(hp, lt->ne0),
@@ -233,6 +242,37 @@ static kinfer_status bind_layer(binding *b, const arch_desc *a, int il)
 }
 
 /* ------------------------------------------------------------- binding */
+
+/* Expert count, experts per token and their width (all 0 for a dense model). */
+static kinfer_status read_experts(binding *b, const arch_desc *a, model_hparams *hp)
+{
+    const char *n = a->name;
+    hp->n_expert = hp->n_expert_used = hp->n_ff_exp = 0;
+    if (a->moe == ARCH_MOE_NONE) return KINFER_OK;
+    kinfer_status st = meta_i32(b, n, ARCH_K_EXPERT_COUNT, a->moe == ARCH_MOE_ALWAYS, 0, &hp->n_expert);
+    if (st) return st;
+    if (hp->n_expert > ARCH_MAX_EXPERTS || (a->moe == ARCH_MOE_ALWAYS && hp->n_expert == 0))
+        return bind_fail(b, KINFER_E_FORMAT, "metadata key %s.%s = %d is out of range (1 to %d)", n,
+                          ARCH_K_EXPERT_COUNT, hp->n_expert, ARCH_MAX_EXPERTS);
+    if ((st = meta_i32(b, n, ARCH_K_EXPERT_USED_COUNT, hp->n_expert > 0, 0, &hp->n_expert_used))) return st;
+    if (hp->n_expert == 0) {
+        if (hp->n_expert_used != 0)
+            return bind_fail(b, KINFER_E_FORMAT, "metadata key %s.%s = %d but %s.%s is 0", n,
+                              ARCH_K_EXPERT_USED_COUNT, hp->n_expert_used, n, ARCH_K_EXPERT_COUNT);
+        return KINFER_OK;
+    }
+    if (hp->n_expert_used < 1 || hp->n_expert_used > hp->n_expert)
+        return bind_fail(b, KINFER_E_FORMAT, "metadata key %s.%s = %d is out of range (1 to %s.%s = %d)", n,
+                          ARCH_K_EXPERT_USED_COUNT, hp->n_expert_used, n, ARCH_K_EXPERT_COUNT, hp->n_expert);
+    hp->n_ff_exp = hp->n_ff;
+    if (a->moe_ff_key &&
+        (st = meta_i32(b, n, ARCH_K_EXPERT_FF_LENGTH, 0, hp->n_ff / hp->n_expert_used, &hp->n_ff_exp)))
+        return st;
+    if (hp->n_ff_exp <= 0)
+        return bind_fail(b, KINFER_E_FORMAT, "metadata key %s.%s = %d: experts need a width", n,
+                          ARCH_K_EXPERT_FF_LENGTH, hp->n_ff_exp);
+    return KINFER_OK;
+}
 
 static kinfer_status read_hparams(binding *b, const arch_desc *a, model_hparams *hp)
 {
@@ -294,7 +334,7 @@ static kinfer_status read_hparams(binding *b, const arch_desc *a, model_hparams 
         hp->attn_scale = 1.0f / sqrtf((float)(hp->n_embd / hp->n_head));
     hp->embd_scale = a->embd_scale_sqrt ? sqrtf((float)hp->n_embd) : 1.0f;
 #undef TRY
-    return KINFER_OK;
+    return read_experts(b, a, hp);
 }
 
 /* Which layers are local (sliding window), from the pattern key or the

@@ -42,6 +42,11 @@ typedef struct layer_weights {
     wtensor ffn_up;          /* (n_ff, n_embd) */
     wtensor ffn_down;        /* (n_embd, n_ff) */
     wtensor ffn_post_norm;   /* (n_embd) f32 (Gemma 3) or absent */
+    /* a mixture-of-experts layer has these instead of ffn_gate/up/down */
+    wtensor ffn_gate_inp;    /* (n_expert, n_embd) f32 router */
+    wtensor ffn_gate_exps;   /* (n_expert, n_ff_exp, n_embd) */
+    wtensor ffn_up_exps;     /* (n_expert, n_ff_exp, n_embd) */
+    wtensor ffn_down_exps;   /* (n_expert, n_embd, n_ff_exp) */
     /* (add a tensor here and a row to layer_tensors, weights.c) */
     int is_swa;              /* sliding-window (local) layer */
     float rope_base;         /* RoPE theta base of this layer */
@@ -67,6 +72,9 @@ typedef struct model_hparams {
     int attn_scale_on_q;     /* ... by multiplying q (arch_desc.attn_scale_on_q) */
     float embd_scale;        /* multiplies the token embeddings (1 = none) */
     float logit_softcap;     /* 0 = none; else logits = c * tanh(logits / c) */
+    int32_t n_expert;        /* experts per layer; 0 = dense FFN */
+    int32_t n_expert_used;   /* experts each token goes through (1 .. n_expert) */
+    int32_t n_ff_exp;        /* an expert's FFN width */
 } model_hparams;
 
 typedef struct model_weights {
@@ -98,6 +106,8 @@ typedef enum wdim {
     WD_V,       /* n_head_kv * head_dim_v */
     WD_O,       /* n_head * head_dim_v */
     WD_HEAD_K,  /* head_dim_k */
+    WD_FF_EXP,  /* n_ff_exp */
+    WD_EXPERT,  /* n_expert */
 } wdim;
 
 enum {
@@ -111,6 +121,8 @@ typedef enum wcond {
     WC_QKV_BIAS,     /* arch_desc.attn_qkv_bias */
     WC_QK_NORM,      /* arch_desc.attn_qk_norm */
     WC_POST_NORMS,   /* arch_desc.post_norms */
+    WC_DENSE_FFN,    /* the model has no experts */
+    WC_MOE,          /* the model has experts (n_expert > 0) */
 } wcond;
 
 typedef struct layer_tensor {

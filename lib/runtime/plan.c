@@ -70,6 +70,13 @@ static kinfer_status plan_gpu(const kinfer_model *model, const kinfer_context_pa
     const model_weights *w = &model->w;
     const int32_t n_layer = w->hp.n_layer;
     if (p->n_gpu_layers == 0) return KINFER_OK;
+    if (w->hp.n_expert > 0) {
+        if (p->n_gpu_layers < 0) return KINFER_OK; /* automatic: everything on the CPU */
+        snprintf(err, err_size,
+                 "n_gpu_layers = %d: the layers are mixtures of %d experts, which the CUDA backend "
+                 "cannot run yet (use n_gpu_layers = 0)", p->n_gpu_layers, w->hp.n_expert);
+        return KINFER_E_UNSUPPORTED;
+    }
     uint64_t free_bytes = p->gpu_budget_bytes;
     kcuda_device_info info;
     char why[256];

@@ -165,10 +165,9 @@ kinfer_gemm_fn kinfer_gemm_get_tiled(int type)
     return type_ok(type) ? best_table()->gemm_tiled[type] : NULL;
 }
 
-int kinfer_gemm_order_varies(int type)
+int kinfer_gemm_groups_tokens(int type)
 {
-    /* Q4_K's gemm sums groups of four tokens in llama.cpp's repacked order */
-    return type == KINFER_TYPE_Q4_K || kinfer_gemm_get_tiled(type) != NULL;
+    return type == KINFER_TYPE_Q4_K;
 }
 
 kinfer_gemm_kernels kinfer_gemm_get_repacked(int type)

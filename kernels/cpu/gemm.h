@@ -97,9 +97,10 @@ static inline size_t kinfer_gemm_decoded_row_size(int64_t n)
 #define KINFER_GEMM_TILED_MIN_TOKENS 8
 kinfer_gemm_fn kinfer_gemm_get_tiled(int type);
 
-/* Nonzero when a matmul of type may sum a token in another order than its
- * vec_dot, by the batch it is in (the two cases above). */
-int kinfer_gemm_order_varies(int type);
+/* Nonzero for Q4_K, whose gemm sums groups of four tokens in the order of
+ * llama.cpp's repacked gemm; its mul_mat_id takes every token alone (the
+ * repacked gemv, = vec_dot), while the tiled kernels serve both ops. */
+int kinfer_gemm_groups_tokens(int type);
 
 /*
  * Kernels for a weight matrix that llama.cpp repacks (x86 Q4_0 of a

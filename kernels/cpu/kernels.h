@@ -127,10 +127,10 @@ typedef enum kinfer_matmul_path {
     KINFER_MATMUL_AUTO = 0,
     KINFER_MATMUL_QUANT = 1, /* quantized dot products, tiled */
     KINFER_MATMUL_BLAS = 2,  /* dequantize panels + cblas_sgemm */
-    /* quantized, every token in the one-token order whatever the batch (as
-     * llama.cpp's mul_mat_id sums expert products): no batched kernel whose
-     * order depends on the token count (kinfer_gemm_order_varies) */
-    KINFER_MATMUL_QUANT_TOKENWISE = 3
+    /* quantized, in the orders of llama.cpp's mul_mat_id (an expert's
+     * tokens): as QUANT, except that the matrices llama.cpp repacks go one
+     * token at a time (kinfer_gemm_groups_tokens) */
+    KINFER_MATMUL_QUANT_MMID = 3
 } kinfer_matmul_path;
 
 /* OpenBLAS is loaded on first use: where it cannot be, AUTO takes the

@@ -312,9 +312,9 @@ static void matmul_blas(kinfer_threadpool *pool, const kblas_api *blas, const ma
 
 /* The batched kernels for n_tokens of type (gemm NULL: none), as
  * kinfer_matmul_ex picks them. */
-static kinfer_gemm_kernels batched_kernels(int type, bool repacked, int64_t n_tokens, bool tokenwise)
+static kinfer_gemm_kernels batched_kernels(int type, bool repacked, int64_t n_tokens, bool mmid)
 {
-    if (tokenwise && kinfer_gemm_order_varies(type))
+    if (mmid && kinfer_gemm_groups_tokens(type))
         return (kinfer_gemm_kernels){0};
     kinfer_gemm_kernels gk = repacked ? kinfer_gemm_get_repacked(type) : kinfer_gemm_get(type);
     /* llama.cpp's order for many tokens (gemm.h) */
@@ -385,7 +385,7 @@ kinfer_status kinfer_matmul_ex(kinfer_threadpool *pool, void *scratch, size_t sc
         matmul_blas(pool, blas, &job, panel);
     } else {
         if (n_tokens > 1 && n_cols % 32 == 0) {
-            job.gk = batched_kernels(type, repacked, n_tokens, path == KINFER_MATMUL_QUANT_TOKENWISE);
+            job.gk = batched_kernels(type, repacked, n_tokens, path == KINFER_MATMUL_QUANT_MMID);
             job.xp_row_bytes = kinfer_gemm_packed_size(n_cols);
             job.xp = base + align_up(job.act_row_bytes * (size_t)n_tokens);
             job.panel_bytes = gemm_panel_bytes(&job.gk, n_cols, repacked);

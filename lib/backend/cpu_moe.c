@@ -10,10 +10,11 @@
  * Each matmul splits the expert's rows over the pool's threads, so the
  * work is balanced whatever the routing.
  *
- * llama.cpp's mul_mat_id sums every (token, expert) product in the
- * one-token order, so these matmuls are KINFER_MATMUL_QUANT_TOKENWISE; the
- * outputs are weighted, then added in slot order (highest probability
- * first), as build_moe_ffn's ggml_mul and chain of ggml_add do.
+ * llama.cpp's mul_mat_id sums an expert's tokens in the orders of a plain
+ * matmul of that many, except for repacked matrices (one token at a time),
+ * so these matmuls are KINFER_MATMUL_QUANT_MMID; the outputs are weighted,
+ * then added in slot order (highest probability first), as build_moe_ffn's
+ * ggml_mul and chain of ggml_add do.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -124,23 +125,23 @@ static kinfer_status run_expert(cpu_backend *cb, const backend_moe *m, const moe
     float *y = w->yg + (size_t)r0 * (size_t)E;
     const int tg = m->gate_exps->type, tu = m->up_exps->type;
     kinfer_status st;
-    if (tg == tu && !kinfer_gemm_order_varies(tg)) {
+    if (tg == tu && !kinfer_gemm_groups_tokens(tg)) {
         /* one pass over both matrices: the bits of two matmuls and the gate */
         st = kinfer_matmul_gated(cb->pool, cb->mm, cb->mm_size, tg, expert_matrix(m->gate_exps, e),
                                  expert_matrix(m->up_exps, e), F, E, x, cnt, h, gate);
         if (st) return moe_failed(be, st, e, "gated");
     } else {
         st = kinfer_matmul_ex(cb->pool, cb->mm, cb->mm_size, tg, expert_matrix(m->gate_exps, e), F, E, x,
-                              cnt, h, KINFER_MATMUL_QUANT_TOKENWISE);
+                              cnt, h, KINFER_MATMUL_QUANT_MMID);
         if (st) return moe_failed(be, st, e, "gate");
         st = kinfer_matmul_ex(cb->pool, cb->mm, cb->mm_size, tu, expert_matrix(m->up_exps, e), F, E, x,
-                              cnt, u, KINFER_MATMUL_QUANT_TOKENWISE);
+                              cnt, u, KINFER_MATMUL_QUANT_MMID);
         if (st) return moe_failed(be, st, e, "up");
         for (int32_t i = 0; i < cnt; i++)
             gate(h + (size_t)i * (size_t)F, h + (size_t)i * (size_t)F, u + (size_t)i * (size_t)F, F);
     }
     st = kinfer_matmul_ex(cb->pool, cb->mm, cb->mm_size, m->down_exps->type, expert_matrix(m->down_exps, e),
-                          E, F, h, cnt, y, KINFER_MATMUL_QUANT_TOKENWISE);
+                          E, F, h, cnt, y, KINFER_MATMUL_QUANT_MMID);
     return st ? moe_failed(be, st, e, "down") : KINFER_OK;
 }
 

@@ -19,7 +19,8 @@
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static server srv;
+static served srv;
+static metrics srv_metrics;
 
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
@@ -30,7 +31,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
         fprintf(stderr, "fuzz_server: cannot load %s (set KINFER_FUZZ_MODEL)\n", path);
         exit(1);
     }
-    srv.opt.alias = "fuzz";
+    srv.alias = "fuzz";
     srv.opt.n_predict = -1;
     srv.opt.temperature = 0.8f;
     srv.opt.seed = 1;
@@ -40,9 +41,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     srv.opt.engine.n_slots = 1;
     srv.opt.engine.n_batch = 64;
     srv.opt.engine.queue_cap = 1;
-    metrics_init(&srv.metrics);
+    metrics_init(&srv_metrics);
     char err[256];
-    srv.engine = engine_start(srv.model, &srv.opt.engine, &srv.metrics, err, sizeof err);
+    srv.engine = engine_start(srv.model, &srv.opt.engine, &srv_metrics, err, sizeof err);
     if (!srv.engine) {
         fprintf(stderr, "fuzz_server: %s\n", err);
         exit(1);

@@ -341,7 +341,7 @@ static enum MHD_Result models(server *srv, struct MHD_Connection *c, exchange *x
             cJSON_AddNumberToObject(meta, "n_ctx_slot", engine_n_ctx_slot(sv->engine));
             cJSON_AddNumberToObject(meta, "n_slots", engine_n_slots(sv->engine));
             cJSON_AddNumberToObject(meta, "memory_bytes", (double)e[i].mem_bytes);
-            router_release(srv->router, sv, KEEP_ALIVE_UNSET);
+            router_unhold(srv->router, sv);
         }
         if (e[i].error[0]) cJSON_AddStringToObject(meta, "error", e[i].error);
         cJSON_AddItemToArray(data, m);
@@ -376,7 +376,7 @@ static enum MHD_Result slots(server *srv, struct MHD_Connection *c, exchange *x)
             cJSON_AddItemToArray(arr, s);
         }
         free(info);
-        router_release(srv->router, sv, KEEP_ALIVE_UNSET);
+        router_unhold(srv->router, sv);
     }
     free(e);
     return send_cjson(srv, c, x, 200, arr);

@@ -420,7 +420,7 @@ static const kinfer_model *open_model(router *rt, const router_entry *e, served 
 
 static void close_model(router *rt, served *held, kinfer_model *opened)
 {
-    if (held) router_release(rt, held, KEEP_ALIVE_UNSET);
+    if (held) router_unhold(rt, held);
     kinfer_model_free(opened);
 }
 

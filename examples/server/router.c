@@ -599,23 +599,30 @@ served *router_acquire_loaded(router *rt, const char *name)
     return sv;
 }
 
-void router_release(router *rt, served *sv, int64_t keep_alive_ms)
+/* A hold ends.  A request's (as_request) sets the keep_alive that applies
+ * from now on (Ollama's: the request's, else the model's own) and counts
+ * as a use; a listing's hold changes neither. */
+static void release(router *rt, served *sv, int64_t keep_alive_ms, bool as_request)
 {
     if (!sv) return;
     pthread_mutex_lock(&rt->mu);
     rmodel *m = NULL;
     for (int i = 0; i < rt->n_models && !m; i++)
         if (&rt->models[i]->sv == sv) m = rt->models[i];
-    if (keep_alive_ms != KEEP_ALIVE_UNSET) m->keep_alive_ms = keep_alive_ms;
-    m->last_used_ns = now_ns();
+    if (as_request) {
+        m->keep_alive_ms = keep_alive_ms != KEEP_ALIVE_UNSET ? keep_alive_ms : m->opt.keep_alive_ms;
+        m->last_used_ns = now_ns();
+    }
     if (--m->active == 0) {
         m->expires_ns = m->keep_alive_ms < 0 ? 0 : m->last_used_ns + (uint64_t)m->keep_alive_ms * 1000000u;
-        if (m->keep_alive_ms == 0) m->expires_ns = m->last_used_ns;   /* unload now */
         pthread_cond_signal(&rt->work);
         pthread_cond_broadcast(&rt->changed);   /* a load may wait for this one to go idle */
     }
     pthread_mutex_unlock(&rt->mu);
 }
+
+void router_release(router *rt, served *sv, int64_t keep_alive_ms) { release(rt, sv, keep_alive_ms, true); }
+void router_unhold(router *rt, served *sv) { release(rt, sv, KEEP_ALIVE_UNSET, false); }
 
 /* ------------------------------------------------------------ lifetime */
 

@@ -46,10 +46,12 @@ void router_free(router *rt);
  * it was loaded).  NULL with *err: 404 for an unknown name, 400 when a name
  * is needed, 500 when its load failed (the reason), 503 when stopping. */
 served *router_acquire(router *rt, const char *name, uint64_t *load_ns, api_error *err);
-/* The model when it is loaded now (held: release it), else NULL; no load. */
+/* The model when it is loaded now (held: router_unhold it), else NULL; no
+ * load, and the hold counts as no use. */
 served *router_acquire_loaded(router *rt, const char *name);
+void router_unhold(router *rt, served *sv);
 /* Done with it.  keep_alive_ms: this request's keep_alive (KEEP_ALIVE_UNSET
- * = the model's), which becomes the model's until the next request sets one. */
+ * = the model's own), counted from now once no request holds the model. */
 void router_release(router *rt, served *sv, int64_t keep_alive_ms);
 
 /* True once the models loaded at start are (with -m: the model). */

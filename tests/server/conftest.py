@@ -157,8 +157,11 @@ class Server:
         with self.http() as c:
             return c.get(path, **kw)
 
-    def tokenize(self, text, add_special=False, headers=None):
-        r = self.post("/tokenize", {"content": text, "add_special": add_special}, headers=headers)
+    def tokenize(self, text, add_special=False, headers=None, model=None):
+        body = {"content": text, "add_special": add_special}
+        if model:
+            body["model"] = model
+        r = self.post("/tokenize", body, headers=headers)
         assert r.status_code == 200, r.text
         return r.json()["tokens"]
 

@@ -66,7 +66,7 @@ bool ollama_keep_alive(const cJSON *root, int64_t *ms, api_error *err)
     const cJSON *v = cJSON_GetObjectItemCaseSensitive(root, "keep_alive");
     if (!v || cJSON_IsNull(v)) return true;
     if (cJSON_IsNumber(v)) {
-        *ms = (int64_t)(v->valuedouble * 1000);
+        *ms = router_seconds_ms(v->valuedouble);
         return true;
     }
     if (cJSON_IsString(v) && router_parse_duration(v->valuestring, ms)) return true;

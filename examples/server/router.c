@@ -69,6 +69,12 @@ struct router {
 
 /* ------------------------------------------------------------ parsing */
 
+int64_t router_seconds_ms(double seconds)
+{
+    double ms = seconds * 1000;
+    return ms > 9e15 ? (int64_t)9e15 : ms < -9e15 ? (int64_t)-9e15 : (int64_t)ms;
+}
+
 bool router_parse_duration(const char *s, int64_t *ms)
 {
     while (isspace((unsigned char)*s)) s++;
@@ -77,7 +83,7 @@ bool router_parse_duration(const char *s, int64_t *ms)
     double v = strtod(s, &end);
     if (end == s || !isfinite(v)) return false;
     if (!*end) {   /* a bare number: seconds */
-        *ms = (int64_t)(v * 1000);
+        *ms = router_seconds_ms(v);
         return true;
     }
     /* Go's time.ParseDuration: a sequence of number+unit, one sign in front */
@@ -275,7 +281,7 @@ static bool apply_settings(router *rt, rmodel *m, const cJSON *o, char *err, siz
     v = cJSON_GetObjectItemCaseSensitive(o, "keep_alive");
     if (v) {
         int64_t ms;
-        bool ok = cJSON_IsNumber(v) ? (ms = (int64_t)(v->valuedouble * 1000), true)
+        bool ok = cJSON_IsNumber(v) ? (ms = router_seconds_ms(v->valuedouble), true)
                 : cJSON_IsString(v) && router_parse_duration(v->valuestring, &ms);
         if (!ok) return snprintf(err, n, "models.json: %s.keep_alive must be a duration (\"5m\") or seconds", m->name), false;
         m->opt.keep_alive_ms = m->keep_alive_ms = ms;
@@ -614,7 +620,9 @@ static void release(router *rt, served *sv, int64_t keep_alive_ms, bool as_reque
         m->last_used_ns = now_ns();
     }
     if (--m->active == 0) {
-        m->expires_ns = m->keep_alive_ms < 0 ? 0 : m->last_used_ns + (uint64_t)m->keep_alive_ms * 1000000u;
+        /* (negative, or past a century: never) */
+        bool never = m->keep_alive_ms < 0 || m->keep_alive_ms > 100ll * 365 * 86400 * 1000;
+        m->expires_ns = never ? 0 : m->last_used_ns + (uint64_t)m->keep_alive_ms * 1000000u;
         pthread_cond_signal(&rt->work);
         pthread_cond_broadcast(&rt->changed);   /* a load may wait for this one to go idle */
     }

@@ -83,6 +83,8 @@ bool router_path(router *rt, const char *name, char *path, size_t size, char *ca
  * held) and sum each model's engine metrics into total. */
 void router_metrics(router *rt, metrics *total, textbuf *out);
 
+/* Seconds as milliseconds, clamped to +-9e15. */
+int64_t router_seconds_ms(double seconds);
 /* "5m", "1h30m", "10s", "-1", "300" (seconds) as milliseconds; false if not a duration. */
 bool router_parse_duration(const char *s, int64_t *ms);
 /* "512M", "8G", "1.5G", bytes: false if not a size. */

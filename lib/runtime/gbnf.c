@@ -480,9 +480,12 @@ static const char *parse_rule(parser *p, const char *s)
 /* llama.cpp's llama_grammar_detect_left_recursion: a rule whose leftmost
  * (past nullable rules) nonterminal leads back to itself. */
 static int left_recursive(const parser *p, uint32_t i, uint8_t *visited, uint8_t *in_progress,
-                          uint8_t *may_be_empty, int depth)
+                          uint8_t *may_be_empty, int depth, uint32_t *culprit)
 {
-    if (in_progress[i]) return 1;
+    if (in_progress[i]) {
+        *culprit = i;   /* the rule reached again before any input */
+        return 1;
+    }
     if (depth > 10000) return -1;   /* rules nested too deep to check without a deep C stack */
     in_progress[i] = 1;
     const elem_vec *r = &p->sym[i].rule;
@@ -502,7 +505,7 @@ static int left_recursive(const parser *p, uint32_t i, uint8_t *visited, uint8_t
     for (size_t k = 0; k < r->n; k++) {
         const gbnf_elem *e = &r->v[k];
         if (e->type == GE_RULE_REF && recurse) {
-            int lr = left_recursive(p, e->value, visited, in_progress, may_be_empty, depth + 1);
+            int lr = left_recursive(p, e->value, visited, in_progress, may_be_empty, depth + 1, culprit);
             if (lr) return lr;
             if (!may_be_empty[e->value]) recurse = 0;
         } else if (gbnf_is_end_of_seq(e)) {
@@ -537,8 +540,9 @@ static void check(parser *p, const char *root)
     }
     for (size_t i = 0; i < p->n_sym; i++) {
         if (flags[i]) continue;
-        int lr = left_recursive(p, (uint32_t)i, flags, flags + p->n_sym, flags + 2 * p->n_sym, 0);
-        if (lr > 0) fail_at(p, NULL, "rule '%s' is left-recursive (unsupported)", p->sym[i].name);
+        uint32_t culprit = (uint32_t)i;
+        int lr = left_recursive(p, (uint32_t)i, flags, flags + p->n_sym, flags + 2 * p->n_sym, 0, &culprit);
+        if (lr > 0) fail_at(p, NULL, "rule '%s' is left-recursive (unsupported)", p->sym[culprit].name);
         if (lr < 0) fail_at(p, NULL, "rules nested too deeply (more than 10000 levels)");
         if (lr) break;
     }

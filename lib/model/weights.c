@@ -458,11 +458,13 @@ static kinfer_status bind_all(binding *b, const arch_desc *a);
  * every angle of that pair into NaN. */
 static kinfer_status check_rope_factors(binding *b, const wtensor *t, const char *name)
 {
-    const float *f = t->data;
-    for (int64_t i = 0; f && i < t->ne0; i++)
-        if (!(f[i] > 0.0f && f[i] <= 1e6f))
+    for (int64_t i = 0; t->data && i < t->ne0; i++) {
+        float f; /* memcpy: a file's alignment may be 1 */
+        memcpy(&f, (const float *)t->data + i, sizeof f);
+        if (!(f > 0.0f && f <= 1e6f))
             return bind_fail(b, KINFER_E_FORMAT, "tensor %s: factor %lld is %g (expected > 0, finite)",
-                              name, (long long)i, f[i]);
+                              name, (long long)i, f);
+    }
     return KINFER_OK;
 }
 

@@ -99,7 +99,7 @@ static kinfer_status attn_qkv(const forward *f, const fwd_ubatch *ub, int il)
         be->rmsnorm(f->be, b->q, b->q, &L->q_norm, (int64_t)n * hp->n_head, hp->head_dim_k, hp->rms_eps);
         be->rmsnorm(f->be, b->k, b->k, &L->k_norm, (int64_t)n * hp->n_head_kv, hp->head_dim_k, hp->rms_eps);
     }
-    const kinfer_rope_params rp = model_layer_rope(f->w, il);
+    const kinfer_rope_params rp = model_layer_rope(f->w, il, kv_ctx_seq(f->kv));
     be->rope(f->be, b->q, n, hp->n_head, hp->head_dim_k, ub->pos, &rp);
     be->rope(f->be, b->k, n, hp->n_head_kv, hp->head_dim_k, ub->pos, &rp);
     if (hp->attn_scale_on_q) be->scale(f->be, b->q, hp->attn_scale, (int64_t)n * hp->n_head * hp->head_dim_k);

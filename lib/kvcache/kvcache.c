@@ -347,7 +347,7 @@ static void rerotate_cell(kv_cache *kv, const model_weights *w, uint32_t i, int3
         for (int h = 0; h < kv->n_head_kv; h++)
             kinfer_dequantize_row(kv->type_k, kv_k_head(kv, il, h) + r * kv->head_k,
                                   tmp + h * kv->head_dim_k, kv->head_dim_k);
-        const kinfer_rope_params rp = model_layer_rope(w, il);
+        const kinfer_rope_params rp = model_layer_rope(w, il, kv_ctx_seq(kv));
         kinfer_rope(tmp, 1, hp->n_head_kv, hp->head_dim_k, &delta, &rp);
         for (int h = 0; h < kv->n_head_kv; h++)
             kinfer_quantize_act_row(kv->type_k, tmp + h * kv->head_dim_k,

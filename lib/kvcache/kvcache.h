@@ -67,6 +67,12 @@ typedef struct kv_cache {
     uint64_t n_views;              /* views made so far: a view's id */
 } kv_cache;
 
+/* Positions one sequence can hold: its region, or the whole cache. */
+static inline uint32_t kv_ctx_seq(const kv_cache *kv)
+{
+    return kv->region ? kv->region : kv->n_ctx;
+}
+
 /* Cells per sequence under kv_seq_regions: n_ctx / n_seq_max rounded down
  * to a multiple of 64 (0 when that is less than 64). */
 uint32_t kv_region_size(uint32_t n_ctx, uint32_t n_seq_max);

@@ -383,7 +383,9 @@ void cpu_attention(backend *be, const backend_attn *a)
  * every batch takes `rows`, so a token's bits never depend on its batch.
  */
 #define FA_TILE 64      /* ggml's GGML_FA_TILE_Q and GGML_FA_TILE_KV */
+#ifndef FA_SPLIT_KV
 #define FA_SPLIT_KV 512 /* the view (cells) from which one token is split */
+#endif
 #define FA_MAX_G KINFER_ATTN_MAX_G
 
 static const int32_t fa_iota[FA_TILE] = {
@@ -738,8 +740,9 @@ static int32_t fa_view_cells(const kv_cache *kv, int swa, int32_t n_rows)
 {
     int32_t used = 0;
     if (!swa || !kv->n_swa_slots || kv->region) {
-        used = (int32_t)kv->hi;
+        used = (int32_t)kv->hi_ubatch;
     } else {
+        /* (the cells of later micro-batches have no slot yet) */
         for (uint32_t c = 0; c < kv->hi; c++)
             if (kv->cells[c].pos >= 0 && kv->slot[c] + 1 > used) used = kv->slot[c] + 1;
     }

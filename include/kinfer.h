@@ -262,6 +262,13 @@ typedef struct kinfer_context kinfer_context;
  * before the call. */
 typedef bool (*kinfer_abort_fn)(void *user_data);
 
+/* Flash attention, as llama.cpp's flash_attn_type (-fa on|off|auto). */
+typedef enum kinfer_flash_attn {
+    KINFER_FLASH_ATTN_AUTO = -1, /* on where it can run: on the CPU always, as llama.cpp decides */
+    KINFER_FLASH_ATTN_OFF = 0,
+    KINFER_FLASH_ATTN_ON = 1
+} kinfer_flash_attn;
+
 typedef struct kinfer_context_params {
     uint32_t n_ctx;        /* KV cache cells; 0 = the model's training context */
     uint32_t n_batch;      /* tokens per micro-batch, llama.cpp's n_ubatch (default 512): a
@@ -297,6 +304,17 @@ typedef struct kinfer_context_params {
      * that does not move).  Sliding-window layers keep a row for every cell
      * (as full layers do) instead of a smaller store of slots. */
     bool kv_seq_regions;
+    /* Attention as llama.cpp's flash attention (default KINFER_FLASH_ATTN_AUTO,
+     * which on the CPU means on, as in llama.cpp): each query row reads its
+     * keys with an online softmax, so no row of scores over the context is
+     * kept, and the logits are llama.cpp's with flash attention (OFF: its
+     * -fa off).  A quantized V cache (Q8_0) needs it: with OFF
+     * kinfer_context_new fails with KINFER_E_INVALID_ARG, with AUTO it is
+     * on.  An F32 cache is read as F16 with it, as llama.cpp casts it.  With
+     * kv_seq_regions every batch takes the one-key-at-a-time path (llama.cpp's
+     * for micro-batches of fewer than 64 tokens), so a token's logits still
+     * do not depend on its batch. */
+    kinfer_flash_attn flash_attn;
 } kinfer_context_params;
 
 KINFER_API kinfer_context_params kinfer_context_default_params(void);

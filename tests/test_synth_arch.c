@@ -398,6 +398,7 @@ START_TEST(test_synth_vs_llama_cpp)
     ck_assert_int_eq(kinfer_model_n_layer(m), cfg->n_layers);
 
     kinfer_context_params cp = kinfer_context_default_params();
+    cp.flash_attn = KINFER_FLASH_ATTN_OFF; /* the fixtures are llama.cpp -fa off */
     cp.n_ctx = cfg->n_ctx ? cfg->n_ctx : 256;
     cp.n_batch = 256;
     cp.n_threads = 2;

@@ -67,8 +67,7 @@ static void usage(FILE *out)
             "  -ctk, --cache-type-k T      KV key type: f16 (default), q8_0, f32\n"
             "  -ctv, --cache-type-v T      KV value type\n"
             "  -ngl, --n-gpu-layers N      layers on the GPU (-1 = as many as fit, 0 = none)\n"
-            "  -fa, --flash-attn on|off|auto  accepted for llama-server's scripts; kinfer has no\n"
-            "                              flash attention yet, its output is llama.cpp's '-fa off'\n"
+            "  -fa, --flash-attn on|off|auto  flash attention (default auto: on, as llama.cpp)\n"
             "  -h, --help, --version\n");
 }
 
@@ -153,11 +152,8 @@ static void parse_args(int argc, char **argv, server_options *o)
         else if (IS("-ctv") || IS("--cache-type-v")) e->cparams.type_v = args_kv_type(f, v);
         else if (IS("-ngl") || IS("--n-gpu-layers") || IS("--gpu-layers"))
             e->cparams.n_gpu_layers = (int32_t)args_int(f, v, -1, INT32_MAX);
-        else if (IS("-fa") || IS("--flash-attn")) {
-            if (strcmp(v, "on") && strcmp(v, "off") && strcmp(v, "auto"))
-                args_die("%s: '%s' is not on, off or auto", f, v);
-            if (!strcmp(v, "on")) fprintf(stderr, "kinfer-server: no flash attention yet: -fa on runs as off\n");
-        } else args_die("unknown option %s (see -h)", f);
+        else if (IS("-fa") || IS("--flash-attn")) e->cparams.flash_attn = args_flash_attn(f, v);
+        else args_die("unknown option %s (see -h)", f);
 #undef IS
     }
     if (!o->model_path == !o->models_dir) {

@@ -123,7 +123,7 @@ static kinfer_status layer_forward(const forward *f, const fwd_ubatch *ub, const
     const backend_attn a = {
         .kv = f->kv, .view = view, .il = il, .swa = L->is_swa, .n = n, .pos = ub->pos,
         .seq = ub->seq, .q = b->q, .out = b->att, .n_head = hp->n_head,
-        .scale = hp->attn_scale_on_q ? 1.0f : hp->attn_scale,
+        .scale = hp->attn_scale_on_q ? 1.0f : hp->attn_scale, .n_ubatch = ub->n_ubatch,
     };
     be->attention(f->be, &a);                                      /* att (n, OD) */
     if ((st = be->matmul(f->be, &L->wo, b->att, n, b->xb))) return st; /* xb (n, E) */
@@ -198,6 +198,7 @@ kinfer_status forward_ubatch(forward *f, const fwd_ubatch *ub)
             .cell = ub->cell + i0,
             .out_row = ub->out_row + i0,
             .logits = ub->logits,
+            .n_ubatch = ub->n,
         };
         kinfer_status st = forward_slice(f, &slice, &view);
         if (st) return st;

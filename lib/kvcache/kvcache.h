@@ -50,6 +50,10 @@ typedef struct kv_cache {
     kv_cell *cells;                /* n_ctx */
     uint32_t n_used;               /* cells with pos >= 0 */
     uint32_t hi;                   /* every cell at index >= hi is free */
+    /* every cell at index >= hi_ubatch is free or waits for a later
+     * micro-batch of the decode in progress: llama.cpp's used_max_p1 as
+     * the current micro-batch runs (its flash attention's view size) */
+    uint32_t hi_ubatch;
 
     /* sliding-window layers: rows by slot instead of by cell */
     int32_t n_swa;                 /* window in positions; 0: no such layers */

@@ -313,7 +313,8 @@ static void generate_valid(const char *model_file, const char *gfile, int n_seed
         kinfer_grammar_free(check);
         kinfer_sampler_free(s);
     }
-    /* grammars here are short: most draws finish within max_tokens */
+    /* grammars here are short: most draws finish within max_tokens (the same
+     * seeds under the sanitizers: two seeds alone may all run out of tokens) */
     ck_assert_int_gt(n_complete, 0);
     kinfer_context_free(ctx);
     kinfer_model_free(m);
@@ -322,10 +323,10 @@ static void generate_valid(const char *model_file, const char *gfile, int n_seed
 START_TEST(test_generate_choice) { generate_valid(TEST_MODEL_SMOLLM2, "choice.gbnf", 20, 8); }
 END_TEST
 
-START_TEST(test_generate_json_smollm2) { generate_valid(TEST_MODEL_SMOLLM2, "json.gbnf", test_quick() ? 2 : 6, 48); }
+START_TEST(test_generate_json_smollm2) { generate_valid(TEST_MODEL_SMOLLM2, "json.gbnf", 6, 48); }
 END_TEST
 
-START_TEST(test_generate_mixed_gemma3) { generate_valid(TEST_MODEL_GEMMA3, "mixed.gbnf", test_quick() ? 2 : 6, 32); }
+START_TEST(test_generate_mixed_gemma3) { generate_valid(TEST_MODEL_GEMMA3, "mixed.gbnf", 6, 32); }
 END_TEST
 
 START_TEST(test_api_errors)

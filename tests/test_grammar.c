@@ -162,10 +162,16 @@ static void check_masks(const char *model_file, int stride)
         int n_allowed, n_runs;
         ck_assert_int_eq(fscanf(f, " allowed %d %d", &n_allowed, &n_runs), 2);
         memset(want, 0, (size_t)nv);
-        for (int r = 0; r < n_runs; r++) {
-            int a, b;
-            ck_assert_int_eq(fscanf(f, "%d %d", &a, &b), 2);
+        /* runs as "<gap>" or "<gap>+<extra>" after the previous run's end */
+        for (int r = 0, end = 0; r < n_runs; r++) {
+            char run[32];
+            int gap, extra = 0;
+            ck_assert_int_eq(fscanf(f, "%31s", run), 1);
+            ck_assert_int_ge(sscanf(run, "%d+%d", &gap, &extra), 1);
+            const int a = end + gap, b = a + extra;
+            ck_assert(gap >= 0 && extra >= 0 && b < nv);
             for (int i = a; i <= b; i++) want[i] = 1;
+            end = b + 1;
         }
         for (int32_t i = 0; i < nv; i++) logits[i] = 0.0f;
         ck_assert_int_eq(kinfer_grammar_apply(g, logits, nv), KINFER_OK);

@@ -171,8 +171,8 @@ test: $(TEST_BIN) $(BUILD)/bin/synth-model check-shape
 # against $(BUILD)/bin/kinfer-server; skipped by the suite when models/ lacks SmolLM2.
 # The venv is shared by every BUILD (one pip install, ever: the stamp).
 VENV := build/venv
-VENV_STAMP := $(VENV)/.stamp-openai-2
-PY_TEST_PKGS := openai==3.63.0 httpx==0.29.0 pytest==9.2.0
+VENV_STAMP := $(VENV)/.stamp-ollama-1
+PY_TEST_PKGS := openai==3.63.0 httpx==0.29.0 pytest==9.2.0 ollama==0.6.3
 venv: $(VENV_STAMP)
 $(VENV_STAMP):
 	python3 -m venv $(VENV)
@@ -207,7 +207,8 @@ test-tsan:
 		PYTEST_PATHS=tests/server/test_concurrency.py
 
 FUZZ_BIN := $(BUILD)/fuzz/fuzz_gguf
-FUZZ_SRC := tests/fuzz/fuzz_gguf.c lib/gguf/gguf.c kernels/types.c
+FUZZ_SRC := tests/fuzz/fuzz_gguf.c lib/gguf/gguf.c kernels/types.c lib/model/weights.c lib/model/arch.c \
+	lib/core/status.c
 fuzz: $(FUZZ_BIN)
 	@mkdir -p $(BUILD)/fuzz/corpus
 	python3 tests/fuzz/make_seeds.py $(BUILD)/fuzz/seeds
@@ -234,7 +235,7 @@ fuzz-server: $(BUILD)/fuzz/fuzz_server
 		$(BUILD)/fuzz/server-corpus $(BUILD)/fuzz/server-seeds > $(BUILD)/fuzz/server-log 2>&1; \
 		status=$$?; tail -n 25 $(BUILD)/fuzz/server-log; exit $$status
 
-$(FUZZ_BIN): $(FUZZ_SRC) lib/gguf/gguf.h kernels/quant.h include/kinfer.h
+$(FUZZ_BIN): $(FUZZ_SRC) lib/gguf/gguf.h kernels/quant.h include/kinfer.h lib/model/weights.h lib/model/arch.h
 	@mkdir -p $(dir $@)
 	clang -std=c11 -g -O1 -D_GNU_SOURCE -Iinclude -Ilib -Ikernels \
 		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -o $@ $(FUZZ_SRC) -lm

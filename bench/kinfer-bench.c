@@ -134,6 +134,20 @@ static const char *kv_type_str(kinfer_type t)
     return t == KINFER_TYPE_F32 ? "f32" : t == KINFER_TYPE_Q8_0 ? "q8_0" : "f16";
 }
 
+/* -fa as llama-bench takes it: on|off|auto or 1|0|-1 */
+static kinfer_flash_attn fa_of(const char *s)
+{
+    if (!strcasecmp(s, "on") || !strcmp(s, "1")) return KINFER_FLASH_ATTN_ON;
+    if (!strcasecmp(s, "off") || !strcmp(s, "0")) return KINFER_FLASH_ATTN_OFF;
+    if (!strcasecmp(s, "auto") || !strcmp(s, "-1")) return KINFER_FLASH_ATTN_AUTO;
+    die("-fa: '%s' is not on, off or auto", s);
+}
+
+static const char *fa_str(kinfer_flash_attn f)
+{
+    return f == KINFER_FLASH_ATTN_ON ? "on" : f == KINFER_FLASH_ATTN_OFF ? "off" : "auto";
+}
+
 /* ---------------------------------------------------------------- model */
 
 static void ctx_die(kinfer_context *ctx, kinfer_status st, const char *what)
@@ -215,6 +229,7 @@ typedef struct test_cfg {
     int n_prompt, n_gen, n_depth;
     int n_batch, n_ubatch, n_threads, n_gpu_layers;
     kinfer_type type_k, type_v;
+    kinfer_flash_attn flash_attn;
 } test_cfg;
 
 typedef struct test_result {
@@ -282,6 +297,7 @@ static void run_test(const bench_model *bm, const test_cfg *cfg, int reps, int w
     cp.n_gpu_layers = cfg->n_gpu_layers;
     cp.type_k = cfg->type_k;
     cp.type_v = cfg->type_v;
+    cp.flash_attn = cfg->flash_attn;
     kinfer_context *ctx = NULL;
     kinfer_status st = kinfer_context_new(bm->model, &cp, &ctx);
     if (st != KINFER_OK) ctx_die(ctx, st, "context");
@@ -376,7 +392,7 @@ static const struct md_col {
     int width, right;
 } md_cols[] = {
     {"model", 30, 0}, {"size", 10, 1}, {"params", 10, 1}, {"backend", 7, 0}, {"ngl", 4, 1},
-    {"threads", 7, 1}, {"n_batch", 7, 1}, {"n_ubatch", 8, 1}, {"ctk", 4, 0}, {"ctv", 4, 0}, {"test", 15, 1},
+    {"threads", 7, 1}, {"n_batch", 7, 1}, {"n_ubatch", 8, 1}, {"ctk", 4, 0}, {"ctv", 4, 0}, {"fa", 4, 0}, {"test", 15, 1},
     {"t/s", 20, 1}, {"load cold/warm ms", 17, 1}, {"peak RSS", 9, 1},
 };
 
@@ -405,9 +421,9 @@ static void print_md_row(const test_result *r)
     snprintf(rss, sizeof rss, "%.0f MiB", (double)r->peak_rss / (1024.0 * 1024.0));
     snprintf(load, sizeof load, "%.1f / %.1f", r->bm->load_cold_ms, r->bm->load_warm_ms);
     /* "±" is two bytes but one column: pad by one more */
-    printf("| %-30.30s | %10s | %10s | %-7s | %4d | %7d | %7d | %8d | %-4s | %-4s | %15s | %21s | %17s | %9s |\n",
+    printf("| %-30.30s | %10s | %10s | %-7s | %4d | %7d | %7d | %8d | %-4s | %-4s | %-4s | %15s | %21s | %17s | %9s |\n",
            r->bm->desc, size, params, r->backend, r->cfg.n_gpu_layers, r->cfg.n_threads,
-           r->cfg.n_batch, r->cfg.n_ubatch, kv_type_str(r->cfg.type_k), kv_type_str(r->cfg.type_v), name, ts,
+           r->cfg.n_batch, r->cfg.n_ubatch, kv_type_str(r->cfg.type_k), kv_type_str(r->cfg.type_v), fa_str(r->cfg.flash_attn), name, ts,
            load, rss);
 }
 
@@ -435,14 +451,14 @@ static void print_json_obj(const test_result *r)
     json_str(r->bm->desc);
     printf(", \"model_size\": %llu, \"model_n_params\": %llu, \"backends\": \"%s\", "
            "\"n_batch\": %d, \"n_ubatch\": %d, \"n_threads\": %d, \"type_k\": \"%s\", \"type_v\": \"%s\", "
-           "\"n_gpu_layers\": %d, \"n_prompt\": %d, \"n_gen\": %d, \"n_depth\": %d, "
+           "\"flash_attn\": \"%s\", \"n_gpu_layers\": %d, \"n_prompt\": %d, \"n_gen\": %d, \"n_depth\": %d, "
            "\"test_time\": \"%s\", \"load_cold_ms\": %.3f, \"load_warm_ms\": %.3f, "
            "\"peak_rss_bytes\": %llu, "
            "\"avg_ns\": %.0f, \"stddev_ns\": %.0f, \"avg_ts\": %.6f, \"stddev_ts\": %.6f, "
            "\"samples_ns\": [",
            (unsigned long long)r->bm->size, (unsigned long long)r->bm->n_params, r->backend,
            c->n_batch, c->n_ubatch, c->n_threads, kv_type_str(c->type_k), kv_type_str(c->type_v),
-           c->n_gpu_layers, c->n_prompt, c->n_gen, c->n_depth, r->time_str, r->bm->load_cold_ms, r->bm->load_warm_ms,
+           fa_str(c->flash_attn), c->n_gpu_layers, c->n_prompt, c->n_gen, c->n_depth, r->time_str, r->bm->load_cold_ms, r->bm->load_warm_ms,
            (unsigned long long)r->peak_rss, r->avg_ns, r->stddev_ns, r->avg_ts, r->stddev_ts);
     for (int i = 0; i < r->n_reps; i++)
         printf("%s%llu", i ? ", " : " ", (unsigned long long)r->samples_ns[i]);
@@ -456,7 +472,7 @@ static void print_json_obj(const test_result *r)
 static void print_csv_header(void)
 {
     printf("kinfer_version,model_filename,model_type,model_size,model_n_params,backends,n_batch,"
-           "n_ubatch,n_threads,type_k,type_v,n_gpu_layers,n_prompt,n_gen,n_depth,test_time,load_cold_ms,load_warm_ms,"
+           "n_ubatch,n_threads,type_k,type_v,flash_attn,n_gpu_layers,n_prompt,n_gen,n_depth,test_time,load_cold_ms,load_warm_ms,"
            "peak_rss_bytes,avg_ns,stddev_ns,avg_ts,stddev_ts\n");
 }
 
@@ -477,10 +493,10 @@ static void print_csv_row(const test_result *r)
     csv_str(r->bm->path);
     putchar(',');
     csv_str(r->bm->desc);
-    printf(",%llu,%llu,\"%s\",%d,%d,%d,\"%s\",\"%s\",%d,%d,%d,%d,\"%s\",%.3f,%.3f,%llu,%.0f,%.0f,%.6f,%.6f\n",
+    printf(",%llu,%llu,\"%s\",%d,%d,%d,\"%s\",\"%s\",\"%s\",%d,%d,%d,%d,\"%s\",%.3f,%.3f,%llu,%.0f,%.0f,%.6f,%.6f\n",
            (unsigned long long)r->bm->size, (unsigned long long)r->bm->n_params, r->backend,
            c->n_batch, c->n_ubatch, c->n_threads, kv_type_str(c->type_k), kv_type_str(c->type_v),
-           c->n_gpu_layers, c->n_prompt, c->n_gen, c->n_depth, r->time_str, r->bm->load_cold_ms, r->bm->load_warm_ms,
+           fa_str(c->flash_attn), c->n_gpu_layers, c->n_prompt, c->n_gen, c->n_depth, r->time_str, r->bm->load_cold_ms, r->bm->load_warm_ms,
            (unsigned long long)r->peak_rss, r->avg_ns, r->stddev_ns, r->avg_ts, r->stddev_ts);
 }
 
@@ -501,6 +517,7 @@ static void usage(FILE *f)
             "  -ngl, --n-gpu-layers N,...  layers on the GPU (-1 = as many as fit; default 0)\n"
             "  -ctk, --cache-type-k T,...  KV key type f16|q8_0|f32 (default f16)\n"
             "  -ctv, --cache-type-v T,...  KV value type (default f16)\n"
+            "  -fa, --flash-attn F,...   flash attention on|off|auto (also 1|0|-1; default auto)\n"
             "  -r, --repetitions N       timed runs per test (default 5)\n"
             "  -o, --output FMT          md|csv|json|jsonl (default md)\n"
             "  --no-warmup               skip the untimed warm-up run\n"
@@ -510,7 +527,7 @@ static void usage(FILE *f)
 
 int main(int argc, char **argv)
 {
-    str_list models = {0}, ctk = {0}, ctv = {0};
+    str_list models = {0}, ctk = {0}, ctv = {0}, fa = {0};
     int_list n_prompt = {0}, n_gen = {0}, depth = {0}, batch = {0}, ubatch = {0}, threads = {0},
              ngl = {0};
     int_list pg = {0};   /* pairs */
@@ -527,6 +544,7 @@ int main(int argc, char **argv)
     int_push(&ngl, 0); /* (llama-bench: 99 with a GPU) until the forward pass runs on CUDA */
     str_push(&ctk, "f16");
     str_push(&ctv, "f16");
+    str_push(&fa, "auto");
 
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -574,6 +592,8 @@ int main(int argc, char **argv)
             parse_str_list(&ctk, v);
         else if (!strcmp(a, "-ctv") || !strcmp(a, "--cache-type-v"))
             parse_str_list(&ctv, v);
+        else if (!strcmp(a, "-fa") || !strcmp(a, "--flash-attn"))
+            parse_str_list(&fa, v);
         else if (!strcmp(a, "-r") || !strcmp(a, "--repetitions"))
             reps = parse_int(v, a);
         else if (!strcmp(a, "-o") || !strcmp(a, "--output")) {
@@ -600,6 +620,7 @@ int main(int argc, char **argv)
     for (int i = 0; i < threads.n; i++) if (threads.v[i] < 1) die("-t must be >= 1");
     for (int i = 0; i < ctk.n; i++) kv_type_of(ctk.v[i]);
     for (int i = 0; i < ctv.n; i++) kv_type_of(ctv.v[i]);
+    for (int i = 0; i < fa.n; i++) fa_of(fa.v[i]);
 
     /* the tests of one parameter set: every -p, every -n, every -pg */
     int n_kinds = n_prompt.n + n_gen.n + pg.n / 2;
@@ -629,6 +650,7 @@ int main(int argc, char **argv)
         for (int gi = 0; gi < ngl.n; gi++)
         for (int ki = 0; ki < ctk.n; ki++)
         for (int vi = 0; vi < ctv.n; vi++)
+        for (int fi = 0; fi < fa.n; fi++)
         for (int di = 0; di < depth.n; di++)
         for (int k = 0; k < nk; k++) {
             test_cfg c = kinds[k];
@@ -639,6 +661,7 @@ int main(int argc, char **argv)
             c.n_gpu_layers = ngl.v[gi];
             c.type_k = kv_type_of(ctk.v[ki]);
             c.type_v = kv_type_of(ctv.v[vi]);
+            c.flash_attn = fa_of(fa.v[fi]);
             if (progress) {
                 char name[64];
                 test_name(&c, name, sizeof name);
@@ -672,6 +695,8 @@ int main(int argc, char **argv)
     for (int i = 0; i < models.n; i++) free(models.v[i]);
     for (int i = 0; i < ctk.n; i++) free(ctk.v[i]);
     for (int i = 0; i < ctv.n; i++) free(ctv.v[i]);
+    for (int i = 0; i < fa.n; i++) free(fa.v[i]);
+    free(fa.v);
     free(models.v), free(ctk.v), free(ctv.v);
     free(n_prompt.v), free(n_gen.v), free(depth.v), free(batch.v), free(ubatch.v), free(threads.v), free(ngl.v);
     free(pg.v);

@@ -5,6 +5,10 @@
  * kinfer and llama.cpp both load what it writes.
  *
  *   synth-model -s llama3-8b -f Q4_K_M -o /tmp/llama3-8b-q4km.gguf [--layers N] [--seed S]
+ *
+ * The *-tiny shapes (a 1024-token vocabulary, 2 layers of width 256) carry
+ * each family's distinctive metadata and tensors at a size the tests
+ * decode in milliseconds, against llama.cpp's logits on the same file.
  */
 #include <math.h>
 #include <pthread.h>
@@ -27,24 +31,52 @@ typedef struct shape {
     int qkv_bias; /* attn_q/k/v have biases (qwen2) */
     const char *tok_pre; /* tokenizer.ggml.pre (NULL: "default") */
     int fim;      /* the vocabulary has DeepSeek-Coder's fill-in-the-middle tokens */
+    /* RoPE scaling metadata (NULL: none written) */
+    const char *rope_scaling; /* rope.scaling.type */
+    float rope_factor;        /* rope.scaling.factor */
+    int orig_ctx;             /* rope.scaling.original_context_length (0: not written) */
+    int rope_freqs;           /* Llama 3.1's rope_freqs tensor (factor 8, as its converter) */
+    int longrope;             /* Phi-3's rope_factors_long/short and attn_factor */
+    int head_dim_key;         /* write attention.key/value_length (head_dim != n_embd / n_head) */
+    int fused;                /* Phi-3's fused attn_qkv and gate-up ffn_up */
+    int qk_norm;              /* attn_q_norm / attn_k_norm (Qwen3) */
 } shape;
 
 static const shape shapes[] = {
-    {"llama2-7b", "llama", 32000, 4096, 32, 32, 32, 128, 11008, 4096, 10000.0f, 1e-5f, 0, 0, 0, NULL, 0},
-    {"llama3-8b", "llama", 128256, 4096, 32, 32, 8, 128, 14336, 8192, 500000.0f, 1e-5f, 0, 0, 0, NULL, 0},
-    {"smollm2-135m", "llama", 49152, 576, 30, 9, 3, 64, 1536, 8192, 100000.0f, 1e-5f, 1, 0, 0, NULL, 0},
-    {"gemma3-270m", "gemma3", 262144, 640, 18, 4, 1, 256, 2048, 32768, 1000000.0f, 1e-6f, 1, 512, 0, NULL, 0},
+    {"llama2-7b", "llama", 32000, 4096, 32, 32, 32, 128, 11008, 4096, 10000.0f, 1e-5f, 0, 0, 0, NULL, .fim = 0},
+    {"llama3-8b", "llama", 128256, 4096, 32, 32, 8, 128, 14336, 8192, 500000.0f, 1e-5f, 0, 0, 0, NULL, .fim = 0},
+    {"smollm2-135m", "llama", 49152, 576, 30, 9, 3, 64, 1536, 8192, 100000.0f, 1e-5f, 1, 0, 0, NULL, .fim = 0},
+    {"gemma3-270m", "gemma3", 262144, 640, 18, 4, 1, 256, 2048, 32768, 1000000.0f, 1e-6f, 1, 512, 0, NULL, .fim = 0},
     {"qwen2.5-0.5b", "qwen2", 151936, 896, 24, 14, 2, 64, 4864, 32768, 1000000.0f, 1e-6f, 1, 0, 1,
-     "qwen2", 0},
+     "qwen2", .fim = 0},
     /* DeepSeek-Coder 1.3B's shape and FIM tokens (its linear RoPE scaling is not written) */
     {"deepseek-coder-1.3b", "llama", 32256, 2048, 24, 16, 16, 128, 5504, 16384, 100000.0f, 1e-6f, 0, 0, 0,
-     NULL, 1},
+     NULL, .fim = 1},
+    /* the families of issue 19, full size */
+    {"qwen3-8b", "qwen3", 151936, 4096, 36, 32, 8, 128, 12288, 40960, 1000000.0f, 1e-6f, 0, 0, 0,
+     "qwen2", 0, .qk_norm = 1},
+    {"llama31-8b", "llama", 128256, 4096, 32, 32, 8, 128, 14336, 131072, 500000.0f, 1e-5f, 0, 0, 0,
+     NULL, 0, .rope_freqs = 1},
+    {"phi3-mini", "phi3", 32064, 3072, 32, 32, 32, 96, 8192, 131072, 10000.0f, 1e-5f, 0, 0, 0, NULL, 0,
+     .orig_ctx = 4096, .longrope = 1, .fused = 1},
+    /* and tiny: 2 layers of width 256 (head_dim 128 on qwen3, as Qwen3 0.6B's 2x) */
+    {"qwen3-tiny", "qwen3", 1024, 256, 2, 4, 2, 128, 512, 40960, 1000000.0f, 1e-6f, 1, 0, 0, "qwen2", 0,
+     .head_dim_key = 1, .qk_norm = 1},
+    {"llama31-tiny", "llama", 1024, 256, 2, 4, 2, 64, 512, 131072, 500000.0f, 1e-5f, 0, 0, 0, NULL, 0,
+     .rope_freqs = 1},
+    {"deepseek-coder-tiny", "llama", 1024, 256, 2, 4, 4, 64, 512, 16384, 100000.0f, 1e-6f, 0, 0, 0, NULL,
+     1, .rope_scaling = "linear", .rope_factor = 4.0f},
+    {"qwen2-yarn-tiny", "qwen2", 1024, 256, 2, 4, 2, 64, 512, 131072, 1000000.0f, 1e-6f, 1, 0, 1, "qwen2",
+     0, .rope_scaling = "yarn", .rope_factor = 4.0f, .orig_ctx = 32768},
+    {"phi3-tiny", "phi3", 1024, 256, 2, 4, 4, 64, 512, 131072, 10000.0f, 1e-5f, 0, 0, 0, NULL, 0,
+     .orig_ctx = 4096, .longrope = 1, .fused = 1},
     /* mixtures of experts: Mixtral is a llama file with experts of n_ff */
-    {"mixtral-8x7b", "llama", 32000, 4096, 32, 32, 8, 128, 14336, 32768, 1000000.0f, 1e-5f, 0, 0, 0, NULL, 0},
-    {"mixtral-tiny", "llama", 8192, 512, 2, 8, 4, 64, 768, 4096, 1000000.0f, 1e-5f, 0, 0, 0, NULL, 0},
+    {"mixtral-8x7b", "llama", 32000, 4096, 32, 32, 8, 128, 14336, 32768, 1000000.0f, 1e-5f, 0, 0, 0, NULL, .fim = 0},
+    {"mixtral-tiny", "llama", 8192, 512, 2, 8, 4, 64, 768, 4096, 1000000.0f, 1e-5f, 0, 0, 0, NULL, .fim = 0},
     {"qwen3-30b-a3b", "qwen3moe", 151936, 2048, 48, 32, 4, 128, 6144, 40960, 1000000.0f, 1e-6f, 0, 0, 0,
-     "qwen2", 0},
-    {"qwen3moe-tiny", "qwen3moe", 8192, 512, 2, 8, 4, 128, 1536, 4096, 1000000.0f, 1e-6f, 0, 0, 0, "qwen2", 0},
+     "qwen2", 0, .head_dim_key = 1, .qk_norm = 1},
+    {"qwen3moe-tiny", "qwen3moe", 8192, 512, 2, 8, 4, 128, 1536, 4096, 1000000.0f, 1e-6f, 0, 0, 0, "qwen2", 0,
+     .head_dim_key = 1, .qk_norm = 1},
 };
 
 /* The shapes whose layers are mixtures of experts (Mixtral's experts are
@@ -95,6 +127,7 @@ typedef struct tensor_spec {
     int is_norm;
     int is_bias;
     int type;
+    const float *values; /* (ne[0]) F32 written as is (RoPE factors), or NULL: random */
 } tensor_spec;
 
 static int add3(tensor_spec *t, int n, const char *name, int64_t ne0, int64_t ne1, int64_t ne2)
@@ -122,9 +155,13 @@ static int layer_tensors(const shape *s, int il, tensor_spec *t, int n)
     const int64_t q = (int64_t)s->n_head * s->head_dim, kv = (int64_t)s->n_head_kv * s->head_dim;
 #define T(suffix, ne0, ne1) (snprintf(name, sizeof name, "blk.%d." suffix, il), n = add(t, n, name, ne0, ne1))
     T("attn_norm.weight", s->n_embd, 0);
-    T("attn_q.weight", s->n_embd, q);
-    T("attn_k.weight", s->n_embd, kv);
-    T("attn_v.weight", s->n_embd, kv);
+    if (s->fused) {
+        T("attn_qkv.weight", s->n_embd, q + 2 * kv);
+    } else {
+        T("attn_q.weight", s->n_embd, q);
+        T("attn_k.weight", s->n_embd, kv);
+        T("attn_v.weight", s->n_embd, kv);
+    }
     if (s->qkv_bias) {
         T("attn_q.bias", q, 0);
         T("attn_k.bias", kv, 0);
@@ -141,11 +178,15 @@ static int layer_tensors(const shape *s, int il, tensor_spec *t, int n)
         T3("ffn_down_exps.weight", f, s->n_embd);
 #undef T3
     } else {
-        T("ffn_gate.weight", s->n_embd, s->n_ff);
-        T("ffn_up.weight", s->n_embd, s->n_ff);
+        if (s->fused) {
+            T("ffn_up.weight", s->n_embd, 2 * (int64_t)s->n_ff); /* gate rows, then up rows */
+        } else {
+            T("ffn_gate.weight", s->n_embd, s->n_ff);
+            T("ffn_up.weight", s->n_embd, s->n_ff);
+        }
         T("ffn_down.weight", s->n_ff, s->n_embd);
     }
-    if (!strcmp(s->arch, "qwen3moe")) {
+    if (s->qk_norm) {
         T("attn_q_norm.weight", s->head_dim, 0);
         T("attn_k_norm.weight", s->head_dim, 0);
     }
@@ -157,6 +198,39 @@ static int layer_tensors(const shape *s, int il, tensor_spec *t, int n)
     }
 #undef T
     return n;
+}
+
+/*
+ * Llama 3.1's frequency factors as its converter computes them (factor 8,
+ * low/high frequency factors 1 and 4, original context 8192): 1 for short
+ * wavelengths, 8 for long ones, smoothly between.
+ */
+static void llama31_rope_freqs(const shape *s, float *out)
+{
+    const double factor = 8.0, lo = 1.0, hi = 4.0, old_ctx = 8192.0;
+    const double lo_wavelen = old_ctx / lo, hi_wavelen = old_ctx / hi;
+    for (int i = 0; i < s->head_dim / 2; i++) {
+        const float freq = 1.0f / powf(s->rope_base, (float)(2 * i) / (float)s->head_dim);
+        const double wavelen = 2.0 * M_PI / freq;
+        if (wavelen < hi_wavelen) out[i] = 1.0f;
+        else if (wavelen > lo_wavelen) out[i] = (float)factor;
+        else {
+            const double smooth = (old_ctx / wavelen - lo) / (hi - lo);
+            out[i] = (float)(1.0 / ((1.0 - smooth) / factor + smooth));
+        }
+    }
+}
+
+/* LongRoPE factors shaped like Phi-3 mini 128k's: long ones rising from 1
+ * to about 50 over the pairs, short ones from 1 to 1.5. */
+static void phi3_rope_factors(const shape *s, float *lng, float *shrt)
+{
+    const int n = s->head_dim / 2;
+    for (int i = 0; i < n; i++) {
+        const double t = (double)i / (double)(n - 1);
+        lng[i] = (float)(1.0 + 49.0 * t * t);
+        shrt[i] = (float)(1.0 + 0.5 * t);
+    }
 }
 
 static int by_layer_then_name(const void *a, const void *b)
@@ -171,9 +245,9 @@ static int by_layer_then_name(const void *a, const void *b)
 /* ------------------------------------------------------------- tokenizer */
 
 /* A byte-level BPE vocabulary: the 256 byte symbols, tokens merged from
- * them, and control tokens at the end (FIM's three when fim, then BOS and
- * EOS).  Loadable, not meaningful. */
-static int write_vocab(gguf_writer *w, int n_vocab, const char *pre, int fim)
+ * them, and control tokens at the end (FIM's three when fim, Phi-3's four
+ * for phi3, then BOS and EOS).  Loadable, not meaningful. */
+static int write_vocab(gguf_writer *w, int n_vocab, const char *pre, int fim, int phi3)
 {
     char **tokens = calloc((size_t)n_vocab, sizeof *tokens);
     int32_t *types = calloc((size_t)n_vocab, sizeof *types);
@@ -191,7 +265,10 @@ static int write_vocab(gguf_writer *w, int n_vocab, const char *pre, int fim)
         else s[0] = (char)(0xC0 | (cp >> 6)), s[1] = (char)(0x80 | (cp & 0x3F)), s[2] = 0;
         tokens[n] = s, types[n++] = 1;
     }
-    int n_merges = 0, n_plain = n_vocab - 2 - (fim ? 3 : 0);
+    /* Phi-3's: llama.cpp looks them up when general.name says phi3 */
+    static const char *const phi3_tokens[] = {"<unk>", "<s>", "</s>", "<|endoftext|>"};
+    const int n_phi3 = phi3 ? 4 : 0;
+    int n_merges = 0, n_plain = n_vocab - 2 - (fim ? 3 : 0) - n_phi3;
     for (int i = 0; n < n_plain; i++) {
         /* merge token a with byte symbol b: every pair is new */
         int a = i / 256, b = i % 256;
@@ -207,6 +284,7 @@ static int write_vocab(gguf_writer *w, int n_vocab, const char *pre, int fim)
         tokens[n] = strdup("<｜fim▁hole｜>"), types[n++] = 3;
         tokens[n] = strdup("<｜fim▁end｜>"), types[n++] = 3;
     }
+    for (int i = 0; i < n_phi3; i++) tokens[n] = strdup(phi3_tokens[i]), types[n++] = 3;
     tokens[n] = strdup("<|begin_of_text|>"), types[n++] = 3;
     tokens[n] = strdup("<|end_of_text|>"), types[n++] = 3;
     int st = gguf_writer_set_str(w, "tokenizer.ggml.model", "gpt2") ||
@@ -241,6 +319,11 @@ static void *fill_rows(void *arg)
     /* biases as large as the projections' outputs (about 0.6 rms), so a
      * forward pass that ignored them would give other logits */
     float scale = j->t->is_norm ? 0.1f : j->t->is_bias ? 1.0f : 1.0f / sqrtf((float)ncols);
+    if (j->t->values) { /* fixed values, one row */
+        if (j->ith == 0) memcpy(j->dst, j->t->values, (size_t)ncols * sizeof(float));
+        free(row);
+        return NULL;
+    }
     for (int64_t r = j->ith; row && r < n_rows && !j->st; r += j->nth) {
         fill_row(row, ncols, j->seed * 0x100000001b3ull + (uint64_t)r, scale, j->t->is_norm ? 1.0f : 0.0f);
         j->st = kinfer_quantize_row(j->t->type, row, j->dst + (size_t)r * row_size, ncols);
@@ -284,11 +367,25 @@ int main(int argc, char **argv)
     if (n_threads > 64) n_threads = 64;
 
     /* the tensor list, in the order llama.cpp's loader would sort it */
-    int cap = 4 + 16 * s.n_layer, n = 0;
+    int cap = 6 + 16 * s.n_layer, n = 0;
     tensor_spec *t = calloc((size_t)cap, sizeof *t);
     n = add(t, n, "token_embd.weight", s.n_embd, s.n_vocab);
     n = add(t, n, "output_norm.weight", s.n_embd, 0);
     if (!s.tied) n = add(t, n, "output.weight", s.n_embd, s.n_vocab);
+    float freqs[256], longf[256], shortf[256];
+    if (s.head_dim / 2 > 256) return usage(), 2;
+    if (s.rope_freqs) {
+        llama31_rope_freqs(&s, freqs);
+        n = add(t, n, "rope_freqs.weight", s.head_dim / 2, 0);
+        t[n - 1].values = freqs;
+    }
+    if (s.longrope) {
+        phi3_rope_factors(&s, longf, shortf);
+        n = add(t, n, "rope_factors_long.weight", s.head_dim / 2, 0);
+        t[n - 1].values = longf;
+        n = add(t, n, "rope_factors_short.weight", s.head_dim / 2, 0);
+        t[n - 1].values = shortf;
+    }
     for (int il = 0; il < s.n_layer; il++) n = layer_tensors(&s, il, t, n);
     qsort(t, (size_t)n, sizeof *t, by_layer_then_name);
     mix.tied = s.tied;
@@ -318,8 +415,20 @@ int main(int argc, char **argv)
         bad = bad || gguf_writer_set_u32(w, KEY("expert_count"), (uint32_t)moe.n_expert) ||
               gguf_writer_set_u32(w, KEY("expert_used_count"), (uint32_t)moe.n_expert_used);
     if (!strcmp(a, "qwen3moe"))
-        bad = bad || gguf_writer_set_u32(w, KEY("expert_feed_forward_length"), (uint32_t)moe.n_ff_exp) ||
-              gguf_writer_set_u32(w, KEY("attention.key_length"), (uint32_t)s.head_dim) ||
+        bad = bad || gguf_writer_set_u32(w, KEY("expert_feed_forward_length"), (uint32_t)moe.n_ff_exp);
+    if (s.rope_scaling)
+        bad = bad || gguf_writer_set_str(w, KEY("rope.scaling.type"), s.rope_scaling) ||
+              gguf_writer_set_f32(w, KEY("rope.scaling.factor"), s.rope_factor);
+    if (s.orig_ctx)
+        bad = bad || gguf_writer_set_u32(w, KEY("rope.scaling.original_context_length"), (uint32_t)s.orig_ctx);
+    if (s.longrope) { /* Phi-3's converter: sqrt(1 + ln(scale) / ln(original context)) */
+        const double scale = (double)s.n_ctx / s.orig_ctx;
+        bad = bad || gguf_writer_set_f32(w, KEY("rope.scaling.attn_factor"),
+                                         (float)sqrt(1.0 + log(scale) / log((double)s.orig_ctx))) ||
+              gguf_writer_set_u32(w, KEY("attention.sliding_window"), 262144); /* ignored, as by llama.cpp */
+    }
+    if (s.head_dim_key)
+        bad = bad || gguf_writer_set_u32(w, KEY("attention.key_length"), (uint32_t)s.head_dim) ||
               gguf_writer_set_u32(w, KEY("attention.value_length"), (uint32_t)s.head_dim);
     if (!strcmp(a, "gemma3"))
         bad = bad || gguf_writer_set_u32(w, KEY("attention.key_length"), (uint32_t)s.head_dim) ||
@@ -328,7 +437,7 @@ int main(int argc, char **argv)
     else
         bad = bad || gguf_writer_set_u32(w, KEY("rope.dimension_count"), (uint32_t)s.head_dim);
 #undef KEY
-    bad = bad || write_vocab(w, s.n_vocab, s.tok_pre, s.fim);
+    bad = bad || write_vocab(w, s.n_vocab, s.tok_pre, s.fim, !strcmp(a, "phi3"));
     uint64_t max_size = 0;
     for (int i = 0; i < n && !bad; i++) {
         t[i].type = quant_mix_type(&mix, t[i].name, t[i].n_dims, t[i].ne, KINFER_TYPE_F32);

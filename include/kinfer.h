@@ -262,6 +262,13 @@ typedef struct kinfer_context kinfer_context;
  * before the call. */
 typedef bool (*kinfer_abort_fn)(void *user_data);
 
+/* Flash attention, as llama.cpp's flash_attn_type (-fa on|off|auto). */
+typedef enum kinfer_flash_attn {
+    KINFER_FLASH_ATTN_AUTO = -1, /* on where it can run: on the CPU always, as llama.cpp decides */
+    KINFER_FLASH_ATTN_OFF = 0,
+    KINFER_FLASH_ATTN_ON = 1
+} kinfer_flash_attn;
+
 typedef struct kinfer_context_params {
     uint32_t n_ctx;        /* KV cache cells; 0 = the model's training context */
     uint32_t n_batch;      /* tokens per micro-batch, llama.cpp's n_ubatch (default 512): a
@@ -297,6 +304,17 @@ typedef struct kinfer_context_params {
      * that does not move).  Sliding-window layers keep a row for every cell
      * (as full layers do) instead of a smaller store of slots. */
     bool kv_seq_regions;
+    /* Attention as llama.cpp's flash attention (default KINFER_FLASH_ATTN_AUTO,
+     * which on the CPU means on, as in llama.cpp): each query row reads its
+     * keys with an online softmax, so no row of scores over the context is
+     * kept, and the logits are llama.cpp's with flash attention (OFF: its
+     * -fa off).  A quantized V cache (Q8_0) needs it: with OFF
+     * kinfer_context_new fails with KINFER_E_INVALID_ARG, with AUTO it is
+     * on.  An F32 cache is read as F16 with it, as llama.cpp casts it.  With
+     * kv_seq_regions every batch takes the one-key-at-a-time path (llama.cpp's
+     * for micro-batches of fewer than 64 tokens), so a token's logits still
+     * do not depend on its batch. */
+    kinfer_flash_attn flash_attn;
 } kinfer_context_params;
 
 KINFER_API kinfer_context_params kinfer_context_default_params(void);
@@ -404,8 +422,57 @@ KINFER_API void kinfer_sampler_free(kinfer_sampler *sampler);
 KINFER_API kinfer_token kinfer_sampler_sample(kinfer_sampler *sampler, const float *logits, int32_t n_vocab);
 /* Record a token in the penalty history (prompt tokens and sampled ones). */
 KINFER_API void kinfer_sampler_accept(kinfer_sampler *sampler, kinfer_token token);
-/* Forget the history and reseed. */
+/* Forget the history and reseed (and restart an attached grammar). */
 KINFER_API void kinfer_sampler_reset(kinfer_sampler *sampler);
+
+/*
+ * Constrained output: a GBNF grammar (llama.cpp's language: rules, | ( )
+ * * + ? {m,n}, "literals" with escapes, [classes] with ranges and ^, `.`,
+ * # comments; token references <...> are not supported) over a model's
+ * vocabulary.  Its state says which tokens may come next: those whose text
+ * continues the grammar (a token may span several elements, and a UTF-8
+ * character may be split across tokens), and end-of-generation tokens only
+ * where the grammar may end, as llama.cpp's grammar sampler decides.
+ *
+ * A grammar belongs to one thread at a time; it reads the model (which must
+ * outlive it).  The first grammar on a model builds a trie of the
+ * vocabulary's pieces, kept with the model (thread-safe, built once).
+ */
+typedef struct kinfer_grammar kinfer_grammar;
+struct kinfer_error;   /* (the tokenizer section defines it) */
+
+/* Parse gbnf (NUL-terminated) starting at rule root (NULL = "root").
+ * KINFER_E_FORMAT for a grammar that does not parse ("line L, column C:
+ * ..."), names an undefined rule, or has a left-recursive one; the message
+ * is in *error (may be NULL). */
+KINFER_API kinfer_status kinfer_grammar_new(const kinfer_model *model, const char *gbnf, const char *root,
+                                            kinfer_grammar **out, struct kinfer_error *error);
+KINFER_API void kinfer_grammar_free(kinfer_grammar *grammar);
+/* Back to the start of the root rule. */
+KINFER_API kinfer_status kinfer_grammar_reset(kinfer_grammar *grammar);
+/* Set the logits (n_vocab of them) of every token that may not come next
+ * to -INFINITY. */
+KINFER_API kinfer_status kinfer_grammar_apply(kinfer_grammar *grammar, float *logits, int32_t n_vocab);
+/* Whether token may come next. */
+KINFER_API bool kinfer_grammar_allows(kinfer_grammar *grammar, kinfer_token token);
+/* Advance on a token; KINFER_E_INVALID_ARG (state unchanged) when it may
+ * not come next.  An end-of-generation token leaves the state as it is. */
+KINFER_API kinfer_status kinfer_grammar_accept(kinfer_grammar *grammar, kinfer_token token);
+/* Whether the text so far is a complete sentence of the grammar. */
+KINFER_API bool kinfer_grammar_can_end(const kinfer_grammar *grammar);
+/* Message of the grammar's last failure; valid until its next call. */
+KINFER_API const char *kinfer_grammar_errmsg(const kinfer_grammar *grammar);
+
+/*
+ * Put a grammar at the front of the sampler's chain (NULL removes it); the
+ * sampler owns it from then on and frees it.  kinfer_sampler_sample then
+ * picks among the tokens the grammar allows, exactly as if every other
+ * token's logit were -inf, and advances the grammar on the token it returns
+ * (kinfer_sampler_accept does not touch the grammar, so prompt tokens can
+ * go to the penalty history).  When no token fits, sample returns
+ * KINFER_E_UNSUPPORTED.
+ */
+KINFER_API kinfer_status kinfer_sampler_set_grammar(kinfer_sampler *sampler, kinfer_grammar *grammar);
 
 /* -log p(target) under the softmax of n_vocab logits, summed in double as
  * llama-perplexity does (perplexity = exp of its mean); NAN for a target

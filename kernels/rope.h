@@ -20,7 +20,16 @@ typedef struct kinfer_rope_params {
     float freq_scale;           /* linear position scale (1 = none) */
     float attn_factor;          /* multiplies cos and sin (1 = none) */
     const float *freq_factors;  /* n_rot/2 divisors of each frequency, or NULL
-                                 * (Llama 3.1 "rope_freqs") */
+                                 * (Llama 3.1 "rope_freqs", Phi-3 LongRoPE) */
+    /*
+     * YaRN (ggml's rope_yarn): pair i's angle mixes the interpolated angle
+     * (freq_scale * theta) with the extrapolated one (theta) by ramp(i) *
+     * ext_factor, where ramp falls from 1 to 0 between the correction dims,
+     * and cos and sin are further scaled by 1 + 0.1 ln(1 / freq_scale).
+     * ext_factor 0: plain linear scaling (the fields below are unused).
+     */
+    float ext_factor;
+    float corr_dims[2];         /* first and last pair of the ramp */
 } kinfer_rope_params;
 
 #ifdef __cplusplus

@@ -65,6 +65,11 @@ static tolerance tolerance_for(const char *file)
     return cpu_avx512() ? TOL_EXACT : TOL_NOISE;
 }
 
+/* The attention the oracle tests run: llama.cpp's -fa off (the
+ * tests/fixtures/logits/<model>.txt fixtures) or, in the *_fa tests, its
+ * flash attention (<model>.fa.txt, llama.cpp at its defaults). */
+static kinfer_flash_attn fa_mode = KINFER_FLASH_ATTN_OFF;
+
 /* Same logits whatever the micro-batch size beyond one token, thread count
  * or batch mix: kinfer computes every (token, row) and (token, head) the
  * same way, so these agree to the bit. */
@@ -76,6 +81,9 @@ static tolerance tolerance_for(const char *file)
  * micro-batch size may change a logit by llama.cpp's own noise. */
 static float batch_tol(const char *file)
 {
+    /* flash attention, as llama.cpp's, sums a micro-batch of 64+ tokens in
+     * tiles and a smaller one key by key */
+    if (fa_mode == KINFER_FLASH_ATTN_ON) return TOL_NOISE.top10_max;
     return cpu_avx512() && strcmp(file, TEST_MODEL_GEMMA3) == 0 ? TOL_NOISE.top10_max : BATCH_TOL;
 }
 
@@ -149,7 +157,8 @@ static void fixture_load(const char *model_file, fixture *fx)
     snprintf(base, sizeof base, "%s", model_file);
     char *dot = strstr(base, ".gguf");
     if (dot) *dot = '\0';
-    snprintf(path, sizeof path, "tests/fixtures/logits/%s.txt", base);
+    snprintf(path, sizeof path, "tests/fixtures/logits/%s%s.txt", base,
+             fa_mode == KINFER_FLASH_ATTN_ON ? ".fa" : "");
     FILE *f = fopen(path, "r");
     ck_assert_msg(f != NULL, "cannot open fixture %s", path);
     char kw[32], name[256];
@@ -216,6 +225,7 @@ static kinfer_context *new_ctx(kinfer_model *m, uint32_t n_ctx, uint32_t n_batch
     cp.n_batch = n_batch;
     cp.n_seq_max = n_seq;
     cp.n_threads = 2;
+    cp.flash_attn = fa_mode;
     kinfer_context *c = NULL;
     kinfer_status st = kinfer_context_new(m, &cp, &c);
     ck_assert_msg(st == KINFER_OK, "context: %s", kinfer_context_errmsg(c));
@@ -380,7 +390,9 @@ static void check_long(const char *file)
     const fix_prompt *p = &fx.lng;
     /* (no micro-batch of a single token: that one takes the single-token
      * order, as in llama.cpp) */
-    const int n = quick() ? 63 : p->n;
+    /* quick: fewer tokens, but with flash attention still a micro-batch of
+     * 64+ (llama.cpp's tiled path, the one its fixture took) */
+    const int n = quick() ? (fa_mode == KINFER_FLASH_ATTN_OFF ? 63 : 128) : p->n;
     const int n_vocab = kinfer_model_n_vocab(m);
     const tolerance tol = tolerance_for(file);
     int8_t *want = calloc((size_t)n, 1);
@@ -969,6 +981,17 @@ START_TEST(test_greedy_smollm2) { check_greedy(TEST_MODEL_SMOLLM2); }
 END_TEST
 START_TEST(test_greedy_gemma3) { check_greedy(TEST_MODEL_GEMMA3); }
 END_TEST
+/* the same against llama.cpp with flash attention */
+#define FA_TEST(name, check, model)                                                              \
+    START_TEST(name) { fa_mode = KINFER_FLASH_ATTN_ON, check(model), fa_mode = KINFER_FLASH_ATTN_OFF; } \
+    END_TEST
+FA_TEST(test_top10_fa_smollm2, check_top10, TEST_MODEL_SMOLLM2)
+FA_TEST(test_top10_fa_gemma3, check_top10, TEST_MODEL_GEMMA3)
+FA_TEST(test_greedy_fa_smollm2, check_greedy, TEST_MODEL_SMOLLM2)
+FA_TEST(test_greedy_fa_gemma3, check_greedy, TEST_MODEL_GEMMA3)
+FA_TEST(test_long_fa_smollm2, check_long, TEST_MODEL_SMOLLM2)
+FA_TEST(test_long_fa_gemma3, check_long, TEST_MODEL_GEMMA3)
+FA_TEST(test_two_seqs_fa_smollm2, check_two_seqs, TEST_MODEL_SMOLLM2)
 
 Suite *forward_suite(void);
 Suite *forward_suite(void)
@@ -982,11 +1005,18 @@ Suite *forward_suite(void)
     tcase_add_test(tc, test_greedy_gemma3);
     tcase_add_test(tc, test_long_smollm2);
     tcase_add_test(tc, test_long_gemma3);
+    tcase_add_test(tc, test_top10_fa_smollm2);
+    tcase_add_test(tc, test_top10_fa_gemma3);
+    tcase_add_test(tc, test_greedy_fa_smollm2);
+    tcase_add_test(tc, test_greedy_fa_gemma3);
+    tcase_add_test(tc, test_long_fa_smollm2);
+    tcase_add_test(tc, test_long_fa_gemma3);
     suite_add_tcase(s, tc);
     TCase *tk = tcase_create("kv");
     tcase_set_timeout(tk, 600);
     tcase_add_test(tk, test_two_seqs_smollm2);
     tcase_add_test(tk, test_two_seqs_gemma3);
+    tcase_add_test(tk, test_two_seqs_fa_smollm2);
     tcase_add_test(tk, test_kv_ops_smollm2);
     tcase_add_test(tk, test_kv_ops_gemma3);
     tcase_add_test(tk, test_hostile_smollm2);

@@ -126,6 +126,7 @@ static void check_perplexity(const char *model_file, int n_ctx, int n_chunks)
     const int n_chunk = n_chunks > 0 && n_chunks < n_chunk_all ? n_chunks : n_chunk_all;
 
     kinfer_context_params cp = kinfer_context_default_params();
+    cp.flash_attn = KINFER_FLASH_ATTN_OFF; /* the fixtures are llama.cpp -fa off */
     cp.n_ctx = (uint32_t)n_ctx;
     cp.n_batch = (uint32_t)n_ctx;
     cp.n_threads = 2;

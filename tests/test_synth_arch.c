@@ -1,6 +1,7 @@
 /*
- * test_synth_arch.c — architectures with no small real model at hand (qwen2),
- * against llama.cpp, on synthetic models: bench/synth-model writes the
+ * test_synth_arch.c — architectures with no small real model at hand (qwen2,
+ * qwen3, phi3, Llama 3.1's rope_freqs, linear and YaRN RoPE scaling,
+ * LongRoPE), against llama.cpp, on synthetic models: bench/synth-model writes the
  * architecture's real shapes and metadata with seeded random weights and
  * biases, and tests/fixtures/gen_synth_fixtures.py recorded llama.cpp's top-10
  * logits and greedy continuations on the same files.
@@ -40,11 +41,19 @@ typedef struct synth_config {
     int n_layers;
     unsigned seed;
     const char *missing_tensor; /* renamed in a copy: the load must name it */
+    uint32_t n_ctx;             /* context cells (0: 256) */
 } synth_config;
 
 static const synth_config configs[] = {
-    {"qwen2.5-0.5b", "Q4_0", 2, 42, "blk.1.attn_k.bias"},
-    {"qwen2.5-0.5b", "Q8_0", 2, 42, "blk.0.attn_q.bias"},
+    {"qwen2.5-0.5b", "Q4_0", 2, 42, "blk.1.attn_k.bias", 0},
+    {"qwen2.5-0.5b", "Q8_0", 2, 42, "blk.0.attn_q.bias", 0},
+    /* issue 19's dense families: 64-token prompts, 32 greedy tokens */
+    {"qwen3-tiny", "Q8_0", 2, 42, "blk.1.attn_k_norm.weight", 0},
+    {"llama31-tiny", "Q8_0", 2, 42, "blk.0.ffn_gate.weight", 0},
+    {"deepseek-coder-tiny", "Q8_0", 2, 42, "blk.1.attn_v.weight", 0},
+    {"qwen2-yarn-tiny", "Q8_0", 2, 42, "blk.0.attn_v.bias", 0},
+    {"phi3-tiny", "Q8_0", 2, 42, "blk.1.attn_qkv.weight", 0},     /* short LongRoPE factors */
+    {"phi3-tiny", "Q8_0", 2, 42, "blk.0.ffn_up.weight", 8192},    /* long: past 4096 */
 };
 #define N_CONFIGS ((int)(sizeof configs / sizeof configs[0]))
 
@@ -127,9 +136,10 @@ static void read_tops(FILE *f, const char *path, const char *section, fix_top *t
 static void fixture_load(const synth_config *cfg, fixture *fx)
 {
     memset(fx, 0, sizeof *fx);
-    char path[256], kw[32], shape[64], ftype[16];
-    snprintf(path, sizeof path, "tests/fixtures/synth/%s.%s.L%d.txt", cfg->shape, cfg->ftype,
-             cfg->n_layers);
+    char path[256], kw[32], shape[64], ftype[16], ctx[24] = "";
+    if (cfg->n_ctx) snprintf(ctx, sizeof ctx, ".c%u", cfg->n_ctx);
+    snprintf(path, sizeof path, "tests/fixtures/synth/%s.%s.L%d%s.txt", cfg->shape, cfg->ftype,
+             cfg->n_layers, ctx);
     FILE *f = fopen(path, "r");
     ck_assert_msg(f != NULL, "cannot open fixture %s: %s", path, REGEN_HINT);
     int layers;
@@ -139,8 +149,13 @@ static void fixture_load(const synth_config *cfg, fixture *fx)
     ck_assert_msg(strcmp(shape, cfg->shape) == 0 && strcmp(ftype, cfg->ftype) == 0 &&
                       layers == cfg->n_layers && seed == cfg->seed,
                   "%s was made for another model: %s", path, REGEN_HINT);
-    ck_assert(fscanf(f, "%31s %lld %lx", kw, &fx->file_size, &fx->crc) == 3 &&
-              strcmp(kw, "file") == 0);
+    ck_assert(fscanf(f, "%31s", kw) == 1);
+    if (strcmp(kw, "n_ctx") == 0) {
+        unsigned n_ctx;
+        ck_assert(fscanf(f, "%u %31s", &n_ctx, kw) == 2);
+        ck_assert_msg(n_ctx == cfg->n_ctx, "%s was made for %u cells: %s", path, n_ctx, REGEN_HINT);
+    }
+    ck_assert(fscanf(f, "%lld %lx", &fx->file_size, &fx->crc) == 2 && strcmp(kw, "file") == 0);
     ck_assert(fscanf(f, "%31s %d", kw, &fx->repack) == 2 && strcmp(kw, "repack") == 0);
     ck_assert(fscanf(f, "%31s %d", kw, &fx->n_vocab) == 2 && strcmp(kw, "n_vocab") == 0);
     for (;;) {
@@ -367,7 +382,8 @@ START_TEST(test_synth_vs_llama_cpp)
     if (quick && _i > 0) return; /* sanitizers: one model is enough */
     const synth_config *cfg = &configs[_i];
     char name[96];
-    snprintf(name, sizeof name, "%s %s L%d", cfg->shape, cfg->ftype, cfg->n_layers);
+    snprintf(name, sizeof name, "%s %s L%d c%u", cfg->shape, cfg->ftype, cfg->n_layers,
+             cfg->n_ctx ? cfg->n_ctx : 256);
     fixture fx;
     fixture_load(cfg, &fx);
     char path[PATH_MAX];
@@ -382,7 +398,8 @@ START_TEST(test_synth_vs_llama_cpp)
     ck_assert_int_eq(kinfer_model_n_layer(m), cfg->n_layers);
 
     kinfer_context_params cp = kinfer_context_default_params();
-    cp.n_ctx = 256;
+    cp.flash_attn = KINFER_FLASH_ATTN_OFF; /* the fixtures are llama.cpp -fa off */
+    cp.n_ctx = cfg->n_ctx ? cfg->n_ctx : 256;
     cp.n_batch = 256;
     cp.n_threads = 2;
     kinfer_context *c = NULL;

@@ -72,6 +72,7 @@ static void usage(FILE *f)
             "  -ngl, --n-gpu-layers N      layers on the GPU (-1 = as many as fit, 0 = none)\n"
             "  -ctk, --cache-type-k T      KV key type: f16 (default), q8_0, f32\n"
             "  -ctv, --cache-type-v T      KV value type\n"
+            "  -fa, --flash-attn on|off|auto  flash attention (default auto: on, as llama.cpp)\n"
             "  --context-shift             when the context is full, drop the older half and go on\n"
             "  --keep N                    prompt tokens a context shift keeps (-1 = all)\n"
             "  --ignore-eos                do not stop at end-of-generation tokens\n"
@@ -135,7 +136,7 @@ static void parse_args(int argc, char **argv, cli_args *a)
             "--repeat-penalty", "--repeat-last-n", "--presence-penalty", "--frequency-penalty",
             "-ngl", "--n-gpu-layers", "--gpu-layers", "-ctk", "--ctk", "--cache-type-k", "-ctv",
             "--ctv", "--cache-type-v", "--keep", "--fim-prefix", "--fim-suffix", "--fim-prefix-file",
-            "--fim-suffix-file",
+            "--fim-suffix-file", "-fa", "--flash-attn",
         };
         bool known = false;
         for (size_t k = 0; k < sizeof value_flags / sizeof *value_flags; k++)
@@ -167,6 +168,7 @@ static void parse_args(int argc, char **argv, cli_args *a)
             a->cparams.n_gpu_layers = (int32_t)args_int(f, v, -1, INT32_MAX);
         else if (IS("-ctk") || IS("--ctk") || IS("--cache-type-k")) a->cparams.type_k = args_kv_type(f, v);
         else if (IS("-ctv") || IS("--ctv") || IS("--cache-type-v")) a->cparams.type_v = args_kv_type(f, v);
+        else if (IS("-fa") || IS("--flash-attn")) a->cparams.flash_attn = args_flash_attn(f, v);
         else if (IS("--keep")) a->n_keep = (int32_t)args_int(f, v, -1, INT32_MAX);
         else if (IS("--fim-prefix")) a->fim_prefix = v;
         else if (IS("--fim-suffix")) a->fim_suffix = v;

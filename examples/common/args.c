@@ -5,6 +5,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <strings.h>
 
 static const char *program = "kinfer";
@@ -39,6 +40,14 @@ float args_float(const char *flag, const char *s)
     float v = strtof(s, &end);
     if (errno || end == s || *end) args_die("%s: '%s' is not a number", flag, s);
     return v;
+}
+
+kinfer_flash_attn args_flash_attn(const char *flag, const char *s)
+{
+    if (!strcasecmp(s, "on") || !strcmp(s, "1")) return KINFER_FLASH_ATTN_ON;
+    if (!strcasecmp(s, "off") || !strcmp(s, "0")) return KINFER_FLASH_ATTN_OFF;
+    if (!strcasecmp(s, "auto") || !strcmp(s, "-1")) return KINFER_FLASH_ATTN_AUTO;
+    args_die("%s: '%s' is not on, off or auto", flag, s);
 }
 
 kinfer_type args_kv_type(const char *flag, const char *s)

@@ -17,5 +17,7 @@ long long args_int(const char *flag, const char *s, long long lo, long long hi);
 float args_float(const char *flag, const char *s);
 /* f16, q8_0 or f32 */
 kinfer_type args_kv_type(const char *flag, const char *s);
+/* on, off or auto (also 1, 0, -1), as llama.cpp's -fa */
+kinfer_flash_attn args_flash_attn(const char *flag, const char *s);
 
 #endif

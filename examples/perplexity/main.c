@@ -18,11 +18,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "../common/args.h"
+
 static void usage(const char *argv0)
 {
     fprintf(stderr,
             "usage: %s -m model.gguf -f text.txt [-c n_ctx (512)] [-b n_batch (512)]\n"
-            "          [--chunks N (all)] [-t threads (all cores)]\n",
+            "          [--chunks N (all)] [-t threads (all cores)] [-fa on|off|auto (auto)]\n",
             argv0);
 }
 
@@ -63,6 +65,7 @@ int main(int argc, char **argv)
 {
     const char *model_path = NULL, *text_path = NULL;
     int n_ctx = 512, n_batch = 512, n_chunks = -1, n_threads = 0;
+    kinfer_flash_attn flash_attn = KINFER_FLASH_ATTN_AUTO;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -80,6 +83,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "-b")) n_batch = atoi(v);
         else if (!strcmp(a, "--chunks")) n_chunks = atoi(v);
         else if (!strcmp(a, "-t")) n_threads = atoi(v);
+        else if (!strcmp(a, "-fa") || !strcmp(a, "--flash-attn")) flash_attn = args_flash_attn(a, v);
         else {
             usage(argv[0]);
             return 2;
@@ -135,6 +139,7 @@ int main(int argc, char **argv)
     cp.n_ctx = (uint32_t)n_ctx;
     cp.n_batch = (uint32_t)n_batch;
     cp.n_threads = n_threads;
+    cp.flash_attn = flash_attn;
     kinfer_context *ctx = NULL;
     st = kinfer_context_new(model, &cp, &ctx);
     if (st) {

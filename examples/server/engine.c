@@ -146,8 +146,9 @@ static void sample_all(engine *e)
         if (gs == GEN_CONTINUE && sched_slot_full(&e->sched, slot)) gs = GEN_LENGTH;
         pthread_mutex_lock(&r->mu);
         r->n_generated = e->gens[slot].n_generated;
-        bool noted = r->n_top_logprobs < 0 || gs == GEN_EOG || gs == GEN_ERROR ||
-                     request_add_logprob(r, logits, e->n_vocab, t);
+        bool sampled = gs != GEN_EOG && gs != GEN_ERROR;
+        bool noted = (r->n_top_logprobs < 0 || !sampled || request_add_logprob(r, logits, e->n_vocab, t)) &&
+                     (!r->keep_tokens || !sampled || request_add_token(r, t));
         pthread_mutex_unlock(&r->mu);
         if (!noted) {
             snprintf(r->error, sizeof r->error, "out of memory for logprobs");

@@ -15,9 +15,8 @@ void metrics_destroy(metrics *m)
     pthread_mutex_destroy(&m->mu);
 }
 
-void metrics_count_request(metrics *m, const char *endpoint, int status)
+static void add_requests(metrics *m, const char *endpoint, int status, uint64_t count)
 {
-    pthread_mutex_lock(&m->mu);
     int i = 0;
     while (i < m->n_routes && (m->routes[i].status != status || strcmp(m->routes[i].endpoint, endpoint)))
         i++;
@@ -27,7 +26,13 @@ void metrics_count_request(metrics *m, const char *endpoint, int status)
         m->routes[i].count = 0;
         m->n_routes++;
     }
-    if (i < m->n_routes) m->routes[i].count++;
+    if (i < m->n_routes) m->routes[i].count += count;
+}
+
+void metrics_count_request(metrics *m, const char *endpoint, int status)
+{
+    pthread_mutex_lock(&m->mu);
+    add_requests(m, endpoint, status, 1);
     pthread_mutex_unlock(&m->mu);
 }
 
@@ -94,4 +99,24 @@ void metrics_render(metrics *m, textbuf *out)
               "# TYPE kinfer_decode_steps_total counter\nkinfer_decode_steps_total %llu\n",
          (unsigned long long)m->decode_steps);
     pthread_mutex_unlock(&m->mu);
+}
+
+void metrics_accumulate(metrics *into, metrics *from)
+{
+    pthread_mutex_lock(&from->mu);
+    metrics snap = *from;   /* (its mutex is not used) */
+    pthread_mutex_unlock(&from->mu);
+    pthread_mutex_lock(&into->mu);
+    for (int i = 0; i < snap.n_routes; i++) add_requests(into, snap.routes[i].endpoint, snap.routes[i].status, snap.routes[i].count);
+    into->prompt_tokens += snap.prompt_tokens;
+    into->generated_tokens += snap.generated_tokens;
+    into->cache_hit_tokens += snap.cache_hit_tokens;
+    into->prompt_seconds += snap.prompt_seconds;
+    into->generation_seconds += snap.generation_seconds;
+    into->in_flight += snap.in_flight;
+    into->queued += snap.queued;
+    into->kv_cells_used += snap.kv_cells_used;
+    into->kv_cells_total += snap.kv_cells_total;
+    into->decode_steps += snap.decode_steps;
+    pthread_mutex_unlock(&into->mu);
 }

@@ -31,6 +31,8 @@ void metrics_add_tokens(metrics *m, uint64_t prompt, uint64_t generated, uint64_
                         double prompt_s, double generation_s);
 void metrics_set_gauges(metrics *m, int64_t in_flight, int64_t queued, int64_t kv_used,
                         int64_t kv_total);
+/* Add from's counters and gauges (a model's engine) to into's. */
+void metrics_accumulate(metrics *into, metrics *from);
 /* Append the Prometheus text to out. */
 void metrics_render(metrics *m, textbuf *out);
 

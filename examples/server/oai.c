@@ -150,7 +150,7 @@ static bool get_string(const cJSON *obj, const char *name, const char **out, api
     return true;
 }
 
-kinfer_token *oai_tokenize(const server *srv, const char *text, size_t len, bool add_special,
+kinfer_token *oai_tokenize(const served *srv, const char *text, size_t len, bool add_special,
                            int32_t *n, api_error *err)
 {
     kinfer_error ke = {0};
@@ -160,7 +160,7 @@ kinfer_token *oai_tokenize(const server *srv, const char *text, size_t len, bool
 }
 
 /* Token ids from a JSON array, each checked against the vocabulary. */
-static kinfer_token *tokens_from_array(const server *srv, const cJSON *arr, const char *name,
+static kinfer_token *tokens_from_array(const served *srv, const cJSON *arr, const char *name,
                                        int32_t *n, api_error *err)
 {
     int32_t count = cJSON_GetArraySize(arr);
@@ -206,7 +206,7 @@ static bool message_content(const cJSON *content, int idx, textbuf *out, api_err
 }
 
 /* messages -> the chat template's text -> tokens */
-static bool chat_prompt(const server *srv, const cJSON *root, request *r, api_error *err)
+static bool chat_prompt(const served *srv, const cJSON *root, request *r, api_error *err)
 {
     const cJSON *msgs = cJSON_GetObjectItemCaseSensitive(root, "messages");
     if (!msgs) return bad_request(err, "'messages' is required");
@@ -263,7 +263,7 @@ static bool chat_prompt(const server *srv, const cJSON *root, request *r, api_er
 }
 
 /* "prompt": a string, token ids, or a one-element array of either. */
-static bool text_prompt(const server *srv, const cJSON *root, request *r, api_error *err)
+static bool text_prompt(const served *srv, const cJSON *root, request *r, api_error *err)
 {
     const cJSON *p = cJSON_GetObjectItemCaseSensitive(root, "prompt");
     if (!p) return bad_request(err, "'prompt' is required");
@@ -283,7 +283,7 @@ static bool text_prompt(const server *srv, const cJSON *root, request *r, api_er
 }
 
 /* /infill: llama-server's fields into examples/common's FIM prompt. */
-static bool infill_prompt(const server *srv, const cJSON *root, request *r, api_error *err)
+static bool infill_prompt(const served *srv, const cJSON *root, request *r, api_error *err)
 {
     fim_input in = {0};
     if (!get_string(root, "input_prefix", &in.prefix, err) || !get_string(root, "input_suffix", &in.suffix, err) ||
@@ -350,7 +350,7 @@ static bool add_bias(request *r, kinfer_token t, float v)
 
 /* logit_bias: OpenAI's {"token id": bias} or llama-server's [[id, bias]];
  * a bias of false bans the token. */
-static bool parse_logit_bias(const server *srv, const cJSON *root, request *r, api_error *err)
+static bool parse_logit_bias(const served *srv, const cJSON *root, request *r, api_error *err)
 {
     const cJSON *lb = cJSON_GetObjectItemCaseSensitive(root, "logit_bias");
     if (!lb || cJSON_IsNull(lb)) return true;
@@ -383,7 +383,7 @@ static bool parse_logit_bias(const server *srv, const cJSON *root, request *r, a
     return true;
 }
 
-static bool parse_sampling(const server *srv, const cJSON *root, request *r, api_error *err)
+static bool parse_sampling(const served *srv, const cJSON *root, request *r, api_error *err)
 {
     kinfer_sampler_params *sp = &r->gen.sampling;
     sp->temperature = srv->opt.temperature;
@@ -436,12 +436,60 @@ struct cJSON *oai_parse_object(const char *body, size_t len, api_error *err)
     return NULL;
 }
 
-bool oai_parse_completion(const server *srv, api_kind kind, const char *body, size_t len,
+bool oai_parse_completion(const served *srv, api_kind kind, const char *body, size_t len,
                           request *r, api_call *call, api_error *err)
 {
     memset(err, 0, sizeof *err);
     cJSON *root = oai_parse_object(body, len, err);
     if (!root) return false;
+    bool ok = oai_parse_completion_json(srv, kind, root, r, call, err);
+    cJSON_Delete(root);
+    return ok;
+}
+
+bool oai_check_fits(const served *srv, const request *r, api_error *err)
+{
+    if (r->n_prompt == 0) return bad_request(err, "the prompt is empty");
+    int32_t n_ctx = engine_n_ctx_slot(srv->engine);
+    if (r->n_prompt < n_ctx) return true;
+    oai_set_error(err, 400, "exceed_context_size_error",
+                  "the request exceeds the available context size: the prompt has %d tokens, a slot's context holds %d",
+                  r->n_prompt, n_ctx);
+    err->n_prompt_tokens = r->n_prompt;
+    err->n_ctx = n_ctx;
+    return false;
+}
+
+bool oai_field_string(const cJSON *obj, const char *name, const char **out, api_error *err)
+{
+    return get_string(obj, name, out, err);
+}
+
+bool oai_field_bool(const cJSON *obj, const char *name, bool *out, api_error *err)
+{
+    return get_bool(obj, name, out, err);
+}
+
+bool oai_field_int(const cJSON *obj, const char *name, int64_t lo, int64_t hi, int64_t *out, bool *present,
+                   api_error *err)
+{
+    return get_int(obj, name, lo, hi, out, present, err);
+}
+
+bool oai_parse_sampling(const served *srv, const cJSON *obj, request *r, api_error *err)
+{
+    return parse_sampling(srv, obj, r, err) && parse_stop(obj, r, err);
+}
+
+bool oai_chat_prompt(const served *srv, const cJSON *root, request *r, api_error *err)
+{
+    return chat_prompt(srv, root, r, err);
+}
+
+bool oai_parse_completion_json(const served *srv, api_kind kind, const cJSON *root,
+                               request *r, api_call *call, api_error *err)
+{
+    memset(err, 0, sizeof *err);
     bool ok = false;
     call->kind = kind;
     call->created = (int64_t)time(NULL);
@@ -482,23 +530,9 @@ bool oai_parse_completion(const server *srv, api_kind kind, const char *body, si
     bool have_prompt = kind == API_CHAT ? chat_prompt(srv, root, r, err)
                      : kind == API_INFILL ? infill_prompt(srv, root, r, err)
                                           : text_prompt(srv, root, r, err);
-    if (!have_prompt) goto done;
-    if (r->n_prompt == 0) {
-        bad_request(err, "the prompt is empty");
-        goto done;
-    }
-    int32_t n_ctx = engine_n_ctx_slot(srv->engine);
-    if (r->n_prompt >= n_ctx) {
-        oai_set_error(err, 400, "exceed_context_size_error",
-                      "the request exceeds the available context size: the prompt has %d tokens, a slot's context holds %d",
-                      r->n_prompt, n_ctx);
-        err->n_prompt_tokens = r->n_prompt;
-        err->n_ctx = n_ctx;
-        goto done;
-    }
+    if (!have_prompt || !oai_check_fits(srv, r, err)) goto done;
     ok = true;
 done:
-    cJSON_Delete(root);
     return ok;
 }
 
@@ -538,7 +572,7 @@ static void add_usage(cJSON *obj, const request *r)
 }
 
 /* A token's text (special tokens rendered) as a JSON string, and its bytes. */
-static void add_piece(const server *srv, cJSON *obj, const char *name, kinfer_token t, bool with_bytes)
+static void add_piece(const served *srv, cJSON *obj, const char *name, kinfer_token t, bool with_bytes)
 {
     char piece[256];
     int32_t n = kinfer_token_to_piece(srv->model, t, piece, sizeof piece - 1, true);
@@ -551,7 +585,7 @@ static void add_piece(const server *srv, cJSON *obj, const char *name, kinfer_to
 }
 
 /* The logprobs of generated tokens [from, to) in the shape of the API. */
-static cJSON *logprobs_json(const server *srv, const api_call *call, const request *r, int32_t from, int32_t to)
+static cJSON *logprobs_json(const served *srv, const api_call *call, const request *r, int32_t from, int32_t to)
 {
     if (call->kind == API_COMPLETIONS) {
         cJSON *lp = cJSON_CreateObject();
@@ -605,7 +639,7 @@ static cJSON *logprobs_json(const server *srv, const api_call *call, const reque
 }
 
 /* choice.logprobs (or the native completion_probabilities) for [from, to). */
-static void add_logprobs(const server *srv, const api_call *call, cJSON *obj, const request *r, int32_t from, int32_t to)
+static void add_logprobs(const served *srv, const api_call *call, cJSON *obj, const request *r, int32_t from, int32_t to)
 {
     bool native = call->kind == API_NATIVE || call->kind == API_INFILL;
     if (r->n_top_logprobs < 0) {
@@ -615,26 +649,26 @@ static void add_logprobs(const server *srv, const api_call *call, cJSON *obj, co
     cJSON_AddItemToObject(obj, native ? "completion_probabilities" : "logprobs", logprobs_json(srv, call, r, from, to));
 }
 
-static cJSON *envelope(const server *srv, const api_call *call, const char *object)
+static cJSON *envelope(const served *srv, const api_call *call, const char *object)
 {
     cJSON *root = cJSON_CreateObject();
     cJSON_AddStringToObject(root, "id", call->id);
     cJSON_AddStringToObject(root, "object", object);
     cJSON_AddNumberToObject(root, "created", (double)call->created);
-    cJSON_AddStringToObject(root, "model", srv->opt.alias);
+    cJSON_AddStringToObject(root, "model", srv->alias);
     cJSON_AddStringToObject(root, "system_fingerprint", "kinfer-" KINFER_SERVER_VERSION);
     return root;
 }
 
 /* llama-server's native answer: content, counts, stop_type, timings */
-static cJSON *native_object(const server *srv, const request *r, const char *content, bool stop)
+static cJSON *native_object(const served *srv, const request *r, const char *content, bool stop)
 {
     cJSON *root = cJSON_CreateObject();
     oai_add_text(root, "content", content, strlen(content));
     cJSON_AddNumberToObject(root, "id_slot", r->slot);
     cJSON_AddBoolToObject(root, "stop", stop);
     if (!stop) return root;
-    cJSON_AddStringToObject(root, "model", srv->opt.alias);
+    cJSON_AddStringToObject(root, "model", srv->alias);
     cJSON_AddNumberToObject(root, "tokens_predicted", r->n_generated);
     cJSON_AddNumberToObject(root, "tokens_evaluated", r->n_prompt);
     cJSON_AddNumberToObject(root, "tokens_cached", r->n_cached);
@@ -649,7 +683,7 @@ static cJSON *native_object(const server *srv, const request *r, const char *con
     return root;
 }
 
-char *oai_final_json(const server *srv, const api_call *call, request *r)
+char *oai_final_json(const served *srv, const api_call *call, request *r)
 {
     cJSON *root;
     const char *text = textbuf_str(&r->all_text);
@@ -691,7 +725,7 @@ static void sse(textbuf *out, cJSON *obj)
 }
 
 /* One OpenAI chunk: delta text (or none) and finish_reason (or null). */
-static cJSON *chunk(const server *srv, api_call *call, request *r, const char *text, size_t n, const char *finish)
+static cJSON *chunk(const served *srv, api_call *call, request *r, const char *text, size_t n, const char *finish)
 {
     bool chat = call->kind == API_CHAT;
     cJSON *root = envelope(srv, call, chat ? "chat.completion.chunk" : "text_completion");
@@ -715,7 +749,7 @@ static cJSON *chunk(const server *srv, api_call *call, request *r, const char *t
     return root;
 }
 
-void oai_stream_events(const server *srv, api_call *call, request *r, const char *text, size_t n,
+void oai_stream_events(const served *srv, api_call *call, request *r, const char *text, size_t n,
                        bool finished, textbuf *out)
 {
     if (finished && (r->finish == FINISH_ERROR || r->finish == FINISH_CANCELLED)) {

@@ -28,6 +28,7 @@ static void request_free(request *r)
     free(r->bias_token);
     free(r->bias_value);
     free(r->logprobs);
+    free(r->out_tokens);
     textbuf_free(&r->text);
     textbuf_free(&r->all_text);
     pthread_mutex_destroy(&r->mu);
@@ -89,5 +90,18 @@ bool request_add_logprob(request *r, const float *logits, int32_t n_vocab, kinfe
         e->top_logprob[j] = logits[i];
     }
     for (int32_t j = 0; j < e->n_top; j++) e->top_logprob[j] -= log_z;
+    return true;
+}
+
+bool request_add_token(request *r, kinfer_token token)
+{
+    if (r->n_out_tokens == r->cap_out_tokens) {
+        int32_t cap = r->cap_out_tokens ? 2 * r->cap_out_tokens : 64;
+        kinfer_token *grown = realloc(r->out_tokens, (size_t)cap * sizeof *grown);
+        if (!grown) return false;
+        r->out_tokens = grown;
+        r->cap_out_tokens = cap;
+    }
+    r->out_tokens[r->n_out_tokens++] = token;
     return true;
 }

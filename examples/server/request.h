@@ -50,6 +50,7 @@ typedef struct request {
     kinfer_token *bias_token;      /* (n_bias) owned */
     float *bias_value;             /* (n_bias) owned */
     int32_t n_top_logprobs;        /* alternatives per token; -1 = no logprobs at all */
+    bool keep_tokens;              /* record the generated ids (Ollama's context) */
 
     /* output, under mu */
     pthread_mutex_t mu;
@@ -64,6 +65,8 @@ typedef struct request {
     token_logprob *logprobs;       /* (n_logprobs) one per generated token, when asked */
     int32_t n_logprobs, cap_logprobs;
     int32_t n_logprobs_sent;       /* stream: entries already in an event */
+    kinfer_token *out_tokens;      /* (n_out_tokens) generated ids, when keep_tokens */
+    int32_t n_out_tokens, cap_out_tokens;
     uint64_t t_submit_ns, t_admit_ns, t_first_ns, t_end_ns;
     char error[160];
 
@@ -77,6 +80,8 @@ request *request_new(void);
 void request_release(request *r);
 /* Add a stop string (copied); false when out of memory. */
 bool request_add_stop(request *r, const char *s);
+/* Append a generated id (keep_tokens); mu held.  False when out of memory. */
+bool request_add_token(request *r, kinfer_token token);
 /* Record the sampled token's log-probability under logits (and the
  * n_top_logprobs best); call with mu held.  False when out of memory. */
 bool request_add_logprob(request *r, const float *logits, int32_t n_vocab, kinfer_token token);

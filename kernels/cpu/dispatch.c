@@ -58,6 +58,7 @@ static bool fill_level(int level, kinfer_cpu_table *t)
         kinfer_avx512_fill_attn(t);
         kinfer_avx512_fill_attn_order(t);
         kinfer_avx512_fill_ops(t);
+        kinfer_avx512_fill_fa(t);
         return true;
 #endif
     default:
@@ -222,6 +223,17 @@ void kinfer_attn_softmax(float *x, int64_t n)
 void kinfer_attn_round_fp16(float *x, int64_t n)
 {
     best_table()->attn_round_fp16(x, n);
+}
+
+const kinfer_fa_kernels *kinfer_fa_kernels_get(void)
+{
+    return &best_table()->fa;
+}
+
+const kinfer_fa_kernels *kinfer_fa_kernels_at(int level)
+{
+    const kinfer_cpu_table *t = table_at(level);
+    return t != NULL ? &t->fa : NULL;
 }
 
 /* -------------------------------------------------------- elementwise */

@@ -15,6 +15,7 @@
 #define KINFER_CPU_ISA_H
 
 #include "cpu/attn_kernels.h"
+#include "cpu/flash_attn.h"
 #include "cpu/gemm.h"
 #include "cpu/kernels.h"
 
@@ -42,6 +43,8 @@ typedef struct kinfer_cpu_table {
     kinfer_attn_scores_fn attn_scores_f16_ordered[2];
     void (*attn_softmax)(float *x, int64_t n);
     void (*attn_round_fp16)(float *x, int64_t n);
+    /* flash attention's vector pieces (flash_attn.h) */
+    kinfer_fa_kernels fa;
 
     /* elementwise kernels whose rounding follows ggml's code for the ISA */
     kinfer_gate_fn silu_gate;
@@ -63,6 +66,7 @@ void kinfer_avx512_fill_gemm(kinfer_cpu_table *table);      /* gemm_avx512.c */
 void kinfer_avx512_fill_attn(kinfer_cpu_table *table);      /* attn_avx512.c */
 void kinfer_avx512_fill_attn_order(kinfer_cpu_table *table); /* attn_order_avx512.c */
 void kinfer_avx512_fill_ops(kinfer_cpu_table *table);       /* ops_avx512.c */
+void kinfer_avx512_fill_fa(kinfer_cpu_table *table);        /* flash_attn_avx512.c */
 #endif
 
 #endif /* KINFER_CPU_ISA_H */

@@ -35,6 +35,14 @@ void kinfer_rmsnorm(float *out, const float *x, const float *w, int64_t n, float
     }
 }
 
+/* YaRN's ramp over pair i: 1 below the first correction dim, 0 past the
+ * last, linear between (ggml's rope_yarn_ramp) */
+static float rope_yarn_ramp(const float corr[2], int i)
+{
+    const float y = ((float)i - corr[0]) / fmaxf(0.001f, corr[1] - corr[0]);
+    return 1.0f - fminf(1.0f, fmaxf(0.0f, y));
+}
+
 void kinfer_rope(float *x, int64_t n_tokens, int64_t n_heads, int64_t head_dim,
                  const int32_t *pos, const kinfer_rope_params *p)
 {
@@ -46,6 +54,8 @@ void kinfer_rope(float *x, int64_t n_tokens, int64_t n_heads, int64_t head_dim,
     /* ggml's recurrence: theta_i = pos * base^(-2i/n_rot) built by repeated
      * float multiplication, not pow per pair */
     const float theta_scale = powf(p->freq_base, -2.0f / (float)n_rot);
+    /* YaRN's magnitude correction for the interpolation */
+    const float yarn_mscale = fmaf(0.1f, logf(1.0f / fscale), 1.0f);
     /* cos/sin per pair are shared by all heads of a token */
     float cs[512], sn[512];
     for (int64_t t = 0; t < n_tokens; t++) {
@@ -54,9 +64,15 @@ void kinfer_rope(float *x, int64_t n_tokens, int64_t n_heads, int64_t head_dim,
             const int i1 = i0 + 512 < half ? i0 + 512 : half;
             for (int i = i0; i < i1; i++) {
                 const float ff = p->freq_factors != NULL ? p->freq_factors[i] : 1.0f;
-                const float th = fscale * (theta / ff);
-                cs[i - i0] = cosf(th) * mscale;
-                sn[i - i0] = sinf(th) * mscale;
+                const float extrap = theta / ff;
+                float th = fscale * extrap, ms = mscale;
+                if (p->ext_factor != 0.0f) {
+                    const float mix = rope_yarn_ramp(p->corr_dims, i) * p->ext_factor;
+                    th = fmaf(th, 1.0f - mix, extrap * mix);
+                    ms *= yarn_mscale;
+                }
+                cs[i - i0] = cosf(th) * ms;
+                sn[i - i0] = sinf(th) * ms;
                 theta *= theta_scale;
             }
             for (int64_t h = 0; h < n_heads; h++) {

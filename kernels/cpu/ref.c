@@ -10,6 +10,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "cpu/flash_attn.h"
 #include "cpu/ref.h"
 
 /* ------------------------------------------------------------ floats */
@@ -585,4 +586,45 @@ void kinfer_act_from_float_q8_1(const float *src, void *dst, int64_t n)
         y[b].d = kinfer_fp32_to_fp16(d);
         y[b].s = kinfer_fp32_to_fp16(d * (float)sum);
     }
+}
+
+/* ------------------------------------------------- flash attention */
+
+void kinfer_ref_fa_mad_f16(int64_t n, kinfer_fp16 *acc, const kinfer_fp16 *v, float w)
+{
+    for (int64_t i = 0; i < n; i++)
+        acc[i] = kinfer_fp32_to_fp16(fmaf(kinfer_fp16_to_fp32(v[i]), w, kinfer_fp16_to_fp32(acc[i])));
+}
+
+void kinfer_ref_fa_scale_f16(int64_t n, kinfer_fp16 *acc, float s)
+{
+    for (int64_t i = 0; i < n; i++)
+        acc[i] = kinfer_fp32_to_fp16(kinfer_fp16_to_fp32(acc[i]) * s);
+}
+
+void kinfer_ref_fa_mad_f32(int64_t n, float *acc, const float *v, float w)
+{
+    for (int64_t i = 0; i < n; i++)
+        acc[i] = fmaf(v[i], w, acc[i]);
+}
+
+void kinfer_ref_fa_gemm_f32(float *c, const float *a, const float *b, int m, int k, int n)
+{
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < n; j++) {
+            float s = c[(size_t)i * n + j];
+            for (int p = 0; p < k; p++)
+                s = fmaf(a[(size_t)i * k + p], b[(size_t)p * n + j], s);
+            c[(size_t)i * n + j] = s;
+        }
+}
+
+double kinfer_ref_fa_exp_sum(float *x, int64_t n, float max)
+{
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; i++) {
+        x[i] = expf(x[i] - max);
+        sum += (double)x[i];
+    }
+    return sum;
 }

@@ -1,7 +1,7 @@
 /*
  * rope.cu — rotary position embedding in place, kinfer_rope's semantics
  * (normal pairs (2i, 2i+1) or NeoX halves (i, i + n_rot/2), freq_scale,
- * attn_factor, Llama 3.1 freq_factors).  One block per token: each thread
+ * attn_factor, Llama 3.1 / LongRoPE freq_factors, YaRN's ramp and magnitude).  One block per token: each thread
  * takes pairs, computes the angle, cos and sin in double as the CPU does
  * (n_tokens * n_rot / 2 of them, cheap), and rotates that pair in every head.
  */
@@ -9,17 +9,26 @@
 
 static __global__ void kcu_rope_kernel(float *x, int64_t n_heads, int64_t head_dim,
                                        const int32_t *pos, int neox, int n_rot, float freq_base,
-                                       float fscale, float mscale, const float *freq_factors)
+                                       float fscale, float mscale, const float *freq_factors,
+                                       float ext_factor, float corr0, float corr1)
 {
     const int64_t t = blockIdx.x;
     const int half = n_rot / 2;
     for (int i = threadIdx.x; i < half; i += blockDim.x) {
-        double theta = (double)pos[t] * fscale * pow((double)freq_base, -2.0 * i / (double)n_rot);
+        double extrap = (double)pos[t] * pow((double)freq_base, -2.0 * i / (double)n_rot);
         if (freq_factors != NULL)
-            theta /= freq_factors[i];
+            extrap /= freq_factors[i];
+        double theta = fscale * extrap;
+        float ms = mscale;
+        if (ext_factor != 0.0f) {
+            const float y = ((float)i - corr0) / fmaxf(0.001f, corr1 - corr0);
+            const double mix = (1.0f - fminf(1.0f, fmaxf(0.0f, y))) * ext_factor;
+            theta = theta * (1.0 - mix) + extrap * mix;
+            ms *= 1.0f + 0.1f * logf(1.0f / fscale);
+        }
         double s, c;
         sincos(theta, &s, &c);
-        const float cs = (float)c * mscale, sn = (float)s * mscale;
+        const float cs = (float)c * ms, sn = (float)s * ms;
         const int a = neox ? i : 2 * i;
         const int b = neox ? i + half : 2 * i + 1;
         for (int64_t h = 0; h < n_heads; h++) {
@@ -48,6 +57,6 @@ extern "C" kinfer_cuda_err kinfer_cuda_rope(float *x, int64_t n_tokens, int64_t 
     const int threads = half < 128 ? 32 * ((half + 31) / 32) : 128;
     kcu_rope_kernel<<<(unsigned)n_tokens, threads, 0, kcu_stream(stream)>>>(
         x, n_heads, head_dim, pos, p->neox ? 1 : 0, p->n_rot, p->freq_base, fscale, mscale,
-        p->freq_factors);
+        p->freq_factors, p->ext_factor, p->corr_dims[0], p->corr_dims[1]);
     return kcu_launch_result();
 }

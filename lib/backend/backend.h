@@ -43,6 +43,8 @@ typedef struct backend_attn {
     float *out;              /* (n, n_head * head_dim_v) */
     int n_head;
     float scale;             /* multiplies q . k */
+    int32_t n_ubatch;        /* tokens of the micro-batch these n are a slice of (llama.cpp
+                              * picks its flash-attention kernel by it); 0: n */
 } backend_attn;
 
 /* One layer's mixture-of-experts FFN: per token, the router's n_used most

@@ -359,8 +359,9 @@ uint64_t backend_cpu_scratch_bytes(const cpu_backend_shape *sh)
     const model_hparams *hp = &sh->w->hp;
     uint64_t bytes = line_align(matmul_scratch(sh));
     if (gate_up_split(sh->w)) bytes += (uint64_t)sh->n_tokens * hp->n_ff * sizeof(float);
-    bytes += (uint64_t)cpu_attn_stride(sh->n_ctx, hp->head_dim_k, sh->type_k) *
-             (uint64_t)cpu_attn_slices(hp, sh->n_threads);
+    bytes += sh->flash_attn ? (uint64_t)cpu_fa_stride(sh->n_ctx, hp, sh->type_k) * (uint64_t)sh->n_threads
+                            : (uint64_t)cpu_attn_stride(sh->n_ctx, hp->head_dim_k, sh->type_k) *
+                                  (uint64_t)cpu_attn_slices(hp, sh->n_threads);
     bytes += 2 * (uint64_t)sh->n_ctx * sizeof(int32_t);
     bytes += cpu_moe_scratch_bytes(hp, sh->n_tokens);
     return bytes;
@@ -379,8 +380,11 @@ kinfer_status backend_cpu_new(const cpu_backend_shape *sh, backend **out, char *
     cb->mm_size = matmul_scratch(sh);
     cb->mm = cb->mm_size ? aligned_alloc(64, line_align(cb->mm_size)) : NULL;
     if (gate_up_split(sh->w)) cb->up = calloc((size_t)sh->n_tokens * (size_t)hp->n_ff, sizeof(float));
-    cb->att_stride = cpu_attn_stride(sh->n_ctx, hp->head_dim_k, sh->type_k);
-    cb->att_slices = cpu_attn_slices(hp, sh->n_threads);
+    cb->flash_attn = sh->flash_attn;
+    cb->hp = hp;
+    cb->att_stride = sh->flash_attn ? cpu_fa_stride(sh->n_ctx, hp, sh->type_k)
+                                    : cpu_attn_stride(sh->n_ctx, hp->head_dim_k, sh->type_k);
+    cb->att_slices = sh->flash_attn ? sh->n_threads : cpu_attn_slices(hp, sh->n_threads);
     cb->att_tmp = aligned_alloc(64, cb->att_stride * (size_t)cb->att_slices);
     cb->dec_rows = malloc(2 * (size_t)sh->n_ctx * sizeof *cb->dec_rows);
     *out = &cb->base;

@@ -23,6 +23,7 @@ typedef struct cpu_backend_shape {
     /* kv_seq_regions: a token's bits must not depend on its batch, even
      * where llama.cpp's order does (cpu_matmul) */
     int batch_invariant;
+    int flash_attn;     /* attention as llama.cpp's flash attention (cpu_attn.c) */
 } cpu_backend_shape;
 
 /* Host scratch bytes the backend will allocate (for the memory estimate). */
@@ -39,6 +40,8 @@ typedef struct cpu_backend {
     struct kinfer_threadpool *pool; /* NULL: the calling thread does everything */
     uint32_t n_ctx;
     int batch_invariant;            /* cpu_backend_shape's */
+    int flash_attn;                 /* cpu_backend_shape's */
+    const model_hparams *hp;
     void *mm;                       /* kinfer_matmul scratch */
     size_t mm_size;
     float *up;                      /* (n_tokens, n_ff) the up product when gate and up
@@ -64,7 +67,11 @@ typedef struct cpu_backend {
 size_t cpu_attn_stride(uint32_t n_ctx, int head_dim_k, int type_k);
 int32_t cpu_attn_slices(const model_hparams *hp, int32_t n_threads);
 
+/* Flash attention's scratch bytes of one slice (one per thread). */
+size_t cpu_fa_stride(uint32_t n_ctx, const model_hparams *hp, int type_k);
+
 void cpu_attention(backend *be, const backend_attn *a);
+void cpu_flash_attention(cpu_backend *cb, const backend_attn *a);
 
 /* cpu_moe.c: the scratch of n_tokens (0 for a dense model), its
  * allocation, and the operation */

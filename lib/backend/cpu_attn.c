@@ -1,7 +1,8 @@
 /*
  * cpu_attn.c — the CPU backend's attention: grouped-query attention of a
- * micro-batch over the KV cache, in llama.cpp's summation orders (no flash
- * attention), split over the thread pool.
+ * micro-batch over the KV cache, in llama.cpp's summation orders, without
+ * flash attention and with it (the end of the file), split over the
+ * thread pool.
  */
 #include <math.h>
 #include <stdatomic.h>
@@ -10,6 +11,7 @@
 #include "backend/cpu.h"
 #include "core/threadpool.h"
 #include "cpu/attn_kernels.h"
+#include "cpu/flash_attn.h"
 #include "cpu/kernels.h"
 
 size_t cpu_attn_stride(uint32_t n_ctx, int head_dim_k, int type_k)
@@ -312,6 +314,10 @@ static void task_att_values(void *arg, int ith, int nth)
 void cpu_attention(backend *be, const backend_attn *a)
 {
     cpu_backend *cb = (cpu_backend *)be;
+    if (cb->flash_attn) {
+        cpu_flash_attention(cb, a);
+        return;
+    }
     const kv_cache *kv = a->kv;
     /* llama.cpp sums F16 attention in one order for a single token and in
      * another for a batch (attn_kernels.h): follow it.  Under kv_seq_regions
@@ -349,4 +355,432 @@ void cpu_attention(backend *be, const backend_attn *a)
         }
     }
     kinfer_threadpool_run(cb->pool, task_attention, &job);
+}
+
+/* ------------------------------------------------------- flash attention */
+
+/*
+ * Flash attention in llama.cpp's recipe (ggml_compute_forward_flash_attn_ext
+ * on the CPU), which kinfer follows to the bit where its kernels do
+ * (flash_attn.h).  A query row reads the keys it may see in cell order with
+ * an online softmax; no row of scores over the whole context exists.  An
+ * F32 cache is read as F16, as llama.cpp casts it.  Three paths, chosen as
+ * llama.cpp chooses them:
+ *   rows   (a micro-batch of fewer than FA_TILE tokens, or a quantized
+ *          cache): one key at a time; q in K's dot type, the running max M
+ *          and sum S = S * ms + vs fused, the values summed in F16 (an F16
+ *          V) or F32;
+ *   tiled  (FA_TILE tokens or more, K and V F16): tiles of FA_TILE keys
+ *          from cell 0, scores an F32 product of q and the F16 keys, the
+ *          tile's max, e^(s - M) summed as ggml_vec_soft_max_f32, the
+ *          values an F32 product;
+ *   split  (one token, K and V F16, llama.cpp's padded view of FA_SPLIT_KV
+ *          cells or more): the view cut into one chunk per thread, each
+ *          summed as `rows`, the chunks merged in order.
+ * Every query row's bits depend only on its keys (and, tiled, their cells'
+ * tiles), not on the other rows of the batch nor the threads, but `split`
+ * depends on the thread count, as llama.cpp's does.  Under kv_seq_regions
+ * every batch takes `rows`, so a token's bits never depend on its batch.
+ */
+#define FA_TILE 64      /* ggml's GGML_FA_TILE_Q and GGML_FA_TILE_KV */
+#ifndef FA_SPLIT_KV
+#define FA_SPLIT_KV 512 /* the view (cells) from which one token is split */
+#endif
+#define FA_MAX_G KINFER_ATTN_MAX_G
+
+static const int32_t fa_iota[FA_TILE] = {
+    0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21,
+    22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43,
+    44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63};
+
+/* One thread's flash-attention scratch (sizes in cpu_fa_stride). */
+typedef struct fa_buf {
+    int32_t *rows;     /* (n_ctx) the rows a token sees */
+    uint64_t *bits;    /* (FA_TILE, n_words) tiled: the rows each token of the tile sees */
+    uint8_t *qq;       /* (MAX_G, q_size) query heads in K's dot type */
+    float *s;          /* (MAX_G, FA_TILE) a block of scores */
+    float *acc;        /* (MAX_G, hd_v) accumulators: F16 or F32 */
+    float *v32;        /* (hd_v) a dequantized value row */
+    kinfer_fp16 *k16;  /* (FA_TILE, hd_k) F32 keys as F16 */
+    kinfer_fp16 *v16;  /* (hd_v) an F32 value row as F16 */
+    float *qt, *kq, *vkq, *vt, *kt; /* tiled: (TILE, hd_k) (TILE, TILE) (TILE, hd_v) (TILE, hd_v) (hd_k, TILE) */
+    float *m, *sum;    /* (TILE) tiled: running max and sum per token */
+    float *part;       /* (n_head, 2 + hd_v) split: M, S and the sums of each head */
+} fa_buf;
+
+static size_t fa_align(size_t n)
+{
+    return (n + 63) & ~(size_t)63;
+}
+
+/* byte sizes of fa_buf's arrays, in its order */
+static void fa_sizes(uint32_t n_ctx, const model_hparams *hp, size_t q_size, size_t sz[15])
+{
+    const size_t dk = (size_t)hp->head_dim_k, dv = (size_t)hp->head_dim_v, T = FA_TILE;
+    const size_t words = ((size_t)n_ctx + 63) / 64;
+    const size_t s[15] = {n_ctx * sizeof(int32_t), T * words * 8, FA_MAX_G * q_size, FA_MAX_G * T * 4,
+                          FA_MAX_G * dv * 4, dv * 4, T * dk * 2, dv * 2, T * dk * 4, T * T * 4, T * dv * 4,
+                          T * dv * 4, dk * T * 4, T * 4, T * 4};
+    memcpy(sz, s, sizeof s);
+    (void)hp;
+}
+
+static size_t fa_q_size(const model_hparams *hp, int type_k)
+{
+    /* F16 for an F16 or F32 cache, else K's dot type */
+    const int t = type_k == KINFER_TYPE_F32 ? KINFER_TYPE_F16 : type_k;
+    const kinfer_cpu_kernels *kk = kinfer_cpu_kernels_get(t);
+    return kk ? kinfer_row_size(kk->vec_dot_type, hp->head_dim_k) : 0;
+}
+
+size_t cpu_fa_stride(uint32_t n_ctx, const model_hparams *hp, int type_k)
+{
+    size_t sz[15], bytes = 0;
+    fa_sizes(n_ctx, hp, fa_q_size(hp, type_k), sz);
+    for (int i = 0; i < 15; i++) bytes += fa_align(sz[i]);
+    return bytes + fa_align((size_t)hp->n_head * (2 + (size_t)hp->head_dim_v) * sizeof(float));
+}
+
+static fa_buf fa_buf_of(const cpu_backend *cb, const model_hparams *hp, int type_k, int ith)
+{
+    size_t sz[15];
+    fa_sizes(cb->n_ctx, hp, fa_q_size(hp, type_k), sz);
+    uint8_t *p = (uint8_t *)cb->att_tmp + (size_t)ith * cb->att_stride;
+    void *a[15];
+    for (int i = 0; i < 15; i++) a[i] = p, p += fa_align(sz[i]);
+    return (fa_buf){.rows = a[0], .bits = a[1], .qq = a[2], .s = a[3], .acc = a[4], .v32 = a[5],
+                    .k16 = a[6], .v16 = a[7], .qt = a[8], .kq = a[9], .vkq = a[10], .vt = a[11],
+                    .kt = a[12], .m = a[13], .sum = a[14], .part = (float *)p};
+}
+
+typedef struct fa_job {
+    const cpu_backend *cb;
+    const backend_attn *a;
+    const kv_cache *kv;
+    const kinfer_fa_kernels *fk;
+    const kinfer_cpu_kernels *kk, *kq, *kvv, *f16; /* K's, its dot type's, V's, F16's */
+    kinfer_attn_scores_fn scores16; /* F16 scores in ggml_vec_dot_f16's order; NULL: vec_dot */
+    const model_hparams *hp;
+    int hd_k, hd_v, n_head, gqa;
+    int k16, v16;                   /* K / V read as F16 (an F16 or F32 cache) */
+    size_t q_size;
+    int64_t QD, OD;
+    int tiled;
+    int32_t n_rows;                 /* rows of the layer's store */
+    /* split: the token's rows, the view's cells (llama.cpp's n_kv) and the chunk */
+    const int32_t *rows;
+    int32_t nv, n_kv, chunk;
+} fa_job;
+
+/* A row of an F16 or F32 cache as F16: in place, or converted into tmp. */
+static const kinfer_fp16 *fa_row_f16(const fa_job *j, const uint8_t *row, int type, int64_t n,
+                                     kinfer_fp16 *tmp)
+{
+    if (type == KINFER_TYPE_F16) return (const kinfer_fp16 *)row;
+    j->f16->from_float_act((const float *)row, tmp, n);
+    return tmp;
+}
+
+/*
+ * Query heads h0 .. h0+g-1 (of kv head kvh) of token t over rows[0..nv), one
+ * key at a time (ggml's flash_attn_ext_f16_one_chunk): M, S and the
+ * unnormalized sums out (g, hd_v) of each head.
+ */
+static void fa_rows(const fa_job *j, fa_buf *b, int32_t t, int kvh, int h0, int g, const int32_t *rows,
+                    int32_t nv, float *M, float *S, float *out)
+{
+    const kv_cache *kv = j->kv;
+    const int il = j->a->il, hd_k = j->hd_k, hd_v = j->hd_v;
+    const float scale = j->a->scale;
+    for (int k = 0; k < g; k++) {
+        j->kq->from_float_act(j->a->q + (size_t)t * j->QD + (size_t)(h0 + k) * hd_k, b->qq + k * j->q_size, hd_k);
+        M[k] = -INFINITY;
+        S[k] = 0.0f;
+    }
+    kinfer_fp16 *acc16 = (kinfer_fp16 *)b->acc;
+    float *acc32 = b->acc;
+    if (j->v16) memset(acc16, 0, (size_t)g * hd_v * sizeof *acc16);
+    else memset(acc32, 0, (size_t)g * hd_v * sizeof *acc32);
+    const uint8_t *k0 = kv_k_head(kv, il, kvh), *v0 = kv_v_head(kv, il, kvh);
+    for (int32_t r0 = 0; r0 < nv; r0 += FA_TILE) {
+        const int32_t nb = nv - r0 < FA_TILE ? nv - r0 : FA_TILE;
+        /* the scores of this block of keys, s[k * FA_TILE + i] */
+        if (j->k16) {
+            const uint8_t *base = k0;
+            const int32_t *rr = rows + r0;
+            size_t stride = kv->head_k;
+            if (kv->type_k != KINFER_TYPE_F16) {
+                for (int32_t i = 0; i < nb; i++)
+                    fa_row_f16(j, k0 + (size_t)rows[r0 + i] * kv->head_k, kv->type_k, hd_k, b->k16 + (size_t)i * hd_k);
+                base = (const uint8_t *)b->k16, rr = fa_iota, stride = (size_t)hd_k * sizeof(kinfer_fp16);
+            }
+            if (j->scores16) {
+                j->scores16(b->s, FA_TILE, g, hd_k, base, stride, rr, nb, b->qq, j->q_size, scale);
+            } else {
+                for (int k = 0; k < g; k++)
+                    for (int32_t i = 0; i < nb; i++)
+                        b->s[k * FA_TILE + i] =
+                            j->f16->vec_dot(hd_k, base + (size_t)rr[i] * stride, b->qq + k * j->q_size) * scale;
+            }
+        } else {
+            for (int k = 0; k < g; k++)
+                for (int32_t i = 0; i < nb; i++)
+                    b->s[k * FA_TILE + i] =
+                        j->kk->vec_dot(hd_k, k0 + (size_t)rows[r0 + i] * kv->head_k, b->qq + k * j->q_size) * scale;
+        }
+        for (int32_t i = 0; i < nb; i++) {
+            const uint8_t *vrow = v0 + (size_t)rows[r0 + i] * kv->head_v;
+            const kinfer_fp16 *vh = NULL;
+            if (j->v16) vh = fa_row_f16(j, vrow, kv->type_v, hd_v, b->v16);
+            else j->kvv->to_float(vrow, b->v32, hd_v);
+            for (int k = 0; k < g; k++) {
+                const float s = b->s[k * FA_TILE + i];
+                float ms = 1.0f, vs = 1.0f;
+                if (s > M[k]) {
+                    /* a new maximum: the sums so far shrink by e^(M - s) */
+                    ms = expf(M[k] - s);
+                    M[k] = s;
+                    if (j->v16) j->fk->scale_f16(hd_v, acc16 + (size_t)k * hd_v, ms);
+                    else
+                        for (int d = 0; d < hd_v; d++) acc32[(size_t)k * hd_v + d] *= ms;
+                } else {
+                    vs = expf(s - M[k]);
+                }
+                if (j->v16) j->fk->mad_f16(hd_v, acc16 + (size_t)k * hd_v, vh, vs);
+                else j->fk->mad_f32(hd_v, acc32 + (size_t)k * hd_v, b->v32, vs);
+                S[k] = fmaf(S[k], ms, vs);
+            }
+        }
+    }
+    for (int64_t i = 0; i < (int64_t)g * hd_v; i++)
+        out[i] = j->v16 ? kinfer_fp16_to_fp32(acc16[i]) : acc32[i];
+}
+
+/* out (n) = acc / S (0 when S is 0), as ggml scales it */
+static void fa_normalize(float *out, const float *acc, float S, int n)
+{
+    const float inv = S == 0.0f ? 0.0f : 1.0f / S;
+    for (int d = 0; d < n; d++) out[d] = acc[d] * inv;
+}
+
+/* The tokens t0 .. t0+T-1 (T <= FA_TILE) of query head h, tiled (ggml's
+ * flash_attn_ext_tiled); b->bits already holds the rows each token sees,
+ * hi the end of the last. */
+static void fa_tile(const fa_job *j, fa_buf *b, int h, int32_t t0, int T, int32_t hi)
+{
+    const kv_cache *kv = j->kv;
+    const int il = j->a->il, hd_k = j->hd_k, hd_v = j->hd_v, kvh = h / j->gqa;
+    const size_t n_words = ((size_t)j->cb->n_ctx + 63) / 64;
+    const uint8_t *k0 = kv_k_head(kv, il, kvh), *v0 = kv_v_head(kv, il, kvh);
+    for (int tq = 0; tq < T; tq++) {
+        memcpy(b->qt + (size_t)tq * hd_k, j->a->q + (size_t)(t0 + tq) * j->QD + (size_t)h * hd_k,
+               (size_t)hd_k * sizeof(float));
+        b->m[tq] = -INFINITY;
+        b->sum[tq] = 0.0f;
+    }
+    memset(b->vkq, 0, (size_t)T * hd_v * sizeof(float));
+    for (int32_t ic = 0; ic < hi; ic += FA_TILE) {
+        const size_t w = (size_t)ic / 64;
+        uint64_t any = 0;
+        for (int tq = 0; tq < T; tq++) any |= b->bits[(size_t)tq * n_words + w];
+        if (!any) continue; /* every token masks the whole tile */
+        /* the tile's keys transposed (kt[d][tk]) and values as F32; rows
+         * no token sees weigh 0 and are left 0 */
+        for (int tk = 0; tk < FA_TILE; tk++) {
+            const int32_t r = ic + tk;
+            if (!((any >> tk) & 1u) || r >= j->n_rows) {
+                for (int d = 0; d < hd_k; d++) b->kt[(size_t)d * FA_TILE + tk] = 0.0f;
+                memset(b->vt + (size_t)tk * hd_v, 0, (size_t)hd_v * sizeof(float));
+                continue;
+            }
+            const kinfer_fp16 *kr = fa_row_f16(j, k0 + (size_t)r * kv->head_k, kv->type_k, hd_k, b->k16);
+            for (int d = 0; d < hd_k; d++) b->kt[(size_t)d * FA_TILE + tk] = kinfer_fp16_to_fp32(kr[d]);
+            const kinfer_fp16 *vr = fa_row_f16(j, v0 + (size_t)r * kv->head_v, kv->type_v, hd_v, b->v16);
+            j->f16->to_float(vr, b->vt + (size_t)tk * hd_v, hd_v);
+        }
+        memset(b->kq, 0, (size_t)T * FA_TILE * sizeof(float));
+        j->fk->gemm_f32(b->kq, b->qt, b->kt, T, hd_k, FA_TILE);
+        for (int tq = 0; tq < T; tq++) {
+            float *kq = b->kq + (size_t)tq * FA_TILE;
+            const uint64_t seen = b->bits[(size_t)tq * n_words + w];
+            float tmax = -INFINITY;
+            for (int tk = 0; tk < FA_TILE; tk++) {
+                kq[tk] = (seen >> tk) & 1u ? kq[tk] * j->a->scale : -INFINITY;
+                tmax = tmax > kq[tk] ? tmax : kq[tk];
+            }
+            if (tmax == -INFINITY) {
+                memset(kq, 0, FA_TILE * sizeof(float));
+                continue;
+            }
+            const float mold = b->m[tq], mnew = fmaxf(mold, tmax);
+            if (mnew > mold) {
+                const float ms = expf(mold - mnew);
+                for (int d = 0; d < hd_v; d++) b->vkq[(size_t)tq * hd_v + d] *= ms;
+                b->sum[tq] *= ms;
+            }
+            b->m[tq] = mnew;
+            b->sum[tq] = (float)((double)b->sum[tq] + j->fk->exp_sum(kq, FA_TILE, mnew));
+        }
+        j->fk->gemm_f32(b->vkq, b->kq, b->vt, T, FA_TILE, hd_v);
+    }
+    for (int tq = 0; tq < T; tq++)
+        fa_normalize(j->a->out + (size_t)(t0 + tq) * j->OD + (size_t)h * hd_v, b->vkq + (size_t)tq * hd_v,
+                     b->sum[tq], hd_v);
+}
+
+/* b->bits for tokens t0 .. t0+T-1: bit r of token tq's words set when it
+ * sees row r; returns the end of the last row any sees. */
+static int32_t fa_tile_bits(const fa_job *j, fa_buf *b, int32_t t0, int T)
+{
+    const backend_attn *a = j->a;
+    const size_t n_words = ((size_t)j->cb->n_ctx + 63) / 64;
+    int32_t hi = 0;
+    memset(b->bits, 0, (size_t)T * n_words * sizeof *b->bits);
+    for (int tq = 0; tq < T; tq++) {
+        const int32_t t = t0 + tq;
+        const int32_t nv = kv_visible_rows(j->kv, a->view, a->il, a->pos[t], a->seq[t], a->swa, b->rows);
+        uint64_t *bits = b->bits + (size_t)tq * n_words;
+        for (int32_t i = 0; i < nv; i++) bits[b->rows[i] >> 6] |= (uint64_t)1 << (b->rows[i] & 63);
+        if (nv > 0 && b->rows[nv - 1] + 1 > hi) hi = b->rows[nv - 1] + 1;
+    }
+    return hi;
+}
+
+/* Units of work: tiled, (tile of FA_TILE tokens, query head) tile by tile;
+ * else (token, up to FA_MAX_G heads of one kv head).  A thread takes a run
+ * of consecutive units. */
+static void task_fa(void *arg, int ith, int nth)
+{
+    const fa_job *j = arg;
+    const backend_attn *a = j->a;
+    fa_buf b = fa_buf_of(j->cb, j->hp, j->kv->type_k, ith);
+    if (j->tiled) {
+        const int32_t n_tiles = (a->n + FA_TILE - 1) / FA_TILE;
+        const int64_t n_units = (int64_t)n_tiles * j->n_head;
+        const int64_t u0 = n_units * ith / nth, u1 = n_units * (ith + 1) / nth;
+        int32_t tile_bits = -1, hi = 0;
+        for (int64_t u = u0; u < u1; u++) {
+            const int32_t tile = (int32_t)(u / j->n_head), t0 = tile * FA_TILE;
+            const int T = a->n - t0 < FA_TILE ? a->n - t0 : FA_TILE;
+            if (tile != tile_bits) hi = fa_tile_bits(j, &b, t0, T), tile_bits = tile;
+            fa_tile(j, &b, (int)(u % j->n_head), t0, T, hi);
+        }
+        return;
+    }
+    const int per_kv = (j->gqa + FA_MAX_G - 1) / FA_MAX_G, n_kvh = j->n_head / j->gqa;
+    const int64_t n_units = (int64_t)a->n * n_kvh * per_kv;
+    const int64_t u0 = n_units * ith / nth, u1 = n_units * (ith + 1) / nth;
+    int32_t t_vis = -1, nv = 0;
+    float M[FA_MAX_G], S[FA_MAX_G];
+    for (int64_t u = u0; u < u1; u++) {
+        const int32_t t = (int32_t)(u / (n_kvh * per_kv));
+        const int rest = (int)(u % (n_kvh * per_kv)), kvh = rest / per_kv;
+        const int first = rest % per_kv * FA_MAX_G, h0 = kvh * j->gqa + first;
+        const int g = j->gqa - first < FA_MAX_G ? j->gqa - first : FA_MAX_G;
+        if (t != t_vis) nv = kv_visible_rows(j->kv, a->view, a->il, a->pos[t], a->seq[t], a->swa, b.rows), t_vis = t;
+        fa_rows(j, &b, t, kvh, h0, g, b.rows, nv, M, S, b.kq);
+        for (int k = 0; k < g; k++)
+            fa_normalize(a->out + (size_t)t * j->OD + (size_t)(h0 + k) * j->hd_v, b.kq + (size_t)k * j->hd_v, S[k],
+                         j->hd_v);
+    }
+}
+
+/* split: thread ith's chunk of the view for every head, into its partials */
+static void task_fa_chunk(void *arg, int ith, int nth)
+{
+    const fa_job *j = arg;
+    (void)nth;
+    fa_buf b = fa_buf_of(j->cb, j->hp, j->kv->type_k, ith);
+    const int32_t c0 = ith * j->chunk, c1 = c0 + j->chunk < j->n_kv ? c0 + j->chunk : j->n_kv;
+    int32_t lo = 0, hi;
+    while (lo < j->nv && j->rows[lo] < c0) lo++;
+    for (hi = lo; hi < j->nv && j->rows[hi] < c1; hi++) {}
+    if (c0 >= j->n_kv) hi = lo;
+    const int per_kv = (j->gqa + FA_MAX_G - 1) / FA_MAX_G;
+    float M[FA_MAX_G], S[FA_MAX_G];
+    for (int kvh = 0; kvh < j->n_head / j->gqa; kvh++)
+        for (int p = 0; p < per_kv; p++) {
+            const int h0 = kvh * j->gqa + p * FA_MAX_G;
+            const int g = j->gqa - p * FA_MAX_G < FA_MAX_G ? j->gqa - p * FA_MAX_G : FA_MAX_G;
+            fa_rows(j, &b, 0, kvh, h0, g, j->rows + lo, hi - lo, M, S, b.kq);
+            for (int k = 0; k < g; k++) {
+                float *part = b.part + (size_t)(h0 + k) * (2 + j->hd_v);
+                part[0] = M[k], part[1] = S[k];
+                memcpy(part + 2, b.kq + (size_t)k * j->hd_v, (size_t)j->hd_v * sizeof(float));
+            }
+        }
+}
+
+/* split: the chunks of each head merged in order (ggml's reduce_partials,
+ * its products fused as its compiler fuses them) */
+static void task_fa_merge(void *arg, int ith, int nth)
+{
+    const fa_job *j = arg;
+    const int hd_v = j->hd_v;
+    for (int h = ith; h < j->n_head; h += nth) {
+        float *out = j->a->out + (size_t)h * hd_v;
+        float M = -INFINITY, S = 0.0f;
+        memset(out, 0, (size_t)hd_v * sizeof(float));
+        for (int c = 0; c < nth; c++) {
+            if ((int64_t)c * j->chunk >= j->n_kv) continue;
+            const float *part = fa_buf_of(j->cb, j->hp, j->kv->type_k, c).part + (size_t)h * (2 + hd_v);
+            if (part[1] == 0.0f) continue;
+            const float mnew = fmaxf(M, part[0]);
+            const float so = expf(M - mnew), sn = expf(part[0] - mnew);
+            for (int d = 0; d < hd_v; d++) out[d] = fmaf(out[d], so, part[2 + d] * sn);
+            S = fmaf(S, so, part[1] * sn);
+            M = mnew;
+        }
+        if (S != 0.0f) fa_normalize(out, out, S, hd_v);
+    }
+}
+
+/* llama.cpp's n_kv for this layer: its store's used rows padded to 256 */
+static int32_t fa_view_cells(const kv_cache *kv, int swa, int32_t n_rows)
+{
+    int32_t used = 0;
+    if (!swa || !kv->n_swa_slots || kv->region) {
+        used = (int32_t)kv->hi_ubatch;
+    } else {
+        /* (the cells of later micro-batches have no slot yet) */
+        for (uint32_t c = 0; c < kv->hi; c++)
+            if (kv->cells[c].pos >= 0 && kv->slot[c] + 1 > used) used = kv->slot[c] + 1;
+    }
+    int32_t n = (used + 255) / 256 * 256;
+    if (n < 256) n = 256;
+    return n < n_rows ? n : n_rows;
+}
+
+void cpu_flash_attention(cpu_backend *cb, const backend_attn *a)
+{
+    const kv_cache *kv = a->kv;
+    const model_hparams *hp = cb->hp;
+    fa_job j = {.cb = cb, .a = a, .kv = kv, .fk = kinfer_fa_kernels_get(), .hp = hp,
+                .hd_k = (int)kv->head_dim_k, .hd_v = (int)kv->head_dim_v, .n_head = a->n_head,
+                .gqa = a->n_head / kv->n_head_kv, .n_rows = (int32_t)kv_layer_rows(kv, a->il)};
+    j.k16 = kv->type_k == KINFER_TYPE_F16 || kv->type_k == KINFER_TYPE_F32;
+    j.v16 = kv->type_v == KINFER_TYPE_F16 || kv->type_v == KINFER_TYPE_F32;
+    j.f16 = kinfer_cpu_kernels_get(KINFER_TYPE_F16);
+    j.kk = j.k16 ? j.f16 : kinfer_cpu_kernels_get(kv->type_k);
+    j.kq = kinfer_cpu_kernels_get(j.kk->vec_dot_type);
+    j.kvv = kinfer_cpu_kernels_get(kv->type_v);
+    j.q_size = kinfer_row_size(j.kk->vec_dot_type, j.hd_k);
+    j.QD = (int64_t)j.n_head * j.hd_k;
+    j.OD = (int64_t)j.n_head * j.hd_v;
+    if (j.k16) j.scores16 = kinfer_attn_scores_get(KINFER_TYPE_F16, j.hd_k, KINFER_F16_ORDER_VEC);
+    const int32_t n_ubatch = a->n_ubatch > 0 ? a->n_ubatch : a->n;
+    const int f16_both = j.k16 && j.v16, nth = kinfer_threadpool_size(cb->pool);
+    j.tiled = !kv->region && f16_both && n_ubatch >= FA_TILE;
+    if (!kv->region && f16_both && n_ubatch == 1 && a->n == 1) {
+        j.n_kv = fa_view_cells(kv, a->swa, j.n_rows);
+        if (j.n_kv >= FA_SPLIT_KV) {
+            j.nv = kv_visible_rows(kv, a->view, a->il, a->pos[0], a->seq[0], a->swa, cb->dec_rows);
+            j.rows = cb->dec_rows;
+            j.chunk = (j.n_kv + nth - 1) / nth;
+            kinfer_threadpool_run(cb->pool, task_fa_chunk, &j);
+            kinfer_threadpool_run(cb->pool, task_fa_merge, &j);
+            return;
+        }
+    }
+    kinfer_threadpool_run(cb->pool, task_fa, &j);
 }

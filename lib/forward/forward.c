@@ -99,7 +99,7 @@ static kinfer_status attn_qkv(const forward *f, const fwd_ubatch *ub, int il)
         be->rmsnorm(f->be, b->q, b->q, &L->q_norm, (int64_t)n * hp->n_head, hp->head_dim_k, hp->rms_eps);
         be->rmsnorm(f->be, b->k, b->k, &L->k_norm, (int64_t)n * hp->n_head_kv, hp->head_dim_k, hp->rms_eps);
     }
-    const kinfer_rope_params rp = model_layer_rope(f->w, il);
+    const kinfer_rope_params rp = model_layer_rope(f->w, il, kv_ctx_seq(f->kv));
     be->rope(f->be, b->q, n, hp->n_head, hp->head_dim_k, ub->pos, &rp);
     be->rope(f->be, b->k, n, hp->n_head_kv, hp->head_dim_k, ub->pos, &rp);
     if (hp->attn_scale_on_q) be->scale(f->be, b->q, hp->attn_scale, (int64_t)n * hp->n_head * hp->head_dim_k);
@@ -146,7 +146,7 @@ static kinfer_status layer_forward(const forward *f, const fwd_ubatch *ub, const
     const backend_attn a = {
         .kv = f->kv, .view = view, .il = il, .swa = L->is_swa, .n = n, .pos = ub->pos,
         .seq = ub->seq, .q = b->q, .out = b->att, .n_head = hp->n_head,
-        .scale = hp->attn_scale_on_q ? 1.0f : hp->attn_scale,
+        .scale = hp->attn_scale_on_q ? 1.0f : hp->attn_scale, .n_ubatch = ub->n_ubatch,
     };
     be->attention(f->be, &a);                                      /* att (n, OD) */
     if ((st = be->matmul(f->be, &L->wo, b->att, n, b->xb))) return st; /* xb (n, E) */
@@ -219,6 +219,7 @@ kinfer_status forward_ubatch(forward *f, const fwd_ubatch *ub)
             .cell = ub->cell + i0,
             .out_row = ub->out_row + i0,
             .logits = ub->logits,
+            .n_ubatch = ub->n,
         };
         kinfer_status st = forward_slice(f, &slice, &view);
         if (st) return st;

@@ -73,6 +73,7 @@ typedef struct fwd_ubatch {
     const int32_t *out_row;      /* (n) row of logits to fill, or -1; a
                                   * micro-batch's rows are consecutive */
     float *logits;               /* rows of n_vocab */
+    int32_t n_ubatch;            /* a slice's: tokens of its micro-batch (0: n) */
 } fwd_ubatch;
 
 /* Run one micro-batch: fills the KV cells ub->cell and the logits rows

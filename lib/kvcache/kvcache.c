@@ -347,7 +347,7 @@ static void rerotate_cell(kv_cache *kv, const model_weights *w, uint32_t i, int3
         for (int h = 0; h < kv->n_head_kv; h++)
             kinfer_dequantize_row(kv->type_k, kv_k_head(kv, il, h) + r * kv->head_k,
                                   tmp + h * kv->head_dim_k, kv->head_dim_k);
-        const kinfer_rope_params rp = model_layer_rope(w, il);
+        const kinfer_rope_params rp = model_layer_rope(w, il, kv_ctx_seq(kv));
         kinfer_rope(tmp, 1, hp->n_head_kv, hp->head_dim_k, &delta, &rp);
         for (int h = 0; h < kv->n_head_kv; h++)
             kinfer_quantize_act_row(kv->type_k, tmp + h * kv->head_dim_k,
@@ -445,6 +445,9 @@ kinfer_status kv_batch_begin(kv_cache *kv, int32_t n, const int32_t *pos, const 
     }
     for (int32_t i = 0; i < n; i++) kv_cell_take(kv, cells[i], pos[i], seq[i]);
     for (int32_t i = 0; i < n; i++) kv->cell_mine[cells[i]] = 1;
+    kv->hi_ubatch = kv->hi;
+    while (kv->hi_ubatch > 0 && (kv->cells[kv->hi_ubatch - 1].pos < 0 || kv->cell_mine[kv->hi_ubatch - 1]))
+        kv->hi_ubatch--;
     if (kv->n_swa <= 0 || kv->region) return KINFER_OK;
     /* sliding-window horizons per sequence (see kv_swa_assign), from the
      * cells that were there before this decode */
@@ -466,6 +469,8 @@ kinfer_status kv_batch_begin(kv_cache *kv, int32_t n, const int32_t *pos, const 
 int kv_batch_ubatch(kv_cache *kv, const uint32_t *cells, int32_t m, const int32_t *pos,
                     const int32_t *seq)
 {
+    for (int32_t i = 0; i < m; i++)
+        if (cells[i] + 1 > kv->hi_ubatch) kv->hi_ubatch = cells[i] + 1;
     if (kv->n_swa <= 0 || kv->region) return 1;
     int32_t *h_before = kv->horizon, *h_now = kv->horizon + kv->n_seq_max;
     for (int32_t i = m; i-- > 0;) h_now[seq[i]] = pos[i]; /* first */
@@ -479,6 +484,7 @@ void kv_batch_end(kv_cache *kv, const uint32_t *cells, int32_t n, int failed)
     for (int32_t i = 0; i < n; i++) kv->cell_mine[cells[i]] = 0;
     if (failed)
         for (int32_t i = 0; i < n; i++) kv_cell_release(kv, cells[i]);
+    kv->hi_ubatch = kv->hi;
 }
 
 /* ------------------------------------------------------------- views */

@@ -50,6 +50,10 @@ typedef struct kv_cache {
     kv_cell *cells;                /* n_ctx */
     uint32_t n_used;               /* cells with pos >= 0 */
     uint32_t hi;                   /* every cell at index >= hi is free */
+    /* every cell at index >= hi_ubatch is free or waits for a later
+     * micro-batch of the decode in progress: llama.cpp's used_max_p1 as
+     * the current micro-batch runs (its flash attention's view size) */
+    uint32_t hi_ubatch;
 
     /* sliding-window layers: rows by slot instead of by cell */
     int32_t n_swa;                 /* window in positions; 0: no such layers */
@@ -66,6 +70,12 @@ typedef struct kv_cache {
     int32_t *view_cell, *view_pos; /* (n_ctx) the cells of the current view */
     uint64_t n_views;              /* views made so far: a view's id */
 } kv_cache;
+
+/* Positions one sequence can hold: its region, or the whole cache. */
+static inline uint32_t kv_ctx_seq(const kv_cache *kv)
+{
+    return kv->region ? kv->region : kv->n_ctx;
+}
 
 /* Cells per sequence under kv_seq_regions: n_ctx / n_seq_max rounded down
  * to a multiple of 64 (0 when that is less than 64). */

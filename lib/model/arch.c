@@ -3,14 +3,25 @@
  *
  * Facts checked against llama.cpp (src/models/NAME.cpp, llama-model.cpp,
  * conversion/gemma.py):
- *  - llama: Llama 2/3/3.1/3.2, CodeLlama, TinyLlama, SmolLM2, DeepSeek-Coder,
- *    and Mistral 7B, whose GGUF files say "llama" (llama.cpp has no "mistral"
- *    architecture; it ignores Mistral v0.1's sliding window too).  Normal
- *    RoPE, SiLU gate, optional rope_freqs (Llama 3.1) and linear scaling.
- *    Mixtral is a llama file with experts (expert_count, ffn_gate_inp and
- *    3-D ffn_*_exps; the per-expert split names are no longer loaded by
- *    llama.cpp, nor here): softmax router, top-k weights renormalised.
+ *  - llama: Llama 2/3/3.1/3.2, CodeLlama (base 1e6, 16k context: plain
+ *    metadata), TinyLlama, SmolLM2, DeepSeek-Coder (linear scaling, factor
+ *    4), and Mistral 7B, whose GGUF files say "llama" (llama.cpp has no
+ *    "mistral" architecture; it ignores Mistral v0.1's sliding window too).
+ *    Normal RoPE, SiLU gate, optional rope_freqs (Llama 3.1 frequency
+ *    factors).  Mixtral is a llama file with experts (expert_count,
+ *    ffn_gate_inp and 3-D ffn_*_exps; the per-expert split names are no
+ *    longer loaded by llama.cpp, nor here): softmax router, top-k weights
+ *    renormalised.
  *  - qwen2: NeoX RoPE, biases on q/k/v.
+ *  - qwen3: NeoX RoPE, RMSNorm over each head of q and k, no biases.
+ *  - phi3: NeoX RoPE, fused attn_qkv and gate-up ffn_up (2 * n_ff rows, gate
+ *    first), q scaled by 1/sqrt(head_dim) before attention, LongRoPE factors
+ *    (rope_factors_long beyond rope.scaling.original_context_length, else
+ *    rope_factors_short, with rope.scaling.attn_factor); its sliding window
+ *    is ignored, as llama.cpp does.
+ *  RoPE scaling of every family (weights.c, read_rope_scaling): none,
+ *  linear, yarn (ext_factor, mscale and the correction dims as llama.cpp
+ *  computes them), longrope.
  *  - gemma3: NeoX RoPE, GELU(tanh) gate, QK-norm, post-attention and post-FFN
  *    norms, embeddings times sqrt(n_embd), sliding window on 5 of every 6
  *    layers with RoPE base 10000 on those.  The converter already adds 1 to
@@ -37,6 +48,20 @@ static const arch_desc arch_table[] = {
         .rope_neox = 1,
         .act = ARCH_ACT_SILU,
         .attn_qkv_bias = 1,
+    },
+    {
+        .name = "qwen3",
+        .rope_neox = 1,
+        .act = ARCH_ACT_SILU,
+        .attn_qk_norm = 1,
+    },
+    {
+        .name = "phi3",
+        .rope_neox = 1,
+        .act = ARCH_ACT_SILU,
+        .rope_long_short = 1,
+        .fused_proj = 1,
+        .attn_scale_on_q = 1,
     },
     {
         .name = "gemma3",
@@ -71,5 +96,5 @@ const arch_desc *arch_find(const char *name)
 
 const char *arch_supported_list(void)
 {
-    return "llama, qwen2, gemma3, qwen3moe";
+    return "llama, qwen2, qwen3, phi3, gemma3, qwen3moe";
 }

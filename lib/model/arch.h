@@ -28,11 +28,14 @@ typedef struct arch_desc {
     int rope_neox;          /* RoPE rotates pairs (i, i + n_rot/2) instead of (2i, 2i+1) */
     arch_act act;           /* feed-forward gate activation */
     int attn_qkv_bias;      /* q/k/v projections have biases (Qwen2) */
-    int attn_qk_norm;       /* RMSNorm over each head of q and k before RoPE (Gemma 3) */
+    int attn_qk_norm;       /* RMSNorm over each head of q and k before RoPE (Qwen3, Gemma 3) */
     int post_norms;         /* RMSNorm on the attention and FFN outputs before the
                              * residual add (Gemma 2/3) */
     int embd_scale_sqrt;    /* embeddings are multiplied by sqrt(n_embd) (Gemma) */
     int rope_freqs;         /* may carry a rope_freqs tensor (Llama 3.1 frequency factors) */
+    int rope_long_short;    /* may carry LongRoPE's rope_factors_long/short tensors (Phi-3) */
+    int fused_proj;         /* q/k/v in one attn_qkv tensor and gate/up in one ffn_up
+                             * of 2 * n_ff rows, gate first (Phi-3) */
     /*
      * Sliding-window attention (Gemma 3): when the file has
      * <arch>.attention.sliding_window, layer il is local (sees only the last
@@ -75,6 +78,9 @@ const char *arch_supported_list(void);
 #define ARCH_T_OUTPUT_NORM "output_norm.weight"
 #define ARCH_T_OUTPUT "output.weight"
 #define ARCH_T_ROPE_FREQS "rope_freqs.weight"
+#define ARCH_T_ROPE_LONG "rope_factors_long.weight"
+#define ARCH_T_ROPE_SHORT "rope_factors_short.weight"
+#define ARCH_T_ATTN_QKV "blk.%d.attn_qkv.weight"
 #define ARCH_T_ATTN_NORM "blk.%d.attn_norm.weight"
 #define ARCH_T_ATTN_Q "blk.%d.attn_q.weight"
 #define ARCH_T_ATTN_K "blk.%d.attn_k.weight"
@@ -114,6 +120,8 @@ const char *arch_supported_list(void);
 #define ARCH_K_ROPE_SCALING_TYPE "rope.scaling.type"
 #define ARCH_K_ROPE_SCALING_FACTOR "rope.scaling.factor"
 #define ARCH_K_ROPE_SCALE_LINEAR "rope.scale_linear" /* older files */
+#define ARCH_K_ROPE_SCALING_ATTN_FACTOR "rope.scaling.attn_factor"
+#define ARCH_K_ROPE_SCALING_ORIG_CTX "rope.scaling.original_context_length"
 #define ARCH_K_FINAL_LOGIT_SOFTCAP "final_logit_softcapping"
 #define ARCH_K_EXPERT_COUNT "expert_count"
 #define ARCH_K_EXPERT_USED_COUNT "expert_used_count"

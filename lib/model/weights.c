@@ -150,9 +150,9 @@ static kinfer_status bind(binding *b, wtensor *out, const char *name, int64_t ne
 
 const layer_tensor layer_tensors[] = {
     LT(attn_norm, ARCH_T_ATTN_NORM, WD_EMBD, WD_1, WD_1, WT_REQUIRED | WT_F32, WC_ALWAYS),
-    LT(wq, ARCH_T_ATTN_Q, WD_EMBD, WD_Q, WD_1, WT_REQUIRED | WT_MATRIX, WC_ALWAYS),
-    LT(wk, ARCH_T_ATTN_K, WD_EMBD, WD_K, WD_1, WT_REQUIRED | WT_MATRIX, WC_ALWAYS),
-    LT(wv, ARCH_T_ATTN_V, WD_EMBD, WD_V, WD_1, WT_REQUIRED | WT_MATRIX, WC_ALWAYS),
+    LT(wq, ARCH_T_ATTN_Q, WD_EMBD, WD_Q, WD_1, WT_REQUIRED | WT_MATRIX, WC_SPLIT_PROJ),
+    LT(wk, ARCH_T_ATTN_K, WD_EMBD, WD_K, WD_1, WT_REQUIRED | WT_MATRIX, WC_SPLIT_PROJ),
+    LT(wv, ARCH_T_ATTN_V, WD_EMBD, WD_V, WD_1, WT_REQUIRED | WT_MATRIX, WC_SPLIT_PROJ),
     LT(bq, ARCH_T_ATTN_Q_BIAS, WD_Q, WD_1, WD_1, WT_REQUIRED | WT_F32, WC_QKV_BIAS),
     LT(bk, ARCH_T_ATTN_K_BIAS, WD_K, WD_1, WD_1, WT_REQUIRED | WT_F32, WC_QKV_BIAS),
     LT(bv, ARCH_T_ATTN_V_BIAS, WD_V, WD_1, WD_1, WT_REQUIRED | WT_F32, WC_QKV_BIAS),
@@ -161,8 +161,8 @@ const layer_tensor layer_tensors[] = {
     LT(wo, ARCH_T_ATTN_OUT, WD_O, WD_EMBD, WD_1, WT_REQUIRED | WT_MATRIX, WC_ALWAYS),
     LT(attn_post_norm, ARCH_T_ATTN_POST_NORM, WD_EMBD, WD_1, WD_1, WT_REQUIRED | WT_F32, WC_POST_NORMS),
     LT(ffn_norm, ARCH_T_FFN_NORM, WD_EMBD, WD_1, WD_1, WT_REQUIRED | WT_F32, WC_ALWAYS),
-    LT(ffn_gate, ARCH_T_FFN_GATE, WD_EMBD, WD_FF, WD_1, WT_REQUIRED | WT_MATRIX, WC_DENSE_FFN),
-    LT(ffn_up, ARCH_T_FFN_UP, WD_EMBD, WD_FF, WD_1, WT_REQUIRED | WT_MATRIX, WC_DENSE_FFN),
+    LT(ffn_gate, ARCH_T_FFN_GATE, WD_EMBD, WD_FF, WD_1, WT_REQUIRED | WT_MATRIX, WC_SPLIT_FFN),
+    LT(ffn_up, ARCH_T_FFN_UP, WD_EMBD, WD_FF, WD_1, WT_REQUIRED | WT_MATRIX, WC_SPLIT_FFN),
     LT(ffn_down, ARCH_T_FFN_DOWN, WD_FF, WD_EMBD, WD_1, WT_REQUIRED | WT_MATRIX, WC_DENSE_FFN),
     LT(ffn_post_norm, ARCH_T_FFN_POST_NORM, WD_EMBD, WD_1, WD_1, WT_REQUIRED | WT_F32, WC_POST_NORMS),
     LT(ffn_gate_inp, ARCH_T_FFN_GATE_INP, WD_EMBD, WD_EXPERT, WD_1, WT_REQUIRED | WT_F32, WC_MOE),
@@ -172,6 +172,27 @@ const layer_tensor layer_tensors[] = {
 };
 #undef LT
 const int n_layer_tensors = (int)(sizeof layer_tensors / sizeof layer_tensors[0]);
+
+/*
+ * Fused projections (Phi-3): one tensor in the file whose consecutive row
+ * ranges are the separate projections, bound as views of it: the same
+ * bytes, and every output row is the same dot product, so the forward pass
+ * and the table walkers see q/k/v and gate/up as ever.
+ */
+typedef struct fused_tensor {
+    const char *name;
+    size_t first;      /* of the first part's wtensor; the others follow it */
+    uint8_t parts[3];  /* wdim of each part's rows; WD_1 ends the list */
+} fused_tensor;
+
+static const fused_tensor fused_tensors[] = {
+    {ARCH_T_ATTN_QKV, offsetof(layer_weights, wq), {WD_Q, WD_K, WD_V}},
+    {ARCH_T_FFN_UP, offsetof(layer_weights, ffn_gate), {WD_FF, WD_FF, WD_1}},
+};
+_Static_assert(offsetof(layer_weights, wk) == offsetof(layer_weights, wq) + sizeof(wtensor) &&
+                   offsetof(layer_weights, wv) == offsetof(layer_weights, wk) + sizeof(wtensor) &&
+                   offsetof(layer_weights, ffn_up) == offsetof(layer_weights, ffn_gate) + sizeof(wtensor),
+               "fused parts are consecutive wtensors");
 
 static int64_t dim_of(const model_hparams *hp, int d)
 {
@@ -198,6 +219,8 @@ static int model_has(const arch_desc *a, const model_hparams *hp, int cond)
     case WC_QKV_BIAS: return a->attn_qkv_bias;
     case WC_QK_NORM: return a->attn_qk_norm;
     case WC_POST_NORMS: return a->post_norms;
+    case WC_SPLIT_PROJ: return !a->fused_proj;
+    case WC_SPLIT_FFN: return !a->fused_proj && hp->n_expert == 0;
     case WC_DENSE_FFN: return hp->n_expert == 0;
     case WC_MOE: return hp->n_expert > 0;
     }
@@ -211,17 +234,42 @@ uint64_t layer_weight_bytes(const layer_weights *L)
     return bytes;
 }
 
-kinfer_rope_params model_layer_rope(const model_weights *w, int il)
+/* ggml's YaRN correction dim: the pair whose wavelength fits n_rot_beta
+ * turns into the original context */
+static float yarn_corr_dim(int n_dims, int n_ctx_orig, float n_rot_beta, float base)
 {
+    const float pi = 3.14159265358979323846f;
+    return (float)n_dims * logf((float)n_ctx_orig / (n_rot_beta * 2.0f * pi)) /
+           (2.0f * logf(base));
+}
+
+/* llama.cpp's fixed YaRN betas (it reads no key for these architectures) */
+#define YARN_BETA_FAST 32.0f
+#define YARN_BETA_SLOW 1.0f
+
+kinfer_rope_params model_layer_rope(const model_weights *w, int il, uint32_t n_ctx_seq)
+{
+    const model_hparams *hp = &w->hp;
     const layer_weights *L = &w->layers[il];
-    return (kinfer_rope_params){
+    const wtensor *factors = &w->rope_freqs;
+    if (!factors->data)
+        factors = n_ctx_seq > (uint32_t)hp->n_ctx_orig ? &w->rope_long : &w->rope_short;
+    kinfer_rope_params p = {
         .neox = w->arch->rope_neox != 0,
-        .n_rot = w->hp.n_rot,
+        .n_rot = hp->n_rot,
         .freq_base = L->rope_base,
         .freq_scale = L->rope_scale,
-        .attn_factor = 1.0f,
-        .freq_factors = w->rope_freqs.data,
+        .attn_factor = hp->rope_attn_factor,
+        .freq_factors = factors->data,
+        .ext_factor = hp->rope_ext_factor,
     };
+    if (p.ext_factor != 0.0f) {
+        const float lo = floorf(yarn_corr_dim(hp->n_rot, hp->n_ctx_orig, YARN_BETA_FAST, L->rope_base));
+        const float hi = ceilf(yarn_corr_dim(hp->n_rot, hp->n_ctx_orig, YARN_BETA_SLOW, L->rope_base));
+        p.corr_dims[0] = fmaxf(0.0f, lo);
+        p.corr_dims[1] = fminf((float)(hp->n_rot - 1), hi);
+    }
+    return p;
 }
 
 /* Every tensor of layer il that architecture a has. */
@@ -237,6 +285,24 @@ static kinfer_status bind_layer(binding *b, const arch_desc *a, int il)
         kinfer_status st = bind3(b, (wtensor *)((char *)L + lt->offset), name, dim_of(hp, lt->ne0),
                                  dim_of(hp, lt->ne1), dim_of(hp, lt->ne2), lt->flags);
         if (st) return st;
+    }
+    for (size_t i = 0; a->fused_proj && i < sizeof fused_tensors / sizeof fused_tensors[0]; i++) {
+        const fused_tensor *ft = &fused_tensors[i];
+        int64_t rows = 0;
+        for (int k = 0; k < 3 && ft->parts[k] != WD_1; k++) rows += dim_of(hp, ft->parts[k]);
+        char name[96];
+        snprintf(name, sizeof name, ft->name, il);
+        wtensor whole;
+        kinfer_status st = bind3(b, &whole, name, hp->n_embd, rows, 1, WT_REQUIRED);
+        if (st) return st;
+        wtensor *part = (wtensor *)((char *)L + ft->first);
+        int64_t row0 = 0;
+        for (int k = 0; k < 3 && ft->parts[k] != WD_1; k++, part++) {
+            *part = whole;
+            part->data = (const uint8_t *)whole.data + (size_t)row0 * whole.row_size;
+            part->ne1 = dim_of(hp, ft->parts[k]);
+            row0 += part->ne1;
+        }
     }
     return KINFER_OK;
 }
@@ -274,6 +340,69 @@ static kinfer_status read_experts(binding *b, const arch_desc *a, model_hparams 
     return KINFER_OK;
 }
 
+/* A factor of RoPE scaling from 1/1024 to 1024: anything else is no model. */
+#define ROPE_FACTOR_MAX 1024.0f
+
+/*
+ * RoPE scaling as llama.cpp reads it: rope.scaling.type (default "linear"),
+ * rope.scaling.factor (or the older rope.scale_linear; 0 or absent: none)
+ * giving freq_scale = 1 / factor, rope.scaling.attn_factor (LongRoPE's, as
+ * Phi-3's converter writes it), rope.scaling.original_context_length
+ * (default the training context).  "yarn" mixes interpolation and
+ * extrapolation (ext_factor 1) and sets the magnitude as llama.cpp's
+ * context does: get_mscale(factor) cancelled by the kernel's own
+ * 1 + 0.1 ln(factor), times attn_factor.  "longrope" scales like "linear"
+ * (its factors are tensors).
+ */
+static kinfer_status read_rope_scaling(binding *b, const char *n, model_hparams *hp)
+{
+    kinfer_status st;
+    char key[128];
+    const char *type = "linear";
+    snprintf(key, sizeof key, "%s.%s", n, ARCH_K_ROPE_SCALING_TYPE);
+    if (gguf_get(b->gf, key) && meta_get_str(b, key, &type) != KINFER_OK)
+        return bind_fail(b, KINFER_E_FORMAT, "metadata key %s is not a string", key);
+    const int none = strcmp(type, "none") == 0, yarn = strcmp(type, "yarn") == 0;
+    if (!none && !yarn && strcmp(type, "linear") != 0 && strcmp(type, "longrope") != 0)
+        return bind_fail(b, KINFER_E_UNSUPPORTED,
+                          "metadata key %s = \"%.40s\" is not a RoPE scaling type kinfer knows "
+                          "(none, linear, yarn, longrope)",
+                          key, type);
+    const char *fkey = ARCH_K_ROPE_SCALING_FACTOR;
+    snprintf(key, sizeof key, "%s.%s", n, fkey);
+    if (!gguf_get(b->gf, key)) fkey = ARCH_K_ROPE_SCALE_LINEAR;
+    float factor;
+    if ((st = meta_f32(b, n, fkey, 0, 0.0f, &factor))) return st;
+    /* 0 is llama.cpp's "no factor"; YaRN needs one */
+    if (factor < 0.0f || (factor == 0.0f && yarn) ||
+        (factor != 0.0f && (factor > ROPE_FACTOR_MAX || factor < 1.0f / ROPE_FACTOR_MAX)))
+        return bind_fail(b, KINFER_E_FORMAT,
+                          "metadata key %s.%s = %g is out of range (1/%g .. %g)", n, fkey, factor,
+                          ROPE_FACTOR_MAX, ROPE_FACTOR_MAX);
+    hp->rope_scale = none || factor == 0.0f ? 1.0f : 1.0f / factor;
+
+    snprintf(key, sizeof key, "%s.%s", n, ARCH_K_ROPE_SCALING_ORIG_CTX);
+    if ((st = meta_i32(b, n, ARCH_K_ROPE_SCALING_ORIG_CTX, 0, hp->n_ctx_train, &hp->n_ctx_orig)))
+        return st;
+    if (hp->n_ctx_orig <= 0)
+        return bind_fail(b, KINFER_E_FORMAT, "metadata key %s = %d is out of range (> 0)", key,
+                          hp->n_ctx_orig);
+    float attn_factor;
+    if ((st = meta_f32(b, n, ARCH_K_ROPE_SCALING_ATTN_FACTOR, 0, 1.0f, &attn_factor))) return st;
+    if (!(attn_factor > 0.0f && attn_factor <= 16.0f))
+        return bind_fail(b, KINFER_E_FORMAT, "metadata key %s.%s = %g is out of range (0 .. 16]",
+                          n, ARCH_K_ROPE_SCALING_ATTN_FACTOR, attn_factor);
+    hp->rope_ext_factor = yarn ? 1.0f : 0.0f;
+    hp->rope_attn_factor = 1.0f;
+    if (yarn) {
+        const float f = 1.0f / hp->rope_scale;
+        const float mscale = f <= 1.0f ? 1.0f : 0.1f * logf(f) + 1.0f;
+        hp->rope_attn_factor = mscale * (1.0f / (1.0f + 0.1f * logf(f)));
+    }
+    hp->rope_attn_factor *= attn_factor;
+    return KINFER_OK;
+}
+
 static kinfer_status read_hparams(binding *b, const arch_desc *a, model_hparams *hp)
 {
     const char *n = a->name;
@@ -306,24 +435,10 @@ static kinfer_status read_hparams(binding *b, const arch_desc *a, model_hparams 
                           hp->head_dim_k, hp->head_dim_v, hp->n_rot);
     TRY(meta_f32(b, n, ARCH_K_RMS_EPS, 1, 0, &hp->rms_eps));
     TRY(meta_f32(b, n, ARCH_K_ROPE_FREQ_BASE, 0, 10000.0f, &hp->rope_base));
-
-    /* RoPE scaling: only "linear" (or none) is supported. */
-    char key[128];
-    const char *scaling = NULL;
-    snprintf(key, sizeof key, "%s.%s", n, ARCH_K_ROPE_SCALING_TYPE);
-    if (meta_get_str(b, key, &scaling) != KINFER_OK) scaling = "linear";
-    float factor;
-    TRY(meta_f32(b, n, ARCH_K_ROPE_SCALING_FACTOR, 0, 0.0f, &factor));
-    if (factor == 0.0f) TRY(meta_f32(b, n, ARCH_K_ROPE_SCALE_LINEAR, 0, 0.0f, &factor));
-    /* llama.cpp: freq_scale = 1 / factor for "linear" (the default type);
-     * "none" means no scaling.  YaRN, LongRoPE, ... are not implemented. */
-    hp->rope_scale = 1.0f;
-    if (strcmp(scaling, "linear") == 0) {
-        if (factor > 0.0f) hp->rope_scale = 1.0f / factor;
-    } else if (strcmp(scaling, "none") != 0) {
-        snprintf(b->w->unsupported, sizeof b->w->unsupported,
-                 "RoPE scaling \"%.40s\" is not supported (only linear)", scaling);
-    }
+    if (!(hp->rope_base > 1.0f))
+        return bind_fail(b, KINFER_E_FORMAT, "metadata key %s.%s = %g is out of range (> 1)", n,
+                          ARCH_K_ROPE_FREQ_BASE, hp->rope_base);
+    TRY(read_rope_scaling(b, n, hp));
     hp->n_swa = 0;
     if (a->swa_pattern) TRY(meta_i32(b, n, ARCH_K_SLIDING_WINDOW, 0, 0, &hp->n_swa));
     TRY(meta_f32(b, n, ARCH_K_FINAL_LOGIT_SOFTCAP, 0, 0.0f, &hp->logit_softcap));
@@ -379,6 +494,20 @@ static kinfer_status read_swa_layers(binding *b, const arch_desc *a)
 }
 
 static kinfer_status bind_all(binding *b, const arch_desc *a);
+
+/* Frequency divisors must be positive and finite: a 0 or NaN would turn
+ * every angle of that pair into NaN. */
+static kinfer_status check_rope_factors(binding *b, const wtensor *t, const char *name)
+{
+    for (int64_t i = 0; t->data && i < t->ne0; i++) {
+        float f; /* memcpy: a file's alignment may be 1 */
+        memcpy(&f, (const float *)t->data + i, sizeof f);
+        if (!(f > 0.0f && f <= 1e6f))
+            return bind_fail(b, KINFER_E_FORMAT, "tensor %s: factor %lld is %g (expected > 0, finite)",
+                              name, (long long)i, f);
+    }
+    return KINFER_OK;
+}
 
 static kinfer_status bind_model(binding *b)
 {
@@ -449,6 +578,13 @@ static kinfer_status bind_all(binding *b, const arch_desc *a)
         w->output_tied = 1;
     }
     if (a->rope_freqs) TRY(bind(b, &w->rope_freqs, ARCH_T_ROPE_FREQS, hp->n_rot / 2, 0, WT_F32));
+    if (a->rope_long_short) {
+        TRY(bind(b, &w->rope_long, ARCH_T_ROPE_LONG, hp->n_rot / 2, 0, WT_F32));
+        TRY(bind(b, &w->rope_short, ARCH_T_ROPE_SHORT, hp->n_rot / 2, 0, WT_F32));
+    }
+    TRY(check_rope_factors(b, &w->rope_freqs, ARCH_T_ROPE_FREQS));
+    TRY(check_rope_factors(b, &w->rope_long, ARCH_T_ROPE_LONG));
+    TRY(check_rope_factors(b, &w->rope_short, ARCH_T_ROPE_SHORT));
 
     w->layers = calloc((size_t)hp->n_layer, sizeof *w->layers);
     if (!w->layers) return bind_fail(b, KINFER_E_NOMEM, "out of memory for layer table");

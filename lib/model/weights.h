@@ -67,11 +67,15 @@ typedef struct model_hparams {
     int32_t n_swa;           /* sliding window in positions; 0 = none */
     float rms_eps;
     float rope_base;         /* global layers */
-    float rope_scale;        /* 1 / rope.scaling.factor for linear scaling */
+    float rope_scale;        /* freq_scale: 1 / rope.scaling.factor (linear, YaRN, LongRoPE) */
     float attn_scale;        /* multiplies q.k */
     int attn_scale_on_q;     /* ... by multiplying q (arch_desc.attn_scale_on_q) */
     float embd_scale;        /* multiplies the token embeddings (1 = none) */
     float logit_softcap;     /* 0 = none; else logits = c * tanh(logits / c) */
+    float rope_ext_factor;   /* YaRN's extrapolation mix: 1 for "yarn", else 0 */
+    float rope_attn_factor;  /* multiplies RoPE's cos and sin (YaRN, LongRoPE's attn_factor) */
+    int32_t n_ctx_orig;      /* rope.scaling.original_context_length (default n_ctx_train):
+                              * YaRN's correction dims, LongRoPE's long/short choice */
     int32_t n_expert;        /* experts per layer; 0 = dense FFN */
     int32_t n_expert_used;   /* experts each token goes through (1 .. n_expert) */
     int32_t n_ff_exp;        /* an expert's FFN width */
@@ -85,6 +89,8 @@ typedef struct model_weights {
     wtensor output_norm;     /* (n_embd) f32 */
     wtensor output;          /* (n_vocab, n_embd); token_embd when tied */
     wtensor rope_freqs;      /* (n_rot / 2) f32 frequency divisors, or absent */
+    wtensor rope_long;       /* (n_rot / 2) f32 LongRoPE divisors beyond n_ctx_orig (Phi-3), or absent */
+    wtensor rope_short;      /* (n_rot / 2) f32 LongRoPE divisors within n_ctx_orig, or absent */
     layer_weights *layers;   /* n_layer */
     uint64_t tensor_bytes;   /* all tensor data in the file */
     int output_tied;
@@ -121,6 +127,8 @@ typedef enum wcond {
     WC_QKV_BIAS,     /* arch_desc.attn_qkv_bias */
     WC_QK_NORM,      /* arch_desc.attn_qk_norm */
     WC_POST_NORMS,   /* arch_desc.post_norms */
+    WC_SPLIT_PROJ,   /* !arch_desc.fused_proj: q/k/v and gate/up are separate tensors */
+    WC_SPLIT_FFN,    /* separate ffn_gate and ffn_up: no fused_proj, no experts */
     WC_DENSE_FFN,    /* the model has no experts */
     WC_MOE,          /* the model has experts (n_expert > 0) */
 } wcond;
@@ -144,8 +152,10 @@ static inline const wtensor *layer_tensor_of(const layer_weights *L, int i)
 /* Bytes of every tensor of a layer. */
 uint64_t layer_weight_bytes(const layer_weights *L);
 
-/* RoPE of layer il (its base and scale: sliding-window layers differ). */
-kinfer_rope_params model_layer_rope(const model_weights *w, int il);
+/* RoPE of layer il (its base and scale: sliding-window layers differ) in a
+ * context whose sequences hold n_ctx_seq positions (LongRoPE picks its
+ * long factors when that exceeds the original context, as llama.cpp). */
+kinfer_rope_params model_layer_rope(const model_weights *w, int il, uint32_t n_ctx_seq);
 
 struct gguf_file;
 

@@ -41,7 +41,8 @@ kinfer_status kinfer_context_new(const kinfer_model *model, const kinfer_context
                         (unsigned long long)sz->kv_bytes, sz->n_ctx);
     const cpu_backend_shape shape = {.w = &model->w, .n_ctx = sz->n_ctx, .type_k = sz->type_k,
                                      .n_tokens = sz->n_slice, .n_threads = sz->n_threads,
-                                     .batch_invariant = sz->kv_region != 0};
+                                     .batch_invariant = sz->kv_region != 0,
+                                     .flash_attn = sz->flash_attn};
     if ((st = backend_cpu_new(&shape, &ctx->be, ctx->errmsg, sizeof ctx->errmsg))) return st;
     ctx->fwd = (forward){
         .w = &model->w,

@@ -27,6 +27,7 @@ kinfer_context_params kinfer_context_default_params(void)
     p.type_v = KINFER_TYPE_F16;
     p.n_gpu_layers = 0;
     p.gpu_margin_bytes = (uint64_t)512 << 20;
+    p.flash_attn = KINFER_FLASH_ATTN_AUTO;
     return p;
 }
 
@@ -169,6 +170,20 @@ kinfer_status context_plan(const kinfer_model *model, const kinfer_context_param
                  kinfer_type_name(p->type_v));
         return KINFER_E_UNSUPPORTED;
     }
+    if (p->flash_attn != KINFER_FLASH_ATTN_AUTO && p->flash_attn != KINFER_FLASH_ATTN_OFF &&
+        p->flash_attn != KINFER_FLASH_ATTN_ON) {
+        snprintf(err, err_size, "flash_attn %d is not one of auto (-1), off (0), on (1)", (int)p->flash_attn);
+        return KINFER_E_INVALID_ARG;
+    }
+    /* llama.cpp's rule: a quantized V cache needs flash attention (without
+     * it V is read transposed, which a block type cannot be) */
+    const int v_quantized = p->type_v != KINFER_TYPE_F16 && p->type_v != KINFER_TYPE_F32;
+    if (v_quantized && p->flash_attn == KINFER_FLASH_ATTN_OFF) {
+        snprintf(err, err_size, "a quantized V cache (%s) needs flash attention: set flash_attn to "
+                 "on or auto (-fa on), or use an F16 V cache", kinfer_type_name(p->type_v));
+        return KINFER_E_INVALID_ARG;
+    }
+    out->flash_attn = p->flash_attn != KINFER_FLASH_ATTN_OFF;
     if (p->kv_seq_regions) {
         out->kv_region = kv_region_size(out->n_ctx, out->n_seq_max);
         if (!out->kv_region) {
@@ -184,7 +199,8 @@ kinfer_status context_plan(const kinfer_model *model, const kinfer_context_param
      * default, last token only; each further token that asks for logits
      * adds 4 * n_vocab bytes when it is decoded) */
     const cpu_backend_shape cpu = {.w = w, .n_ctx = out->n_ctx, .type_k = p->type_k,
-                                   .n_tokens = out->n_slice, .n_threads = out->n_threads};
+                                   .n_tokens = out->n_slice, .n_threads = out->n_threads,
+                                   .flash_attn = out->flash_attn};
     const uint64_t activations = forward_buffer_bytes(hp, out->n_slice);
     out->compute_bytes = activations + backend_cpu_scratch_bytes(&cpu) + (uint64_t)hp->n_vocab * sizeof(float);
     return plan_gpu(model, p, activations, out, err, err_size);

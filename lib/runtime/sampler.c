@@ -16,6 +16,12 @@
  *    largest one, i.e. logit >= max_logit + log(p).
  *  - temperature divides the logits, then one draw from their softmax.
  *
+ * A grammar (grammar.c), when attached, filters first.  When top-k (or the
+ * greedy argmax) will keep only k candidates, only the best candidates are
+ * checked one by one until k fit, which gives the same result as masking
+ * the whole vocabulary at a fraction of the cost; otherwise, or when the
+ * best ones do not fit, the whole vocabulary is masked.
+ *
  * The random numbers come from xoshiro256** seeded through splitmix64, kept
  * in the sampler, so a seed gives the same tokens on every platform.
  */
@@ -25,6 +31,7 @@
 #include <string.h>
 
 #include "kinfer.h"
+#include "runtime/grammar.h"
 
 typedef struct candidate {
     kinfer_token id;
@@ -43,6 +50,10 @@ struct kinfer_sampler {
 
     candidate *cand;          /* (cand_cap) scratch, one per vocabulary entry */
     int32_t cand_cap;
+
+    kinfer_grammar *grammar;  /* owned; NULL = unconstrained */
+    uint8_t *grammar_mask;    /* (grammar_mask_cap) scratch for grammar_mask */
+    int32_t grammar_mask_cap;
 };
 
 /* ------------------------------------------------------------------ RNG */
@@ -140,6 +151,8 @@ void kinfer_sampler_free(kinfer_sampler *sampler)
     free(sampler->history);
     free(sampler->history_sorted);
     free(sampler->cand);
+    kinfer_grammar_free(sampler->grammar);
+    free(sampler->grammar_mask);
     free(sampler);
 }
 
@@ -158,6 +171,15 @@ void kinfer_sampler_reset(kinfer_sampler *sampler)
     sampler->history_len = 0;
     sampler->history_head = 0;
     rng_seed(sampler, sampler->params.seed);
+    if (sampler->grammar) kinfer_grammar_reset(sampler->grammar);
+}
+
+kinfer_status kinfer_sampler_set_grammar(kinfer_sampler *sampler, kinfer_grammar *grammar)
+{
+    if (!sampler) return KINFER_E_INVALID_ARG;
+    if (sampler->grammar != grammar) kinfer_grammar_free(sampler->grammar);
+    sampler->grammar = grammar;
+    return KINFER_OK;
 }
 
 /* ------------------------------------------------------------- the chain */
@@ -314,6 +336,46 @@ static int32_t apply_min_p(candidate *c, int32_t n, float min_p)
     return m;   /* >= 1: the maximum always passes */
 }
 
+static kinfer_token sample_filtered(kinfer_sampler *sampler, candidate *c, int32_t n, int sorted);
+
+/* Keep only the candidates the grammar allows.  need > 0: the chain keeps
+ * only the need best anyway (top-k, or 1 for greedy), so check the best
+ * ones in order first.  Returns the new count (*sorted set when the front
+ * is sorted), or a negative status. */
+static int32_t grammar_filter(kinfer_sampler *s, candidate *c, int32_t n, int32_t need, int *sorted)
+{
+    kinfer_grammar *g = s->grammar;
+    int32_t kept = 0, scanned = 0;
+    if (need > 0 && need < n) {
+        int32_t m = need * 4 < 256 ? 256 : need * 4;
+        if (m > n) m = n;
+        sort_top(c, n, m);
+        for (; scanned < m && kept < need; scanned++)
+            if (grammar_allows(g, c[scanned].id)) c[kept++] = c[scanned];
+        if (kept == need) {
+            *sorted = 1;
+            return need;
+        }
+    }
+    /* The whole vocabulary: c[0, kept) are allowed, c[scanned, n) unchecked. */
+    int32_t n_mask = n;
+    for (int32_t i = 0; i < n; i++)
+        if (c[i].id >= n_mask) n_mask = c[i].id + 1;
+    if (s->grammar_mask_cap < n_mask) {
+        uint8_t *m = realloc(s->grammar_mask, (size_t)n_mask);
+        if (!m) return KINFER_E_NOMEM;
+        s->grammar_mask = m;
+        s->grammar_mask_cap = n_mask;
+    }
+    memset(s->grammar_mask, 0, (size_t)n_mask);
+    kinfer_status st = grammar_mask(g, s->grammar_mask);
+    if (st != KINFER_OK) return st;
+    for (int32_t i = scanned; i < n; i++)
+        if (s->grammar_mask[c[i].id]) c[kept++] = c[i];
+    *sorted = 0;
+    return kept;
+}
+
 kinfer_token kinfer_sampler_sample(kinfer_sampler *sampler, const float *logits, int32_t n_vocab)
 {
     if (!sampler || !logits || n_vocab <= 0) return KINFER_E_INVALID_ARG;
@@ -335,14 +397,30 @@ kinfer_token kinfer_sampler_sample(kinfer_sampler *sampler, const float *logits,
 
     apply_penalties(sampler, c, n);
 
+    int sorted = 0;
+    if (sampler->grammar) {
+        int32_t need = p->temperature <= 0.0f ? 1 : p->top_k;
+        n = grammar_filter(sampler, c, n, need, &sorted);
+        if (n < 0) return n;
+        if (n == 0) return KINFER_E_UNSUPPORTED;   /* no token fits the grammar */
+    }
+    kinfer_token t = sample_filtered(sampler, c, n, sorted);
+    if (sampler->grammar && t >= 0 && kinfer_grammar_accept(sampler->grammar, t) != KINFER_OK)
+        return KINFER_E_UNSUPPORTED;
+    return t;
+}
+
+/* The chain after penalties (and the grammar) over c[0, n). */
+static kinfer_token sample_filtered(kinfer_sampler *sampler, candidate *c, int32_t n, int sorted)
+{
+    const kinfer_sampler_params *p = &sampler->params;
     if (p->temperature <= 0.0f) {
         int32_t best = 0;
         for (int32_t i = 1; i < n; i++)
-            if (c[i].logit > c[best].logit) best = i;
+            if (cand_before(&c[i], &c[best])) best = i;
         return c[best].id;
     }
 
-    int sorted = 0;
     if (p->top_k > 0 && p->top_k < n) {
         sort_top(c, n, p->top_k);
         n = p->top_k;

@@ -183,6 +183,7 @@ struct kinfer_vocab {
 
     bool add_space_prefix, add_bos, add_eos, ignore_merges, clean_spaces, escape_whitespaces;
     struct pretok *pretok;    /* BPE only */
+    struct piece_trie *piece_trie; /* built on first use (vocab_piece_trie), atomically published */
 };
 
 static inline const char *vocab_text(const struct kinfer_vocab *v, int32_t id)
@@ -285,5 +286,33 @@ size_t vocab_render_piece(const struct kinfer_vocab *vocab, int32_t id, char *bu
 
 /* kinfer_detok_new on a bare vocabulary (tests use it with pre_override). */
 kinfer_status vocab_detok_new(const struct kinfer_vocab *vocab, bool special, kinfer_detok **out);
+
+/* ------------------------------------------------------------ piece trie
+ * (piece_trie.c)  Every token's piece (special = true, up to its first NUL
+ * byte, as llama.cpp's grammar sees it) in a byte trie, so that a grammar
+ * walks each shared prefix once.  End-of-generation tokens and empty pieces
+ * are left out. */
+typedef struct piece_trie_node {
+    uint32_t child;           /* first child's index; children are contiguous */
+    uint32_t tok;             /* first id in piece_trie.tok of the tokens ending here */
+    uint16_t n_child;
+    uint8_t byte;             /* the byte on the edge into this node */
+    uint8_t pad;
+    uint32_t n_tok;
+} piece_trie_node;
+
+typedef struct piece_trie {
+    piece_trie_node *node;    /* (n_node) node 0 is the root (the empty prefix) */
+    uint32_t n_node;
+    int32_t *tok;             /* token ids grouped by node */
+    char *piece;              /* every token's piece, in id order */
+    uint32_t *piece_off;      /* (n_tokens + 1) piece of id i is piece[off[i] .. off[i+1]) */
+    int32_t n_tokens;
+} piece_trie;
+
+/* The vocabulary's trie, built on the first call (thread-safe: a racing
+ * builder's copy is dropped); NULL when out of memory. */
+const piece_trie *vocab_piece_trie(const struct kinfer_vocab *vocab);
+void piece_trie_free(piece_trie *t);
 
 #endif /* KINFER_TOKENIZER_H */

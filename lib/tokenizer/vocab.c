@@ -803,5 +803,6 @@ void vocab_free(struct kinfer_vocab *v)
     free(v->special);
     free(v->eog);
     pretok_free(v->pretok);
+    piece_trie_free(v->piece_trie);
     free(v);
 }

@@ -1,9 +1,12 @@
-/* fuzz_gguf.c — libFuzzer target for the GGUF parser: any bytes in, a status
- * out, never a crash or a read outside the input. */
+/* fuzz_gguf.c — libFuzzer target for the GGUF parser and the model loader's
+ * binding of what it accepted (hyperparameters, RoPE scaling, every family's
+ * tensors): any bytes in, a status out, never a crash or a read outside the
+ * input. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "gguf/gguf.h"
+#include "model/weights.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -27,6 +30,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     }
     for (uint64_t i = 0; i < gf->n_tensors; i++)
         if (gf->tensors[i].size) (void)((const uint8_t *)gf->tensors[i].data)[gf->tensors[i].size - 1];
+    /* what kinfer_model_load does next: bind an architecture's weights */
+    model_weights w;
+    if (weights_bind(&w, gf, err, sizeof err) == KINFER_OK && w.arch)
+        for (int il = 0; il < w.hp.n_layer; il++) {
+            const kinfer_rope_params rp = model_layer_rope(&w, il, 1u << 20);
+            if (rp.freq_factors) (void)((const volatile uint8_t *)rp.freq_factors)[2 * rp.n_rot - 1];
+        }
+    weights_unbind(&w);
     gguf_free(gf);
     return 0;
 }

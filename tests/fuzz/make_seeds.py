@@ -34,3 +34,63 @@ b += s('w') + struct.pack('<IQQIQ', 2, 32, 2, 2, 0)  # a 32x2 Q4_0 tensor at off
 b += b'\0' * ((32 - len(b) % 32) % 32) + bytes(range(36))
 (out / 'valid.gguf').write_bytes(b)
 (out / 'empty.gguf').write_bytes(header(0, 0))
+
+# Tiny models of every family the loader binds (one layer, width 16, F32),
+# with their RoPE scaling metadata, so the fuzzer starts inside the
+# loader's paths: hyperparameters, scaling keys, fused and factor tensors.
+E, FF, V, HD = 16, 16, 4, 16
+
+
+def model(arch, tensors, extra_kvs):
+    kvs = [kv('general.architecture', 8, s(arch)),
+           kv(arch + '.context_length', 4, struct.pack('<I', 4096)),
+           kv(arch + '.embedding_length', 4, struct.pack('<I', E)),
+           kv(arch + '.block_count', 4, struct.pack('<I', 1)),
+           kv(arch + '.feed_forward_length', 4, struct.pack('<I', FF)),
+           kv(arch + '.attention.head_count', 4, struct.pack('<I', 1)),
+           kv(arch + '.attention.layer_norm_rms_epsilon', 6, struct.pack('<f', 1e-5))] + extra_kvs
+    infos, data = b'', b''
+    for name, ne, value in tensors:
+        n = 1
+        for d in ne:
+            n *= d
+        infos += s(name) + struct.pack('<I', len(ne)) + b''.join(struct.pack('<Q', d) for d in ne)
+        infos += struct.pack('<IQ', 0, len(data))  # F32 at this offset
+        data += struct.pack('<f', value) * n
+        data += b'\0' * ((32 - len(data) % 32) % 32)
+    b = header(len(tensors), len(kvs)) + b''.join(kvs) + infos
+    return b + b'\0' * ((32 - len(b) % 32) % 32) + data
+
+
+def layer(fused, extra=()):
+    t = [('token_embd.weight', (E, V), 0.1), ('output_norm.weight', (E,), 1.0),
+         ('blk.0.attn_norm.weight', (E,), 1.0), ('blk.0.ffn_norm.weight', (E,), 1.0),
+         ('blk.0.attn_output.weight', (E, E), 0.1), ('blk.0.ffn_down.weight', (FF, E), 0.1)]
+    if fused:
+        t += [('blk.0.attn_qkv.weight', (E, 3 * E), 0.1), ('blk.0.ffn_up.weight', (E, 2 * FF), 0.1)]
+    else:
+        t += [('blk.0.attn_' + x + '.weight', (E, E), 0.1) for x in 'qkv']
+        t += [('blk.0.ffn_gate.weight', (E, FF), 0.1), ('blk.0.ffn_up.weight', (E, FF), 0.1)]
+    return t + list(extra)
+
+
+def f32(key, v):
+    return kv(key, 6, struct.pack('<f', v))
+
+
+def u32(key, v):
+    return kv(key, 4, struct.pack('<I', v))
+
+
+(out / 'llama31.gguf').write_bytes(model('llama', layer(False, [('rope_freqs.weight', (HD // 2,), 2.0)]), []))
+(out / 'llama-linear.gguf').write_bytes(model('llama', layer(False), [
+    kv('llama.rope.scaling.type', 8, s('linear')), f32('llama.rope.scaling.factor', 4.0)]))
+(out / 'qwen2-yarn.gguf').write_bytes(model('qwen2', layer(False, [
+    ('blk.0.attn_' + x + '.bias', (E,), 0.1) for x in 'qkv']), [
+    kv('qwen2.rope.scaling.type', 8, s('yarn')), f32('qwen2.rope.scaling.factor', 4.0),
+    u32('qwen2.rope.scaling.original_context_length', 1024)]))
+(out / 'qwen3.gguf').write_bytes(model('qwen3', layer(False, [
+    ('blk.0.attn_q_norm.weight', (HD,), 1.0), ('blk.0.attn_k_norm.weight', (HD,), 1.0)]), []))
+(out / 'phi3.gguf').write_bytes(model('phi3', layer(True, [
+    ('rope_factors_long.weight', (HD // 2,), 4.0), ('rope_factors_short.weight', (HD // 2,), 1.0)]), [
+    u32('phi3.rope.scaling.original_context_length', 1024), f32('phi3.rope.scaling.attn_factor', 1.19)]))

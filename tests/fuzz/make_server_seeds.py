@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""Seed inputs of fuzz_server: a route byte (0 chat, 1 completions, 2 native,
-3 infill; higher bits pick the finish reason) and a request body."""
+"""Seed inputs of fuzz_server: a route byte (% 6: 0 chat, 1 completions, 2 native,
+3 infill, 4 Ollama generate, 5 Ollama chat; / 6 picks the finish reason) and a request body."""
 import json
 import sys
 from pathlib import Path
@@ -15,7 +15,15 @@ SEEDS = [
     (2, {"prompt": "<|im_start|>user\nhello<|im_end|>", "n_predict": 3, "cache_prompt": False, "n_probs": 2}),
     (3, {"input_prefix": "def f(x):\n", "input_suffix": "\n    return y", "prompt": "y =",
          "input_extra": [{"filename": "a.py", "text": "import os"}]}),
-    (4 + 1, {"prompt": "\u00e9\u4e2d\U0001F600", "max_tokens": 1}),
+    (6 + 1, {"prompt": "\u00e9\u4e2d\U0001F600", "max_tokens": 1}),
+    (4, {"model": "m", "prompt": "Why?", "system": "Be brief.", "options": {"temperature": 0, "num_predict": 4,
+         "stop": ["\n"], "num_ctx": 64, "seed": 3}, "keep_alive": "1h30m", "stream": False}),
+    (4, {"prompt": "Q", "template": "{{- if .System }}{{ .System }}{{ else }}none{{ end -}} {{ .Prompt }}",
+         "context": [1, 2, 3], "keep_alive": -1}),
+    (6 + 4, {"prompt": "def f(", "suffix": "return x", "raw": True, "keep_alive": 0}),
+    (4, {"model": "m", "keep_alive": "0"}),
+    (5, {"messages": [{"role": "user", "content": "Hi"}], "format": "json", "options": {"top_k": 3}}),
+    (6 * 2 + 5, {"messages": [{"role": "system", "content": "s"}, {"role": "user", "content": "u"}], "stream": True}),
 ]
 
 

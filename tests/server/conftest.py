@@ -40,6 +40,7 @@ SERVER_BIN = _path("KINFER_SERVER_BIN", "build/bin/kinfer-server")
 CLI_BIN = _path("KINFER_CLI_BIN", str(SERVER_BIN.parent / "kinfer-cli"))
 MODELS_DIR = _path("KINFER_MODELS_DIR", "models")
 MODEL = MODELS_DIR / MODEL_NAME
+GEMMA = MODELS_DIR / "gemma-3-270m-q4_k_m.gguf"
 
 
 def _has_sanitizer(binary, init):
@@ -71,8 +72,10 @@ SANITIZER_ENV = {
 class Server:
     """One kinfer-server process on a free loopback port."""
 
-    def __init__(self, *args, name="server"):
-        self.args = [str(SERVER_BIN), "-m", str(MODEL), "--port", "0", "-t", "2", *map(str, args)]
+    def __init__(self, *args, name="server", models=None):
+        """models: the flags that give the models (default: -m SmolLM2)."""
+        models = ["-m", str(MODEL)] if models is None else list(map(str, models))
+        self.args = [str(SERVER_BIN), *models, "--port", "0", "-t", "2", *map(str, args)]
         self.name = name
         self.stderr_lines = []
         self.proc = None
@@ -154,8 +157,11 @@ class Server:
         with self.http() as c:
             return c.get(path, **kw)
 
-    def tokenize(self, text, add_special=False, headers=None):
-        r = self.post("/tokenize", {"content": text, "add_special": add_special}, headers=headers)
+    def tokenize(self, text, add_special=False, headers=None, model=None):
+        body = {"content": text, "add_special": add_special}
+        if model:
+            body["model"] = model
+        r = self.post("/tokenize", body, headers=headers)
         assert r.status_code == 200, r.text
         return r.json()["tokens"]
 
@@ -238,3 +244,43 @@ def cli_greedy():
         return cache[(prompt, n)]
 
     return run
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory):
+    """A --models-dir: SmolLM2 and Gemma 3 (symlinks), a truncated .gguf, and a
+    models.json giving SmolLM2 an alias."""
+    for m in (MODEL, GEMMA):
+        if not m.is_file():
+            pytest.skip(f"the router tests need {m} (make models, or set KINFER_MODELS_DIR)")
+    d = tmp_path_factory.mktemp("models")
+    (d / "smollm2.gguf").symlink_to(MODEL)
+    (d / "gemma3.gguf").symlink_to(GEMMA)
+    (d / "broken.gguf").write_bytes(MODEL.read_bytes()[:100000])  # a truncated copy
+    (d / "models.json").write_text('{"smollm2": {"aliases": ["smol"], "keep_alive": "10m"}}')
+    return d
+
+
+def start_server(*args, name, models):
+    """A server for one test (the caller stops it with stop_server)."""
+    if not SERVER_BIN.is_file():
+        pytest.fail(f"no server binary at {SERVER_BIN}")
+    return Server(*args, name=name, models=models).start()
+
+
+def stop_server(srv):
+    status = srv.stop()
+    tail = srv.stderr_tail()
+    assert status == 0, f"{srv.name} exited {status} after SIGTERM (a leak under ASan?):\n{tail}"
+    assert not any("ERROR: AddressSanitizer" in l or "runtime error:" in l or
+                   "WARNING: ThreadSanitizer" in l for l in srv.stderr_lines), tail
+
+
+@pytest.fixture(scope="session")
+def router_server(models_dir):
+    """--models-dir with room for both models: 2 slots of 512 tokens each."""
+    srv = start_server("-np", 2, "-c", 1024, "--metrics", name="router_server", models=["--models-dir", models_dir])
+    try:
+        yield srv
+    finally:
+        stop_server(srv)

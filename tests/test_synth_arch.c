@@ -1,7 +1,8 @@
 /*
  * test_synth_arch.c — architectures with no small real model at hand (qwen2,
  * qwen3, phi3, Llama 3.1's rope_freqs, linear and YaRN RoPE scaling,
- * LongRoPE), against llama.cpp, on synthetic models: bench/synth-model writes the
+ * LongRoPE, mixtures of experts: Mixtral, Qwen3-MoE), against llama.cpp,
+ * with flash attention off and on, on synthetic models: bench/synth-model writes the
  * architecture's real shapes and metadata with seeded random weights and
  * biases, and tests/fixtures/gen_synth_fixtures.py recorded llama.cpp's top-10
  * logits and greedy continuations on the same files.
@@ -54,8 +55,18 @@ static const synth_config configs[] = {
     {"qwen2-yarn-tiny", "Q8_0", 2, 42, "blk.0.attn_v.bias", 0},
     {"phi3-tiny", "Q8_0", 2, 42, "blk.1.attn_qkv.weight", 0},     /* short LongRoPE factors */
     {"phi3-tiny", "Q8_0", 2, 42, "blk.0.ffn_up.weight", 8192},    /* long: past 4096 */
+    /* mixtures of experts (the per-expert matmuls in mul_mat_id's orders) */
+    {"mixtral-tiny", "Q4_0", 2, 42, "blk.1.ffn_down_exps.weight", 0},
+    {"mixtral-tiny", "Q8_0", 2, 42, "blk.0.ffn_gate_inp.weight", 0},
+    {"mixtral-tiny", "Q4_K_M", 2, 42, "blk.1.ffn_up_exps.weight", 0},
+    {"qwen3moe-tiny", "Q4_0", 2, 42, "blk.0.ffn_gate_exps.weight", 0},
+    {"qwen3moe-tiny", "Q8_0", 2, 42, "blk.1.ffn_gate_inp.weight", 0},
+    {"qwen3moe-tiny", "Q4_K_M", 2, 42, "blk.0.ffn_down_exps.weight", 0},
 };
 #define N_CONFIGS ((int)(sizeof configs / sizeof configs[0]))
+/* each config with flash attention off (<name>.txt) and on (<name>.fa.txt,
+ * llama.cpp's default) */
+#define N_RUNS (2 * N_CONFIGS)
 
 /*
  * Tolerances against llama.cpp.  These models use only Q8_0 / Q4_0 weights
@@ -131,15 +142,15 @@ static void read_tops(FILE *f, const char *path, const char *section, fix_top *t
     }
 }
 
-/* Parse tests/fixtures/synth/<shape>.<ftype>.L<layers>.txt (format in the
- * generator). */
-static void fixture_load(const synth_config *cfg, fixture *fx)
+/* Parse tests/fixtures/synth/<shape>.<ftype>.L<layers>[.c<n_ctx>][.fa].txt
+ * (format in the generator). */
+static void fixture_load(const synth_config *cfg, int fa, fixture *fx)
 {
     memset(fx, 0, sizeof *fx);
     char path[256], kw[32], shape[64], ftype[16], ctx[24] = "";
     if (cfg->n_ctx) snprintf(ctx, sizeof ctx, ".c%u", cfg->n_ctx);
-    snprintf(path, sizeof path, "tests/fixtures/synth/%s.%s.L%d%s.txt", cfg->shape, cfg->ftype,
-             cfg->n_layers, ctx);
+    snprintf(path, sizeof path, "tests/fixtures/synth/%s.%s.L%d%s%s.txt", cfg->shape, cfg->ftype,
+             cfg->n_layers, ctx, fa ? ".fa" : "");
     FILE *f = fopen(path, "r");
     ck_assert_msg(f != NULL, "cannot open fixture %s: %s", path, REGEN_HINT);
     int layers;
@@ -380,12 +391,13 @@ START_TEST(test_synth_vs_llama_cpp)
 {
     const int quick = test_quick();
     if (quick && _i > 0) return; /* sanitizers: one model is enough */
-    const synth_config *cfg = &configs[_i];
+    const synth_config *cfg = &configs[_i / 2];
+    const int fa = _i % 2;
     char name[96];
-    snprintf(name, sizeof name, "%s %s L%d c%u", cfg->shape, cfg->ftype, cfg->n_layers,
-             cfg->n_ctx ? cfg->n_ctx : 256);
+    snprintf(name, sizeof name, "%s %s L%d c%u fa %s", cfg->shape, cfg->ftype, cfg->n_layers,
+             cfg->n_ctx ? cfg->n_ctx : 256, fa ? "on" : "off");
     fixture fx;
-    fixture_load(cfg, &fx);
+    fixture_load(cfg, fa, &fx);
     char path[PATH_MAX];
     temp_model_path(cfg, path, sizeof path);
     synth_write(cfg, &fx, path);
@@ -398,7 +410,7 @@ START_TEST(test_synth_vs_llama_cpp)
     ck_assert_int_eq(kinfer_model_n_layer(m), cfg->n_layers);
 
     kinfer_context_params cp = kinfer_context_default_params();
-    cp.flash_attn = KINFER_FLASH_ATTN_OFF; /* the fixtures are llama.cpp -fa off */
+    cp.flash_attn = fa ? KINFER_FLASH_ATTN_ON : KINFER_FLASH_ATTN_OFF;
     cp.n_ctx = cfg->n_ctx ? cfg->n_ctx : 256;
     cp.n_batch = 256;
     cp.n_threads = 2;
@@ -458,7 +470,7 @@ static Suite *synth_arch_suite(void)
     Suite *s = suite_create("synth_arch");
     TCase *tc = tcase_create("oracle");
     tcase_set_timeout(tc, 300);
-    tcase_add_loop_test(tc, test_synth_vs_llama_cpp, 0, N_CONFIGS);
+    tcase_add_loop_test(tc, test_synth_vs_llama_cpp, 0, N_RUNS);
     suite_add_tcase(s, tc);
     return s;
 }

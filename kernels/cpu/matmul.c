@@ -143,6 +143,8 @@ typedef struct matmul_job {
     size_t panel_bytes;
     int64_t chunk_rows;            /* batched path: weight rows per chunk */
     atomic_int next_chunk;         /* batched path: next row chunk to claim */
+    bool token_by_token;           /* each token as a one-token matmul (mul_mat_id's gemv of
+                                    * a repacked matrix) */
 } matmul_job;
 
 static void range_of(int64_t n, int ith, int nth, int64_t *lo, int64_t *hi)
@@ -218,6 +220,18 @@ static void gemm_task(void *p, int ith, int nth)
     }
 }
 
+/* rows [r0, r1) of one token: in the order of a one-token matmul */
+static void dot_one_token(const matmul_job *job, int64_t r0, int64_t r1, const uint8_t *xq, float *y)
+{
+    const int64_t n = job->n_cols;
+    int64_t r = r0;
+    if (job->k->vec_dot_r4 != NULL)
+        for (; r + 4 <= r1; r += 4)
+            job->k->vec_dot_r4(n, job->w + (size_t)r * job->w_row_bytes, job->w_row_bytes, xq, y + r);
+    for (; r < r1; r++)
+        y[r] = job->k->vec_dot(n, job->w + (size_t)r * job->w_row_bytes, xq);
+}
+
 static void dot_task(void *p, int ith, int nth)
 {
     const matmul_job *job = p;
@@ -225,14 +239,9 @@ static void dot_task(void *p, int ith, int nth)
     range_of(job->n_rows, ith, nth, &r0, &r1);
     const kinfer_vec_dot_fn dot = job->k->vec_dot;
     const int64_t n = job->n_cols;
-    if (job->n_tokens == 1) {
-        int64_t r = r0;
-        if (job->k->vec_dot_r4 != NULL)
-            for (; r + 4 <= r1; r += 4)
-                job->k->vec_dot_r4(n, job->w + (size_t)r * job->w_row_bytes, job->w_row_bytes, job->xq,
-                                   job->y + r);
-        for (; r < r1; r++)
-            job->y[r] = dot(n, job->w + (size_t)r * job->w_row_bytes, job->xq);
+    if (job->n_tokens == 1 || job->token_by_token) {
+        for (int64_t t = 0; t < job->n_tokens; t++)
+            dot_one_token(job, r0, r1, job->xq + (size_t)t * job->act_row_bytes, job->y + t * job->n_rows);
         return;
     }
     const kinfer_vec_dot_x4_fn dot4 = job->k->vec_dot_x4;
@@ -384,6 +393,7 @@ kinfer_status kinfer_matmul_ex(kinfer_threadpool *pool, void *scratch, size_t sc
         float *panel = (float *)(base + align_up(job.act_row_bytes * (size_t)n_tokens));
         matmul_blas(pool, blas, &job, panel);
     } else {
+        job.token_by_token = path == KINFER_MATMUL_QUANT_MMID && kinfer_gemm_groups_tokens(type);
         if (n_tokens > 1 && n_cols % 32 == 0) {
             job.gk = batched_kernels(type, repacked, n_tokens, path == KINFER_MATMUL_QUANT_MMID);
             job.xp_row_bytes = kinfer_gemm_packed_size(n_cols);

@@ -19,6 +19,8 @@
 
 /* the tiny shape: one layer, 2 query heads of 16 over 1 KV head */
 enum { N_EMBD = 32, N_HEAD = 2, N_HEAD_KV = 1, HEAD_DIM = 16, N_FF = 64, N_VOCAB = 8 };
+/* qwen3moe's experts: 4 of width 16, 2 per token */
+enum { N_EXPERT = 4, N_EXPERT_USED = 2, N_FF_EXP = 16 };
 
 /* One change to the valid file. */
 typedef struct edit {
@@ -30,27 +32,35 @@ typedef struct edit {
     const char *tensor;  /* a tensor to change (NULL: none) ... */
     int64_t ne0;         /* ... to this first dimension (0: leave it out of the file) */
     float value;         /* ... or, when ne0 is its own, fill it with this */
+    int f16;             /* ... or write it as F16 */
 } edit;
 
 typedef struct tensor_def {
     char name[64];
-    int64_t ne[2];
+    int64_t ne[3];
     float value; /* every element (NAN: a small pattern) */
 } tensor_def;
 
-static int add_def(tensor_def *t, int n, const char *name, int64_t ne0, int64_t ne1, float value)
+static int add_def3(tensor_def *t, int n, const char *name, int64_t ne0, int64_t ne1, int64_t ne2,
+                    float value)
 {
     snprintf(t[n].name, sizeof t[n].name, "%s", name);
     t[n].ne[0] = ne0;
     t[n].ne[1] = ne1;
+    t[n].ne[2] = ne2;
     t[n].value = value;
     return n + 1;
+}
+
+static int add_def(tensor_def *t, int n, const char *name, int64_t ne0, int64_t ne1, float value)
+{
+    return add_def3(t, n, name, ne0, ne1, 1, value);
 }
 
 /* The tensors of arch's tiny model. */
 static int tiny_tensors(const char *arch, tensor_def *t)
 {
-    const int fused = strcmp(arch, "phi3") == 0;
+    const int fused = strcmp(arch, "phi3") == 0, moe = strcmp(arch, "qwen3moe") == 0;
     const int64_t q = N_HEAD * HEAD_DIM, kv = N_HEAD_KV * HEAD_DIM;
     int n = 0;
     n = add_def(t, n, "token_embd.weight", N_EMBD, N_VOCAB, NAN);
@@ -58,6 +68,18 @@ static int tiny_tensors(const char *arch, tensor_def *t)
     n = add_def(t, n, "blk.0.attn_norm.weight", N_EMBD, 1, 1.0f);
     n = add_def(t, n, "blk.0.ffn_norm.weight", N_EMBD, 1, 1.0f);
     n = add_def(t, n, "blk.0.attn_output.weight", q, N_EMBD, NAN);
+    if (moe) {
+        n = add_def(t, n, "blk.0.attn_q.weight", N_EMBD, q, NAN);
+        n = add_def(t, n, "blk.0.attn_k.weight", N_EMBD, kv, NAN);
+        n = add_def(t, n, "blk.0.attn_v.weight", N_EMBD, kv, NAN);
+        n = add_def(t, n, "blk.0.attn_q_norm.weight", HEAD_DIM, 1, 1.0f);
+        n = add_def(t, n, "blk.0.attn_k_norm.weight", HEAD_DIM, 1, 1.0f);
+        n = add_def(t, n, "blk.0.ffn_gate_inp.weight", N_EMBD, N_EXPERT, NAN);
+        n = add_def3(t, n, "blk.0.ffn_gate_exps.weight", N_EMBD, N_FF_EXP, N_EXPERT, NAN);
+        n = add_def3(t, n, "blk.0.ffn_up_exps.weight", N_EMBD, N_FF_EXP, N_EXPERT, NAN);
+        n = add_def3(t, n, "blk.0.ffn_down_exps.weight", N_FF_EXP, N_EMBD, N_EXPERT, NAN);
+        return n;
+    }
     n = add_def(t, n, "blk.0.ffn_down.weight", N_FF, N_EMBD, NAN);
     if (fused) {
         n = add_def(t, n, "blk.0.attn_qkv.weight", N_EMBD, q + 2 * kv, NAN);
@@ -99,6 +121,12 @@ static unsigned char *tiny_model(const char *arch, const edit *e, size_t *size)
               gguf_writer_set_u32(w, KEY("attention.head_count"), N_HEAD) ||
               gguf_writer_set_u32(w, KEY("attention.head_count_kv"), N_HEAD_KV) ||
               gguf_writer_set_f32(w, KEY("attention.layer_norm_rms_epsilon"), 1e-5f);
+    /* qwen3moe's expert keys, unless the edit writes that key */
+    static const char *const moe_keys[] = {"expert_count", "expert_used_count", "expert_feed_forward_length"};
+    const uint32_t moe_vals[] = {N_EXPERT, N_EXPERT_USED, N_FF_EXP};
+    for (int i = 0; i < 3 && strcmp(arch, "qwen3moe") == 0; i++)
+        if (!(e && e->key && strcmp(e->key, moe_keys[i]) == 0))
+            bad = bad || gguf_writer_set_u32(w, KEY(moe_keys[i]), moe_vals[i]);
     if (e && e->key) {
         KEY(e->key);
         bad = bad || (e->kind == 's'   ? gguf_writer_set_str(w, key, e->str)
@@ -109,18 +137,20 @@ static unsigned char *tiny_model(const char *arch, const edit *e, size_t *size)
     ck_assert(!bad);
     tensor_def t[24];
     const int n = tiny_tensors(arch, t);
-    int keep[24];
+    int keep[24], type[24];
     for (int i = 0; i < n; i++) {
         keep[i] = 1;
+        type[i] = KINFER_TYPE_F32;
         if (e && e->tensor && strcmp(e->tensor, t[i].name) == 0) {
-            if (e->ne0 == 0) keep[i] = 0;
+            if (e->f16) type[i] = KINFER_TYPE_F16;
+            else if (e->ne0 == 0) keep[i] = 0;
             else if (e->ne0 == t[i].ne[0]) t[i].value = e->value;
             else t[i].ne[0] = e->ne0;
         }
         if (!keep[i]) continue;
         uint64_t bytes;
-        ck_assert_int_eq(gguf_writer_add_tensor(w, t[i].name, KINFER_TYPE_F32, t[i].ne[1] > 1 ? 2 : 1,
-                                                t[i].ne, &bytes),
+        ck_assert_int_eq(gguf_writer_add_tensor(w, t[i].name, type[i],
+                                                t[i].ne[2] > 1 ? 3 : t[i].ne[1] > 1 ? 2 : 1, t[i].ne, &bytes),
                          KINFER_OK);
     }
     char *buf = NULL;
@@ -129,13 +159,14 @@ static unsigned char *tiny_model(const char *arch, const edit *e, size_t *size)
     ck_assert_int_eq(gguf_writer_write_header(w, f), KINFER_OK);
     for (int i = 0; i < n; i++) {
         if (!keep[i]) continue;
-        const int64_t count = t[i].ne[0] * t[i].ne[1];
+        const int64_t count = t[i].ne[0] * t[i].ne[1] * t[i].ne[2];
         float *data = malloc(sizeof(float) * (size_t)count);
         ck_assert_ptr_nonnull(data);
         for (int64_t j = 0; j < count; j++)
             data[j] = isnan(t[i].value) ? 0.05f * (float)((j * 7 + i) % 11 - 5) : t[i].value;
-        ck_assert_int_eq(gguf_writer_write_tensor_data(w, f, data, sizeof(float) * (uint64_t)count),
-                         KINFER_OK);
+        /* an F16 tensor: the first half of the bytes (only its type is under test) */
+        const uint64_t bytes = (type[i] == KINFER_TYPE_F16 ? 2 : 4) * (uint64_t)count;
+        ck_assert_int_eq(gguf_writer_write_tensor_data(w, f, data, bytes), KINFER_OK);
         free(data);
     }
     ck_assert_int_eq(fclose(f), 0);
@@ -143,7 +174,7 @@ static unsigned char *tiny_model(const char *arch, const edit *e, size_t *size)
     return (unsigned char *)buf;
 }
 
-static const char *const archs[] = {"llama", "qwen2", "qwen3", "phi3"};
+static const char *const archs[] = {"llama", "qwen2", "qwen3", "phi3", "qwen3moe"};
 #define N_ARCHS ((int)(sizeof archs / sizeof archs[0]))
 
 /* Every family's tiny file loads and one decode of 4 tokens gives finite
@@ -228,6 +259,43 @@ static const hostile cases[] = {
     /* Qwen3's per-head norms */
     {"qwen3", {.tensor = "blk.0.attn_q_norm.weight", .ne0 = 0}, KINFER_E_FORMAT,
      "blk.0.attn_q_norm.weight"},
+    /* mixtures of experts: counts out of range, absurd or missing */
+    {"qwen3moe", {.key = "expert_count", .kind = 'u', .u32 = 0}, KINFER_E_FORMAT, "qwen3moe.expert_count"},
+    {"qwen3moe", {.key = "expert_count", .kind = 'u', .u32 = 100000}, KINFER_E_FORMAT,
+     "qwen3moe.expert_count"},
+    {"qwen3moe", {.key = "expert_count", .kind = 'u', .u32 = 0xFFFFFFFFu}, KINFER_E_FORMAT,
+     "qwen3moe.expert_count"},
+    {"qwen3moe", {.key = "expert_used_count", .kind = 'u', .u32 = 0}, KINFER_E_FORMAT,
+     "qwen3moe.expert_used_count"},
+    {"qwen3moe", {.key = "expert_used_count", .kind = 'u', .u32 = N_EXPERT + 1}, KINFER_E_FORMAT,
+     "qwen3moe.expert_used_count"},
+    {"qwen3moe", {.key = "expert_used_count", .kind = 'u', .u32 = 0x80000000u}, KINFER_E_FORMAT,
+     "qwen3moe.expert_used_count"},
+    {"qwen3moe", {.key = "expert_feed_forward_length", .kind = 'u', .u32 = 0}, KINFER_E_FORMAT,
+     "qwen3moe.expert_feed_forward_length"},
+    {"qwen3moe", {.key = "expert_count", .kind = 's', .str = "four"}, KINFER_E_FORMAT,
+     "qwen3moe.expert_count"},
+    {"llama", {.key = "expert_count", .kind = 'u', .u32 = 4}, KINFER_E_FORMAT, "llama.expert_used_count"},
+    {"llama", {.key = "expert_used_count", .kind = 'u', .u32 = 2}, KINFER_E_FORMAT,
+     "llama.expert_used_count"},
+    /* the counts do not match the tensors */
+    {"qwen3moe", {.key = "expert_count", .kind = 'u', .u32 = 8}, KINFER_E_FORMAT,
+     "blk.0.ffn_gate_inp.weight"},
+    {"qwen3moe", {.key = "expert_feed_forward_length", .kind = 'u', .u32 = 32}, KINFER_E_FORMAT,
+     "blk.0.ffn_gate_exps.weight"},
+    /* expert tensors missing or of the wrong shape; the router of wrong shape or type */
+    {"qwen3moe", {.tensor = "blk.0.ffn_down_exps.weight", .ne0 = 0}, KINFER_E_FORMAT,
+     "blk.0.ffn_down_exps.weight"},
+    {"qwen3moe", {.tensor = "blk.0.ffn_gate_inp.weight", .ne0 = 0}, KINFER_E_FORMAT,
+     "blk.0.ffn_gate_inp.weight"},
+    {"qwen3moe", {.tensor = "blk.0.ffn_up_exps.weight", .ne0 = 2 * N_EMBD}, KINFER_E_FORMAT,
+     "blk.0.ffn_up_exps.weight"},
+    {"qwen3moe", {.tensor = "blk.0.ffn_down_exps.weight", .ne0 = N_FF_EXP / 2}, KINFER_E_FORMAT,
+     "blk.0.ffn_down_exps.weight"},
+    {"qwen3moe", {.tensor = "blk.0.ffn_gate_inp.weight", .ne0 = N_EMBD / 2}, KINFER_E_FORMAT,
+     "blk.0.ffn_gate_inp.weight"},
+    {"qwen3moe", {.tensor = "blk.0.ffn_gate_inp.weight", .ne0 = N_EMBD, .f16 = 1}, KINFER_E_UNSUPPORTED,
+     "blk.0.ffn_gate_inp.weight"},
 };
 #define N_CASES ((int)(sizeof cases / sizeof cases[0]))
 

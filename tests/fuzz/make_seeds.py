@@ -94,3 +94,23 @@ def u32(key, v):
 (out / 'phi3.gguf').write_bytes(model('phi3', layer(True, [
     ('rope_factors_long.weight', (HD // 2,), 4.0), ('rope_factors_short.weight', (HD // 2,), 1.0)]), [
     u32('phi3.rope.scaling.original_context_length', 1024), f32('phi3.rope.scaling.attn_factor', 1.19)]))
+
+
+# mixtures of experts: Mixtral (llama with experts) and qwen3moe, 4 experts
+# of width FF, 2 per token
+def moe_layer(extra=()):
+    t = [('token_embd.weight', (E, V), 0.1), ('output_norm.weight', (E,), 1.0),
+         ('blk.0.attn_norm.weight', (E,), 1.0), ('blk.0.ffn_norm.weight', (E,), 1.0),
+         ('blk.0.attn_output.weight', (E, E), 0.1), ('blk.0.ffn_gate_inp.weight', (E, 4), 0.1),
+         ('blk.0.ffn_gate_exps.weight', (E, FF, 4), 0.1), ('blk.0.ffn_up_exps.weight', (E, FF, 4), 0.1),
+         ('blk.0.ffn_down_exps.weight', (FF, E, 4), 0.1)]
+    t += [('blk.0.attn_' + x + '.weight', (E, E), 0.1) for x in 'qkv']
+    return t + list(extra)
+
+
+(out / 'mixtral.gguf').write_bytes(model('llama', moe_layer(), [
+    u32('llama.expert_count', 4), u32('llama.expert_used_count', 2)]))
+(out / 'qwen3moe.gguf').write_bytes(model('qwen3moe', moe_layer([
+    ('blk.0.attn_q_norm.weight', (HD,), 1.0), ('blk.0.attn_k_norm.weight', (HD,), 1.0)]), [
+    u32('qwen3moe.expert_count', 4), u32('qwen3moe.expert_used_count', 2),
+    u32('qwen3moe.expert_feed_forward_length', FF)]))

@@ -41,6 +41,7 @@ OPENBLAS_SONAME ?= $(or $(shell objdump -p $(shell pkg-config --variable=libdir 
 	2>/dev/null | awk '$$1 == "SONAME" { print $$2 }'),libopenblas.so.0)
 PCRE2_LIBS := $(or $(shell pkg-config --libs libpcre2-8 2>/dev/null),-lpcre2-8)
 SERVER_LIBS := $(or $(shell pkg-config --libs libmicrohttpd libcjson 2>/dev/null),-lmicrohttpd -lcjson)
+CJSON_LIBS := $(or $(shell pkg-config --libs libcjson 2>/dev/null),-lcjson)
 CHECK_LIBS := $(or $(shell pkg-config --libs check 2>/dev/null),-lcheck -lsubunit -lrt -lm)
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
@@ -141,8 +142,10 @@ $(EXAMPLE_BIN): $(BUILD)/bin/kinfer-%: $$(call objects_of,$$(wildcard examples/$
 $(BENCH_BIN): $(BUILD)/bin/%: $(BUILD)/obj/bench/%.o $(STATIC_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
-# (libmicrohttpd and cJSON: the server's HTTP and JSON)
+# (libmicrohttpd and cJSON: the server's HTTP and JSON; examples/common's
+# JSON Schema converter reads cJSON in every program)
 $(BUILD)/bin/kinfer-server: LDLIBS += $(SERVER_LIBS)
+$(filter-out $(BUILD)/bin/kinfer-server,$(EXAMPLE_BIN)) $(BUILD)/tests/test_common: LDLIBS += $(CJSON_LIBS)
 # (its cblas_sgemm reference timing calls OpenBLAS directly)
 $(BUILD)/bin/bench_kernels: LDLIBS += $(OPENBLAS_LIBS)
 

@@ -145,7 +145,7 @@ $(BENCH_BIN): $(BUILD)/bin/%: $(BUILD)/obj/bench/%.o $(STATIC_LIB)
 # (libmicrohttpd and cJSON: the server's HTTP and JSON; examples/common's
 # JSON Schema converter reads cJSON in every program)
 $(BUILD)/bin/kinfer-server: LDLIBS += $(SERVER_LIBS)
-$(filter-out $(BUILD)/bin/kinfer-server,$(EXAMPLE_BIN)) $(BUILD)/tests/test_common: LDLIBS += $(CJSON_LIBS)
+$(filter-out $(BUILD)/bin/kinfer-server,$(EXAMPLE_BIN)) $(BUILD)/tests/test_common $(BUILD)/tests/test_json_schema: LDLIBS += $(CJSON_LIBS)
 # (its cblas_sgemm reference timing calls OpenBLAS directly)
 $(BUILD)/bin/bench_kernels: LDLIBS += $(OPENBLAS_LIBS)
 
@@ -158,7 +158,8 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TEST_UTIL) $(STATIC_LIB)
 # its Check suite links it like the programs do.
 EXAMPLES_COMMON_OBJ := $(call objects_of,$(wildcard examples/common/*.c))
 # (an explicit rule: these objects must come before the static library)
-$(BUILD)/tests/test_common: $(BUILD)/obj/tests/test_common.o $(TEST_UTIL) $(EXAMPLES_COMMON_OBJ) $(STATIC_LIB)
+$(BUILD)/tests/test_common $(BUILD)/tests/test_json_schema: $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TEST_UTIL) \
+		$(EXAMPLES_COMMON_OBJ) $(STATIC_LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(LDLIBS)
 
 # The server's scheduler is pure logic: its Check suite links it alone.

@@ -175,8 +175,8 @@ test: $(TEST_BIN) $(BUILD)/bin/synth-model check-shape
 # against $(BUILD)/bin/kinfer-server; skipped by the suite when models/ lacks SmolLM2.
 # The venv is shared by every BUILD (one pip install, ever: the stamp).
 VENV := build/venv
-VENV_STAMP := $(VENV)/.stamp-ollama-1
-PY_TEST_PKGS := openai==3.63.0 httpx==0.29.0 pytest==9.2.0 ollama==0.6.3
+VENV_STAMP := $(VENV)/.stamp-jsonschema-1
+PY_TEST_PKGS := openai==3.63.0 httpx==0.29.0 pytest==9.2.0 ollama==0.6.3 jsonschema==4.26.0
 venv: $(VENV_STAMP)
 $(VENV_STAMP):
 	python3 -m venv $(VENV)

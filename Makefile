@@ -4,7 +4,7 @@
 #   make test             every test suite (model tests run when models/ has them)
 #   make test-server      the server's pytest suite alone (makes build/venv once)
 #   make test-asan        the same under AddressSanitizer + UBSan (build/asan/)
-#   make fuzz             the GGUF parser's libFuzzer target for FUZZ_TIME seconds
+#   make fuzz             the libFuzzer targets (GGUF, server, grammar) for FUZZ_TIME seconds each
 #   make models           fetch the test models into models/
 #   make demo             build, fetch the models, generate text with kinfer-cli
 #   make install PREFIX=/usr/local
@@ -109,7 +109,7 @@ STATIC_LIB := $(BUILD)/lib/libkinfer.a
 objects_of = $(patsubst %.c,$(BUILD)/obj/%.o,$1)
 SHARED_LIB := $(BUILD)/lib/libkinfer.so.$(VERSION)
 
-.PHONY: all lib examples tests test test-server venv check-shape test-asan test-tsan fuzz fuzz-server models demo serve install uninstall clean
+.PHONY: all lib examples tests test test-server venv check-shape test-asan test-tsan fuzz fuzz-server fuzz-grammar models demo serve install uninstall clean
 all: lib examples $(BENCH_BIN) tests
 lib: $(STATIC_LIB) $(SHARED_LIB)
 examples: $(EXAMPLE_BIN)
@@ -222,6 +222,26 @@ fuzz: $(FUZZ_BIN)
 		status=$$?; tail -n 25 $(BUILD)/fuzz/log; exit $$status
 
 	$(MAKE) --no-print-directory BUILD=build/fuzzlib CC=clang FUZZ=1 KINFER_CUDA=0 fuzz-server
+	$(MAKE) --no-print-directory fuzz-grammar
+
+# The GBNF parser and the JSON Schema converter (tests/fuzz/fuzz_grammar.c),
+# seeded with the test grammars and schemas (a first byte 0: GBNF, 1: schema).
+FUZZ_GRAMMAR_TIME ?= 60
+FUZZ_GRAMMAR_SRC := tests/fuzz/fuzz_grammar.c lib/runtime/gbnf.c lib/core/status.c \
+	examples/common/json_schema.c examples/common/textbuf.c
+$(BUILD)/fuzz/fuzz_grammar: $(FUZZ_GRAMMAR_SRC) lib/runtime/gbnf.h examples/common/json_schema.h include/kinfer.h
+	@mkdir -p $(dir $@)
+	clang -std=c11 -g -O1 -D_GNU_SOURCE -Iinclude -Ilib -Ikernels \
+		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -o $@ $(FUZZ_GRAMMAR_SRC) $(CJSON_LIBS) -lm
+fuzz-grammar: $(BUILD)/fuzz/fuzz_grammar
+	@mkdir -p $(BUILD)/fuzz/grammar-corpus $(BUILD)/fuzz/grammar-seeds
+	@for f in tests/fixtures/grammar/*.gbnf; do { printf '\000'; cat "$$f"; } > $(BUILD)/fuzz/grammar-seeds/$$(basename $$f); done
+	@n=0; while IFS= read -r line; do n=$$((n+1)); { printf '\001'; printf '%s' "$$line"; } \
+		> $(BUILD)/fuzz/grammar-seeds/schema-$$n; done < tests/fixtures/json_schema/schemas.jsonl
+	$(BUILD)/fuzz/fuzz_grammar -max_total_time=$(FUZZ_GRAMMAR_TIME) -max_len=8192 -timeout=10 -rss_limit_mb=1024 \
+		-artifact_prefix=$(BUILD)/fuzz/ \
+		-print_final_stats=1 $(BUILD)/fuzz/grammar-corpus $(BUILD)/fuzz/grammar-seeds > $(BUILD)/fuzz/grammar-log 2>&1; \
+		status=$$?; tail -n 25 $(BUILD)/fuzz/grammar-log; exit $$status
 
 # The server's request parsing and answers (tests/fuzz/fuzz_server.c) on
 # SmolLM2, everything instrumented (make it with FUZZ=1 CC=clang, as fuzz does).

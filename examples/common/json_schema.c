@@ -859,8 +859,13 @@ static char *union_of(conv *c, const cJSON *const *alts, int n, const char *name
 static void not_strings_node(conv *c, textbuf *o, const char *const *names, int n, size_t depth, const char *char_rule)
 {
     /* the distinct next characters (UTF-8 sequences) in byte order = code point order */
-    const char *seen[256];
-    size_t seen_len[256];
+    const char **seen = malloc(((size_t)n + 1) * sizeof *seen), **sub = malloc(((size_t)n + 1) * sizeof *sub);
+    size_t *seen_len = malloc(((size_t)n + 1) * sizeof *seen_len);
+    if (!seen || !sub || !seen_len) {
+        free(seen); free(sub); free(seen_len);
+        fail(c, "#", "out of memory");
+        return;
+    }
     int n_seen = 0;
     for (;;) {
         const char *best = NULL;
@@ -870,18 +875,15 @@ static void not_strings_node(conv *c, textbuf *o, const char *const *names, int 
             const char *ch = names[i] + depth;
             size_t len = 1;
             while (len < 4 && ((unsigned char)ch[len] & 0xC0) == 0x80) len++;
-            bool done = false;
-            for (int k = 0; k < n_seen && !done; k++)
-                done = seen_len[k] == len && !memcmp(seen[k], ch, len);
-            if (done) continue;
-            if (n_seen) {  /* after the last one taken */
-                int cmp = memcmp(ch, seen[n_seen - 1], len < seen_len[n_seen - 1] ? len : seen_len[n_seen - 1]);
-                if (cmp < 0 || (cmp == 0 && len <= seen_len[n_seen - 1])) continue;
+            if (n_seen) {  /* only after the last one taken */
+                size_t last = seen_len[n_seen - 1];
+                int cmp = memcmp(ch, seen[n_seen - 1], len < last ? len : last);
+                if (cmp < 0 || (cmp == 0 && len <= last)) continue;
             }
             int cmp = best ? memcmp(ch, best, len < best_len ? len : best_len) : -1;
             if (!best || cmp < 0 || (cmp == 0 && len < best_len)) { best = ch; best_len = len; }
         }
-        if (!best || n_seen == 256) break;
+        if (!best) break;
         seen[n_seen] = best;
         seen_len[n_seen++] = best_len;
     }
@@ -889,7 +891,6 @@ static void not_strings_node(conv *c, textbuf *o, const char *const *names, int 
         if (k) textbuf_append_str(o, " | ");
         textbuf_printf(o, "[%.*s]", (int)seen_len[k], seen[k]);
         /* the names going on after this character, and whether any does go on */
-        const char *sub[n > 0 ? n : 1];
         int n_sub = 0;
         bool longer = false;
         for (int i = 0; i < n; i++) {
@@ -910,10 +911,21 @@ static void not_strings_node(conv *c, textbuf *o, const char *const *names, int 
         for (int k = 0; k < n_seen; k++) textbuf_append(o, seen[k], seen_len[k]);
         textbuf_printf(o, "] %s*", char_rule);
     }
+    free(seen);
+    free(sub);
+    free(seen_len);
 }
+
+#define MAX_EXCLUDED_NAME 256   /* bytes: the trie's depth, a recursion */
 
 static char *not_strings(conv *c, const char *const *names, int n)
 {
+    for (int i = 0; i < n; i++)
+        if (strlen(names[i]) > MAX_EXCLUDED_NAME) {
+            fail(c, "#", "a property name longer than %d bytes beside additionalProperties is not supported",
+                 MAX_EXCLUDED_NAME);
+            return "";
+        }
     char *char_rule = add_builtin_named(c, "char");
     textbuf o = {0};
     textbuf_append_str(&o, "[\"] ( ");
@@ -956,6 +968,10 @@ static char *object_rule(conv *c, const prop *props, int n, const char *name, co
         names[i] = props[i].name;
         if (props[i].required) n_req++;
         else n_opt++;
+    }
+    if (c->failed) {   /* (names and kv are not all set) */
+        free(kv); free(keys); free(names); free(order);
+        return "";
     }
     int k = 0;
     for (int i = 0; i < n; i++) if (props[i].required) order[k++] = i;

@@ -228,7 +228,8 @@ fuzz: $(FUZZ_BIN)
 # seeded with the test grammars and schemas (a first byte 0: GBNF, 1: schema).
 FUZZ_GRAMMAR_TIME ?= 60
 FUZZ_GRAMMAR_SRC := tests/fuzz/fuzz_grammar.c lib/runtime/gbnf.c lib/core/status.c \
-	examples/common/json_schema.c examples/common/int_range.c examples/common/textbuf.c
+	examples/common/json_schema.c examples/common/json_schema_pattern.c examples/common/int_range.c \
+	examples/common/textbuf.c
 $(BUILD)/fuzz/fuzz_grammar: $(FUZZ_GRAMMAR_SRC) lib/runtime/gbnf.h examples/common/json_schema.h include/kinfer.h
 	@mkdir -p $(dir $@)
 	clang -std=c11 -g -O1 -D_GNU_SOURCE -Iinclude -Ilib -Ikernels \

@@ -21,30 +21,9 @@
 #include <string.h>
 
 #include "int_range.h"
-#include "textbuf.h"
+#include "json_schema_conv.h"
 
-#define MAX_DEPTH 64             /* nested schemas (and $ref hops) */
-#define MAX_RULES 4096
-#define MAX_ARENA (16u << 20)    /* bytes of strings one conversion may make */
-#define MAX_PATTERN_DEPTH 100
-#define MAX_PATTERN_COUNT 100000 /* a {m,n} count in a pattern */
-
-typedef struct conv {
-    const cJSON *root;
-    char **rule_name, **rule_body;
-    int n_rules, cap_rules;
-    char **arena;
-    size_t n_arena, cap_arena, arena_bytes;
-    const char *resolving[MAX_DEPTH];   /* $refs being converted (a cycle stops here) */
-    int n_resolving;
-    int depth;
-    bool failed;
-    char *err;
-    size_t err_size;
-} conv;
-
-static void fail(conv *c, const char *path, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static void fail(conv *c, const char *path, const char *fmt, ...)
+void js_fail(conv *c, const char *path, const char *fmt, ...)
 {
     if (c->failed) return;
     c->failed = true;
@@ -60,17 +39,17 @@ static void fail(conv *c, const char *path, const char *fmt, ...)
 /* Keep s (malloc'd) until the conversion ends; "" after a failure. */
 static char *keep(conv *c, char *s)
 {
-    if (!s) { fail(c, "#", "out of memory"); return ""; }
+    if (!s) { js_fail(c, "#", "out of memory"); return ""; }
     size_t n = strlen(s) + 1;
     if (c->arena_bytes + n > MAX_ARENA) {
         free(s);
-        fail(c, "#", "schema too large (its grammar passes %u bytes)", MAX_ARENA);
+        js_fail(c, "#", "schema too large (its grammar passes %u bytes)", MAX_ARENA);
         return "";
     }
     if (c->n_arena == c->cap_arena) {
         size_t cap = c->cap_arena ? c->cap_arena * 2 : 64;
         char **a = realloc(c->arena, cap * sizeof *a);
-        if (!a) { free(s); fail(c, "#", "out of memory"); return ""; }
+        if (!a) { free(s); js_fail(c, "#", "out of memory"); return ""; }
         c->arena = a;
         c->cap_arena = cap;
     }
@@ -80,15 +59,15 @@ static char *keep(conv *c, char *s)
 }
 
 /* A formatted string kept in the arena. */
-static char *str(conv *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static char *str(conv *c, const char *fmt, ...)
+char *js_str(conv *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+char *js_str(conv *c, const char *fmt, ...)
 {
     if (c->failed) return "";
     va_list ap;
     va_start(ap, fmt);
     int n = vsnprintf(NULL, 0, fmt, ap);
     va_end(ap);
-    if (n < 0 || (size_t)n >= MAX_ARENA) { fail(c, "#", "schema too large"); return ""; }
+    if (n < 0 || (size_t)n >= MAX_ARENA) { js_fail(c, "#", "schema too large"); return ""; }
     char *s = malloc((size_t)n + 1);
     if (!s) return keep(c, NULL);
     va_start(ap, fmt);
@@ -97,9 +76,9 @@ static char *str(conv *c, const char *fmt, ...)
     return keep(c, s);
 }
 
-static char *from_buf(conv *c, textbuf *b)
+char *js_from_buf(conv *c, textbuf *b)
 {
-    char *s = str(c, "%s", textbuf_str(b));
+    char *s = js_str(c, "%s", textbuf_str(b));
     textbuf_free(b);
     return s;
 }
@@ -164,14 +143,14 @@ static void set_rule(conv *c, const char *name, const char *body)
     if (c->failed) return;
     int i = find_rule(c, name);
     if (i >= 0) { c->rule_body[i] = (char *)body; return; }
-    if (c->n_rules == MAX_RULES) { fail(c, "#", "schema too large (more than %d rules)", MAX_RULES); return; }
+    if (c->n_rules == MAX_RULES) { js_fail(c, "#", "schema too large (more than %d rules)", MAX_RULES); return; }
     if (c->n_rules == c->cap_rules) {
         int cap = c->cap_rules ? c->cap_rules * 2 : 32;
         char **n = realloc(c->rule_name, (size_t)cap * sizeof *n);
         if (n) c->rule_name = n;
         char **b = realloc(c->rule_body, (size_t)cap * sizeof *b);
         if (b) c->rule_body = b;
-        if (!n || !b) { fail(c, "#", "out of memory"); return; }
+        if (!n || !b) { js_fail(c, "#", "out of memory"); return; }
         c->cap_rules = cap;
     }
     c->rule_name[c->n_rules] = (char *)name;
@@ -190,11 +169,11 @@ static char *rule_name_of(conv *c, const char *name)
         else if (!in_run) textbuf_append(&b, "-", 1);
         in_run = !ok;
     }
-    return from_buf(c, &b);
+    return js_from_buf(c, &b);
 }
 
 /* Add a rule; a name already holding another body gets the first free number. */
-static char *add_rule(conv *c, const char *name, const char *body)
+char *js_add_rule(conv *c, const char *name, const char *body)
 {
     char *esc = rule_name_of(c, name);
     int i = find_rule(c, esc);
@@ -203,7 +182,7 @@ static char *add_rule(conv *c, const char *name, const char *body)
         return esc;
     }
     for (int k = 0; !c->failed; k++) {
-        char *key = str(c, "%s%d", esc, k);
+        char *key = js_str(c, "%s%d", esc, k);
         int j = find_rule(c, key);
         if (j < 0 || !strcmp(c->rule_body[j], body)) {
             set_rule(c, key, body);
@@ -215,7 +194,7 @@ static char *add_rule(conv *c, const char *name, const char *body)
 
 static char *add_builtin(conv *c, const char *name, const builtin *b)
 {
-    char *n = add_rule(c, name, b->body);
+    char *n = js_add_rule(c, name, b->body);
     for (int i = 0; i < 6 && b->deps[i]; i++)
         if (find_rule(c, b->deps[i]) < 0) add_builtin(c, b->deps[i], builtin_of(b->deps[i]));
     return n;
@@ -243,288 +222,34 @@ static char *format_literal(conv *c, const char *text)
         else textbuf_append(&b, p, 1);
     }
     textbuf_append(&b, "\"", 1);
-    return from_buf(c, &b);
+    return js_from_buf(c, &b);
 }
 
 /* The JSON text of a value, compact, as a literal. */
 static char *constant_rule(conv *c, const cJSON *value)
 {
     char *json = cJSON_PrintUnformatted(value);
-    if (!json) { fail(c, "#", "out of memory"); return ""; }
-    char *kept = str(c, "%s", json);
+    if (!json) { js_fail(c, "#", "out of memory"); return ""; }
+    char *kept = js_str(c, "%s", json);
     cJSON_free(json);
     return format_literal(c, kept);
 }
 
 /* item repeated min..max times (max INT_MAX = unbounded), separated by sep (or ""). */
-static char *build_repetition(conv *c, const char *item, int min, int max, const char *sep)
+char *js_repetition(conv *c, const char *item, int min, int max, const char *sep)
 {
     bool has_max = max != INT_MAX;
     if (max == 0) return "";
-    if (min == 0 && max == 1) return str(c, "%s?", item);
+    if (min == 0 && max == 1) return js_str(c, "%s?", item);
     if (!*sep) {
-        if (min == 1 && !has_max) return str(c, "%s+", item);
-        if (min == 0 && !has_max) return str(c, "%s*", item);
-        if (has_max) return str(c, "%s{%d,%d}", item, min, max);
-        return str(c, "%s{%d,}", item, min);
+        if (min == 1 && !has_max) return js_str(c, "%s+", item);
+        if (min == 0 && !has_max) return js_str(c, "%s*", item);
+        if (has_max) return js_str(c, "%s{%d,%d}", item, min, max);
+        return js_str(c, "%s{%d,}", item, min);
     }
-    char *group = str(c, "(%s %s)", sep, item);
-    char *r = str(c, "%s %s", item, build_repetition(c, group, min == 0 ? 0 : min - 1, has_max ? max - 1 : max, ""));
-    return min == 0 ? str(c, "(%s)?", r) : r;
-}
-
-/* --------------------------------------------------------------- patterns */
-
-/* A piece of a pattern: a literal's text (unquoted) or a grammar expression. */
-typedef struct piece {
-    char *s;
-    bool literal;
-} piece;
-
-typedef struct pattern_state {
-    conv *c;
-    const char *p;                 /* the pattern without its anchors */
-    size_t i, n;
-    int paren_depth;
-    const char *name;
-    char **sub_body, **sub_rule;   /* (n_sub) a repeated group's rule, one per distinct body */
-    int n_sub;
-    const char *why;               /* set when the pattern is not supported or not valid */
-    bool invalid;
-} pattern_state;
-
-static bool is_non_literal(char ch)
-{
-    return ch && strchr("|.()[]{}*+?^$", ch);
-}
-
-/* Length of a GBNF escape (\x.. \u.... \U........ \t \r \n \\ \" \[ \] \-) at p[i], 0 if none. */
-static size_t gbnf_escape_length(const char *p, size_t n, size_t i)
-{
-    if (i + 1 >= n || p[i] != '\\') return 0;
-    size_t n_hex = 0;
-    switch (p[i + 1]) {
-    case 'x': n_hex = 2; break;
-    case 'u': n_hex = 4; break;
-    case 'U': n_hex = 8; break;
-    case 't': case 'r': case 'n': case '\\': case '"': case '[': case ']': case '-': return 2;
-    default: return 0;
-    }
-    if (i + 2 + n_hex > n) return 0;
-    for (size_t k = i + 2; k < i + 2 + n_hex; k++) {
-        char h = p[k];
-        if (!((h >= '0' && h <= '9') || (h >= 'a' && h <= 'f') || (h >= 'A' && h <= 'F'))) return 0;
-    }
-    return 2 + n_hex;
-}
-
-static char *piece_rule(conv *c, const piece *x)
-{
-    return x->literal ? str(c, "\"%s\"", x->s) : x->s;
-}
-
-static bool pattern_fail(pattern_state *st, bool invalid, const char *why)
-{
-    if (!st->why) { st->why = why; st->invalid = invalid; }
-    return false;
-}
-
-/* Consecutive literals merged, everything joined by spaces. */
-static piece join_seq(conv *c, const piece *seq, int n)
-{
-    textbuf b = {0}, lit = {0};
-    bool first = true;
-    for (int k = 0; k <= n; k++) {
-        if (k < n && seq[k].literal) { textbuf_append_str(&lit, seq[k].s); continue; }
-        if (lit.n) {
-            textbuf_printf(&b, "%s\"%s\"", first ? "" : " ", lit.p);
-            first = false;
-            textbuf_clear(&lit);
-        }
-        if (k < n) {
-            textbuf_printf(&b, "%s%s", first ? "" : " ", seq[k].s);
-            first = false;
-        }
-    }
-    textbuf_free(&lit);
-    return (piece){from_buf(c, &b), false};
-}
-
-static bool pattern_seq(pattern_state *st, piece *out);
-
-static bool pattern_curly(pattern_state *st, piece *last)
-{
-    conv *c = st->c;
-    size_t start = ++st->i;
-    while (st->i < st->n && st->p[st->i] != '}') st->i++;
-    if (st->i >= st->n) return pattern_fail(st, false, "unterminated curly brackets");
-    const char *body = st->p + start;
-    size_t len = st->i - start;
-    st->i++;
-    const char *comma = memchr(body, ',', len);
-    if (comma && memchr(comma + 1, ',', len - (size_t)(comma + 1 - body)))
-        return pattern_fail(st, false, "wrong number of values in curly brackets");
-    long v[2] = {0, INT_MAX};
-    const char *part[2] = {body, comma ? comma + 1 : NULL};
-    size_t part_len[2] = {comma ? (size_t)(comma - body) : len, comma ? len - (size_t)(comma + 1 - body) : 0};
-    for (int k = 0; k < (comma ? 2 : 1); k++) {
-        if (!part_len[k]) {
-            if (!comma) return pattern_fail(st, false, "invalid number in curly brackets");
-            continue;
-        }
-        long x = 0;
-        for (size_t q = 0; q < part_len[k]; q++) {
-            char d = part[k][q];
-            if (d < '0' || d > '9' || x > MAX_PATTERN_COUNT) return pattern_fail(st, false, "invalid number in curly brackets");
-            x = x * 10 + (d - '0');
-        }
-        v[k] = x;
-    }
-    if (!comma) v[1] = v[0];
-    if (!last) return pattern_fail(st, true, "nothing to repeat");
-    char *sub = last->s;
-    if (!last->literal) {
-        int k = 0;
-        while (k < st->n_sub && strcmp(st->sub_body[k], sub)) k++;
-        if (k == st->n_sub) {
-            char **b = realloc(st->sub_body, (size_t)(k + 1) * sizeof *b);
-            if (b) st->sub_body = b;
-            char **r = realloc(st->sub_rule, (size_t)(k + 1) * sizeof *r);
-            if (r) st->sub_rule = r;
-            if (!b || !r) { fail(c, "#", "out of memory"); return false; }
-            st->sub_body[k] = sub;
-            st->n_sub++;
-            st->sub_rule[k] = add_rule(c, str(c, "%s-%d", st->name, st->n_sub), sub);
-        }
-        sub = st->sub_rule[k];
-    }
-    last->s = build_repetition(c, last->literal ? str(c, "\"%s\"", sub) : sub, (int)v[0], (int)v[1], "");
-    last->literal = false;
-    return true;
-}
-
-static bool pattern_literal(pattern_state *st, piece *out)
-{
-    conv *c = st->c;
-    const char *p = st->p;
-    textbuf lit = {0};
-    while (st->i < st->n) {
-        size_t i = st->i;
-        if (p[i] == '\\') {
-            if (i == st->n - 1) { textbuf_free(&lit); return pattern_fail(st, true, "trailing backslash"); }
-            if (strchr("^$.[]()|{}*+?", p[i + 1])) {
-                textbuf_append(&lit, p + i + 1, 1);
-                st->i += 2;
-            } else {
-                size_t el = gbnf_escape_length(p, st->n, i);
-                if (!el) { textbuf_free(&lit); return pattern_fail(st, false, "unsupported escape (\\d, \\w, \\s and such are not)"); }
-                textbuf_append(&lit, p + i, el);
-                st->i += el;
-            }
-        } else if (p[i] == '"') {
-            textbuf_append_str(&lit, "\\\"");
-            st->i++;
-        } else if (!is_non_literal(p[i]) &&
-                   (i == st->n - 1 || lit.n == 0 || p[i + 1] == '.' || !is_non_literal(p[i + 1]))) {
-            textbuf_append(&lit, p + i, 1);
-            st->i++;
-        } else {
-            break;
-        }
-    }
-    if (!lit.n) return pattern_fail(st, false, "unsupported character");
-    *out = (piece){from_buf(c, &lit), true};
-    return true;
-}
-
-/* A sequence up to the end or the ')' closing the current group. */
-static bool pattern_seq(pattern_state *st, piece *out)
-{
-    conv *c = st->c;
-    piece *seq = NULL;
-    int n = 0, cap = 0;
-    bool ok = true;
-    while (ok && st->i < st->n && !c->failed) {
-        if (n == cap) {
-            cap = cap ? cap * 2 : 8;
-            piece *q = realloc(seq, (size_t)cap * sizeof *q);
-            if (!q) { fail(c, "#", "out of memory"); ok = false; break; }
-            seq = q;
-        }
-        char ch = st->p[st->i];
-        if (ch == '.') {
-            seq[n++] = (piece){add_rule(c, "dot", "[^\\x0A\\x0D]"), false};
-            st->i++;
-        } else if (ch == '(') {
-            st->i++;
-            if (st->i < st->n && st->p[st->i] == '?') {
-                if (st->i + 1 < st->n && st->p[st->i + 1] == ':') st->i += 2;
-                else { ok = pattern_fail(st, false, "unsupported group syntax"); break; }
-            }
-            if (++st->paren_depth > MAX_PATTERN_DEPTH) { ok = pattern_fail(st, false, "pattern nesting too deep"); break; }
-            piece inner;
-            if (!(ok = pattern_seq(st, &inner))) break;
-            seq[n++] = (piece){str(c, "(%s)", piece_rule(c, &inner)), false};
-        } else if (ch == ')') {
-            st->i++;
-            if (st->paren_depth == 0) { ok = pattern_fail(st, true, "unbalanced parentheses"); break; }
-            st->paren_depth--;
-            break;
-        } else if (ch == '^' || ch == '$') {
-            ok = pattern_fail(st, false, "anchor inside the pattern");
-        } else if (ch == '[') {
-            size_t start = st->i++;
-            while (ok && st->i < st->n && st->p[st->i] != ']') {
-                if (st->p[st->i] == '\\') {
-                    size_t el = gbnf_escape_length(st->p, st->n, st->i);
-                    if (!el) ok = pattern_fail(st, false, "unsupported escape in character class");
-                    st->i += el;
-                } else {
-                    st->i++;
-                }
-            }
-            if (!ok) break;
-            if (st->i >= st->n) { ok = pattern_fail(st, true, "unterminated character class"); break; }
-            st->i++;
-            seq[n++] = (piece){str(c, "%.*s", (int)(st->i - start), st->p + start), false};
-        } else if (ch == '|') {
-            seq[n++] = (piece){"|", false};
-            st->i++;
-        } else if (ch == '*' || ch == '+' || ch == '?') {
-            if (!n) { ok = pattern_fail(st, true, "nothing to repeat"); break; }
-            seq[n - 1] = (piece){str(c, "%s%c", piece_rule(c, &seq[n - 1]), ch), false};
-            st->i++;
-        } else if (ch == '{') {
-            ok = pattern_curly(st, n ? &seq[n - 1] : NULL);
-        } else {
-            if ((ok = pattern_literal(st, &seq[n]))) n++;
-        }
-    }
-    if (ok) *out = join_seq(c, seq, n);
-    free(seq);
-    return ok && !c->failed;
-}
-
-/* A string matching pattern (anchored ^...$, llama.cpp's regular subset). */
-static char *visit_pattern(conv *c, const char *pattern, const char *name, const char *path)
-{
-    size_t len = strlen(pattern);
-    if (len < 2 || pattern[0] != '^' || pattern[len - 1] != '$') {
-        fail(c, path, "pattern %s is not supported (not anchored with '^' and '$')", pattern);
-        return "";
-    }
-    pattern_state st = {.c = c, .p = pattern + 1, .n = len - 2, .name = name};
-    piece whole;
-    bool ok = pattern_seq(&st, &whole);
-    if (ok && st.paren_depth != 0) ok = pattern_fail(&st, true, "unbalanced parentheses");
-    if (ok && st.i < st.n) ok = pattern_fail(&st, true, "unbalanced parentheses");
-    free(st.sub_body);
-    free(st.sub_rule);
-    if (!ok) {
-        if (st.why) fail(c, path, "%s pattern %s: %s", st.invalid ? "invalid" : "unsupported", pattern, st.why);
-        return "";
-    }
-    return add_rule(c, name, str(c, "\"\\\"\" (%s) \"\\\"\"", piece_rule(c, &whole)));
+    char *group = js_str(c, "(%s %s)", sep, item);
+    char *r = js_str(c, "%s %s", item, js_repetition(c, group, min == 0 ? 0 : min - 1, has_max ? max - 1 : max, ""));
+    return min == 0 ? js_str(c, "(%s)?", r) : r;
 }
 
 /* ----------------------------------------------------------- the visitor */
@@ -553,7 +278,7 @@ static bool check_keywords(conv *c, const cJSON *s, const char *path)
     for (const cJSON *k = s->child; k; k = k->next) {
         const char *const *w = KNOWN_KEYWORDS;
         while (*w && strcmp(*w, k->string)) w++;
-        if (!*w) { fail(c, path, "unsupported keyword \"%s\"", k->string); return false; }
+        if (!*w) { js_fail(c, path, "unsupported keyword \"%s\"", k->string); return false; }
     }
     return true;
 }
@@ -562,11 +287,11 @@ static const char *format_of(conv *c, const cJSON *s, const char *path)
 {
     const cJSON *f = get(s, "format");
     if (!f) return NULL;
-    if (!cJSON_IsString(f)) { fail(c, path, "format must be a string"); return NULL; }
+    if (!cJSON_IsString(f)) { js_fail(c, path, "format must be a string"); return NULL; }
     const char *v = f->valuestring;
     if (!strcmp(v, "date") || !strcmp(v, "time") || !strcmp(v, "date-time")) return v;
     if (!strcmp(v, "uuid") || (strlen(v) == 5 && !strncmp(v, "uuid", 4) && v[4] >= '1' && v[4] <= '5')) return "uuid";
-    fail(c, path, "unsupported keyword \"format\": \"%s\" (date, time, date-time and uuid are)", v);
+    js_fail(c, path, "unsupported keyword \"format\": \"%s\" (date, time, date-time and uuid are)", v);
     return NULL;
 }
 
@@ -574,14 +299,14 @@ static const char *format_of(conv *c, const cJSON *s, const char *path)
 static kind classify(conv *c, const cJSON *s, const char *path)
 {
     if (c->failed) return K_FAIL;
-    if (!cJSON_IsObject(s)) { fail(c, path, "schema must be an object"); return K_FAIL; }
+    if (!cJSON_IsObject(s)) { js_fail(c, path, "schema must be an object"); return K_FAIL; }
     if (get(s, "$ref")) return K_REF;
     if (get(s, "oneOf") || get(s, "anyOf")) return K_ANY_OF;
     const cJSON *type = get(s, "type");
     if (cJSON_IsArray(type)) return K_TYPE_LIST;
     if (get(s, "const")) return K_CONST;
     if (get(s, "enum")) return K_ENUM;
-    if (type && !cJSON_IsString(type)) { fail(c, path, "type must be a string or an array of strings"); return K_FAIL; }
+    if (type && !cJSON_IsString(type)) { js_fail(c, path, "type must be a string or an array of strings"); return K_FAIL; }
     const cJSON *ap = get(s, "additionalProperties");
     bool has_properties = get(s, "properties") || (ap && !cJSON_IsTrue(ap));
     const char *t = type ? type->valuestring : "";
@@ -599,7 +324,7 @@ static kind classify(conv *c, const cJSON *s, const char *path)
     if (!strcmp(t, "number")) return K_NUMBER;
     if (!strcmp(t, "boolean")) return K_BOOLEAN;
     if (!strcmp(t, "null")) return K_NULL;
-    fail(c, path, "unrecognized type \"%s\"", t);
+    js_fail(c, path, "unrecognized type \"%s\"", t);
     return K_FAIL;
 }
 
@@ -609,7 +334,7 @@ static int count_of(conv *c, const cJSON *s, const char *key, const char *path, 
     const cJSON *v = get(s, key);
     if (!v) return def;
     if (!cJSON_IsNumber(v) || v->valuedouble < 0 || v->valuedouble > INT_MAX || v->valuedouble != floor(v->valuedouble)) {
-        fail(c, path, "%s must be a non-negative integer", key);
+        js_fail(c, path, "%s must be a non-negative integer", key);
         return def;
     }
     return (int)v->valuedouble;
@@ -618,9 +343,9 @@ static int count_of(conv *c, const cJSON *s, const char *key, const char *path, 
 /* An integer bound, a fractional one rounded towards the integers it admits. */
 static int64_t bound_of(conv *c, const cJSON *v, const char *key, const char *path, bool round_up)
 {
-    if (!cJSON_IsNumber(v)) { fail(c, path, "%s must be a number", key); return 0; }
+    if (!cJSON_IsNumber(v)) { js_fail(c, path, "%s must be a number", key); return 0; }
     double d = round_up ? ceil(v->valuedouble) : floor(v->valuedouble);
-    if (!(fabs(d) <= 9007199254740992.0)) { fail(c, path, "%s is out of range (|x| <= 2^53)", key); return 0; }
+    if (!(fabs(d) <= 9007199254740992.0)) { js_fail(c, path, "%s is out of range (|x| <= 2^53)", key); return 0; }
     return (int64_t)d;
 }
 
@@ -633,7 +358,7 @@ static const cJSON *resolve_ref(conv *c, const char *ref, const char *path)
         p++;
         const char *end = strchr(p, '/');
         size_t n = end ? (size_t)(end - p) : strlen(p);
-        char *sel = str(c, "%.*s", (int)n, p);
+        char *sel = js_str(c, "%.*s", (int)n, p);
         const cJSON *next = NULL;
         if (cJSON_IsObject(t)) {
             next = get(t, sel);
@@ -642,7 +367,7 @@ static const cJSON *resolve_ref(conv *c, const char *ref, const char *path)
             long idx = strtol(sel, &e, 10);
             if (*sel && !*e && idx >= 0) next = cJSON_GetArrayItem(t, (int)idx);
         }
-        if (!next) { fail(c, path, "cannot resolve $ref %s, %s not found", ref, sel); return NULL; }
+        if (!next) { js_fail(c, path, "cannot resolve $ref %s, %s not found", ref, sel); return NULL; }
         t = next;
         p += n;
     }
@@ -654,24 +379,24 @@ static char *visit(conv *c, const cJSON *s, const char *name, const char *path);
 static char *visit_ref(conv *c, const cJSON *s, const char *rule_name, const char *path)
 {
     const cJSON *v = get(s, "$ref");
-    if (!cJSON_IsString(v)) { fail(c, path, "$ref must be a string"); return ""; }
+    if (!cJSON_IsString(v)) { js_fail(c, path, "$ref must be a string"); return ""; }
     const char *ref = v->valuestring;
     if (strncmp(ref, "#/", 2)) {
-        fail(c, path, "unsupported $ref %s, only references into the same document are supported", ref);
+        js_fail(c, path, "unsupported $ref %s, only references into the same document are supported", ref);
         return "";
     }
     const cJSON *target = resolve_ref(c, ref, path);
     if (!target) return "";
-    char *ref_name = str(c, "ref%s", rule_name_of(c, ref + 1));
+    char *ref_name = js_str(c, "ref%s", rule_name_of(c, ref + 1));
     bool resolving = false;
     for (int i = 0; i < c->n_resolving; i++) resolving |= !strcmp(c->resolving[i], ref);
     if (find_rule(c, ref_name) < 0 && !resolving) {
-        if (c->n_resolving == MAX_DEPTH) { fail(c, path, "$refs nested deeper than %d", MAX_DEPTH); return ""; }
+        if (c->n_resolving == MAX_DEPTH) { js_fail(c, path, "$refs nested deeper than %d", MAX_DEPTH); return ""; }
         c->resolving[c->n_resolving++] = ref;
         ref_name = visit(c, target, ref_name, ref);
         c->n_resolving--;
     }
-    return add_rule(c, rule_name, ref_name);
+    return js_add_rule(c, rule_name, ref_name);
 }
 
 /* Alternatives: each visited as name-i (or alternative-i at the root). */
@@ -679,12 +404,12 @@ static char *union_of(conv *c, const cJSON *const *alts, int n, const char *name
 {
     textbuf b = {0};
     for (int i = 0; i < n && !c->failed; i++) {
-        char *alt_name = str(c, "%s%s%d", name, *name ? "-" : "alternative-", i);
-        char *r = visit(c, alts[i], alt_name, str(c, "%s/%d", path, i));
+        char *alt_name = js_str(c, "%s%s%d", name, *name ? "-" : "alternative-", i);
+        char *r = visit(c, alts[i], alt_name, js_str(c, "%s/%d", path, i));
         if (i) textbuf_append_str(&b, " | ");
         textbuf_append_str(&b, r);
     }
-    return from_buf(c, &b);
+    return js_from_buf(c, &b);
 }
 
 /* A JSON string that is none of names: a trie of their characters. */
@@ -695,7 +420,7 @@ static void not_strings_node(conv *c, textbuf *o, const char *const *names, int 
     size_t *seen_len = malloc(((size_t)n + 1) * sizeof *seen_len);
     if (!seen || !sub || !seen_len) {
         free(seen); free(sub); free(seen_len);
-        fail(c, "#", "out of memory");
+        js_fail(c, "#", "out of memory");
         return;
     }
     int n_seen = 0;
@@ -754,7 +479,7 @@ static char *not_strings(conv *c, const char *const *names, int n)
 {
     for (int i = 0; i < n; i++)
         if (strlen(names[i]) > MAX_EXCLUDED_NAME) {
-            fail(c, "#", "a property name longer than %d bytes beside additionalProperties is not supported",
+            js_fail(c, "#", "a property name longer than %d bytes beside additionalProperties is not supported",
                  MAX_EXCLUDED_NAME);
             return "";
         }
@@ -767,7 +492,7 @@ static char *not_strings(conv *c, const char *const *names, int n)
     for (int i = 0; i < n; i++) has_empty |= !*names[i];
     if (!has_empty) textbuf_append_str(&o, "?");
     textbuf_append_str(&o, " [\"]");
-    return from_buf(c, &o);
+    return js_from_buf(c, &o);
 }
 
 typedef struct prop {
@@ -785,17 +510,17 @@ static char *object_rule(conv *c, const prop *props, int n, const char *name, co
     const char *sep = *name ? "-" : "";
     const char **kv = calloc((size_t)n + 1, sizeof *kv), **keys = calloc((size_t)n + 1, sizeof *keys);
     const char **names = calloc((size_t)n + 1, sizeof *names);
-    if (!kv || !keys || !names) { free(kv); free(keys); free(names); fail(c, path, "out of memory"); return ""; }
+    if (!kv || !keys || !names) { free(kv); free(keys); free(names); js_fail(c, path, "out of memory"); return ""; }
     int n_req = 0, n_opt = 0;
     int *order = calloc((size_t)n + 1, sizeof *order);   /* required then optional indexes */
-    if (!order) { free(kv); free(keys); free(names); fail(c, path, "out of memory"); return ""; }
+    if (!order) { free(kv); free(keys); free(names); js_fail(c, path, "out of memory"); return ""; }
     for (int i = 0; i < n && !c->failed; i++) {
-        char *prop_name = str(c, "%s%s%s", name, sep, props[i].name);
-        char *prop_rule = visit(c, props[i].schema, prop_name, str(c, "%s/properties/%s", path, props[i].name));
+        char *prop_name = js_str(c, "%s%s%s", name, sep, props[i].name);
+        char *prop_rule = visit(c, props[i].schema, prop_name, js_str(c, "%s/properties/%s", path, props[i].name));
         cJSON *js = cJSON_CreateString(props[i].name);
         char *key = js ? constant_rule(c, js) : "";
         cJSON_Delete(js);
-        kv[i] = add_rule(c, str(c, "%s-kv", prop_name), str(c, "%s space \":\" space %s", key, prop_rule));
+        kv[i] = js_add_rule(c, js_str(c, "%s-kv", prop_name), js_str(c, "%s space \":\" space %s", key, prop_rule));
         keys[i] = props[i].name;
         names[i] = props[i].name;
         if (props[i].required) n_req++;
@@ -809,13 +534,13 @@ static char *object_rule(conv *c, const prop *props, int n, const char *name, co
     for (int i = 0; i < n; i++) if (props[i].required) order[k++] = i;
     for (int i = 0; i < n; i++) if (!props[i].required) order[k++] = i;
     if (additional || additional_any) {
-        char *sub_name = str(c, "%s%sadditional", name, sep);
+        char *sub_name = js_str(c, "%s%sadditional", name, sep);
         char *value_rule = additional_any ? add_builtin_named(c, "value")
-                                          : visit(c, additional, str(c, "%s-value", sub_name),
-                                                  str(c, "%s/additionalProperties", path));
+                                          : visit(c, additional, js_str(c, "%s-value", sub_name),
+                                                  js_str(c, "%s/additionalProperties", path));
         char *key_rule = n == 0 ? add_builtin_named(c, "string")
-                                : add_rule(c, str(c, "%s-k", sub_name), not_strings(c, names, n));
-        kv[n] = add_rule(c, str(c, "%s-kv", sub_name), str(c, "%s \":\" space %s", key_rule, value_rule));
+                                : js_add_rule(c, js_str(c, "%s-k", sub_name), not_strings(c, names, n));
+        kv[n] = js_add_rule(c, js_str(c, "%s-kv", sub_name), js_str(c, "%s \":\" space %s", key_rule, value_rule));
         keys[n] = "*";
         order[k++] = n;
         n_opt++;
@@ -835,12 +560,12 @@ static char *object_rule(conv *c, const prop *props, int n, const char *name, co
             /* rest[j]: optional property j and, optionally, each later one
              * (as llama.cpp, a rule "<name>-<prop>-rest" holds what may follow prop) */
             char **rest = calloc((size_t)n_opt, sizeof *rest);
-            if (!rest) fail(c, path, "out of memory");
+            if (!rest) js_fail(c, path, "out of memory");
             for (int j = n_opt - 1; j >= 0 && rest; j--) {
                 int p = opt[j];
-                char *comma = str(c, "( \",\" space %s )%s", kv[p], p == n ? "*" : "?");
+                char *comma = js_str(c, "( \",\" space %s )%s", kv[p], p == n ? "*" : "?");
                 rest[j] = j + 1 < n_opt
-                    ? str(c, "%s %s", comma, add_rule(c, str(c, "%s%s%s-rest", name, sep, keys[p]), rest[j + 1]))
+                    ? js_str(c, "%s %s", comma, js_add_rule(c, js_str(c, "%s%s%s-rest", name, sep, keys[p]), rest[j + 1]))
                     : comma;
             }
             textbuf_append_str(&b, " (");
@@ -851,14 +576,14 @@ static char *object_rule(conv *c, const prop *props, int n, const char *name, co
                 textbuf_append_str(&b, kv[p]);
                 if (p == n) textbuf_printf(&b, " ( \",\" space %s )*", kv[p]);
                 if (i + 1 < n_opt)
-                    textbuf_printf(&b, " %s", add_rule(c, str(c, "%s%s%s-rest", name, sep, keys[p]), rest[i + 1]));
+                    textbuf_printf(&b, " %s", js_add_rule(c, js_str(c, "%s%s%s-rest", name, sep, keys[p]), rest[i + 1]));
             }
             if (n_req) textbuf_append_str(&b, " )");
             textbuf_append_str(&b, " )?");
             free(rest);
         }
         textbuf_append_str(&b, " space \"}\"");
-        rule = from_buf(c, &b);
+        rule = js_from_buf(c, &b);
     }
     free(kv); free(keys); free(names); free(order);
     return rule;
@@ -870,10 +595,10 @@ static prop *props_of(conv *c, const cJSON *s, const char *path, int *n, bool al
     *n = 0;
     const cJSON *properties = get(s, "properties"), *required = get(s, "required");
     if (!properties) return NULL;
-    if (!cJSON_IsObject(properties)) { fail(c, path, "properties must be an object"); return NULL; }
+    if (!cJSON_IsObject(properties)) { js_fail(c, path, "properties must be an object"); return NULL; }
     int count = cJSON_GetArraySize(properties);
     prop *props = calloc((size_t)count + 1, sizeof *props);
-    if (!props) { fail(c, path, "out of memory"); return NULL; }
+    if (!props) { js_fail(c, path, "out of memory"); return NULL; }
     for (const cJSON *p = properties->child; p; p = p->next) {
         bool req = all_required;
         if (cJSON_IsArray(required))
@@ -889,7 +614,7 @@ static prop *props_of(conv *c, const cJSON *s, const char *path, int *n, bool al
 static char *visit_all_of(conv *c, const cJSON *s, const char *name, const char *rule_name, const char *path)
 {
     const cJSON *all = get(s, "allOf");
-    if (!cJSON_IsArray(all) || !all->child) { fail(c, path, "allOf must be a non-empty array of schemas"); return ""; }
+    if (!cJSON_IsArray(all) || !all->child) { js_fail(c, path, "allOf must be a non-empty array of schemas"); return ""; }
     prop *props = NULL;
     int n = 0;
     /* (part, required) pairs still to read; anyOf parts push their alternatives */
@@ -908,25 +633,25 @@ static char *visit_all_of(conv *c, const cJSON *s, const char *name, const char 
         for (int hops = 0; cJSON_IsObject(part) && get(part, "$ref") && hops < MAX_DEPTH && !c->failed; hops++) {
             const cJSON *r = get(part, "$ref");
             part = cJSON_IsString(r) && !strncmp(r->valuestring, "#/", 2) ? resolve_ref(c, r->valuestring, path) : NULL;
-            if (!part) fail(c, path, "allOf: unsupported $ref");
+            if (!part) js_fail(c, path, "allOf: unsupported $ref");
         }
         if (c->failed) break;
         if (classify(c, part, path) != K_OBJECT) {
-            fail(c, path, "allOf with a part that is not an object schema is not supported");
+            js_fail(c, path, "allOf with a part that is not an object schema is not supported");
             break;
         }
         if (!check_keywords(c, part, path)) break;
         int m;
         prop *more = props_of(c, part, path, &m, false);
         prop *all_props = realloc(props, (size_t)(n + m + 1) * sizeof *all_props);
-        if (!all_props) { free(more); fail(c, path, "out of memory"); break; }
+        if (!all_props) { free(more); js_fail(c, path, "out of memory"); break; }
         props = all_props;
         for (int i = 0; i < m; i++) props[n++] = (prop){more[i].name, more[i].schema, todo_req[t]};
         free(more);
     }
     char *rule = c->failed ? "" : object_rule(c, props, n, name, NULL, false, path);
     free(props);
-    return add_rule(c, rule_name, rule);
+    return js_add_rule(c, rule_name, rule);
 }
 
 static char *visit_object(conv *c, const cJSON *s, const char *name, const char *rule_name, const char *path)
@@ -937,7 +662,7 @@ static char *visit_object(conv *c, const cJSON *s, const char *name, const char 
     if (ap) {
         if (cJSON_IsBool(ap)) additional_any = cJSON_IsTrue(ap);
         else if (cJSON_IsObject(ap)) additional = ap;
-        else { fail(c, path, "additionalProperties must be a boolean or a schema"); return ""; }
+        else { js_fail(c, path, "additionalProperties must be a boolean or a schema"); return ""; }
     } else if (!get(s, "properties")) {
         additional_any = true;   /* {"type": "object"} alone accepts any object */
     }
@@ -951,16 +676,16 @@ static char *visit_object(conv *c, const cJSON *s, const char *name, const char 
     if (c->failed) { free(props); return ""; }
     if (n == 0 && additional_any && !additional) {
         free(props);
-        return add_rule(c, rule_name, add_builtin_named(c, "object"));
+        return js_add_rule(c, rule_name, add_builtin_named(c, "object"));
     }
     char *rule = object_rule(c, props, n, name, additional, additional_any, path);
     free(props);
-    return add_rule(c, rule_name, rule);
+    return js_add_rule(c, rule_name, rule);
 }
 
 static char *visit_array(conv *c, const cJSON *s, const char *name, const char *rule_name, const char *path)
 {
-    const char *sub = str(c, "%s%s", name, *name ? "-" : "");
+    const char *sub = js_str(c, "%s%s", name, *name ? "-" : "");
     const char *key = get(s, "items") ? "items" : "prefixItems";
     const cJSON *items = get(s, key);
     if (cJSON_IsArray(items)) {   /* a tuple */
@@ -969,20 +694,20 @@ static char *visit_array(conv *c, const cJSON *s, const char *name, const char *
         int i = 0;
         for (const cJSON *it = items->child; it && !c->failed; it = it->next, i++) {
             if (i) textbuf_append_str(&b, " \",\" space ");
-            textbuf_append_str(&b, visit(c, it, str(c, "%stuple-%d", sub, i), str(c, "%s/%s/%d", path, key, i)));
+            textbuf_append_str(&b, visit(c, it, js_str(c, "%stuple-%d", sub, i), js_str(c, "%s/%s/%d", path, key, i)));
         }
         textbuf_append_str(&b, " space \"]\"");
-        return add_rule(c, rule_name, from_buf(c, &b));
+        return js_add_rule(c, rule_name, js_from_buf(c, &b));
     }
     int min = count_of(c, s, "minItems", path, 0), max = count_of(c, s, "maxItems", path, -1);
-    if (max >= 0 && max < min) { fail(c, path, "maxItems is below minItems"); return ""; }
+    if (max >= 0 && max < min) { js_fail(c, path, "maxItems is below minItems"); return ""; }
     bool any = !items || (classify(c, items, path) == K_ANY && check_keywords(c, items, path));
     if (c->failed) return "";
     if (any && min == 0 && max < 0) return visit_builtin(c, rule_name, "array");
-    char *item = items ? visit(c, items, str(c, "%sitem", sub), str(c, "%s/%s", path, key))
-                       : add_rule(c, str(c, "%sitem", sub), add_builtin_named(c, "value"));
-    return add_rule(c, rule_name, str(c, "\"[\" space %s space \"]\"",
-                                      build_repetition(c, item, min, max < 0 ? INT_MAX : max, "\",\" space")));
+    char *item = items ? visit(c, items, js_str(c, "%sitem", sub), js_str(c, "%s/%s", path, key))
+                       : js_add_rule(c, js_str(c, "%sitem", sub), add_builtin_named(c, "value"));
+    return js_add_rule(c, rule_name, js_str(c, "\"[\" space %s space \"]\"",
+                                      js_repetition(c, item, min, max < 0 ? INT_MAX : max, "\",\" space")));
 }
 
 static char *visit_string(conv *c, const cJSON *s, const char *rule_name, const char *path)
@@ -992,26 +717,26 @@ static char *visit_string(conv *c, const cJSON *s, const char *rule_name, const 
     int min = count_of(c, s, "minLength", path, 0), max = count_of(c, s, "maxLength", path, -1);
     if (c->failed) return "";
     if (pattern) {
-        if (!cJSON_IsString(pattern)) { fail(c, path, "pattern must be a string"); return ""; }
+        if (!cJSON_IsString(pattern)) { js_fail(c, path, "pattern must be a string"); return ""; }
         if (format || get(s, "minLength") || get(s, "maxLength")) {
-            fail(c, path, "pattern together with %s is not supported", format ? "format" : "minLength/maxLength");
+            js_fail(c, path, "pattern together with %s is not supported", format ? "format" : "minLength/maxLength");
             return "";
         }
-        return visit_pattern(c, pattern->valuestring, rule_name, path);
+        return js_pattern(c, pattern->valuestring, rule_name, path);
     }
     if (format) {
         if (get(s, "minLength") || get(s, "maxLength")) {
-            fail(c, path, "format together with minLength/maxLength is not supported");
+            js_fail(c, path, "format together with minLength/maxLength is not supported");
             return "";
         }
         if (!strcmp(format, "uuid")) return visit_builtin(c, rule_name, "uuid");
-        return add_rule(c, rule_name, add_builtin_named(c, str(c, "%s-string", format)));
+        return js_add_rule(c, rule_name, add_builtin_named(c, js_str(c, "%s-string", format)));
     }
-    if (max >= 0 && max < min) { fail(c, path, "maxLength is below minLength"); return ""; }
+    if (max >= 0 && max < min) { js_fail(c, path, "maxLength is below minLength"); return ""; }
     if (min > 0 || max >= 0) {
         char *char_rule = add_builtin_named(c, "char");
-        return add_rule(c, rule_name, str(c, "\"\\\"\" %s \"\\\"\"",
-                                          build_repetition(c, char_rule, min, max < 0 ? INT_MAX : max, "")));
+        return js_add_rule(c, rule_name, js_str(c, "\"\\\"\" %s \"\\\"\"",
+                                          js_repetition(c, char_rule, min, max < 0 ? INT_MAX : max, "")));
     }
     return visit_builtin(c, rule_name, "string");
 }
@@ -1026,21 +751,21 @@ static char *visit_integer(conv *c, const cJSON *s, const char *rule_name, const
     else if ((v = get(s, "exclusiveMaximum"))) max = bound_of(c, v, "exclusiveMaximum", path, true) - 1;
     if (c->failed) return "";
     if (min == INT64_MIN && max == INT64_MAX) return visit_builtin(c, rule_name, "integer");
-    if (min != INT64_MIN && max != INT64_MAX && min > max) { fail(c, path, "maximum is below minimum"); return ""; }
+    if (min != INT64_MIN && max != INT64_MAX && min > max) { js_fail(c, path, "maximum is below minimum"); return ""; }
     textbuf o = {0};
     textbuf_append_str(&o, "(");
     gbnf_int_range(&o, min, max);
     textbuf_append_str(&o, ")");
-    return add_rule(c, rule_name, from_buf(c, &o));
+    return js_add_rule(c, rule_name, js_from_buf(c, &o));
 }
 
 static char *visit(conv *c, const cJSON *s, const char *name, const char *path)
 {
     if (c->failed) return "";
-    if (c->depth >= MAX_DEPTH) { fail(c, path, "schema nested deeper than %d", MAX_DEPTH); return ""; }
+    if (c->depth >= MAX_DEPTH) { js_fail(c, path, "schema nested deeper than %d", MAX_DEPTH); return ""; }
     kind k = classify(c, s, path);
     if (k == K_FAIL || !check_keywords(c, s, path)) return "";
-    const char *rule_name = is_reserved(name) ? str(c, "%s-", name) : *name ? name : "root";
+    const char *rule_name = is_reserved(name) ? js_str(c, "%s-", name) : *name ? name : "root";
     char *r = "";
     c->depth++;
     switch (k) {
@@ -1051,47 +776,47 @@ static char *visit(conv *c, const cJSON *s, const char *name, const char *path)
         const char *key = get(s, "oneOf") ? "oneOf" : "anyOf";
         const cJSON *alts = get(s, key);
         int n = cJSON_IsArray(alts) ? cJSON_GetArraySize(alts) : 0;
-        if (n == 0) { fail(c, path, "%s must be a non-empty array of schemas", key); break; }
+        if (n == 0) { js_fail(c, path, "%s must be a non-empty array of schemas", key); break; }
         const cJSON **a = calloc((size_t)n, sizeof *a);
-        if (!a) { fail(c, path, "out of memory"); break; }
+        if (!a) { js_fail(c, path, "out of memory"); break; }
         int i = 0;
         for (const cJSON *x = alts->child; x; x = x->next) a[i++] = x;
-        r = add_rule(c, rule_name, union_of(c, a, n, name, str(c, "%s/%s", path, key)));
+        r = js_add_rule(c, rule_name, union_of(c, a, n, name, js_str(c, "%s/%s", path, key)));
         free(a);
         break;
     }
     case K_TYPE_LIST: {   /* {"type": ["a", "b"], ...} is {"anyOf": [{"type": "a", ...}, ...]} */
         const cJSON *types = get(s, "type");
         int n = cJSON_GetArraySize(types);
-        if (n == 0) { fail(c, path, "type must not be empty"); break; }
+        if (n == 0) { js_fail(c, path, "type must not be empty"); break; }
         cJSON **alts = calloc((size_t)n, sizeof *alts);
-        if (!alts) { fail(c, path, "out of memory"); break; }
+        if (!alts) { js_fail(c, path, "out of memory"); break; }
         int i = 0;
         for (const cJSON *t = types->child; t; t = t->next, i++) {
             alts[i] = cJSON_Duplicate(s, true);
             cJSON *t_copy = cJSON_Duplicate(t, true);
             if (!alts[i] || !t_copy || !cJSON_ReplaceItemInObjectCaseSensitive(alts[i], "type", t_copy)) {
                 cJSON_Delete(t_copy);
-                fail(c, path, "out of memory");
+                js_fail(c, path, "out of memory");
             }
         }
-        if (!c->failed) r = add_rule(c, rule_name, union_of(c, (const cJSON *const *)alts, n, name, str(c, "%s/type", path)));
+        if (!c->failed) r = js_add_rule(c, rule_name, union_of(c, (const cJSON *const *)alts, n, name, js_str(c, "%s/type", path)));
         for (i = 0; i < n; i++) cJSON_Delete(alts[i]);
         free(alts);
         break;
     }
     case K_CONST:
-        r = add_rule(c, rule_name, constant_rule(c, get(s, "const")));
+        r = js_add_rule(c, rule_name, constant_rule(c, get(s, "const")));
         break;
     case K_ENUM: {
         const cJSON *values = get(s, "enum");
-        if (!cJSON_IsArray(values) || !values->child) { fail(c, path, "enum must be a non-empty array"); break; }
+        if (!cJSON_IsArray(values) || !values->child) { js_fail(c, path, "enum must be a non-empty array"); break; }
         textbuf b = {0};
         textbuf_append_str(&b, "(");
         for (const cJSON *v = values->child; v && !c->failed; v = v->next)
             textbuf_printf(&b, "%s%s", v == values->child ? "" : " | ", constant_rule(c, v));
         textbuf_append_str(&b, ")");
-        r = add_rule(c, rule_name, from_buf(c, &b));
+        r = js_add_rule(c, rule_name, js_from_buf(c, &b));
         break;
     }
     case K_OBJECT: r = visit_object(c, s, name, rule_name, path); break;
@@ -1102,13 +827,13 @@ static char *visit(conv *c, const cJSON *s, const char *name, const char *path)
     case K_NUMBER: {
         static const char *const bounds[] = {"minimum", "maximum", "exclusiveMinimum", "exclusiveMaximum"};
         for (int i = 0; i < 4; i++)
-            if (get(s, bounds[i])) fail(c, path, "unsupported keyword \"%s\" on a number (integer bounds are supported)", bounds[i]);
+            if (get(s, bounds[i])) js_fail(c, path, "unsupported keyword \"%s\" on a number (integer bounds are supported)", bounds[i]);
         r = visit_builtin(c, rule_name, "number");
         break;
     }
     case K_BOOLEAN: r = visit_builtin(c, rule_name, "boolean"); break;
     case K_NULL: r = visit_builtin(c, rule_name, "null"); break;
-    case K_ANY: r = add_rule(c, rule_name, add_builtin_named(c, "value")); break;
+    case K_ANY: r = js_add_rule(c, rule_name, add_builtin_named(c, "value")); break;
     case K_FAIL: break;
     }
     c->depth--;
@@ -1143,7 +868,7 @@ char *json_schema_to_gbnf(const cJSON *schema, char *err, size_t err_size)
         for (int i = 0; pairs && i < c.n_rules; i++) free(pairs[i]);
         free(pairs);
         if (ok) out = b.p ? b.p : strdup("");
-        else { textbuf_free(&b); fail(&c, "#", "out of memory"); }
+        else { textbuf_free(&b); js_fail(&c, "#", "out of memory"); }
     }
     for (size_t i = 0; i < c.n_arena; i++) free(c.arena[i]);
     free(c.arena);

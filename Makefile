@@ -4,7 +4,7 @@
 #   make test             every test suite (model tests run when models/ has them)
 #   make test-server      the server's pytest suite alone (makes build/venv once)
 #   make test-asan        the same under AddressSanitizer + UBSan (build/asan/)
-#   make fuzz             the GGUF parser's libFuzzer target for FUZZ_TIME seconds
+#   make fuzz             the libFuzzer targets (GGUF, server, grammar) for FUZZ_TIME seconds each
 #   make models           fetch the test models into models/
 #   make demo             build, fetch the models, generate text with kinfer-cli
 #   make install PREFIX=/usr/local
@@ -41,6 +41,7 @@ OPENBLAS_SONAME ?= $(or $(shell objdump -p $(shell pkg-config --variable=libdir 
 	2>/dev/null | awk '$$1 == "SONAME" { print $$2 }'),libopenblas.so.0)
 PCRE2_LIBS := $(or $(shell pkg-config --libs libpcre2-8 2>/dev/null),-lpcre2-8)
 SERVER_LIBS := $(or $(shell pkg-config --libs libmicrohttpd libcjson 2>/dev/null),-lmicrohttpd -lcjson)
+CJSON_LIBS := $(or $(shell pkg-config --libs libcjson 2>/dev/null),-lcjson)
 CHECK_LIBS := $(or $(shell pkg-config --libs check 2>/dev/null),-lcheck -lsubunit -lrt -lm)
 
 WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wno-unused-parameter
@@ -108,7 +109,7 @@ STATIC_LIB := $(BUILD)/lib/libkinfer.a
 objects_of = $(patsubst %.c,$(BUILD)/obj/%.o,$1)
 SHARED_LIB := $(BUILD)/lib/libkinfer.so.$(VERSION)
 
-.PHONY: all lib examples tests test test-server venv check-shape test-asan test-tsan fuzz fuzz-server models demo serve install uninstall clean
+.PHONY: all lib examples tests test test-server venv check-shape test-asan test-tsan fuzz fuzz-server fuzz-grammar models demo serve install uninstall clean
 all: lib examples $(BENCH_BIN) tests
 lib: $(STATIC_LIB) $(SHARED_LIB)
 examples: $(EXAMPLE_BIN)
@@ -141,8 +142,10 @@ $(EXAMPLE_BIN): $(BUILD)/bin/kinfer-%: $$(call objects_of,$$(wildcard examples/$
 $(BENCH_BIN): $(BUILD)/bin/%: $(BUILD)/obj/bench/%.o $(STATIC_LIB)
 	@mkdir -p $(dir $@)
 	$(CC) $(LDFLAGS) -o $@ $^ $(LDLIBS)
-# (libmicrohttpd and cJSON: the server's HTTP and JSON)
+# (libmicrohttpd and cJSON: the server's HTTP and JSON; examples/common's
+# JSON Schema converter reads cJSON in every program)
 $(BUILD)/bin/kinfer-server: LDLIBS += $(SERVER_LIBS)
+$(filter-out $(BUILD)/bin/kinfer-server,$(EXAMPLE_BIN)) $(BUILD)/tests/test_common $(BUILD)/tests/test_json_schema: LDLIBS += $(CJSON_LIBS)
 # (its cblas_sgemm reference timing calls OpenBLAS directly)
 $(BUILD)/bin/bench_kernels: LDLIBS += $(OPENBLAS_LIBS)
 
@@ -155,7 +158,8 @@ $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TEST_UTIL) $(STATIC_LIB)
 # its Check suite links it like the programs do.
 EXAMPLES_COMMON_OBJ := $(call objects_of,$(wildcard examples/common/*.c))
 # (an explicit rule: these objects must come before the static library)
-$(BUILD)/tests/test_common: $(BUILD)/obj/tests/test_common.o $(TEST_UTIL) $(EXAMPLES_COMMON_OBJ) $(STATIC_LIB)
+$(BUILD)/tests/test_common $(BUILD)/tests/test_json_schema: $(BUILD)/tests/%: $(BUILD)/obj/tests/%.o $(TEST_UTIL) \
+		$(EXAMPLES_COMMON_OBJ) $(STATIC_LIB)
 	$(CC) $(LDFLAGS) -o $@ $^ $(CHECK_LIBS) $(LDLIBS)
 
 # The server's scheduler is pure logic: its Check suite links it alone.
@@ -171,8 +175,8 @@ test: $(TEST_BIN) $(BUILD)/bin/synth-model check-shape
 # against $(BUILD)/bin/kinfer-server; skipped by the suite when models/ lacks SmolLM2.
 # The venv is shared by every BUILD (one pip install, ever: the stamp).
 VENV := build/venv
-VENV_STAMP := $(VENV)/.stamp-ollama-1
-PY_TEST_PKGS := openai==3.63.0 httpx==0.29.0 pytest==9.2.0 ollama==0.6.3
+VENV_STAMP := $(VENV)/.stamp-jsonschema-1
+PY_TEST_PKGS := openai==3.63.0 httpx==0.29.0 pytest==9.2.0 ollama==0.6.3 jsonschema==4.26.0
 venv: $(VENV_STAMP)
 $(VENV_STAMP):
 	python3 -m venv $(VENV)
@@ -218,6 +222,27 @@ fuzz: $(FUZZ_BIN)
 		status=$$?; tail -n 25 $(BUILD)/fuzz/log; exit $$status
 
 	$(MAKE) --no-print-directory BUILD=build/fuzzlib CC=clang FUZZ=1 KINFER_CUDA=0 fuzz-server
+	$(MAKE) --no-print-directory fuzz-grammar
+
+# The GBNF parser and the JSON Schema converter (tests/fuzz/fuzz_grammar.c),
+# seeded with the test grammars and schemas (a first byte 0: GBNF, 1: schema).
+FUZZ_GRAMMAR_TIME ?= 60
+FUZZ_GRAMMAR_SRC := tests/fuzz/fuzz_grammar.c lib/runtime/gbnf.c lib/core/status.c \
+	examples/common/json_schema.c examples/common/json_schema_pattern.c examples/common/int_range.c \
+	examples/common/textbuf.c
+$(BUILD)/fuzz/fuzz_grammar: $(FUZZ_GRAMMAR_SRC) lib/runtime/gbnf.h examples/common/json_schema.h include/kinfer.h
+	@mkdir -p $(dir $@)
+	clang -std=c11 -g -O1 -D_GNU_SOURCE -Iinclude -Ilib -Ikernels \
+		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -o $@ $(FUZZ_GRAMMAR_SRC) $(CJSON_LIBS) -lm
+fuzz-grammar: $(BUILD)/fuzz/fuzz_grammar
+	@mkdir -p $(BUILD)/fuzz/grammar-corpus $(BUILD)/fuzz/grammar-seeds
+	@for f in tests/fixtures/grammar/*.gbnf; do { printf '\000'; cat "$$f"; } > $(BUILD)/fuzz/grammar-seeds/$$(basename $$f); done
+	@n=0; while IFS= read -r line; do n=$$((n+1)); { printf '\001'; printf '%s' "$$line"; } \
+		> $(BUILD)/fuzz/grammar-seeds/schema-$$n; done < tests/fixtures/json_schema/schemas.jsonl
+	$(BUILD)/fuzz/fuzz_grammar -max_total_time=$(FUZZ_GRAMMAR_TIME) -max_len=8192 -timeout=10 -rss_limit_mb=1024 \
+		-artifact_prefix=$(BUILD)/fuzz/ \
+		-print_final_stats=1 $(BUILD)/fuzz/grammar-corpus $(BUILD)/fuzz/grammar-seeds > $(BUILD)/fuzz/grammar-log 2>&1; \
+		status=$$?; tail -n 25 $(BUILD)/fuzz/grammar-log; exit $$status
 
 # The server's request parsing and answers (tests/fuzz/fuzz_server.c) on
 # SmolLM2, everything instrumented (make it with FUZZ=1 CC=clang, as fuzz does).

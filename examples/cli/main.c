@@ -22,6 +22,7 @@
 #include "../common/args.h"
 #include "../common/fim.h"
 #include "../common/gen.h"
+#include "../common/json_schema.h"
 
 /* ------------------------------------------------------------ arguments */
 
@@ -39,6 +40,7 @@ typedef struct cli_args {
     kinfer_context_params cparams;
     kinfer_sampler_params sparams;
     int64_t seed;               /* -1 = random */
+    char *grammar;              /* --grammar / --grammar-file / --json-schema, as GBNF (owned) */
 } cli_args;
 
 static void usage(FILE *f)
@@ -76,6 +78,10 @@ static void usage(FILE *f)
             "  --context-shift             when the context is full, drop the older half and go on\n"
             "  --keep N                    prompt tokens a context shift keeps (-1 = all)\n"
             "  --ignore-eos                do not stop at end-of-generation tokens\n"
+            "  --grammar GBNF              constrain the output to a GBNF grammar (llama.cpp's)\n"
+            "  --grammar-file FILE         the same, read from a file\n"
+            "  -j, --json-schema SCHEMA    constrain the output to JSON of a JSON Schema ({} = any\n"
+            "                              JSON value); -jf, --json-schema-file FILE reads it\n"
             "  --no-display-prompt         do not echo the prompt\n"
             "  --verbose-prompt            print the prompt's tokens on stderr\n");
 }
@@ -100,6 +106,22 @@ static char *read_text_file(const char *path)
     fclose(f);
     buf[n] = '\0';
     return buf;
+}
+
+/* A JSON Schema's grammar; a schema that does not convert ends the program. */
+static char *schema_grammar(const char *schema)
+{
+    char err[512];
+    char *g = json_schema_text_to_gbnf(schema, strlen(schema), err, sizeof err);
+    if (!g) args_die("--json-schema: %s", err);
+    return g;
+}
+
+static void set_grammar(cli_args *a, char *gbnf)
+{
+    if (!gbnf) args_die("out of memory");
+    if (a->grammar) args_die("give one of --grammar, --grammar-file, --json-schema");
+    a->grammar = gbnf;
 }
 
 static void parse_args(int argc, char **argv, cli_args *a)
@@ -136,7 +158,8 @@ static void parse_args(int argc, char **argv, cli_args *a)
             "--repeat-penalty", "--repeat-last-n", "--presence-penalty", "--frequency-penalty",
             "-ngl", "--n-gpu-layers", "--gpu-layers", "-ctk", "--ctk", "--cache-type-k", "-ctv",
             "--ctv", "--cache-type-v", "--keep", "--fim-prefix", "--fim-suffix", "--fim-prefix-file",
-            "--fim-suffix-file", "-fa", "--flash-attn",
+            "--fim-suffix-file", "-fa", "--flash-attn", "--grammar", "--grammar-file", "-j", "--json-schema",
+            "-jf", "--json-schema-file",
         };
         bool known = false;
         for (size_t k = 0; k < sizeof value_flags / sizeof *value_flags; k++)
@@ -178,6 +201,14 @@ static void parse_args(int argc, char **argv, cli_args *a)
         } else if (IS("--fim-suffix-file")) {
             free(a->fim_file_text[1]);
             a->fim_suffix = a->fim_file_text[1] = read_text_file(v);
+        }
+        else if (IS("--grammar")) set_grammar(a, strdup(v));
+        else if (IS("--grammar-file")) set_grammar(a, read_text_file(v));
+        else if (IS("-j") || IS("--json-schema")) set_grammar(a, schema_grammar(v));
+        else if (IS("-jf") || IS("--json-schema-file")) {
+            char *text = read_text_file(v);
+            set_grammar(a, schema_grammar(text));
+            free(text);
         }
         else args_die("unknown option %s (see -h)", f);
 #undef IS
@@ -458,6 +489,7 @@ static void run_chat(session *s)
         }
 
         textbuf reply = {0};
+        if (s->gen.grammar) kinfer_grammar_reset(s->gen.grammar);   /* each reply follows it anew */
         stop_reason why = generate(s, a->n_predict, &reply);
         fputc('\n', stdout);
         if (why == STOP_FULL) fprintf(stderr, "[context full: the conversation ends]\n");
@@ -571,7 +603,9 @@ int main(int argc, char **argv)
     gp.sampling = a.sparams;
     gp.n_predict = a.n_predict;
     gp.ignore_eos = a.ignore_eos;
+    gp.grammar = a.grammar;
     st = gen_seq_init(&s.gen, s.model, 0, &gp);
+    if (st != KINFER_OK && s.gen.error[0]) args_die("%s", s.gen.error);
     if (st != KINFER_OK) args_die("sampler: %s: bad sampling parameters", kinfer_status_str(st));
 
     char desc[256];
@@ -595,6 +629,7 @@ int main(int argc, char **argv)
     kinfer_context_free(s.ctx);
     kinfer_model_free(s.model);
     free(a.prompt_file_text);
+    free(a.grammar);
     free(a.fim_file_text[0]);
     free(a.fim_file_text[1]);
     return 0;

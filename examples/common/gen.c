@@ -1,6 +1,7 @@
 /* gen.c — the shared generate loop's pieces (see gen.h). */
 #include "gen.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -36,6 +37,18 @@ kinfer_status gen_seq_init(gen_seq *g, const kinfer_model *model, kinfer_seq_id 
     st = kinfer_detok_new(model, false, &g->detok);
     if (st != KINFER_OK) return st;
     if (!stop_init(&g->stop, params->stop, params->n_stop)) return KINFER_E_NOMEM;
+    if (params->grammar) {
+        kinfer_grammar *grammar = NULL;
+        kinfer_error error = {0};
+        st = kinfer_grammar_new(model, params->grammar, NULL, &grammar, &error);
+        if (st != KINFER_OK) {
+            snprintf(g->error, sizeof g->error, "grammar: %s", error.message);
+            return st;
+        }
+        st = kinfer_sampler_set_grammar(g->sampler, grammar);   /* the sampler owns it now */
+        if (st != KINFER_OK) return st;
+        g->grammar = grammar;
+    }
     return KINFER_OK;
 }
 

@@ -33,6 +33,7 @@ typedef struct gen_params {
     bool ignore_eos;           /* do not stop at end-of-generation tokens */
     const char *const *stop;   /* stop strings, copied by gen_seq_init */
     int n_stop;
+    const char *grammar;       /* GBNF text (root rule "root") the output must follow; NULL = none */
 } gen_params;
 
 gen_params gen_default_params(void);
@@ -48,6 +49,7 @@ typedef struct gen_seq {
     bool ignore_eos;
     int32_t n_vocab;
     kinfer_sampler *sampler;
+    kinfer_grammar *grammar;   /* params' grammar, owned by sampler (NULL: none) */
     kinfer_detok *detok;
     stop_matcher stop;
     int32_t n_generated;       /* tokens sampled so far (an EOG token not counted) */
@@ -56,10 +58,12 @@ typedef struct gen_seq {
     /* timing of gen_eval, split by is_prompt */
     int64_t n_prompt_eval, n_gen_eval;
     uint64_t t_prompt_ns, t_gen_ns, t_sample_ns;
+    char error[256];           /* why gen_seq_init failed, when it says (a grammar that does not parse) */
 } gen_seq;
 
 /* KINFER_OK, or the status of the failed sampler/detok creation, or
- * KINFER_E_NOMEM.  gen_seq_free is safe after any result. */
+ * KINFER_E_NOMEM, or KINFER_E_FORMAT for a grammar that does not parse
+ * (g->error says where).  gen_seq_free is safe after any result. */
 kinfer_status gen_seq_init(gen_seq *g, const kinfer_model *model, kinfer_seq_id seq,
                            const gen_params *params);
 void gen_seq_free(gen_seq *g);

@@ -96,7 +96,8 @@ static void admit_waiting(engine *e)
         if (st != KINFER_OK) {
             /* the cells are in an unknown state: forget them */
             kinfer_kv_seq_rm(e->ctx, a.slot, 0, -1);
-            snprintf(r->error, sizeof r->error, "admission: %s", kinfer_status_str(st));
+            snprintf(r->error, sizeof r->error, "admission: %s%s%s", kinfer_status_str(st),
+                     e->gens[a.slot].error[0] ? ": " : "", e->gens[a.slot].error);
             gen_seq_free(&e->gens[a.slot]);
             sched_release(&e->sched, a.slot, false);
             finish_unadmitted(r, FINISH_ERROR);

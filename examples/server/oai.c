@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "../common/fim.h"
+#include "../common/json_schema.h"
 
 void oai_set_error(api_error *err, int status, const char *type, const char *fmt, ...)
 {
@@ -427,6 +428,79 @@ static bool parse_logprobs(const cJSON *root, api_kind kind, request *r, api_err
     return true;
 }
 
+/* -------------------------------------------------------------- grammars */
+
+bool oai_set_grammar(const served *srv, request *r, char *gbnf, api_error *err)
+{
+    if (!gbnf) {
+        oai_set_error(err, 500, "server_error", "out of memory");
+        return false;
+    }
+    /* parsed here too, so a bad grammar is this request's 400, not a failed admission */
+    kinfer_grammar *g = NULL;
+    kinfer_error e = {0};
+    if (kinfer_grammar_new(srv->model, gbnf, NULL, &g, &e) != KINFER_OK) {
+        free(gbnf);
+        return bad_request(err, "grammar: %s", e.message);
+    }
+    kinfer_grammar_free(g);
+    free(r->grammar);
+    r->grammar = gbnf;
+    r->gen.grammar = gbnf;
+    return true;
+}
+
+bool oai_set_json_schema(const served *srv, request *r, const cJSON *schema, api_error *err)
+{
+    char msg[300];
+    char *gbnf = !schema || !schema->child ? json_object_gbnf(msg, sizeof msg)
+                                           : json_schema_to_gbnf(schema, msg, sizeof msg);
+    if (!gbnf) return bad_request(err, "%s", msg);
+    return oai_set_grammar(srv, r, gbnf, err);
+}
+
+/* llama-server's grammar and json_schema fields, and OpenAI's response_format
+ * (json_object: any object, or its "schema"; json_schema: json_schema.schema;
+ * "strict" is accepted: the schema is always enforced). */
+static bool parse_grammar(const served *srv, const cJSON *root, request *r, api_error *err)
+{
+    const char *grammar = NULL;
+    if (!get_string(root, "grammar", &grammar, err)) return false;
+    if (grammar && !*grammar) grammar = NULL;
+    const cJSON *schema = cJSON_GetObjectItemCaseSensitive(root, "json_schema");
+    if (cJSON_IsNull(schema)) schema = NULL;
+    if (schema && !cJSON_IsObject(schema)) return bad_request(err, "'json_schema' must be an object");
+    bool any_object = false;   /* a JSON-mode request without a schema */
+    const cJSON *rf = cJSON_GetObjectItemCaseSensitive(root, "response_format");
+    if (rf && !cJSON_IsNull(rf)) {
+        if (!cJSON_IsObject(rf)) return bad_request(err, "'response_format' must be an object");
+        const char *type = NULL;
+        if (!get_string(rf, "type", &type, err)) return false;
+        const cJSON *s = NULL;
+        if (type && !strcmp(type, "json_object")) {
+            s = cJSON_GetObjectItemCaseSensitive(rf, "schema");
+            if (s && !cJSON_IsObject(s)) return bad_request(err, "'response_format.schema' must be an object");
+            any_object = !s && !schema;
+        } else if (type && !strcmp(type, "json_schema")) {
+            const cJSON *wrap = cJSON_GetObjectItemCaseSensitive(rf, "json_schema");
+            if (!cJSON_IsObject(wrap)) return bad_request(err, "'response_format.json_schema' must be an object");
+            bool strict = false;
+            if (!get_bool(wrap, "strict", &strict, err)) return false;
+            s = cJSON_GetObjectItemCaseSensitive(wrap, "schema");
+            if (s && !cJSON_IsObject(s)) return bad_request(err, "'response_format.json_schema.schema' must be an object");
+            any_object = !s;
+        } else if (type && strcmp(type, "text")) {
+            return bad_request(err, "response_format type must be one of \"text\", \"json_object\" or "
+                                    "\"json_schema\", but got: %s", type);
+        }
+        if (s) schema = s;
+    }
+    if ((schema || any_object) && grammar) return bad_request(err, "Cannot use both json_schema and grammar");
+    if (schema || any_object) return oai_set_json_schema(srv, r, schema, err);
+    if (grammar) return oai_set_grammar(srv, r, strdup(grammar), err);
+    return true;
+}
+
 struct cJSON *oai_parse_object(const char *body, size_t len, api_error *err)
 {
     cJSON *root = cJSON_ParseWithLength(body, len);
@@ -524,7 +598,8 @@ bool oai_parse_completion_json(const served *srv, api_kind kind, const cJSON *ro
         goto done;
     r->gen.n_predict = (int32_t)n_predict;
     if (!get_bool(root, "cache_prompt", &r->cache_prompt, err) || !get_bool(root, "ignore_eos", &r->gen.ignore_eos, err) ||
-        !parse_sampling(srv, root, r, err) || !parse_stop(root, r, err) || !parse_logit_bias(srv, root, r, err))
+        !parse_sampling(srv, root, r, err) || !parse_stop(root, r, err) || !parse_logit_bias(srv, root, r, err) ||
+        !parse_grammar(srv, root, r, err))
         goto done;
 
     bool have_prompt = kind == API_CHAT ? chat_prompt(srv, root, r, err)

@@ -71,6 +71,12 @@ bool oai_field_int(const struct cJSON *obj, const char *name, int64_t lo, int64_
 /* Sampling fields (temperature, top_k, top_p, min_p, seed, penalties,
  * repeat_last_n) and stop of obj into r, over the model's defaults. */
 bool oai_parse_sampling(const served *srv, const struct cJSON *obj, request *r, api_error *err);
+/* Constrain r's output: to gbnf (taken over, freed on failure too), or to
+ * schema's JSON (an empty schema: any object, as llama-server).  A 400
+ * naming the problem (line and column, or the schema keyword) when it does
+ * not parse or convert. */
+bool oai_set_grammar(const served *srv, request *r, char *gbnf, api_error *err);
+bool oai_set_json_schema(const served *srv, request *r, const struct cJSON *schema, api_error *err);
 /* root's "messages" through the chat template into r->prompt. */
 bool oai_chat_prompt(const served *srv, const struct cJSON *root, request *r, api_error *err);
 /* A 400 (exceed_context_size_error) when r's prompt does not fit a slot

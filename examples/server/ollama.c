@@ -246,7 +246,8 @@ bool ollama_parse(const served *sv, api_kind kind, const cJSON *root, request *r
     if (format && !cJSON_IsNull(format) && !(cJSON_IsString(format) && !*format->valuestring)) {
         if (!(cJSON_IsString(format) && !strcmp(format->valuestring, "json")) && !cJSON_IsObject(format))
             return fail(err, 400, "'format' must be \"json\" or a JSON schema object");
-        return fail(err, 501, "structured output ('format') is not available in this kinfer-server yet");
+        /* "json": any object (Ollama's JSON mode) */
+        if (!oai_set_json_schema(sv, r, cJSON_IsObject(format) ? format : NULL, err)) return false;
     }
     if (cJSON_GetArraySize(cJSON_GetObjectItemCaseSensitive(root, "images")) > 0)
         return fail(err, 400, "images: %s runs text only", sv->alias);

@@ -29,6 +29,7 @@ static void request_free(request *r)
     free(r->bias_value);
     free(r->logprobs);
     free(r->out_tokens);
+    free(r->grammar);
     textbuf_free(&r->text);
     textbuf_free(&r->all_text);
     pthread_mutex_destroy(&r->mu);

@@ -51,6 +51,7 @@ typedef struct request {
     float *bias_value;             /* (n_bias) owned */
     int32_t n_top_logprobs;        /* alternatives per token; -1 = no logprobs at all */
     bool keep_tokens;              /* record the generated ids (Ollama's context) */
+    char *grammar;                 /* GBNF the output follows (owned; gen.grammar points here) */
 
     /* output, under mu */
     pthread_mutex_t mu;

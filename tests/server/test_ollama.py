@@ -123,15 +123,6 @@ def test_suffix_needs_fim_tokens(oc):
     assert e.value.status_code == 400 and "does not support insert" in e.value.error
 
 
-def test_format_is_not_available(oc):
-    with pytest.raises(ollama.ResponseError) as e:
-        oc.generate(model="smollm2", prompt="x", format="json")
-    assert e.value.status_code == 501 and "structured output" in e.value.error
-    with pytest.raises(ollama.ResponseError) as e:
-        oc.chat(model="smollm2", messages=CHAT, format={"type": "object"})
-    assert e.value.status_code == 501
-
-
 def test_list_show_version(router_server, oc):
     names = {m.model for m in oc.list().models}
     assert {"smollm2:latest", "gemma3:latest", "broken:latest"} <= names

@@ -108,7 +108,7 @@ STATIC_LIB := $(BUILD)/lib/libkinfer.a
 objects_of = $(patsubst %.c,$(BUILD)/obj/%.o,$1)
 SHARED_LIB := $(BUILD)/lib/libkinfer.so.$(VERSION)
 
-.PHONY: all lib examples tests test test-server venv check-shape test-asan test-tsan fuzz fuzz-server models demo serve install uninstall clean
+.PHONY: all lib examples tests test test-server venv check-shape check-gpu test-asan test-tsan fuzz fuzz-server models demo serve install uninstall clean
 all: lib examples $(BENCH_BIN) tests
 lib: $(STATIC_LIB) $(SHARED_LIB)
 examples: $(EXAMPLE_BIN)
@@ -191,6 +191,11 @@ test-server: $(VENV_STAMP) $(BUILD)/bin/kinfer-server $(BUILD)/bin/kinfer-cli $(
 check-shape: $(SHARED_LIB)
 	@sh scripts/check-exports.sh $(SHARED_LIB) include/kinfer.h
 	@python3 scripts/check-layers.py
+
+# Everything that needs a GPU, in one run (tests/gpu/check: own BUILD dir,
+# results under $$OUT; no GPU: skipped with a message, exit 0).
+check-gpu:
+	bash tests/gpu/check
 
 # KINFER_TEST_QUICK: model suites check fewer prompts/positions under the sanitizers.
 test-asan:

@@ -11,7 +11,9 @@
  * GPU_LOGIT_TOL of the CPU's largest logit, and the 64 greedy tokens
  * identical; the same with a Q8_0 cache (logits only).  KINFER_GPU_EXTRA_MODEL
  * names one more model (the check script's synthetic 8B): logits only, on
- * a prompt of token ids.
+ * a prompt of token ids.  KINFER_GPU_GREEDY_LOOSE=1 counts greedy tokens
+ * that differ instead of failing (synthetic weights in the test models'
+ * shapes, whose near-ties a float difference may flip).
  */
 #include <math.h>
 #include <stdio.h>
@@ -257,7 +259,8 @@ static void gpu_model(const char *file)
     kinfer_token tok[256];
     const int64_t n = kinfer_tokenize(m, prompt_text, strlen(prompt_text), tok, 256, true, false, NULL);
     ck_assert_int_gt(n, 16);
-    compare_model(file, m, tok, (int32_t)n, KINFER_TYPE_F16, GPU_GREEDY_STEPS, 1);
+    const char *loose = getenv("KINFER_GPU_GREEDY_LOOSE");
+    compare_model(file, m, tok, (int32_t)n, KINFER_TYPE_F16, GPU_GREEDY_STEPS, !(loose && *loose == '1'));
     char label[256];
     snprintf(label, sizeof label, "%s, Q8_0 cache", file);
     compare_model(label, m, tok, (int32_t)n, KINFER_TYPE_Q8_0, 8, 0);

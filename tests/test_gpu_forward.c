@@ -287,6 +287,47 @@ START_TEST(test_gpu_gemma3)
 }
 END_TEST
 
+static bool cancel_at_half(float progress, void *user_data)
+{
+    ++*(int *)user_data;
+    return progress < 0.5f;
+}
+
+/* The upload cancelled half way frees what it made; a shift is refused;
+ * a split is refused naming issue 24. */
+START_TEST(test_gpu_refusals)
+{
+    if (gpu_missing()) return;
+    const char *path = test_model_path(TEST_MODEL_SMOLLM2);
+    if (!path) return;
+    kinfer_model *m = NULL;
+    ck_assert_int_eq(kinfer_model_load(path, NULL, &m), KINFER_OK);
+    kinfer_context_params p = kinfer_context_default_params();
+    p.n_ctx = 256;
+    p.n_gpu_layers = 99;
+    int calls = 0;
+    p.progress = cancel_at_half;
+    p.progress_user_data = &calls;
+    kinfer_context *ctx = NULL;
+    ck_assert_int_eq(kinfer_context_new(m, &p, &ctx), KINFER_E_ABORTED);
+    ck_assert_int_gt(calls, 1);
+    kinfer_context_free(ctx);
+
+    p.progress = NULL;
+    ck_assert_int_eq(kinfer_context_new(m, &p, &ctx), KINFER_OK);
+    kinfer_token t = 1;
+    decode(ctx, &t, 1, 0, 1);
+    ck_assert_int_eq(kinfer_kv_seq_add(ctx, 0, 0, 1, 4), KINFER_E_UNSUPPORTED);
+    kinfer_context_free(ctx);
+
+    p.n_gpu_layers = kinfer_model_n_layer(m) - 1;
+    ck_assert_int_eq(kinfer_context_new(m, &p, &ctx), KINFER_E_UNSUPPORTED);
+    ck_assert_msg(strstr(kinfer_context_errmsg(ctx), "issue 24"), "%s", kinfer_context_errmsg(ctx));
+    kinfer_context_free(ctx);
+    kinfer_model_free(m);
+}
+END_TEST
+
 /* KINFER_GPU_EXTRA_MODEL: a model without a meaningful text (synthetic weights) */
 START_TEST(test_gpu_extra_model)
 {
@@ -319,6 +360,7 @@ int main(void)
     tcase_set_timeout(gpu, 600);
     tcase_add_test(gpu, test_gpu_smollm2);
     tcase_add_test(gpu, test_gpu_gemma3);
+    tcase_add_test(gpu, test_gpu_refusals);
     tcase_add_test(gpu, test_gpu_extra_model);
     suite_add_tcase(s, gpu);
     return test_run_suite(s);

@@ -108,7 +108,7 @@ STATIC_LIB := $(BUILD)/lib/libkinfer.a
 objects_of = $(patsubst %.c,$(BUILD)/obj/%.o,$1)
 SHARED_LIB := $(BUILD)/lib/libkinfer.so.$(VERSION)
 
-.PHONY: all lib examples tests test test-server venv check-shape check-gpu test-asan test-tsan fuzz fuzz-server models demo serve install uninstall clean
+.PHONY: all lib examples tests test test-server venv check-shape test-asan test-tsan fuzz fuzz-server models demo serve install uninstall clean
 all: lib examples $(BENCH_BIN) tests
 lib: $(STATIC_LIB) $(SHARED_LIB)
 examples: $(EXAMPLE_BIN)
@@ -194,6 +194,7 @@ check-shape: $(SHARED_LIB)
 
 # Everything that needs a GPU, in one run (tests/gpu/check: own BUILD dir,
 # results under $$OUT; no GPU: skipped with a message, exit 0).
+.PHONY: check-gpu
 check-gpu:
 	bash tests/gpu/check
 

@@ -196,6 +196,12 @@ check-shape: $(SHARED_LIB)
 	@sh scripts/check-exports.sh $(SHARED_LIB) include/kinfer.h
 	@python3 scripts/check-layers.py
 
+# Everything that needs a GPU, in one run (tests/gpu/check: own BUILD dir,
+# results under $$OUT; no GPU: skipped with a message, exit 0).
+.PHONY: check-gpu
+check-gpu:
+	bash tests/gpu/check
+
 # KINFER_TEST_QUICK: model suites check fewer prompts/positions under the sanitizers.
 test-asan:
 	KINFER_TEST_QUICK=1 $(MAKE) BUILD=build/asan SANITIZE=1 KINFER_CUDA=0 test

@@ -514,7 +514,7 @@ static void usage(FILE *f)
             "  -b, --batch-size N,...    tokens per kinfer_decode call (default 2048)\n"
             "  -ub, --ubatch-size N,...  tokens per micro-batch (the context's n_batch; default 512)\n"
             "  -t, --threads N,...       threads (default: online cores)\n"
-            "  -ngl, --n-gpu-layers N,...  layers on the GPU (-1 = as many as fit; default 0)\n"
+            "  -ngl, --n-gpu-layers N,...  layers on the GPU (-1 = as many as fit; default 99 with a GPU, else 0)\n"
             "  -ctk, --cache-type-k T,...  KV key type f16|q8_0|f32 (default f16)\n"
             "  -ctv, --cache-type-v T,...  KV value type (default f16)\n"
             "  -fa, --flash-attn F,...   flash attention on|off|auto (also 1|0|-1; default auto)\n"
@@ -541,7 +541,7 @@ int main(int argc, char **argv)
     int_push(&ubatch, 512);
     long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
     int_push(&threads, ncpu > 0 ? (int)ncpu : 1);
-    int_push(&ngl, 0); /* (llama-bench: 99 with a GPU) until the forward pass runs on CUDA */
+    int_push(&ngl, kinfer_cuda_device_count(NULL) > 0 ? 99 : 0); /* llama-bench's 99, with a GPU */
     str_push(&ctk, "f16");
     str_push(&ctv, "f16");
     str_push(&fa, "auto");

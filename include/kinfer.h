@@ -315,6 +315,11 @@ typedef struct kinfer_context_params {
      * for micro-batches of fewer than 64 tokens), so a token's logits still
      * do not depend on its batch. */
     kinfer_flash_attn flash_attn;
+    /* With the model on the GPU (n_gpu_layers), kinfer_context_new uploads
+     * its weights: called per tensor with progress in [0, 1]; false cancels
+     * (KINFER_E_ABORTED).  Optional. */
+    kinfer_progress_fn progress;
+    void *progress_user_data;
 } kinfer_context_params;
 
 KINFER_API kinfer_context_params kinfer_context_default_params(void);

@@ -186,7 +186,14 @@ static void check_model(const char *file)
                   kinfer_context_errmsg(ctx));
     kinfer_context_free(ctx);
     p.gpu_budget_bytes = (uint64_t)64 << 30; /* a simulated device cannot run anything */
+    ck_assert_int_eq(kinfer_context_new(m, &p, &ctx), KINFER_E_UNSUPPORTED); /* a split, first */
+    ck_assert_msg(strstr(kinfer_context_errmsg(ctx), "issue 24") != NULL, "%s",
+                  kinfer_context_errmsg(ctx));
+    kinfer_context_free(ctx);
+    p.n_gpu_layers = 99;
     ck_assert_int_eq(kinfer_context_new(m, &p, &ctx), KINFER_E_DEVICE);
+    ck_assert_msg(strstr(kinfer_context_errmsg(ctx), "no usable GPU") != NULL, "%s",
+                  kinfer_context_errmsg(ctx));
     kinfer_context_free(ctx);
     kinfer_model_free(m);
 }

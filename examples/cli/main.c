@@ -591,7 +591,13 @@ int main(int argc, char **argv)
     st = kinfer_model_estimate(s.model, &a.cparams, &est);
     if (st != KINFER_OK) args_die("context: %s: %s", kinfer_status_str(st), est.errmsg);
     print_placement(s.model, &est);
+    int upload_pct = -1; /* the weights' upload to the GPU, with the same bar */
+    if (est.n_gpu_layers > 0) {
+        a.cparams.progress = load_progress;
+        a.cparams.progress_user_data = &upload_pct;
+    }
     st = kinfer_context_new(s.model, &a.cparams, &s.ctx);
+    if (upload_pct >= 0 && upload_pct < 100) fputc('\n', stderr);
     if (st != KINFER_OK) args_die("context: %s: %s", kinfer_status_str(st), kinfer_context_errmsg(s.ctx));
     s.n_ctx = (int32_t)kinfer_context_n_ctx(s.ctx);
 

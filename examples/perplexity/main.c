@@ -24,7 +24,8 @@ static void usage(const char *argv0)
 {
     fprintf(stderr,
             "usage: %s -m model.gguf -f text.txt [-c n_ctx (512)] [-b n_batch (512)]\n"
-            "          [--chunks N (all)] [-t threads (all cores)] [-fa on|off|auto (auto)]\n",
+            "          [--chunks N (all)] [-t threads (all cores)] [-fa on|off|auto (auto)]\n"
+            "          [-ngl N: layers on the GPU, -1 = as many as fit (0)]\n",
             argv0);
 }
 
@@ -64,7 +65,7 @@ static double seconds(void)
 int main(int argc, char **argv)
 {
     const char *model_path = NULL, *text_path = NULL;
-    int n_ctx = 512, n_batch = 512, n_chunks = -1, n_threads = 0;
+    int n_ctx = 512, n_batch = 512, n_chunks = -1, n_threads = 0, n_gpu_layers = 0;
     kinfer_flash_attn flash_attn = KINFER_FLASH_ATTN_AUTO;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -83,6 +84,7 @@ int main(int argc, char **argv)
         else if (!strcmp(a, "-b")) n_batch = atoi(v);
         else if (!strcmp(a, "--chunks")) n_chunks = atoi(v);
         else if (!strcmp(a, "-t")) n_threads = atoi(v);
+        else if (!strcmp(a, "-ngl") || !strcmp(a, "--n-gpu-layers")) n_gpu_layers = atoi(v);
         else if (!strcmp(a, "-fa") || !strcmp(a, "--flash-attn")) flash_attn = args_flash_attn(a, v);
         else {
             usage(argv[0]);
@@ -139,6 +141,7 @@ int main(int argc, char **argv)
     cp.n_ctx = (uint32_t)n_ctx;
     cp.n_batch = (uint32_t)n_batch;
     cp.n_threads = n_threads;
+    cp.n_gpu_layers = n_gpu_layers;
     cp.flash_attn = flash_attn;
     kinfer_context *ctx = NULL;
     st = kinfer_context_new(model, &cp, &ctx);

@@ -84,8 +84,6 @@ typedef struct backend_ops {
     void (*add)(backend *be, float *x, const float *y, int64_t n);
     /* x *= s */
     void (*scale)(backend *be, float *x, float s, int64_t n);
-    /* x = cap * tanh(x / cap) */
-    void (*softcap)(backend *be, float *x, float cap, int64_t n);
     /* rotate x (n, n_heads, head_dim) in place, token t at pos[t] */
     void (*rope)(backend *be, float *x, int32_t n, int n_heads, int head_dim, const int32_t *pos,
                  const kinfer_rope_params *p);
@@ -93,6 +91,19 @@ typedef struct backend_ops {
     void (*kv_store)(backend *be, kv_cache *kv, int il, const uint32_t *cells, int32_t n,
                      const float *k, const float *v);
     void (*attention)(backend *be, const backend_attn *a);
+    /* logits (n, w->ne1), in HOST memory = x (n, w->ne0) times w transposed,
+     * then cap * tanh(logits / cap) when cap > 0: the one copy back of a step */
+    kinfer_status (*logits)(backend *be, const wtensor *w, const float *x, int32_t n, float cap,
+                            float *logits);
+    /* A slice's host arrays (n tokens' positions, sequences and cache cells;
+     * kv's cell table as the slice sees it), before its first op: later ops
+     * get these same pointers, so a device backend copies them over once. */
+    kinfer_status (*begin)(backend *be, const kv_cache *kv, int32_t n, const int32_t *pos,
+                           const int32_t *seq, const uint32_t *cells);
+    /* Zeroed memory of the backend for activations (*out NULL on failure);
+     * dealloc accepts NULL. */
+    kinfer_status (*alloc)(backend *be, size_t bytes, void **out);
+    void (*dealloc)(backend *be, void *p);
     /* wait for the work queued so far */
     kinfer_status (*sync)(backend *be);
     void (*free)(backend *be);

@@ -225,10 +225,15 @@ static void softcap_range(const void *p, int64_t i0, int64_t i1)
     for (int64_t i = i0; i < i1; i++) a->x[i] = a->s * tanhf(a->x[i] / a->s);
 }
 
-static void cpu_softcap(backend *be, float *x, float cap, int64_t n)
+static kinfer_status cpu_logits(backend *be, const wtensor *w, const float *x, int32_t n, float cap,
+                                float *logits)
 {
-    const flat_args a = {.x = x, .s = cap};
-    run_ranges(cpu_of(be), n, n, softcap_range, &a);
+    kinfer_status st = cpu_matmul(be, w, x, n, logits);
+    if (st || cap <= 0.0f) return st;
+    const flat_args a = {.x = logits, .s = cap};
+    const int64_t m = (int64_t)n * w->ne1;
+    run_ranges(cpu_of(be), m, m, softcap_range, &a);
+    return KINFER_OK;
 }
 
 typedef struct rope_args {
@@ -276,6 +281,28 @@ static void cpu_kv_store(backend *be, kv_cache *kv, int il, const uint32_t *cell
     run_ranges(cpu_of(be), n, work, store_tokens, &a);
 }
 
+static kinfer_status cpu_begin(backend *be, const kv_cache *kv, int32_t n, const int32_t *pos,
+                               const int32_t *seq, const uint32_t *cells)
+{
+    (void)be, (void)kv, (void)n, (void)pos, (void)seq, (void)cells; /* host arrays serve as they are */
+    return KINFER_OK;
+}
+
+static kinfer_status cpu_alloc(backend *be, size_t bytes, void **out)
+{
+    *out = calloc(1, bytes ? bytes : 1);
+    if (!*out)
+        return status_fail(be->errmsg, sizeof be->errmsg, KINFER_E_NOMEM,
+                           "out of memory for %zu bytes of activations", bytes);
+    return KINFER_OK;
+}
+
+static void cpu_dealloc(backend *be, void *p)
+{
+    (void)be;
+    free(p);
+}
+
 static kinfer_status cpu_sync(backend *be)
 {
     (void)be; /* every operation has finished when it returns */
@@ -304,10 +331,13 @@ static const backend_ops cpu_ops = {
     .add_bias = cpu_add_bias,
     .add = cpu_add,
     .scale = cpu_scale,
-    .softcap = cpu_softcap,
     .rope = cpu_rope,
     .kv_store = cpu_kv_store,
     .attention = cpu_attention,
+    .logits = cpu_logits,
+    .begin = cpu_begin,
+    .alloc = cpu_alloc,
+    .dealloc = cpu_dealloc,
     .sync = cpu_sync,
     .free = cpu_free,
 };

@@ -11,8 +11,6 @@
  */
 #include "forward/forward.h"
 
-#include <stdlib.h>
-
 #include "core/status.h"
 
 /* Per token: the attention's q, k, v and output, which the FFN's gated
@@ -29,19 +27,25 @@ uint64_t forward_buffer_bytes(const model_hparams *hp, int32_t n_slice)
     return (uint64_t)n_slice * (2 * (uint64_t)hp->n_embd + attn_ffn_floats(hp)) * sizeof(float);
 }
 
+/* A backend's failure, with its message, as the forward pass's. */
+static kinfer_status failed(const forward *f, kinfer_status st)
+{
+    return status_fail(f->errmsg, f->errmsg_size, st, "%s", f->be->errmsg);
+}
+
 kinfer_status forward_init(forward *f, int32_t n_slice)
 {
     const model_hparams *hp = &f->w->hp;
     fwd_buffers *b = &f->buf;
     const size_t nb = (size_t)n_slice, E = (size_t)hp->n_embd;
+    const backend_ops *be = f->be->ops;
     f->n_slice = n_slice;
-    b->x = calloc(nb * E, sizeof(float));
-    b->xb = calloc(nb * E, sizeof(float));
-    b->q = calloc(nb * attn_ffn_floats(hp), sizeof(float));
-    if (!b->x || !b->xb || !b->q)
-        return status_fail(f->errmsg, f->errmsg_size, KINFER_E_NOMEM,
-                           "out of memory for %llu bytes of activations",
-                           (unsigned long long)forward_buffer_bytes(hp, n_slice));
+    void *x = NULL, *xb = NULL, *q = NULL;
+    kinfer_status st = be->alloc(f->be, nb * E * sizeof(float), &x);
+    if (!st) st = be->alloc(f->be, nb * E * sizeof(float), &xb);
+    if (!st) st = be->alloc(f->be, nb * attn_ffn_floats(hp) * sizeof(float), &q);
+    b->x = x, b->xb = xb, b->q = q;
+    if (st) return failed(f, st);
     b->k = b->q + nb * (size_t)hp->n_head * hp->head_dim_k;
     b->v = b->k + nb * (size_t)hp->n_head_kv * hp->head_dim_k;
     b->att = b->v + nb * (size_t)hp->n_head_kv * hp->head_dim_v;
@@ -51,16 +55,11 @@ kinfer_status forward_init(forward *f, int32_t n_slice)
 
 void forward_free(forward *f)
 {
-    free(f->buf.x);
-    free(f->buf.xb);
-    free(f->buf.q); /* and k, v, att, ffn_h with it */
+    if (!f->be) return; /* nothing was allocated */
+    f->be->ops->dealloc(f->be, f->buf.x);
+    f->be->ops->dealloc(f->be, f->buf.xb);
+    f->be->ops->dealloc(f->be, f->buf.q); /* and k, v, att, ffn_h with it */
     f->buf = (fwd_buffers){0};
-}
-
-/* A backend's failure, with its message, as the forward pass's. */
-static kinfer_status failed(const forward *f, kinfer_status st)
-{
-    return status_fail(f->errmsg, f->errmsg_size, st, "%s", f->be->errmsg);
 }
 
 /* The residual step after a block: xb = post_norm(xb) when the layer has
@@ -168,8 +167,10 @@ static kinfer_status forward_slice(const forward *f, const fwd_ubatch *ub, const
     const int32_t n = ub->n;
     const int64_t E = hp->n_embd;
 
+    kinfer_status st = be->begin(f->be, f->kv, n, ub->pos, ub->seq, ub->cell);
+    if (st) return failed(f, st);
     /* x (n, E) = token embeddings (times sqrt(n_embd) for Gemma) */
-    kinfer_status st = be->get_rows(f->be, &w->tok_embd, ub->token, n, b->x);
+    st = be->get_rows(f->be, &w->tok_embd, ub->token, n, b->x);
     if (st) return failed(f, st);
     if (hp->embd_scale != 1.0f) be->scale(f->be, b->x, hp->embd_scale, (int64_t)n * E);
 
@@ -189,11 +190,12 @@ static kinfer_status forward_slice(const forward *f, const fwd_ubatch *ub, const
                     hp->rms_eps);                                    /* xb (n_out, E) */
         n_out++;
     }
-    if (n_out == 0) return be->sync(f->be);
+    if (n_out == 0) st = be->sync(f->be);
+    if (n_out == 0) return st ? failed(f, st) : KINFER_OK;
     float *logits = ub->logits + (size_t)row0 * hp->n_vocab;       /* (n_out, n_vocab) */
-    if ((st = be->matmul(f->be, &w->output, b->xb, n_out, logits))) return failed(f, st);
-    if (hp->logit_softcap > 0.0f) be->softcap(f->be, logits, hp->logit_softcap, (int64_t)n_out * hp->n_vocab);
-    return be->sync(f->be);
+    st = be->logits(f->be, &w->output, b->xb, n_out, hp->logit_softcap, logits);
+    if (!st) st = be->sync(f->be);
+    return st ? failed(f, st) : KINFER_OK;
 }
 
 /*

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "backend/cpu.h"
+#include "backend/cuda_backend.h"
 
 kinfer_status kinfer_context_new(const kinfer_model *model, const kinfer_context_params *params,
                                  kinfer_context **out)
@@ -25,25 +26,43 @@ kinfer_status kinfer_context_new(const kinfer_model *model, const kinfer_context
     kinfer_status st = context_plan(model, &ctx->params, &ctx->sz, ctx->errmsg, sizeof ctx->errmsg);
     if (st) return st;
     const context_sizes *sz = &ctx->sz;
-    if (sz->gpu_simulated && sz->gpu.n_gpu_layers > 0)
+    const int32_t n_layer = model->w.hp.n_layer;
+    const int on_gpu = sz->gpu.n_gpu_layers > 0;
+    if (on_gpu && sz->gpu.n_gpu_layers < n_layer)
+        return ctx_fail(ctx, KINFER_E_UNSUPPORTED, "n_gpu_layers: %d of the model's %d layers would go "
+                        "to the GPU, but splitting a model between CPU and GPU is not there yet "
+                        "(issue 24: the layer split); use 0, or %d or more for all of them",
+                        sz->gpu.n_gpu_layers, n_layer, n_layer);
+    if (sz->gpu_simulated && on_gpu)
         return ctx_fail(ctx, KINFER_E_DEVICE, "n_gpu_layers: %d layers planned for a GPU of %llu "
                         "bytes, but there is no usable GPU", sz->gpu.n_gpu_layers,
                         (unsigned long long)ctx->params.gpu_budget_bytes);
-    if (sz->gpu.n_gpu_layers > 0)
-        return ctx_fail(ctx, KINFER_E_UNSUPPORTED, "n_gpu_layers: %d layers would go to the GPU, "
-                        "but the forward pass runs on the CPU only so far (use n_gpu_layers = 0)",
-                        sz->gpu.n_gpu_layers);
+    if (on_gpu && sz->kv_region)
+        return ctx_fail(ctx, KINFER_E_UNSUPPORTED, "kv_seq_regions does not run on the GPU yet "
+                        "(use n_gpu_layers = 0)");
+    if (on_gpu && (st = backend_cuda_check(&model->w, sz->type_k, sz->type_v, ctx->errmsg,
+                                           sizeof ctx->errmsg)))
+        return st;
 
     st = kv_init(&ctx->kv, &model->w, sz->n_ctx, sz->n_seq_max, sz->n_batch, sz->kv_region,
                  sz->type_k, sz->type_v);
     if (st)
         return ctx_fail(ctx, st, "cannot allocate the KV cache (%llu bytes for %u cells)",
                         (unsigned long long)sz->kv_bytes, sz->n_ctx);
-    const cpu_backend_shape shape = {.w = &model->w, .n_ctx = sz->n_ctx, .type_k = sz->type_k,
-                                     .n_tokens = sz->n_slice, .n_threads = sz->n_threads,
-                                     .batch_invariant = sz->kv_region != 0,
-                                     .flash_attn = sz->flash_attn};
-    if ((st = backend_cpu_new(&shape, &ctx->be, ctx->errmsg, sizeof ctx->errmsg))) return st;
+    if (on_gpu) {
+        /* every layer and the output on device 0 (the host cache keeps the cell table) */
+        const cuda_backend_shape shape = {.w = &model->w, .kv = &ctx->kv, .n_tokens = sz->n_slice,
+                                          .device = 0, .progress = ctx->params.progress,
+                                          .progress_user_data = ctx->params.progress_user_data};
+        st = backend_cuda_new(&shape, &ctx->be, ctx->errmsg, sizeof ctx->errmsg);
+    } else {
+        const cpu_backend_shape shape = {.w = &model->w, .n_ctx = sz->n_ctx, .type_k = sz->type_k,
+                                         .n_tokens = sz->n_slice, .n_threads = sz->n_threads,
+                                         .batch_invariant = sz->kv_region != 0,
+                                         .flash_attn = sz->flash_attn};
+        st = backend_cpu_new(&shape, &ctx->be, ctx->errmsg, sizeof ctx->errmsg);
+    }
+    if (st) return st;
     ctx->fwd = (forward){
         .w = &model->w,
         .kv = &ctx->kv,
@@ -277,6 +296,9 @@ kinfer_status kinfer_kv_seq_add(kinfer_context *ctx, kinfer_seq_id seq, kinfer_p
     if (!ctx) return KINFER_E_INVALID_ARG;
     kinfer_status st = check_seq(ctx, seq, "kv_seq_add");
     if (st) return st;
+    if (ctx->sz.gpu.n_gpu_layers > 0 && delta != 0)
+        return ctx_fail(ctx, KINFER_E_UNSUPPORTED, "kv_seq_add: shifting positions re-rotates the "
+                        "cached keys, which the GPU cache does not do yet (n_gpu_layers > 0)");
     st = kv_seq_add(&ctx->kv, &ctx->model->w, seq, p0, p1, delta);
     if (st == KINFER_E_CONTEXT_FULL)
         return ctx_fail(ctx, st, "kv_seq_add: a position of sequence %d would move past its KV "

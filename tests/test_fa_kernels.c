@@ -81,7 +81,7 @@ END_TEST
 
 START_TEST(test_gemm_f32)
 {
-    const int shapes[][3] = {{1, 1, 1}, {3, 5, 7}, {4, 64, 64}, {7, 256, 64}, {64, 64, 256}, {5, 64, 80}, {9, 17, 33}};
+    const int shapes[][3] = {{1, 1, 1}, {3, 5, 7}, {4, 64, 64}, {192, 64, 64}, {13, 64, 128}, {6, 3, 64}, {7, 256, 64}, {64, 64, 256}, {5, 64, 80}, {9, 17, 33}};
     for (int level = 0; level < KINFER_CPU_LEVEL_COUNT; level++) {
         const kinfer_fa_kernels *fk = kinfer_fa_kernels_at(level);
         if (!fk) continue;
@@ -127,6 +127,59 @@ START_TEST(test_exp_sum)
 }
 END_TEST
 
+START_TEST(test_scale_mask_f32)
+{
+    for (int level = 0; level < KINFER_CPU_LEVEL_COUNT; level++) {
+        const kinfer_fa_kernels *fk = kinfer_fa_kernels_at(level);
+        if (!fk) continue;
+        for (size_t si = 0; si < sizeof sizes / sizeof *sizes; si++) {
+            const int64_t n = sizes[si];
+            float *x = malloc(4 * n), *ref = malloc(4 * n);
+            for (int64_t i = 0; i < n; i++) x[i] = ref[i] = rnd(-4, 4);
+            fk->scale_f32(n, x, 0.37f);
+            kinfer_ref_fa_scale_f32(n, ref, 0.37f);
+            ck_assert_msg(memcmp(x, ref, 4 * n) == 0, "level %d n %lld: scale_f32 differs", level, (long long)n);
+            free(x), free(ref);
+        }
+        /* masks: none seen, all, a causal edge, scattered; rows of 64 and shorter */
+        const uint64_t masks[] = {0, ~0ull, (1ull << 37) - 1, 0x8000000000000001ull, 0x0123456789abcdefull};
+        const int ns[] = {64, 63, 17, 1};
+        for (size_t mi = 0; mi < sizeof masks / sizeof *masks; mi++)
+            for (size_t ni = 0; ni < sizeof ns / sizeof *ns; ni++) {
+                float x[64], ref[64];
+                for (int i = 0; i < 64; i++) x[i] = ref[i] = rnd(-8, 8);
+                const float got = fk->mask_max(x, ns[ni], masks[mi], 0.125f);
+                const float want = kinfer_ref_fa_mask_max(ref, ns[ni], masks[mi], 0.125f);
+                ck_assert_msg(memcmp(x, ref, sizeof x) == 0 && memcmp(&got, &want, sizeof got) == 0,
+                              "level %d mask %zu n %d: mask_max differs (max %g, want %g)", level, mi, ns[ni], got,
+                              want);
+            }
+    }
+}
+END_TEST
+
+START_TEST(test_pack_kt)
+{
+    const int hds[] = {16, 64, 80, 128, 256, 40};
+    for (int level = 0; level < KINFER_CPU_LEVEL_COUNT; level++) {
+        const kinfer_fa_kernels *fk = kinfer_fa_kernels_at(level);
+        if (!fk) continue;
+        for (size_t hi = 0; hi < sizeof hds / sizeof *hds; hi++) {
+            const int hd = hds[hi];
+            kinfer_fp16 *k = malloc(sizeof *k * 64 * hd);
+            float *kt = malloc(sizeof(float) * 64 * hd), *ref = malloc(sizeof(float) * 64 * hd);
+            const kinfer_fp16 *rows[64];
+            for (int i = 0; i < 64 * hd; i++) k[i] = kinfer_fp32_to_fp16(rnd(-3, 3));
+            for (int r = 0; r < 64; r++) rows[r] = k + (size_t)((r * 37) % 64) * hd; /* rows in any order */
+            fk->pack_kt(kt, rows, hd);
+            kinfer_ref_fa_pack_kt(ref, rows, hd);
+            ck_assert_msg(memcmp(kt, ref, sizeof(float) * 64 * hd) == 0, "level %d hd %d: pack_kt differs", level, hd);
+            free(k), free(kt), free(ref);
+        }
+    }
+}
+END_TEST
+
 static Suite *fa_kernels_suite(void)
 {
     Suite *s = suite_create("fa_kernels");
@@ -135,6 +188,8 @@ static Suite *fa_kernels_suite(void)
     tcase_add_test(tc, test_mad_f32);
     tcase_add_test(tc, test_gemm_f32);
     tcase_add_test(tc, test_exp_sum);
+    tcase_add_test(tc, test_scale_mask_f32);
+    tcase_add_test(tc, test_pack_kt);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -28,6 +28,14 @@ typedef struct kinfer_fa_kernels {
     /* x[i] = e^(x[i] - max); returns their sum, in chunks of 16 summed in
      * float and added in double, as ggml_vec_soft_max_f32 */
     double (*exp_sum)(float *x, int64_t n, float max);
+    /* x[i] *= s, as ggml_vec_scale_f32 */
+    void (*scale_f32)(int64_t n, float *x, float s);
+    /* x[i] = x[i] * s where bit i of seen is set, else -inf (n <= 64);
+     * returns the max: a tile row of scores scaled and masked */
+    float (*mask_max)(float *x, int n, uint64_t seen, float s);
+    /* kt[d * 64 + r] = rows[r][d] (r < 64, d < hd): a tile of F16 keys as
+     * F32, transposed so that the keys are the columns */
+    void (*pack_kt)(float *kt, const kinfer_fp16 *const *rows, int hd);
 } kinfer_fa_kernels;
 
 /* The kernels at the best level this CPU has. */
@@ -42,5 +50,8 @@ void kinfer_ref_fa_scale_f16(int64_t n, kinfer_fp16 *acc, float s);
 void kinfer_ref_fa_mad_f32(int64_t n, float *acc, const float *v, float w);
 void kinfer_ref_fa_gemm_f32(float *c, const float *a, const float *b, int m, int k, int n);
 double kinfer_ref_fa_exp_sum(float *x, int64_t n, float max);
+void kinfer_ref_fa_scale_f32(int64_t n, float *x, float s);
+float kinfer_ref_fa_mask_max(float *x, int n, uint64_t seen, float s);
+void kinfer_ref_fa_pack_kt(float *kt, const kinfer_fp16 *const *rows, int hd);
 
 #endif /* KINFER_CPU_FLASH_ATTN_H */

@@ -628,3 +628,24 @@ double kinfer_ref_fa_exp_sum(float *x, int64_t n, float max)
     }
     return sum;
 }
+
+void kinfer_ref_fa_scale_f32(int64_t n, float *x, float s)
+{
+    for (int64_t i = 0; i < n; i++) x[i] *= s;
+}
+
+float kinfer_ref_fa_mask_max(float *x, int n, uint64_t seen, float s)
+{
+    float max = -INFINITY;
+    for (int i = 0; i < n; i++) {
+        x[i] = (seen >> i) & 1u ? x[i] * s : -INFINITY;
+        max = max > x[i] ? max : x[i];
+    }
+    return max;
+}
+
+void kinfer_ref_fa_pack_kt(float *kt, const kinfer_fp16 *const *rows, int hd)
+{
+    for (int r = 0; r < 64; r++)
+        for (int d = 0; d < hd; d++) kt[(size_t)d * 64 + r] = kinfer_fp16_to_fp32(rows[r][d]);
+}

@@ -145,7 +145,8 @@ void kinfer_scalar_fill(kinfer_cpu_table *t)
     t->attn_round_fp16 = kinfer_round_fp16;
     t->fa = (kinfer_fa_kernels){.mad_f16 = kinfer_ref_fa_mad_f16, .scale_f16 = kinfer_ref_fa_scale_f16,
                                 .mad_f32 = kinfer_ref_fa_mad_f32, .gemm_f32 = kinfer_ref_fa_gemm_f32,
-                                .exp_sum = kinfer_ref_fa_exp_sum};
+                                .exp_sum = kinfer_ref_fa_exp_sum, .scale_f32 = kinfer_ref_fa_scale_f32,
+                                .mask_max = kinfer_ref_fa_mask_max, .pack_kt = kinfer_ref_fa_pack_kt};
 
     t->silu_gate = silu_gate;
     t->moe_router = moe_router;

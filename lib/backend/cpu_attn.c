@@ -393,7 +393,18 @@ static const int32_t fa_iota[FA_TILE] = {
     22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40, 41, 42, 43,
     44, 45, 46, 47, 48, 49, 50, 51, 52, 53, 54, 55, 56, 57, 58, 59, 60, 61, 62, 63};
 
-/* One thread's flash-attention scratch (sizes in cpu_fa_stride). */
+/* Query heads stacked in one tile (fa_tile): as many as keep its query
+ * and output rows (G * FA_TILE * (hd_k + hd_v) floats) within 256 KiB,
+ * so that they stay in L2 beside the tile of keys and values. */
+static int fa_tile_heads(const model_hparams *hp)
+{
+    const size_t per_head = (size_t)FA_TILE * ((size_t)hp->head_dim_k + (size_t)hp->head_dim_v) * sizeof(float);
+    const size_t g = ((size_t)256 << 10) / (per_head ? per_head : 1);
+    return g < 1 ? 1 : g > FA_MAX_G ? FA_MAX_G : (int)g;
+}
+
+/* One thread's flash-attention scratch (sizes in cpu_fa_stride); tiled,
+ * R = fa_tile_heads * FA_TILE stacked query rows. */
 typedef struct fa_buf {
     int32_t *rows;     /* (n_ctx) the rows a token sees */
     uint64_t *bits;    /* (FA_TILE, n_words) tiled: the rows each token of the tile sees */
@@ -403,10 +414,13 @@ typedef struct fa_buf {
     float *v32;        /* (hd_v) a dequantized value row */
     kinfer_fp16 *k16;  /* (FA_TILE, hd_k) F32 keys as F16 */
     kinfer_fp16 *v16;  /* (hd_v) an F32 value row as F16 */
-    float *qt, *kq, *vkq, *vt, *kt; /* tiled: (TILE, hd_k) (TILE, TILE) (TILE, hd_v) (TILE, hd_v) (hd_k, TILE) */
-    float *m, *sum;    /* (TILE) tiled: running max and sum per token */
+    float *qt, *kq, *vkq, *vt, *kt; /* tiled: (R, hd_k) (R, TILE) (R, hd_v) (TILE, hd_v) (hd_k, TILE) */
+    float *m, *sum;    /* (R) tiled: running max and sum per query row */
+    kinfer_fp16 *z16;  /* (hd_k) tiled: zeros, the key of a row no token sees */
     float *part;       /* (n_head, 2 + hd_v) split: M, S and the sums of each head */
 } fa_buf;
+
+#define FA_N_ARRAYS 16
 
 static size_t fa_align(size_t n)
 {
@@ -414,15 +428,16 @@ static size_t fa_align(size_t n)
 }
 
 /* byte sizes of fa_buf's arrays, in its order */
-static void fa_sizes(uint32_t n_ctx, const model_hparams *hp, size_t q_size, size_t sz[15])
+static void fa_sizes(uint32_t n_ctx, const model_hparams *hp, size_t q_size, size_t sz[FA_N_ARRAYS])
 {
     const size_t dk = (size_t)hp->head_dim_k, dv = (size_t)hp->head_dim_v, T = FA_TILE;
-    const size_t words = ((size_t)n_ctx + 63) / 64;
-    const size_t s[15] = {n_ctx * sizeof(int32_t), T * words * 8, FA_MAX_G * q_size, FA_MAX_G * T * 4,
-                          FA_MAX_G * dv * 4, dv * 4, T * dk * 2, dv * 2, T * dk * 4, T * T * 4, T * dv * 4,
-                          T * dv * 4, dk * T * 4, T * 4, T * 4};
+    const size_t R = (size_t)fa_tile_heads(hp) * T, words = ((size_t)n_ctx + 63) / 64;
+    /* kq doubles as the rows path's (MAX_G, hd_v) sums */
+    const size_t kq = R * T > FA_MAX_G * dv ? R * T : FA_MAX_G * dv;
+    const size_t s[FA_N_ARRAYS] = {n_ctx * sizeof(int32_t), T * words * 8, FA_MAX_G * q_size, FA_MAX_G * T * 4,
+                                   FA_MAX_G * dv * 4, dv * 4, T * dk * 2, dv * 2, R * dk * 4, kq * 4, R * dv * 4,
+                                   T * dv * 4, dk * T * 4, R * 4, R * 4, dk * 2};
     memcpy(sz, s, sizeof s);
-    (void)hp;
 }
 
 static size_t fa_q_size(const model_hparams *hp, int type_k)
@@ -435,22 +450,22 @@ static size_t fa_q_size(const model_hparams *hp, int type_k)
 
 size_t cpu_fa_stride(uint32_t n_ctx, const model_hparams *hp, int type_k)
 {
-    size_t sz[15], bytes = 0;
+    size_t sz[FA_N_ARRAYS], bytes = 0;
     fa_sizes(n_ctx, hp, fa_q_size(hp, type_k), sz);
-    for (int i = 0; i < 15; i++) bytes += fa_align(sz[i]);
+    for (int i = 0; i < FA_N_ARRAYS; i++) bytes += fa_align(sz[i]);
     return bytes + fa_align((size_t)hp->n_head * (2 + (size_t)hp->head_dim_v) * sizeof(float));
 }
 
 static fa_buf fa_buf_of(const cpu_backend *cb, const model_hparams *hp, int type_k, int ith)
 {
-    size_t sz[15];
+    size_t sz[FA_N_ARRAYS];
     fa_sizes(cb->n_ctx, hp, fa_q_size(hp, type_k), sz);
     uint8_t *p = (uint8_t *)cb->att_tmp + (size_t)ith * cb->att_stride;
-    void *a[15];
-    for (int i = 0; i < 15; i++) a[i] = p, p += fa_align(sz[i]);
+    void *a[FA_N_ARRAYS];
+    for (int i = 0; i < FA_N_ARRAYS; i++) a[i] = p, p += fa_align(sz[i]);
     return (fa_buf){.rows = a[0], .bits = a[1], .qq = a[2], .s = a[3], .acc = a[4], .v32 = a[5],
                     .k16 = a[6], .v16 = a[7], .qt = a[8], .kq = a[9], .vkq = a[10], .vt = a[11],
-                    .kt = a[12], .m = a[13], .sum = a[14], .part = (float *)p};
+                    .kt = a[12], .m = a[13], .sum = a[14], .z16 = a[15], .part = (float *)p};
 }
 
 typedef struct fa_job {
@@ -470,6 +485,7 @@ typedef struct fa_job {
     /* split: the token's rows, the view's cells (llama.cpp's n_kv) and the chunk */
     const int32_t *rows;
     int32_t nv, n_kv, chunk;
+    atomic_int_fast64_t next;       /* units claimed so far (task_fa) */
 } fa_job;
 
 /* A row of an F16 or F32 cache as F16: in place, or converted into tmp. */
@@ -563,22 +579,26 @@ static void fa_normalize(float *out, const float *acc, float S, int n)
     for (int d = 0; d < n; d++) out[d] = acc[d] * inv;
 }
 
-/* The tokens t0 .. t0+T-1 (T <= FA_TILE) of query head h, tiled (ggml's
- * flash_attn_ext_tiled); b->bits already holds the rows each token sees,
- * hi the end of the last. */
-static void fa_tile(const fa_job *j, fa_buf *b, int h, int32_t t0, int T, int32_t hi)
+/*
+ * Tokens t0 .. t0+T-1 (T <= FA_TILE) of query heads h0 .. h0+g-1 (of kv
+ * head kvh), tiled (ggml's flash_attn_ext_tiled).  The g heads' query rows
+ * are stacked (row k * T + tq), so each tile of keys and values is
+ * converted once for all of them; every row's bits are its own, as alone.
+ * b->bits already holds the rows each token sees, hi the end of the last.
+ */
+static void fa_tile(const fa_job *j, fa_buf *b, int kvh, int h0, int g, int32_t t0, int T, int32_t hi)
 {
     const kv_cache *kv = j->kv;
-    const int il = j->a->il, hd_k = j->hd_k, hd_v = j->hd_v, kvh = h / j->gqa;
+    const int il = j->a->il, hd_k = j->hd_k, hd_v = j->hd_v, R = g * T;
     const size_t n_words = ((size_t)j->cb->n_ctx + 63) / 64;
     const uint8_t *k0 = kv_k_head(kv, il, kvh), *v0 = kv_v_head(kv, il, kvh);
-    for (int tq = 0; tq < T; tq++) {
-        memcpy(b->qt + (size_t)tq * hd_k, j->a->q + (size_t)(t0 + tq) * j->QD + (size_t)h * hd_k,
-               (size_t)hd_k * sizeof(float));
-        b->m[tq] = -INFINITY;
-        b->sum[tq] = 0.0f;
-    }
-    memset(b->vkq, 0, (size_t)T * hd_v * sizeof(float));
+    for (int k = 0; k < g; k++)
+        for (int tq = 0; tq < T; tq++)
+            memcpy(b->qt + (size_t)(k * T + tq) * hd_k, j->a->q + (size_t)(t0 + tq) * j->QD + (size_t)(h0 + k) * hd_k,
+                   (size_t)hd_k * sizeof(float));
+    for (int r = 0; r < R; r++) b->m[r] = -INFINITY, b->sum[r] = 0.0f;
+    memset(b->vkq, 0, (size_t)R * hd_v * sizeof(float));
+    memset(b->z16, 0, (size_t)hd_k * sizeof *b->z16);
     for (int32_t ic = 0; ic < hi; ic += FA_TILE) {
         const size_t w = (size_t)ic / 64;
         uint64_t any = 0;
@@ -586,46 +606,44 @@ static void fa_tile(const fa_job *j, fa_buf *b, int h, int32_t t0, int T, int32_
         if (!any) continue; /* every token masks the whole tile */
         /* the tile's keys transposed (kt[d][tk]) and values as F32; rows
          * no token sees weigh 0 and are left 0 */
+        const kinfer_fp16 *krows[FA_TILE];
         for (int tk = 0; tk < FA_TILE; tk++) {
             const int32_t r = ic + tk;
             if (!((any >> tk) & 1u) || r >= j->n_rows) {
-                for (int d = 0; d < hd_k; d++) b->kt[(size_t)d * FA_TILE + tk] = 0.0f;
+                krows[tk] = b->z16;
                 memset(b->vt + (size_t)tk * hd_v, 0, (size_t)hd_v * sizeof(float));
                 continue;
             }
-            const kinfer_fp16 *kr = fa_row_f16(j, k0 + (size_t)r * kv->head_k, kv->type_k, hd_k, b->k16);
-            for (int d = 0; d < hd_k; d++) b->kt[(size_t)d * FA_TILE + tk] = kinfer_fp16_to_fp32(kr[d]);
+            krows[tk] = fa_row_f16(j, k0 + (size_t)r * kv->head_k, kv->type_k, hd_k, b->k16 + (size_t)tk * hd_k);
             const kinfer_fp16 *vr = fa_row_f16(j, v0 + (size_t)r * kv->head_v, kv->type_v, hd_v, b->v16);
             j->f16->to_float(vr, b->vt + (size_t)tk * hd_v, hd_v);
         }
-        memset(b->kq, 0, (size_t)T * FA_TILE * sizeof(float));
-        j->fk->gemm_f32(b->kq, b->qt, b->kt, T, hd_k, FA_TILE);
-        for (int tq = 0; tq < T; tq++) {
-            float *kq = b->kq + (size_t)tq * FA_TILE;
-            const uint64_t seen = b->bits[(size_t)tq * n_words + w];
-            float tmax = -INFINITY;
-            for (int tk = 0; tk < FA_TILE; tk++) {
-                kq[tk] = (seen >> tk) & 1u ? kq[tk] * j->a->scale : -INFINITY;
-                tmax = tmax > kq[tk] ? tmax : kq[tk];
-            }
+        j->fk->pack_kt(b->kt, krows, hd_k);
+        memset(b->kq, 0, (size_t)R * FA_TILE * sizeof(float));
+        j->fk->gemm_f32(b->kq, b->qt, b->kt, R, hd_k, FA_TILE);
+        for (int r = 0; r < R; r++) {
+            float *kq = b->kq + (size_t)r * FA_TILE;
+            const uint64_t seen = b->bits[(size_t)(r % T) * n_words + w];
+            const float tmax = j->fk->mask_max(kq, FA_TILE, seen, j->a->scale);
             if (tmax == -INFINITY) {
                 memset(kq, 0, FA_TILE * sizeof(float));
                 continue;
             }
-            const float mold = b->m[tq], mnew = fmaxf(mold, tmax);
+            const float mold = b->m[r], mnew = fmaxf(mold, tmax);
             if (mnew > mold) {
                 const float ms = expf(mold - mnew);
-                for (int d = 0; d < hd_v; d++) b->vkq[(size_t)tq * hd_v + d] *= ms;
-                b->sum[tq] *= ms;
+                j->fk->scale_f32(hd_v, b->vkq + (size_t)r * hd_v, ms);
+                b->sum[r] *= ms;
             }
-            b->m[tq] = mnew;
-            b->sum[tq] = (float)((double)b->sum[tq] + j->fk->exp_sum(kq, FA_TILE, mnew));
+            b->m[r] = mnew;
+            b->sum[r] = (float)((double)b->sum[r] + j->fk->exp_sum(kq, FA_TILE, mnew));
         }
-        j->fk->gemm_f32(b->vkq, b->kq, b->vt, T, FA_TILE, hd_v);
+        j->fk->gemm_f32(b->vkq, b->kq, b->vt, R, FA_TILE, hd_v);
     }
-    for (int tq = 0; tq < T; tq++)
-        fa_normalize(j->a->out + (size_t)(t0 + tq) * j->OD + (size_t)h * hd_v, b->vkq + (size_t)tq * hd_v,
-                     b->sum[tq], hd_v);
+    for (int k = 0; k < g; k++)
+        for (int tq = 0; tq < T; tq++)
+            fa_normalize(j->a->out + (size_t)(t0 + tq) * j->OD + (size_t)(h0 + k) * hd_v,
+                         b->vkq + (size_t)(k * T + tq) * hd_v, b->sum[k * T + tq], hd_v);
 }
 
 /* b->bits for tokens t0 .. t0+T-1: bit r of token tq's words set when it
@@ -646,42 +664,66 @@ static int32_t fa_tile_bits(const fa_job *j, fa_buf *b, int32_t t0, int T)
     return hi;
 }
 
-/* Units of work: tiled, (tile of FA_TILE tokens, query head) tile by tile;
- * else (token, up to FA_MAX_G heads of one kv head).  A thread takes a run
- * of consecutive units. */
+/*
+ * The split over threads; any split gives every row the same bits.
+ * Tiled: units (tile of FA_TILE tokens, kv head, up to fa_tile_heads of its
+ * query heads), claimed from a shared counter, the last tiles (those that
+ * see the most cells) first, so the threads finish together.  Rows: with
+ * enough tokens, whole tokens claimed the same way; else the (token, head)
+ * pairs cut evenly, a thread taking its consecutive heads of one kv head
+ * (up to FA_MAX_G) together.
+ */
 static void task_fa(void *arg, int ith, int nth)
 {
-    const fa_job *j = arg;
+    fa_job *j = arg;
     const backend_attn *a = j->a;
     fa_buf b = fa_buf_of(j->cb, j->hp, j->kv->type_k, ith);
+    const int n_kvh = j->n_head / j->gqa;
     if (j->tiled) {
+        const int G = fa_tile_heads(j->hp), per_kv = (j->gqa + G - 1) / G;
         const int32_t n_tiles = (a->n + FA_TILE - 1) / FA_TILE;
-        const int64_t n_units = (int64_t)n_tiles * j->n_head;
-        const int64_t u0 = n_units * ith / nth, u1 = n_units * (ith + 1) / nth;
+        const int64_t per_tile = (int64_t)n_kvh * per_kv, n_units = n_tiles * per_tile;
         int32_t tile_bits = -1, hi = 0;
-        for (int64_t u = u0; u < u1; u++) {
-            const int32_t tile = (int32_t)(u / j->n_head), t0 = tile * FA_TILE;
+        for (;;) {
+            const int64_t u = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+            if (u >= n_units) break;
+            const int32_t tile = n_tiles - 1 - (int32_t)(u / per_tile), t0 = tile * FA_TILE;
             const int T = a->n - t0 < FA_TILE ? a->n - t0 : FA_TILE;
+            const int rest = (int)(u % per_tile), kvh = rest / per_kv, first = rest % per_kv * G;
+            const int g = j->gqa - first < G ? j->gqa - first : G;
             if (tile != tile_bits) hi = fa_tile_bits(j, &b, t0, T), tile_bits = tile;
-            fa_tile(j, &b, (int)(u % j->n_head), t0, T, hi);
+            fa_tile(j, &b, kvh, kvh * j->gqa + first, g, t0, T, hi);
         }
         return;
     }
-    const int per_kv = (j->gqa + FA_MAX_G - 1) / FA_MAX_G, n_kvh = j->n_head / j->gqa;
-    const int64_t n_units = (int64_t)a->n * n_kvh * per_kv;
-    const int64_t u0 = n_units * ith / nth, u1 = n_units * (ith + 1) / nth;
+    const int by_token = a->n >= 2 * nth;
+    const int64_t n_pairs = (int64_t)a->n * j->n_head, per = (n_pairs + nth - 1) / nth;
     int32_t t_vis = -1, nv = 0;
     float M[FA_MAX_G], S[FA_MAX_G];
-    for (int64_t u = u0; u < u1; u++) {
-        const int32_t t = (int32_t)(u / (n_kvh * per_kv));
-        const int rest = (int)(u % (n_kvh * per_kv)), kvh = rest / per_kv;
-        const int first = rest % per_kv * FA_MAX_G, h0 = kvh * j->gqa + first;
-        const int g = j->gqa - first < FA_MAX_G ? j->gqa - first : FA_MAX_G;
-        if (t != t_vis) nv = kv_visible_rows(j->kv, a->view, a->il, a->pos[t], a->seq[t], a->swa, b.rows), t_vis = t;
-        fa_rows(j, &b, t, kvh, h0, g, b.rows, nv, M, S, b.kq);
-        for (int k = 0; k < g; k++)
-            fa_normalize(a->out + (size_t)t * j->OD + (size_t)(h0 + k) * j->hd_v, b.kq + (size_t)k * j->hd_v, S[k],
-                         j->hd_v);
+    for (int first = 1;; first = 0) {
+        int64_t i0, i1;
+        if (by_token) {
+            const int64_t k = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
+            if (k >= a->n) break;
+            i0 = (a->n - 1 - k) * j->n_head;
+            i1 = i0 + j->n_head;
+        } else {
+            if (!first) break;
+            i0 = per * ith;
+            i1 = i0 + per < n_pairs ? i0 + per : n_pairs;
+        }
+        for (int64_t i = i0; i < i1;) {
+            const int32_t t = (int32_t)(i / j->n_head);
+            const int h0 = (int)(i % j->n_head), kvh = h0 / j->gqa;
+            int g = 1; /* heads h0 .. h0+g-1: same token, same kv head, this thread's */
+            while (g < FA_MAX_G && i + g < i1 && h0 + g < j->n_head && (h0 + g) / j->gqa == kvh) g++;
+            if (t != t_vis) nv = kv_visible_rows(j->kv, a->view, a->il, a->pos[t], a->seq[t], a->swa, b.rows), t_vis = t;
+            fa_rows(j, &b, t, kvh, h0, g, b.rows, nv, M, S, b.kq);
+            for (int k = 0; k < g; k++)
+                fa_normalize(a->out + (size_t)t * j->OD + (size_t)(h0 + k) * j->hd_v, b.kq + (size_t)k * j->hd_v,
+                             S[k], j->hd_v);
+            i += g;
+        }
     }
 }
 
@@ -782,5 +824,6 @@ void cpu_flash_attention(cpu_backend *cb, const backend_attn *a)
             return;
         }
     }
+    atomic_init(&j.next, 0);
     kinfer_threadpool_run(cb->pool, task_fa, &j);
 }

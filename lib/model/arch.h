@@ -102,5 +102,6 @@ const char *arch_supported_list(void);
 #define ARCH_K_ROPE_SCALING_ATTN_FACTOR "rope.scaling.attn_factor"
 #define ARCH_K_ROPE_SCALING_ORIG_CTX "rope.scaling.original_context_length"
 #define ARCH_K_FINAL_LOGIT_SOFTCAP "final_logit_softcapping"
+#define ARCH_K_POOLING_TYPE "pooling_type"
 
 #endif /* KINFER_ARCH_H */

@@ -71,6 +71,7 @@ typedef struct model_hparams {
     float rope_attn_factor;  /* multiplies RoPE's cos and sin (YaRN, LongRoPE's attn_factor) */
     int32_t n_ctx_orig;      /* rope.scaling.original_context_length (default n_ctx_train):
                               * YaRN's correction dims, LongRoPE's long/short choice */
+    int32_t pooling_type;    /* <arch>.pooling_type: a kinfer_pooling, UNSPECIFIED when absent */
 } model_hparams;
 
 typedef struct model_weights {

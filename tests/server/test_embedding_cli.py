@@ -28,13 +28,15 @@ SEP = "<#sep#>"
 
 
 def fixture(model):
-    """{pooling: [embedding, ...]} of the model's fixture file."""
+    """{pooling: [embedding, ...]} of the model's fixture file; the prompts
+    twice over in one batch (over 64 tokens: llama.cpp's tiled flash
+    attention, other rounding) under "batch-<pooling>"."""
     path = ROOT / "tests/fixtures/embeddings" / (model.name[: -len(".gguf")] + ".txt")
     out, cur = {}, None
     for line in path.read_text().splitlines():
         kw, *rest = line.split()
-        if kw == "pooling":
-            cur = out.setdefault(rest[0], [])
+        if kw in ("pooling", "batch"):
+            cur = out.setdefault(rest[0] if kw == "pooling" else "batch-" + rest[0], [])
         elif kw == "embd":
             cur.append([float(x) for x in rest])
     return out
@@ -77,6 +79,13 @@ def test_equals_llama_cpp(model, pooling):
     assert len(got) == len(want) == len(PROMPTS)
     for g, w in zip(got, want):
         assert len(g) == len(w)
+        assert rel_err(g, w) <= REL_TOL
+    # twice over: one batch of over 64 tokens
+    p = run("-m", str(model), "-p", SEP.join(PROMPTS * 2), "--embd-separator", SEP,
+            "--pooling", pooling, "--embd-normalize", "-1", "-t", "2")
+    got, want = rows(p.stdout), fixture(model)["batch-" + pooling]
+    assert len(got) == len(want) == 2 * len(PROMPTS)
+    for g, w in zip(got, want):
         assert rel_err(g, w) <= REL_TOL
 
 

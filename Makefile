@@ -185,7 +185,8 @@ $(VENV_STAMP):
 
 PYTEST_ARGS ?= -q
 PYTEST_PATHS ?= tests/server
-test-server: $(VENV_STAMP) $(BUILD)/bin/kinfer-server $(BUILD)/bin/kinfer-cli $(BUILD)/bin/synth-model
+test-server: $(VENV_STAMP) $(BUILD)/bin/kinfer-server $(BUILD)/bin/kinfer-cli $(BUILD)/bin/synth-model \
+		$(BUILD)/bin/kinfer-embedding
 	KINFER_SERVER_BIN=$(BUILD)/bin/kinfer-server KINFER_CLI_BIN=$(BUILD)/bin/kinfer-cli \
 		KINFER_SYNTH_BIN=$(BUILD)/bin/synth-model \
 		KINFER_MODELS_DIR=$(MODELS_DIR) $(VENV)/bin/python -m pytest $(PYTEST_PATHS) $(PYTEST_ARGS)

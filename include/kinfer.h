@@ -269,6 +269,16 @@ typedef enum kinfer_flash_attn {
     KINFER_FLASH_ATTN_ON = 1
 } kinfer_flash_attn;
 
+/* Pooling of embeddings, as llama.cpp's llama_pooling_type (same values). */
+typedef enum kinfer_pooling {
+    KINFER_POOLING_UNSPECIFIED = -1, /* the model's <arch>.pooling_type; none when it has none */
+    KINFER_POOLING_NONE = 0,         /* one embedding per token */
+    KINFER_POOLING_MEAN = 1,         /* per sequence: the mean of its tokens' */
+    KINFER_POOLING_CLS = 2,          /* per sequence: its first token's (lowest position) */
+    KINFER_POOLING_LAST = 3,         /* per sequence: its last token's (highest position) */
+    KINFER_POOLING_RANK = 4          /* a reranker's classification head over CLS (needs one) */
+} kinfer_pooling;
+
 typedef struct kinfer_context_params {
     uint32_t n_ctx;        /* KV cache cells; 0 = the model's training context */
     uint32_t n_batch;      /* tokens per micro-batch, llama.cpp's n_ubatch (default 512): a
@@ -320,6 +330,17 @@ typedef struct kinfer_context_params {
      * (KINFER_E_ABORTED).  Optional. */
     kinfer_progress_fn progress;
     void *progress_user_data;
+    /* Embeddings instead of logits (default false), as llama.cpp's
+     * embeddings = true: every token of a decoded batch is an output (the
+     * batch's logits flags are ignored), its embedding is the final-normed
+     * hidden state (what the LM head would read), and the LM head is
+     * skipped, so kinfer_get_logits returns NULL.  Attention stays the
+     * model's own (causal for decoder models, as llama.cpp). */
+    bool embeddings;
+    /* How kinfer_get_embeddings_seq pools (default KINFER_POOLING_UNSPECIFIED:
+     * the model's metadata, as llama.cpp).  Each sequence of a batch is
+     * pooled on its own, over its tokens in that kinfer_decode call. */
+    kinfer_pooling pooling;
 } kinfer_context_params;
 
 KINFER_API kinfer_context_params kinfer_context_default_params(void);
@@ -375,8 +396,32 @@ typedef struct kinfer_batch {
 KINFER_API kinfer_status kinfer_decode(kinfer_context *ctx, const kinfer_batch *batch);
 
 /* Logits (n_vocab floats) of token i of the last decoded batch, NULL when
- * that token did not ask for them.  Valid until the next decode on ctx. */
+ * that token did not ask for them (or the context computes embeddings).  Valid until the next decode on ctx. */
 KINFER_API const float *kinfer_get_logits(kinfer_context *ctx, int32_t i);
+
+/* The pooling a context with embeddings uses (the model's default
+ * resolved); KINFER_POOLING_NONE for NULL or a context without embeddings. */
+KINFER_API kinfer_pooling kinfer_context_pooling(const kinfer_context *ctx);
+
+/* Embedding (kinfer_model_n_embd floats) of token i of the last decoded
+ * batch, for a context with embeddings and pooling none; NULL otherwise, or
+ * when i is out of range.  Valid until the next decode on ctx. */
+KINFER_API const float *kinfer_get_embeddings_ith(kinfer_context *ctx, int32_t i);
+
+/* Pooled embedding of sequence seq in the last decoded batch
+ * (kinfer_model_n_embd floats), for a context with embeddings and pooling
+ * mean, cls or last; NULL otherwise, or when the batch had no token of seq.
+ * Valid until the next decode on ctx. */
+KINFER_API const float *kinfer_get_embeddings_seq(kinfer_context *ctx, kinfer_seq_id seq);
+
+/*
+ * Normalise n floats of in into out (may be the same), as llama-embedding's
+ * --embd-normalize: -1 none (copied), 0 max-abs scaled to the int16 range
+ * (the largest magnitude becomes 32760), 1 taxicab, 2 euclidean (L2),
+ * p > 2 the p-norm.  The norm is summed in double; a zero vector stays zero.
+ * KINFER_E_INVALID_ARG for norm < -1, n < 0 or NULL pointers.
+ */
+KINFER_API kinfer_status kinfer_embd_normalize(const float *in, float *out, int32_t n, int32_t norm);
 
 /* ------------------------------------------------------------- KV cache */
 

@@ -256,6 +256,10 @@ static const hostile cases[] = {
     {"phi3", {.tensor = "blk.0.ffn_up.weight", .ne0 = 0}, KINFER_E_FORMAT, "blk.0.ffn_up.weight"},
     {"phi3", {.tensor = "blk.0.attn_qkv.weight", .ne0 = 2 * N_EMBD}, KINFER_E_FORMAT,
      "blk.0.attn_qkv.weight"},
+    /* the pooling type embeddings default to */
+    {"llama", {.key = "pooling_type", .kind = 'u', .u32 = 9}, KINFER_E_FORMAT, "llama.pooling_type"},
+    {"qwen2", {.key = "pooling_type", .kind = 's', .str = "mean"}, KINFER_E_FORMAT,
+     "qwen2.pooling_type"},
     /* Qwen3's per-head norms */
     {"qwen3", {.tensor = "blk.0.attn_q_norm.weight", .ne0 = 0}, KINFER_E_FORMAT,
      "blk.0.attn_q_norm.weight"},
@@ -316,6 +320,59 @@ START_TEST(test_hostile)
 }
 END_TEST
 
+/* A file's pooling_type (mean) is what a context with embeddings pools by
+ * unless asked otherwise; the pooled vector of each sequence is the mean of
+ * its tokens' embeddings (pooling none), and last is its last token's. */
+START_TEST(test_pooling_default)
+{
+    const edit e = {.key = "pooling_type", .kind = 'u', .u32 = KINFER_POOLING_MEAN};
+    size_t size;
+    unsigned char *img = tiny_model("llama", &e, &size);
+    kinfer_model *m = NULL;
+    ck_assert_int_eq(kinfer_model_load_from_buffer(img, size, NULL, &m), KINFER_OK);
+    const int E = kinfer_model_n_embd(m);
+    kinfer_context_params cp = kinfer_context_default_params();
+    cp.n_ctx = 64;
+    cp.n_threads = 1;
+    cp.n_seq_max = 2;
+    cp.embeddings = true;
+    kinfer_context *pooled = NULL, *tokens = NULL, *last = NULL;
+    ck_assert_int_eq(kinfer_context_new(m, &cp, &pooled), KINFER_OK);
+    ck_assert_int_eq(kinfer_context_pooling(pooled), KINFER_POOLING_MEAN);
+    cp.pooling = KINFER_POOLING_NONE;
+    ck_assert_int_eq(kinfer_context_new(m, &cp, &tokens), KINFER_OK);
+    cp.pooling = KINFER_POOLING_LAST;
+    ck_assert_int_eq(kinfer_context_new(m, &cp, &last), KINFER_OK);
+    /* sequence 1's tokens interleaved with sequence 0's */
+    const kinfer_token tok[5] = {1, 5, 2, 7, 3};
+    const kinfer_pos pos[5] = {0, 0, 1, 1, 2};
+    const kinfer_seq_id sid[5] = {0, 1, 0, 1, 0};
+    const kinfer_batch b = {.n_tokens = 5, .token = tok, .pos = pos, .seq_id = sid};
+    ck_assert_int_eq(kinfer_decode(pooled, &b), KINFER_OK);
+    ck_assert_int_eq(kinfer_decode(tokens, &b), KINFER_OK);
+    ck_assert_int_eq(kinfer_decode(last, &b), KINFER_OK);
+    for (int s = 0; s < 2; s++) {
+        const float *mean = kinfer_get_embeddings_seq(pooled, s);
+        const float *lastv = kinfer_get_embeddings_seq(last, s);
+        ck_assert_ptr_nonnull(mean);
+        ck_assert_ptr_nonnull(lastv);
+        const int last_tok = s == 0 ? 4 : 3, count = s == 0 ? 3 : 2;
+        for (int d = 0; d < E; d++) {
+            double sum = 0.0;
+            for (int t = 0; t < 5; t++)
+                if (sid[t] == s) sum += kinfer_get_embeddings_ith(tokens, t)[d];
+            ck_assert_double_eq_tol(mean[d], sum / count, 1e-5);
+            ck_assert_float_eq(lastv[d], kinfer_get_embeddings_ith(tokens, last_tok)[d]);
+        }
+    }
+    kinfer_context_free(pooled);
+    kinfer_context_free(tokens);
+    kinfer_context_free(last);
+    kinfer_model_free(m);
+    free(img);
+}
+END_TEST
+
 /* What is valid: llama.cpp's "no factor" (0) with linear scaling, "none"
  * and "longrope" types, YaRN with its keys. */
 START_TEST(test_valid_scaling)
@@ -349,6 +406,7 @@ static Suite *arch_load_suite(void)
     tcase_add_loop_test(tc, test_valid_tiny, 0, N_ARCHS);
     tcase_add_loop_test(tc, test_hostile, 0, N_CASES);
     tcase_add_test(tc, test_valid_scaling);
+    tcase_add_test(tc, test_pooling_default);
     suite_add_tcase(s, tc);
     return s;
 }

@@ -22,6 +22,17 @@ struct engine {
     sched_batch batch;
     gen_seq *gens;             /* (n_slots) the generation state of busy slots */
     float *biased;             /* (n_vocab) logits copy for logit_bias */
+    /* an embeddings server (cparams.embeddings): requests taken from the
+     * queue until all their inputs are embedded, and one step's batch */
+    bool embeddings;
+    int32_t n_embd;
+    request **embd_run;        /* (n_slots) in arrival order, the engine's references */
+    int32_t n_embd_run;
+    kinfer_token *embd_tok;    /* (n_ctx_total) */
+    kinfer_pos *embd_pos;
+    kinfer_seq_id *embd_seq;
+    request **embd_seq_req;    /* (n_slots) the request and input of each sequence */
+    int32_t *embd_seq_input;
 };
 
 /* Hand text and/or the end to the request's reader. */
@@ -168,6 +179,117 @@ static void sample_all(engine *e)
     textbuf_free(&piece);
 }
 
+/* ------------------------------------------------------------ embeddings */
+
+static int32_t input_offset(const request *r, int32_t input)
+{
+    int32_t off = 0;
+    for (int32_t i = 0; i < input; i++) off += r->input_len[i];
+    return off;
+}
+
+/* Add request r's next inputs as sequences of the step's batch while they
+ * fit (n_slots sequences, n_ctx tokens); false when one did not. */
+static bool embd_add_inputs(engine *e, request *r, int32_t *n, int32_t *n_seq)
+{
+    for (int32_t i = r->n_embd_done; i < r->n_inputs; i++) {
+        const int32_t len = r->input_len[i];
+        if (*n_seq == e->sched.n_slots || *n + len > e->n_ctx_total) return false;
+        const kinfer_token *tok = r->prompt + input_offset(r, i);
+        for (int32_t t = 0; t < len; t++) {
+            e->embd_tok[*n + t] = tok[t];
+            e->embd_pos[*n + t] = t;
+            e->embd_seq[*n + t] = *n_seq;
+        }
+        e->embd_seq_req[*n_seq] = r;
+        e->embd_seq_input[*n_seq] = i;
+        *n += len;
+        ++*n_seq;
+    }
+    return true;
+}
+
+/*
+ * One step of an embeddings server (mu held; released while decoding): the
+ * inputs of the running requests and then of queued ones, in arrival
+ * order, as the sequences of one batch, decoded at once into an emptied
+ * cache, each pooled on its own, normalised (euclidean, as llama-server)
+ * and stored in its request; a request whose inputs are all done is
+ * answered.  False when there was nothing to do.
+ */
+static bool embd_step(engine *e)
+{
+    /* the running requests whose client went away */
+    int32_t kept = 0;
+    for (int32_t k = 0; k < e->n_embd_run; k++) {
+        request *r = e->embd_run[k];
+        if (atomic_load(&r->cancelled)) finish_unadmitted(r, FINISH_CANCELLED);
+        else e->embd_run[kept++] = r;
+    }
+    e->n_embd_run = kept;
+    int32_t n = 0, n_seq = 0;
+    bool room = true;
+    for (int32_t k = 0; room && k < e->n_embd_run; k++)
+        room = embd_add_inputs(e, e->embd_run[k], &n, &n_seq);
+    while (room && e->n_embd_run < e->sched.n_slots && e->sched.queue.n > 0) {
+        request *r = sched_queue_pop(&e->sched.queue);
+        if (atomic_load(&r->cancelled)) {
+            finish_unadmitted(r, FINISH_CANCELLED);
+            continue;
+        }
+        pthread_mutex_lock(&r->mu);
+        r->t_admit_ns = gen_now_ns();
+        pthread_mutex_unlock(&r->mu);
+        e->embd_run[e->n_embd_run++] = r;
+        room = embd_add_inputs(e, r, &n, &n_seq);
+    }
+    if (n_seq == 0 && e->n_embd_run > 0) {
+        /* (the HTTP side keeps every input within the context) */
+        for (int32_t k = 0; k < e->n_embd_run; k++) {
+            snprintf(e->embd_run[k]->error, sizeof e->embd_run[k]->error,
+                     "an input is longer than the context of %d tokens", e->n_ctx_total);
+            finish_unadmitted(e->embd_run[k], FINISH_ERROR);
+        }
+        e->n_embd_run = 0;
+        return true;
+    }
+    if (n_seq == 0) return false;
+
+    const kinfer_batch kb = {.n_tokens = n, .token = e->embd_tok, .pos = e->embd_pos, .seq_id = e->embd_seq};
+    pthread_mutex_unlock(&e->mu);
+    kinfer_kv_clear(e->ctx);
+    const uint64_t t0 = gen_now_ns();
+    kinfer_status st = kinfer_decode(e->ctx, &kb);
+    const uint64_t t1 = gen_now_ns();
+    pthread_mutex_lock(&e->mu);
+    for (int32_t s = 0; s < n_seq; s++) {
+        request *r = e->embd_seq_req[s];
+        const float *v = st == KINFER_OK ? kinfer_get_embeddings_seq(e->ctx, s) : NULL;
+        if (!v) {
+            if (!r->error[0])
+                snprintf(r->error, sizeof r->error, "decode: %s: %s", kinfer_status_str(st),
+                         st ? kinfer_context_errmsg(e->ctx) : "no pooled embedding");
+            r->n_embd_done = r->n_inputs; /* ends it, as an error */
+            continue;
+        }
+        kinfer_embd_normalize(v, r->embd + (size_t)e->embd_seq_input[s] * (size_t)e->n_embd,
+                              e->n_embd, 2);
+        r->n_embd_done = e->embd_seq_input[s] + 1;
+    }
+    metrics_add_tokens(e->metrics, (uint64_t)n, 0, 0, (double)(t1 - t0) / 1e9, 0.0);
+    kept = 0;
+    for (int32_t k = 0; k < e->n_embd_run; k++) {
+        request *r = e->embd_run[k];
+        if (r->n_embd_done < r->n_inputs) {
+            e->embd_run[kept++] = r;
+            continue;
+        }
+        finish_unadmitted(r, r->error[0] ? FINISH_ERROR : FINISH_EOG);
+    }
+    e->n_embd_run = kept;
+    return true;
+}
+
 static void update_gauges(engine *e)
 {
     int64_t busy = 0;
@@ -180,6 +302,11 @@ static void *engine_main(void *arg)
     engine *e = arg;
     pthread_mutex_lock(&e->mu);
     for (;;) {
+        if (e->embeddings) {
+            if (e->stopping) break;
+            if (!embd_step(e)) pthread_cond_wait(&e->wake, &e->mu);
+            continue;
+        }
         cancel_gone(e);
         if (e->stopping) break;
         admit_waiting(e);
@@ -211,6 +338,8 @@ static void *engine_main(void *arg)
     /* stopping: cancel what runs and what waits */
     for (int32_t i = 0; i < e->sched.n_slots; i++)
         if (e->sched.slots[i].state != SLOT_IDLE) finish_slot(e, i, FINISH_CANCELLED);
+    for (int32_t k = 0; k < e->n_embd_run; k++) finish_unadmitted(e->embd_run[k], FINISH_CANCELLED);
+    e->n_embd_run = 0;
     request *r;
     while ((r = sched_queue_pop(&e->sched.queue))) finish_unadmitted(r, FINISH_CANCELLED);
     pthread_mutex_unlock(&e->mu);
@@ -239,6 +368,10 @@ engine *engine_start(const kinfer_model *model, const engine_params *p, metrics 
      * regions are fixed: n_ctx / n_slots rounded down to 64 positions each;
      * slower prompts on K-quant models).  Always on: no flag. */
     cp.kv_seq_regions = true;
+    /* An embeddings server's batches start from an empty cache, every
+     * sequence at position 0: its sequences share all n_ctx cells. */
+    e->embeddings = cp.embeddings;
+    if (e->embeddings) cp.kv_seq_regions = false;
     kinfer_status st = kinfer_context_new(model, &cp, &e->ctx);
     if (st != KINFER_OK) {
         snprintf(err, err_size, "context: %s: %s", kinfer_status_str(st), kinfer_context_errmsg(e->ctx));
@@ -246,6 +379,21 @@ engine *engine_start(const kinfer_model *model, const engine_params *p, metrics 
         return NULL;
     }
     e->n_ctx_total = (int32_t)kinfer_context_n_ctx(e->ctx);
+    e->n_embd = kinfer_model_n_embd(model);
+    if (e->embeddings) {
+        const size_t n = (size_t)e->n_ctx_total, ns = (size_t)p->n_slots;
+        e->embd_run = calloc(ns, sizeof *e->embd_run);
+        e->embd_tok = malloc(n * sizeof *e->embd_tok);
+        e->embd_pos = malloc(n * sizeof *e->embd_pos);
+        e->embd_seq = malloc(n * sizeof *e->embd_seq);
+        e->embd_seq_req = calloc(ns, sizeof *e->embd_seq_req);
+        e->embd_seq_input = calloc(ns, sizeof *e->embd_seq_input);
+        if (!e->embd_run || !e->embd_tok || !e->embd_pos || !e->embd_seq || !e->embd_seq_req ||
+            !e->embd_seq_input) {
+            snprintf(err, err_size, "out of memory for embedding batches of %d tokens", e->n_ctx_total);
+            goto fail;
+        }
+    }
     int32_t n_ctx_slot = e->n_ctx_total / p->n_slots / 64 * 64; /* its region (kv_seq_regions) */
     e->gens = calloc((size_t)p->n_slots, sizeof *e->gens);
     e->biased = malloc((size_t)e->n_vocab * sizeof *e->biased);
@@ -286,6 +434,12 @@ void engine_free(engine *e)
     sched_free(&e->sched);
     free(e->gens);
     free(e->biased);
+    free(e->embd_run);
+    free(e->embd_tok);
+    free(e->embd_pos);
+    free(e->embd_seq);
+    free(e->embd_seq_req);
+    free(e->embd_seq_input);
     kinfer_context_free(e->ctx);
     free(e);
 }
@@ -323,7 +477,9 @@ void engine_cancel(engine *e, request *r)
     pthread_mutex_unlock(&e->mu);
 }
 
-int32_t engine_n_ctx_slot(const engine *e) { return e->sched.n_ctx_slot; }
+int32_t engine_n_ctx_slot(const engine *e) { return e->embeddings ? e->n_ctx_total : e->sched.n_ctx_slot; }
+bool engine_embeddings(const engine *e) { return e->embeddings; }
+kinfer_pooling engine_pooling(const engine *e) { return kinfer_context_pooling(e->ctx); }
 int32_t engine_n_slots(const engine *e) { return e->sched.n_slots; }
 
 void engine_slots(engine *e, slot_info *out)

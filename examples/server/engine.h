@@ -41,7 +41,13 @@ submit_result engine_submit(engine *e, request *r);
 /* The client is gone: the request is cancelled within one step. */
 void engine_cancel(engine *e, request *r);
 
+/* Cells one request may use: its slot's; an embeddings server's inputs may
+ * each use the whole context. */
 int32_t engine_n_ctx_slot(const engine *e);
+/* Started with cparams.embeddings: requests with n_inputs, answered with
+ * their embeddings, batched across requests (no generation). */
+bool engine_embeddings(const engine *e);
+kinfer_pooling engine_pooling(const engine *e);
 int32_t engine_n_slots(const engine *e);
 
 typedef struct slot_info {

@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include "embed.h"
 #include "oai.h"
 #include "ollama.h"
 #include "router.h"
@@ -249,6 +250,13 @@ static enum MHD_Result completion(server *srv, struct MHD_Connection *c, exchang
         cJSON_Delete(root);
         return ret;
     }
+    if (engine_embeddings(sv->engine)) {
+        cJSON_Delete(root);
+        router_release(srv->router, sv, keep_alive);
+        return fail(srv, c, x, 400, "invalid_request_error",
+                    "this server was started with --embeddings: it serves embeddings only "
+                    "(/v1/embeddings, /api/embed), no generation");
+    }
     request *r = request_new();
     api_call call = {0};
     bool ollama = x->route->kind >= API_OLLAMA_GENERATE;
@@ -289,6 +297,54 @@ static enum MHD_Result completion(server *srv, struct MHD_Connection *c, exchang
     else if (fin == FINISH_ERROR) ret = fail(srv, c, x, 500, "server_error", r->error);
     else if (fin == FINISH_CANCELLED) ret = fail(srv, c, x, 503, "unavailable_error", "the server is shutting down");
     else ret = send_json(srv, c, x, 200, ollama ? ollama_final_json(sv, &call, r, false) : oai_final_json(sv, &call, r));
+    request_release(r);
+    router_release(srv->router, sv, keep_alive);
+    return ret;
+}
+
+/* POST /v1/embeddings and Ollama's /api/embed: the inputs of one request go
+ * to the engine, which batches them with other requests' (engine.h). */
+static enum MHD_Result embeddings(server *srv, struct MHD_Connection *c, exchange *x)
+{
+    embed_call call = {.ollama = x->route->ollama, .t_start_ns = gen_now_ns()};
+    enum MHD_Result ret;
+    cJSON *root = json_body(srv, c, x, &ret);
+    if (!root) return ret;
+    api_error err;
+    int64_t keep_alive = KEEP_ALIVE_UNSET;
+    if (call.ollama && !ollama_keep_alive(root, &keep_alive, &err)) {
+        cJSON_Delete(root);
+        return send_error(srv, c, x, &err);
+    }
+    served *sv = body_model(srv, c, x, root, &call.load_ns, &ret);
+    if (!sv) {
+        cJSON_Delete(root);
+        return ret;
+    }
+    request *r = request_new();
+    if (!r) oai_set_error(&err, 500, "server_error", "out of memory");
+    bool parsed = r && embed_parse(sv, root, &call, r, &err);
+    cJSON_Delete(root);
+    if (!parsed) {
+        request_release(r);
+        router_release(srv->router, sv, keep_alive);
+        return send_error(srv, c, x, &err);
+    }
+    submit_result sr = engine_submit(sv->engine, r);
+    if (sr != SUBMIT_OK) {
+        request_release(r);
+        router_release(srv->router, sv, keep_alive);
+        return fail(srv, c, x, 503, "unavailable_error",
+                    sr == SUBMIT_QUEUE_FULL ? "the queue is full: retry later" : "the server is shutting down");
+    }
+    pthread_mutex_lock(&r->mu);
+    bool here = wait_output(sv->engine, c, r);
+    finish_reason fin = r->finish;
+    pthread_mutex_unlock(&r->mu);
+    if (!here) ret = MHD_NO;
+    else if (fin == FINISH_ERROR) ret = fail(srv, c, x, 500, "server_error", r->error);
+    else if (fin == FINISH_CANCELLED) ret = fail(srv, c, x, 503, "unavailable_error", "the server is shutting down");
+    else ret = send_json(srv, c, x, 200, embed_answer(sv, &call, r));
     request_release(r);
     router_release(srv->router, sv, keep_alive);
     return ret;
@@ -562,7 +618,9 @@ static const route routes[] = {
     {"/api/create", "POST", "/api/create", ollama_not_here, 0, false, true},
     {"/api/copy", "POST", "/api/copy", ollama_not_here, 0, false, true},
     {"/api/delete", "DELETE", "/api/delete", ollama_not_here, 0, false, true},
-    {"/api/embed", "POST", "/api/embed", ollama_not_here, 0, false, true},
+    {"/v1/embeddings", "POST", "/v1/embeddings", embeddings, 0, false, false},
+    {"/embeddings", "POST", "/v1/embeddings", embeddings, 0, false, false},
+    {"/api/embed", "POST", "/api/embed", embeddings, 0, false, true},
     {"/api/embeddings", "POST", "/api/embeddings", ollama_not_here, 0, false, true},
     {"/api/blobs/", "POST", "/api/blobs", ollama_not_here, 0, false, true},   /* (a prefix: /api/blobs/DIGEST) */
 };

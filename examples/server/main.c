@@ -68,6 +68,8 @@ static void usage(FILE *out)
             "  -ctv, --cache-type-v T      KV value type\n"
             "  -ngl, --n-gpu-layers N      layers on the GPU (-1 = as many as fit, 0 = none)\n"
             "  -fa, --flash-attn on|off|auto  flash attention (default auto: on, as llama.cpp)\n"
+            "  --embeddings               serve embeddings only (/v1/embeddings, /api/embed)\n"
+            "  --pooling none|mean|cls|last   embeddings' pooling (default: the model's)\n"
             "  -h, --help, --version\n");
 }
 
@@ -120,6 +122,10 @@ static void parse_args(int argc, char **argv, server_options *o)
             continue;
         }
         if (IS("--cont-batching") || IS("-cb")) continue;   /* always on */
+        if (IS("--embeddings") || IS("--embedding")) {   /* llama-server's: embeddings only */
+            e->cparams.embeddings = true;
+            continue;
+        }
         if (i + 1 >= argc) args_die("%s needs a value, or is unknown (see -h)", f);
         const char *v = argv[++i];
         if (IS("-m") || IS("--model")) o->model_path = v;
@@ -153,6 +159,13 @@ static void parse_args(int argc, char **argv, server_options *o)
         else if (IS("-ngl") || IS("--n-gpu-layers") || IS("--gpu-layers"))
             e->cparams.n_gpu_layers = (int32_t)args_int(f, v, -1, INT32_MAX);
         else if (IS("-fa") || IS("--flash-attn")) e->cparams.flash_attn = args_flash_attn(f, v);
+        else if (IS("--pooling")) {
+            static const char *const names[] = {"none", "mean", "cls", "last", "rank"};
+            int k = 0;
+            while (k < 5 && strcmp(v, names[k])) k++;
+            if (k == 5) args_die("%s: '%s' is not one of none, mean, cls, last, rank", f, v);
+            e->cparams.pooling = (kinfer_pooling)k;
+        }
         else args_die("unknown option %s (see -h)", f);
 #undef IS
     }

@@ -30,6 +30,8 @@ static void request_free(request *r)
     free(r->logprobs);
     free(r->out_tokens);
     free(r->grammar);
+    free(r->input_len);
+    free(r->embd);
     textbuf_free(&r->text);
     textbuf_free(&r->all_text);
     pthread_mutex_destroy(&r->mu);

@@ -52,6 +52,10 @@ typedef struct request {
     int32_t n_top_logprobs;        /* alternatives per token; -1 = no logprobs at all */
     bool keep_tokens;              /* record the generated ids (Ollama's context) */
     char *grammar;                 /* GBNF the output follows (owned; gen.grammar points here) */
+    /* embeddings (a server with --embeddings): prompt holds n_inputs inputs
+     * end to end, input i of input_len[i] tokens; 0 for a completion */
+    int32_t n_inputs;
+    int32_t *input_len;            /* (n_inputs) owned */
 
     /* output, under mu */
     pthread_mutex_t mu;
@@ -68,6 +72,9 @@ typedef struct request {
     int32_t n_logprobs_sent;       /* stream: entries already in an event */
     kinfer_token *out_tokens;      /* (n_out_tokens) generated ids, when keep_tokens */
     int32_t n_out_tokens, cap_out_tokens;
+    float *embd;                   /* (n_inputs, n_embd) L2-normalised embeddings, owned;
+                                    * complete when done with FINISH_EOG */
+    int32_t n_embd_done;           /* inputs embedded so far (the scheduler's) */
     uint64_t t_submit_ns, t_admit_ns, t_first_ns, t_end_ns;
     char error[160];
 

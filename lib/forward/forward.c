@@ -181,17 +181,21 @@ static kinfer_status forward_slice(const forward *f, const fwd_ubatch *ub, const
         if ((st = layer_forward(f, ub, view, il))) return failed(f, st);
     }
 
-    /* Only the tokens that asked for logits: their normed rows into xb. */
+    /* Only the tokens that asked for output: their normed rows into xb, or
+     * into the embedding rows, which are the whole output. */
     int32_t n_out = 0, row0 = -1;
     for (int32_t t = 0; t < n; t++) {
         if (ub->out_row[t] < 0) continue;
         if (row0 < 0) row0 = ub->out_row[t];
-        be->rmsnorm(f->be, b->xb + (size_t)n_out * E, b->x + (size_t)t * E, &w->output_norm, 1, E,
+        float *dst = ub->embd ? ub->embd + (size_t)ub->out_row[t] * E : b->xb + (size_t)n_out * E;
+        be->rmsnorm(f->be, dst, b->x + (size_t)t * E, &w->output_norm, 1, E,
                     hp->rms_eps);                                    /* xb (n_out, E) */
         n_out++;
     }
-    if (n_out == 0) st = be->sync(f->be);
-    if (n_out == 0) return st ? failed(f, st) : KINFER_OK;
+    if (n_out == 0 || ub->embd) {
+        st = be->sync(f->be);
+        return st ? failed(f, st) : KINFER_OK;
+    }
     float *logits = ub->logits + (size_t)row0 * hp->n_vocab;       /* (n_out, n_vocab) */
     st = be->logits(f->be, &w->output, b->xb, n_out, hp->logit_softcap, logits);
     if (!st) st = be->sync(f->be);
@@ -222,6 +226,7 @@ kinfer_status forward_ubatch(forward *f, const fwd_ubatch *ub)
             .out_row = ub->out_row + i0,
             .logits = ub->logits,
             .n_ubatch = ub->n,
+            .embd = ub->embd,
         };
         kinfer_status st = forward_slice(f, &slice, &view);
         if (st) return st;

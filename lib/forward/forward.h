@@ -74,10 +74,12 @@ typedef struct fwd_ubatch {
                                   * micro-batch's rows are consecutive */
     float *logits;               /* rows of n_vocab */
     int32_t n_ubatch;            /* a slice's: tokens of its micro-batch (0: n) */
+    float *embd;                 /* NULL, or rows of n_embd: the out_row tokens' final-normed
+                                  * hidden states go here and the LM head is skipped */
 } fwd_ubatch;
 
-/* Run one micro-batch: fills the KV cells ub->cell and the logits rows
- * ub->out_row.  KINFER_E_ABORTED when the abort callback asked to stop. */
+/* Run one micro-batch: fills the KV cells ub->cell and the logits (or
+ * embedding) rows ub->out_row.  KINFER_E_ABORTED when the abort callback asked to stop. */
 kinfer_status forward_ubatch(forward *f, const fwd_ubatch *ub);
 
 #endif /* KINFER_FORWARD_H */

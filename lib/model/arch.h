@@ -126,6 +126,7 @@ const char *arch_supported_list(void);
 #define ARCH_K_EXPERT_COUNT "expert_count"
 #define ARCH_K_EXPERT_USED_COUNT "expert_used_count"
 #define ARCH_K_EXPERT_FF_LENGTH "expert_feed_forward_length"
+#define ARCH_K_POOLING_TYPE "pooling_type"
 
 /* The most experts a layer may have (llama.cpp's LLAMA_MAX_EXPERTS). */
 #define ARCH_MAX_EXPERTS 1024

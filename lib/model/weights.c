@@ -442,6 +442,11 @@ static kinfer_status read_hparams(binding *b, const arch_desc *a, model_hparams 
     hp->n_swa = 0;
     if (a->swa_pattern) TRY(meta_i32(b, n, ARCH_K_SLIDING_WINDOW, 0, 0, &hp->n_swa));
     TRY(meta_f32(b, n, ARCH_K_FINAL_LOGIT_SOFTCAP, 0, 0.0f, &hp->logit_softcap));
+    TRY(meta_i32(b, n, ARCH_K_POOLING_TYPE, 0, KINFER_POOLING_UNSPECIFIED, &hp->pooling_type));
+    if (hp->pooling_type < KINFER_POOLING_UNSPECIFIED || hp->pooling_type > KINFER_POOLING_RANK)
+        return bind_fail(b, KINFER_E_FORMAT, "metadata key %s.%s = %d is not a pooling type "
+                         "(0 none, 1 mean, 2 cls, 3 last, 4 rank)", n, ARCH_K_POOLING_TYPE,
+                         hp->pooling_type);
 
     hp->attn_scale = 1.0f / sqrtf((float)hp->head_dim_k);
     hp->attn_scale_on_q = a->attn_scale_on_q;

@@ -79,6 +79,7 @@ typedef struct model_hparams {
     int32_t n_expert;        /* experts per layer; 0 = dense FFN */
     int32_t n_expert_used;   /* experts each token goes through (1 .. n_expert) */
     int32_t n_ff_exp;        /* an expert's FFN width */
+    int32_t pooling_type;    /* <arch>.pooling_type: a kinfer_pooling, UNSPECIFIED when absent */
 } model_hparams;
 
 typedef struct model_weights {

@@ -37,6 +37,9 @@ kinfer_status kinfer_context_new(const kinfer_model *model, const kinfer_context
         return ctx_fail(ctx, KINFER_E_DEVICE, "n_gpu_layers: %d layers planned for a GPU of %llu "
                         "bytes, but there is no usable GPU", sz->gpu.n_gpu_layers,
                         (unsigned long long)ctx->params.gpu_budget_bytes);
+    if (on_gpu && sz->embeddings)
+        return ctx_fail(ctx, KINFER_E_UNSUPPORTED, "embeddings do not run on the GPU yet "
+                        "(use n_gpu_layers = 0)");
     if (on_gpu && sz->kv_region)
         return ctx_fail(ctx, KINFER_E_UNSUPPORTED, "kv_seq_regions does not run on the GPU yet "
                         "(use n_gpu_layers = 0)");
@@ -75,6 +78,13 @@ kinfer_status kinfer_context_new(const kinfer_model *model, const kinfer_context
     if ((st = forward_init(&ctx->fwd, sz->n_slice))) return st;
     ctx->cells_taken = malloc((size_t)sz->n_ctx * sizeof *ctx->cells_taken);
     ctx->seq_last = malloc((size_t)sz->n_seq_max * sizeof *ctx->seq_last);
+    if (sz->embeddings) {
+        ctx->embd_seq = malloc((size_t)sz->n_seq_max * (size_t)model->w.hp.n_embd * sizeof(float));
+        ctx->embd_seq_set = calloc(sz->n_seq_max, 1);
+        if (!ctx->embd_seq || !ctx->embd_seq_set)
+            return ctx_fail(ctx, KINFER_E_NOMEM, "out of memory for %u pooled embeddings",
+                            sz->n_seq_max);
+    }
     if (!ctx->cells_taken || !ctx->seq_last)
         return ctx_fail(ctx, KINFER_E_NOMEM, "out of memory for a context of %u cells", sz->n_ctx);
     return KINFER_OK;
@@ -88,6 +98,9 @@ void kinfer_context_free(kinfer_context *ctx)
     kv_free(&ctx->kv);
     free(ctx->logits);
     free(ctx->logit_row);
+    free(ctx->embd);
+    free(ctx->embd_seq);
+    free(ctx->embd_seq_set);
     free(ctx->cells_taken);
     free(ctx->seq_last);
     free(ctx);
@@ -160,11 +173,19 @@ static kinfer_status validate(kinfer_context *ctx, const kinfer_batch *batch)
     return KINFER_OK;
 }
 
-/* Size the logits buffer for n_out rows and the token->row map for n tokens. */
+/* Size the output buffer (logits, or embeddings) for n_out rows and the
+ * token->row map for n tokens. */
 static kinfer_status reserve_outputs(kinfer_context *ctx, int32_t n, int32_t n_out)
 {
     const size_t n_vocab = (size_t)ctx->model->w.hp.n_vocab;
-    if ((size_t)n_out > ctx->logits_cap) {
+    if (ctx->sz.embeddings && (size_t)n_out > ctx->embd_cap) {
+        const size_t E = (size_t)ctx->model->w.hp.n_embd;
+        float *p = realloc(ctx->embd, (size_t)n_out * E * sizeof *p);
+        if (!p) return ctx_fail(ctx, KINFER_E_NOMEM, "out of memory for %d embeddings", n_out);
+        ctx->embd = p;
+        ctx->embd_cap = (size_t)n_out;
+    }
+    if (!ctx->sz.embeddings && (size_t)n_out > ctx->logits_cap) {
         float *p = realloc(ctx->logits, (size_t)n_out * n_vocab * sizeof *p);
         if (!p) return ctx_fail(ctx, KINFER_E_NOMEM, "out of memory for %d rows of logits", n_out);
         ctx->logits = p;
@@ -188,13 +209,16 @@ kinfer_status kinfer_decode(kinfer_context *ctx, const kinfer_batch *batch)
     if (st) return st;
     const int32_t n = batch->n_tokens;
 
-    /* which tokens want logits: the array, or the last token */
+    /* which tokens want logits: the array, or the last token; with
+     * embeddings, every token (llama.cpp's output_all) */
+    const int all = ctx->sz.embeddings;
     int32_t n_out = 0;
-    for (int32_t i = 0; i < n; i++) n_out += batch->logits ? batch->logits[i] != 0 : i == n - 1;
+    for (int32_t i = 0; i < n; i++)
+        n_out += all || (batch->logits ? batch->logits[i] != 0 : i == n - 1);
     if ((st = reserve_outputs(ctx, n, n_out))) return st;
     int32_t row = 0;
     for (int32_t i = 0; i < n; i++) {
-        int want = batch->logits ? batch->logits[i] != 0 : i == n - 1;
+        int want = all || (batch->logits ? batch->logits[i] != 0 : i == n - 1);
         ctx->logit_row[i] = want ? row++ : -1;
     }
 
@@ -227,12 +251,14 @@ kinfer_status kinfer_decode(kinfer_context *ctx, const kinfer_batch *batch)
             .cell = ctx->cells_taken + i0,
             .out_row = ctx->logit_row + i0,
             .logits = ctx->logits,
+            .embd = ctx->sz.embeddings ? ctx->embd : NULL,
         };
         st = forward_ubatch(&ctx->fwd, &ub);
     }
-    free(zeros);
     /* on failure the cache is left as it was before the call */
     kv_batch_end(&ctx->kv, ctx->cells_taken, n, st != KINFER_OK);
+    if (!st && ctx->sz.embeddings) embd_pool(ctx, n, batch->pos, seq);
+    free(zeros);
     if (st) return st;
     ctx->n_batch_tokens = n;
     return KINFER_OK;
@@ -240,7 +266,8 @@ kinfer_status kinfer_decode(kinfer_context *ctx, const kinfer_batch *batch)
 
 const float *kinfer_get_logits(kinfer_context *ctx, int32_t i)
 {
-    if (!ctx || i < 0 || i >= ctx->n_batch_tokens || ctx->logit_row[i] < 0) return NULL;
+    if (!ctx || ctx->sz.embeddings || i < 0 || i >= ctx->n_batch_tokens || ctx->logit_row[i] < 0)
+        return NULL;
     return ctx->logits + (size_t)ctx->logit_row[i] * (size_t)ctx->model->w.hp.n_vocab;
 }
 

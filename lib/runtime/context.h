@@ -32,10 +32,21 @@ struct kinfer_context {
     int32_t n_batch_tokens;          /* tokens in the last decoded batch */
     size_t logit_row_cap;
 
+    /* embeddings of the last decode (params.embeddings): every token's, then
+     * each sequence's pooled one */
+    float *embd;                     /* (n_tokens, n_embd) */
+    size_t embd_cap;                 /* rows allocated */
+    float *embd_seq;                 /* (n_seq_max, n_embd) pooled, allocated with the context */
+    uint8_t *embd_seq_set;           /* (n_seq_max) 1: the last batch had this sequence */
+
     uint32_t *cells_taken;           /* (n_ctx) cells written by the current decode */
     int32_t *seq_last;               /* (n_seq_max) last position per sequence (validation) */
     char errmsg[512];
 };
+
+/* Pool the n tokens of the last decode (ctx->embd) per sequence into
+ * ctx->embd_seq, as ctx->sz.pooling says (runtime/embed.c). */
+void embd_pool(kinfer_context *ctx, int32_t n, const kinfer_pos *pos, const kinfer_seq_id *seq);
 
 /* Record a failure message on the context and return status. printf-style. */
 #define ctx_fail(ctx, status, ...) \

@@ -28,6 +28,8 @@ kinfer_context_params kinfer_context_default_params(void)
     p.n_gpu_layers = 0;
     p.gpu_margin_bytes = (uint64_t)512 << 20;
     p.flash_attn = KINFER_FLASH_ATTN_AUTO;
+    p.embeddings = false;
+    p.pooling = KINFER_POOLING_UNSPECIFIED;
     return p;
 }
 
@@ -184,6 +186,25 @@ kinfer_status context_plan(const kinfer_model *model, const kinfer_context_param
         return KINFER_E_INVALID_ARG;
     }
     out->flash_attn = p->flash_attn != KINFER_FLASH_ATTN_OFF;
+    if (p->pooling < KINFER_POOLING_UNSPECIFIED || p->pooling > KINFER_POOLING_RANK) {
+        snprintf(err, err_size, "pooling %d is not one of unspecified (-1), none (0), mean (1), "
+                 "cls (2), last (3), rank (4)", (int)p->pooling);
+        return KINFER_E_INVALID_ARG;
+    }
+    out->embeddings = p->embeddings;
+    out->pooling = KINFER_POOLING_NONE;
+    if (p->embeddings) {
+        /* llama.cpp's rule: unspecified takes the model's, and none when it has none */
+        out->pooling = p->pooling != KINFER_POOLING_UNSPECIFIED ? p->pooling
+                       : hp->pooling_type != KINFER_POOLING_UNSPECIFIED
+                           ? (kinfer_pooling)hp->pooling_type : KINFER_POOLING_NONE;
+        if (out->pooling == KINFER_POOLING_RANK) {
+            snprintf(err, err_size, "pooling rank needs a reranker's classification head "
+                     "(cls.output.weight), which kinfer does not run yet for %s models",
+                     w->arch->name);
+            return KINFER_E_UNSUPPORTED;
+        }
+    }
     if (p->kv_seq_regions) {
         out->kv_region = kv_region_size(out->n_ctx, out->n_seq_max);
         if (!out->kv_region) {

@@ -19,6 +19,9 @@ typedef struct context_sizes {
     int type_k, type_v;
     uint32_t kv_region;        /* kv_seq_regions: cells per sequence (kv_region_size); 0 off */
     int flash_attn;            /* params.flash_attn resolved: 1 on, 0 off */
+    int embeddings;            /* params.embeddings */
+    kinfer_pooling pooling;    /* params.pooling resolved (the model's default); NONE without
+                                * embeddings */
     uint64_t kv_bytes;         /* K and V rows of every layer */
     uint64_t compute_bytes;    /* activations, backend scratch, one row of logits */
     placement gpu;             /* the layers on the GPU */

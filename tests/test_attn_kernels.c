@@ -14,16 +14,6 @@
 #include "quant.h"
 #include "testutil.h"
 
-static uint64_t rng_state;
-
-static double rng_uniform(void)
-{
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    z ^= z >> 31;
-    return (double)(z >> 11) * (1.0 / 9007199254740992.0);
-}
 
 /* One type at one level: a store of n_store rows of `stride` bytes (head at
  * byte offset off), nr rows picked at random, g heads of random weights.
@@ -45,13 +35,13 @@ static void check_wsum(int type, int level, int64_t n, int32_t nr, int g)
     float *w = malloc(ws * g * sizeof *w);
     ck_assert(store && row && deq && want && out && one && rows && w);
     for (int32_t r = 0; r < n_store; r++) {
-        for (int64_t d = 0; d < n; d++) row[d] = (float)(4 * rng_uniform() - 2);
+        for (int64_t d = 0; d < n; d++) row[d] = (float)(4 * test_rng_uniform() - 2);
         if (r % 7 == 3) memset(row, 0, (size_t)n * sizeof *row); /* a zero row */
         ck_assert_int_eq(kinfer_quantize_row(type, row, store + (size_t)r * stride + off, n), KINFER_OK);
     }
-    for (int32_t r = 0; r < nr; r++) rows[r] = (int32_t)(rng_uniform() * n_store);
+    for (int32_t r = 0; r < nr; r++) rows[r] = (int32_t)(test_rng_uniform() * n_store);
     for (int k = 0; k < g; k++)
-        for (int32_t r = 0; r < nr; r++) w[k * ws + r] = (float)rng_uniform();
+        for (int32_t r = 0; r < nr; r++) w[k * ws + r] = (float)test_rng_uniform();
     for (int32_t r = 0; r < nr; r++) {
         ck_assert_int_eq(kinfer_dequantize_row(type, store + (size_t)rows[r] * stride + off, deq, n),
                          KINFER_OK);
@@ -81,7 +71,7 @@ static void check_wsum(int type, int level, int64_t n, int32_t nr, int g)
 
 START_TEST(test_wsum)
 {
-    rng_state = 7;
+    test_rng_seed(7);
     const int types[] = {KINFER_TYPE_F32, KINFER_TYPE_F16, KINFER_TYPE_Q8_0};
     const int64_t sizes[] = {32, 64, 96, 128, 160, 256, 288, 512};
     const int64_t odd[] = {1, 7, 8, 15, 17, 40, 63, 72, 136, 257};
@@ -125,7 +115,7 @@ END_TEST
 /* Two calls on the same rows give the same bits. */
 START_TEST(test_wsum_invariant)
 {
-    rng_state = 11;
+    test_rng_seed(11);
     const int64_t n = 64;
     const int32_t n_store = 50;
     const size_t stride = kinfer_row_size(KINFER_TYPE_F16, n);
@@ -133,10 +123,10 @@ START_TEST(test_wsum_invariant)
     float row[64], a[64], b[64], wts[50];
     int32_t rows[50];
     for (int32_t r = 0; r < n_store; r++) {
-        for (int64_t d = 0; d < n; d++) row[d] = (float)(2 * rng_uniform() - 1);
+        for (int64_t d = 0; d < n; d++) row[d] = (float)(2 * test_rng_uniform() - 1);
         kinfer_quantize_row(KINFER_TYPE_F16, row, store + (size_t)r * stride, n);
         rows[r] = n_store - 1 - r;
-        wts[r] = (float)rng_uniform();
+        wts[r] = (float)test_rng_uniform();
     }
     kinfer_attn_wsum_fn f = kinfer_attn_wsum_get(KINFER_TYPE_F16, n, KINFER_F16_ORDER_VEC);
     f(a, 0, 1, n, store, stride, rows, wts, 0, n_store);
@@ -149,12 +139,12 @@ END_TEST
 /* The attention softmax against kinfer_softmax (expf, double sum). */
 START_TEST(test_softmax)
 {
-    rng_state = 5;
+    test_rng_seed(5);
     const int64_t sizes[] = {1, 2, 15, 16, 17, 100, 4097};
     for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
         const int64_t n = sizes[si];
         float *a = malloc((size_t)n * sizeof *a), *b = malloc((size_t)(n + 1) * sizeof *b);
-        for (int64_t i = 0; i < n; i++) a[i] = (float)(60 * rng_uniform() - 30);
+        for (int64_t i = 0; i < n; i++) a[i] = (float)(60 * test_rng_uniform() - 30);
         if (n > 3) a[3] = -1e30f, a[1] = -200.0f; /* underflow to zero */
         memcpy(b, a, (size_t)n * sizeof *a);
         b[n] = 7.0f;
@@ -173,13 +163,13 @@ END_TEST
  * on weights in [0, 1] (ties included) and odd lengths. */
 START_TEST(test_round_fp16)
 {
-    rng_state = 6;
+    test_rng_seed(6);
     const int64_t sizes[] = {1, 15, 16, 17, 1000};
     for (size_t si = 0; si < sizeof sizes / sizeof sizes[0]; si++) {
         const int64_t n = sizes[si];
         float *a = malloc((size_t)n * sizeof *a), *b = malloc((size_t)(n + 1) * sizeof *b);
         for (int64_t i = 0; i < n; i++) {
-            a[i] = (float)rng_uniform();
+            a[i] = (float)test_rng_uniform();
             if (i % 3 == 0) a[i] = (float)ldexp(1.0 + (2 * (int)(i % 7) + 1) * 0x1p-11, -(int)(i % 20));
         }
         memcpy(b, a, (size_t)n * sizeof *a);
@@ -241,20 +231,20 @@ static void check_ordered(int hd, int32_t nv, int g)
     for (int32_t c = 0; c < n_store; c++)
         for (int h = 0; h < 2; h++)
             for (int i = 0; i < hd; i++) {
-                const kinfer_fp16 x = kinfer_fp32_to_fp16((float)(rng_uniform() * 2 - 1));
+                const kinfer_fp16 x = kinfer_fp32_to_fp16((float)(test_rng_uniform() * 2 - 1));
                 memcpy(cache + (size_t)c * row + (size_t)h * off + 2 * (size_t)i, &x, 2);
                 if (h == 1) kf[(size_t)c * hd + i] = kinfer_fp16_to_fp32(x);
             }
     for (int k = 0; k < g; k++)
         for (int i = 0; i < hd; i++) {
-            const kinfer_fp16 x = kinfer_fp32_to_fp16((float)(rng_uniform() * 2 - 1));
+            const kinfer_fp16 x = kinfer_fp32_to_fp16((float)(test_rng_uniform() * 2 - 1));
             memcpy(q + k * q_stride + 2 * (size_t)i, &x, 2);
             qf[(size_t)k * hd + i] = kinfer_fp16_to_fp32(x);
         }
-    for (int32_t r = 0; r < nv; r++) rows[r] = (int32_t)(rng_uniform() * n_store);
+    for (int32_t r = 0; r < nv; r++) rows[r] = (int32_t)(test_rng_uniform() * n_store);
     for (int k = 0; k < g; k++)
         for (int32_t r = 0; r < nv; r++)
-            p[k * ss + r] = kinfer_fp16_to_fp32(kinfer_fp32_to_fp16((float)rng_uniform()));
+            p[k * ss + r] = kinfer_fp16_to_fp32(kinfer_fp32_to_fp16((float)test_rng_uniform()));
     for (int order = 0; order < 2; order++) {
         kinfer_attn_scores_f16_ordered_avx512(s, ss, g, hd, cache + off, row, rows, nv, (const kinfer_fp16 *)q,
                                               q_stride, 0.125f, order);
@@ -303,7 +293,7 @@ START_TEST(test_ordered)
      * partial) */
     const int hds[] = {16, 48, 64, 80, 128, 256, 576};
     const int32_t nvs[] = {1, 15, 16, 17, 64, 77, 300, 1100};
-    rng_state = 7;
+    test_rng_seed(7);
     for (size_t hi = 0; hi < sizeof hds / sizeof hds[0]; hi++)
         for (size_t ni = 0; ni < sizeof nvs / sizeof nvs[0]; ni++)
             for (int g = 1; g <= KINFER_ATTN_MAX_G; g++) check_ordered(hds[hi], nvs[ni], g);

@@ -47,22 +47,6 @@ static kcuda *g_cu; /* NULL: no usable GPU, the GPU tests return at once */
 
 /* ------------------------------------------------------------ utilities */
 
-static uint64_t rng_state;
-
-static double rng_uniform(void)
-{
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    z ^= z >> 31;
-    return (double)(z >> 11) * (1.0 / 9007199254740992.0);
-}
-
-static void fill(float *x, int64_t n, double lo, double hi)
-{
-    for (int64_t i = 0; i < n; i++)
-        x[i] = (float)(lo + (hi - lo) * rng_uniform());
-}
 
 static void *xmalloc(size_t n)
 {
@@ -116,8 +100,8 @@ static void *make_weights(int type, int64_t n_rows, int64_t n_cols, float **ref,
     *ref = xmalloc(sizeof(float) * (size_t)(n_rows * n_cols));
     for (int64_t r = 0; r < n_rows; r++) {
         /* rows of different magnitude, so per-block scales differ */
-        const double mag = 0.05 + 2.0 * rng_uniform();
-        fill(src + r * n_cols, n_cols, -mag, mag);
+        const double mag = 0.05 + 2.0 * test_rng_uniform();
+        test_fill(src + r * n_cols, n_cols, -mag, mag);
         rk->from_float(src + r * n_cols, w + (size_t)r * row, n_cols);
         rk->to_float(w + (size_t)r * row, *ref + r * n_cols, n_cols);
     }
@@ -357,7 +341,7 @@ END_TEST
 START_TEST(test_dequantize)
 {
     NEED_GPU();
-    rng_state = 11;
+    test_rng_seed(11);
     for (int ti = 0; ti < N_TYPES; ti++) {
         const int type = all_types[ti];
         const int64_t n_rows = 3, n_cols = odd_cols(type, 7), n = n_rows * n_cols;
@@ -403,7 +387,7 @@ static void check_matmul(int type, int64_t n_rows, int64_t n_cols, int64_t n_tok
     size_t bytes;
     void *w = make_weights(type, n_rows, n_cols, &ref, &bytes);
     float *x = xmalloc(sizeof(float) * (size_t)(n_tokens * n_cols));
-    fill(x, n_tokens * n_cols, -1, 1);
+    test_fill(x, n_tokens * n_cols, -1, 1);
     void *dw = dev_upload(w, bytes);
     float *dx = dev_upload(x, sizeof(float) * (size_t)(n_tokens * n_cols));
     float *dy = dev_alloc(sizeof(float) * (size_t)(n_tokens * n_rows));
@@ -440,7 +424,7 @@ static void check_matmul(int type, int64_t n_rows, int64_t n_cols, int64_t n_tok
 START_TEST(test_matmul)
 {
     NEED_GPU();
-    rng_state = 12;
+    test_rng_seed(12);
     static const int64_t batches[] = {1, 2, 3, 7, 8, 9, 16, 31, 64, 100, 256, 512};
     const int n_batches = test_quick() ? 6 : (int)(sizeof batches / sizeof batches[0]);
     for (int ti = 0; ti < N_TYPES; ti++) {
@@ -463,7 +447,7 @@ END_TEST
 START_TEST(test_get_rows)
 {
     NEED_GPU();
-    rng_state = 13;
+    test_rng_seed(13);
     const int32_t ids[] = {0, 10, 3, 3, 7, 1};
     const int64_t n_ids = 6, n_rows = 11;
     int32_t *dids = dev_upload(ids, sizeof ids);
@@ -497,13 +481,13 @@ END_TEST
 START_TEST(test_set_rows)
 {
     NEED_GPU();
-    rng_state = 14;
+    test_rng_seed(14);
     static const int types[] = {KINFER_TYPE_F32, KINFER_TYPE_F16, KINFER_TYPE_BF16,
                                 KINFER_TYPE_Q8_0};
     const int32_t ids[] = {7, 0, 4, 8};
     const int64_t n_ids = 4, n_rows = 9, n_cols = 160;
     float src[4 * 160];
-    fill(src, n_ids * n_cols, -3, 3);
+    test_fill(src, n_ids * n_cols, -3, 3);
     src[5] = 0.0f; /* a few exact zeros, and an all-zero Q8_0 block */
     memset(src + n_cols, 0, 32 * sizeof(float));
     int32_t *dids = dev_upload(ids, sizeof ids);
@@ -538,7 +522,7 @@ END_TEST
 START_TEST(test_rmsnorm)
 {
     NEED_GPU();
-    rng_state = 15;
+    test_rng_seed(15);
     static const int64_t lens[] = {1, 1000, 4097};
     for (int li = 0; li < 3; li++) {
         const int64_t n = lens[li], n_rows = 5;
@@ -546,8 +530,8 @@ START_TEST(test_rmsnorm)
         float *w = xmalloc(sizeof(float) * (size_t)n);
         float *want = xmalloc(sizeof(float) * (size_t)(n * n_rows));
         float *got = xmalloc(sizeof(float) * (size_t)(n * n_rows));
-        fill(x, n * n_rows, -4, 4);
-        fill(w, n, 0.5, 1.5);
+        test_fill(x, n * n_rows, -4, 4);
+        test_fill(w, n, 0.5, 1.5);
         float *dx = dev_upload(x, sizeof(float) * (size_t)(n * n_rows));
         float *dw = dev_upload(w, sizeof(float) * (size_t)n);
         float *dout = dev_alloc(sizeof(float) * (size_t)(n * n_rows));
@@ -581,7 +565,7 @@ END_TEST
 START_TEST(test_rope)
 {
     NEED_GPU();
-    rng_state = 16;
+    test_rng_seed(16);
     const int64_t n_tokens = 5, n_heads = 3;
     const int32_t pos[5] = {0, 1, 17, 4095, 131000};
     int32_t *dpos = dev_upload(pos, sizeof pos);
@@ -601,7 +585,7 @@ START_TEST(test_rope)
         };
         const int64_t n = n_tokens * n_heads * head_dim;
         float *x = xmalloc(sizeof(float) * (size_t)n), *got = xmalloc(sizeof(float) * (size_t)n);
-        fill(x, n, -2, 2);
+        test_fill(x, n, -2, 2);
         float *dx = dev_upload(x, sizeof(float) * (size_t)n);
         kinfer_rope_params pd = p;
         if (cfg & 8) {
@@ -626,13 +610,13 @@ END_TEST
 START_TEST(test_softmax)
 {
     NEED_GPU();
-    rng_state = 17;
+    test_rng_seed(17);
     static const int64_t lens[] = {1, 33, 1000, 5003};
     for (int li = 0; li < 4; li++) {
         const int64_t n = lens[li], n_rows = 3;
         float *x = xmalloc(sizeof(float) * (size_t)(n * n_rows));
         float *got = xmalloc(sizeof(float) * (size_t)(n * n_rows));
-        fill(x, n * n_rows, -30, 30);
+        test_fill(x, n * n_rows, -30, 30);
         float *dx = dev_upload(x, sizeof(float) * (size_t)(n * n_rows));
         for (int64_t r = 0; r < n_rows; r++)
             kinfer_softmax(x + r * n, n);
@@ -651,12 +635,12 @@ END_TEST
 START_TEST(test_elementwise)
 {
     NEED_GPU();
-    rng_state = 18;
+    test_rng_seed(18);
     const int64_t n = 100003;
     const size_t bytes = sizeof(float) * (size_t)n;
     float *g = xmalloc(bytes), *u = xmalloc(bytes), *want = xmalloc(bytes), *got = xmalloc(bytes);
-    fill(g, n, -8, 8);
-    fill(u, n, -2, 2);
+    test_fill(g, n, -8, 8);
+    test_fill(u, n, -2, 2);
     float *dg = dev_upload(g, bytes), *du = dev_upload(u, bytes), *dout = dev_alloc(bytes);
 
     kinfer_silu_gate(want, g, u, n);
@@ -778,7 +762,7 @@ static void run_attn_case(const attn_case *c)
     for (int j = 0; j < n_kv; j++)
         perm[j] = j;
     for (int j = n_kv - 1; j > 0; j--) {
-        const int k = (int)(rng_uniform() * (j + 1)), tmp = perm[j];
+        const int k = (int)(test_rng_uniform() * (j + 1)), tmp = perm[j];
         perm[j] = perm[k];
         perm[k] = tmp;
     }
@@ -814,17 +798,17 @@ static void run_attn_case(const attn_case *c)
             memset(v + (size_t)j * row_v, 0xFF, row_v);
             continue;
         }
-        fill(tmp, kd, -1, 1);
+        test_fill(tmp, kd, -1, 1);
         tk->from_float(tmp, k + (size_t)j * row_k, kd);
         tk->to_float(k + (size_t)j * row_k, kf + (size_t)j * kd, kd);
-        fill(tmp, vd, -1, 1);
+        test_fill(tmp, vd, -1, 1);
         tv->from_float(tmp, v + (size_t)j * row_v, vd);
         tv->to_float(v + (size_t)j * row_v, vf + (size_t)j * vd, vd);
     }
     const int64_t qn = (int64_t)c->n_q * c->n_head * c->hd_k;
     const int64_t on = (int64_t)c->n_q * c->n_head * c->hd_v;
     float *q = xmalloc(sizeof(float) * (size_t)qn);
-    fill(q, qn, -1, 1);
+    test_fill(q, qn, -1, 1);
     const float scale = 1.0f / sqrtf((float)c->hd_k);
     double *want = xmalloc(sizeof(double) * (size_t)on);
     attn_ref(c, q, kf, vf, kv_pos, kv_seq, q_pos, q_seq, scale, want);
@@ -885,7 +869,7 @@ static void run_attn_case(const attn_case *c)
 START_TEST(test_attention)
 {
     NEED_GPU();
-    rng_state = 19;
+    test_rng_seed(19);
     const int F16 = KINFER_TYPE_F16, Q8 = KINFER_TYPE_Q8_0, F32 = KINFER_TYPE_F32;
     const attn_case cases[] = {
         /* n_q heads    hd_k hd_v n_kv pre  K    V    swa cap  seqs own */

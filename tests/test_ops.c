@@ -11,22 +11,6 @@
 #include "quant.h"
 #include "testutil.h"
 
-static uint64_t rng_state;
-
-static double rng_uniform(void)
-{
-    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    z ^= z >> 31;
-    return (double)(z >> 11) * (1.0 / 9007199254740992.0);
-}
-
-static void fill(float *x, int64_t n, double lo, double hi)
-{
-    for (int64_t i = 0; i < n; i++)
-        x[i] = (float)(lo + (hi - lo) * rng_uniform());
-}
 
 /* |got - want| <= rel * |want| + abs */
 #define ASSERT_CLOSE(got, want, rel, abs_)                                                         \
@@ -35,11 +19,11 @@ static void fill(float *x, int64_t n, double lo, double hi)
 
 START_TEST(test_rmsnorm)
 {
-    rng_state = 1;
+    test_rng_seed(1);
     const int64_t n = 1000;
     float x[1000], w[1000], out[1000], out_w[1000];
-    fill(x, n, -3, 3);
-    fill(w, n, 0.5, 1.5);
+    test_fill(x, n, -3, 3);
+    test_fill(w, n, 0.5, 1.5);
     double ss = 0;
     for (int64_t i = 0; i < n; i++)
         ss += (double)x[i] * x[i];
@@ -78,7 +62,7 @@ static void naive_rope(double *v, int64_t head_dim, int n_rot, bool neox, int po
 
 START_TEST(test_rope)
 {
-    rng_state = 2;
+    test_rng_seed(2);
     enum { T = 3, H = 4, D = 64 };
     const int32_t pos[T] = {0, 7, 4097};
     static const struct {
@@ -96,7 +80,7 @@ START_TEST(test_rope)
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         float x[T * H * D];
         double want[T * H * D];
-        fill(x, T * H * D, -1, 1);
+        test_fill(x, T * H * D, -1, 1);
         for (int i = 0; i < T * H * D; i++)
             want[i] = x[i];
         for (int t = 0; t < T; t++)
@@ -122,10 +106,10 @@ END_TEST
 
 START_TEST(test_softmax)
 {
-    rng_state = 3;
+    test_rng_seed(3);
     float x[777];
     double want[777];
-    fill(x, 777, -30, 30);
+    test_fill(x, 777, -30, 30);
     x[5] = 1000.0f; /* large values must not overflow */
     double max = -INFINITY, sum = 0;
     for (int i = 0; i < 777; i++)
@@ -144,11 +128,11 @@ END_TEST
 
 START_TEST(test_gates)
 {
-    rng_state = 4;
+    test_rng_seed(4);
     enum { N = 1003 };
     float g[N], u[N], out[N];
-    fill(g, N, -12, 12);
-    fill(u, N, -2, 2);
+    test_fill(g, N, -12, 12);
+    test_fill(u, N, -2, 2);
     kinfer_silu_gate(out, g, u, N);
     for (int i = 0; i < N; i++)
         ASSERT_CLOSE(out[i], g[i] / (1.0 + exp(-(double)g[i])) * u[i], 2e-6, 1e-7);
@@ -184,10 +168,10 @@ END_TEST
 
 START_TEST(test_add_scale)
 {
-    rng_state = 5;
+    test_rng_seed(5);
     float a[515], b[515], out[515];
-    fill(a, 515, -5, 5);
-    fill(b, 515, -5, 5);
+    test_fill(a, 515, -5, 5);
+    test_fill(b, 515, -5, 5);
     kinfer_add(out, a, b, 515);
     for (int i = 0; i < 515; i++)
         ck_assert_float_eq(out[i], a[i] + b[i]);
@@ -200,14 +184,14 @@ END_TEST
 /* get_rows of every type with kernels equals dequantizing that row. */
 START_TEST(test_get_rows)
 {
-    rng_state = 6;
+    test_rng_seed(6);
     const int types[] = {KINFER_TYPE_F32, KINFER_TYPE_F16, KINFER_TYPE_BF16, KINFER_TYPE_Q4_0,
                          KINFER_TYPE_Q4_1, KINFER_TYPE_Q5_0, KINFER_TYPE_Q5_1, KINFER_TYPE_Q8_0,
                          KINFER_TYPE_IQ4_NL, KINFER_TYPE_Q2_K, KINFER_TYPE_Q3_K, KINFER_TYPE_Q4_K,
                          KINFER_TYPE_Q5_K, KINFER_TYPE_Q6_K, KINFER_TYPE_IQ4_XS};
     enum { ROWS = 5, COLS = 512 };
     float src[ROWS * COLS], out[3 * COLS], want[COLS];
-    fill(src, ROWS * COLS, -1, 1);
+    test_fill(src, ROWS * COLS, -1, 1);
     const int32_t ids[3] = {4, 0, 4};
     for (size_t t = 0; t < sizeof types / sizeof types[0]; t++) {
         const size_t row = kinfer_row_size(types[t], COLS);

@@ -50,3 +50,25 @@ int test_quick(void)
     const char *q = getenv("KINFER_TEST_QUICK");
     return q && *q && strcmp(q, "0") != 0;
 }
+
+static uint64_t rng_state;
+
+void test_rng_seed(uint64_t seed)
+{
+    rng_state = seed;
+}
+
+double test_rng_uniform(void)
+{
+    uint64_t z = (rng_state += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    z ^= z >> 31;
+    return (double)(z >> 11) * (1.0 / 9007199254740992.0);
+}
+
+void test_fill(float *x, int64_t n, double lo, double hi)
+{
+    for (int64_t i = 0; i < n; i++)
+        x[i] = (float)(lo + (hi - lo) * test_rng_uniform());
+}

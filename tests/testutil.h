@@ -4,6 +4,7 @@
 
 #include <check.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Full path of a test model under $KINFER_MODELS_DIR (default "models"), or
  * NULL, after printing why the test is skipped, when the file is absent.
@@ -19,6 +20,12 @@ unsigned char *test_read_file(const char *path, size_t *size);
 
 /* True when tests should do less (sanitizer builds set KINFER_TEST_QUICK). */
 int test_quick(void);
+
+/* Deterministic random numbers (splitmix64): the same on every machine, so a
+ * failing case can be replayed.  test_rng_seed starts a sequence. */
+void test_rng_seed(uint64_t seed);
+double test_rng_uniform(void);                            /* [0, 1) */
+void test_fill(float *x, int64_t n, double lo, double hi); /* uniform in [lo, hi) */
 
 /* Run a suite with Check's runner; returns the process exit status. */
 int test_run_suite(Suite *suite);

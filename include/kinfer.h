@@ -584,7 +584,7 @@ KINFER_API int64_t kinfer_detokenize(const kinfer_model *model, const kinfer_tok
                           char *buf, int64_t size, bool remove_special, bool unparse_special);
 
 KINFER_API int32_t kinfer_vocab_n_tokens(const kinfer_model *model);
-/* "spm", "bpe", or "none".  Static storage. */
+/* "spm", "bpe", "wpm" (WordPiece), or "none".  Static storage. */
 KINFER_API const char *kinfer_vocab_type(const kinfer_model *model);
 /* Whether tokenizing with add_special adds BOS / EOS. */
 KINFER_API bool kinfer_vocab_add_bos(const kinfer_model *model);

@@ -148,6 +148,15 @@ kinfer_status context_plan(const kinfer_model *model, const kinfer_context_param
     }
     if (out->n_batch > out->n_ctx) out->n_batch = out->n_ctx;
     out->n_slice = forward_slice_tokens(out->n_batch);
+    if (w->arch->encoder) {
+        /* attention over whole sequences: a micro-batch goes through at once */
+        out->n_slice = (int32_t)out->n_batch;
+        if (!p->embeddings) {
+            snprintf(err, err_size, "%s is an encoder-only model: it gives embeddings, not text "
+                     "(set embeddings = true)", w->arch->name);
+            return KINFER_E_UNSUPPORTED;
+        }
+    }
     if (out->n_seq_max > KINFER_MAX_SEQ) {
         snprintf(err, err_size, "n_seq_max %u is over the limit of %d", out->n_seq_max,
                  KINFER_MAX_SEQ);

@@ -242,6 +242,9 @@ KINFER_API int32_t kinfer_model_n_layer(const kinfer_model *model);
 KINFER_API int32_t kinfer_model_n_embd(const kinfer_model *model);
 KINFER_API int32_t kinfer_model_n_vocab(const kinfer_model *model);   /* rows of the output matrix */
 KINFER_API int32_t kinfer_model_n_ctx_train(const kinfer_model *model);
+/* True for an encoder-only model (the BERT family: bert, nomic-bert): it
+ * gives embeddings, not text; a context on it needs embeddings = true. */
+KINFER_API bool kinfer_model_encoder_only(const kinfer_model *model);
 
 /* One line describing the model ("llama 135M Q4_1, 30 layers"), into buf;
  * returns the length, negated when it did not fit. */

@@ -359,8 +359,6 @@ static const hostile cases[] = {
     {"bert", {.tensor = "blk.0.attn_q.bias", .ne0 = N_EMBD, .f16 = 1}, KINFER_E_UNSUPPORTED,
      "blk.0.attn_q.bias"},
     {"bert", {.key = "pooling_type", .kind = 'u', .u32 = 7}, KINFER_E_FORMAT, "bert.pooling_type"},
-    {"bert", {.key = "attention.layer_norm_epsilon", .kind = 's', .str = "tiny"}, KINFER_E_FORMAT,
-     "bert.attention.layer_norm_epsilon"},
     {"nomic-bert", {.tensor = "blk.0.attn_qkv.weight", .ne0 = 0}, KINFER_E_FORMAT, "blk.0.attn_qkv.weight"},
     {"nomic-bert", {.tensor = "blk.0.ffn_gate.weight", .ne0 = 0}, KINFER_E_FORMAT, "blk.0.ffn_gate.weight"},
     {"nomic-bert", {.tensor = "token_embd_norm.weight", .ne0 = 0}, KINFER_E_FORMAT, "token_embd_norm.weight"},

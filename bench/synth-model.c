@@ -42,6 +42,7 @@ typedef struct shape {
     int qk_norm;              /* attn_q_norm / attn_k_norm (Qwen3) */
     int encoder;              /* ENC_BERT or ENC_NOMIC: an encoder with a WordPiece vocabulary */
     int pooling;              /* <arch>.pooling_type of an encoder */
+    int cls_head;             /* a reranker's classification head (cls, cls.output: one score) */
 } shape;
 
 enum { ENC_BERT = 1, ENC_NOMIC = 2 };
@@ -88,6 +89,8 @@ static const shape shapes[] = {
      .encoder = ENC_BERT, .pooling = 2},
     {"bert-tiny", "bert", 0, 128, 2, 4, 4, 32, 512, 512, 10000.0f, 1e-12f, 0, 0, 0, NULL, 0,
      .encoder = ENC_BERT, .pooling = 2},
+    {"bert-rank-tiny", "bert", 0, 128, 2, 4, 4, 32, 512, 512, 10000.0f, 1e-12f, 0, 0, 0, NULL, 0,
+     .encoder = ENC_BERT, .pooling = 4, .cls_head = 1},
     {"nomic-bert-tiny", "nomic-bert", 0, 128, 2, 4, 4, 32, 384, 2048, 1000.0f, 1e-12f, 0, 0, 0, NULL, 0,
      .encoder = ENC_NOMIC, .pooling = 1},
 };
@@ -469,7 +472,7 @@ int main(int argc, char **argv)
     if (n_threads > 64) n_threads = 64;
 
     /* the tensor list, in the order llama.cpp's loader would sort it */
-    int cap = 6 + 16 * s.n_layer, n = 0;
+    int cap = 10 + 16 * s.n_layer, n = 0;
     tensor_spec *t = calloc((size_t)cap, sizeof *t);
     n = add(t, n, "token_embd.weight", s.n_embd, s.n_vocab);
     if (s.encoder) {
@@ -477,6 +480,12 @@ int main(int argc, char **argv)
         if (s.encoder == ENC_BERT) n = add(t, n, "position_embd.weight", s.n_embd, s.n_ctx);
         n = add(t, n, "token_embd_norm.weight", s.n_embd, 0);
         n = add(t, n, "token_embd_norm.bias", s.n_embd, 0);
+        if (s.cls_head) {
+            n = add(t, n, "cls.weight", s.n_embd, s.n_embd);
+            n = add(t, n, "cls.bias", s.n_embd, 0);
+            n = add(t, n, "cls.output.weight", s.n_embd, 1);
+            n = add(t, n, "cls.output.bias", 1, 0);
+        }
     } else {
         n = add(t, n, "output_norm.weight", s.n_embd, 0);
         if (!s.tied) n = add(t, n, "output.weight", s.n_embd, s.n_vocab);

@@ -8,7 +8,8 @@
  * llama.cpp's tokens of a set of texts (accents, case, punctuation, CJK,
  * digits, unknown and long words, control characters, invalid UTF-8,
  * special tokens parsed or not) and its cls- and mean-pooled embeddings of
- * the first ones (tests/fixtures/gen_encoder_fixtures.py).  kinfer must
+ * the first ones, and a reranker's (bert-rank-tiny: cls and cls.output)
+ * rank scores (tests/fixtures/gen_encoder_fixtures.py).  kinfer must
  * give the same tokens and embeddings within tolerance_of(ftype) (max
  * |difference| over max |element|), each text alone and all in one batch
  * as separate sequences.  Also: an encoder refuses a context without embeddings, a
@@ -60,6 +61,7 @@ typedef struct fix_text {
 typedef struct fix_pool {
     char name[8];
     int n;
+    int dim;                 /* floats per text: n_embd, or the scores of rank */
     float embd[MAX_TEXTS][MAX_EMBD];
 } fix_pool;
 
@@ -70,7 +72,7 @@ typedef struct fixture {
     int n_texts;
     fix_text texts[MAX_TEXTS];
     int n_pools;
-    fix_pool pools[2];
+    fix_pool pools[3];
 } fixture;
 
 static void fixture_load(const char *shape, const char *ftype, fixture *fx)
@@ -107,12 +109,13 @@ static void fixture_load(const char *shape, const char *ftype, fixture *fx)
                 ck_assert(fscanf(f, "%d", &t->tokens[t->n_tokens++]) == 1);
             }
         } else if (!strcmp(kw, "pooling")) {
-            ck_assert(fx->n_pools < 2);
+            ck_assert(fx->n_pools < 3);
             fix_pool *p = &fx->pools[fx->n_pools++];
             ck_assert(fscanf(f, "%7s %d", p->name, &p->n) == 2 && p->n <= fx->n_texts);
+            p->dim = strcmp(p->name, "rank") ? fx->n_embd : 1; /* rank: one score */
             for (int i = 0; i < p->n; i++) {
                 ck_assert(fscanf(f, "%31s", kw) == 1 && !strcmp(kw, "embd"));
-                for (int e = 0; e < fx->n_embd; e++) ck_assert(fscanf(f, "%f", &p->embd[i][e]) == 1);
+                for (int e = 0; e < p->dim; e++) ck_assert(fscanf(f, "%f", &p->embd[i][e]) == 1);
             }
         } else {
             ck_abort_msg("fixture %s: unknown line '%s'", path, kw);
@@ -236,7 +239,7 @@ static void check_batch(kinfer_context *ctx, const fixture *fx, const fix_pool *
         for (int i = t0; i < t1; i++) {
             const float *got = kinfer_get_embeddings_seq(ctx, i - t0);
             ck_assert_ptr_nonnull(got);
-            const double err = rel_err(got, p->embd[i], fx->n_embd);
+            const double err = rel_err(got, p->embd[i], p->dim);
             ck_assert_msg(err <= tol, "%s, pooling %s, text %d: relative error %g (bound %g)", what,
                           p->name, i, err, tol);
         }
@@ -262,7 +265,10 @@ static void check_config(const char *shape, const char *ftype)
     check_tokens(m, fx, shape);
     for (int pi = 0; pi < fx->n_pools; pi++) {
         const fix_pool *p = &fx->pools[pi];
-        const kinfer_pooling pooling = !strcmp(p->name, "cls") ? KINFER_POOLING_CLS : KINFER_POOLING_MEAN;
+        const kinfer_pooling pooling = !strcmp(p->name, "cls")    ? KINFER_POOLING_CLS
+                                       : !strcmp(p->name, "rank") ? KINFER_POOLING_RANK
+                                                                  : KINFER_POOLING_MEAN;
+        if (pooling == KINFER_POOLING_RANK) ck_assert_int_eq(kinfer_model_n_cls_out(m), p->dim);
         kinfer_context *ctx = encoder_context(m, pooling);
         const double tol = tolerance_of(ftype);
         for (int i = 0; i < p->n; i++) check_batch(ctx, fx, p, i, i + 1, tol, "alone");
@@ -278,6 +284,10 @@ END_TEST
 START_TEST(test_bert_f16) { check_config("bert-tiny", "F16"); }
 END_TEST
 START_TEST(test_bert_q8_0) { check_config("bert-tiny", "Q8_0"); }
+END_TEST
+START_TEST(test_rank_f32) { check_config("bert-rank-tiny", "F32"); }
+END_TEST
+START_TEST(test_rank_q8_0) { check_config("bert-rank-tiny", "Q8_0"); }
 END_TEST
 START_TEST(test_nomic_f32) { check_config("nomic-bert-tiny", "F32"); }
 END_TEST
@@ -330,6 +340,13 @@ START_TEST(test_refusals)
     pos[0] = 511, pos[1] = 512;
     ck_assert_int_eq(kinfer_decode(ctx, &batch), KINFER_E_INVALID_ARG);
     ck_assert_ptr_nonnull(strstr(kinfer_context_errmsg(ctx), "position embeddings"));
+    kinfer_context_free(ctx);
+    /* rank needs a classification head, which bert-tiny has not */
+    cp.pooling = KINFER_POOLING_RANK;
+    ctx = NULL;
+    ck_assert_int_eq(kinfer_context_new(m, &cp, &ctx), KINFER_E_UNSUPPORTED);
+    ck_assert_ptr_nonnull(strstr(kinfer_context_errmsg(ctx), "cls.output.weight"));
+    ck_assert_int_eq(kinfer_model_n_cls_out(m), 0);
     /* none pooling: one row per token */
     kinfer_context_free(ctx);
     cp.pooling = KINFER_POOLING_NONE;
@@ -353,6 +370,8 @@ static Suite *encoders_suite(void)
     tcase_add_test(tc, test_bert_f32);
     tcase_add_test(tc, test_bert_f16);
     tcase_add_test(tc, test_bert_q8_0);
+    tcase_add_test(tc, test_rank_f32);
+    tcase_add_test(tc, test_rank_q8_0);
     tcase_add_test(tc, test_nomic_f32);
     tcase_add_test(tc, test_nomic_f16);
     tcase_add_test(tc, test_nomic_q8_0);

@@ -132,6 +132,10 @@ const char *arch_supported_list(void);
 #define ARCH_T_FFN_DOWN_BIAS "blk.%d.ffn_down.bias"
 #define ARCH_T_LAYER_OUT_NORM "blk.%d.layer_output_norm.weight"
 #define ARCH_T_LAYER_OUT_NORM_B "blk.%d.layer_output_norm.bias"
+#define ARCH_T_CLS "cls.weight"              /* a reranker's head: dense, tanh ... */
+#define ARCH_T_CLS_B "cls.bias"
+#define ARCH_T_CLS_OUT "cls.output.weight"   /* ... then the scores */
+#define ARCH_T_CLS_OUT_B "cls.output.bias"
 
 /* Metadata key suffixes, after "<arch>." */
 #define ARCH_K_CONTEXT_LENGTH "context_length"

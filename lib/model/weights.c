@@ -513,6 +513,27 @@ static kinfer_status read_swa_layers(binding *b, const arch_desc *a)
 
 static kinfer_status bind_all(binding *b, const arch_desc *a);
 
+/* A reranker's classification head (pooling rank), when the file has one:
+ * cls (a dense layer, then tanh) optional, cls.output (the scores, one row
+ * each) and their biases. */
+static kinfer_status bind_classifier(binding *b)
+{
+    model_weights *w = b->w;
+    const int64_t E = w->hp.n_embd;
+    kinfer_status st = bind(b, &w->cls, ARCH_T_CLS, E, E, 0);
+    if (!st && w->cls.data) st = bind(b, &w->cls_b, ARCH_T_CLS_B, E, 0, WT_F32);
+    if (st) return st;
+    const int64_t ti = gguf_find_tensor(b->gf, ARCH_T_CLS_OUT);
+    if (ti < 0) return KINFER_OK;
+    const int64_t n_out = b->gf->tensors[ti].ne[1];
+    if (n_out < 1 || n_out > E)
+        return bind_fail(b, KINFER_E_FORMAT, "tensor %s: %lld scores (expected 1 to n_embd %lld)",
+                          ARCH_T_CLS_OUT, (long long)n_out, (long long)E);
+    st = bind(b, &w->cls_out, ARCH_T_CLS_OUT, E, n_out, WT_REQUIRED);
+    if (!st) st = bind(b, &w->cls_out_b, ARCH_T_CLS_OUT_B, n_out, 0, WT_F32);
+    return st;
+}
+
 /* An encoder's input side: the embedding LayerNorm, BERT's position
  * table, and row 0 of the token-type table when there is one (every token
  * is type 0, as in llama.cpp). */
@@ -527,14 +548,14 @@ static kinfer_status bind_encoder_inputs(binding *b, const arch_desc *a)
         st = bind(b, &w->pos_embd, ARCH_T_POS_EMBD, E, hp->n_ctx_train, WT_REQUIRED);
     if (st) return st;
     const int64_t ti = gguf_find_tensor(b->gf, ARCH_T_TOKEN_TYPES);
-    if (ti < 0) return KINFER_OK;
+    if (ti < 0) return bind_classifier(b);
     const int64_t n_types = b->gf->tensors[ti].ne[1];
     if (n_types < 1 || n_types > 1024)
         return bind_fail(b, KINFER_E_FORMAT, "tensor %s: %lld token types (expected 1 to 1024)",
                           ARCH_T_TOKEN_TYPES, (long long)n_types);
     if ((st = bind(b, &w->type_embd, ARCH_T_TOKEN_TYPES, E, n_types, WT_REQUIRED | WT_F32))) return st;
     w->type_embd.ne1 = 1; /* row 0 */
-    return KINFER_OK;
+    return bind_classifier(b);
 }
 
 /* Frequency divisors must be positive and finite: a 0 or NaN would turn

@@ -102,6 +102,8 @@ typedef struct model_weights {
     wtensor type_embd;       /* (n_embd) row 0 of token_types (the type every token has), or absent */
     wtensor pos_embd;        /* (n_ctx_train, n_embd) absolute position embeddings (BERT), or absent */
     wtensor tok_norm, tok_norm_b; /* (n_embd) f32 LayerNorm of the embeddings */
+    wtensor cls, cls_b;      /* (n_embd, n_embd), (n_embd) f32: a reranker's dense layer, or absent */
+    wtensor cls_out, cls_out_b; /* (n_cls_out, n_embd), (n_cls_out) f32: its scores, or absent */
     layer_weights *layers;   /* n_layer */
     uint64_t tensor_bytes;   /* all tensor data in the file */
     int output_tied;

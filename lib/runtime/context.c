@@ -267,7 +267,7 @@ kinfer_status kinfer_decode(kinfer_context *ctx, const kinfer_batch *batch)
     }
     /* on failure the cache is left as it was before the call */
     if (!encoder) kv_batch_end(&ctx->kv, ctx->cells_taken, n, st != KINFER_OK);
-    if (!st && ctx->sz.embeddings) embd_pool(ctx, n, batch->pos, seq);
+    if (!st && ctx->sz.embeddings) st = embd_pool(ctx, n, batch->pos, seq);
     free(zeros);
     if (st) return st;
     ctx->n_batch_tokens = n;

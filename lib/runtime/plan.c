@@ -207,9 +207,9 @@ kinfer_status context_plan(const kinfer_model *model, const kinfer_context_param
         out->pooling = p->pooling != KINFER_POOLING_UNSPECIFIED ? p->pooling
                        : hp->pooling_type != KINFER_POOLING_UNSPECIFIED
                            ? (kinfer_pooling)hp->pooling_type : KINFER_POOLING_NONE;
-        if (out->pooling == KINFER_POOLING_RANK) {
+        if (out->pooling == KINFER_POOLING_RANK && !w->cls_out.data) {
             snprintf(err, err_size, "pooling rank needs a reranker's classification head "
-                     "(cls.output.weight), which kinfer does not run yet for %s models",
+                     "(cls.output.weight), which this %s model does not have",
                      w->arch->name);
             return KINFER_E_UNSUPPORTED;
         }

@@ -219,7 +219,7 @@ test-tsan:
 
 FUZZ_BIN := $(BUILD)/fuzz/fuzz_gguf
 FUZZ_SRC := tests/fuzz/fuzz_gguf.c lib/gguf/gguf.c kernels/types.c lib/model/weights.c lib/model/arch.c \
-	lib/core/status.c
+	lib/core/status.c $(wildcard lib/tokenizer/*.c)
 fuzz: $(FUZZ_BIN)
 	@mkdir -p $(BUILD)/fuzz/corpus
 	python3 tests/fuzz/make_seeds.py $(BUILD)/fuzz/seeds
@@ -270,7 +270,7 @@ fuzz-server: $(BUILD)/fuzz/fuzz_server
 $(FUZZ_BIN): $(FUZZ_SRC) lib/gguf/gguf.h kernels/quant.h include/kinfer.h lib/model/weights.h lib/model/arch.h
 	@mkdir -p $(dir $@)
 	clang -std=c11 -g -O1 -D_GNU_SOURCE -Iinclude -Ilib -Ikernels \
-		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -o $@ $(FUZZ_SRC) -lm
+		-fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -o $@ $(FUZZ_SRC) $(PCRE2_LIBS) -lm
 
 models:
 	bash scripts/fetch-models.sh $(MODELS_DIR)

@@ -40,7 +40,12 @@ typedef struct shape {
     int head_dim_key;         /* write attention.key/value_length (head_dim != n_embd / n_head) */
     int fused;                /* Phi-3's fused attn_qkv and gate-up ffn_up */
     int qk_norm;              /* attn_q_norm / attn_k_norm (Qwen3) */
+    int encoder;              /* ENC_BERT or ENC_NOMIC: an encoder with a WordPiece vocabulary */
+    int pooling;              /* <arch>.pooling_type of an encoder */
+    int cls_head;             /* a reranker's classification head (cls, cls.output: one score) */
 } shape;
+
+enum { ENC_BERT = 1, ENC_NOMIC = 2 };
 
 static const shape shapes[] = {
     {"llama2-7b", "llama", 32000, 4096, 32, 32, 32, 128, 11008, 4096, 10000.0f, 1e-5f, 0, 0, 0, NULL, .fim = 0},
@@ -77,6 +82,17 @@ static const shape shapes[] = {
      "qwen2", 0, .head_dim_key = 1, .qk_norm = 1},
     {"qwen3moe-tiny", "qwen3moe", 8192, 512, 2, 8, 4, 128, 1536, 4096, 1000000.0f, 1e-6f, 0, 0, 0, "qwen2", 0,
      .head_dim_key = 1, .qk_norm = 1},
+    /* encoders (embeddings): bge-small's shape, and tiny ones with the
+     * WordPiece vocabulary of wpm_vocab (n_vocab comes from it); pooling 2
+     * cls, 1 mean */
+    {"bge-small", "bert", 30522, 384, 12, 12, 12, 32, 1536, 512, 10000.0f, 1e-12f, 0, 0, 0, NULL, 0,
+     .encoder = ENC_BERT, .pooling = 2},
+    {"bert-tiny", "bert", 0, 128, 2, 4, 4, 32, 512, 512, 10000.0f, 1e-12f, 0, 0, 0, NULL, 0,
+     .encoder = ENC_BERT, .pooling = 2},
+    {"bert-rank-tiny", "bert", 0, 128, 2, 4, 4, 32, 512, 512, 10000.0f, 1e-12f, 0, 0, 0, NULL, 0,
+     .encoder = ENC_BERT, .pooling = 4, .cls_head = 1},
+    {"nomic-bert-tiny", "nomic-bert", 0, 128, 2, 4, 4, 32, 384, 2048, 1000.0f, 1e-12f, 0, 0, 0, NULL, 0,
+     .encoder = ENC_NOMIC, .pooling = 1},
 };
 
 /* The shapes whose layers are mixtures of experts (Mixtral's experts are
@@ -148,8 +164,35 @@ static int add(tensor_spec *t, int n, const char *name, int64_t ne0, int64_t ne1
     return add3(t, n, name, ne0, ne1, 0);
 }
 
+/* A post-norm encoder layer: BERT's (q/k/v/o and up/down with biases,
+ * GELU) or nomic-bert's (fused qkv, gated FFN, no biases). */
+static int encoder_layer_tensors(const shape *s, int il, tensor_spec *t, int n)
+{
+    char name[96];
+    const int64_t E = s->n_embd, F = s->n_ff;
+#define T(suffix, ne0, ne1) (snprintf(name, sizeof name, "blk.%d." suffix, il), n = add(t, n, name, ne0, ne1))
+    if (s->encoder == ENC_BERT) {
+        T("attn_q.weight", E, E), T("attn_q.bias", E, 0);
+        T("attn_k.weight", E, E), T("attn_k.bias", E, 0);
+        T("attn_v.weight", E, E), T("attn_v.bias", E, 0);
+        T("attn_output.weight", E, E), T("attn_output.bias", E, 0);
+        T("ffn_up.weight", E, F), T("ffn_up.bias", F, 0);
+        T("ffn_down.weight", F, E), T("ffn_down.bias", E, 0);
+    } else {
+        T("attn_qkv.weight", E, 3 * E);
+        T("attn_output.weight", E, E);
+        T("ffn_up.weight", E, F), T("ffn_gate.weight", E, F);
+        T("ffn_down.weight", F, E);
+    }
+    T("attn_output_norm.weight", E, 0), T("attn_output_norm.bias", E, 0);
+    T("layer_output_norm.weight", E, 0), T("layer_output_norm.bias", E, 0);
+#undef T
+    return n;
+}
+
 static int layer_tensors(const shape *s, int il, tensor_spec *t, int n)
 {
+    if (s->encoder) return encoder_layer_tensors(s, il, t, n);
     const moe_spec moe = moe_of(s->name);
     char name[96];
     const int64_t q = (int64_t)s->n_head * s->head_dim, kv = (int64_t)s->n_head_kv * s->head_dim;
@@ -300,6 +343,67 @@ static int write_vocab(gguf_writer *w, int n_vocab, const char *pre, int fim, in
     return st ? -1 : 0;
 }
 
+/* A WordPiece vocabulary as llama.cpp's BERT converter writes one:
+ * [PAD] 0, [unused*] up to [UNK] 100, [CLS] 101, [SEP] 102, [MASK] 103
+ * (control tokens, texts as they are), then word-initial pieces as
+ * "\u2581w" and continuations ("##w") as "w": ASCII letters, digits and
+ * punctuation both ways, some words and suffixes, a few accented-free
+ * Latin, Greek and CJK characters.  Returns the count; tokens/types NULL:
+ * count only. */
+static int wpm_vocab(char **tokens, int32_t *types)
+{
+    static const char *const words[] = {
+        "the", "capital", "of", "france", "is", "paris", "hello", "world", "embed", "text",
+        "vectors", "similar", "meaning", "land", "close", "together", "which", "what",
+        "retrieval", "before", "generation", "relies", "on", "token", "un", "cafe", "naive",
+        "resume", "uber", "strasse", "σ", "λογος", "中", "国", "人", "日", "本", "語", "an",
+        "and", "to", "in", "it", "for", "def", "return", "add", "print", "2024", "42", NULL};
+    static const char *const suffixes[] = {
+        "ding", "dings", "s", "ed", "ing", "izer", "ization", "believ", "able", "ly", "er",
+        "est", "ness", "ss", "ος", NULL};
+    int n = 0;
+#define PUT(text, type) (tokens ? (tokens[n] = strdup(text), types[n] = (type)) : 0, n++)
+    PUT("[PAD]", 3);
+    char buf[64];
+    for (int i = 1; i < 100; i++) snprintf(buf, sizeof buf, "[unused%d]", i - 1), PUT(buf, 3);
+    PUT("[UNK]", 3), PUT("[CLS]", 3), PUT("[SEP]", 3), PUT("[MASK]", 3);
+    for (int c = 33; c < 127; c++) {
+        if (c >= 'A' && c <= 'Z') continue; /* lowercased away */
+        snprintf(buf, sizeof buf, "\xe2\x96\x81%c", c), PUT(buf, 1);
+        snprintf(buf, sizeof buf, "%c", c), PUT(buf, 1);
+    }
+    for (int i = 0; words[i]; i++) snprintf(buf, sizeof buf, "\xe2\x96\x81%s", words[i]), PUT(buf, 1);
+    for (int i = 0; suffixes[i]; i++) {
+        if (strlen(suffixes[i]) == 1) continue; /* single ASCII ones are there */
+        PUT(suffixes[i], 1);
+    }
+#undef PUT
+    return n;
+}
+
+static int write_wpm_vocab(gguf_writer *w)
+{
+    const int n = wpm_vocab(NULL, NULL);
+    char **tokens = calloc((size_t)n, sizeof *tokens);
+    int32_t *types = calloc((size_t)n, sizeof *types);
+    if (!tokens || !types) return -1;
+    wpm_vocab(tokens, types);
+    /* the ids the converter writes; [CLS] is 101 by llama.cpp's default */
+    int st = gguf_writer_set_str(w, "tokenizer.ggml.model", "bert") ||
+             gguf_writer_set_str(w, "tokenizer.ggml.pre", "default") ||
+             gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)tokens, (uint64_t)n) ||
+             gguf_writer_set_arr_i32(w, "tokenizer.ggml.token_type", types, (uint64_t)n) ||
+             gguf_writer_set_u32(w, "tokenizer.ggml.token_type_count", 2) ||
+             gguf_writer_set_u32(w, "tokenizer.ggml.unknown_token_id", 100) ||
+             gguf_writer_set_u32(w, "tokenizer.ggml.seperator_token_id", 102) ||
+             gguf_writer_set_u32(w, "tokenizer.ggml.padding_token_id", 0) ||
+             gguf_writer_set_u32(w, "tokenizer.ggml.cls_token_id", 101) ||
+             gguf_writer_set_u32(w, "tokenizer.ggml.mask_token_id", 103);
+    for (int i = 0; i < n; i++) free(tokens[i]);
+    free(tokens), free(types);
+    return st ? -1 : 0;
+}
+
 /* ---------------------------------------------------------------- main */
 
 typedef struct fill_job {
@@ -363,15 +467,29 @@ int main(int argc, char **argv)
     if (!sh || !out_path || quant_mix_init(&mix, ftype)) return usage(), 2;
     shape s = *sh;
     if (n_layers > 0) s.n_layer = n_layers;
+    if (s.encoder && !s.n_vocab) s.n_vocab = wpm_vocab(NULL, NULL);
     if (n_threads < 1) n_threads = 1;
     if (n_threads > 64) n_threads = 64;
 
     /* the tensor list, in the order llama.cpp's loader would sort it */
-    int cap = 6 + 16 * s.n_layer, n = 0;
+    int cap = 10 + 16 * s.n_layer, n = 0;
     tensor_spec *t = calloc((size_t)cap, sizeof *t);
     n = add(t, n, "token_embd.weight", s.n_embd, s.n_vocab);
-    n = add(t, n, "output_norm.weight", s.n_embd, 0);
-    if (!s.tied) n = add(t, n, "output.weight", s.n_embd, s.n_vocab);
+    if (s.encoder) {
+        n = add(t, n, "token_types.weight", s.n_embd, 2);
+        if (s.encoder == ENC_BERT) n = add(t, n, "position_embd.weight", s.n_embd, s.n_ctx);
+        n = add(t, n, "token_embd_norm.weight", s.n_embd, 0);
+        n = add(t, n, "token_embd_norm.bias", s.n_embd, 0);
+        if (s.cls_head) {
+            n = add(t, n, "cls.weight", s.n_embd, s.n_embd);
+            n = add(t, n, "cls.bias", s.n_embd, 0);
+            n = add(t, n, "cls.output.weight", s.n_embd, 1);
+            n = add(t, n, "cls.output.bias", 1, 0);
+        }
+    } else {
+        n = add(t, n, "output_norm.weight", s.n_embd, 0);
+        if (!s.tied) n = add(t, n, "output.weight", s.n_embd, s.n_vocab);
+    }
     float freqs[256], longf[256], shortf[256];
     if (s.head_dim / 2 > 256) return usage(), 2;
     if (s.rope_freqs) {
@@ -409,8 +527,12 @@ int main(int argc, char **argv)
               gguf_writer_set_u32(w, KEY("attention.head_count"), (uint32_t)s.n_head) ||
               gguf_writer_set_u32(w, KEY("attention.head_count_kv"), (uint32_t)s.n_head_kv) ||
               gguf_writer_set_f32(w, KEY("rope.freq_base"), s.rope_base) ||
-              gguf_writer_set_f32(w, KEY("attention.layer_norm_rms_epsilon"), s.eps) ||
+              gguf_writer_set_f32(w, s.encoder ? KEY("attention.layer_norm_epsilon")
+                                               : KEY("attention.layer_norm_rms_epsilon"), s.eps) ||
               gguf_writer_set_u32(w, KEY("vocab_size"), (uint32_t)s.n_vocab);
+    if (s.encoder)
+        bad = bad || gguf_writer_set_bool(w, KEY("attention.causal"), 0) ||
+              gguf_writer_set_u32(w, KEY("pooling_type"), (uint32_t)s.pooling);
     if (moe.n_expert)
         bad = bad || gguf_writer_set_u32(w, KEY("expert_count"), (uint32_t)moe.n_expert) ||
               gguf_writer_set_u32(w, KEY("expert_used_count"), (uint32_t)moe.n_expert_used);
@@ -437,7 +559,7 @@ int main(int argc, char **argv)
     else
         bad = bad || gguf_writer_set_u32(w, KEY("rope.dimension_count"), (uint32_t)s.head_dim);
 #undef KEY
-    bad = bad || write_vocab(w, s.n_vocab, s.tok_pre, s.fim, !strcmp(a, "phi3"));
+    bad = bad || (s.encoder ? write_wpm_vocab(w) : write_vocab(w, s.n_vocab, s.tok_pre, s.fim, !strcmp(a, "phi3")));
     uint64_t max_size = 0;
     for (int i = 0; i < n && !bad; i++) {
         t[i].type = quant_mix_type(&mix, t[i].name, t[i].n_dims, t[i].ne, KINFER_TYPE_F32);

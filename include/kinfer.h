@@ -242,6 +242,11 @@ KINFER_API int32_t kinfer_model_n_layer(const kinfer_model *model);
 KINFER_API int32_t kinfer_model_n_embd(const kinfer_model *model);
 KINFER_API int32_t kinfer_model_n_vocab(const kinfer_model *model);   /* rows of the output matrix */
 KINFER_API int32_t kinfer_model_n_ctx_train(const kinfer_model *model);
+/* True for an encoder-only model (the BERT family: bert, nomic-bert): it
+ * gives embeddings, not text; a context on it needs embeddings = true. */
+KINFER_API bool kinfer_model_encoder_only(const kinfer_model *model);
+/* Scores of a reranker's classification head (pooling rank); 0 without one. */
+KINFER_API int32_t kinfer_model_n_cls_out(const kinfer_model *model);
 
 /* One line describing the model ("llama 135M Q4_1, 30 layers"), into buf;
  * returns the length, negated when it did not fit. */
@@ -410,8 +415,10 @@ KINFER_API const float *kinfer_get_embeddings_ith(kinfer_context *ctx, int32_t i
 
 /* Pooled embedding of sequence seq in the last decoded batch
  * (kinfer_model_n_embd floats), for a context with embeddings and pooling
- * mean, cls or last; NULL otherwise, or when the batch had no token of seq.
- * Valid until the next decode on ctx. */
+ * mean, cls or last; with pooling rank (a reranker's classification head,
+ * BERT's cls and cls.output tensors, on the first token), its
+ * kinfer_model_n_cls_out scores.  NULL otherwise, or when the batch had no
+ * token of seq.  Valid until the next decode on ctx. */
 KINFER_API const float *kinfer_get_embeddings_seq(kinfer_context *ctx, kinfer_seq_id seq);
 
 /*
@@ -584,7 +591,7 @@ KINFER_API int64_t kinfer_detokenize(const kinfer_model *model, const kinfer_tok
                           char *buf, int64_t size, bool remove_special, bool unparse_special);
 
 KINFER_API int32_t kinfer_vocab_n_tokens(const kinfer_model *model);
-/* "spm", "bpe", or "none".  Static storage. */
+/* "spm", "bpe", "wpm" (WordPiece), or "none".  Static storage. */
 KINFER_API const char *kinfer_vocab_type(const kinfer_model *model);
 /* Whether tokenizing with add_special adds BOS / EOS. */
 KINFER_API bool kinfer_vocab_add_bos(const kinfer_model *model);

@@ -57,9 +57,49 @@ static int add_def(tensor_def *t, int n, const char *name, int64_t ne0, int64_t 
     return add_def3(t, n, name, ne0, ne1, 1, value);
 }
 
+static int is_encoder(const char *arch)
+{
+    return strcmp(arch, "bert") == 0 || strcmp(arch, "nomic-bert") == 0;
+}
+
+/* An encoder's (bert: biases, position table; nomic-bert: fused qkv, gated FFN). */
+static int encoder_tensors(const char *arch, tensor_def *t)
+{
+    const int bert = strcmp(arch, "bert") == 0;
+    int n = 0;
+    n = add_def(t, n, "token_embd.weight", N_EMBD, N_VOCAB, NAN);
+    n = add_def(t, n, "token_types.weight", N_EMBD, 2, NAN);
+    n = add_def(t, n, "token_embd_norm.weight", N_EMBD, 1, 1.0f);
+    n = add_def(t, n, "token_embd_norm.bias", N_EMBD, 1, 0.1f);
+    n = add_def(t, n, "blk.0.attn_output.weight", N_EMBD, N_EMBD, NAN);
+    n = add_def(t, n, "blk.0.attn_output_norm.weight", N_EMBD, 1, 1.0f);
+    n = add_def(t, n, "blk.0.attn_output_norm.bias", N_EMBD, 1, 0.1f);
+    n = add_def(t, n, "blk.0.ffn_up.weight", N_EMBD, N_FF, NAN);
+    n = add_def(t, n, "blk.0.ffn_down.weight", N_FF, N_EMBD, NAN);
+    n = add_def(t, n, "blk.0.layer_output_norm.weight", N_EMBD, 1, 1.0f);
+    n = add_def(t, n, "blk.0.layer_output_norm.bias", N_EMBD, 1, 0.1f);
+    if (!bert) {
+        n = add_def(t, n, "blk.0.attn_qkv.weight", N_EMBD, 3 * N_EMBD, NAN);
+        n = add_def(t, n, "blk.0.ffn_gate.weight", N_EMBD, N_FF, NAN);
+        return n;
+    }
+    n = add_def(t, n, "position_embd.weight", N_EMBD, 4096, NAN);
+    n = add_def(t, n, "blk.0.attn_q.weight", N_EMBD, N_EMBD, NAN);
+    n = add_def(t, n, "blk.0.attn_k.weight", N_EMBD, N_EMBD, NAN);
+    n = add_def(t, n, "blk.0.attn_v.weight", N_EMBD, N_EMBD, NAN);
+    n = add_def(t, n, "blk.0.attn_q.bias", N_EMBD, 1, 0.1f);
+    n = add_def(t, n, "blk.0.attn_k.bias", N_EMBD, 1, 0.1f);
+    n = add_def(t, n, "blk.0.attn_v.bias", N_EMBD, 1, 0.1f);
+    n = add_def(t, n, "blk.0.attn_output.bias", N_EMBD, 1, 0.1f);
+    n = add_def(t, n, "blk.0.ffn_up.bias", N_FF, 1, 0.1f);
+    n = add_def(t, n, "blk.0.ffn_down.bias", N_EMBD, 1, 0.1f);
+    return n;
+}
+
 /* The tensors of arch's tiny model. */
 static int tiny_tensors(const char *arch, tensor_def *t)
 {
+    if (is_encoder(arch)) return encoder_tensors(arch, t);
     const int fused = strcmp(arch, "phi3") == 0, moe = strcmp(arch, "qwen3moe") == 0;
     const int64_t q = N_HEAD * HEAD_DIM, kv = N_HEAD_KV * HEAD_DIM;
     int n = 0;
@@ -119,8 +159,9 @@ static unsigned char *tiny_model(const char *arch, const edit *e, size_t *size)
               gguf_writer_set_u32(w, KEY("block_count"), 1) ||
               gguf_writer_set_u32(w, KEY("feed_forward_length"), N_FF) ||
               gguf_writer_set_u32(w, KEY("attention.head_count"), N_HEAD) ||
-              gguf_writer_set_u32(w, KEY("attention.head_count_kv"), N_HEAD_KV) ||
-              gguf_writer_set_f32(w, KEY("attention.layer_norm_rms_epsilon"), 1e-5f);
+              gguf_writer_set_u32(w, KEY("attention.head_count_kv"), is_encoder(arch) ? N_HEAD : N_HEAD_KV) ||
+              gguf_writer_set_f32(w, is_encoder(arch) ? KEY("attention.layer_norm_epsilon")
+                                                      : KEY("attention.layer_norm_rms_epsilon"), 1e-5f);
     /* qwen3moe's expert keys, unless the edit writes that key */
     static const char *const moe_keys[] = {"expert_count", "expert_used_count", "expert_feed_forward_length"};
     const uint32_t moe_vals[] = {N_EXPERT, N_EXPERT_USED, N_FF_EXP};
@@ -135,9 +176,9 @@ static unsigned char *tiny_model(const char *arch, const edit *e, size_t *size)
     }
 #undef KEY
     ck_assert(!bad);
-    tensor_def t[24];
+    tensor_def t[32];
     const int n = tiny_tensors(arch, t);
-    int keep[24], type[24];
+    int keep[32], type[32];
     for (int i = 0; i < n; i++) {
         keep[i] = 1;
         type[i] = KINFER_TYPE_F32;
@@ -300,6 +341,27 @@ static const hostile cases[] = {
      "blk.0.ffn_gate_inp.weight"},
     {"qwen3moe", {.tensor = "blk.0.ffn_gate_inp.weight", .ne0 = N_EMBD, .f16 = 1}, KINFER_E_UNSUPPORTED,
      "blk.0.ffn_gate_inp.weight"},
+    /* encoders: the embedding norm, position and type tables, post-norms, biases, fused qkv */
+    {"bert", {.tensor = "token_embd_norm.bias", .ne0 = 0}, KINFER_E_FORMAT, "token_embd_norm.bias"},
+    {"bert", {.tensor = "token_embd_norm.weight", .ne0 = N_EMBD / 2}, KINFER_E_FORMAT,
+     "token_embd_norm.weight"},
+    {"bert", {.tensor = "position_embd.weight", .ne0 = 0}, KINFER_E_FORMAT, "position_embd.weight"},
+    {"bert", {.tensor = "position_embd.weight", .ne0 = N_EMBD / 2}, KINFER_E_FORMAT, "position_embd.weight"},
+    {"bert", {.tensor = "token_types.weight", .ne0 = N_EMBD + 1}, KINFER_E_FORMAT, "token_types.weight"},
+    {"bert", {.tensor = "token_types.weight", .ne0 = N_EMBD, .f16 = 1}, KINFER_E_UNSUPPORTED,
+     "token_types.weight"},
+    {"bert", {.tensor = "blk.0.attn_output_norm.bias", .ne0 = 0}, KINFER_E_FORMAT,
+     "blk.0.attn_output_norm.bias"},
+    {"bert", {.tensor = "blk.0.layer_output_norm.weight", .ne0 = 0}, KINFER_E_FORMAT,
+     "blk.0.layer_output_norm.weight"},
+    {"bert", {.tensor = "blk.0.ffn_up.bias", .ne0 = N_FF / 2}, KINFER_E_FORMAT, "blk.0.ffn_up.bias"},
+    {"bert", {.tensor = "blk.0.attn_output.bias", .ne0 = 0}, KINFER_E_FORMAT, "blk.0.attn_output.bias"},
+    {"bert", {.tensor = "blk.0.attn_q.bias", .ne0 = N_EMBD, .f16 = 1}, KINFER_E_UNSUPPORTED,
+     "blk.0.attn_q.bias"},
+    {"bert", {.key = "pooling_type", .kind = 'u', .u32 = 7}, KINFER_E_FORMAT, "bert.pooling_type"},
+    {"nomic-bert", {.tensor = "blk.0.attn_qkv.weight", .ne0 = 0}, KINFER_E_FORMAT, "blk.0.attn_qkv.weight"},
+    {"nomic-bert", {.tensor = "blk.0.ffn_gate.weight", .ne0 = 0}, KINFER_E_FORMAT, "blk.0.ffn_gate.weight"},
+    {"nomic-bert", {.tensor = "token_embd_norm.weight", .ne0 = 0}, KINFER_E_FORMAT, "token_embd_norm.weight"},
 };
 #define N_CASES ((int)(sizeof cases / sizeof cases[0]))
 
@@ -373,6 +435,47 @@ START_TEST(test_pooling_default)
 }
 END_TEST
 
+/* Each encoder's tiny file loads; it refuses a context without embeddings,
+ * and with them gives finite pooled vectors (ASan: the views and the
+ * self-attention stay inside their buffers). */
+START_TEST(test_valid_encoders)
+{
+    static const char *const enc[] = {"bert", "nomic-bert"};
+    for (int i = 0; i < 2; i++) {
+        size_t size;
+        unsigned char *img = tiny_model(enc[i], NULL, &size);
+        kinfer_model *m = NULL;
+        ck_assert_msg(kinfer_model_load_from_buffer(img, size, NULL, &m) == KINFER_OK, "%s: %s", enc[i],
+                      kinfer_model_errmsg(m));
+        kinfer_context_params cp = kinfer_context_default_params();
+        cp.n_ctx = 64;
+        cp.n_threads = 2;
+        cp.n_seq_max = 2;
+        kinfer_context *ctx = NULL;
+        ck_assert_int_eq(kinfer_context_new(m, &cp, &ctx), KINFER_E_UNSUPPORTED);
+        ck_assert_ptr_nonnull(strstr(kinfer_context_errmsg(ctx), "embeddings"));
+        kinfer_context_free(ctx);
+        cp.embeddings = true;
+        cp.pooling = KINFER_POOLING_MEAN;
+        ctx = NULL;
+        ck_assert_int_eq(kinfer_context_new(m, &cp, &ctx), KINFER_OK);
+        const kinfer_token tok[5] = {1, 5, 2, 7, 3};
+        const kinfer_pos pos[5] = {0, 0, 1, 1, 2};
+        const kinfer_seq_id sid[5] = {0, 1, 0, 1, 0};
+        const kinfer_batch b = {.n_tokens = 5, .token = tok, .pos = pos, .seq_id = sid};
+        ck_assert_int_eq(kinfer_decode(ctx, &b), KINFER_OK);
+        for (int s = 0; s < 2; s++) {
+            const float *v = kinfer_get_embeddings_seq(ctx, s);
+            ck_assert_ptr_nonnull(v);
+            for (int d = 0; d < N_EMBD; d++) ck_assert(isfinite(v[d]));
+        }
+        kinfer_context_free(ctx);
+        kinfer_model_free(m);
+        free(img);
+    }
+}
+END_TEST
+
 /* What is valid: llama.cpp's "no factor" (0) with linear scaling, "none"
  * and "longrope" types, YaRN with its keys. */
 START_TEST(test_valid_scaling)
@@ -407,6 +510,7 @@ static Suite *arch_load_suite(void)
     tcase_add_loop_test(tc, test_hostile, 0, N_CASES);
     tcase_add_test(tc, test_valid_scaling);
     tcase_add_test(tc, test_pooling_default);
+    tcase_add_test(tc, test_valid_encoders);
     suite_add_tcase(s, tc);
     return s;
 }

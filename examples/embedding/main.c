@@ -209,6 +209,8 @@ int main(int argc, char **argv)
     kinfer_context_params cp = kinfer_context_default_params();
     cp.n_ctx = (uint32_t)o.n_ctx;
     cp.n_batch = (uint32_t)o.n_batch;
+    /* as llama-embedding: an encoder sees a whole batch in one micro-batch */
+    if (kinfer_model_encoder_only(m)) cp.n_batch = cp.n_ctx;
     cp.n_seq_max = MAX_SEQ_PER_BATCH;
     cp.n_threads = o.n_threads;
     cp.flash_attn = o.flash_attn;

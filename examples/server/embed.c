@@ -109,6 +109,20 @@ bool embed_parse(const served *sv, const cJSON *root, embed_call *call, request 
                       "start kinfer-server with --pooling mean, cls or last");
         return false;
     }
+    if (call->legacy) {
+        const cJSON *pr = cJSON_GetObjectItemCaseSensitive(root, "prompt");
+        if (!cJSON_IsString(pr)) {
+            oai_set_error(err, 400, "invalid_request_error", "'prompt' must be a string");
+            return false;
+        }
+        if (pr->valuestring[0] && !text_input(sv, r, pr->valuestring, true, 0, err)) return false;
+        r->embd = malloc(((size_t)r->n_inputs * (size_t)kinfer_model_n_embd(sv->model) + 1) * sizeof *r->embd);
+        if (!r->embd) {
+            oai_set_error(err, 500, "server_error", "out of memory");
+            return false;
+        }
+        return true;
+    }
     bool truncate = call->ollama;   /* Ollama's default; OpenAI's: an input over the context is an error */
     const cJSON *t = cJSON_GetObjectItemCaseSensitive(root, "truncate");
     if (call->ollama && t) {
@@ -192,6 +206,13 @@ char *embed_answer(const served *sv, const embed_call *call, const request *r)
 {
     const int32_t n_embd = kinfer_model_n_embd(sv->model);
     cJSON *root = cJSON_CreateObject();
+    if (call->legacy) {
+        cJSON *v = cJSON_AddArrayToObject(root, "embedding");
+        for (int32_t d = 0; r->n_inputs > 0 && d < n_embd; d++) cJSON_AddItemToArray(v, cJSON_CreateNumber(r->embd[d]));
+        char *json = cJSON_PrintUnformatted(root);
+        cJSON_Delete(root);
+        return json;
+    }
     cJSON_AddStringToObject(root, call->ollama ? "model" : "object", call->ollama ? sv->alias : "list");
     cJSON *list = cJSON_AddArrayToObject(root, call->ollama ? "embeddings" : "data");
     for (int32_t i = 0; i < r->n_inputs; i++) {

@@ -1,6 +1,8 @@
 /*
- * embed.h — the embeddings APIs' bodies: OpenAI's POST /v1/embeddings and
- * Ollama's POST /api/embed, parsed into a request of n_inputs inputs
+ * embed.h — the embeddings APIs' bodies: OpenAI's POST /v1/embeddings,
+ * Ollama's POST /api/embed and its older POST /api/embeddings (one string
+ * "prompt", cut to the context, answered {"embedding": [...]}; an empty
+ * prompt answers an empty embedding, as Ollama's loads the model), parsed into a request of n_inputs inputs
  * (validated, every problem a 400 naming it) and answered from its
  * embeddings.
  */
@@ -15,7 +17,8 @@
 #include "server.h"
 
 typedef struct embed_call {
-    bool ollama;               /* /api/embed (else /v1/embeddings) */
+    bool ollama;               /* /api/embed or /api/embeddings (else /v1/embeddings) */
+    bool legacy;               /* Ollama's older /api/embeddings: {prompt} -> {embedding} */
     bool base64;               /* encoding_format "base64": float32 little-endian bytes */
     uint64_t t_start_ns, load_ns;
 } embed_call;

@@ -251,11 +251,14 @@ static enum MHD_Result completion(server *srv, struct MHD_Connection *c, exchang
         return ret;
     }
     if (engine_embeddings(sv->engine)) {
+        const bool encoder = kinfer_model_encoder_only(sv->model);
         cJSON_Delete(root);
         router_release(srv->router, sv, keep_alive);
         return fail(srv, c, x, 400, "invalid_request_error",
-                    "this server was started with --embeddings: it serves embeddings only "
-                    "(/v1/embeddings, /api/embed), no generation");
+                    encoder ? "this model is an encoder (embeddings only, as BERT): it serves "
+                              "/v1/embeddings, /api/embed and /api/embeddings, no generation"
+                            : "this server was started with --embeddings: it serves embeddings only "
+                              "(/v1/embeddings, /api/embed, /api/embeddings), no generation");
     }
     request *r = request_new();
     api_call call = {0};
@@ -302,11 +305,13 @@ static enum MHD_Result completion(server *srv, struct MHD_Connection *c, exchang
     return ret;
 }
 
-/* POST /v1/embeddings and Ollama's /api/embed: the inputs of one request go
+/* POST /v1/embeddings, Ollama's /api/embed and its older /api/embeddings
+ * ({prompt} -> {embedding}): the inputs of one request go
  * to the engine, which batches them with other requests' (engine.h). */
 static enum MHD_Result embeddings(server *srv, struct MHD_Connection *c, exchange *x)
 {
-    embed_call call = {.ollama = x->route->ollama, .t_start_ns = gen_now_ns()};
+    embed_call call = {.ollama = x->route->ollama, .legacy = !strcmp(x->route->path, "/api/embeddings"),
+                       .t_start_ns = gen_now_ns()};
     enum MHD_Result ret;
     cJSON *root = json_body(srv, c, x, &ret);
     if (!root) return ret;
@@ -329,6 +334,12 @@ static enum MHD_Result embeddings(server *srv, struct MHD_Connection *c, exchang
         request_release(r);
         router_release(srv->router, sv, keep_alive);
         return send_error(srv, c, x, &err);
+    }
+    if (r->n_inputs == 0) { /* /api/embeddings with an empty prompt: the model is loaded, that is all */
+        ret = send_json(srv, c, x, 200, embed_answer(sv, &call, r));
+        request_release(r);
+        router_release(srv->router, sv, keep_alive);
+        return ret;
     }
     submit_result sr = engine_submit(sv->engine, r);
     if (sr != SUBMIT_OK) {
@@ -580,8 +591,8 @@ static enum MHD_Result root_page(server *srv, struct MHD_Connection *c, exchange
     return send_body(srv, c, x, 200, "text/plain; charset=utf-8", text, sizeof text - 1);
 }
 
-/* Model management (pull, push, create, copy, delete, blobs) and
- * embeddings are Ollama's, not kinfer's: a model is a file in the directory. */
+/* Model management (pull, push, create, copy, delete, blobs) is Ollama's,
+ * not kinfer's: a model is a file in the directory. */
 static enum MHD_Result ollama_not_here(server *srv, struct MHD_Connection *c, exchange *x)
 {
     char msg[200];
@@ -621,7 +632,7 @@ static const route routes[] = {
     {"/v1/embeddings", "POST", "/v1/embeddings", embeddings, 0, false, false},
     {"/embeddings", "POST", "/v1/embeddings", embeddings, 0, false, false},
     {"/api/embed", "POST", "/api/embed", embeddings, 0, false, true},
-    {"/api/embeddings", "POST", "/api/embeddings", ollama_not_here, 0, false, true},
+    {"/api/embeddings", "POST", "/api/embeddings", embeddings, 0, false, true},
     {"/api/blobs/", "POST", "/api/blobs", ollama_not_here, 0, false, true},   /* (a prefix: /api/blobs/DIGEST) */
 };
 

@@ -436,6 +436,8 @@ static void load(router *rt, rmodel *m)
     kinfer_status st = kinfer_model_load(m->path, &mp, &model);
     char why[256] = "";
     kinfer_estimate est = {0};
+    /* an encoder (BERT) serves embeddings whatever --embeddings says: it has nothing else */
+    if (st == KINFER_OK && kinfer_model_encoder_only(model)) m->opt.engine.cparams.embeddings = true;
     if (st != KINFER_OK) snprintf(why, sizeof why, "%s", model ? kinfer_model_errmsg(model) : kinfer_status_str(st));
     else if ((st = kinfer_model_estimate(model, &m->opt.engine.cparams, &est)) != KINFER_OK)
         snprintf(why, sizeof why, "estimate: %s", est.errmsg[0] ? est.errmsg : kinfer_status_str(st));

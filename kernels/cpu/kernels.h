@@ -196,6 +196,14 @@ void kinfer_silu_gate(float *out, const float *g, const float *u, int64_t n);
  * 0 below -10 and g above 10 (so logits match llama.cpp's). */
 void kinfer_gelu_gate(float *out, const float *g, const float *u, int64_t n);
 
+/* out = gelu(x), as kinfer_gelu_gate's gelu (ggml_gelu on the CPU: fp16
+ * table).  out may alias x. */
+void kinfer_gelu(float *out, const float *x, int64_t n);
+
+/* out = (x - mean) / sqrt(var + eps) * w + b over n elements, as ggml_norm
+ * followed by ggml_mul and ggml_add (w, b may be NULL).  out may alias x. */
+void kinfer_layernorm(float *out, const float *x, const float *w, const float *b, int64_t n, float eps);
+
 /* x[i] = x[i] rounded to fp16 and back (ties to even). */
 void kinfer_round_fp16(float *x, int64_t n);
 /* out = a + b; out may alias either. */

@@ -143,6 +143,50 @@ void kinfer_gelu_gate(float *out, const float *g, const float *u, int64_t n)
     }
 }
 
+void kinfer_gelu(float *out, const float *x, int64_t n)
+{
+    pthread_once(&gelu_once, gelu_table_init);
+    for (int64_t i = 0; i < n; i++) {
+        const float v = x[i];
+        out[i] = v <= -10.0f ? 0.0f : v >= 10.0f ? v : gelu_table[kinfer_fp32_to_fp16(v)];
+    }
+}
+
+void kinfer_layernorm(float *out, const float *x, const float *w, const float *b, int64_t n, float eps)
+{
+    /* ggml_norm: the mean of a double sum; the variance of (x - mean)^2 summed
+     * as its AVX-512 build does (each 16 squares reduced in float, halves
+     * first, into a double; the rest one by one); then ggml_mul by w and
+     * ggml_add of b as separate steps */
+    double sum = 0.0;
+    for (int64_t i = 0; i < n; i++) sum += (double)x[i];
+    const float mean = (float)sum / (float)n;
+    double var = 0.0;
+    int64_t i = 0;
+    for (; i + 15 < n; i += 16) {
+        float sq[16];
+        for (int k = 0; k < 16; k++) {
+            out[i + k] = x[i + k] - mean;
+            sq[k] = out[i + k] * out[i + k];
+        }
+        for (int h = 8; h >= 1; h /= 2)
+            for (int k = 0; k < h; k++) sq[k] = sq[k + h] + sq[k];
+        var += (double)sq[0];
+    }
+    for (; i < n; i++) {
+        const float d = x[i] - mean;
+        out[i] = d;
+        var += (double)(d * d);
+    }
+    const float scale = 1.0f / sqrtf((float)(var / (double)n) + eps);
+    for (i = 0; i < n; i++) {
+        float y = out[i] * scale;
+        if (w) y = y * w[i];
+        if (b) y = y + b[i];
+        out[i] = y;
+    }
+}
+
 void kinfer_round_fp16(float *x, int64_t n)
 {
     for (int64_t i = 0; i < n; i++)

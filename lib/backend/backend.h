@@ -62,6 +62,21 @@ typedef struct backend_moe {
     arch_act act;
 } backend_moe;
 
+/* An encoder's attention (BERT family): each of the n tokens attends to
+ * every token of its own sequence in the batch, whatever the positions;
+ * keys and values in f32 from this batch (no cache).  Query head h reads
+ * kv head h / (n_head / n_head_kv). */
+typedef struct backend_self_attn {
+    int32_t n;
+    const int32_t *seq;      /* (n) */
+    const float *q;          /* (n, n_head * head_dim_k) */
+    const float *k;          /* (n, n_head_kv * head_dim_k) */
+    const float *v;          /* (n, n_head_kv * head_dim_v) */
+    float *out;              /* (n, n_head * head_dim_v) */
+    int n_head, n_head_kv, head_dim_k, head_dim_v;
+    float scale;             /* multiplies q . k */
+} backend_self_attn;
+
 typedef struct backend_ops {
     const char *name;
     /* y (n, w->ne1) = x (n, w->ne0) times w transposed */
@@ -104,6 +119,13 @@ typedef struct backend_ops {
      * dealloc accepts NULL. */
     kinfer_status (*alloc)(backend *be, size_t bytes, void **out);
     void (*dealloc)(backend *be, void *p);
+    /* Encoders (NULL where a backend runs none): out (n_rows, dim) = the
+     * LayerNorm of each row of x times w plus b (out may be x); x = gelu(x)
+     * over n elements; attention of a batch over itself */
+    void (*layernorm)(backend *be, float *out, const float *x, const wtensor *w, const wtensor *b,
+                      int64_t n_rows, int64_t dim, float eps);
+    void (*gelu)(backend *be, float *x, int64_t n);
+    kinfer_status (*self_attention)(backend *be, const backend_self_attn *a);
     /* wait for the work queued so far */
     kinfer_status (*sync)(backend *be);
     void (*free)(backend *be);

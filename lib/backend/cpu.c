@@ -169,6 +169,27 @@ static void cpu_rmsnorm(backend *be, float *out, const float *x, const wtensor *
     run_ranges(cpu_of(be), n_rows, n_rows * dim, norm_rows, &a);
 }
 
+typedef struct layernorm_args {
+    float *out;
+    const float *x, *w, *b;
+    int64_t dim;
+    float eps;
+} layernorm_args;
+
+static void layernorm_rows(const void *p, int64_t r0, int64_t r1)
+{
+    const layernorm_args *a = p;
+    for (int64_t r = r0; r < r1; r++)
+        kinfer_layernorm(a->out + (size_t)r * a->dim, a->x + (size_t)r * a->dim, a->w, a->b, a->dim, a->eps);
+}
+
+static void cpu_layernorm(backend *be, float *out, const float *x, const wtensor *w, const wtensor *b,
+                          int64_t n_rows, int64_t dim, float eps)
+{
+    const layernorm_args a = {.out = out, .x = x, .w = w->data, .b = b->data, .dim = dim, .eps = eps};
+    run_ranges(cpu_of(be), n_rows, n_rows * dim, layernorm_rows, &a);
+}
+
 typedef struct bias_args {
     float *x;
     const float *b;
@@ -217,6 +238,18 @@ static void cpu_scale(backend *be, float *x, float s, int64_t n)
 {
     const flat_args a = {.x = x, .s = s};
     run_ranges(cpu_of(be), n, n, scale_range, &a);
+}
+
+static void gelu_range(const void *p, int64_t i0, int64_t i1)
+{
+    const flat_args *a = p;
+    kinfer_gelu(a->x + i0, a->x + i0, i1 - i0);
+}
+
+static void cpu_gelu(backend *be, float *x, int64_t n)
+{
+    const flat_args a = {.x = x};
+    run_ranges(cpu_of(be), n, n, gelu_range, &a);
 }
 
 static void softcap_range(const void *p, int64_t i0, int64_t i1)
@@ -335,6 +368,9 @@ static const backend_ops cpu_ops = {
     .kv_store = cpu_kv_store,
     .attention = cpu_attention,
     .logits = cpu_logits,
+    .layernorm = cpu_layernorm,
+    .gelu = cpu_gelu,
+    .self_attention = cpu_self_attention,
     .begin = cpu_begin,
     .alloc = cpu_alloc,
     .dealloc = cpu_dealloc,

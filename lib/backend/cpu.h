@@ -71,6 +71,8 @@ int32_t cpu_attn_slices(const model_hparams *hp, int32_t n_threads);
 size_t cpu_fa_stride(uint32_t n_ctx, const model_hparams *hp, int type_k);
 
 void cpu_attention(backend *be, const backend_attn *a);
+/* cpu_encoder.c: an encoder's attention of a batch over itself */
+kinfer_status cpu_self_attention(backend *be, const backend_self_attn *a);
 void cpu_flash_attention(cpu_backend *cb, const backend_attn *a);
 
 /* cpu_moe.c: the scratch of n_tokens (0 for a dense model), its

@@ -11,6 +11,8 @@
  */
 #include "forward/forward.h"
 
+#include <string.h>
+
 #include "core/status.h"
 
 /* Per token: the attention's q, k, v and output, which the FFN's gated
@@ -157,6 +159,94 @@ static kinfer_status layer_forward(const forward *f, const fwd_ubatch *ub, const
     return KINFER_OK;
 }
 
+/* ------------------------------------------------------------ encoders */
+
+/* One post-norm encoder layer (BERT family) on x (n, E): x = LN(x +
+ * attn(x)), x = LN(x + ffn(x)).  q/k/v come from x itself and stay in
+ * f32: the batch attends to itself, each sequence to its own tokens. */
+static kinfer_status encoder_layer(const forward *f, const fwd_ubatch *ub, int il)
+{
+    const model_hparams *hp = &f->w->hp;
+    const arch_desc *arch = f->w->arch;
+    const layer_weights *L = &f->w->layers[il];
+    const backend_ops *be = f->be->ops;
+    const fwd_buffers *b = &f->buf;
+    const int32_t n = ub->n;
+    const int64_t E = hp->n_embd;
+    kinfer_status st;
+    if ((st = be->matmul(f->be, &L->wq, b->x, n, b->q))) return st;   /* q (n, QD) */
+    if ((st = be->matmul(f->be, &L->wk, b->x, n, b->k))) return st;   /* k (n, KD) */
+    if ((st = be->matmul(f->be, &L->wv, b->x, n, b->v))) return st;   /* v (n, VD) */
+    if (L->bq.data) {
+        be->add_bias(f->be, b->q, &L->bq, n);
+        be->add_bias(f->be, b->k, &L->bk, n);
+        be->add_bias(f->be, b->v, &L->bv, n);
+    }
+    if (!arch->pos_embd) { /* rotary positions (nomic-bert) */
+        const kinfer_rope_params rp = model_layer_rope(f->w, il, (uint32_t)hp->n_ctx_train);
+        be->rope(f->be, b->q, n, hp->n_head, hp->head_dim_k, ub->pos, &rp);
+        be->rope(f->be, b->k, n, hp->n_head_kv, hp->head_dim_k, ub->pos, &rp);
+    }
+    const backend_self_attn a = {
+        .n = n, .seq = ub->seq, .q = b->q, .k = b->k, .v = b->v, .out = b->att,
+        .n_head = hp->n_head, .n_head_kv = hp->n_head_kv, .head_dim_k = hp->head_dim_k,
+        .head_dim_v = hp->head_dim_v, .scale = hp->attn_scale,
+    };
+    if ((st = be->self_attention(f->be, &a))) return st;             /* att (n, OD) */
+    if ((st = be->matmul(f->be, &L->wo, b->att, n, b->xb))) return st; /* xb (n, E) */
+    if (L->bo.data) be->add_bias(f->be, b->xb, &L->bo, n);
+    be->add(f->be, b->xb, b->x, (int64_t)n * E);
+    be->layernorm(f->be, b->x, b->xb, &L->attn_out_norm, &L->attn_out_norm_b, n, E, hp->rms_eps);
+
+    if (arch->ffn_ungated) {                                          /* h (n, F) */
+        if ((st = be->matmul(f->be, &L->ffn_up, b->x, n, b->ffn_h))) return st;
+        if (L->ffn_up_b.data) be->add_bias(f->be, b->ffn_h, &L->ffn_up_b, n);
+        be->gelu(f->be, b->ffn_h, (int64_t)n * hp->n_ff);
+    } else if ((st = be->matmul_gated(f->be, &L->ffn_gate, &L->ffn_up, arch->act, b->x, n, b->ffn_h))) {
+        return st;
+    }
+    if ((st = be->matmul(f->be, &L->ffn_down, b->ffn_h, n, b->xb))) return st; /* xb (n, E) */
+    if (L->ffn_down_b.data) be->add_bias(f->be, b->xb, &L->ffn_down_b, n);
+    be->add(f->be, b->xb, b->x, (int64_t)n * E);
+    be->layernorm(f->be, b->x, b->xb, &L->layer_out_norm, &L->layer_out_norm_b, n, E, hp->rms_eps);
+    return KINFER_OK;
+}
+
+/* An encoder's micro-batch (one slice: attention needs every token):
+ * embeddings -> layers -> each token's hidden state as its embedding row. */
+static kinfer_status encoder_slice(const forward *f, const fwd_ubatch *ub)
+{
+    const model_weights *w = f->w;
+    const model_hparams *hp = &w->hp;
+    const backend_ops *be = f->be->ops;
+    const fwd_buffers *b = &f->buf;
+    const int32_t n = ub->n;
+    const int64_t E = hp->n_embd;
+    if (!be->self_attention)
+        return status_fail(f->errmsg, f->errmsg_size, KINFER_E_UNSUPPORTED,
+                           "the %s backend cannot run an encoder (%s)", be->name, w->arch->name);
+    /* x (n, E) = token + type-0 (+ position) embeddings, LayerNorm */
+    kinfer_status st = be->get_rows(f->be, &w->tok_embd, ub->token, n, b->x);
+    if (st) return failed(f, st);
+    if (w->type_embd.data) be->add_bias(f->be, b->x, &w->type_embd, n);
+    if (w->pos_embd.data) {
+        if ((st = be->get_rows(f->be, &w->pos_embd, ub->pos, n, b->xb))) return failed(f, st);
+        be->add(f->be, b->x, b->xb, (int64_t)n * E);
+    }
+    be->layernorm(f->be, b->x, b->x, &w->tok_norm, &w->tok_norm_b, n, E, hp->rms_eps);
+    for (int il = 0; il < hp->n_layer; il++) {
+        if (f->abort_callback && f->abort_callback(f->abort_user_data))
+            return status_fail(f->errmsg, f->errmsg_size, KINFER_E_ABORTED,
+                               "decode aborted by the callback at layer %d", il);
+        if ((st = encoder_layer(f, ub, il))) return failed(f, st);
+    }
+    for (int32_t t = 0; t < n; t++)
+        if (ub->out_row[t] >= 0 && ub->embd)
+            memcpy(ub->embd + (size_t)ub->out_row[t] * E, b->x + (size_t)t * E, (size_t)E * sizeof(float));
+    st = be->sync(f->be);
+    return st ? failed(f, st) : KINFER_OK;
+}
+
 /* tokens of ub (at most n_slice) through every layer, then their logits */
 static kinfer_status forward_slice(const forward *f, const fwd_ubatch *ub, const kv_view *view)
 {
@@ -212,6 +302,13 @@ static kinfer_status forward_slice(const forward *f, const fwd_ubatch *ub, const
  */
 kinfer_status forward_ubatch(forward *f, const fwd_ubatch *ub)
 {
+    if (f->w->arch->encoder) {
+        if (ub->n > f->n_slice)
+            return status_fail(f->errmsg, f->errmsg_size, KINFER_E_INVALID_ARG,
+                               "an encoder sees a micro-batch at once: %d tokens, room for %d",
+                               ub->n, f->n_slice);
+        return encoder_slice(f, ub);
+    }
     const kv_view view = kv_view_of(f->kv, ub->seq, ub->n);
     const int32_t most = f->n_slice, min = BACKEND_TOKEN_GROUP;
     for (int32_t i0 = 0, m; i0 < ub->n; i0 += m) {

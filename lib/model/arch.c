@@ -29,6 +29,12 @@
  *  - qwen3moe: NeoX RoPE, QK-norm, every layer a mixture of experts of
  *    expert_feed_forward_length, softmax router, top-k weights renormalised
  *    (src/models/qwen3moe.cpp: build_moe_ffn with norm_w).
+ *  - bert (src/models/bert.cpp): an encoder; token + type-0 + absolute
+ *    position embeddings, LayerNorm; per layer q/k/v/o with biases,
+ *    post-attention LayerNorm, up -> GELU -> down with biases, post-FFN
+ *    LayerNorm.  Pooling from bert.pooling_type.
+ *  - nomic-bert (the same graph): fused attn_qkv, NeoX RoPE, no position
+ *    embeddings, no biases, SiLU-gated FFN (gate and up), post-norm.
  */
 #include "model/arch.h"
 
@@ -60,7 +66,7 @@ static const arch_desc arch_table[] = {
         .rope_neox = 1,
         .act = ARCH_ACT_SILU,
         .rope_long_short = 1,
-        .fused_proj = 1,
+        .fused_proj = ARCH_FUSED_QKV | ARCH_FUSED_GATE_UP,
         .attn_scale_on_q = 1,
     },
     {
@@ -84,6 +90,22 @@ static const arch_desc arch_table[] = {
         .moe_norm_weights = 1,
         .moe_ff_key = 1,
     },
+    {
+        .name = "bert",
+        .act = ARCH_ACT_GELU,
+        .attn_qkv_bias = 1,
+        .encoder = 1,
+        .pos_embd = 1,
+        .bert_biases = 1,
+        .ffn_ungated = 1,
+    },
+    {
+        .name = "nomic-bert",
+        .rope_neox = 1,
+        .act = ARCH_ACT_SILU,
+        .fused_proj = ARCH_FUSED_QKV,
+        .encoder = 1,
+    },
 };
 
 const arch_desc *arch_find(const char *name)
@@ -96,5 +118,5 @@ const arch_desc *arch_find(const char *name)
 
 const char *arch_supported_list(void)
 {
-    return "llama, qwen2, qwen3, phi3, gemma3, qwen3moe";
+    return "llama, qwen2, qwen3, phi3, gemma3, qwen3moe, bert, nomic-bert";
 }

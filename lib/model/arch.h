@@ -34,8 +34,9 @@ typedef struct arch_desc {
     int embd_scale_sqrt;    /* embeddings are multiplied by sqrt(n_embd) (Gemma) */
     int rope_freqs;         /* may carry a rope_freqs tensor (Llama 3.1 frequency factors) */
     int rope_long_short;    /* may carry LongRoPE's rope_factors_long/short tensors (Phi-3) */
-    int fused_proj;         /* q/k/v in one attn_qkv tensor and gate/up in one ffn_up
-                             * of 2 * n_ff rows, gate first (Phi-3) */
+    int fused_proj;         /* ARCH_FUSED_QKV: q/k/v in one attn_qkv tensor;
+                             * ARCH_FUSED_GATE_UP: gate/up in one ffn_up of 2 * n_ff
+                             * rows, gate first (Phi-3: both; nomic-bert: qkv) */
     /*
      * Sliding-window attention (Gemma 3): when the file has
      * <arch>.attention.sliding_window, layer il is local (sees only the last
@@ -65,7 +66,25 @@ typedef struct arch_desc {
     int moe;
     int moe_norm_weights;
     int moe_ff_key;
+    /*
+     * Encoder (BERT family): attention over the whole sequence, not only
+     * the positions before; embeddings only (no output head, no KV cache:
+     * each decode is on its own, as in llama.cpp).  Token embeddings plus
+     * token type 0 (plus absolute positions where pos_embd) go through a
+     * LayerNorm; each layer is post-norm: x = LN(x + attn(x)),
+     * x = LN(x + ffn(x)), LayerNorms with biases, eps from
+     * <arch>.attention.layer_norm_epsilon.  bert_biases: the attention
+     * output and the FFN's up and down projections have biases (BERT);
+     * ffn_ungated: the FFN is down(act(up x)) (BERT's GELU) rather than
+     * gated.
+     */
+    int encoder;
+    int pos_embd;
+    int bert_biases;
+    int ffn_ungated;
 } arch_desc;
+
+enum { ARCH_FUSED_QKV = 1, ARCH_FUSED_GATE_UP = 2 };
 
 /* The row for general.architecture, or NULL when kinfer cannot run it. */
 const arch_desc *arch_find(const char *name);
@@ -101,6 +120,22 @@ const char *arch_supported_list(void);
 #define ARCH_T_FFN_GATE_EXPS "blk.%d.ffn_gate_exps.weight"
 #define ARCH_T_FFN_UP_EXPS "blk.%d.ffn_up_exps.weight"
 #define ARCH_T_FFN_DOWN_EXPS "blk.%d.ffn_down_exps.weight"
+/* encoders (BERT family) */
+#define ARCH_T_TOKEN_TYPES "token_types.weight"
+#define ARCH_T_POS_EMBD "position_embd.weight"
+#define ARCH_T_TOKEN_EMBD_NORM "token_embd_norm.weight"
+#define ARCH_T_TOKEN_EMBD_NORM_B "token_embd_norm.bias"
+#define ARCH_T_ATTN_OUT_BIAS "blk.%d.attn_output.bias"
+#define ARCH_T_ATTN_OUT_NORM "blk.%d.attn_output_norm.weight"
+#define ARCH_T_ATTN_OUT_NORM_B "blk.%d.attn_output_norm.bias"
+#define ARCH_T_FFN_UP_BIAS "blk.%d.ffn_up.bias"
+#define ARCH_T_FFN_DOWN_BIAS "blk.%d.ffn_down.bias"
+#define ARCH_T_LAYER_OUT_NORM "blk.%d.layer_output_norm.weight"
+#define ARCH_T_LAYER_OUT_NORM_B "blk.%d.layer_output_norm.bias"
+#define ARCH_T_CLS "cls.weight"              /* a reranker's head: dense, tanh ... */
+#define ARCH_T_CLS_B "cls.bias"
+#define ARCH_T_CLS_OUT "cls.output.weight"   /* ... then the scores */
+#define ARCH_T_CLS_OUT_B "cls.output.bias"
 
 /* Metadata key suffixes, after "<arch>." */
 #define ARCH_K_CONTEXT_LENGTH "context_length"
@@ -112,6 +147,7 @@ const char *arch_supported_list(void);
 #define ARCH_K_KEY_LENGTH "attention.key_length"
 #define ARCH_K_VALUE_LENGTH "attention.value_length"
 #define ARCH_K_RMS_EPS "attention.layer_norm_rms_epsilon"
+#define ARCH_K_LN_EPS "attention.layer_norm_epsilon"
 #define ARCH_K_SLIDING_WINDOW "attention.sliding_window"
 #define ARCH_K_SLIDING_WINDOW_PATTERN "attention.sliding_window_pattern"
 #define ARCH_K_ROPE_DIMS "rope.dimension_count"

@@ -37,6 +37,16 @@ int32_t kinfer_model_n_ctx_train(const kinfer_model *model)
     return hp ? hp->n_ctx_train : 0;
 }
 
+bool kinfer_model_encoder_only(const kinfer_model *model)
+{
+    return runnable(model) && model->w.arch->encoder;
+}
+
+int32_t kinfer_model_n_cls_out(const kinfer_model *model)
+{
+    return runnable(model) && model->w.cls_out.data ? (int32_t)model->w.cls_out.ne1 : 0;
+}
+
 int64_t kinfer_model_desc(const kinfer_model *model, char *buf, size_t size)
 {
     char tmp[256];

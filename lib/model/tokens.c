@@ -26,7 +26,7 @@ const char *kinfer_vocab_type(const kinfer_model *model)
     const struct kinfer_vocab *v = vocab_of(model);
     if (!v)
         return "none";
-    return v->type == VOCAB_SPM ? "spm" : "bpe";
+    return v->type == VOCAB_SPM ? "spm" : v->type == VOCAB_WPM ? "wpm" : "bpe";
 }
 
 bool kinfer_vocab_add_bos(const kinfer_model *model)

@@ -149,7 +149,7 @@ static kinfer_status bind(binding *b, wtensor *out, const char *name, int64_t ne
     {fmt, offsetof(layer_weights, field), d0, d1, d2, fl, c}
 
 const layer_tensor layer_tensors[] = {
-    LT(attn_norm, ARCH_T_ATTN_NORM, WD_EMBD, WD_1, WD_1, WT_REQUIRED | WT_F32, WC_ALWAYS),
+    LT(attn_norm, ARCH_T_ATTN_NORM, WD_EMBD, WD_1, WD_1, WT_REQUIRED | WT_F32, WC_PRE_NORM),
     LT(wq, ARCH_T_ATTN_Q, WD_EMBD, WD_Q, WD_1, WT_REQUIRED | WT_MATRIX, WC_SPLIT_PROJ),
     LT(wk, ARCH_T_ATTN_K, WD_EMBD, WD_K, WD_1, WT_REQUIRED | WT_MATRIX, WC_SPLIT_PROJ),
     LT(wv, ARCH_T_ATTN_V, WD_EMBD, WD_V, WD_1, WT_REQUIRED | WT_MATRIX, WC_SPLIT_PROJ),
@@ -160,8 +160,8 @@ const layer_tensor layer_tensors[] = {
     LT(k_norm, ARCH_T_ATTN_K_NORM, WD_HEAD_K, WD_1, WD_1, WT_REQUIRED | WT_F32, WC_QK_NORM),
     LT(wo, ARCH_T_ATTN_OUT, WD_O, WD_EMBD, WD_1, WT_REQUIRED | WT_MATRIX, WC_ALWAYS),
     LT(attn_post_norm, ARCH_T_ATTN_POST_NORM, WD_EMBD, WD_1, WD_1, WT_REQUIRED | WT_F32, WC_POST_NORMS),
-    LT(ffn_norm, ARCH_T_FFN_NORM, WD_EMBD, WD_1, WD_1, WT_REQUIRED | WT_F32, WC_ALWAYS),
-    LT(ffn_gate, ARCH_T_FFN_GATE, WD_EMBD, WD_FF, WD_1, WT_REQUIRED | WT_MATRIX, WC_SPLIT_FFN),
+    LT(ffn_norm, ARCH_T_FFN_NORM, WD_EMBD, WD_1, WD_1, WT_REQUIRED | WT_F32, WC_PRE_NORM),
+    LT(ffn_gate, ARCH_T_FFN_GATE, WD_EMBD, WD_FF, WD_1, WT_REQUIRED | WT_MATRIX, WC_FFN_GATE),
     LT(ffn_up, ARCH_T_FFN_UP, WD_EMBD, WD_FF, WD_1, WT_REQUIRED | WT_MATRIX, WC_SPLIT_FFN),
     LT(ffn_down, ARCH_T_FFN_DOWN, WD_FF, WD_EMBD, WD_1, WT_REQUIRED | WT_MATRIX, WC_DENSE_FFN),
     LT(ffn_post_norm, ARCH_T_FFN_POST_NORM, WD_EMBD, WD_1, WD_1, WT_REQUIRED | WT_F32, WC_POST_NORMS),
@@ -169,6 +169,13 @@ const layer_tensor layer_tensors[] = {
     LT(ffn_gate_exps, ARCH_T_FFN_GATE_EXPS, WD_EMBD, WD_FF_EXP, WD_EXPERT, WT_REQUIRED | WT_MATRIX, WC_MOE),
     LT(ffn_up_exps, ARCH_T_FFN_UP_EXPS, WD_EMBD, WD_FF_EXP, WD_EXPERT, WT_REQUIRED | WT_MATRIX, WC_MOE),
     LT(ffn_down_exps, ARCH_T_FFN_DOWN_EXPS, WD_FF_EXP, WD_EMBD, WD_EXPERT, WT_REQUIRED | WT_MATRIX, WC_MOE),
+    LT(bo, ARCH_T_ATTN_OUT_BIAS, WD_EMBD, WD_1, WD_1, WT_REQUIRED | WT_F32, WC_BERT_BIAS),
+    LT(attn_out_norm, ARCH_T_ATTN_OUT_NORM, WD_EMBD, WD_1, WD_1, WT_REQUIRED | WT_F32, WC_ENCODER),
+    LT(attn_out_norm_b, ARCH_T_ATTN_OUT_NORM_B, WD_EMBD, WD_1, WD_1, WT_REQUIRED | WT_F32, WC_ENCODER),
+    LT(ffn_up_b, ARCH_T_FFN_UP_BIAS, WD_FF, WD_1, WD_1, WT_REQUIRED | WT_F32, WC_BERT_BIAS),
+    LT(ffn_down_b, ARCH_T_FFN_DOWN_BIAS, WD_EMBD, WD_1, WD_1, WT_REQUIRED | WT_F32, WC_BERT_BIAS),
+    LT(layer_out_norm, ARCH_T_LAYER_OUT_NORM, WD_EMBD, WD_1, WD_1, WT_REQUIRED | WT_F32, WC_ENCODER),
+    LT(layer_out_norm_b, ARCH_T_LAYER_OUT_NORM_B, WD_EMBD, WD_1, WD_1, WT_REQUIRED | WT_F32, WC_ENCODER),
 };
 #undef LT
 const int n_layer_tensors = (int)(sizeof layer_tensors / sizeof layer_tensors[0]);
@@ -180,14 +187,15 @@ const int n_layer_tensors = (int)(sizeof layer_tensors / sizeof layer_tensors[0]
  * and the table walkers see q/k/v and gate/up as ever.
  */
 typedef struct fused_tensor {
+    int bit;           /* ARCH_FUSED_* */
     const char *name;
     size_t first;      /* of the first part's wtensor; the others follow it */
     uint8_t parts[3];  /* wdim of each part's rows; WD_1 ends the list */
 } fused_tensor;
 
 static const fused_tensor fused_tensors[] = {
-    {ARCH_T_ATTN_QKV, offsetof(layer_weights, wq), {WD_Q, WD_K, WD_V}},
-    {ARCH_T_FFN_UP, offsetof(layer_weights, ffn_gate), {WD_FF, WD_FF, WD_1}},
+    {ARCH_FUSED_QKV, ARCH_T_ATTN_QKV, offsetof(layer_weights, wq), {WD_Q, WD_K, WD_V}},
+    {ARCH_FUSED_GATE_UP, ARCH_T_FFN_UP, offsetof(layer_weights, ffn_gate), {WD_FF, WD_FF, WD_1}},
 };
 _Static_assert(offsetof(layer_weights, wk) == offsetof(layer_weights, wq) + sizeof(wtensor) &&
                    offsetof(layer_weights, wv) == offsetof(layer_weights, wk) + sizeof(wtensor) &&
@@ -216,11 +224,15 @@ static int model_has(const arch_desc *a, const model_hparams *hp, int cond)
 {
     switch ((wcond)cond) {
     case WC_ALWAYS: return 1;
+    case WC_PRE_NORM: return !a->encoder;
+    case WC_ENCODER: return a->encoder;
+    case WC_BERT_BIAS: return a->bert_biases;
+    case WC_FFN_GATE: return !(a->fused_proj & ARCH_FUSED_GATE_UP) && hp->n_expert == 0 && !a->ffn_ungated;
     case WC_QKV_BIAS: return a->attn_qkv_bias;
     case WC_QK_NORM: return a->attn_qk_norm;
     case WC_POST_NORMS: return a->post_norms;
-    case WC_SPLIT_PROJ: return !a->fused_proj;
-    case WC_SPLIT_FFN: return !a->fused_proj && hp->n_expert == 0;
+    case WC_SPLIT_PROJ: return !(a->fused_proj & ARCH_FUSED_QKV);
+    case WC_SPLIT_FFN: return !(a->fused_proj & ARCH_FUSED_GATE_UP) && hp->n_expert == 0;
     case WC_DENSE_FFN: return hp->n_expert == 0;
     case WC_MOE: return hp->n_expert > 0;
     }
@@ -286,8 +298,9 @@ static kinfer_status bind_layer(binding *b, const arch_desc *a, int il)
                                  dim_of(hp, lt->ne1), dim_of(hp, lt->ne2), lt->flags);
         if (st) return st;
     }
-    for (size_t i = 0; a->fused_proj && i < sizeof fused_tensors / sizeof fused_tensors[0]; i++) {
+    for (size_t i = 0; i < sizeof fused_tensors / sizeof fused_tensors[0]; i++) {
         const fused_tensor *ft = &fused_tensors[i];
+        if (!(a->fused_proj & ft->bit)) continue;
         int64_t rows = 0;
         for (int k = 0; k < 3 && ft->parts[k] != WD_1; k++) rows += dim_of(hp, ft->parts[k]);
         char name[96];
@@ -433,7 +446,7 @@ static kinfer_status read_hparams(binding *b, const arch_desc *a, model_hparams 
         hp->n_rot > hp->head_dim_k || hp->n_rot % 2)
         return bind_fail(b, KINFER_E_FORMAT, "bad head sizes: key %d, value %d, rope %d",
                           hp->head_dim_k, hp->head_dim_v, hp->n_rot);
-    TRY(meta_f32(b, n, ARCH_K_RMS_EPS, 1, 0, &hp->rms_eps));
+    TRY(meta_f32(b, n, a->encoder ? ARCH_K_LN_EPS : ARCH_K_RMS_EPS, 1, 0, &hp->rms_eps));
     TRY(meta_f32(b, n, ARCH_K_ROPE_FREQ_BASE, 0, 10000.0f, &hp->rope_base));
     if (!(hp->rope_base > 1.0f))
         return bind_fail(b, KINFER_E_FORMAT, "metadata key %s.%s = %g is out of range (> 1)", n,
@@ -499,6 +512,51 @@ static kinfer_status read_swa_layers(binding *b, const arch_desc *a)
 }
 
 static kinfer_status bind_all(binding *b, const arch_desc *a);
+
+/* A reranker's classification head (pooling rank), when the file has one:
+ * cls (a dense layer, then tanh) optional, cls.output (the scores, one row
+ * each) and their biases. */
+static kinfer_status bind_classifier(binding *b)
+{
+    model_weights *w = b->w;
+    const int64_t E = w->hp.n_embd;
+    kinfer_status st = bind(b, &w->cls, ARCH_T_CLS, E, E, 0);
+    if (!st && w->cls.data) st = bind(b, &w->cls_b, ARCH_T_CLS_B, E, 0, WT_F32);
+    if (st) return st;
+    const int64_t ti = gguf_find_tensor(b->gf, ARCH_T_CLS_OUT);
+    if (ti < 0) return KINFER_OK;
+    const int64_t n_out = b->gf->tensors[ti].ne[1];
+    if (n_out < 1 || n_out > E)
+        return bind_fail(b, KINFER_E_FORMAT, "tensor %s: %lld scores (expected 1 to n_embd %lld)",
+                          ARCH_T_CLS_OUT, (long long)n_out, (long long)E);
+    st = bind(b, &w->cls_out, ARCH_T_CLS_OUT, E, n_out, WT_REQUIRED);
+    if (!st) st = bind(b, &w->cls_out_b, ARCH_T_CLS_OUT_B, n_out, 0, WT_F32);
+    return st;
+}
+
+/* An encoder's input side: the embedding LayerNorm, BERT's position
+ * table, and row 0 of the token-type table when there is one (every token
+ * is type 0, as in llama.cpp). */
+static kinfer_status bind_encoder_inputs(binding *b, const arch_desc *a)
+{
+    model_weights *w = b->w;
+    const model_hparams *hp = &w->hp;
+    const int64_t E = hp->n_embd;
+    kinfer_status st = bind(b, &w->tok_norm, ARCH_T_TOKEN_EMBD_NORM, E, 0, WT_REQUIRED | WT_F32);
+    if (!st) st = bind(b, &w->tok_norm_b, ARCH_T_TOKEN_EMBD_NORM_B, E, 0, WT_REQUIRED | WT_F32);
+    if (!st && a->pos_embd)
+        st = bind(b, &w->pos_embd, ARCH_T_POS_EMBD, E, hp->n_ctx_train, WT_REQUIRED);
+    if (st) return st;
+    const int64_t ti = gguf_find_tensor(b->gf, ARCH_T_TOKEN_TYPES);
+    if (ti < 0) return bind_classifier(b);
+    const int64_t n_types = b->gf->tensors[ti].ne[1];
+    if (n_types < 1 || n_types > 1024)
+        return bind_fail(b, KINFER_E_FORMAT, "tensor %s: %lld token types (expected 1 to 1024)",
+                          ARCH_T_TOKEN_TYPES, (long long)n_types);
+    if ((st = bind(b, &w->type_embd, ARCH_T_TOKEN_TYPES, E, n_types, WT_REQUIRED | WT_F32))) return st;
+    w->type_embd.ne1 = 1; /* row 0 */
+    return bind_classifier(b);
+}
 
 /* Frequency divisors must be positive and finite: a 0 or NaN would turn
  * every angle of that pair into NaN. */
@@ -576,8 +634,12 @@ static kinfer_status bind_all(binding *b, const arch_desc *a)
         if ((st = (x)) != KINFER_OK) return st; \
     } while (0)
     TRY(bind(b, &w->tok_embd, ARCH_T_TOKEN_EMBD, E, n_vocab, WT_REQUIRED));
-    TRY(bind(b, &w->output_norm, ARCH_T_OUTPUT_NORM, E, 0, WT_REQUIRED | WT_F32));
-    TRY(bind(b, &w->output, ARCH_T_OUTPUT, E, n_vocab, 0));
+    if (a->encoder) {
+        TRY(bind_encoder_inputs(b, a));
+    } else {
+        TRY(bind(b, &w->output_norm, ARCH_T_OUTPUT_NORM, E, 0, WT_REQUIRED | WT_F32));
+        TRY(bind(b, &w->output, ARCH_T_OUTPUT, E, n_vocab, 0));
+    }
     if (!w->output.data) {
         w->output = w->tok_embd;
         w->output_tied = 1;

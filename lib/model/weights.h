@@ -47,6 +47,12 @@ typedef struct layer_weights {
     wtensor ffn_gate_exps;   /* (n_expert, n_ff_exp, n_embd) */
     wtensor ffn_up_exps;     /* (n_expert, n_ff_exp, n_embd) */
     wtensor ffn_down_exps;   /* (n_expert, n_embd, n_ff_exp) */
+    /* encoders (BERT family): post-norm LayerNorms with biases, output biases */
+    wtensor bo;              /* (n_embd) f32 attention output bias (BERT) or absent */
+    wtensor attn_out_norm, attn_out_norm_b;   /* (n_embd) f32, after attention + residual */
+    wtensor ffn_up_b;        /* (n_ff) f32 (BERT) or absent */
+    wtensor ffn_down_b;      /* (n_embd) f32 (BERT) or absent */
+    wtensor layer_out_norm, layer_out_norm_b; /* (n_embd) f32, after FFN + residual */
     /* (add a tensor here and a row to layer_tensors, weights.c) */
     int is_swa;              /* sliding-window (local) layer */
     float rope_base;         /* RoPE theta base of this layer */
@@ -65,7 +71,7 @@ typedef struct model_hparams {
     int32_t n_ctx_train;
     int32_t n_rot;           /* leading dims of a head that RoPE rotates */
     int32_t n_swa;           /* sliding window in positions; 0 = none */
-    float rms_eps;
+    float rms_eps;           /* RMSNorm's eps; an encoder's LayerNorm eps */
     float rope_base;         /* global layers */
     float rope_scale;        /* freq_scale: 1 / rope.scaling.factor (linear, YaRN, LongRoPE) */
     float attn_scale;        /* multiplies q.k */
@@ -92,6 +98,12 @@ typedef struct model_weights {
     wtensor rope_freqs;      /* (n_rot / 2) f32 frequency divisors, or absent */
     wtensor rope_long;       /* (n_rot / 2) f32 LongRoPE divisors beyond n_ctx_orig (Phi-3), or absent */
     wtensor rope_short;      /* (n_rot / 2) f32 LongRoPE divisors within n_ctx_orig, or absent */
+    /* encoders */
+    wtensor type_embd;       /* (n_embd) row 0 of token_types (the type every token has), or absent */
+    wtensor pos_embd;        /* (n_ctx_train, n_embd) absolute position embeddings (BERT), or absent */
+    wtensor tok_norm, tok_norm_b; /* (n_embd) f32 LayerNorm of the embeddings */
+    wtensor cls, cls_b;      /* (n_embd, n_embd), (n_embd) f32: a reranker's dense layer, or absent */
+    wtensor cls_out, cls_out_b; /* (n_cls_out, n_embd), (n_cls_out) f32: its scores, or absent */
     layer_weights *layers;   /* n_layer */
     uint64_t tensor_bytes;   /* all tensor data in the file */
     int output_tied;
@@ -125,11 +137,15 @@ enum {
 
 typedef enum wcond {
     WC_ALWAYS = 0,
+    WC_PRE_NORM,     /* !arch_desc.encoder: RMSNorm before attention and FFN */
+    WC_ENCODER,      /* arch_desc.encoder: post-norm LayerNorms */
+    WC_BERT_BIAS,    /* arch_desc.bert_biases */
+    WC_FFN_GATE,     /* a separate ffn_gate: WC_SPLIT_FFN and a gated FFN */
     WC_QKV_BIAS,     /* arch_desc.attn_qkv_bias */
     WC_QK_NORM,      /* arch_desc.attn_qk_norm */
     WC_POST_NORMS,   /* arch_desc.post_norms */
-    WC_SPLIT_PROJ,   /* !arch_desc.fused_proj: q/k/v and gate/up are separate tensors */
-    WC_SPLIT_FFN,    /* separate ffn_gate and ffn_up: no fused_proj, no experts */
+    WC_SPLIT_PROJ,   /* q/k/v are separate tensors (no ARCH_FUSED_QKV) */
+    WC_SPLIT_FFN,    /* a separate ffn_up: no ARCH_FUSED_GATE_UP, no experts */
     WC_DENSE_FFN,    /* the model has no experts */
     WC_MOE,          /* the model has experts (n_expert > 0) */
 } wcond;

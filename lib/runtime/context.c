@@ -144,6 +144,10 @@ static kinfer_status validate(kinfer_context *ctx, const kinfer_batch *batch)
             return ctx_fail(ctx, KINFER_E_INVALID_ARG,
                             "token %d: position %d is outside the context [0, %u)", i, pos,
                             ctx->sz.n_ctx);
+        if (ctx->model->w.pos_embd.data && pos >= ctx->model->w.hp.n_ctx_train)
+            return ctx_fail(ctx, KINFER_E_INVALID_ARG,
+                            "token %d: position %d is past the model's %d position embeddings", i,
+                            pos, ctx->model->w.hp.n_ctx_train);
         if (ctx->kv.region && (uint32_t)pos >= ctx->kv.region)
             return ctx_fail(ctx, KINFER_E_CONTEXT_FULL,
                             "token %d: position %d of sequence %d is past its KV region of %u "
@@ -208,6 +212,11 @@ kinfer_status kinfer_decode(kinfer_context *ctx, const kinfer_batch *batch)
     kinfer_status st = validate(ctx, batch);
     if (st) return st;
     const int32_t n = batch->n_tokens;
+    /* an encoder keeps no cache: a batch is on its own, seen at once */
+    const int encoder = ctx->model->w.arch->encoder;
+    if (encoder && (uint32_t)n > ctx->sz.n_batch)
+        return ctx_fail(ctx, KINFER_E_INVALID_ARG, "an encoder (%s) sees a batch at once: %d tokens "
+                        "are more than n_batch %u", ctx->model->w.arch->name, n, ctx->sz.n_batch);
 
     /* which tokens want logits: the array, or the last token; with
      * embeddings, every token (llama.cpp's output_all) */
@@ -231,14 +240,15 @@ kinfer_status kinfer_decode(kinfer_context *ctx, const kinfer_batch *batch)
     }
     /* cells for every token of the batch, taken now: validation made sure
      * they exist */
-    if (kv_batch_begin(&ctx->kv, n, batch->pos, seq, ctx->cells_taken)) {
+    if (encoder) memset(ctx->cells_taken, 0, (size_t)n * sizeof *ctx->cells_taken);
+    else if (kv_batch_begin(&ctx->kv, n, batch->pos, seq, ctx->cells_taken)) {
         free(zeros);
         return ctx_fail(ctx, KINFER_E_CONTEXT_FULL, "the KV cache is full");
     }
     /* micro-batches in order */
     for (int32_t i0 = 0; !st && i0 < n; i0 += (int32_t)ctx->sz.n_batch) {
         int32_t m = n - i0 < (int32_t)ctx->sz.n_batch ? n - i0 : (int32_t)ctx->sz.n_batch;
-        if (!kv_batch_ubatch(&ctx->kv, ctx->cells_taken + i0, m, batch->pos + i0, seq + i0)) {
+        if (!encoder && !kv_batch_ubatch(&ctx->kv, ctx->cells_taken + i0, m, batch->pos + i0, seq + i0)) {
             st = ctx_fail(ctx, KINFER_E_CONTEXT_FULL, "the sliding-window store (%u slots) is full",
                           ctx->kv.n_swa_slots);
             break;
@@ -256,8 +266,8 @@ kinfer_status kinfer_decode(kinfer_context *ctx, const kinfer_batch *batch)
         st = forward_ubatch(&ctx->fwd, &ub);
     }
     /* on failure the cache is left as it was before the call */
-    kv_batch_end(&ctx->kv, ctx->cells_taken, n, st != KINFER_OK);
-    if (!st && ctx->sz.embeddings) embd_pool(ctx, n, batch->pos, seq);
+    if (!encoder) kv_batch_end(&ctx->kv, ctx->cells_taken, n, st != KINFER_OK);
+    if (!st && ctx->sz.embeddings) st = embd_pool(ctx, n, batch->pos, seq);
     free(zeros);
     if (st) return st;
     ctx->n_batch_tokens = n;

@@ -46,7 +46,7 @@ struct kinfer_context {
 
 /* Pool the n tokens of the last decode (ctx->embd) per sequence into
  * ctx->embd_seq, as ctx->sz.pooling says (runtime/embed.c). */
-void embd_pool(kinfer_context *ctx, int32_t n, const kinfer_pos *pos, const kinfer_seq_id *seq);
+kinfer_status embd_pool(kinfer_context *ctx, int32_t n, const kinfer_pos *pos, const kinfer_seq_id *seq);
 
 /* Record a failure message on the context and return status. printf-style. */
 #define ctx_fail(ctx, status, ...) \

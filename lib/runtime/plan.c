@@ -148,6 +148,15 @@ kinfer_status context_plan(const kinfer_model *model, const kinfer_context_param
     }
     if (out->n_batch > out->n_ctx) out->n_batch = out->n_ctx;
     out->n_slice = forward_slice_tokens(out->n_batch);
+    if (w->arch->encoder) {
+        /* attention over whole sequences: a micro-batch goes through at once */
+        out->n_slice = (int32_t)out->n_batch;
+        if (!p->embeddings) {
+            snprintf(err, err_size, "%s is an encoder-only model: it gives embeddings, not text "
+                     "(set embeddings = true)", w->arch->name);
+            return KINFER_E_UNSUPPORTED;
+        }
+    }
     if (out->n_seq_max > KINFER_MAX_SEQ) {
         snprintf(err, err_size, "n_seq_max %u is over the limit of %d", out->n_seq_max,
                  KINFER_MAX_SEQ);
@@ -198,9 +207,9 @@ kinfer_status context_plan(const kinfer_model *model, const kinfer_context_param
         out->pooling = p->pooling != KINFER_POOLING_UNSPECIFIED ? p->pooling
                        : hp->pooling_type != KINFER_POOLING_UNSPECIFIED
                            ? (kinfer_pooling)hp->pooling_type : KINFER_POOLING_NONE;
-        if (out->pooling == KINFER_POOLING_RANK) {
+        if (out->pooling == KINFER_POOLING_RANK && !w->cls_out.data) {
             snprintf(err, err_size, "pooling rank needs a reranker's classification head "
-                     "(cls.output.weight), which kinfer does not run yet for %s models",
+                     "(cls.output.weight), which this %s model does not have",
                      w->arch->name);
             return KINFER_E_UNSUPPORTED;
         }

@@ -40,7 +40,7 @@ size_t vocab_render_piece(const struct kinfer_vocab *v, int32_t id, char *buf, s
         return o.len;
     }
     if (attr & TOK_ATTR_NORMAL) {
-        if (v->type == VOCAB_SPM || v->escape_whitespaces) {
+        if (v->type == VOCAB_SPM || v->type == VOCAB_WPM || v->escape_whitespaces) {
             for (size_t i = 0; i < tl; i++) {
                 if (i + 2 < tl && memcmp(t + i, "\xe2\x96\x81", 3) == 0) {
                     put(&o, " ", 1);

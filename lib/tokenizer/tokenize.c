@@ -514,7 +514,7 @@ int64_t vocab_tokenize(const struct kinfer_vocab *v, const char *text, size_t te
         *status = KINFER_E_NOMEM;
         return 0;
     }
-    if (add_special && v->add_bos && v->bos != TOKEN_NULL)
+    if (add_special && (v->add_bos || v->type == VOCAB_WPM) && v->bos != TOKEN_NULL)
         tv_push(&s.out, v->bos);
     int prev_special = 1;
     for (int32_t i = f.n ? 0 : -1; i != -1 && !s.oom && !s.out.oom; i = f.v[i].next) {
@@ -525,12 +525,17 @@ int64_t vocab_tokenize(const struct kinfer_vocab *v, const char *text, size_t te
         }
         if (v->type == VOCAB_SPM)
             spm_tokenize(&s, text + f.v[i].off, f.v[i].len, v->add_space_prefix && prev_special);
-        else
+        else if (v->type == VOCAB_WPM) {
+            if (wpm_tokenize(v, text + f.v[i].off, f.v[i].len, &s.out.v, &s.out.n, &s.out.cap))
+                s.out.oom = 1;
+        } else
             bpe_tokenize(&s, text + f.v[i].off, f.v[i].len);
         prev_special = 0;
     }
     if (add_special && v->add_eos && v->eos != TOKEN_NULL)
         tv_push(&s.out, v->eos);
+    if (add_special && v->type == VOCAB_WPM)
+        tv_push(&s.out, v->sep); /* llama.cpp's WPM: [CLS] ... [SEP], whatever add_bos says */
 
     int64_t result;
     if (s.oom || s.out.oom || s.q.oom) {

@@ -11,12 +11,15 @@
  *  - BPE ("gpt2"): a pre-tokenizer (PCRE2 regexes chosen by tokenizer.ggml.pre)
  *    splits the text into words, each word is mapped byte-to-unicode (GPT-2)
  *    and merged by merge rank.
+ *  - WPM ("bert"): WordPiece, greedy longest pieces per normalized word
+ *    (wpm.c), [CLS] ... [SEP] around the text.
  * Special tokens (control, user-defined, unknown) are cut out of the text first.
  *
  * Files: vocab.c builds the vocabulary, vocab_query.c answers the per-token
  * queries, tokenize.c turns text into tokens, detokenize.c tokens into text
  * (including the streaming decoder), pretok.c holds the BPE pre-tokenizer
- * regexes, chat.c the chat templates.
+ * regexes, wpm.c WordPiece (its Unicode tables in unicode_tables.c), chat.c
+ * the chat templates.
  */
 #ifndef KINFER_TOKENIZER_H
 #define KINFER_TOKENIZER_H
@@ -94,6 +97,11 @@ static inline void *array_grow(void *items, size_t *cap, size_t elem_size, size_
     return grown;
 }
 
+/* WordPiece (wpm.c): the tokens of text[0..len) appended to the growable
+ * array *tokens (*n_tokens used of *cap).  -1 when out of memory. */
+int wpm_tokenize(const struct kinfer_vocab *vocab, const char *text, size_t len, int32_t **tokens,
+                 size_t *n_tokens, size_t *cap);
+
 /* ------------------------------------------------------------- pre-tokenizer
  * (pretok.c)  Splits text into words as llama.cpp's unicode_regex_split:
  * each regex of the pre-type splits every piece produced by the previous one
@@ -144,7 +152,7 @@ size_t utf8_decode_llama(const uint8_t *s, size_t n, uint32_t *cpt);
  * Shared by the files of lib/tokenizer/; nothing else looks inside a
  * kinfer_vocab. */
 
-enum { VOCAB_SPM = 1, VOCAB_BPE = 2 };
+enum { VOCAB_SPM = 1, VOCAB_BPE = 2, VOCAB_WPM = 3 };
 
 #define TOKEN_NULL (-1)
 
@@ -153,7 +161,7 @@ enum { VOCAB_SPM = 1, VOCAB_BPE = 2 };
  * offsets, and a token's piece (its text as output) is rendered when asked
  * for rather than cached: it is a cheap function of the text. */
 struct kinfer_vocab {
-    int type;                 /* VOCAB_SPM or VOCAB_BPE */
+    int type;                 /* VOCAB_SPM, VOCAB_BPE or VOCAB_WPM */
     int32_t n_tokens;
 
     char *text;               /* every token's text, each NUL-terminated, in id order */
@@ -182,6 +190,8 @@ struct kinfer_vocab {
     int32_t fim_pre, fim_suf, fim_mid, fim_pad, fim_rep, fim_sep;
 
     bool add_space_prefix, add_bos, add_eos, ignore_merges, clean_spaces, escape_whitespaces;
+    bool lowercase, strip_accents; /* WPM: BertNormalizer's options */
+    uint32_t max_token_len;   /* WPM: bytes of the longest token text */
     struct pretok *pretok;    /* BPE only */
     struct piece_trie *piece_trie; /* built on first use (vocab_piece_trie), atomically published */
 };

@@ -179,7 +179,24 @@ static kinfer_status use_bpe_defaults(vocab_builder *b, const char *pre)
     return KINFER_OK;
 }
 
-/* SPM or BPE, with that algorithm's default ids and flags (and for BPE the
+/* WordPiece: [CLS] text [SEP] (ids 101 and 102 unless the file says),
+ * BertNormalizer's lowercasing and accent stripping by default. */
+static void use_wpm_defaults(struct kinfer_vocab *v)
+{
+    v->type = VOCAB_WPM;
+    v->bos = 101;
+    v->eos = TOKEN_NULL;
+    v->unk = 100;
+    v->sep = 102;
+    v->pad = 0;
+    v->mask = 103;
+    v->add_bos = true;
+    v->clean_spaces = true;
+    v->lowercase = true;
+    v->strip_accents = true;
+}
+
+/* SPM, BPE or WPM, with that algorithm's default ids and flags (and for BPE the
  * pre-tokenizer); the metadata read later may override them. */
 static kinfer_status read_algorithm(vocab_builder *b)
 {
@@ -193,6 +210,10 @@ static kinfer_status read_algorithm(vocab_builder *b)
     }
     if (strcmp(b->model_name, "gpt2") == 0)
         return use_bpe_defaults(b, pre);
+    if (strcmp(b->model_name, "bert") == 0) {
+        use_wpm_defaults(b->v);
+        return KINFER_OK;
+    }
     return fail(b, KINFER_E_UNSUPPORTED, "unsupported tokenizer model '%s' (tokenizer.ggml.model)",
                 b->model_name);
 }
@@ -200,6 +221,16 @@ static kinfer_status read_algorithm(vocab_builder *b)
 static kinfer_status read_add_space_prefix(vocab_builder *b)
 {
     return read_bool(b, "tokenizer.ggml.add_space_prefix", &b->v->add_space_prefix);
+}
+
+/* BertNormalizer's options: strip_accents follows lowercase unless given. */
+static kinfer_status read_normalizer(vocab_builder *b)
+{
+    struct kinfer_vocab *v = b->v;
+    kinfer_status st = read_bool(b, "tokenizer.ggml.normalizer.lowercase", &v->lowercase);
+    v->strip_accents = v->lowercase;
+    if (st == KINFER_OK) st = read_bool(b, "tokenizer.ggml.normalizer.strip_accents", &v->strip_accents);
+    return st;
 }
 
 /* ------------------------------------------------------------- token table */
@@ -279,6 +310,7 @@ static kinfer_status read_token_texts(vocab_builder *b)
             memcpy(v->text + pos, s, len);
         v->text[pos + len] = 0;
         pos += (uint32_t)len + 1;
+        if (len > v->max_token_len) v->max_token_len = (uint32_t)len;
     }
     v->text_off[n] = pos;
     return KINFER_OK;
@@ -484,6 +516,10 @@ static kinfer_status read_add_bos_eos(vocab_builder *b)
         return st;
     if (v->add_bos && v->bos == TOKEN_NULL)
         return fail(b, KINFER_E_FORMAT, "the vocabulary asks for a BOS token but has none");
+    if (v->type == VOCAB_WPM && (v->unk == TOKEN_NULL || v->sep == TOKEN_NULL))
+        return fail(b, KINFER_E_FORMAT, "the WordPiece vocabulary has no %s token "
+                    "(tokenizer.ggml.%s_token_id)", v->unk == TOKEN_NULL ? "unknown" : "separator",
+                    v->unk == TOKEN_NULL ? "unknown" : "seperator");
     if (v->add_eos && v->eos == TOKEN_NULL)
         return fail(b, KINFER_E_FORMAT, "the vocabulary asks for an EOS token but has none");
     return KINFER_OK;
@@ -722,6 +758,10 @@ static kinfer_status apply_model_quirks(vocab_builder *b)
 static kinfer_status find_newline_token(vocab_builder *b)
 {
     struct kinfer_vocab *v = b->v;
+    if (v->type == VOCAB_WPM) {
+        v->nl = v->pad;
+        return KINFER_OK;
+    }
     if (v->type == VOCAB_SPM) {
         v->nl = find_cstr(v, "<0x0A>");
         if (v->nl == TOKEN_NULL)
@@ -746,6 +786,7 @@ static kinfer_status find_newline_token(vocab_builder *b)
 static kinfer_status (*const BUILD_STEPS[])(vocab_builder *) = {
     read_algorithm,           /* SPM or BPE, their default ids and flags, the pre-tokenizer */
     read_add_space_prefix,
+    read_normalizer,          /* WPM's lowercasing and accent stripping */
     check_token_arrays,       /* texts, scores, types: element types and lengths */
     read_token_texts,
     read_token_scores,

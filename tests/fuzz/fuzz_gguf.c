@@ -1,12 +1,14 @@
-/* fuzz_gguf.c — libFuzzer target for the GGUF parser and the model loader's
+/* fuzz_gguf.c — libFuzzer target for the GGUF parser, the model loader's
  * binding of what it accepted (hyperparameters, RoPE scaling, every family's
- * tensors): any bytes in, a status out, never a crash or a read outside the
- * input. */
+ * tensors), and the vocabulary built from it, tokenizing the input's own
+ * first bytes (SPM, BPE or WordPiece, as the file says): any bytes in, a
+ * status out, never a crash or a read outside the input. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "gguf/gguf.h"
 #include "model/weights.h"
+#include "tokenizer/tokenizer.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -38,6 +40,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (rp.freq_factors) (void)((const volatile uint8_t *)rp.freq_factors)[2 * rp.n_rot - 1];
         }
     weights_unbind(&w);
+    struct kinfer_vocab *v = NULL;
+    if (vocab_build(gf, NULL, &v, err, sizeof err) == KINFER_OK && v) {
+        int32_t tokens[512];
+        kinfer_status st;
+        const size_t n = size < 256 ? size : 256;
+        vocab_tokenize(v, (const char *)data, n, tokens, 512, 1, 1, &st);
+        vocab_tokenize(v, (const char *)data + size - n, n, tokens, 512, 0, 0, &st);
+        vocab_free(v);
+    }
     gguf_free(gf);
     return 0;
 }

@@ -114,3 +114,34 @@ def moe_layer(extra=()):
     ('blk.0.attn_q_norm.weight', (HD,), 1.0), ('blk.0.attn_k_norm.weight', (HD,), 1.0)]), [
     u32('qwen3moe.expert_count', 4), u32('qwen3moe.expert_used_count', 2),
     u32('qwen3moe.expert_feed_forward_length', FF)]))
+
+
+# a bert encoder with a WordPiece vocabulary (the phantom-space layout of
+# llama.cpp's converter), so the fuzzer reaches the WPM tokenizer
+def strs(key, items):
+    return kv(key, 9, struct.pack('<IQ', 8, len(items)) + b''.join(s(x) for x in items))
+
+
+def i32s(key, items):
+    return kv(key, 9, struct.pack('<IQ', 5, len(items)) + b''.join(struct.pack('<i', x) for x in items))
+
+
+wpm = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]', '\u2581the', '\u2581hello', 'ing', 's', '\u2581a',
+       'a', '\u2581\u4e2d', '\u2581,', '\u2581caf', 'e']
+bert = [('token_embd.weight', (E, len(wpm)), 0.1), ('token_types.weight', (E, 2), 0.1),
+        ('position_embd.weight', (E, 4096), 0.1), ('token_embd_norm.weight', (E,), 1.0),
+        ('token_embd_norm.bias', (E,), 0.0), ('blk.0.attn_output.weight', (E, E), 0.1),
+        ('blk.0.attn_output.bias', (E,), 0.0), ('blk.0.attn_output_norm.weight', (E,), 1.0),
+        ('blk.0.attn_output_norm.bias', (E,), 0.0), ('blk.0.ffn_up.weight', (E, FF), 0.1),
+        ('blk.0.ffn_up.bias', (FF,), 0.0), ('blk.0.ffn_down.weight', (FF, E), 0.1),
+        ('blk.0.ffn_down.bias', (E,), 0.0), ('blk.0.layer_output_norm.weight', (E,), 1.0),
+        ('blk.0.layer_output_norm.bias', (E,), 0.0)]
+bert += [('blk.0.attn_' + x + '.weight', (E, E), 0.1) for x in 'qkv']
+bert += [('blk.0.attn_' + x + '.bias', (E,), 0.0) for x in 'qkv']
+(out / 'bert-wpm.gguf').write_bytes(model('bert', bert, [
+    f32('bert.attention.layer_norm_epsilon', 1e-12), u32('bert.pooling_type', 2),
+    kv('tokenizer.ggml.model', 8, s('bert')), strs('tokenizer.ggml.tokens', wpm),
+    i32s('tokenizer.ggml.token_type', [3] * 5 + [1] * (len(wpm) - 5)),
+    u32('tokenizer.ggml.unknown_token_id', 1), u32('tokenizer.ggml.bos_token_id', 2),
+    u32('tokenizer.ggml.seperator_token_id', 3), u32('tokenizer.ggml.padding_token_id', 0),
+    u32('tokenizer.ggml.mask_token_id', 4)]))

@@ -50,12 +50,15 @@ typedef void (*kinfer_gemm_fn)(int64_t n, const void *w, size_t w_stride, int nr
 typedef void (*kinfer_gemm_decode_fn)(int64_t n, const void *w, size_t w_stride, int nr, uint8_t *out);
 
 /* gemm and one of pack, pack_group; decode (or NULL: the gemm takes the
- * weight rows) */
+ * weight rows); row_group: the rows the gemm takes in one pass, one per
+ * vector lane (0: four at a time), so row chunks should be multiples of it
+ * (a short group leaves lanes idle) */
 typedef struct kinfer_gemm_kernels {
     kinfer_gemm_pack_fn pack;
     kinfer_gemm_fn gemm;
     kinfer_gemm_pack_group_fn pack_group;
     kinfer_gemm_decode_fn decode;
+    int row_group;
 } kinfer_gemm_kernels;
 
 /* Kernels for a weight type at the best level this CPU has, or all NULL
@@ -106,8 +109,8 @@ int kinfer_gemm_groups_tokens(int type);
  * Kernels for a weight matrix that llama.cpp repacks (x86 Q4_0 of a
  * multiple of 8 rows: the type's kinfer_cpu_kernels.repacked is set), or
  * all NULL.  Their decoded rows go in groups of KINFER_GEMM_REPACKED_ROWS
- * (the last one shorter): decode and gemm must be given the same rows, and
- * row chunks should be multiples of it.
+ * (the last one shorter, row_group): decode and gemm must be given the same
+ * rows.
  */
 #define KINFER_GEMM_REPACKED_ROWS 16
 kinfer_gemm_kernels kinfer_gemm_get_repacked(int type);

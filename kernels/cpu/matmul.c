@@ -73,15 +73,15 @@ static size_t align_up(size_t n)
 
 /* Weight rows per chunk of the batched path: about 16 KiB (as the kernel
  * reads them: decoded where the type has a decoder), at most 64 rows
- * (enough chunks to balance), a multiple of 4 where it can be (the kernels
- * take four rows at a time); for a repacked matrix a multiple of its
- * kernel's row group (a short group wastes lanes). */
-static int64_t gemm_tile_rows(size_t row_bytes, bool repacked)
+ * (enough chunks to balance), a multiple of the kernel's row group (gemm.h:
+ * a 4096-column Q4_K chunk of 16 KiB would fill 4 of its 16 lanes) or else
+ * of 4 where it can be (the kernels take four rows at a time). */
+static int64_t gemm_tile_rows(size_t row_bytes, int row_group)
 {
     int64_t r = (int64_t)(16384 / (row_bytes ? row_bytes : 1));
     r = r < 1 ? 1 : (r > 64 ? 64 : r);
-    if (repacked)
-        return r < KINFER_GEMM_REPACKED_ROWS ? KINFER_GEMM_REPACKED_ROWS : r - r % KINFER_GEMM_REPACKED_ROWS;
+    if (row_group > 1)
+        return r < row_group ? row_group : r - r % row_group;
     return r >= 4 ? r & ~(int64_t)3 : r;
 }
 
@@ -93,17 +93,14 @@ static size_t packed_bytes(int64_t n_cols, int64_t n_tokens)
     return align_up(kinfer_gemm_packed_size(n_cols) * (size_t)((n_tokens + G - 1) / G * G));
 }
 
-/* Bytes of the row chunk a thread decodes for the batched kernels (0: the
- * type has no decoder); may_repack: room for a repacked matrix's chunk too. */
-static size_t gemm_panel_bytes(const kinfer_gemm_kernels *gk, int64_t n_cols, bool may_repack)
+/* Bytes of the row chunk a thread decodes for the batched kernels gk (0:
+ * they have no decoder). */
+static size_t gemm_panel_bytes(const kinfer_gemm_kernels *gk, int64_t n_cols)
 {
     if (gk->decode == NULL)
         return 0;
     const size_t row = kinfer_gemm_decoded_row_size(n_cols);
-    int64_t rows = gemm_tile_rows(row, false);
-    if (may_repack && gemm_tile_rows(row, true) > rows)
-        rows = gemm_tile_rows(row, true);
-    return align_up((size_t)rows * row);
+    return align_up((size_t)gemm_tile_rows(row, gk->row_group) * row);
 }
 
 size_t kinfer_matmul_scratch_size(int type, int64_t n_cols, int64_t n_tokens, int n_threads)
@@ -116,12 +113,12 @@ size_t kinfer_matmul_scratch_size(int type, int64_t n_cols, int64_t n_tokens, in
     const size_t blas = align_up((size_t)blas_panel_rows(n_cols) * (size_t)n_cols * sizeof(float));
     /* the batched kernels' packed activations and decoded row chunks (one
      * per thread) share the BLAS panel's room */
-    const kinfer_gemm_kernels gk = kinfer_gemm_get(type);
-    const kinfer_cpu_kernels *k = kinfer_cpu_kernels_get(type);
+    /* room for a repacked matrix's chunk too (the matrix's rows decide) */
+    const kinfer_gemm_kernels gk = kinfer_gemm_get(type), gkr = kinfer_gemm_get_repacked(type);
+    const size_t panel = gemm_panel_bytes(&gk, n_cols) > gemm_panel_bytes(&gkr, n_cols)
+                             ? gemm_panel_bytes(&gk, n_cols) : gemm_panel_bytes(&gkr, n_cols);
     const size_t packed = n_tokens > 1 && gk.gemm != NULL
-                              ? packed_bytes(n_cols, n_tokens) +
-                                    gemm_panel_bytes(&gk, n_cols, k != NULL && k->repacked != NULL) *
-                                        (size_t)(n_threads > 0 ? n_threads : 1)
+                              ? packed_bytes(n_cols, n_tokens) + panel * (size_t)(n_threads > 0 ? n_threads : 1)
                               : 0;
     return 64 + quant + (blas > packed ? blas : packed);
 }
@@ -398,9 +395,9 @@ kinfer_status kinfer_matmul_ex(kinfer_threadpool *pool, void *scratch, size_t sc
             job.gk = batched_kernels(type, repacked, n_tokens, path == KINFER_MATMUL_QUANT_MMID);
             job.xp_row_bytes = kinfer_gemm_packed_size(n_cols);
             job.xp = base + align_up(job.act_row_bytes * (size_t)n_tokens);
-            job.panel_bytes = gemm_panel_bytes(&job.gk, n_cols, repacked);
+            job.panel_bytes = gemm_panel_bytes(&job.gk, n_cols);
             job.chunk_rows = gemm_tile_rows(
-                job.gk.decode != NULL ? kinfer_gemm_decoded_row_size(n_cols) : job.w_row_bytes, repacked);
+                job.gk.decode != NULL ? kinfer_gemm_decoded_row_size(n_cols) : job.w_row_bytes, job.gk.row_group);
             job.panels = job.xp + packed_bytes(n_cols, n_tokens);
         }
         matmul_quant(pool, &job);
@@ -421,18 +418,18 @@ kinfer_status kinfer_matmul(kinfer_threadpool *pool, void *scratch, size_t scrat
 /* Rows per chunk of the gated product: the plain chunk rounded to whole
  * 16-row groups, so each token's act(g) * u runs over the 16-lane groups
  * a whole-row call would (the SIMD gates round their tail differently). */
-static int64_t gated_chunk_rows(const kinfer_gemm_kernels *gk, int64_t n_cols, size_t w_row_bytes, bool repacked)
+static int64_t gated_chunk_rows(const kinfer_gemm_kernels *gk, int64_t n_cols, size_t w_row_bytes)
 {
     const int64_t r = gemm_tile_rows(gk->decode != NULL ? kinfer_gemm_decoded_row_size(n_cols) : w_row_bytes,
-                                     repacked);
+                                     gk->row_group);
     return r < 16 ? 16 : r & ~(int64_t)15;
 }
 
 /* Per thread: a decoded chunk of each matrix and both outputs of one
  * token group. */
-static size_t gated_thread_bytes(const kinfer_gemm_kernels *gk, int64_t n_cols, size_t w_row_bytes, bool repacked)
+static size_t gated_thread_bytes(const kinfer_gemm_kernels *gk, int64_t n_cols, size_t w_row_bytes)
 {
-    const int64_t rows = gated_chunk_rows(gk, n_cols, w_row_bytes, repacked);
+    const int64_t rows = gated_chunk_rows(gk, n_cols, w_row_bytes);
     const size_t panel = gk->decode != NULL ? align_up((size_t)rows * kinfer_gemm_decoded_row_size(n_cols)) : 0;
     return 2 * panel + align_up(2 * (size_t)rows * KINFER_GEMM_MAX_NT * sizeof(float));
 }
@@ -528,7 +525,7 @@ size_t kinfer_matmul_gated_scratch_size(int type, int64_t n_cols, int64_t n_toke
         for (int rp = 0; rp < 2; rp++) {
             if (rp && k->repacked == NULL) continue;
             const kinfer_gemm_kernels gk = batched_kernels(type, rp, n_tokens, false);
-            const size_t b = gk.gemm != NULL ? gated_thread_bytes(&gk, n_cols, w_row, rp) : 0;
+            const size_t b = gk.gemm != NULL ? gated_thread_bytes(&gk, n_cols, w_row) : 0;
             if (b > per_thread) per_thread = b;
         }
     }
@@ -567,11 +564,11 @@ kinfer_status kinfer_matmul_gated(kinfer_threadpool *pool, void *scratch, size_t
     if (jg->gk.gemm != NULL) {
         jg->xp_row_bytes = kinfer_gemm_packed_size(n_cols);
         jg->xp = base + align_up(jg->act_row_bytes * (size_t)n_tokens);
-        jg->chunk_rows = gated_chunk_rows(&jg->gk, n_cols, jg->w_row_bytes, repacked);
+        jg->chunk_rows = gated_chunk_rows(&jg->gk, n_cols, jg->w_row_bytes);
         jg->panel_bytes = jg->gk.decode != NULL
                               ? align_up((size_t)jg->chunk_rows * kinfer_gemm_decoded_row_size(n_cols)) : 0;
         gj.thread_mem = jg->xp + packed_bytes(n_cols, n_tokens);
-        gj.thread_bytes = gated_thread_bytes(&jg->gk, n_cols, jg->w_row_bytes, repacked);
+        gj.thread_bytes = gated_thread_bytes(&jg->gk, n_cols, jg->w_row_bytes);
         atomic_init(&jg->next_chunk, 0);
     }
     gj.u = *jg;

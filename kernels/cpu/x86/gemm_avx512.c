@@ -793,7 +793,7 @@ void kinfer_avx512_fill_gemm(kinfer_cpu_table *t)
         .gemm = gemm_decoded_min, .pack_group = pack_group_q8_1, .decode = decode_rows_q4_1};
     t->gemm[KINFER_TYPE_Q5_1] = (kinfer_gemm_kernels){
         .gemm = gemm_decoded_min, .pack_group = pack_group_q8_1, .decode = decode_rows_q5_1};
-    t->gemm[KINFER_TYPE_Q4_K] = (kinfer_gemm_kernels){.pack = pack_q8_K, .gemm = gemm_q4_K_lanes};
+    t->gemm[KINFER_TYPE_Q4_K] = (kinfer_gemm_kernels){.pack = pack_q8_K, .gemm = gemm_q4_K_lanes, .row_group = 16};
     t->gemm[KINFER_TYPE_Q5_K] = (kinfer_gemm_kernels){.pack = pack_q8_K, .gemm = gemm_q5_K};
     t->gemm[KINFER_TYPE_Q6_K] = (kinfer_gemm_kernels){.pack = pack_q8_K, .gemm = gemm_q6_K};
 
@@ -801,5 +801,6 @@ void kinfer_avx512_fill_gemm(kinfer_cpu_table *t)
     t->gemm_tiled[KINFER_TYPE_Q6_K] = gemm_q6_K_tiled;
 
     t->gemm_repacked[KINFER_TYPE_Q4_0] = (kinfer_gemm_kernels){
-        .gemm = gemm_q4_0_repacked, .pack_group = pack_group_q4_0_repacked, .decode = decode_rows_q4_0_repacked};
+        .gemm = gemm_q4_0_repacked, .pack_group = pack_group_q4_0_repacked, .decode = decode_rows_q4_0_repacked,
+        .row_group = KINFER_GEMM_REPACKED_ROWS};
 }

@@ -79,9 +79,10 @@ kinfer_status kinfer_context_new(const kinfer_model *model, const kinfer_context
     ctx->cells_taken = malloc((size_t)sz->n_ctx * sizeof *ctx->cells_taken);
     ctx->seq_last = malloc((size_t)sz->n_seq_max * sizeof *ctx->seq_last);
     if (sz->embeddings) {
-        ctx->embd_seq = malloc((size_t)sz->n_seq_max * (size_t)model->w.hp.n_embd * sizeof(float));
-        ctx->embd_seq_set = calloc(sz->n_seq_max, 1);
-        if (!ctx->embd_seq || !ctx->embd_seq_set)
+        ctx->embd_seq.n_seq = sz->n_seq_max;
+        ctx->embd_seq.rows = malloc((size_t)sz->n_seq_max * (size_t)model->w.hp.n_embd * sizeof(float));
+        ctx->embd_seq.set = calloc(sz->n_seq_max, 1);
+        if (!ctx->embd_seq.rows || !ctx->embd_seq.set)
             return ctx_fail(ctx, KINFER_E_NOMEM, "out of memory for %u pooled embeddings",
                             sz->n_seq_max);
     }
@@ -99,8 +100,8 @@ void kinfer_context_free(kinfer_context *ctx)
     free(ctx->logits);
     free(ctx->logit_row);
     free(ctx->embd);
-    free(ctx->embd_seq);
-    free(ctx->embd_seq_set);
+    free(ctx->embd_seq.rows);
+    free(ctx->embd_seq.set);
     free(ctx->cells_taken);
     free(ctx->seq_last);
     free(ctx);
@@ -267,7 +268,9 @@ kinfer_status kinfer_decode(kinfer_context *ctx, const kinfer_batch *batch)
     }
     /* on failure the cache is left as it was before the call */
     if (!encoder) kv_batch_end(&ctx->kv, ctx->cells_taken, n, st != KINFER_OK);
-    if (!st && ctx->sz.embeddings) st = embd_pool(ctx, n, batch->pos, seq);
+    if (!st && ctx->sz.embeddings)
+        st = embd_pool(&ctx->embd_seq, ctx->sz.pooling, &ctx->model->w, ctx->be, ctx->embd, n, batch->pos, seq,
+                       ctx->errmsg, sizeof ctx->errmsg);
     free(zeros);
     if (st) return st;
     ctx->n_batch_tokens = n;
@@ -279,6 +282,27 @@ const float *kinfer_get_logits(kinfer_context *ctx, int32_t i)
     if (!ctx || ctx->sz.embeddings || i < 0 || i >= ctx->n_batch_tokens || ctx->logit_row[i] < 0)
         return NULL;
     return ctx->logits + (size_t)ctx->logit_row[i] * (size_t)ctx->model->w.hp.n_vocab;
+}
+
+kinfer_pooling kinfer_context_pooling(const kinfer_context *ctx)
+{
+    return ctx ? ctx->sz.pooling : KINFER_POOLING_NONE;
+}
+
+const float *kinfer_get_embeddings_ith(kinfer_context *ctx, int32_t i)
+{
+    if (!ctx || !ctx->sz.embeddings || ctx->sz.pooling != KINFER_POOLING_NONE || i < 0 ||
+        i >= ctx->n_batch_tokens)
+        return NULL;
+    return ctx->embd + (size_t)i * (size_t)ctx->model->w.hp.n_embd;
+}
+
+const float *kinfer_get_embeddings_seq(kinfer_context *ctx, kinfer_seq_id seq)
+{
+    if (!ctx || !ctx->sz.embeddings || ctx->sz.pooling == KINFER_POOLING_NONE || seq < 0 ||
+        (uint32_t)seq >= ctx->sz.n_seq_max || !ctx->n_batch_tokens || !ctx->embd_seq.set[seq])
+        return NULL;
+    return ctx->embd_seq.rows + (size_t)seq * (size_t)ctx->model->w.hp.n_embd;
 }
 
 /* --------------------------------------------------------------- KV cache */

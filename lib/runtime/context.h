@@ -15,6 +15,7 @@
 #include "kinfer.h"
 #include "kvcache/kvcache.h"
 #include "model/model.h"
+#include "runtime/embed.h"
 #include "runtime/plan.h"
 
 struct kinfer_context {
@@ -36,17 +37,12 @@ struct kinfer_context {
      * each sequence's pooled one */
     float *embd;                     /* (n_tokens, n_embd) */
     size_t embd_cap;                 /* rows allocated */
-    float *embd_seq;                 /* (n_seq_max, n_embd) pooled, allocated with the context */
-    uint8_t *embd_seq_set;           /* (n_seq_max) 1: the last batch had this sequence */
+    embd_pooled embd_seq;            /* n_seq_max rows, allocated with the context */
 
     uint32_t *cells_taken;           /* (n_ctx) cells written by the current decode */
     int32_t *seq_last;               /* (n_seq_max) last position per sequence (validation) */
     char errmsg[512];
 };
-
-/* Pool the n tokens of the last decode (ctx->embd) per sequence into
- * ctx->embd_seq, as ctx->sz.pooling says (runtime/embed.c). */
-kinfer_status embd_pool(kinfer_context *ctx, int32_t n, const kinfer_pos *pos, const kinfer_seq_id *seq);
 
 /* Record a failure message on the context and return status. printf-style. */
 #define ctx_fail(ctx, status, ...) \

@@ -1,29 +1,29 @@
 /*
- * embed.c — embeddings out of a context: pooling the last decode's
- * per-token hidden states per sequence (llama.cpp's meanings of mean, cls,
- * last and rank), the getters, and llama-embedding's normalisations.
+ * embed.c — embeddings out of a decode: pooling the per-token hidden states
+ * per sequence (llama.cpp's meanings of mean, cls, last and rank), and
+ * llama-embedding's normalisations.
  */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "runtime/context.h"
+#include "core/status.h"
+#include "runtime/embed.h"
 
 /* Rank: the classification head on each pooled first-token row, in place:
  * row <- cls_out (tanh(cls row + cls_b)) + cls_out_b (the cls layer only
  * where the file has one), the projections on the backend as llama.cpp's
  * mul_mat, tanh as its ggml_tanh. */
-static kinfer_status rank_head(kinfer_context *ctx)
+static kinfer_status rank_head(embd_pooled *out, const model_weights *w, backend *be, char *err,
+                               size_t err_size)
 {
-    const model_weights *w = &ctx->model->w;
     const size_t E = (size_t)w->hp.n_embd;
-    backend *be = ctx->be;
     float *h = malloc(2 * E * sizeof *h), *scores = h + E;
-    if (!h) return ctx_fail(ctx, KINFER_E_NOMEM, "out of memory for the rank head");
+    if (!h) return status_fail(err, err_size, KINFER_E_NOMEM, "out of memory for the rank head");
     kinfer_status st = KINFER_OK;
-    for (uint32_t s = 0; !st && s < ctx->sz.n_seq_max; s++) {
-        if (!ctx->embd_seq_set[s]) continue;
-        float *row = ctx->embd_seq + s * E;
+    for (uint32_t s = 0; !st && s < out->n_seq; s++) {
+        if (!out->set[s]) continue;
+        float *row = out->rows + s * E;
         const float *in = row;
         if (w->cls.data) {
             if ((st = be->ops->matmul(be, &w->cls, row, 1, h))) break;
@@ -37,68 +37,47 @@ static kinfer_status rank_head(kinfer_context *ctx)
     }
     free(h);
     if (st) {
-        memset(ctx->embd_seq_set, 0, ctx->sz.n_seq_max);
-        return ctx_fail(ctx, st, "rank head: %s", be->errmsg);
+        memset(out->set, 0, out->n_seq);
+        return status_fail(err, err_size, st, "rank head: %s", be->errmsg);
     }
     return KINFER_OK;
 }
 
-kinfer_status embd_pool(kinfer_context *ctx, int32_t n, const kinfer_pos *pos, const kinfer_seq_id *seq)
+kinfer_status embd_pool(embd_pooled *out, kinfer_pooling pooling, const model_weights *w, backend *be,
+                        const float *embd, int32_t n, const kinfer_pos *pos, const kinfer_seq_id *seq,
+                        char *err, size_t err_size)
 {
-    const size_t E = (size_t)ctx->model->w.hp.n_embd;
-    const uint32_t n_seq = ctx->sz.n_seq_max;
-    memset(ctx->embd_seq_set, 0, n_seq);
-    if (ctx->sz.pooling == KINFER_POOLING_NONE) return KINFER_OK;
-    for (uint32_t s = 0; s < n_seq; s++) {
+    const size_t E = (size_t)w->hp.n_embd;
+    memset(out->set, 0, out->n_seq);
+    if (pooling == KINFER_POOLING_NONE) return KINFER_OK;
+    for (uint32_t s = 0; s < out->n_seq; s++) {
         /* the sequence's tokens, and for cls / last the one at its lowest /
          * highest position (llama.cpp's build_inp_cls) */
         int32_t count = 0, pick = -1;
         for (int32_t i = 0; i < n; i++) {
             if ((uint32_t)seq[i] != s) continue;
             count++;
-            if (pick < 0 || (ctx->sz.pooling == KINFER_POOLING_LAST ? pos[i] >= pos[pick]
-                                                                    : pos[i] < pos[pick]))
+            if (pick < 0 || (pooling == KINFER_POOLING_LAST ? pos[i] >= pos[pick] : pos[i] < pos[pick]))
                 pick = i;
         }
         if (!count) continue;
-        float *out = ctx->embd_seq + s * E;
-        if (ctx->sz.pooling == KINFER_POOLING_MEAN) {
+        float *row = out->rows + s * E;
+        if (pooling == KINFER_POOLING_MEAN) {
             /* llama.cpp multiplies by a matrix of 1/count weights: the same
              * products, summed here in double */
-            const float w = 1.0f / (float)count;
+            const float wt = 1.0f / (float)count;
             for (size_t e = 0; e < E; e++) {
                 double sum = 0.0;
                 for (int32_t i = 0; i < n; i++)
-                    if ((uint32_t)seq[i] == s) sum += (double)(ctx->embd[(size_t)i * E + e] * w);
-                out[e] = (float)sum;
+                    if ((uint32_t)seq[i] == s) sum += (double)(embd[(size_t)i * E + e] * wt);
+                row[e] = (float)sum;
             }
         } else {
-            memcpy(out, ctx->embd + (size_t)pick * E, E * sizeof *out);
+            memcpy(row, embd + (size_t)pick * E, E * sizeof *row);
         }
-        ctx->embd_seq_set[s] = 1;
+        out->set[s] = 1;
     }
-    return ctx->sz.pooling == KINFER_POOLING_RANK ? rank_head(ctx) : KINFER_OK;
-}
-
-kinfer_pooling kinfer_context_pooling(const kinfer_context *ctx)
-{
-    return ctx ? ctx->sz.pooling : KINFER_POOLING_NONE;
-}
-
-const float *kinfer_get_embeddings_ith(kinfer_context *ctx, int32_t i)
-{
-    if (!ctx || !ctx->sz.embeddings || ctx->sz.pooling != KINFER_POOLING_NONE || i < 0 ||
-        i >= ctx->n_batch_tokens)
-        return NULL;
-    return ctx->embd + (size_t)i * (size_t)ctx->model->w.hp.n_embd;
-}
-
-const float *kinfer_get_embeddings_seq(kinfer_context *ctx, kinfer_seq_id seq)
-{
-    if (!ctx || !ctx->sz.embeddings || ctx->sz.pooling == KINFER_POOLING_NONE || seq < 0 ||
-        (uint32_t)seq >= ctx->sz.n_seq_max || !ctx->n_batch_tokens || !ctx->embd_seq_set[seq])
-        return NULL;
-    return ctx->embd_seq + (size_t)seq * (size_t)ctx->model->w.hp.n_embd;
+    return pooling == KINFER_POOLING_RANK ? rank_head(out, w, be, err, err_size) : KINFER_OK;
 }
 
 kinfer_status kinfer_embd_normalize(const float *in, float *out, int32_t n, int32_t norm)

@@ -77,6 +77,23 @@ static void residual(const forward *f, int32_t n, const wtensor *post_norm, cons
     if (next_norm) be->rmsnorm(f->be, b->xb, b->x, next_norm, n, E, hp->rms_eps);
 }
 
+/* q (n, QD), k (n, KD), v (n, VD) of the n rows in, with their biases. */
+static kinfer_status qkv_proj(const forward *f, const layer_weights *L, const float *in, int32_t n)
+{
+    const backend_ops *be = f->be->ops;
+    const fwd_buffers *b = &f->buf;
+    kinfer_status st;
+    if ((st = be->matmul(f->be, &L->wq, in, n, b->q))) return st;
+    if ((st = be->matmul(f->be, &L->wk, in, n, b->k))) return st;
+    if ((st = be->matmul(f->be, &L->wv, in, n, b->v))) return st;
+    if (L->bq.data) {
+        be->add_bias(f->be, b->q, &L->bq, n);
+        be->add_bias(f->be, b->k, &L->bk, n);
+        be->add_bias(f->be, b->v, &L->bv, n);
+    }
+    return KINFER_OK;
+}
+
 /* q, k, v of xb, with biases, QK-norm and RoPE; k and v into the cache.
  * The batch then attends to itself through the cache, at cache precision. */
 static kinfer_status attn_qkv(const forward *f, const fwd_ubatch *ub, int il)
@@ -87,14 +104,7 @@ static kinfer_status attn_qkv(const forward *f, const fwd_ubatch *ub, int il)
     const fwd_buffers *b = &f->buf;
     const int32_t n = ub->n;
     kinfer_status st;
-    if ((st = be->matmul(f->be, &L->wq, b->xb, n, b->q))) return st;  /* q (n, QD) */
-    if ((st = be->matmul(f->be, &L->wk, b->xb, n, b->k))) return st;  /* k (n, KD) */
-    if ((st = be->matmul(f->be, &L->wv, b->xb, n, b->v))) return st;  /* v (n, VD) */
-    if (L->bq.data) {
-        be->add_bias(f->be, b->q, &L->bq, n);
-        be->add_bias(f->be, b->k, &L->bk, n);
-        be->add_bias(f->be, b->v, &L->bv, n);
-    }
+    if ((st = qkv_proj(f, L, b->xb, n))) return st;
     if (L->q_norm.data) {
         /* QK-norm: each head's vector on its own */
         be->rmsnorm(f->be, b->q, b->q, &L->q_norm, (int64_t)n * hp->n_head, hp->head_dim_k, hp->rms_eps);
@@ -174,14 +184,7 @@ static kinfer_status encoder_layer(const forward *f, const fwd_ubatch *ub, int i
     const int32_t n = ub->n;
     const int64_t E = hp->n_embd;
     kinfer_status st;
-    if ((st = be->matmul(f->be, &L->wq, b->x, n, b->q))) return st;   /* q (n, QD) */
-    if ((st = be->matmul(f->be, &L->wk, b->x, n, b->k))) return st;   /* k (n, KD) */
-    if ((st = be->matmul(f->be, &L->wv, b->x, n, b->v))) return st;   /* v (n, VD) */
-    if (L->bq.data) {
-        be->add_bias(f->be, b->q, &L->bq, n);
-        be->add_bias(f->be, b->k, &L->bk, n);
-        be->add_bias(f->be, b->v, &L->bv, n);
-    }
+    if ((st = qkv_proj(f, L, b->x, n))) return st;
     if (!arch->pos_embd) { /* rotary positions (nomic-bert) */
         const kinfer_rope_params rp = model_layer_rope(f->w, il, (uint32_t)hp->n_ctx_train);
         be->rope(f->be, b->q, n, hp->n_head, hp->head_dim_k, ub->pos, &rp);

@@ -660,19 +660,21 @@ static void check_dots(int type, int64_t n, bool random_bytes)
         memcpy(w2, w, wrow);
         for (int i = 1; i < MAX_ROWS; i++)
             random_row(type, w2 + i * wrow, n);
-        /* the rows as the gemm takes them: decoded, for a type with a decoder */
+        /* the rows as the gemm takes them: decoded, for a type with a
+         * decoder (the same rows as the gemm is given: a lane kernel's
+         * layout depends on the row count) */
         const size_t grow = gk.decode != NULL ? kinfer_gemm_decoded_row_size(n) : wrow;
         uint8_t *wg = w2;
-        if (gk.decode != NULL) {
+        if (gk.decode != NULL)
             wg = xmalloc(MAX_ROWS * grow);
-            gk.decode(n, w2, wrow, MAX_ROWS, wg);
-        }
         for (int nt = 1; nt <= NT; nt++) {
             /* a packed group holds just the call's tokens, the rest zero */
             if (gk.pack_group != NULL)
                 gk.pack_group(n, aq, ab, nt, ap);
             for (int nr = 1; nr <= MAX_ROWS; nr++) {
                 float out[OSTRIDE * NT];
+                if (gk.decode != NULL)
+                    gk.decode(n, w2, wrow, nr, wg);
                 gk.gemm(n, wg, grow, nr, ap, pb, nt, out, OSTRIDE);
                 for (int i = 0; i < nr; i++)
                     for (int t = 0; t < nt; t++) {

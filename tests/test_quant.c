@@ -692,9 +692,17 @@ static void check_dots(int type, int64_t n, bool random_bytes)
         }
         /* many-token kernels in llama.cpp's tiled order */
         const kinfer_gemm_fn tiled = kinfer_gemm_get_tiled(type);
+        const kinfer_gemm_decode_fn tiled_decode = kinfer_gemm_get_tiled_decode(type);
+        uint8_t *wt = w2;
+        size_t wtrow = wrow;
+        if (tiled != NULL && tiled_decode != NULL) {
+            wtrow = kinfer_gemm_decoded_row_size(n);
+            wt = xmalloc(2 * wtrow);
+            tiled_decode(n, w2, wrow, 2, wt);
+        }
         for (int nt = 1; tiled != NULL && nt <= NT; nt++) {
             float out[3 * NT];
-            tiled(n, w2, wrow, 2, ap, pb, nt, out, 3);
+            tiled(n, wt, wtrow, 2, ap, pb, nt, out, 3);
             for (int i = 0; i < 2; i++)
                 for (int t = 0; t < nt; t++) {
                     const float want = llama_tiled_k(type, w2 + i * wrow, aq + t * ab, n);
@@ -705,6 +713,8 @@ static void check_dots(int type, int64_t n, bool random_bytes)
         }
         if (wg != w2)
             free(wg);
+        if (wt != w2)
+            free(wt);
         free(w2);
         free(aq);
         free(ap);

@@ -341,7 +341,10 @@ static kinfer_gemm_kernels batched_kernels(int type, bool repacked, int64_t n_to
     kinfer_gemm_kernels gk = repacked ? kinfer_gemm_get_repacked(type) : kinfer_gemm_get(type);
     /* llama.cpp's order for many tokens (gemm.h) */
     const kinfer_gemm_fn tiled = n_tokens >= KINFER_GEMM_TILED_MIN_TOKENS ? kinfer_gemm_get_tiled(type) : NULL;
-    if (tiled != NULL && gk.gemm != NULL) gk.gemm = tiled;
+    if (tiled != NULL && gk.gemm != NULL) {
+        gk.gemm = tiled;
+        gk.decode = kinfer_gemm_get_tiled_decode(type);
+    }
     return gk;
 }
 

@@ -614,9 +614,39 @@ static ALWAYS_INLINE __m128 tiled_step4(__m128 acc, __m128i s4, __m128i m4, floa
     return _mm_fmadd_ps(r, yd4, acc);
 }
 
-/* Q5_K (has_qh) and Q6_K weights, NT tokens. */
-static ALWAYS_INLINE void gemm_k_tiled_n(int64_t n, const void *w, int is_q6, const uint8_t *a, size_t astride,
-                                         int NT, float *out, size_t ostride)
+/* Q6_K rows decoded for the tiled kernel, once per row chunk (the kernel
+ * visits a chunk once per token group): per row the blocks' 256 unsigned
+ * quants (as q6_K_half gives them, v[0 .. 3]), then their 16 scales as
+ * int16, then their d as floats; 292 bytes a block, within a decoded row's
+ * room. */
+_Static_assert(QK_K + 32 + 4 <= (32 + 8) * (QK_K / 32), "a decoded Q6_K block fits in a decoded row's room");
+
+static void decode_rows_q6_K_tiled(int64_t n, const void *w, size_t ws, int nr, uint8_t *out)
+{
+    const int64_t nb = n / QK_K;
+    const size_t dstride = kinfer_gemm_decoded_row_size(n);
+    for (int r = 0; r < nr; r++) {
+        const block_q6_K *x = (const block_q6_K *)((const uint8_t *)w + (size_t)r * ws);
+        uint8_t *q = out + (size_t)r * dstride, *sc = q + nb * QK_K;
+        float *d = (float *)(sc + nb * 32);
+        for (int64_t b = 0; b < nb; b++) {
+            for (int h = 0; h < 2; h++) {
+                __m256i v[4];
+                q6_K_half(&x[b], h, v);
+                for (int k = 0; k < 4; k++)
+                    _mm256_storeu_si256((__m256i *)(q + b * QK_K + 128 * h + 32 * k), v[k]);
+            }
+            _mm256_storeu_si256((__m256i *)(sc + b * 32),
+                                _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[b].scales)));
+            d[b] = fp16(x[b].d);
+        }
+    }
+}
+
+/* Q5_K (has_qh) and Q6_K weights (decoded: decode_rows_q6_K_tiled's rows),
+ * NT tokens. */
+static ALWAYS_INLINE void gemm_k_tiled_n(int64_t n, const void *w, int is_q6, int decoded, const uint8_t *a,
+                                         size_t astride, int NT, float *out, size_t ostride)
 {
     const int64_t nb = n / QK_K;
     const size_t rofs = (size_t)nb * QK_K;
@@ -632,7 +662,17 @@ static ALWAYS_INLINE void gemm_k_tiled_n(int64_t n, const void *w, int is_q6, co
         __m128i mins16 = _mm_setzero_si128();
         __m256i sc16 = _mm256_setzero_si256();
         float dx, mx = 0.0f;
-        if (is_q6) {
+        if (is_q6 && decoded) {
+            const uint8_t *q = (const uint8_t *)w + b * QK_K;
+            sc16 = _mm256_loadu_si256((const __m256i *)((const uint8_t *)w + nb * QK_K + b * 32));
+            const __m512i s = _mm512_castsi256_si512(sc16);
+#pragma GCC unroll 4
+            for (int c = 0; c < 4; c++) {
+                v[c] = _mm512_loadu_si512(q + 64 * c);
+                sc[c] = _mm512_permutexvar_epi16(_mm512_add_epi16(idx0, _mm512_set1_epi16((short)(4 * c))), s);
+            }
+            memcpy(&dx, (const uint8_t *)w + nb * (QK_K + 32) + 4 * b, 4);
+        } else if (is_q6) {
             const block_q6_K *x = (const block_q6_K *)w + b;
             sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x->scales));
             const __m512i s = _mm512_castsi256_si512(sc16);
@@ -797,10 +837,10 @@ static void gemm_q4_K_lanes(int64_t n, const void *w0, size_t ws, int nr, const 
     }
 }
 
-#define CALL_q5_K_tiled(k) gemm_k_tiled_n(n, w, 0, a, astride, k, out, ostride)
+#define CALL_q5_K_tiled(k) gemm_k_tiled_n(n, w, 0, 0, a, astride, k, out, ostride)
 #define CALL2_q5_K_tiled(k) CALL_q5_K_tiled(k)
 DEFINE_GEMM(q5_K_tiled, 1)
-#define CALL_q6_K_tiled(k) gemm_k_tiled_n(n, w, 1, a, astride, k, out, ostride)
+#define CALL_q6_K_tiled(k) gemm_k_tiled_n(n, w, 1, 1, a, astride, k, out, ostride)
 #define CALL2_q6_K_tiled(k) CALL_q6_K_tiled(k)
 DEFINE_GEMM(q6_K_tiled, 1)
 
@@ -839,6 +879,7 @@ void kinfer_avx512_fill_gemm(kinfer_cpu_table *t)
 
     t->gemm_tiled[KINFER_TYPE_Q5_K] = gemm_q5_K_tiled;
     t->gemm_tiled[KINFER_TYPE_Q6_K] = gemm_q6_K_tiled;
+    t->gemm_tiled_decode[KINFER_TYPE_Q6_K] = decode_rows_q6_K_tiled;
 
     t->gemm_repacked[KINFER_TYPE_Q4_0] = (kinfer_gemm_kernels){
         .gemm = gemm_q4_0_repacked, .pack_group = pack_group_q4_0_repacked, .decode = decode_rows_q4_0_repacked,

@@ -660,19 +660,21 @@ static void check_dots(int type, int64_t n, bool random_bytes)
         memcpy(w2, w, wrow);
         for (int i = 1; i < MAX_ROWS; i++)
             random_row(type, w2 + i * wrow, n);
-        /* the rows as the gemm takes them: decoded, for a type with a decoder */
+        /* the rows as the gemm takes them: decoded, for a type with a
+         * decoder (the same rows as the gemm is given: a lane kernel's
+         * layout depends on the row count) */
         const size_t grow = gk.decode != NULL ? kinfer_gemm_decoded_row_size(n) : wrow;
         uint8_t *wg = w2;
-        if (gk.decode != NULL) {
+        if (gk.decode != NULL)
             wg = xmalloc(MAX_ROWS * grow);
-            gk.decode(n, w2, wrow, MAX_ROWS, wg);
-        }
         for (int nt = 1; nt <= NT; nt++) {
             /* a packed group holds just the call's tokens, the rest zero */
             if (gk.pack_group != NULL)
                 gk.pack_group(n, aq, ab, nt, ap);
             for (int nr = 1; nr <= MAX_ROWS; nr++) {
                 float out[OSTRIDE * NT];
+                if (gk.decode != NULL)
+                    gk.decode(n, w2, wrow, nr, wg);
                 gk.gemm(n, wg, grow, nr, ap, pb, nt, out, OSTRIDE);
                 for (int i = 0; i < nr; i++)
                     for (int t = 0; t < nt; t++) {
@@ -690,9 +692,17 @@ static void check_dots(int type, int64_t n, bool random_bytes)
         }
         /* many-token kernels in llama.cpp's tiled order */
         const kinfer_gemm_fn tiled = kinfer_gemm_get_tiled(type);
+        const kinfer_gemm_decode_fn tiled_decode = kinfer_gemm_get_tiled_decode(type);
+        uint8_t *wt = w2;
+        size_t wtrow = wrow;
+        if (tiled != NULL && tiled_decode != NULL) {
+            wtrow = kinfer_gemm_decoded_row_size(n);
+            wt = xmalloc(2 * wtrow);
+            tiled_decode(n, w2, wrow, 2, wt);
+        }
         for (int nt = 1; tiled != NULL && nt <= NT; nt++) {
             float out[3 * NT];
-            tiled(n, w2, wrow, 2, ap, pb, nt, out, 3);
+            tiled(n, wt, wtrow, 2, ap, pb, nt, out, 3);
             for (int i = 0; i < 2; i++)
                 for (int t = 0; t < nt; t++) {
                     const float want = llama_tiled_k(type, w2 + i * wrow, aq + t * ab, n);
@@ -703,6 +713,8 @@ static void check_dots(int type, int64_t n, bool random_bytes)
         }
         if (wg != w2)
             free(wg);
+        if (wt != w2)
+            free(wt);
         free(w2);
         free(aq);
         free(ap);

@@ -166,6 +166,11 @@ kinfer_gemm_fn kinfer_gemm_get_tiled(int type)
     return type_ok(type) ? best_table()->gemm_tiled[type] : NULL;
 }
 
+kinfer_gemm_decode_fn kinfer_gemm_get_tiled_decode(int type)
+{
+    return type_ok(type) ? best_table()->gemm_tiled_decode[type] : NULL;
+}
+
 int kinfer_gemm_groups_tokens(int type)
 {
     return type == KINFER_TYPE_Q4_K;

@@ -99,6 +99,9 @@ static inline size_t kinfer_gemm_decoded_row_size(int64_t n)
  */
 #define KINFER_GEMM_TILED_MIN_TOKENS 8
 kinfer_gemm_fn kinfer_gemm_get_tiled(int type);
+/* The decoder of the tiled kernel's rows (Q6_K: decoded once per row
+ * chunk, not per token group), or NULL where it takes the weight rows. */
+kinfer_gemm_decode_fn kinfer_gemm_get_tiled_decode(int type);
 
 /* Nonzero for Q4_K, whose gemm sums groups of four tokens in the order of
  * llama.cpp's repacked gemm; its mul_mat_id takes every token alone (the

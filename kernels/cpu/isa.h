@@ -28,6 +28,7 @@ typedef struct kinfer_cpu_table {
      * matrix llama.cpp repacks (all NULL: none at this level) */
     kinfer_gemm_kernels gemm[KINFER_TYPE_COUNT];
     kinfer_gemm_fn gemm_tiled[KINFER_TYPE_COUNT];
+    kinfer_gemm_decode_fn gemm_tiled_decode[KINFER_TYPE_COUNT]; /* or NULL: gemm_tiled takes the weight rows */
     kinfer_gemm_kernels gemm_repacked[KINFER_TYPE_COUNT];
 
     /* per KV cache type, attention over the cache (attn_kernels.h) */

@@ -85,6 +85,22 @@ static int64_t gemm_tile_rows(size_t row_bytes, int row_group)
     return r >= 4 ? r & ~(int64_t)3 : r;
 }
 
+/* A lane kernel (row_group > 1) with a decoder gets bigger chunks: its
+ * decoded chunk, up to about LANE_PANEL_BYTES (in L2), is read once per
+ * token group, and a token group's activations (in L1) then serve several
+ * row groups before the next group comes in.  budget: that room (the gated
+ * pair splits it between its two matrices). */
+#define LANE_PANEL_BYTES ((size_t)320 << 10)
+static int64_t gemm_chunk_rows(const kinfer_gemm_kernels *gk, int64_t n_cols, size_t w_row_bytes, size_t budget)
+{
+    const size_t drow = kinfer_gemm_decoded_row_size(n_cols);
+    if (gk->decode != NULL && gk->row_group > 1 && drow > 0) {
+        const size_t group = drow * (size_t)gk->row_group, groups = budget / group;
+        return (int64_t)(groups < 1 ? 1 : (groups > 4 ? 4 : groups)) * gk->row_group;
+    }
+    return gemm_tile_rows(gk->decode != NULL ? drow : w_row_bytes, gk->row_group);
+}
+
 /* Bytes of the packed activations: whole token groups (pack_group writes
  * all the slots of the last one). */
 static size_t packed_bytes(int64_t n_cols, int64_t n_tokens)
@@ -100,7 +116,7 @@ static size_t gemm_panel_bytes(const kinfer_gemm_kernels *gk, int64_t n_cols)
     if (gk->decode == NULL)
         return 0;
     const size_t row = kinfer_gemm_decoded_row_size(n_cols);
-    return align_up((size_t)gemm_tile_rows(row, gk->row_group) * row);
+    return align_up((size_t)gemm_chunk_rows(gk, n_cols, 0, LANE_PANEL_BYTES) * row);
 }
 
 size_t kinfer_matmul_scratch_size(int type, int64_t n_cols, int64_t n_tokens, int n_threads)
@@ -325,7 +341,10 @@ static kinfer_gemm_kernels batched_kernels(int type, bool repacked, int64_t n_to
     kinfer_gemm_kernels gk = repacked ? kinfer_gemm_get_repacked(type) : kinfer_gemm_get(type);
     /* llama.cpp's order for many tokens (gemm.h) */
     const kinfer_gemm_fn tiled = n_tokens >= KINFER_GEMM_TILED_MIN_TOKENS ? kinfer_gemm_get_tiled(type) : NULL;
-    if (tiled != NULL && gk.gemm != NULL) gk.gemm = tiled;
+    if (tiled != NULL && gk.gemm != NULL) {
+        gk.gemm = tiled;
+        gk.decode = kinfer_gemm_get_tiled_decode(type);
+    }
     return gk;
 }
 
@@ -396,8 +415,7 @@ kinfer_status kinfer_matmul_ex(kinfer_threadpool *pool, void *scratch, size_t sc
             job.xp_row_bytes = kinfer_gemm_packed_size(n_cols);
             job.xp = base + align_up(job.act_row_bytes * (size_t)n_tokens);
             job.panel_bytes = gemm_panel_bytes(&job.gk, n_cols);
-            job.chunk_rows = gemm_tile_rows(
-                job.gk.decode != NULL ? kinfer_gemm_decoded_row_size(n_cols) : job.w_row_bytes, job.gk.row_group);
+            job.chunk_rows = gemm_chunk_rows(&job.gk, n_cols, job.w_row_bytes, LANE_PANEL_BYTES);
             job.panels = job.xp + packed_bytes(n_cols, n_tokens);
         }
         matmul_quant(pool, &job);
@@ -420,8 +438,7 @@ kinfer_status kinfer_matmul(kinfer_threadpool *pool, void *scratch, size_t scrat
  * a whole-row call would (the SIMD gates round their tail differently). */
 static int64_t gated_chunk_rows(const kinfer_gemm_kernels *gk, int64_t n_cols, size_t w_row_bytes)
 {
-    const int64_t r = gemm_tile_rows(gk->decode != NULL ? kinfer_gemm_decoded_row_size(n_cols) : w_row_bytes,
-                                     gk->row_group);
+    const int64_t r = gemm_chunk_rows(gk, n_cols, w_row_bytes, LANE_PANEL_BYTES / 2);
     return r < 16 ? 16 : r & ~(int64_t)15;
 }
 

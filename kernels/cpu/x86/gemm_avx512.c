@@ -385,27 +385,66 @@ static ALWAYS_INLINE void q4_K_to_lanes(const uint8_t *w, size_t ws, int nr, int
     L->dmin = _mm512_loadu_ps(dmin);
 }
 
-/* Q4_K in llama.cpp's orders (quant_avx512.h), up to 16 rows at once with
- * the rows in the lanes (no horizontal sums: each lane's integer is its
- * row's own): tokens 0 .. NT - NT % 4 - 1 in groups of four in the gemm
- * order (dot_q4_K_x4), the last NT % 4 in the gemv order (dot_q4_K). */
+/* Q4_K rows decoded once per matmul into groups of 16 rows (the last one
+ * R = nr % 16 rows) with the rows in the lanes, so a row chunk is
+ * transposed once, not once per token group.  Per super-block a record of
+ * Q4K_REC * R bytes: 64 runs of R dwords (run 8j + g: each row's unsigned
+ * quants 4g .. 4g + 3 of sub-block j), the rows' 8 sub-block scales as
+ * floats (run j), their mins of sub-blocks 2c, 2c + 1 as an i16 pair (run
+ * c), then d and dmin; within the room of R decoded rows. */
+#define Q4K_REC (64 * 4 + 8 * 4 + 4 * 4 + 4 + 4)
+_Static_assert(Q4K_REC <= (32 + 8) * (QK_K / 32), "a Q4_K record fits in R decoded rows' room");
+
+static void decode_rows_q4_K_lanes(int64_t n, const void *w, size_t ws, int nr, uint8_t *out)
+{
+    const int64_t nb = n / QK_K;
+    const size_t dstride = kinfer_gemm_decoded_row_size(n);
+    q4_K_lanes L;
+    for (int i = 0; i < nr; i += 16) {
+        const int R = nr - i < 16 ? nr - i : 16;
+        const __mmask16 rows = (__mmask16)((1u << R) - 1);
+        for (int64_t b = 0; b < nb; b++) {
+            uint8_t *q = out + (size_t)i * dstride + (size_t)b * Q4K_REC * R;
+            q4_K_to_lanes((const uint8_t *)w + (size_t)i * ws, ws, R, b, &L);
+            for (int k = 0; k < 64; k++)
+                _mm512_mask_storeu_epi32(q + 4 * k * R, rows, L.q[k]);
+            for (int j = 0; j < 8; j++)
+                _mm512_mask_storeu_ps(q + 4 * (64 + j) * R, rows, _mm512_cvtepi32_ps(L.sc[j]));
+            for (int c = 0; c < 4; c++)
+                _mm512_mask_storeu_epi32(q + 4 * (72 + c) * R, rows, L.mn[c]);
+            _mm512_mask_storeu_ps(q + 4 * 76 * R, rows, L.d);
+            _mm512_mask_storeu_ps(q + 4 * 77 * R, rows, L.dmin);
+        }
+    }
+}
+
+/* Q4_K in llama.cpp's orders (quant_avx512.h), one group of R (1 .. 16)
+ * decoded rows, the rows in the lanes (no horizontal sums: each lane's
+ * integer is its row's own): tokens 0 .. NT - NT % 4 - 1 in groups of four
+ * in the gemm order (dot_q4_K_x4), the last NT % 4 in the gemv order
+ * (dot_q4_K).  The gemm order's integer per 64 quants, sc_2c S_2c +
+ * sc_2c+1 S_2c+1, is under 2^23 in magnitude (|S_j| <= 32 * 15 * 128, sc <
+ * 64), so it is formed exactly in floats (one fma, off the port vpdpbusd
+ * and vpmulld share). */
 /* the matmul's token chunks must keep llama.cpp's groups of four (gemm.h) */
 _Static_assert(KINFER_GEMM_MAX_NT % 4 == 0, "token chunks split Q4_K's groups of four");
 
-static ALWAYS_INLINE void gemm_q4_K_rows16(int64_t n, const uint8_t *w, size_t ws, int nr, const uint8_t *a,
-                                           size_t astride, int NT, float *out, size_t ostride)
+static ALWAYS_INLINE void gemm_q4_K_rows16(int64_t n, const uint8_t *w, int R, const uint8_t *a, size_t astride,
+                                           int NT, float *out, size_t ostride)
 {
     const int64_t nb = n / QK_K;
     const size_t rofs = (size_t)nb * QK_K;
     const int NGRP = NT - NT % 4;
+    const __mmask16 rows = (__mmask16)((1u << R) - 1);
     __m512 acc[KINFER_GEMM_MAX_NT], accm[KINFER_GEMM_MAX_NT];
     __m512i isum[KINFER_GEMM_MAX_NT], msum[KINFER_GEMM_MAX_NT];
 #pragma GCC unroll 8
     for (int t = 0; t < NT; t++)
         acc[t] = accm[t] = _mm512_setzero_ps();
-    q4_K_lanes L;
     for (int64_t b = 0; b < nb; b++) {
-        q4_K_to_lanes(w, ws, nr, b, &L);
+        const uint8_t *q = w + (size_t)b * Q4K_REC * R;
+        const __m512 d = _mm512_maskz_loadu_ps(rows, q + 4 * 76 * R);
+        const __m512 dmin = _mm512_maskz_loadu_ps(rows, q + 4 * 77 * R);
         const uint8_t *yq[KINFER_GEMM_MAX_NT], *rec[KINFER_GEMM_MAX_NT];
         float yd[KINFER_GEMM_MAX_NT];
 #pragma GCC unroll 8
@@ -416,43 +455,44 @@ static ALWAYS_INLINE void gemm_q4_K_rows16(int64_t n, const uint8_t *w, size_t w
             isum[t] = msum[t] = _mm512_setzero_si512();
         }
         for (int c = 0; c < 4; c++) {
-            __m512i I[KINFER_GEMM_MAX_NT];
-#pragma GCC unroll 8
-            for (int t = 0; t < NT; t++)
-                I[t] = _mm512_setzero_si512();
+            __m512i S[2][KINFER_GEMM_MAX_NT];
+#pragma GCC unroll 2
             for (int h = 0; h < 2; h++) {
                 const int j = 2 * c + h;
-                __m512i S[KINFER_GEMM_MAX_NT];
 #pragma GCC unroll 8
                 for (int t = 0; t < NT; t++)
-                    S[t] = _mm512_setzero_si512();
+                    S[h][t] = _mm512_setzero_si512();
                 /* one weight load for all tokens; the tokens' chains are
                  * independent */
 #pragma GCC unroll 8
                 for (int g = 0; g < 8; g++) {
-                    const __m512i q = L.q[8 * j + g];
+                    const __m512i qv = _mm512_maskz_loadu_epi32(rows, q + 4 * (8 * j + g) * R);
 #pragma GCC unroll 8
                     for (int t = 0; t < NT; t++) {
                         int32_t y4;
                         memcpy(&y4, yq[t] + 32 * j + 4 * g, 4);
-                        S[t] = _mm512_dpbusd_epi32(S[t], q, _mm512_set1_epi32(y4));
+                        S[h][t] = _mm512_dpbusd_epi32(S[h][t], qv, _mm512_set1_epi32(y4));
                     }
                 }
-#pragma GCC unroll 8
-                for (int t = 0; t < NT; t++)
-                    I[t] = _mm512_add_epi32(I[t], _mm512_mullo_epi32(S[t], L.sc[j]));
             }
+            const __m512 sc0 = _mm512_maskz_loadu_ps(rows, q + 4 * (64 + 2 * c) * R);
+            const __m512 sc1 = _mm512_maskz_loadu_ps(rows, q + 4 * (65 + 2 * c) * R);
+            const __m512i mn = _mm512_maskz_loadu_epi32(rows, q + 4 * (72 + c) * R);
 #pragma GCC unroll 8
             for (int t = 0; t < NT; t++) {
                 int32_t s2;
                 memcpy(&s2, rec[t] + 16 + 4 * c, 4);
-                const __m512i M = _mm512_madd_epi16(L.mn[c], _mm512_set1_epi32(s2));
+                const __m512i M = _mm512_madd_epi16(mn, _mm512_set1_epi32(s2));
                 if (t < NGRP) {
                     const __m512 vyd = _mm512_set1_ps(yd[t]);
-                    acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(I[t]), _mm512_mul_ps(L.d, vyd), acc[t]);
-                    accm[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(M), _mm512_mul_ps(L.dmin, vyd), accm[t]);
+                    const __m512 I = _mm512_fmadd_ps(_mm512_cvtepi32_ps(S[0][t]), sc0,
+                                                     _mm512_mul_ps(_mm512_cvtepi32_ps(S[1][t]), sc1));
+                    acc[t] = _mm512_fmadd_ps(I, _mm512_mul_ps(d, vyd), acc[t]);
+                    accm[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(M), _mm512_mul_ps(dmin, vyd), accm[t]);
                 } else {
-                    isum[t] = _mm512_add_epi32(isum[t], I[t]);
+                    const __m512i I = _mm512_add_epi32(_mm512_mullo_epi32(S[0][t], _mm512_cvtps_epi32(sc0)),
+                                                       _mm512_mullo_epi32(S[1][t], _mm512_cvtps_epi32(sc1)));
+                    isum[t] = _mm512_add_epi32(isum[t], I);
                     msum[t] = _mm512_add_epi32(msum[t], M);
                 }
             }
@@ -460,11 +500,10 @@ static ALWAYS_INLINE void gemm_q4_K_rows16(int64_t n, const uint8_t *w, size_t w
 #pragma GCC unroll 8
         for (int t = NGRP; t < NT; t++) {
             const __m512 vyd = _mm512_set1_ps(yd[t]);
-            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[t]), _mm512_mul_ps(L.d, vyd), acc[t]);
-            accm[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(msum[t]), _mm512_mul_ps(L.dmin, vyd), accm[t]);
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[t]), _mm512_mul_ps(d, vyd), acc[t]);
+            accm[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(msum[t]), _mm512_mul_ps(dmin, vyd), accm[t]);
         }
     }
-    const __mmask16 rows = (__mmask16)((1u << nr) - 1);
 #pragma GCC unroll 8
     for (int t = 0; t < NT; t++)
         _mm512_mask_storeu_ps(out + (size_t)t * ostride, rows, _mm512_sub_ps(acc[t], accm[t]));
@@ -575,9 +614,39 @@ static ALWAYS_INLINE __m128 tiled_step4(__m128 acc, __m128i s4, __m128i m4, floa
     return _mm_fmadd_ps(r, yd4, acc);
 }
 
-/* Q5_K (has_qh) and Q6_K weights, NT tokens. */
-static ALWAYS_INLINE void gemm_k_tiled_n(int64_t n, const void *w, int is_q6, const uint8_t *a, size_t astride,
-                                         int NT, float *out, size_t ostride)
+/* Q6_K rows decoded for the tiled kernel, once per row chunk (the kernel
+ * visits a chunk once per token group): per row the blocks' 256 unsigned
+ * quants (as q6_K_half gives them, v[0 .. 3]), then their 16 scales as
+ * int16, then their d as floats; 292 bytes a block, within a decoded row's
+ * room. */
+_Static_assert(QK_K + 32 + 4 <= (32 + 8) * (QK_K / 32), "a decoded Q6_K block fits in a decoded row's room");
+
+static void decode_rows_q6_K_tiled(int64_t n, const void *w, size_t ws, int nr, uint8_t *out)
+{
+    const int64_t nb = n / QK_K;
+    const size_t dstride = kinfer_gemm_decoded_row_size(n);
+    for (int r = 0; r < nr; r++) {
+        const block_q6_K *x = (const block_q6_K *)((const uint8_t *)w + (size_t)r * ws);
+        uint8_t *q = out + (size_t)r * dstride, *sc = q + nb * QK_K;
+        float *d = (float *)(sc + nb * 32);
+        for (int64_t b = 0; b < nb; b++) {
+            for (int h = 0; h < 2; h++) {
+                __m256i v[4];
+                q6_K_half(&x[b], h, v);
+                for (int k = 0; k < 4; k++)
+                    _mm256_storeu_si256((__m256i *)(q + b * QK_K + 128 * h + 32 * k), v[k]);
+            }
+            _mm256_storeu_si256((__m256i *)(sc + b * 32),
+                                _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[b].scales)));
+            d[b] = fp16(x[b].d);
+        }
+    }
+}
+
+/* Q5_K (has_qh) and Q6_K weights (decoded: decode_rows_q6_K_tiled's rows),
+ * NT tokens. */
+static ALWAYS_INLINE void gemm_k_tiled_n(int64_t n, const void *w, int is_q6, int decoded, const uint8_t *a,
+                                         size_t astride, int NT, float *out, size_t ostride)
 {
     const int64_t nb = n / QK_K;
     const size_t rofs = (size_t)nb * QK_K;
@@ -593,7 +662,17 @@ static ALWAYS_INLINE void gemm_k_tiled_n(int64_t n, const void *w, int is_q6, co
         __m128i mins16 = _mm_setzero_si128();
         __m256i sc16 = _mm256_setzero_si256();
         float dx, mx = 0.0f;
-        if (is_q6) {
+        if (is_q6 && decoded) {
+            const uint8_t *q = (const uint8_t *)w + b * QK_K;
+            sc16 = _mm256_loadu_si256((const __m256i *)((const uint8_t *)w + nb * QK_K + b * 32));
+            const __m512i s = _mm512_castsi256_si512(sc16);
+#pragma GCC unroll 4
+            for (int c = 0; c < 4; c++) {
+                v[c] = _mm512_loadu_si512(q + 64 * c);
+                sc[c] = _mm512_permutexvar_epi16(_mm512_add_epi16(idx0, _mm512_set1_epi16((short)(4 * c))), s);
+            }
+            memcpy(&dx, (const uint8_t *)w + nb * (QK_K + 32) + 4 * b, 4);
+        } else if (is_q6) {
             const block_q6_K *x = (const block_q6_K *)w + b;
             sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x->scales));
             const __m512i s = _mm512_castsi256_si512(sc16);
@@ -744,6 +823,7 @@ DEFINE_DECODE(q5_1, block_q5_1, NULL, 1, (int)offsetof(block_q5_1, qh))
 DEFINE_GEMM(q5_K, 1)
 DEFINE_GEMM(q6_K, 1)
 
+/* decoded rows w + i * ws, i < nr, in groups of 16 (decode_rows_q4_K_lanes) */
 static void gemm_q4_K_lanes(int64_t n, const void *w0, size_t ws, int nr, const uint8_t *a, size_t astride, int nt,
                             float *out0, size_t ostride)
 {
@@ -751,16 +831,16 @@ static void gemm_q4_K_lanes(int64_t n, const void *w0, size_t ws, int nr, const 
         const uint8_t *w = (const uint8_t *)w0 + (size_t)i * ws;
         const int r = nr - i < 16 ? nr - i : 16;
         float *out = out0 + i;
-#define CALL_ROWS16(k) gemm_q4_K_rows16(n, w, ws, r, a, astride, k, out, ostride)
+#define CALL_ROWS16(k) gemm_q4_K_rows16(n, w, r, a, astride, k, out, ostride)
         NT_SWITCH(CALL_ROWS16)
 #undef CALL_ROWS16
     }
 }
 
-#define CALL_q5_K_tiled(k) gemm_k_tiled_n(n, w, 0, a, astride, k, out, ostride)
+#define CALL_q5_K_tiled(k) gemm_k_tiled_n(n, w, 0, 0, a, astride, k, out, ostride)
 #define CALL2_q5_K_tiled(k) CALL_q5_K_tiled(k)
 DEFINE_GEMM(q5_K_tiled, 1)
-#define CALL_q6_K_tiled(k) gemm_k_tiled_n(n, w, 1, a, astride, k, out, ostride)
+#define CALL_q6_K_tiled(k) gemm_k_tiled_n(n, w, 1, 1, a, astride, k, out, ostride)
 #define CALL2_q6_K_tiled(k) CALL_q6_K_tiled(k)
 DEFINE_GEMM(q6_K_tiled, 1)
 
@@ -793,12 +873,13 @@ void kinfer_avx512_fill_gemm(kinfer_cpu_table *t)
         .gemm = gemm_decoded_min, .pack_group = pack_group_q8_1, .decode = decode_rows_q4_1};
     t->gemm[KINFER_TYPE_Q5_1] = (kinfer_gemm_kernels){
         .gemm = gemm_decoded_min, .pack_group = pack_group_q8_1, .decode = decode_rows_q5_1};
-    t->gemm[KINFER_TYPE_Q4_K] = (kinfer_gemm_kernels){.pack = pack_q8_K, .gemm = gemm_q4_K_lanes, .row_group = 16};
+    t->gemm[KINFER_TYPE_Q4_K] = (kinfer_gemm_kernels){.pack = pack_q8_K, .gemm = gemm_q4_K_lanes, .decode = decode_rows_q4_K_lanes, .row_group = 16};
     t->gemm[KINFER_TYPE_Q5_K] = (kinfer_gemm_kernels){.pack = pack_q8_K, .gemm = gemm_q5_K};
     t->gemm[KINFER_TYPE_Q6_K] = (kinfer_gemm_kernels){.pack = pack_q8_K, .gemm = gemm_q6_K};
 
     t->gemm_tiled[KINFER_TYPE_Q5_K] = gemm_q5_K_tiled;
     t->gemm_tiled[KINFER_TYPE_Q6_K] = gemm_q6_K_tiled;
+    t->gemm_tiled_decode[KINFER_TYPE_Q6_K] = decode_rows_q6_K_tiled;
 
     t->gemm_repacked[KINFER_TYPE_Q4_0] = (kinfer_gemm_kernels){
         .gemm = gemm_q4_0_repacked, .pack_group = pack_group_q4_0_repacked, .decode = decode_rows_q4_0_repacked,

@@ -203,6 +203,21 @@ check-shape: $(SHARED_LIB)
 check-gpu:
 	bash tests/gpu/check
 
+# Issue 18's benchmark: kinfer beside llama.cpp on synthetic 7-8B files
+# (written once into ~/.cache/kinfer/synth by bench/compare --synth) and the
+# two test models, pp512 / tg128 on 2 threads, at depth 0 and 4096, flash
+# attention on in both; the table goes to build/bench-8b.md.  LAYERS=N writes
+# and runs N-layer files instead of full size; REPS=N repetitions per run.
+LAYERS ?=
+REPS ?= 3
+BENCH_8B_SYNTH := llama3-8b:Q4_K_M,llama3-8b:Q8_0,mistral-7b:Q4_K_M
+.PHONY: bench-8b
+bench-8b: $(BUILD)/bin/kinfer-bench $(BUILD)/bin/synth-model
+	bench/compare --synth $(BENCH_8B_SYNTH) $(if $(LAYERS),--layers $(LAYERS)) \
+		-m $(MODELS_DIR)/SmolLM2-135M-Instruct.Q4_1.gguf -m $(MODELS_DIR)/gemma-3-270m-q4_k_m.gguf \
+		-p 512 -n 128 -t 2 -d 0,4096 -fa on -r $(REPS) \
+		--kinfer $(BUILD)/bin/kinfer-bench --synth-model $(BUILD)/bin/synth-model --out $(BUILD)/bench-8b.md
+
 # KINFER_TEST_QUICK: model suites check fewer prompts/positions under the sanitizers.
 test-asan:
 	KINFER_TEST_QUICK=1 $(MAKE) BUILD=build/asan SANITIZE=1 KINFER_CUDA=0 test

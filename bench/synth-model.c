@@ -43,16 +43,23 @@ typedef struct shape {
     int encoder;              /* ENC_BERT or ENC_NOMIC: an encoder with a WordPiece vocabulary */
     int pooling;              /* <arch>.pooling_type of an encoder */
     int cls_head;             /* a reranker's classification head (cls, cls.output: one score) */
+    int spm;                  /* a SentencePiece vocabulary (Llama 2, Mistral) instead of byte-level BPE */
 } shape;
 
 enum { ENC_BERT = 1, ENC_NOMIC = 2 };
 
 static const shape shapes[] = {
-    {"llama2-7b", "llama", 32000, 4096, 32, 32, 32, 128, 11008, 4096, 10000.0f, 1e-5f, 0, 0, 0, NULL, .fim = 0},
+    {"llama2-7b", "llama", 32000, 4096, 32, 32, 32, 128, 11008, 4096, 10000.0f, 1e-5f, 0, 0, 0, NULL, .spm = 1},
+    /* Mistral 7B v0.2+: Llama 2's vocabulary, GQA 8 (32 / 8 heads), RoPE base 1e6, no sliding window */
+    {"mistral-7b", "llama", 32000, 4096, 32, 32, 8, 128, 14336, 32768, 1000000.0f, 1e-5f, 0, 0, 0, NULL,
+     .spm = 1},
     {"llama3-8b", "llama", 128256, 4096, 32, 32, 8, 128, 14336, 8192, 500000.0f, 1e-5f, 0, 0, 0, NULL, .fim = 0},
     {"smollm2-135m", "llama", 49152, 576, 30, 9, 3, 64, 1536, 8192, 100000.0f, 1e-5f, 1, 0, 0, NULL, .fim = 0},
     {"gemma3-270m", "gemma3", 262144, 640, 18, 4, 1, 256, 2048, 32768, 1000000.0f, 1e-6f, 1, 512, 0, NULL, .fim = 0},
     {"qwen2.5-0.5b", "qwen2", 151936, 896, 24, 14, 2, 64, 4864, 32768, 1000000.0f, 1e-6f, 1, 0, 1,
+     "qwen2", .fim = 0},
+    /* Qwen2.5 7B: the padded 152064-token vocabulary, q/k/v biases, untied output */
+    {"qwen2.5-7b", "qwen2", 152064, 3584, 28, 28, 4, 128, 18944, 32768, 1000000.0f, 1e-6f, 0, 0, 1,
      "qwen2", .fim = 0},
     /* DeepSeek-Coder 1.3B's shape and FIM tokens (its linear RoPE scaling is not written) */
     {"deepseek-coder-1.3b", "llama", 32256, 2048, 24, 16, 16, 128, 5504, 16384, 100000.0f, 1e-6f, 0, 0, 0,
@@ -343,6 +350,56 @@ static int write_vocab(gguf_writer *w, int n_vocab, const char *pre, int fim, in
     return st ? -1 : 0;
 }
 
+/* A SentencePiece vocabulary laid out as Llama 2's: <unk> 0, <s> 1, </s> 2,
+ * the 256 byte-fallback tokens <0x00>..<0xFF>, then pieces ("\u2581" marks a
+ * word start) over letters and digits, shortest first, with falling scores
+ * (SPM merges by score).  Loadable, not meaningful. */
+static int write_spm_vocab(gguf_writer *w, int n_vocab)
+{
+    static const char alpha[] = "etaoinshrdlucmfwypvbgkqjxzETAOINSHRDLUCMFWYPVBGKQJXZ0123456789";
+    const int n_alpha = (int)sizeof alpha - 1;
+    char **tokens = calloc((size_t)n_vocab, sizeof *tokens);
+    float *scores = calloc((size_t)n_vocab, sizeof *scores);
+    int32_t *types = calloc((size_t)n_vocab, sizeof *types);
+    if (!tokens || !scores || !types || n_vocab < 259 + 1) return -1;
+    int n = 0;
+    tokens[n] = strdup("<unk>"), types[n++] = 2; /* UNKNOWN */
+    tokens[n] = strdup("<s>"), types[n++] = 3;   /* CONTROL */
+    tokens[n] = strdup("</s>"), types[n++] = 3;
+    for (int b = 0; b < 256; b++) {
+        char buf[8];
+        snprintf(buf, sizeof buf, "<0x%02X>", b);
+        tokens[n] = strdup(buf), types[n++] = 6; /* BYTE */
+    }
+    tokens[n] = strdup("\xe2\x96\x81"), scores[n] = -(float)n, types[n++] = 1;
+    /* every string of len symbols, as a word start and inside a word */
+    for (int len = 1; n < n_vocab && len <= 4; len++) {
+        int64_t count = 1;
+        for (int i = 0; i < len; i++) count *= n_alpha;
+        for (int64_t k = 0; k < count && n < n_vocab; k++) {
+            char piece[8];
+            int64_t x = k;
+            for (int i = len - 1; i >= 0; i--) piece[i] = alpha[x % n_alpha], x /= n_alpha;
+            piece[len] = 0;
+            char buf[16];
+            snprintf(buf, sizeof buf, "\xe2\x96\x81%s", piece);
+            tokens[n] = strdup(buf), scores[n] = -(float)n, types[n++] = 1;
+            if (n < n_vocab) tokens[n] = strdup(piece), scores[n] = -(float)n, types[n++] = 1;
+        }
+    }
+    int st = n != n_vocab ||
+             gguf_writer_set_str(w, "tokenizer.ggml.model", "llama") ||
+             gguf_writer_set_arr_str(w, "tokenizer.ggml.tokens", (const char *const *)tokens, (uint64_t)n) ||
+             gguf_writer_set_arr_f32(w, "tokenizer.ggml.scores", scores, (uint64_t)n) ||
+             gguf_writer_set_arr_i32(w, "tokenizer.ggml.token_type", types, (uint64_t)n) ||
+             gguf_writer_set_u32(w, "tokenizer.ggml.unknown_token_id", 0) ||
+             gguf_writer_set_u32(w, "tokenizer.ggml.bos_token_id", 1) ||
+             gguf_writer_set_u32(w, "tokenizer.ggml.eos_token_id", 2);
+    for (int i = 0; i < n; i++) free(tokens[i]);
+    free(tokens), free(scores), free(types);
+    return st ? -1 : 0;
+}
+
 /* A WordPiece vocabulary as llama.cpp's BERT converter writes one:
  * [PAD] 0, [unused*] up to [UNK] 100, [CLS] 101, [SEP] 102, [MASK] 103
  * (control tokens, texts as they are), then word-initial pieces as
@@ -559,7 +616,9 @@ int main(int argc, char **argv)
     else
         bad = bad || gguf_writer_set_u32(w, KEY("rope.dimension_count"), (uint32_t)s.head_dim);
 #undef KEY
-    bad = bad || (s.encoder ? write_wpm_vocab(w) : write_vocab(w, s.n_vocab, s.tok_pre, s.fim, !strcmp(a, "phi3")));
+    bad = bad || (s.encoder ? write_wpm_vocab(w)
+                  : s.spm   ? write_spm_vocab(w, s.n_vocab)
+                            : write_vocab(w, s.n_vocab, s.tok_pre, s.fim, !strcmp(a, "phi3")));
     uint64_t max_size = 0;
     for (int i = 0; i < n && !bad; i++) {
         t[i].type = quant_mix_type(&mix, t[i].name, t[i].n_dims, t[i].ne, KINFER_TYPE_F32);

@@ -363,7 +363,9 @@ KINFER_API uint32_t kinfer_context_n_ctx(const kinfer_context *ctx);
 /* What a model would need with these context params, before anything is
  * allocated, and where its layers would go (n_gpu_layers as llama.cpp counts
  * them).  params NULL = defaults.  Layers demanded that cannot fit are
- * KINFER_E_DEVICE, with the sizes in out->errmsg. */
+ * KINFER_E_DEVICE, with the sizes in out->errmsg; a KV cache and scratch
+ * bigger than the host's available memory (MemAvailable) are KINFER_E_NOMEM,
+ * here and in kinfer_context_new, before anything is allocated. */
 typedef struct kinfer_estimate {
     uint64_t weights_host_bytes;   /* weights read from host memory (mmapped file pages) */
     uint64_t weights_device_bytes; /* weights copied to the GPU */

@@ -8,9 +8,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "gguf/writer.h"
 #include "kinfer.h"
 #include "model/model.h"
 #include "runtime/placement.h"
+#include "runtime/plan.h"
 #include "testutil.h"
 
 #define MiB ((uint64_t)1 << 20)
@@ -100,6 +102,23 @@ START_TEST(test_automatic_layers)
     ck_assert_uint_eq(pl.device_bytes, 0);
     ck_assert_int_eq(placement_plan(&need, -1, 100 * MiB, 200 * MiB, &pl, err, sizeof err), KINFER_OK);
     ck_assert_int_eq(pl.n_gpu_layers, 0);
+}
+END_TEST
+
+/* The host check on made-up sizes: the allocations (KV + scratch) against
+ * what is available; the weights are mapped already and only reported. */
+START_TEST(test_host_check)
+{
+    const host_need need = {.n_ctx = 4096, .weights_bytes = 1000 * MiB, .kv_bytes = 300 * MiB,
+                            .compute_bytes = 20 * MiB};
+    char err[256] = "";
+    ck_assert_int_eq(placement_host_check(&need, 320 * MiB, err, sizeof err), KINFER_OK);
+    ck_assert_int_eq(placement_host_check(&need, 0, err, sizeof err), KINFER_OK); /* unknown */
+    ck_assert_int_eq(placement_host_check(&need, 320 * MiB - 1, err, sizeof err), KINFER_E_NOMEM);
+    ck_assert_msg(strstr(err, "n_ctx 4096 needs 1320.0 MiB of host memory (weights 1000.0 MiB") &&
+                      strstr(err, "KV cache 300.0 MiB + scratch 20.0 MiB") &&
+                      strstr(err, "320.0 MiB available (MemAvailable)"), "%s", err);
+    ck_assert_int_eq(placement_host_check(&need, 1, NULL, 0), KINFER_E_NOMEM);
 }
 END_TEST
 
@@ -198,6 +217,181 @@ static void check_model(const char *file)
     kinfer_model_free(m);
 }
 
+/*
+ * A context too big for the machine: KINFER_E_NOMEM from the plan, before
+ * kv_init allocates anything, with the estimate and MemAvailable in the
+ * message (a calloc of the cache would have failed with "cannot allocate
+ * the KV cache", or, under overcommit, succeeded).  Sizes: n_ctx at the
+ * limit, and one whose cache is 1.25x what is available now (which
+ * overcommit would let through).
+ */
+static void check_too_big(kinfer_model *m, uint32_t n_ctx, uint64_t kv_per_cell)
+{
+    kinfer_context_params p = kinfer_context_default_params();
+    p.n_ctx = n_ctx;
+    p.n_threads = 1;
+    kinfer_estimate e;
+    ck_assert_int_eq(kinfer_model_estimate(m, &p, &e), KINFER_E_NOMEM);
+    kinfer_context *ctx = NULL;
+    ck_assert_int_eq(kinfer_context_new(m, &p, &ctx), KINFER_E_NOMEM);
+    const char *msg = kinfer_context_errmsg(ctx);
+    ck_assert_str_eq(msg, e.errmsg);
+    char head[64];
+    snprintf(head, sizeof head, "n_ctx %u needs ", n_ctx);
+    ck_assert_msg(strstr(msg, head) == msg && strstr(msg, "already mapped") &&
+                      strstr(msg, "(MemAvailable)"), "%s", msg);
+    /* the KV figure is the cache's real size */
+    const char *kv = strstr(msg, "KV cache ");
+    ck_assert_ptr_nonnull(kv);
+    const double kv_mib = strtod(kv + strlen("KV cache "), NULL);
+    const double want = (double)kv_per_cell * n_ctx / (double)MiB;
+    ck_assert_msg(kv_mib > want - 0.1 && kv_mib < want + 0.1, "KV %.1f MiB, want %.1f: %s", kv_mib,
+                  want, msg);
+    kinfer_context_free(ctx);
+}
+
+START_TEST(test_too_big_context)
+{
+    const char *path = test_model_path(TEST_MODEL_SMOLLM2);
+    if (!path) return;
+    const uint64_t avail = plan_host_available_bytes();
+    if (!avail) {
+        printf("SKIP: no MemAvailable in /proc/meminfo\n");
+        return;
+    }
+    kinfer_model *m = NULL;
+    ck_assert_int_eq(kinfer_model_load(path, NULL, &m), KINFER_OK);
+    kinfer_context_params p = kinfer_context_default_params();
+    p.n_ctx = 256;
+    kinfer_estimate small;
+    ck_assert_int_eq(kinfer_model_estimate(m, &p, &small), KINFER_OK);
+    const uint64_t per_cell = small.kv_host_bytes / 256; /* the cache is linear in n_ctx */
+    const uint32_t n_max = 1u << 24;
+    const uint64_t target = avail + avail / 4;
+    if ((uint64_t)n_max * per_cell <= target) {
+        printf("SKIP: %llu MiB available: SmolLM2's largest cache fits\n",
+               (unsigned long long)(avail / MiB));
+    } else {
+        check_too_big(m, n_max, per_cell);
+        check_too_big(m, (uint32_t)(target / per_cell), per_cell);
+    }
+    kinfer_model_free(m);
+}
+END_TEST
+
+/* A one-layer llama whose heads (16 elements) are not whole Q8_0 blocks,
+ * as GGUF bytes (malloc'd; F32 tensors, no vocabulary). */
+static unsigned char *small_head_model(size_t *size)
+{
+    enum { E = 32, HD = 16, NH = 2, FF = 64, NV = 8 };
+    gguf_writer *w = gguf_writer_new();
+    ck_assert_ptr_nonnull(w);
+    ck_assert(!(gguf_writer_set_str(w, "general.architecture", "llama") ||
+                gguf_writer_set_u32(w, "llama.context_length", 4096) ||
+                gguf_writer_set_u32(w, "llama.embedding_length", E) ||
+                gguf_writer_set_u32(w, "llama.block_count", 1) ||
+                gguf_writer_set_u32(w, "llama.feed_forward_length", FF) ||
+                gguf_writer_set_u32(w, "llama.attention.head_count", NH) ||
+                gguf_writer_set_u32(w, "llama.attention.head_count_kv", NH) ||
+                gguf_writer_set_f32(w, "llama.attention.layer_norm_rms_epsilon", 1e-5f)));
+    static const struct { const char *name; int64_t ne0, ne1; } t[] = {
+        {"token_embd.weight", E, NV},        {"output_norm.weight", E, 1},
+        {"blk.0.attn_norm.weight", E, 1},    {"blk.0.attn_q.weight", E, NH * HD},
+        {"blk.0.attn_k.weight", E, NH * HD}, {"blk.0.attn_v.weight", E, NH * HD},
+        {"blk.0.attn_output.weight", NH * HD, E}, {"blk.0.ffn_norm.weight", E, 1},
+        {"blk.0.ffn_gate.weight", E, FF},    {"blk.0.ffn_up.weight", E, FF},
+        {"blk.0.ffn_down.weight", FF, E},
+    };
+    const int n = (int)(sizeof t / sizeof t[0]);
+    for (int i = 0; i < n; i++) {
+        const int64_t ne[3] = {t[i].ne0, t[i].ne1, 1};
+        uint64_t bytes;
+        ck_assert_int_eq(gguf_writer_add_tensor(w, t[i].name, KINFER_TYPE_F32, t[i].ne1 > 1 ? 2 : 1, ne,
+                                                &bytes), KINFER_OK);
+    }
+    char *buf = NULL;
+    FILE *f = open_memstream(&buf, size);
+    ck_assert_ptr_nonnull(f);
+    ck_assert_int_eq(gguf_writer_write_header(w, f), KINFER_OK);
+    for (int i = 0; i < n; i++) {
+        const size_t count = (size_t)(t[i].ne0 * t[i].ne1);
+        float *data = malloc(count * sizeof *data);
+        ck_assert_ptr_nonnull(data);
+        for (size_t j = 0; j < count; j++) data[j] = t[i].ne1 == 1 ? 1.0f : 0.01f * (float)(j % 7);
+        ck_assert_int_eq(gguf_writer_write_tensor_data(w, f, data, count * sizeof *data), KINFER_OK);
+        free(data);
+    }
+    ck_assert_int_eq(fclose(f), 0);
+    gguf_writer_free(w);
+    return (unsigned char *)buf;
+}
+
+/* kinfer_context_new and kinfer_model_estimate agree on params: st, and a
+ * message holding named when it fails. */
+static void check_fa(const kinfer_model *m, kinfer_flash_attn fa, kinfer_type tk, kinfer_type tv,
+                     kinfer_status want, const char *named)
+{
+    kinfer_context_params p = kinfer_context_default_params();
+    p.n_ctx = 256;
+    p.n_threads = 1;
+    p.flash_attn = fa;
+    p.type_k = tk;
+    p.type_v = tv;
+    kinfer_estimate e;
+    const kinfer_status est = kinfer_model_estimate(m, &p, &e);
+    kinfer_context *ctx = NULL;
+    const kinfer_status st = kinfer_context_new(m, &p, &ctx);
+    ck_assert_msg(st == want && est == want, "fa %d K %s V %s: %s / %s (%s)", (int)fa, kinfer_type_name(tk),
+                  kinfer_type_name(tv), kinfer_status_str(st), kinfer_status_str(est),
+                  kinfer_context_errmsg(ctx));
+    if (named)
+        ck_assert_msg(strstr(kinfer_context_errmsg(ctx), named) && strstr(e.errmsg, named), "%s",
+                      kinfer_context_errmsg(ctx));
+    kinfer_context_free(ctx);
+}
+
+/*
+ * llama.cpp's flash-attention rules (llama_init_from_model), each one:
+ * a quantized V cache needs flash attention (off: an error; auto turns it
+ * on); a quantized K cache runs either way; with flash attention, K and V
+ * heads must be whole blocks of a quantized cache type (kinfer refuses
+ * that with it off too: it reads K heads in place).  A flash_attn that is
+ * none of auto, off, on is an invalid argument.  (llama.cpp's other rules
+ * are about what kinfer does not run: Grok forces it off, SPLIT_MODE_TENSOR
+ * needs it on, MLA models need K and V of one type.)
+ */
+START_TEST(test_flash_attn_rules)
+{
+    const kinfer_type F16 = KINFER_TYPE_F16, Q8 = KINFER_TYPE_Q8_0;
+    const char *path = test_model_path(TEST_MODEL_SMOLLM2);
+    if (path) {
+        kinfer_model *m = NULL;
+        ck_assert_int_eq(kinfer_model_load(path, NULL, &m), KINFER_OK);
+        check_fa(m, KINFER_FLASH_ATTN_OFF, F16, Q8, KINFER_E_INVALID_ARG,
+                 "quantized V cache (Q8_0) needs flash attention");
+        check_fa(m, KINFER_FLASH_ATTN_OFF, Q8, Q8, KINFER_E_INVALID_ARG, "needs flash attention");
+        check_fa(m, KINFER_FLASH_ATTN_AUTO, F16, Q8, KINFER_OK, NULL);
+        check_fa(m, KINFER_FLASH_ATTN_ON, Q8, Q8, KINFER_OK, NULL);
+        check_fa(m, KINFER_FLASH_ATTN_OFF, Q8, F16, KINFER_OK, NULL);
+        check_fa(m, KINFER_FLASH_ATTN_OFF, F16, KINFER_TYPE_F32, KINFER_OK, NULL);
+        check_fa(m, (kinfer_flash_attn)2, F16, F16, KINFER_E_INVALID_ARG, "is not one of auto");
+        check_fa(m, (kinfer_flash_attn)-2, F16, F16, KINFER_E_INVALID_ARG, "is not one of auto");
+        kinfer_model_free(m);
+    }
+    size_t size;
+    unsigned char *img = small_head_model(&size);
+    kinfer_model *m = NULL;
+    ck_assert_int_eq(kinfer_model_load_from_buffer(img, size, NULL, &m), KINFER_OK);
+    check_fa(m, KINFER_FLASH_ATTN_ON, F16, F16, KINFER_OK, NULL);
+    check_fa(m, KINFER_FLASH_ATTN_ON, Q8, F16, KINFER_E_UNSUPPORTED, "heads of 16 / 16 elements do not fit");
+    check_fa(m, KINFER_FLASH_ATTN_ON, F16, Q8, KINFER_E_UNSUPPORTED, "do not fit F16 / Q8_0");
+    check_fa(m, KINFER_FLASH_ATTN_AUTO, F16, Q8, KINFER_E_UNSUPPORTED, "do not fit");
+    check_fa(m, KINFER_FLASH_ATTN_OFF, Q8, F16, KINFER_E_UNSUPPORTED, "do not fit Q8_0 / F16");
+    kinfer_model_free(m);
+    free(img);
+}
+END_TEST
+
 START_TEST(test_estimate_smollm2)
 {
     check_model(TEST_MODEL_SMOLLM2);
@@ -218,11 +412,14 @@ int main(void)
     tcase_add_test(rules, test_bytes_count_the_last_layers);
     tcase_add_test(rules, test_demanded_layers);
     tcase_add_test(rules, test_automatic_layers);
+    tcase_add_test(rules, test_host_check);
     suite_add_tcase(s, rules);
     TCase *models = tcase_create("models");
     tcase_set_timeout(models, 120);
     tcase_add_test(models, test_estimate_smollm2);
     tcase_add_test(models, test_estimate_gemma3);
+    tcase_add_test(models, test_too_big_context);
+    tcase_add_test(models, test_flash_attn_rules);
     suite_add_tcase(s, models);
     return test_run_suite(s);
 }

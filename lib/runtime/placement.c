@@ -49,3 +49,18 @@ kinfer_status placement_plan(const placement_need *need, int32_t n_gpu_layers, u
     out->device_bytes = placement_bytes(need, n);
     return KINFER_OK;
 }
+
+kinfer_status placement_host_check(const host_need *need, uint64_t available_bytes, char *err,
+                                   size_t err_size)
+{
+    const uint64_t alloc = need->kv_bytes + need->compute_bytes;
+    if (!available_bytes || alloc <= available_bytes) return KINFER_OK;
+    if (err)
+        snprintf(err, err_size,
+                 "n_ctx %u needs %.1f MiB of host memory (weights %.1f MiB, already mapped, + KV "
+                 "cache %.1f MiB + scratch %.1f MiB); the KV cache and scratch do not fit in the "
+                 "%.1f MiB available (MemAvailable)",
+                 need->n_ctx, (need->weights_bytes + alloc) / MIB, need->weights_bytes / MIB,
+                 need->kv_bytes / MIB, need->compute_bytes / MIB, available_bytes / MIB);
+    return KINFER_E_NOMEM;
+}

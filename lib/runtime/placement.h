@@ -43,4 +43,18 @@ uint64_t placement_bytes(const placement_need *need, int32_t n);
 kinfer_status placement_plan(const placement_need *need, int32_t n_gpu_layers, uint64_t free_bytes,
                              uint64_t margin_bytes, placement *out, char *err, size_t err_size);
 
+/* What a context takes from host memory: the weights read from their
+ * mapped file pages (already there, not allocated again), and what the
+ * context allocates: the host KV cache and the scratch. */
+typedef struct host_need {
+    uint32_t n_ctx;
+    uint64_t weights_bytes, kv_bytes, compute_bytes;
+} host_need;
+
+/* The allocations (KV + scratch) must fit in available_bytes (the machine's
+ * MemAvailable); else KINFER_E_NOMEM with the estimate and what is
+ * available in err.  available_bytes 0 = unknown: no check. */
+kinfer_status placement_host_check(const host_need *need, uint64_t available_bytes, char *err,
+                                   size_t err_size);
+
 #endif /* KINFER_PLACEMENT_H */

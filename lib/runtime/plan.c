@@ -123,6 +123,18 @@ static kinfer_status plan_gpu(const kinfer_model *model, const kinfer_context_pa
     return KINFER_OK;
 }
 
+uint64_t plan_host_available_bytes(void)
+{
+    FILE *f = fopen("/proc/meminfo", "r");
+    if (!f) return 0;
+    char line[128];
+    unsigned long long kib = 0;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %llu kB", &kib) == 1) break;
+    fclose(f);
+    return (uint64_t)kib * 1024;
+}
+
 kinfer_status context_plan(const kinfer_model *model, const kinfer_context_params *p,
                            context_sizes *out, char *err, size_t err_size)
 {
@@ -233,7 +245,15 @@ kinfer_status context_plan(const kinfer_model *model, const kinfer_context_param
                                    .flash_attn = out->flash_attn};
     const uint64_t activations = forward_buffer_bytes(hp, out->n_slice);
     out->compute_bytes = activations + backend_cpu_scratch_bytes(&cpu) + (uint64_t)hp->n_vocab * sizeof(float);
-    return plan_gpu(model, p, activations, out, err, err_size);
+    kinfer_status st = plan_gpu(model, p, activations, out, err, err_size);
+    if (st) return st;
+    /* a context too big for the machine fails here, not in a calloc that
+     * overcommit lets through to be killed later */
+    const host_need host = {.n_ctx = out->n_ctx,
+                            .weights_bytes = w->tensor_bytes - out->weights_device_bytes,
+                            .kv_bytes = out->kv_bytes - out->kv_device_bytes,
+                            .compute_bytes = out->compute_bytes};
+    return placement_host_check(&host, plan_host_available_bytes(), err, err_size);
 }
 
 kinfer_status kinfer_model_estimate(const kinfer_model *model, const kinfer_context_params *params,

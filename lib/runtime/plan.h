@@ -29,8 +29,13 @@ typedef struct context_sizes {
     uint64_t weights_device_bytes, kv_device_bytes, compute_device_bytes;
 } context_sizes;
 
-/* Resolve defaults and check params; err (may be NULL) gets a message. */
+/* Resolve defaults and check params; err (may be NULL) gets a message.  A
+ * context whose KV cache and scratch exceed the machine's available memory
+ * is KINFER_E_NOMEM here, before anything is allocated. */
 kinfer_status context_plan(const kinfer_model *model, const kinfer_context_params *params,
                            context_sizes *out, char *err, size_t err_size);
+
+/* The machine's MemAvailable (/proc/meminfo) in bytes; 0 when unknown. */
+uint64_t plan_host_available_bytes(void);
 
 #endif /* KINFER_PLAN_H */

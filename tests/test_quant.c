@@ -1154,6 +1154,72 @@ START_TEST(test_matmul_gated)
 }
 END_TEST
 
+/* QUANT_ONE_TOKEN (a batch-invariant server's K-quants): each token's
+ * output of a batched call, plain and gated, has the bits of its own
+ * one-token call, for every thread count, row count (repacked or not, a
+ * row tile cut short) and batch size. */
+START_TEST(test_matmul_one_token)
+{
+    static const int types[] = {KINFER_TYPE_Q4_K, KINFER_TYPE_Q5_K, KINFER_TYPE_Q6_K, KINFER_TYPE_Q4_0,
+                                KINFER_TYPE_Q4_1, KINFER_TYPE_Q8_0};
+    const int type = types[_i];
+    const kinfer_type_traits *tt = kinfer_type_traits_get(type);
+    rng_state = 4100 + (uint64_t)_i;
+    const int64_t n_cols = tt->blck_size == 256 ? 512 : 32 * 7, row_counts[] = {37, 136}, token_counts[] = {2, 9, 33};
+    const size_t wrow = kinfer_row_size(type, n_cols);
+    kinfer_threadpool *pools[N_POOLS];
+    pools_new(pools);
+    for (size_t rc = 0; rc < 2; rc++) {
+        const int64_t n_rows = row_counts[rc];
+        uint8_t *wg = xmalloc(wrow * (size_t)n_rows), *wu = xmalloc(wrow * (size_t)n_rows);
+        for (int64_t r = 0; r < n_rows; r++) {
+            random_row(type, wg + r * wrow, n_cols);
+            random_row(type, wu + r * wrow, n_cols);
+        }
+        for (size_t tc = 0; tc < sizeof token_counts / sizeof token_counts[0]; tc++) {
+            const int64_t nt = token_counts[tc], ny = nt * n_rows;
+            float *x = xmalloc((size_t)(nt * n_cols) * sizeof(float));
+            float *want = xmalloc((size_t)ny * sizeof(float)), *want_g = xmalloc((size_t)ny * sizeof(float));
+            float *y = xmalloc((size_t)ny * sizeof(float));
+            fill_gauss(x, nt * n_cols, 1.0f);
+            const size_t ss = kinfer_matmul_scratch_size(type, n_cols, nt, 3),
+                         gs = kinfer_matmul_gated_scratch_size(type, n_cols, nt, 3);
+            void *scratch = xmalloc(ss > gs ? ss : gs);
+            for (int64_t t = 0; t < nt; t++) {
+                ck_assert_int_eq(kinfer_matmul_ex(NULL, scratch, ss, type, wg, n_rows, n_cols, x + t * n_cols, 1,
+                                                  want + t * n_rows, KINFER_MATMUL_QUANT), KINFER_OK);
+                ck_assert_int_eq(kinfer_matmul_gated(NULL, scratch, gs, type, wg, wu, n_rows, n_cols, x + t * n_cols,
+                                                     1, want_g + t * n_rows, kinfer_silu_gate), KINFER_OK);
+            }
+            for (int p = 0; p < N_POOLS; p++) {
+                memset(y, 0, (size_t)ny * sizeof(float));
+                ck_assert_int_eq(kinfer_matmul_ex(pools[p], scratch, ss, type, wg, n_rows, n_cols, x, nt, y,
+                                                  KINFER_MATMUL_QUANT_ONE_TOKEN), KINFER_OK);
+                for (int64_t i = 0; i < ny; i++)
+                    ck_assert_msg(kinfer_f32_bits(y[i]) == kinfer_f32_bits(want[i]),
+                                  "%s %ld rows, %ld tokens, %d threads: [%ld] %.9g vs %.9g", tt->name,
+                                  (long)n_rows, (long)nt, p + 1, (long)i, y[i], want[i]);
+                memset(y, 0, (size_t)ny * sizeof(float));
+                ck_assert_int_eq(kinfer_matmul_gated_ex(pools[p], scratch, gs, type, wg, wu, n_rows, n_cols, x, nt, y,
+                                                        kinfer_silu_gate, KINFER_MATMUL_QUANT_ONE_TOKEN), KINFER_OK);
+                for (int64_t i = 0; i < ny; i++)
+                    ck_assert_msg(kinfer_f32_bits(y[i]) == kinfer_f32_bits(want_g[i]),
+                                  "gated %s %ld rows, %ld tokens, %d threads: [%ld] %.9g vs %.9g", tt->name,
+                                  (long)n_rows, (long)nt, p + 1, (long)i, y[i], want_g[i]);
+            }
+            free(scratch);
+            free(x);
+            free(want);
+            free(want_g);
+            free(y);
+        }
+        free(wg);
+        free(wu);
+    }
+    pools_free(pools);
+}
+END_TEST
+
 /* Many small jobs through the pool: every slice of every job runs exactly
  * once, with that job's context (a fresh one on the stack each time, so a
  * late worker using a stale job would show up as a miss or a double run). */
@@ -1235,6 +1301,7 @@ static Suite *quant_suite(void)
     tcase_add_loop_test(tc, test_matmul, 0, N_MATMUL_TYPES);
     tcase_add_test(tc, test_matmul_repacked);
     tcase_add_loop_test(tc, test_matmul_gated, 0, 14);
+    tcase_add_loop_test(tc, test_matmul_one_token, 0, 6);
     tcase_add_test(tc, test_blas_loads);
     tcase_add_test(tc, test_threadpool);
     suite_add_tcase(s, tc);

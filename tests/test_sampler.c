@@ -460,6 +460,45 @@ START_TEST(test_seed_reproducible)
 }
 END_TEST
 
+/* Greedy and top-k read the logits directly when no penalty or grammar
+ * applies; a penalty on a token outside the vocabulary changes nothing but
+ * takes the chain over the whole candidate array: both must give the same
+ * tokens and draws (ties, NaN, -inf included). */
+START_TEST(test_direct_paths_match_chain)
+{
+    enum { V = 3000, DRAWS = 300 };
+    float *logits = malloc(V * sizeof *logits);
+    ck_assert_ptr_nonnull(logits);
+    srand(99);
+    const int32_t ks[] = {1, 2, 7, 40, 1000, V - 1, V, 0};
+    for (int trial = 0; trial < 8; trial++) {
+        for (int i = 0; i < V; i++) logits[i] = (float)(rand() % 64) * 0.25f - 8.0f; /* many ties */
+        for (int i = 0; i < 20; i++) logits[rand() % V] = (i & 1) ? NAN : -INFINITY;
+        if (trial == 7) logits[0] = NAN;
+        for (size_t ki = 0; ki < sizeof ks / sizeof *ks; ki++) {
+            kinfer_sampler_params p = kinfer_sampler_default_params();
+            p.top_k = ks[ki];
+            p.temperature = ki == 0 ? 0.0f : 0.9f;
+            p.top_p = trial & 1 ? 1.0f : 0.9f;
+            p.min_p = trial & 2 ? 0.0f : 0.05f;
+            p.seed = 1000 + (uint64_t)trial;
+            kinfer_sampler *direct = new_sampler(&p);
+            p.repeat_penalty = 1.3f;
+            kinfer_sampler *chain = new_sampler(&p);
+            kinfer_sampler_accept(chain, V + 5);
+            for (int d = 0; d < DRAWS; d++) {
+                kinfer_token a = kinfer_sampler_sample(direct, logits, V);
+                kinfer_token b = kinfer_sampler_sample(chain, logits, V);
+                ck_assert_msg(a == b && a >= 0, "trial %d top_k %d draw %d: %d vs %d", trial, ks[ki], d, a, b);
+            }
+            kinfer_sampler_free(direct);
+            kinfer_sampler_free(chain);
+        }
+    }
+    free(logits);
+}
+END_TEST
+
 /* --------------------------------------------------------- bad arguments */
 
 START_TEST(test_bad_args)
@@ -631,6 +670,7 @@ static Suite *sampler_suite(void)
     tcase_add_test(tc, test_min_p);
     tcase_add_test(tc, test_filters_before_temperature);
     tcase_add_test(tc, test_seed_reproducible);
+    tcase_add_test(tc, test_direct_paths_match_chain);
     tcase_add_test(tc, test_bad_args);
     tcase_add_test(tc, test_all_minus_infinity);
     tcase_add_test(tc, test_token_nll);

@@ -130,7 +130,12 @@ typedef enum kinfer_matmul_path {
     /* quantized, in the orders of llama.cpp's mul_mat_id (an expert's
      * tokens): as QUANT, except that the matrices llama.cpp repacks go one
      * token at a time (kinfer_gemm_groups_tokens) */
-    KINFER_MATMUL_QUANT_MMID = 3
+    KINFER_MATMUL_QUANT_MMID = 3,
+    /* quantized, every token in the order of a one-token matmul (vec_dot
+     * per row), whatever the batch: each token's output has the bits it
+     * has alone (a batch-invariant server's K-quants, whose batched orders
+     * differ); the weight rows still go through L1 once for all tokens */
+    KINFER_MATMUL_QUANT_ONE_TOKEN = 4
 } kinfer_matmul_path;
 
 /* OpenBLAS is loaded on first use: where it cannot be, AUTO takes the
@@ -158,6 +163,12 @@ kinfer_status kinfer_matmul_gated(struct kinfer_threadpool *pool, void *scratch,
                                   int type, const void *w_gate, const void *w_up, int64_t n_rows,
                                   int64_t n_cols, const float *x, int64_t n_tokens, float *y,
                                   kinfer_gate_fn gate);
+/* The same with a path: KINFER_MATMUL_QUANT_ONE_TOKEN gives each token the
+ * bits of its one-token call; anything else is kinfer_matmul_gated's. */
+kinfer_status kinfer_matmul_gated_ex(struct kinfer_threadpool *pool, void *scratch, size_t scratch_size,
+                                     int type, const void *w_gate, const void *w_up, int64_t n_rows,
+                                     int64_t n_cols, const float *x, int64_t n_tokens, float *y,
+                                     kinfer_gate_fn gate, kinfer_matmul_path path);
 
 /* --------------------------------------------------------- elementwise */
 

@@ -157,7 +157,7 @@ typedef struct matmul_job {
     int64_t chunk_rows;            /* batched path: weight rows per chunk */
     atomic_int next_chunk;         /* batched path: next row chunk to claim */
     bool token_by_token;           /* each token as a one-token matmul (mul_mat_id's gemv of
-                                    * a repacked matrix) */
+                                    * a repacked matrix, QUANT_ONE_TOKEN) */
 } matmul_job;
 
 static void range_of(int64_t n, int ith, int nth, int64_t *lo, int64_t *hi)
@@ -253,8 +253,15 @@ static void dot_task(void *p, int ith, int nth)
     const kinfer_vec_dot_fn dot = job->k->vec_dot;
     const int64_t n = job->n_cols;
     if (job->n_tokens == 1 || job->token_by_token) {
-        for (int64_t t = 0; t < job->n_tokens; t++)
-            dot_one_token(job, r0, r1, job->xq + (size_t)t * job->act_row_bytes, job->y + t * job->n_rows);
+        /* a tile of rows (in L1) through every token: the weights are read
+         * once, each output still the one-token call's (vec_dot_r4 and
+         * vec_dot agree bit for bit, so where a tile starts changes nothing) */
+        const int64_t tile = job->n_tokens == 1 ? r1 - r0 : gemm_tile_rows(job->w_row_bytes, 0);
+        for (int64_t rb = r0; rb < r1; rb += tile) {
+            const int64_t re = rb + tile < r1 ? rb + tile : r1;
+            for (int64_t t = 0; t < job->n_tokens; t++)
+                dot_one_token(job, rb, re, job->xq + (size_t)t * job->act_row_bytes, job->y + t * job->n_rows);
+        }
         return;
     }
     const kinfer_vec_dot_x4_fn dot4 = job->k->vec_dot_x4;
@@ -409,8 +416,9 @@ kinfer_status kinfer_matmul_ex(kinfer_threadpool *pool, void *scratch, size_t sc
         float *panel = (float *)(base + align_up(job.act_row_bytes * (size_t)n_tokens));
         matmul_blas(pool, blas, &job, panel);
     } else {
-        job.token_by_token = path == KINFER_MATMUL_QUANT_MMID && kinfer_gemm_groups_tokens(type);
-        if (n_tokens > 1 && n_cols % 32 == 0) {
+        job.token_by_token = path == KINFER_MATMUL_QUANT_ONE_TOKEN ||
+                             (path == KINFER_MATMUL_QUANT_MMID && kinfer_gemm_groups_tokens(type));
+        if (n_tokens > 1 && n_cols % 32 == 0 && path != KINFER_MATMUL_QUANT_ONE_TOKEN) {
             job.gk = batched_kernels(type, repacked, n_tokens, path == KINFER_MATMUL_QUANT_MMID);
             job.xp_row_bytes = kinfer_gemm_packed_size(n_cols);
             job.xp = base + align_up(job.act_row_bytes * (size_t)n_tokens);
@@ -487,9 +495,11 @@ static void gated_dot_task(void *p, int ith, int nth)
     const int64_t n16 = (gj->g.n_rows + 15) / 16;
     int64_t r0 = 16 * (n16 * ith / nth), r1 = 16 * (n16 * (ith + 1) / nth);
     if (r1 > gj->g.n_rows) r1 = gj->g.n_rows;
-    for (int64_t t = 0; r0 < r1 && t < gj->g.n_tokens; t++)
-        gated_rows_one_token(gj, gj->g.xq + (size_t)t * gj->g.act_row_bytes, r0, r1,
-                             gj->g.y + t * gj->g.n_rows);
+    /* 64 rows (gated_rows_one_token's block) through every token at a time */
+    for (int64_t rb = r0; rb < r1; rb += 64)
+        for (int64_t t = 0; t < gj->g.n_tokens; t++)
+            gated_rows_one_token(gj, gj->g.xq + (size_t)t * gj->g.act_row_bytes, rb, rb + 64 < r1 ? rb + 64 : r1,
+                                 gj->g.y + t * gj->g.n_rows);
 }
 
 /* gemm_task over both matrices: a row chunk of each decoded, then every
@@ -555,6 +565,15 @@ kinfer_status kinfer_matmul_gated(kinfer_threadpool *pool, void *scratch, size_t
                                   const void *w_gate, const void *w_up, int64_t n_rows, int64_t n_cols,
                                   const float *x, int64_t n_tokens, float *y, kinfer_gate_fn gate)
 {
+    return kinfer_matmul_gated_ex(pool, scratch, scratch_size, type, w_gate, w_up, n_rows, n_cols, x, n_tokens,
+                                  y, gate, KINFER_MATMUL_QUANT);
+}
+
+kinfer_status kinfer_matmul_gated_ex(kinfer_threadpool *pool, void *scratch, size_t scratch_size, int type,
+                                     const void *w_gate, const void *w_up, int64_t n_rows, int64_t n_cols,
+                                     const float *x, int64_t n_tokens, float *y, kinfer_gate_fn gate,
+                                     kinfer_matmul_path path)
+{
     const kinfer_cpu_kernels *k, *ka;
     bool repacked;
     const kinfer_status st = matmul_kernels(type, n_rows, n_cols, n_tokens, &k, &ka, &repacked);
@@ -576,7 +595,7 @@ kinfer_status kinfer_matmul_gated(kinfer_threadpool *pool, void *scratch, size_t
         .n_rows = n_rows, .n_cols = n_cols, .n_tokens = n_tokens, .x = x, .y = y,
         .xq = base, .act_row_bytes = kinfer_row_size(k->vec_dot_type, n_cols),
     };
-    if (n_tokens > 1 && n_cols % 32 == 0)
+    if (n_tokens > 1 && n_cols % 32 == 0 && path != KINFER_MATMUL_QUANT_ONE_TOKEN)
         jg->gk = batched_kernels(type, repacked, n_tokens, false);
     if (jg->gk.gemm != NULL) {
         jg->xp_row_bytes = kinfer_gemm_packed_size(n_cols);

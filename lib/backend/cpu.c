@@ -73,23 +73,19 @@ static kinfer_status matmul_failed(backend *be, kinfer_status st, const wtensor 
 
 /* The K-quants follow llama.cpp's orders, which change with the token count
  * (gemm.h: Q4_K's groups of four, Q5_K's and Q6_K's tiled kernels): under
- * batch_invariant their matmuls go one token at a time, in the one-token
- * order (slower for prompts: the weights are read once per token). */
-static int32_t tokens_per_call(const cpu_backend *cb, int type, int32_t n)
+ * batch_invariant their matmuls take every token in the one-token order
+ * (QUANT_ONE_TOKEN: one call, the weights read once, the one-token bits). */
+static kinfer_matmul_path matmul_path(const cpu_backend *cb, int type)
 {
     const int batch_order = type == KINFER_TYPE_Q4_K || type == KINFER_TYPE_Q5_K || type == KINFER_TYPE_Q6_K;
-    return cb->batch_invariant && batch_order ? 1 : n;
+    return cb->batch_invariant && batch_order ? KINFER_MATMUL_QUANT_ONE_TOKEN : KINFER_MATMUL_QUANT;
 }
 
 static kinfer_status cpu_matmul(backend *be, const wtensor *w, const float *x, int32_t n, float *y)
 {
     cpu_backend *cb = cpu_of(be);
-    const int32_t step = tokens_per_call(cb, w->type, n);
-    kinfer_status st = KINFER_OK;
-    for (int32_t t = 0; t < n && !st; t += step)
-        st = kinfer_matmul_ex(cb->pool, cb->mm, cb->mm_size, w->type, w->data, w->ne1, w->ne0,
-                              x + (size_t)t * (size_t)w->ne0, step, y + (size_t)t * (size_t)w->ne1,
-                              KINFER_MATMUL_QUANT);
+    kinfer_status st = kinfer_matmul_ex(cb->pool, cb->mm, cb->mm_size, w->type, w->data, w->ne1, w->ne0, x, n, y,
+                                        matmul_path(cb, w->type));
     return st ? matmul_failed(be, st, w, "matmul") : KINFER_OK;
 }
 
@@ -127,12 +123,8 @@ static kinfer_status cpu_matmul_gated(backend *be, const wtensor *gate, const wt
         run_ranges(cb, n, (int64_t)n * gate->ne1, gate_rows, &g);
         return KINFER_OK;
     }
-    const int32_t step = tokens_per_call(cb, gate->type, n);
-    st = KINFER_OK;
-    for (int32_t t = 0; t < n && !st; t += step)
-        st = kinfer_matmul_gated(cb->pool, cb->mm, cb->mm_size, gate->type, gate->data, up->data,
-                                 gate->ne1, gate->ne0, x + (size_t)t * (size_t)gate->ne0, step,
-                                 y + (size_t)t * (size_t)gate->ne1, gate_fn(act));
+    st = kinfer_matmul_gated_ex(cb->pool, cb->mm, cb->mm_size, gate->type, gate->data, up->data, gate->ne1,
+                                gate->ne0, x, n, y, gate_fn(act), matmul_path(cb, gate->type));
     return st ? matmul_failed(be, st, gate, "gated matmul") : KINFER_OK;
 }
 

@@ -22,6 +22,10 @@
  * the whole vocabulary at a fraction of the cost; otherwise, or when the
  * best ones do not fit, the whole vocabulary is masked.
  *
+ * Without penalties or a grammar, greedy is an argmax over the logits and
+ * top-k one pass over them with a heap of k: neither builds the candidate
+ * array of the whole vocabulary (the same token, the same draws).
+ *
  * The random numbers come from xoshiro256** seeded through splitmix64, kept
  * in the sampler, so a seed gives the same tokens on every platform.
  */
@@ -376,10 +380,72 @@ static int32_t grammar_filter(kinfer_sampler *s, candidate *c, int32_t n, int32_
     return kept;
 }
 
+/* The penalties change no logit: no history, or every penalty neutral. */
+static int penalties_off(const kinfer_sampler *s)
+{
+    const kinfer_sampler_params *p = &s->params;
+    return s->history_len == 0 ||
+           (p->repeat_penalty == 1.0f && p->frequency_penalty == 0.0f && p->presence_penalty == 0.0f);
+}
+
+static float logit_at(const float *logits, int32_t i)
+{
+    return isnan(logits[i]) ? -INFINITY : logits[i];
+}
+
+/* Greedy straight from the logits: the first largest (NaN as -inf), the
+ * candidate the full chain's argmax picks. */
+static kinfer_token argmax_logits(const float *logits, int32_t n)
+{
+    int32_t best = 0;
+    float bl = logit_at(logits, 0);
+    for (int32_t i = 1; i < n; i++)
+        if (logits[i] > bl) {   /* false for NaN */
+            bl = logits[i];
+            best = i;
+        }
+    return best;
+}
+
+/* Restore the heap below i (the root is the worst kept candidate). */
+static void heap_down(candidate *h, int32_t k, int32_t i)
+{
+    for (;;) {
+        int32_t w = i, l = 2 * i + 1, r = l + 1;
+        if (l < k && cand_before(&h[w], &h[l])) w = l;
+        if (r < k && cand_before(&h[w], &h[r])) w = r;
+        if (w == i) return;
+        cand_swap(&h[i], &h[w]);
+        i = w;
+    }
+}
+
+/* The k best candidates (0 < k < n) in c[0, k), best first, in one pass
+ * over the logits with a heap of k: the same set and order as building
+ * all n candidates and sort_top, without writing n of them. */
+static void top_k_logits(candidate *c, const float *logits, int32_t n, int32_t k)
+{
+    for (int32_t i = 0; i < k; i++) c[i] = (candidate){.id = i, .logit = logit_at(logits, i)};
+    for (int32_t i = k / 2 - 1; i >= 0; i--) heap_down(c, k, i);
+    for (int32_t i = k; i < n; i++) {
+        /* ids grow: a later token beats the worst kept one only by a larger logit */
+        const float l = logit_at(logits, i);
+        if (l > c[0].logit) {
+            c[0] = (candidate){.id = i, .logit = l};
+            heap_down(c, k, 0);
+        }
+    }
+    qsort(c, (size_t)k, sizeof *c, cmp_cand);
+}
+
 kinfer_token kinfer_sampler_sample(kinfer_sampler *sampler, const float *logits, int32_t n_vocab)
 {
     if (!sampler || !logits || n_vocab <= 0) return KINFER_E_INVALID_ARG;
     const kinfer_sampler_params *p = &sampler->params;
+    /* Without penalties or a grammar the chain's first steps read the
+     * logits only: greedy and top-k skip the candidate array. */
+    const int plain_logits = !sampler->grammar && penalties_off(sampler);
+    if (plain_logits && p->temperature <= 0.0f) return argmax_logits(logits, n_vocab);
 
     if (n_vocab > sampler->cand_cap) {
         candidate *c = realloc(sampler->cand, (size_t)n_vocab * sizeof *c);
@@ -388,6 +454,10 @@ kinfer_token kinfer_sampler_sample(kinfer_sampler *sampler, const float *logits,
         sampler->cand_cap = n_vocab;
     }
     candidate *c = sampler->cand;
+    if (plain_logits && p->top_k > 0 && p->top_k < n_vocab) {
+        top_k_logits(c, logits, n_vocab, p->top_k);
+        return sample_filtered(sampler, c, p->top_k, 1);
+    }
     for (int32_t i = 0; i < n_vocab; i++) {
         c[i].id = i;
         c[i].logit = isnan(logits[i]) ? -INFINITY : logits[i];

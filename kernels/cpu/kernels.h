@@ -158,6 +158,13 @@ kinfer_status kinfer_matmul_gated(struct kinfer_threadpool *pool, void *scratch,
                                   int type, const void *w_gate, const void *w_up, int64_t n_rows,
                                   int64_t n_cols, const float *x, int64_t n_tokens, float *y,
                                   kinfer_gate_fn gate);
+/* The same with a path: QUANT (as kinfer_matmul_gated; AUTO reads as it)
+ * or QUANT_MMID (both products in mul_mat_id's orders: an expert's gate and
+ * up).  BLAS: KINFER_E_INVALID_ARG. */
+kinfer_status kinfer_matmul_gated_ex(struct kinfer_threadpool *pool, void *scratch, size_t scratch_size,
+                                     int type, const void *w_gate, const void *w_up, int64_t n_rows,
+                                     int64_t n_cols, const float *x, int64_t n_tokens, float *y,
+                                     kinfer_gate_fn gate, kinfer_matmul_path path);
 
 /* --------------------------------------------------------- elementwise */
 

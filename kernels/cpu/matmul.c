@@ -114,10 +114,13 @@ size_t kinfer_matmul_scratch_size(int type, int64_t n_cols, int64_t n_tokens, in
     /* the batched kernels' packed activations and decoded row chunks (one
      * per thread) share the BLAS panel's room */
     /* room for a repacked matrix's chunk too (the matrix's rows decide) */
-    const kinfer_gemm_kernels gk = kinfer_gemm_get(type), gkr = kinfer_gemm_get_repacked(type);
-    const size_t panel = gemm_panel_bytes(&gk, n_cols) > gemm_panel_bytes(&gkr, n_cols)
-                             ? gemm_panel_bytes(&gk, n_cols) : gemm_panel_bytes(&gkr, n_cols);
-    const size_t packed = n_tokens > 1 && gk.gemm != NULL
+    /* and mul_mat_id's kernels' (the path decides) */
+    const kinfer_gemm_kernels gk = kinfer_gemm_get(type), gkr = kinfer_gemm_get_repacked(type),
+                              gkm = kinfer_gemm_get_mmid(type);
+    size_t panel = gemm_panel_bytes(&gk, n_cols);
+    if (gemm_panel_bytes(&gkr, n_cols) > panel) panel = gemm_panel_bytes(&gkr, n_cols);
+    if (gemm_panel_bytes(&gkm, n_cols) > panel) panel = gemm_panel_bytes(&gkm, n_cols);
+    const size_t packed = n_tokens > 1 && (gk.gemm != NULL || gkm.gemm != NULL)
                               ? packed_bytes(n_cols, n_tokens) + panel * (size_t)(n_threads > 0 ? n_threads : 1)
                               : 0;
     return 64 + quant + (blas > packed ? blas : packed);
@@ -321,7 +324,7 @@ static void matmul_blas(kinfer_threadpool *pool, const kblas_api *blas, const ma
 static kinfer_gemm_kernels batched_kernels(int type, bool repacked, int64_t n_tokens, bool mmid)
 {
     if (mmid && kinfer_gemm_groups_tokens(type))
-        return (kinfer_gemm_kernels){0};
+        return kinfer_gemm_get_mmid(type); /* gemm NULL: token by token */
     kinfer_gemm_kernels gk = repacked ? kinfer_gemm_get_repacked(type) : kinfer_gemm_get(type);
     /* llama.cpp's order for many tokens (gemm.h) */
     const kinfer_gemm_fn tiled = n_tokens >= KINFER_GEMM_TILED_MIN_TOKENS ? kinfer_gemm_get_tiled(type) : NULL;
@@ -521,10 +524,11 @@ size_t kinfer_matmul_gated_scratch_size(int type, int64_t n_cols, int64_t n_toke
     const size_t w_row = kinfer_row_size(type, n_cols);
     size_t per_thread = 0;
     if (n_tokens > 1) {
-        /* either order: the row count decides which one a call takes */
-        for (int rp = 0; rp < 2; rp++) {
-            if (rp && k->repacked == NULL) continue;
-            const kinfer_gemm_kernels gk = batched_kernels(type, rp, n_tokens, false);
+        /* any order: the row count and the path decide which one a call
+         * takes (rp 2: mul_mat_id's) */
+        for (int rp = 0; rp < 3; rp++) {
+            if (rp == 1 && k->repacked == NULL) continue;
+            const kinfer_gemm_kernels gk = batched_kernels(type, rp == 1, n_tokens, rp == 2);
             const size_t b = gk.gemm != NULL ? gated_thread_bytes(&gk, n_cols, w_row) : 0;
             if (b > per_thread) per_thread = b;
         }
@@ -538,6 +542,18 @@ kinfer_status kinfer_matmul_gated(kinfer_threadpool *pool, void *scratch, size_t
                                   const void *w_gate, const void *w_up, int64_t n_rows, int64_t n_cols,
                                   const float *x, int64_t n_tokens, float *y, kinfer_gate_fn gate)
 {
+    return kinfer_matmul_gated_ex(pool, scratch, scratch_size, type, w_gate, w_up, n_rows, n_cols, x, n_tokens, y,
+                                  gate, KINFER_MATMUL_QUANT);
+}
+
+kinfer_status kinfer_matmul_gated_ex(kinfer_threadpool *pool, void *scratch, size_t scratch_size, int type,
+                                     const void *w_gate, const void *w_up, int64_t n_rows, int64_t n_cols,
+                                     const float *x, int64_t n_tokens, float *y, kinfer_gate_fn gate,
+                                     kinfer_matmul_path path)
+{
+    if (path == KINFER_MATMUL_BLAS)
+        return KINFER_E_INVALID_ARG;
+    const bool mmid = path == KINFER_MATMUL_QUANT_MMID;
     const kinfer_cpu_kernels *k, *ka;
     bool repacked;
     const kinfer_status st = matmul_kernels(type, n_rows, n_cols, n_tokens, &k, &ka, &repacked);
@@ -560,7 +576,7 @@ kinfer_status kinfer_matmul_gated(kinfer_threadpool *pool, void *scratch, size_t
         .xq = base, .act_row_bytes = kinfer_row_size(k->vec_dot_type, n_cols),
     };
     if (n_tokens > 1 && n_cols % 32 == 0)
-        jg->gk = batched_kernels(type, repacked, n_tokens, false);
+        jg->gk = batched_kernels(type, repacked, n_tokens, mmid);
     if (jg->gk.gemm != NULL) {
         jg->xp_row_bytes = kinfer_gemm_packed_size(n_cols);
         jg->xp = base + align_up(jg->act_row_bytes * (size_t)n_tokens);

@@ -125,10 +125,11 @@ static kinfer_status run_expert(cpu_backend *cb, const backend_moe *m, const moe
     float *y = w->yg + (size_t)r0 * (size_t)E;
     const int tg = m->gate_exps->type, tu = m->up_exps->type;
     kinfer_status st;
-    if (tg == tu && !kinfer_gemm_groups_tokens(tg)) {
+    if (tg == tu) {
         /* one pass over both matrices: the bits of two matmuls and the gate */
-        st = kinfer_matmul_gated(cb->pool, cb->mm, cb->mm_size, tg, expert_matrix(m->gate_exps, e),
-                                 expert_matrix(m->up_exps, e), F, E, x, cnt, h, gate);
+        st = kinfer_matmul_gated_ex(cb->pool, cb->mm, cb->mm_size, tg, expert_matrix(m->gate_exps, e),
+                                    expert_matrix(m->up_exps, e), F, E, x, cnt, h, gate,
+                                    KINFER_MATMUL_QUANT_MMID);
         if (st) return moe_failed(be, st, e, "gated");
     } else {
         st = kinfer_matmul_ex(cb->pool, cb->mm, cb->mm_size, tg, expert_matrix(m->gate_exps, e), F, E, x,

@@ -392,12 +392,14 @@ static ALWAYS_INLINE void q4_K_to_lanes(const uint8_t *w, size_t ws, int nr, int
 /* the matmul's token chunks must keep llama.cpp's groups of four (gemm.h) */
 _Static_assert(KINFER_GEMM_MAX_NT % 4 == 0, "token chunks split Q4_K's groups of four");
 
+/* GEMV (mul_mat_id's order, gemm.h kinfer_gemm_get_mmid): every token in
+ * the gemv order, none grouped */
 static ALWAYS_INLINE void gemm_q4_K_rows16(int64_t n, const uint8_t *w, size_t ws, int nr, const uint8_t *a,
-                                           size_t astride, int NT, float *out, size_t ostride)
+                                           size_t astride, int NT, float *out, size_t ostride, int GEMV)
 {
     const int64_t nb = n / QK_K;
     const size_t rofs = (size_t)nb * QK_K;
-    const int NGRP = NT - NT % 4;
+    const int NGRP = GEMV ? 0 : NT - NT % 4;
     __m512 acc[KINFER_GEMM_MAX_NT], accm[KINFER_GEMM_MAX_NT];
     __m512i isum[KINFER_GEMM_MAX_NT], msum[KINFER_GEMM_MAX_NT];
 #pragma GCC unroll 8
@@ -751,7 +753,22 @@ static void gemm_q4_K_lanes(int64_t n, const void *w0, size_t ws, int nr, const 
         const uint8_t *w = (const uint8_t *)w0 + (size_t)i * ws;
         const int r = nr - i < 16 ? nr - i : 16;
         float *out = out0 + i;
-#define CALL_ROWS16(k) gemm_q4_K_rows16(n, w, ws, r, a, astride, k, out, ostride)
+#define CALL_ROWS16(k) gemm_q4_K_rows16(n, w, ws, r, a, astride, k, out, ostride, 0)
+        NT_SWITCH(CALL_ROWS16)
+#undef CALL_ROWS16
+    }
+}
+
+/* mul_mat_id's Q4_K: each 16-row block set into the lanes once for up to
+ * 8 tokens, every token summed in the gemv order (= vec_dot) */
+static void gemm_q4_K_lanes_gemv(int64_t n, const void *w0, size_t ws, int nr, const uint8_t *a, size_t astride,
+                                 int nt, float *out0, size_t ostride)
+{
+    for (int i = 0; i < nr; i += 16) {
+        const uint8_t *w = (const uint8_t *)w0 + (size_t)i * ws;
+        const int r = nr - i < 16 ? nr - i : 16;
+        float *out = out0 + i;
+#define CALL_ROWS16(k) gemm_q4_K_rows16(n, w, ws, r, a, astride, k, out, ostride, 1)
         NT_SWITCH(CALL_ROWS16)
 #undef CALL_ROWS16
     }
@@ -796,6 +813,9 @@ void kinfer_avx512_fill_gemm(kinfer_cpu_table *t)
     t->gemm[KINFER_TYPE_Q4_K] = (kinfer_gemm_kernels){.pack = pack_q8_K, .gemm = gemm_q4_K_lanes, .row_group = 16};
     t->gemm[KINFER_TYPE_Q5_K] = (kinfer_gemm_kernels){.pack = pack_q8_K, .gemm = gemm_q5_K};
     t->gemm[KINFER_TYPE_Q6_K] = (kinfer_gemm_kernels){.pack = pack_q8_K, .gemm = gemm_q6_K};
+
+    t->gemm_mmid[KINFER_TYPE_Q4_K] = (kinfer_gemm_kernels){
+        .pack = pack_q8_K, .gemm = gemm_q4_K_lanes_gemv, .row_group = 16};
 
     t->gemm_tiled[KINFER_TYPE_Q5_K] = gemm_q5_K_tiled;
     t->gemm_tiled[KINFER_TYPE_Q6_K] = gemm_q6_K_tiled;

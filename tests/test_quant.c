@@ -696,7 +696,11 @@ static void check_dots(int type, int64_t n, bool random_bytes)
             const size_t mrow = gm.decode != NULL ? kinfer_gemm_decoded_row_size(n) : wrow;
             uint8_t *wm = w2;
             if (gm.decode != NULL) {
-                wm = xmalloc(MAX_ROWS * mrow);
+                /* decoded in whole row groups (a short last one takes a
+                 * whole group's room) */
+                const int rg = gm.row_group > 1 ? gm.row_group : 1;
+                wm = aligned_alloc(64, (size_t)((MAX_ROWS + rg - 1) / rg * rg) * mrow); /* as a matmul's panels */
+                ck_assert_ptr_nonnull(wm);
                 gm.decode(n, w2, wrow, MAX_ROWS, wm);
             }
             for (int t = 0; t < NT; t++)

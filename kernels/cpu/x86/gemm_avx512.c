@@ -394,8 +394,14 @@ _Static_assert(KINFER_GEMM_MAX_NT % 4 == 0, "token chunks split Q4_K's groups of
 
 /* GEMV (mul_mat_id's order, gemm.h kinfer_gemm_get_mmid): every token in
  * the gemv order, none grouped */
+/* mul_mat_id's decoded rows (decode_rows_q4_K_lanes): per group of 16 rows
+ * and super-block one q4_K_lanes record, in the room of 16 decoded rows */
+_Static_assert(sizeof(q4_K_lanes) <= 16 * (QK_K / 32) * (32 + 8), "a block of 16 rows in lanes outgrows its room");
+
+/* LANES: w is one group of decode_rows_q4_K_lanes' records (ws unused) */
 static ALWAYS_INLINE void gemm_q4_K_rows16(int64_t n, const uint8_t *w, size_t ws, int nr, const uint8_t *a,
-                                           size_t astride, int NT, float *out, size_t ostride, int GEMV)
+                                           size_t astride, int NT, float *out, size_t ostride, int GEMV,
+                                           int LANES)
 {
     const int64_t nb = n / QK_K;
     const size_t rofs = (size_t)nb * QK_K;
@@ -405,9 +411,13 @@ static ALWAYS_INLINE void gemm_q4_K_rows16(int64_t n, const uint8_t *w, size_t w
 #pragma GCC unroll 8
     for (int t = 0; t < NT; t++)
         acc[t] = accm[t] = _mm512_setzero_ps();
-    q4_K_lanes L;
+    q4_K_lanes Lb;
     for (int64_t b = 0; b < nb; b++) {
-        q4_K_to_lanes(w, ws, nr, b, &L);
+        const q4_K_lanes *Lp = &Lb;
+        if (LANES)
+            Lp = (const q4_K_lanes *)w + b;
+        else
+            q4_K_to_lanes(w, ws, nr, b, &Lb);
         const uint8_t *yq[KINFER_GEMM_MAX_NT], *rec[KINFER_GEMM_MAX_NT];
         float yd[KINFER_GEMM_MAX_NT];
 #pragma GCC unroll 8
@@ -432,7 +442,7 @@ static ALWAYS_INLINE void gemm_q4_K_rows16(int64_t n, const uint8_t *w, size_t w
                  * independent */
 #pragma GCC unroll 8
                 for (int g = 0; g < 8; g++) {
-                    const __m512i q = L.q[8 * j + g];
+                    const __m512i q = Lp->q[8 * j + g];
 #pragma GCC unroll 8
                     for (int t = 0; t < NT; t++) {
                         int32_t y4;
@@ -442,17 +452,17 @@ static ALWAYS_INLINE void gemm_q4_K_rows16(int64_t n, const uint8_t *w, size_t w
                 }
 #pragma GCC unroll 8
                 for (int t = 0; t < NT; t++)
-                    I[t] = _mm512_add_epi32(I[t], _mm512_mullo_epi32(S[t], L.sc[j]));
+                    I[t] = _mm512_add_epi32(I[t], _mm512_mullo_epi32(S[t], Lp->sc[j]));
             }
 #pragma GCC unroll 8
             for (int t = 0; t < NT; t++) {
                 int32_t s2;
                 memcpy(&s2, rec[t] + 16 + 4 * c, 4);
-                const __m512i M = _mm512_madd_epi16(L.mn[c], _mm512_set1_epi32(s2));
+                const __m512i M = _mm512_madd_epi16(Lp->mn[c], _mm512_set1_epi32(s2));
                 if (t < NGRP) {
                     const __m512 vyd = _mm512_set1_ps(yd[t]);
-                    acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(I[t]), _mm512_mul_ps(L.d, vyd), acc[t]);
-                    accm[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(M), _mm512_mul_ps(L.dmin, vyd), accm[t]);
+                    acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(I[t]), _mm512_mul_ps(Lp->d, vyd), acc[t]);
+                    accm[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(M), _mm512_mul_ps(Lp->dmin, vyd), accm[t]);
                 } else {
                     isum[t] = _mm512_add_epi32(isum[t], I[t]);
                     msum[t] = _mm512_add_epi32(msum[t], M);
@@ -462,8 +472,8 @@ static ALWAYS_INLINE void gemm_q4_K_rows16(int64_t n, const uint8_t *w, size_t w
 #pragma GCC unroll 8
         for (int t = NGRP; t < NT; t++) {
             const __m512 vyd = _mm512_set1_ps(yd[t]);
-            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[t]), _mm512_mul_ps(L.d, vyd), acc[t]);
-            accm[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(msum[t]), _mm512_mul_ps(L.dmin, vyd), accm[t]);
+            acc[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(isum[t]), _mm512_mul_ps(Lp->d, vyd), acc[t]);
+            accm[t] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(msum[t]), _mm512_mul_ps(Lp->dmin, vyd), accm[t]);
         }
     }
     const __mmask16 rows = (__mmask16)((1u << nr) - 1);
@@ -753,14 +763,28 @@ static void gemm_q4_K_lanes(int64_t n, const void *w0, size_t ws, int nr, const 
         const uint8_t *w = (const uint8_t *)w0 + (size_t)i * ws;
         const int r = nr - i < 16 ? nr - i : 16;
         float *out = out0 + i;
-#define CALL_ROWS16(k) gemm_q4_K_rows16(n, w, ws, r, a, astride, k, out, ostride, 0)
+#define CALL_ROWS16(k) gemm_q4_K_rows16(n, w, ws, r, a, astride, k, out, ostride, 0, 0)
         NT_SWITCH(CALL_ROWS16)
 #undef CALL_ROWS16
     }
 }
 
-/* mul_mat_id's Q4_K: each 16-row block set into the lanes once for up to
- * 8 tokens, every token summed in the gemv order (= vec_dot) */
+/* mul_mat_id's Q4_K: a row chunk's groups of 16 rows set into the lanes
+ * once (decode), for all the token groups that visit the chunk; every token
+ * summed in the gemv order (= vec_dot).  A short last group takes a whole
+ * group's room: a chunk's rows are whole groups but for the matrix's last
+ * (row_group 16), and a panel holds a chunk. */
+static void decode_rows_q4_K_lanes(int64_t n, const void *w, size_t ws, int nr, uint8_t *out)
+{
+    const int64_t nb = n / QK_K;
+    const size_t group_bytes = 16 * kinfer_gemm_decoded_row_size(n);
+    for (int i = 0; i < nr; i += 16) {
+        q4_K_lanes *L = (q4_K_lanes *)(out + (size_t)(i / 16) * group_bytes);
+        for (int64_t b = 0; b < nb; b++)
+            q4_K_to_lanes((const uint8_t *)w + (size_t)i * ws, ws, nr - i < 16 ? nr - i : 16, b, L + b);
+    }
+}
+
 static void gemm_q4_K_lanes_gemv(int64_t n, const void *w0, size_t ws, int nr, const uint8_t *a, size_t astride,
                                  int nt, float *out0, size_t ostride)
 {
@@ -768,7 +792,7 @@ static void gemm_q4_K_lanes_gemv(int64_t n, const void *w0, size_t ws, int nr, c
         const uint8_t *w = (const uint8_t *)w0 + (size_t)i * ws;
         const int r = nr - i < 16 ? nr - i : 16;
         float *out = out0 + i;
-#define CALL_ROWS16(k) gemm_q4_K_rows16(n, w, ws, r, a, astride, k, out, ostride, 1)
+#define CALL_ROWS16(k) gemm_q4_K_rows16(n, w, ws, r, a, astride, k, out, ostride, 1, 1)
         NT_SWITCH(CALL_ROWS16)
 #undef CALL_ROWS16
     }
@@ -815,7 +839,7 @@ void kinfer_avx512_fill_gemm(kinfer_cpu_table *t)
     t->gemm[KINFER_TYPE_Q6_K] = (kinfer_gemm_kernels){.pack = pack_q8_K, .gemm = gemm_q6_K};
 
     t->gemm_mmid[KINFER_TYPE_Q4_K] = (kinfer_gemm_kernels){
-        .pack = pack_q8_K, .gemm = gemm_q4_K_lanes_gemv, .row_group = 16};
+        .pack = pack_q8_K, .gemm = gemm_q4_K_lanes_gemv, .decode = decode_rows_q4_K_lanes, .row_group = 16};
 
     t->gemm_tiled[KINFER_TYPE_Q5_K] = gemm_q5_K_tiled;
     t->gemm_tiled[KINFER_TYPE_Q6_K] = gemm_q6_K_tiled;

@@ -128,8 +128,9 @@ typedef enum kinfer_matmul_path {
     KINFER_MATMUL_QUANT = 1, /* quantized dot products, tiled */
     KINFER_MATMUL_BLAS = 2,  /* dequantize panels + cblas_sgemm */
     /* quantized, in the orders of llama.cpp's mul_mat_id (an expert's
-     * tokens): as QUANT, except that the matrices llama.cpp repacks go one
-     * token at a time (kinfer_gemm_groups_tokens) */
+     * tokens): as QUANT, except that the matrices llama.cpp repacks
+     * (kinfer_gemm_groups_tokens) sum every token in the one-token order,
+     * batched through kinfer_gemm_get_mmid's kernels where there are some */
     KINFER_MATMUL_QUANT_MMID = 3
 } kinfer_matmul_path;
 

@@ -11,8 +11,10 @@
  * work is balanced whatever the routing.
  *
  * llama.cpp's mul_mat_id sums an expert's tokens in the orders of a plain
- * matmul of that many, except for repacked matrices (one token at a time),
- * so these matmuls are KINFER_MATMUL_QUANT_MMID; the outputs are weighted,
+ * matmul of that many, except for repacked matrices (each token in the
+ * one-token order), so these matmuls are KINFER_MATMUL_QUANT_MMID (Q4_K:
+ * still up to 8 tokens per pass over the weights, gemm.h's mmid kernels;
+ * gate and up in one gated pass); the outputs are weighted,
  * then added in slot order (highest probability first), as build_moe_ffn's
  * ggml_mul and chain of ggml_add do.
  */

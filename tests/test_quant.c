@@ -690,6 +690,32 @@ static void check_dots(int type, int64_t n, bool random_bytes)
                     }
             }
         }
+        /* mul_mat_id's kernels: every token exactly as vec_dot, whatever
+         * the number of tokens in the call */
+        const kinfer_gemm_kernels gm = kinfer_gemm_get_mmid(type);
+        if (gm.gemm != NULL) {
+            ck_assert_msg(gm.pack != NULL, "%s mmid kernels pack row by row", tt->name);
+            const size_t mrow = gm.decode != NULL ? kinfer_gemm_decoded_row_size(n) : wrow;
+            uint8_t *wm = gm.decode != NULL ? xmalloc(MAX_ROWS * mrow) : w2;
+            for (int t = 0; t < NT; t++)
+                gm.pack(n, aq + t * ab, ap + t * pb);
+            for (int nt = 1; nt <= NT; nt++)
+                for (int nr = 1; nr <= MAX_ROWS; nr++) {
+                    float out[OSTRIDE * NT];
+                    if (gm.decode != NULL) /* the rows the gemm is given (their layout depends on the count) */
+                        gm.decode(n, w2, wrow, nr, wm);
+                    gm.gemm(n, wm, mrow, nr, ap, pb, nt, out, OSTRIDE);
+                    for (int i = 0; i < nr; i++)
+                        for (int t = 0; t < nt; t++) {
+                            const float one = k->vec_dot(n, w2 + i * wrow, aq + t * ab);
+                            ck_assert_msg(kinfer_f32_bits(out[i + OSTRIDE * t]) == kinfer_f32_bits(one),
+                                          "%s n=%ld mmid gemm rows=%d nt=%d row %d token %d: %.9g vs vec_dot %.9g",
+                                          tt->name, (long)n, nr, nt, i, t, out[i + OSTRIDE * t], one);
+                        }
+                }
+            if (wm != w2)
+                free(wm);
+        }
         /* many-token kernels in llama.cpp's tiled order */
         const kinfer_gemm_fn tiled = kinfer_gemm_get_tiled(type);
         const kinfer_gemm_decode_fn tiled_decode = kinfer_gemm_get_tiled_decode(type);
@@ -1094,7 +1120,9 @@ END_TEST
 /* The gated pair (the FFN's gate and up at once) against two QUANT
  * matmuls and the gate over each token's row: the same bits, for every
  * path (one token, batched kernels, repacked rows, a last row chunk cut
- * short) and thread count. */
+ * short) and thread count; and in mul_mat_id's orders (QUANT_MMID: an
+ * expert's gate and up) against two QUANT_MMID matmuls, whose Q4_K tokens
+ * each have the bits of a one-token matmul. */
 START_TEST(test_matmul_gated)
 {
     static const int types[] = {KINFER_TYPE_Q4_0, KINFER_TYPE_Q4_1, KINFER_TYPE_Q5_0, KINFER_TYPE_Q8_0,
@@ -1124,20 +1152,34 @@ START_TEST(test_matmul_gated)
             const size_t ss = kinfer_matmul_scratch_size(type, n_cols, nt, 3),
                          gs = kinfer_matmul_gated_scratch_size(type, n_cols, nt, 3);
             void *scratch = xmalloc(ss > gs ? ss : gs);
-            ck_assert_int_eq(kinfer_matmul_ex(NULL, scratch, ss, type, wg, n_rows, n_cols, x, nt, g,
-                                              KINFER_MATMUL_QUANT), KINFER_OK);
-            ck_assert_int_eq(kinfer_matmul_ex(NULL, scratch, ss, type, wu, n_rows, n_cols, x, nt, u,
-                                              KINFER_MATMUL_QUANT), KINFER_OK);
+            for (int mp = 0; mp < 2; mp++) {
+            const kinfer_matmul_path path = mp ? KINFER_MATMUL_QUANT_MMID : KINFER_MATMUL_QUANT;
+            ck_assert_int_eq(kinfer_matmul_ex(NULL, scratch, ss, type, wg, n_rows, n_cols, x, nt, g, path),
+                             KINFER_OK);
+            ck_assert_int_eq(kinfer_matmul_ex(NULL, scratch, ss, type, wu, n_rows, n_cols, x, nt, u, path),
+                             KINFER_OK);
+            if (path == KINFER_MATMUL_QUANT_MMID && kinfer_gemm_groups_tokens(type))
+                /* each token in the gemv order: a one-token matmul's bits */
+                for (int64_t t = 0; t < nt; t++) {
+                    float one[72];
+                    ck_assert_int_eq(kinfer_matmul_ex(NULL, scratch, ss, type, wg, n_rows, n_cols, x + t * n_cols, 1,
+                                                      one, KINFER_MATMUL_QUANT), KINFER_OK);
+                    for (int64_t r = 0; r < n_rows; r++)
+                        ck_assert_msg(kinfer_f32_bits(one[r]) == kinfer_f32_bits(g[t * n_rows + r]),
+                                      "%s mmid %ld rows, %ld tokens: token %ld row %ld %.9g vs one token %.9g",
+                                      tt->name, (long)n_rows, (long)nt, (long)t, (long)r, g[t * n_rows + r], one[r]);
+                }
             for (int64_t t = 0; t < nt; t++)
                 gate(g + t * n_rows, g + t * n_rows, u + t * n_rows, n_rows);
             for (int p = 0; p < N_POOLS; p++) {
                 memset(y, 0, (size_t)ny * sizeof(float));
-                ck_assert_int_eq(kinfer_matmul_gated(pools[p], scratch, gs, type, wg, wu, n_rows, n_cols, x,
-                                                     nt, y, gate), KINFER_OK);
+                ck_assert_int_eq(kinfer_matmul_gated_ex(pools[p], scratch, gs, type, wg, wu, n_rows, n_cols, x,
+                                                        nt, y, gate, path), KINFER_OK);
                 for (int64_t i = 0; i < ny; i++)
                     ck_assert_msg(kinfer_f32_bits(y[i]) == kinfer_f32_bits(g[i]),
-                                  "%s %ld rows, %ld tokens, %d threads: [%ld] %.9g vs %.9g", tt->name,
-                                  (long)n_rows, (long)nt, p + 1, (long)i, y[i], g[i]);
+                                  "%s %s %ld rows, %ld tokens, %d threads: [%ld] %.9g vs %.9g", tt->name,
+                                  mp ? "mmid" : "quant", (long)n_rows, (long)nt, p + 1, (long)i, y[i], g[i]);
+            }
             }
             ck_assert_int_eq(kinfer_matmul_gated(pools[2], scratch, gs - 1, type, wg, wu, n_rows, n_cols, x, nt, y,
                                                  gate), KINFER_E_INVALID_ARG);

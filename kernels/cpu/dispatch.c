@@ -176,6 +176,12 @@ int kinfer_gemm_groups_tokens(int type)
     return type == KINFER_TYPE_Q4_K;
 }
 
+kinfer_gemm_kernels kinfer_gemm_get_mmid(int type)
+{
+    return type_ok(type) && kinfer_gemm_groups_tokens(type) ? best_table()->gemm_mmid[type]
+                                                            : (kinfer_gemm_kernels){0};
+}
+
 kinfer_gemm_kernels kinfer_gemm_get_repacked(int type)
 {
     return type_ok(type) ? best_table()->gemm_repacked[type] : (kinfer_gemm_kernels){0};

@@ -108,6 +108,12 @@ kinfer_gemm_decode_fn kinfer_gemm_get_tiled_decode(int type);
  * repacked gemv, = vec_dot), while the tiled kernels serve both ops. */
 int kinfer_gemm_groups_tokens(int type);
 
+/* For a type that groups tokens: kernels in its mul_mat_id order (every
+ * token in the gemv order, = vec_dot, however many share the call), so an
+ * expert's weights are still decoded once per token group; all NULL where
+ * this CPU level has none (then one token at a time). */
+kinfer_gemm_kernels kinfer_gemm_get_mmid(int type);
+
 /*
  * Kernels for a weight matrix that llama.cpp repacks (x86 Q4_0 of a
  * multiple of 8 rows: the type's kinfer_cpu_kernels.repacked is set), or

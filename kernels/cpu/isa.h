@@ -30,6 +30,9 @@ typedef struct kinfer_cpu_table {
     kinfer_gemm_fn gemm_tiled[KINFER_TYPE_COUNT];
     kinfer_gemm_decode_fn gemm_tiled_decode[KINFER_TYPE_COUNT]; /* or NULL: gemm_tiled takes the weight rows */
     kinfer_gemm_kernels gemm_repacked[KINFER_TYPE_COUNT];
+    /* those of mul_mat_id where its order is not gemm's (gemm.h
+     * kinfer_gemm_get_mmid) */
+    kinfer_gemm_kernels gemm_mmid[KINFER_TYPE_COUNT];
 
     /* per KV cache type, attention over the cache (attn_kernels.h) */
     kinfer_attn_wsum_fn attn_wsum[KINFER_TYPE_COUNT];

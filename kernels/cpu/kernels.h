@@ -128,8 +128,9 @@ typedef enum kinfer_matmul_path {
     KINFER_MATMUL_QUANT = 1, /* quantized dot products, tiled */
     KINFER_MATMUL_BLAS = 2,  /* dequantize panels + cblas_sgemm */
     /* quantized, in the orders of llama.cpp's mul_mat_id (an expert's
-     * tokens): as QUANT, except that the matrices llama.cpp repacks go one
-     * token at a time (kinfer_gemm_groups_tokens) */
+     * tokens): as QUANT, except that the matrices llama.cpp repacks
+     * (kinfer_gemm_groups_tokens) sum every token in the one-token order,
+     * batched through kinfer_gemm_get_mmid's kernels where there are some */
     KINFER_MATMUL_QUANT_MMID = 3,
     /* quantized, every token in the order of a one-token matmul (vec_dot
      * per row), whatever the batch: each token's output has the bits it
@@ -163,8 +164,10 @@ kinfer_status kinfer_matmul_gated(struct kinfer_threadpool *pool, void *scratch,
                                   int type, const void *w_gate, const void *w_up, int64_t n_rows,
                                   int64_t n_cols, const float *x, int64_t n_tokens, float *y,
                                   kinfer_gate_fn gate);
-/* The same with a path: KINFER_MATMUL_QUANT_ONE_TOKEN gives each token the
- * bits of its one-token call; anything else is kinfer_matmul_gated's. */
+/* The same with a path: QUANT (as kinfer_matmul_gated; AUTO reads as it),
+ * QUANT_MMID (both products in mul_mat_id's orders: an expert's gate and
+ * up) or QUANT_ONE_TOKEN (each token the bits of its one-token call).
+ * BLAS: KINFER_E_INVALID_ARG. */
 kinfer_status kinfer_matmul_gated_ex(struct kinfer_threadpool *pool, void *scratch, size_t scratch_size,
                                      int type, const void *w_gate, const void *w_up, int64_t n_rows,
                                      int64_t n_cols, const float *x, int64_t n_tokens, float *y,

@@ -128,12 +128,15 @@ size_t kinfer_matmul_scratch_size(int type, int64_t n_cols, int64_t n_tokens, in
     const size_t quant = align_up(act * (size_t)n_tokens);
     const size_t blas = align_up((size_t)blas_panel_rows(n_cols) * (size_t)n_cols * sizeof(float));
     /* the batched kernels' packed activations and decoded row chunks (one
-     * per thread) share the BLAS panel's room */
-    /* room for a repacked matrix's chunk too (the matrix's rows decide) */
-    const kinfer_gemm_kernels gk = kinfer_gemm_get(type), gkr = kinfer_gemm_get_repacked(type);
-    const size_t panel = gemm_panel_bytes(&gk, n_cols) > gemm_panel_bytes(&gkr, n_cols)
-                             ? gemm_panel_bytes(&gk, n_cols) : gemm_panel_bytes(&gkr, n_cols);
-    const size_t packed = n_tokens > 1 && gk.gemm != NULL
+     * per thread) share the BLAS panel's room; a chunk of the repacked
+     * order's or of mul_mat_id's kernels may be the biggest (the matrix's
+     * rows and the path decide) */
+    const kinfer_gemm_kernels gk = kinfer_gemm_get(type), gkr = kinfer_gemm_get_repacked(type),
+                              gkm = kinfer_gemm_get_mmid(type);
+    size_t panel = gemm_panel_bytes(&gk, n_cols);
+    if (gemm_panel_bytes(&gkr, n_cols) > panel) panel = gemm_panel_bytes(&gkr, n_cols);
+    if (gemm_panel_bytes(&gkm, n_cols) > panel) panel = gemm_panel_bytes(&gkm, n_cols);
+    const size_t packed = n_tokens > 1 && (gk.gemm != NULL || gkm.gemm != NULL)
                               ? packed_bytes(n_cols, n_tokens) + panel * (size_t)(n_threads > 0 ? n_threads : 1)
                               : 0;
     return 64 + quant + (blas > packed ? blas : packed);
@@ -339,12 +342,13 @@ static void matmul_blas(kinfer_threadpool *pool, const kblas_api *blas, const ma
     }
 }
 
-/* The batched kernels for n_tokens of type (gemm NULL: none), as
+/* The batched kernels for n_tokens of type on path (gemm NULL: none), as
  * kinfer_matmul_ex picks them. */
-static kinfer_gemm_kernels batched_kernels(int type, bool repacked, int64_t n_tokens, bool mmid)
+static kinfer_gemm_kernels batched_kernels(int type, bool repacked, int64_t n_tokens, kinfer_matmul_path path)
 {
-    if (mmid && kinfer_gemm_groups_tokens(type))
-        return (kinfer_gemm_kernels){0};
+    /* mul_mat_id's kernels sum every token in the one-token order */
+    if (path == KINFER_MATMUL_QUANT_ONE_TOKEN || (path == KINFER_MATMUL_QUANT_MMID && kinfer_gemm_groups_tokens(type)))
+        return kinfer_gemm_get_mmid(type); /* gemm NULL: token by token */
     kinfer_gemm_kernels gk = repacked ? kinfer_gemm_get_repacked(type) : kinfer_gemm_get(type);
     /* llama.cpp's order for many tokens (gemm.h) */
     const kinfer_gemm_fn tiled = n_tokens >= KINFER_GEMM_TILED_MIN_TOKENS ? kinfer_gemm_get_tiled(type) : NULL;
@@ -418,8 +422,8 @@ kinfer_status kinfer_matmul_ex(kinfer_threadpool *pool, void *scratch, size_t sc
     } else {
         job.token_by_token = path == KINFER_MATMUL_QUANT_ONE_TOKEN ||
                              (path == KINFER_MATMUL_QUANT_MMID && kinfer_gemm_groups_tokens(type));
-        if (n_tokens > 1 && n_cols % 32 == 0 && path != KINFER_MATMUL_QUANT_ONE_TOKEN) {
-            job.gk = batched_kernels(type, repacked, n_tokens, path == KINFER_MATMUL_QUANT_MMID);
+        if (n_tokens > 1 && n_cols % 32 == 0) {
+            job.gk = batched_kernels(type, repacked, n_tokens, path);
             job.xp_row_bytes = kinfer_gemm_packed_size(n_cols);
             job.xp = base + align_up(job.act_row_bytes * (size_t)n_tokens);
             job.panel_bytes = gemm_panel_bytes(&job.gk, n_cols);
@@ -548,10 +552,12 @@ size_t kinfer_matmul_gated_scratch_size(int type, int64_t n_cols, int64_t n_toke
     const size_t w_row = kinfer_row_size(type, n_cols);
     size_t per_thread = 0;
     if (n_tokens > 1) {
-        /* either order: the row count decides which one a call takes */
-        for (int rp = 0; rp < 2; rp++) {
-            if (rp && k->repacked == NULL) continue;
-            const kinfer_gemm_kernels gk = batched_kernels(type, rp, n_tokens, false);
+        /* any order: the row count and the path decide which one a call
+         * takes (rp 2: mul_mat_id's) */
+        for (int rp = 0; rp < 3; rp++) {
+            if (rp == 1 && k->repacked == NULL) continue;
+            const kinfer_gemm_kernels gk =
+                batched_kernels(type, rp == 1, n_tokens, rp == 2 ? KINFER_MATMUL_QUANT_MMID : KINFER_MATMUL_QUANT);
             const size_t b = gk.gemm != NULL ? gated_thread_bytes(&gk, n_cols, w_row) : 0;
             if (b > per_thread) per_thread = b;
         }
@@ -574,6 +580,8 @@ kinfer_status kinfer_matmul_gated_ex(kinfer_threadpool *pool, void *scratch, siz
                                      const float *x, int64_t n_tokens, float *y, kinfer_gate_fn gate,
                                      kinfer_matmul_path path)
 {
+    if (path == KINFER_MATMUL_BLAS)
+        return KINFER_E_INVALID_ARG;
     const kinfer_cpu_kernels *k, *ka;
     bool repacked;
     const kinfer_status st = matmul_kernels(type, n_rows, n_cols, n_tokens, &k, &ka, &repacked);
@@ -595,8 +603,8 @@ kinfer_status kinfer_matmul_gated_ex(kinfer_threadpool *pool, void *scratch, siz
         .n_rows = n_rows, .n_cols = n_cols, .n_tokens = n_tokens, .x = x, .y = y,
         .xq = base, .act_row_bytes = kinfer_row_size(k->vec_dot_type, n_cols),
     };
-    if (n_tokens > 1 && n_cols % 32 == 0 && path != KINFER_MATMUL_QUANT_ONE_TOKEN)
-        jg->gk = batched_kernels(type, repacked, n_tokens, false);
+    if (n_tokens > 1 && n_cols % 32 == 0)
+        jg->gk = batched_kernels(type, repacked, n_tokens, path);
     if (jg->gk.gemm != NULL) {
         jg->xp_row_bytes = kinfer_gemm_packed_size(n_cols);
         jg->xp = base + align_up(jg->act_row_bytes * (size_t)n_tokens);

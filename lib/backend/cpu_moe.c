@@ -11,8 +11,10 @@
  * work is balanced whatever the routing.
  *
  * llama.cpp's mul_mat_id sums an expert's tokens in the orders of a plain
- * matmul of that many, except for repacked matrices (one token at a time),
- * so these matmuls are KINFER_MATMUL_QUANT_MMID; the outputs are weighted,
+ * matmul of that many, except for repacked matrices (each token in the
+ * one-token order), so these matmuls are KINFER_MATMUL_QUANT_MMID (Q4_K:
+ * still up to 8 tokens per pass over the weights, gemm.h's mmid kernels;
+ * gate and up in one gated pass); the outputs are weighted,
  * then added in slot order (highest probability first), as build_moe_ffn's
  * ggml_mul and chain of ggml_add do.
  */
@@ -125,10 +127,11 @@ static kinfer_status run_expert(cpu_backend *cb, const backend_moe *m, const moe
     float *y = w->yg + (size_t)r0 * (size_t)E;
     const int tg = m->gate_exps->type, tu = m->up_exps->type;
     kinfer_status st;
-    if (tg == tu && !kinfer_gemm_groups_tokens(tg)) {
+    if (tg == tu) {
         /* one pass over both matrices: the bits of two matmuls and the gate */
-        st = kinfer_matmul_gated(cb->pool, cb->mm, cb->mm_size, tg, expert_matrix(m->gate_exps, e),
-                                 expert_matrix(m->up_exps, e), F, E, x, cnt, h, gate);
+        st = kinfer_matmul_gated_ex(cb->pool, cb->mm, cb->mm_size, tg, expert_matrix(m->gate_exps, e),
+                                    expert_matrix(m->up_exps, e), F, E, x, cnt, h, gate,
+                                    KINFER_MATMUL_QUANT_MMID);
         if (st) return moe_failed(be, st, e, "gated");
     } else {
         st = kinfer_matmul_ex(cb->pool, cb->mm, cb->mm_size, tg, expert_matrix(m->gate_exps, e), F, E, x,

@@ -422,7 +422,8 @@ static void decode_rows_q4_K_lanes(int64_t n, const void *w, size_t ws, int nr, 
  * decoded rows, the rows in the lanes (no horizontal sums: each lane's
  * integer is its row's own): tokens 0 .. NT - NT % 4 - 1 in groups of four
  * in the gemm order (dot_q4_K_x4), the last NT % 4 in the gemv order
- * (dot_q4_K).  The gemm order's integer per 64 quants, sc_2c S_2c +
+ * (dot_q4_K); GEMV: every token in the gemv order (mul_mat_id's,
+ * kinfer_gemm_get_mmid).  The gemm order's integer per 64 quants, sc_2c S_2c +
  * sc_2c+1 S_2c+1, is under 2^23 in magnitude (|S_j| <= 32 * 15 * 128, sc <
  * 64), so it is formed exactly in floats (one fma, off the port vpdpbusd
  * and vpmulld share). */
@@ -430,11 +431,11 @@ static void decode_rows_q4_K_lanes(int64_t n, const void *w, size_t ws, int nr, 
 _Static_assert(KINFER_GEMM_MAX_NT % 4 == 0, "token chunks split Q4_K's groups of four");
 
 static ALWAYS_INLINE void gemm_q4_K_rows16(int64_t n, const uint8_t *w, int R, const uint8_t *a, size_t astride,
-                                           int NT, float *out, size_t ostride)
+                                           int NT, float *out, size_t ostride, int GEMV)
 {
     const int64_t nb = n / QK_K;
     const size_t rofs = (size_t)nb * QK_K;
-    const int NGRP = NT - NT % 4;
+    const int NGRP = GEMV ? 0 : NT - NT % 4;
     const __mmask16 rows = (__mmask16)((1u << R) - 1);
     __m512 acc[KINFER_GEMM_MAX_NT], accm[KINFER_GEMM_MAX_NT];
     __m512i isum[KINFER_GEMM_MAX_NT], msum[KINFER_GEMM_MAX_NT];
@@ -824,18 +825,21 @@ DEFINE_GEMM(q5_K, 1)
 DEFINE_GEMM(q6_K, 1)
 
 /* decoded rows w + i * ws, i < nr, in groups of 16 (decode_rows_q4_K_lanes) */
-static void gemm_q4_K_lanes(int64_t n, const void *w0, size_t ws, int nr, const uint8_t *a, size_t astride, int nt,
-                            float *out0, size_t ostride)
-{
-    for (int i = 0; i < nr; i += 16) {
-        const uint8_t *w = (const uint8_t *)w0 + (size_t)i * ws;
-        const int r = nr - i < 16 ? nr - i : 16;
-        float *out = out0 + i;
-#define CALL_ROWS16(k) gemm_q4_K_rows16(n, w, r, a, astride, k, out, ostride)
-        NT_SWITCH(CALL_ROWS16)
-#undef CALL_ROWS16
+#define DEFINE_Q4_K_LANES(name, GEMV)                                                                            \
+    static void name(int64_t n, const void *w0, size_t ws, int nr, const uint8_t *a, size_t astride, int nt,    \
+                     float *out0, size_t ostride)                                                                \
+    {                                                                                                            \
+        for (int i = 0; i < nr; i += 16) {                                                                       \
+            const uint8_t *w = (const uint8_t *)w0 + (size_t)i * ws;                                             \
+            const int r = nr - i < 16 ? nr - i : 16;                                                             \
+            float *out = out0 + i;                                                                               \
+            NT_SWITCH(CALL_Q4_K_ROWS16_##GEMV)                                                                   \
+        }                                                                                                        \
     }
-}
+#define CALL_Q4_K_ROWS16_0(k) gemm_q4_K_rows16(n, w, r, a, astride, k, out, ostride, 0)
+#define CALL_Q4_K_ROWS16_1(k) gemm_q4_K_rows16(n, w, r, a, astride, k, out, ostride, 1)
+DEFINE_Q4_K_LANES(gemm_q4_K_lanes, 0)
+DEFINE_Q4_K_LANES(gemm_q4_K_lanes_gemv, 1) /* mul_mat_id's: every token in the gemv order (= vec_dot) */
 
 #define CALL_q5_K_tiled(k) gemm_k_tiled_n(n, w, 0, 0, a, astride, k, out, ostride)
 #define CALL2_q5_K_tiled(k) CALL_q5_K_tiled(k)
@@ -873,9 +877,13 @@ void kinfer_avx512_fill_gemm(kinfer_cpu_table *t)
         .gemm = gemm_decoded_min, .pack_group = pack_group_q8_1, .decode = decode_rows_q4_1};
     t->gemm[KINFER_TYPE_Q5_1] = (kinfer_gemm_kernels){
         .gemm = gemm_decoded_min, .pack_group = pack_group_q8_1, .decode = decode_rows_q5_1};
-    t->gemm[KINFER_TYPE_Q4_K] = (kinfer_gemm_kernels){.pack = pack_q8_K, .gemm = gemm_q4_K_lanes, .decode = decode_rows_q4_K_lanes, .row_group = 16};
+    t->gemm[KINFER_TYPE_Q4_K] = (kinfer_gemm_kernels){
+        .pack = pack_q8_K, .gemm = gemm_q4_K_lanes, .decode = decode_rows_q4_K_lanes, .row_group = 16};
     t->gemm[KINFER_TYPE_Q5_K] = (kinfer_gemm_kernels){.pack = pack_q8_K, .gemm = gemm_q5_K};
     t->gemm[KINFER_TYPE_Q6_K] = (kinfer_gemm_kernels){.pack = pack_q8_K, .gemm = gemm_q6_K};
+
+    t->gemm_mmid[KINFER_TYPE_Q4_K] = (kinfer_gemm_kernels){
+        .pack = pack_q8_K, .gemm = gemm_q4_K_lanes_gemv, .decode = decode_rows_q4_K_lanes, .row_group = 16};
 
     t->gemm_tiled[KINFER_TYPE_Q5_K] = gemm_q5_K_tiled;
     t->gemm_tiled[KINFER_TYPE_Q6_K] = gemm_q6_K_tiled;

@@ -652,9 +652,10 @@ static void check_dots(int type, int64_t n, bool random_bytes)
             if (gk.pack != NULL)
                 gk.pack(n, aq + t * ab, ap + t * pb);
         }
-        /* up to 9 weight rows (every remainder of the kernels' row tiles):
+        /* up to 19 weight rows (every remainder of the kernels' row tiles, a
+         * whole 16-row lane group and a short one after it):
          * w, then random rows of the type */
-        enum { MAX_ROWS = 9, OSTRIDE = MAX_ROWS + 1 };
+        enum { MAX_ROWS = 19, OSTRIDE = MAX_ROWS + 1 };
         const size_t wrow = kinfer_row_size(type, n);
         uint8_t *w2 = xmalloc(MAX_ROWS * wrow);
         memcpy(w2, w, wrow);
@@ -716,26 +717,30 @@ static void check_dots(int type, int64_t n, bool random_bytes)
             if (wm != w2)
                 free(wm);
         }
-        /* many-token kernels in llama.cpp's tiled order */
+        /* many-token kernels in llama.cpp's tiled order, for every row
+         * count (a lane kernel's groups of 16 and its short last group) */
         const kinfer_gemm_fn tiled = kinfer_gemm_get_tiled(type);
         const kinfer_gemm_decode_fn tiled_decode = kinfer_gemm_get_tiled_decode(type);
         uint8_t *wt = w2;
         size_t wtrow = wrow;
         if (tiled != NULL && tiled_decode != NULL) {
             wtrow = kinfer_gemm_decoded_row_size(n);
-            wt = xmalloc(2 * wtrow);
-            tiled_decode(n, w2, wrow, 2, wt);
+            wt = xmalloc(MAX_ROWS * wtrow);
         }
-        for (int nt = 1; tiled != NULL && nt <= NT; nt++) {
-            float out[3 * NT];
-            tiled(n, wt, wtrow, 2, ap, pb, nt, out, 3);
-            for (int i = 0; i < 2; i++)
-                for (int t = 0; t < nt; t++) {
-                    const float want = llama_tiled_k(type, w2 + i * wrow, aq + t * ab, n);
-                    ck_assert_msg(kinfer_f32_bits(out[i + 3 * t]) == kinfer_f32_bits(want),
-                                  "%s n=%ld tiled nt=%d row %d token %d: %.9g vs llama.cpp order %.9g",
-                                  tt->name, (long)n, nt, i, t, out[i + 3 * t], want);
-                }
+        for (int nr = 1; tiled != NULL && nr <= MAX_ROWS; nr++) {
+            if (tiled_decode != NULL)
+                tiled_decode(n, w2, wrow, nr, wt);
+            for (int nt = 1; nt <= NT; nt++) {
+                float out[OSTRIDE * NT];
+                tiled(n, wt, wtrow, nr, ap, pb, nt, out, OSTRIDE);
+                for (int i = 0; i < nr; i++)
+                    for (int t = 0; t < nt; t++) {
+                        const float want = llama_tiled_k(type, w2 + i * wrow, aq + t * ab, n);
+                        ck_assert_msg(kinfer_f32_bits(out[i + OSTRIDE * t]) == kinfer_f32_bits(want),
+                                      "%s n=%ld tiled rows=%d nt=%d row %d token %d: %.9g vs llama.cpp order %.9g",
+                                      tt->name, (long)n, nr, nt, i, t, out[i + OSTRIDE * t], want);
+                    }
+            }
         }
         if (wg != w2)
             free(wg);

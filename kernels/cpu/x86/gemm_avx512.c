@@ -615,38 +615,119 @@ static ALWAYS_INLINE __m128 tiled_step4(__m128 acc, __m128i s4, __m128i m4, floa
     return _mm_fmadd_ps(r, yd4, acc);
 }
 
-/* Q6_K rows decoded for the tiled kernel, once per row chunk (the kernel
- * visits a chunk once per token group): per row the blocks' 256 unsigned
- * quants (as q6_K_half gives them, v[0 .. 3]), then their 16 scales as
- * int16, then their d as floats; 292 bytes a block, within a decoded row's
- * room. */
-_Static_assert(QK_K + 32 + 4 <= (32 + 8) * (QK_K / 32), "a decoded Q6_K block fits in a decoded row's room");
+/* Q6_K rows decoded for the tiled kernel once per row chunk (the kernel
+ * visits a chunk once per token group), in groups of 16 rows (the last one
+ * R = nr % 16 rows) with the rows in the lanes.  Per super-block a record
+ * of Q6K_REC * R bytes: 64 runs of R dwords (run g: each row's unsigned
+ * quants 4g .. 4g + 3, as q6_K_half gives them), the rows' scales of
+ * sub-blocks 2c, 2c + 1 as an i16 pair (run 64 + c), then d (run 72);
+ * within the room of R decoded rows. */
+#define Q6K_REC (64 * 4 + 8 * 4 + 4)
+_Static_assert(Q6K_REC <= (32 + 8) * (QK_K / 32), "a Q6_K record fits in R decoded rows' room");
 
 static void decode_rows_q6_K_tiled(int64_t n, const void *w, size_t ws, int nr, uint8_t *out)
 {
     const int64_t nb = n / QK_K;
     const size_t dstride = kinfer_gemm_decoded_row_size(n);
-    for (int r = 0; r < nr; r++) {
-        const block_q6_K *x = (const block_q6_K *)((const uint8_t *)w + (size_t)r * ws);
-        uint8_t *q = out + (size_t)r * dstride, *sc = q + nb * QK_K;
-        float *d = (float *)(sc + nb * 32);
+    for (int i = 0; i < nr; i += 16) {
+        const int R = nr - i < 16 ? nr - i : 16;
         for (int64_t b = 0; b < nb; b++) {
-            for (int h = 0; h < 2; h++) {
-                __m256i v[4];
-                q6_K_half(&x[b], h, v);
-                for (int k = 0; k < 4; k++)
-                    _mm256_storeu_si256((__m256i *)(q + b * QK_K + 128 * h + 32 * k), v[k]);
+            uint8_t *q = out + (size_t)i * dstride + (size_t)b * Q6K_REC * R;
+            for (int r = 0; r < R; r++) {
+                const block_q6_K *x = (const block_q6_K *)((const uint8_t *)w + (size_t)(i + r) * ws) + b;
+                uint8_t v[QK_K];
+                for (int h = 0; h < 2; h++) {
+                    __m256i h4[4];
+                    q6_K_half(x, h, h4);
+                    for (int k = 0; k < 4; k++)
+                        _mm256_storeu_si256((__m256i *)(v + 128 * h + 32 * k), h4[k]);
+                }
+                for (int g = 0; g < 64; g++)
+                    memcpy(q + 4 * ((size_t)g * R + r), v + 4 * g, 4);
+                for (int c = 0; c < 8; c++) {
+                    const int16_t pair[2] = {x->scales[2 * c], x->scales[2 * c + 1]};
+                    memcpy(q + 4 * ((size_t)(64 + c) * R + r), pair, 4);
+                }
+                const float d = fp16(x->d);
+                memcpy(q + 4 * ((size_t)72 * R + r), &d, 4);
             }
-            _mm256_storeu_si256((__m256i *)(sc + b * 32),
-                                _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x[b].scales)));
-            d[b] = fp16(x[b].d);
         }
     }
 }
 
-/* Q5_K (has_qh) and Q6_K weights (decoded: decode_rows_q6_K_tiled's rows),
- * NT tokens. */
-static ALWAYS_INLINE void gemm_k_tiled_n(int64_t n, const void *w, int is_q6, int decoded, const uint8_t *a,
+/* Q6_K in the tiled order, one group of R (1 .. 16) decoded rows
+ * (decode_rows_q6_K_tiled), the rows in the lanes, NT tokens: per block
+ * each lane's integer is its (row, token)'s s = sum_j sc_j S_j - 32 sum_j
+ * sc_j bsum_j, exact in int32 (|S_j| <= 16 * 63 * 128, |sc| <= 128), the
+ * offset by vpdpwssd of -32 sc (under 2^15) with the bsum pairs. */
+static ALWAYS_INLINE void gemm_q6_K_rows16(int64_t n, const uint8_t *w, int R, const uint8_t *a, size_t astride,
+                                           int NT, float *out, size_t ostride)
+{
+    const int64_t nb = n / QK_K;
+    const size_t rofs = (size_t)nb * QK_K;
+    const __mmask16 rows = (__mmask16)((1u << R) - 1);
+    __m512 acc[KINFER_GEMM_MAX_NT];
+    __m512i isum[KINFER_GEMM_MAX_NT];
+#pragma GCC unroll 8
+    for (int t = 0; t < NT; t++)
+        acc[t] = _mm512_setzero_ps();
+    for (int64_t b = 0; b < nb; b++) {
+        const uint8_t *q = w + (size_t)b * Q6K_REC * R;
+        const uint8_t *yq[KINFER_GEMM_MAX_NT], *rec[KINFER_GEMM_MAX_NT];
+#pragma GCC unroll 8
+        for (int t = 0; t < NT; t++) {
+            yq[t] = a + (size_t)t * astride + (size_t)b * QK_K;
+            rec[t] = a + (size_t)t * astride + rofs + (size_t)b * KREC;
+            isum[t] = _mm512_setzero_si512();
+        }
+        for (int c = 0; c < 8; c++) {
+            const __m512i pair = _mm512_maskz_loadu_epi32(rows, q + 4 * (64 + c) * R);
+            /* -32 sc_2c, -32 sc_2c+1 against the tokens' bsum pairs */
+            const __m512i off = _mm512_sub_epi16(_mm512_setzero_si512(), _mm512_slli_epi16(pair, 5));
+#pragma GCC unroll 8
+            for (int t = 0; t < NT; t++) {
+                int32_t b2;
+                memcpy(&b2, rec[t] + 32 + 4 * c, 4);
+                isum[t] = _mm512_dpwssd_epi32(isum[t], off, _mm512_set1_epi32(b2));
+            }
+#pragma GCC unroll 2
+            for (int h = 0; h < 2; h++) {
+                const int j = 2 * c + h;
+                const __m512i sc = h ? _mm512_srai_epi32(pair, 16) : _mm512_srai_epi32(_mm512_slli_epi32(pair, 16), 16);
+                __m512i S[KINFER_GEMM_MAX_NT];
+#pragma GCC unroll 8
+                for (int t = 0; t < NT; t++)
+                    S[t] = _mm512_setzero_si512();
+#pragma GCC unroll 4
+                for (int g = 0; g < 4; g++) {
+                    const __m512i qv = _mm512_maskz_loadu_epi32(rows, q + 4 * (4 * j + g) * R);
+#pragma GCC unroll 8
+                    for (int t = 0; t < NT; t++) {
+                        int32_t y4;
+                        memcpy(&y4, yq[t] + 16 * j + 4 * g, 4);
+                        S[t] = _mm512_dpbusd_epi32(S[t], qv, _mm512_set1_epi32(y4));
+                    }
+                }
+#pragma GCC unroll 8
+                for (int t = 0; t < NT; t++)
+                    isum[t] = _mm512_add_epi32(isum[t], _mm512_mullo_epi32(S[t], sc));
+            }
+        }
+        const __m512 d = _mm512_maskz_loadu_ps(rows, q + 4 * 72 * R);
+#pragma GCC unroll 8
+        for (int t = 0; t < NT; t++) {
+            float yd;
+            memcpy(&yd, rec[t], 4);
+            acc[t] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(isum[t]), d), _mm512_set1_ps(yd), acc[t]);
+        }
+    }
+#pragma GCC unroll 8
+    for (int t = 0; t < NT; t++)
+        _mm512_mask_storeu_ps(out + (size_t)t * ostride, rows, acc[t]);
+}
+
+/* Q5_K (has_qh) and Q6_K weights, NT tokens, one row (4 tokens a step). */
+static ALWAYS_INLINE void gemm_k_tiled_n(int64_t n, const void *w, int is_q6, const uint8_t *a,
                                          size_t astride, int NT, float *out, size_t ostride)
 {
     const int64_t nb = n / QK_K;
@@ -663,17 +744,7 @@ static ALWAYS_INLINE void gemm_k_tiled_n(int64_t n, const void *w, int is_q6, in
         __m128i mins16 = _mm_setzero_si128();
         __m256i sc16 = _mm256_setzero_si256();
         float dx, mx = 0.0f;
-        if (is_q6 && decoded) {
-            const uint8_t *q = (const uint8_t *)w + b * QK_K;
-            sc16 = _mm256_loadu_si256((const __m256i *)((const uint8_t *)w + nb * QK_K + b * 32));
-            const __m512i s = _mm512_castsi256_si512(sc16);
-#pragma GCC unroll 4
-            for (int c = 0; c < 4; c++) {
-                v[c] = _mm512_loadu_si512(q + 64 * c);
-                sc[c] = _mm512_permutexvar_epi16(_mm512_add_epi16(idx0, _mm512_set1_epi16((short)(4 * c))), s);
-            }
-            memcpy(&dx, (const uint8_t *)w + nb * (QK_K + 32) + 4 * b, 4);
-        } else if (is_q6) {
+        if (is_q6) {
             const block_q6_K *x = (const block_q6_K *)w + b;
             sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x->scales));
             const __m512i s = _mm512_castsi256_si512(sc16);
@@ -841,12 +912,23 @@ DEFINE_GEMM(q6_K, 1)
 DEFINE_Q4_K_LANES(gemm_q4_K_lanes, 0)
 DEFINE_Q4_K_LANES(gemm_q4_K_lanes_gemv, 1) /* mul_mat_id's: every token in the gemv order (= vec_dot) */
 
-#define CALL_q5_K_tiled(k) gemm_k_tiled_n(n, w, 0, 0, a, astride, k, out, ostride)
+#define CALL_q5_K_tiled(k) gemm_k_tiled_n(n, w, 0, a, astride, k, out, ostride)
 #define CALL2_q5_K_tiled(k) CALL_q5_K_tiled(k)
 DEFINE_GEMM(q5_K_tiled, 1)
-#define CALL_q6_K_tiled(k) gemm_k_tiled_n(n, w, 1, 1, a, astride, k, out, ostride)
-#define CALL2_q6_K_tiled(k) CALL_q6_K_tiled(k)
-DEFINE_GEMM(q6_K_tiled, 1)
+
+/* decoded rows w + i * ws, i < nr, in groups of 16 (decode_rows_q6_K_tiled) */
+static void gemm_q6_K_tiled(int64_t n, const void *w0, size_t ws, int nr, const uint8_t *a, size_t astride, int nt,
+                            float *out0, size_t ostride)
+{
+    for (int i = 0; i < nr; i += 16) {
+        const uint8_t *w = (const uint8_t *)w0 + (size_t)i * ws;
+        const int r = nr - i < 16 ? nr - i : 16;
+        float *out = out0 + i;
+#define CALL_Q6_K_ROWS16(k) gemm_q6_K_rows16(n, w, r, a, astride, k, out, ostride)
+        NT_SWITCH(CALL_Q6_K_ROWS16)
+#undef CALL_Q6_K_ROWS16
+    }
+}
 
 /* decoded rows w + i * ws, i < nr, in groups of 16 (decode_rows_q4_0_repacked) */
 static void gemm_q4_0_repacked(int64_t n, const void *w0, size_t ws, int nr, const uint8_t *a, size_t astride, int nt,
@@ -880,7 +962,8 @@ void kinfer_avx512_fill_gemm(kinfer_cpu_table *t)
     t->gemm[KINFER_TYPE_Q4_K] = (kinfer_gemm_kernels){
         .pack = pack_q8_K, .gemm = gemm_q4_K_lanes, .decode = decode_rows_q4_K_lanes, .row_group = 16};
     t->gemm[KINFER_TYPE_Q5_K] = (kinfer_gemm_kernels){.pack = pack_q8_K, .gemm = gemm_q5_K};
-    t->gemm[KINFER_TYPE_Q6_K] = (kinfer_gemm_kernels){.pack = pack_q8_K, .gemm = gemm_q6_K};
+    /* row_group: the tiled kernel's (gemm_q6_K_tiled: 16 rows in the lanes) */
+    t->gemm[KINFER_TYPE_Q6_K] = (kinfer_gemm_kernels){.pack = pack_q8_K, .gemm = gemm_q6_K, .row_group = 16};
 
     t->gemm_mmid[KINFER_TYPE_Q4_K] = (kinfer_gemm_kernels){
         .pack = pack_q8_K, .gemm = gemm_q4_K_lanes_gemv, .decode = decode_rows_q4_K_lanes, .row_group = 16};

@@ -133,7 +133,11 @@ size_t kinfer_matmul_scratch_size(int type, int64_t n_cols, int64_t n_tokens, in
      * rows and the path decide) */
     const kinfer_gemm_kernels gk = kinfer_gemm_get(type), gkr = kinfer_gemm_get_repacked(type),
                               gkm = kinfer_gemm_get_mmid(type);
+    /* the tiled order's kernels decode their chunks too (batched_kernels) */
+    const kinfer_gemm_kernels gkt = {.gemm = gk.gemm, .decode = kinfer_gemm_get_tiled_decode(type),
+                                     .row_group = gk.row_group};
     size_t panel = gemm_panel_bytes(&gk, n_cols);
+    if (gemm_panel_bytes(&gkt, n_cols) > panel) panel = gemm_panel_bytes(&gkt, n_cols);
     if (gemm_panel_bytes(&gkr, n_cols) > panel) panel = gemm_panel_bytes(&gkr, n_cols);
     if (gemm_panel_bytes(&gkm, n_cols) > panel) panel = gemm_panel_bytes(&gkm, n_cols);
     const size_t packed = n_tokens > 1 && (gk.gemm != NULL || gkm.gemm != NULL)

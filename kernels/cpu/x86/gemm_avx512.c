@@ -606,12 +606,10 @@ static ALWAYS_INLINE void gemm_q6_K_n(int64_t n, const void *w, const uint8_t *a
 
 /* The block integers of tokens t0 .. t0 + 3 (lanes) of one weight block in
  * these float steps. */
-static ALWAYS_INLINE __m128 tiled_step4(__m128 acc, __m128i s4, __m128i m4, float dx, float mx, int has_min,
-                                        __m128 yd4)
+static ALWAYS_INLINE __m128 tiled_step4(__m128 acc, __m128i s4, __m128i m4, float dx, float mx, __m128 yd4)
 {
     __m128 r = _mm_mul_ps(_mm_cvtepi32_ps(s4), _mm_set1_ps(dx));
-    if (has_min)
-        r = _mm_fnmadd_ps(_mm_set1_ps(mx), _mm_cvtepi32_ps(m4), r);
+    r = _mm_fnmadd_ps(_mm_set1_ps(mx), _mm_cvtepi32_ps(m4), r);
     return _mm_fmadd_ps(r, yd4, acc);
 }
 
@@ -726,45 +724,23 @@ static ALWAYS_INLINE void gemm_q6_K_rows16(int64_t n, const uint8_t *w, int R, c
         _mm512_mask_storeu_ps(out + (size_t)t * ostride, rows, acc[t]);
 }
 
-/* Q5_K (has_qh) and Q6_K weights, NT tokens, one row (4 tokens a step). */
-static ALWAYS_INLINE void gemm_k_tiled_n(int64_t n, const void *w, int is_q6, const uint8_t *a,
-                                         size_t astride, int NT, float *out, size_t ostride)
+/* Q5_K weights, NT tokens, one row (4 tokens a step). */
+static ALWAYS_INLINE void gemm_q5_K_tiled_n(int64_t n, const void *w, const uint8_t *a, size_t astride, int NT,
+                                            float *out, size_t ostride)
 {
     const int64_t nb = n / QK_K;
     const size_t rofs = (size_t)nb * QK_K;
     const int NG = (NT + 3) / 4;
-    const __m512i idx0 = _mm512_set_epi16(3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2,
-                                          1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
     __m128 acc[KINFER_GEMM_MAX_NT / 4];
 #pragma GCC unroll 2
     for (int g = 0; g < NG; g++)
         acc[g] = _mm_setzero_ps();
     for (int64_t b = 0; b < nb; b++) {
         __m512i v[4], sc[4];
-        __m128i mins16 = _mm_setzero_si128();
-        __m256i sc16 = _mm256_setzero_si256();
-        float dx, mx = 0.0f;
-        if (is_q6) {
-            const block_q6_K *x = (const block_q6_K *)w + b;
-            sc16 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)x->scales));
-            const __m512i s = _mm512_castsi256_si512(sc16);
-#pragma GCC unroll 2
-            for (int h = 0; h < 2; h++) {
-                __m256i q[4];
-                q6_K_half(x, h, q);
-                v[2 * h] = join256(q[0], q[1]);
-                v[2 * h + 1] = join256(q[2], q[3]);
-                sc[2 * h] = _mm512_permutexvar_epi16(_mm512_add_epi16(idx0, _mm512_set1_epi16((short)(8 * h))), s);
-                sc[2 * h + 1] =
-                    _mm512_permutexvar_epi16(_mm512_add_epi16(idx0, _mm512_set1_epi16((short)(8 * h + 4))), s);
-            }
-            dx = fp16(x->d);
-        } else {
-            const block_q5_K *x = (const block_q5_K *)w + b;
-            k4_decode(x, 1, v, sc, &mins16);
-            dx = fp16(x->d);
-            mx = fp16(x->dmin);
-        }
+        __m128i mins16;
+        const block_q5_K *x = (const block_q5_K *)w + b;
+        k4_decode(x, 1, v, sc, &mins16);
+        const float dx = fp16(x->d), mx = fp16(x->dmin);
 #pragma GCC unroll 2
         for (int g = 0; g < NG; g++) {
             /* a short last group repeats its last token */
@@ -780,17 +756,12 @@ static ALWAYS_INLINE void gemm_k_tiled_n(int64_t n, const void *w, int is_q6, co
 #pragma GCC unroll 4
                 for (int c = 0; c < 4; c++)
                     s = _mm512_dpwssd_epi32(s, _mm512_maddubs_epi16(v[c], _mm512_loadu_si512(yq + 64 * c)), sc[c]);
-                if (is_q6) {
-                    const __m256i off = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)(rec + 32)), sc16);
-                    s = _mm512_sub_epi32(s, _mm512_zextsi256_si512(_mm256_slli_epi32(off, 5)));
-                } else {
-                    mi[k] = k4_min_term_hb(rec + 16, mins16);
-                }
+                mi[k] = k4_min_term_hb(rec + 16, mins16);
                 sumi[k] = s;
                 memcpy(&yd[k], rec, 4);
             }
             acc[g] = tiled_step4(acc[g], hsum4_epi32(sumi[0], sumi[1], sumi[2], sumi[3]),
-                                 _mm_loadu_si128((const __m128i *)mi), dx, mx, !is_q6, _mm_loadu_ps(yd));
+                                 _mm_loadu_si128((const __m128i *)mi), dx, mx, _mm_loadu_ps(yd));
         }
     }
 #pragma GCC unroll 2
@@ -912,7 +883,7 @@ DEFINE_GEMM(q6_K, 1)
 DEFINE_Q4_K_LANES(gemm_q4_K_lanes, 0)
 DEFINE_Q4_K_LANES(gemm_q4_K_lanes_gemv, 1) /* mul_mat_id's: every token in the gemv order (= vec_dot) */
 
-#define CALL_q5_K_tiled(k) gemm_k_tiled_n(n, w, 0, a, astride, k, out, ostride)
+#define CALL_q5_K_tiled(k) gemm_q5_K_tiled_n(n, w, a, astride, k, out, ostride)
 #define CALL2_q5_K_tiled(k) CALL_q5_K_tiled(k)
 DEFINE_GEMM(q5_K_tiled, 1)
 

@@ -1122,6 +1122,18 @@ START_TEST(test_matmul_repacked)
 }
 END_TEST
 
+/* A gated pair's random gate and up matrices (n_rows rows of n_cols). */
+static void random_gate_up(int type, int64_t n_rows, int64_t n_cols, uint8_t **wg, uint8_t **wu)
+{
+    const size_t wrow = kinfer_row_size(type, n_cols);
+    *wg = xmalloc(wrow * (size_t)n_rows);
+    *wu = xmalloc(wrow * (size_t)n_rows);
+    for (int64_t r = 0; r < n_rows; r++) {
+        random_row(type, *wg + r * wrow, n_cols);
+        random_row(type, *wu + r * wrow, n_cols);
+    }
+}
+
 /* The gated pair (the FFN's gate and up at once) against two QUANT
  * matmuls and the gate over each token's row: the same bits, for every
  * path (one token, batched kernels, repacked rows, a last row chunk cut
@@ -1138,16 +1150,12 @@ START_TEST(test_matmul_gated)
     const kinfer_type_traits *tt = kinfer_type_traits_get(type);
     rng_state = 3200 + (uint64_t)_i;
     const int64_t n_cols = tt->blck_size == 256 ? 512 : 32 * 5, row_counts[] = {37, 72}, token_counts[] = {1, 5, 40};
-    const size_t wrow = kinfer_row_size(type, n_cols);
     kinfer_threadpool *pools[N_POOLS];
     pools_new(pools);
     for (size_t rc = 0; rc < 2; rc++) {
         const int64_t n_rows = row_counts[rc];
-        uint8_t *wg = xmalloc(wrow * (size_t)n_rows), *wu = xmalloc(wrow * (size_t)n_rows);
-        for (int64_t r = 0; r < n_rows; r++) {
-            random_row(type, wg + r * wrow, n_cols);
-            random_row(type, wu + r * wrow, n_cols);
-        }
+        uint8_t *wg, *wu;
+        random_gate_up(type, n_rows, n_cols, &wg, &wu);
         for (size_t tc = 0; tc < sizeof token_counts / sizeof token_counts[0]; tc++) {
             const int64_t nt = token_counts[tc], ny = nt * n_rows;
             float *x = xmalloc((size_t)(nt * n_cols) * sizeof(float));
@@ -1213,16 +1221,12 @@ START_TEST(test_matmul_one_token)
     const kinfer_type_traits *tt = kinfer_type_traits_get(type);
     rng_state = 4100 + (uint64_t)_i;
     const int64_t n_cols = tt->blck_size == 256 ? 512 : 32 * 7, row_counts[] = {37, 136}, token_counts[] = {2, 9, 33};
-    const size_t wrow = kinfer_row_size(type, n_cols);
     kinfer_threadpool *pools[N_POOLS];
     pools_new(pools);
     for (size_t rc = 0; rc < 2; rc++) {
         const int64_t n_rows = row_counts[rc];
-        uint8_t *wg = xmalloc(wrow * (size_t)n_rows), *wu = xmalloc(wrow * (size_t)n_rows);
-        for (int64_t r = 0; r < n_rows; r++) {
-            random_row(type, wg + r * wrow, n_cols);
-            random_row(type, wu + r * wrow, n_cols);
-        }
+        uint8_t *wg, *wu;
+        random_gate_up(type, n_rows, n_cols, &wg, &wu);
         for (size_t tc = 0; tc < sizeof token_counts / sizeof token_counts[0]; tc++) {
             const int64_t nt = token_counts[tc], ny = nt * n_rows;
             float *x = xmalloc((size_t)(nt * n_cols) * sizeof(float));
